@@ -1,0 +1,55 @@
+"""Every error snnkit expects to happen lives here.
+
+The CLI turns a :class:`SnnkitError` into a one-paragraph message (never a traceback): each says what
+happened, whose fault it is, and how to fix it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class SnnkitError(Exception):
+    """An expected failure with a message meant for the user."""
+
+
+class UnknownComponentError(SnnkitError):
+    def __init__(self, kind: str, name: str, available: Iterable[str]):
+        available = sorted(available)
+        close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
+        msg = f"unknown {kind} {name!r}."
+        if close:
+            msg += f" Did you mean {' or '.join(repr(c) for c in close)}?"
+        msg += f" Installed {kind}s: {', '.join(available) if available else '(none)'}."
+        msg += " `snnkit list-plugins` shows which plugin provides what."
+        super().__init__(msg)
+        self.kind, self.name, self.close_matches = kind, name, close
+
+
+class RegistrationError(SnnkitError):
+    """A plugin tried to register something invalid (wrong type, bad name, duplicate)."""
+
+
+class PluginLoadError(SnnkitError):
+    """A plugin failed to import or to run one of its hooks."""
+
+
+class IncompatibleError(SnnkitError):
+    """A neuron / connectivity / rule combination that cannot train together."""
+
+
+class ConfigError(SnnkitError):
+    """A malformed config file, option or parameter override."""
+
+
+class DatasetError(SnnkitError):
+    """Missing, truncated or malformed dataset files; the message names the file and the expected layout."""
+
+
+class NaNLossError(SnnkitError):
+    """Training produced a non-finite loss; the run directory keeps the last good checkpoint."""
+
+
+class CheckpointError(SnnkitError):
+    """A run directory or checkpoint that cannot be read or resumed."""

@@ -1,0 +1,54 @@
+"""The whole plugin contract of snnkit: five hooks.
+
+A plugin is a module (or object) listed under the ``snnkit`` entry-point group. It implements any of the
+hooks below with ``@snnkit_core.hookimpl``. Each ``register_*`` hook receives a ``register`` callback; call
+it once per component class. The registry remembers which plugin registered what and rejects invalid or
+duplicate registrations immediately, naming the plugin.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("snnkit")
+hookimpl = pluggy.HookimplMarker("snnkit")
+
+
+@hookspec
+def register_neurons(register):
+    """Register neuron models: ``register(cls)`` with ``cls`` a subclass of :class:`snnkit_core.Neuron`.
+
+    :param register: callback taking the class; its ``name`` attribute is the name users type.
+    """
+
+
+@hookspec
+def register_connectivity(register):
+    """Register connectivity patterns: ``register(cls)`` with ``cls`` a subclass of :class:`snnkit_core.Connectivity`.
+
+    :param register: callback taking the class.
+    """
+
+
+@hookspec
+def register_rules(register):
+    """Register learning rules: ``register(cls)`` with ``cls`` a subclass of :class:`snnkit_core.LearningRule`.
+
+    :param register: callback taking the class.
+    """
+
+
+@hookspec
+def register_datasets(register):
+    """Register datasets: ``register(cls)`` with ``cls`` a subclass of :class:`snnkit_core.Dataset`.
+
+    :param register: callback taking the class.
+    """
+
+
+@hookspec
+def register_commands(cli):
+    """Add commands to the ``snnkit`` CLI.
+
+    :param cli: the root :class:`click.Group`; call ``cli.command()`` or ``cli.add_command(...)`` on it.
+    """

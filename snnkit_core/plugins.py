@@ -1,0 +1,150 @@
+"""Plugin loading over the ``snnkit`` entry-point group.
+
+``load_plugins()`` is idempotent. ``SNNKIT_LOAD_PLUGINS`` chooses what loads: unset loads every installed
+plugin; a comma-separated list loads only those (entry-point or distribution names); the empty string loads
+none. A plugin that fails to import, or whose hook raises, is recorded as broken with its error and the
+rest keep working.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from importlib.metadata import entry_points
+
+import pluggy
+from attrs import define, field
+
+from . import hookspecs
+from .errors import SnnkitError
+from .registry import Registry
+
+ENV_VAR = "SNNKIT_LOAD_PLUGINS"
+
+_HOOK_KIND = {
+    "register_neurons": "neuron",
+    "register_connectivity": "connectivity",
+    "register_rules": "rule",
+    "register_datasets": "dataset",
+}
+
+
+@define
+class PluginInfo:
+    name: str
+    version: str | None = None
+    distribution: str | None = None
+    error: str | None = None
+
+
+@define
+class _State:
+    pm: pluggy.PluginManager
+    registry: Registry = field(factory=Registry)
+    plugins: dict[str, PluginInfo] = field(factory=dict)
+    loaded: bool = False
+
+
+def _new_pm() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("snnkit")
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+_state = _State(pm=_new_pm())
+pm = _state.pm
+
+
+def _short_error(exc: BaseException) -> str:
+    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def load_plugins() -> None:
+    """Import every selected plugin of the ``snnkit`` entry-point group and build the registry once."""
+    if _state.loaded:
+        return
+    _state.loaded = True
+    selected = os.environ.get(ENV_VAR)
+    allowed = None if selected is None else {s.strip() for s in selected.split(",") if s.strip()}
+    for ep in entry_points(group="snnkit"):
+        dist = ep.dist.name if ep.dist is not None else None
+        if allowed is not None and ep.name not in allowed and dist not in allowed:
+            continue
+        info = PluginInfo(ep.name, ep.dist.version if ep.dist is not None else None, dist)
+        _state.plugins[ep.name] = info
+        try:
+            module = ep.load()
+        except Exception as exc:  # a broken plugin must not take snnkit down
+            info.error = _short_error(exc)
+            continue
+        if pm.is_registered(module) or pm.get_plugin(ep.name) is not None:
+            continue
+        pm.register(module, name=ep.name)
+    pm.check_pending()  # a misspelt hook name fails loudly
+    _collect()
+
+
+def register_plugin(obj, name: str, version: str | None = None) -> None:
+    """Register an in-process plugin (tests, notebooks) and add its components to the registry."""
+    load_plugins()
+    pm.register(obj, name=name)
+    pm.check_pending()
+    _state.plugins[name] = PluginInfo(name, version)
+    _collect(only=name)
+
+
+def unregister_plugin(name: str) -> None:
+    plugin = pm.get_plugin(name)
+    if plugin is not None:
+        pm.unregister(plugin)
+    _state.registry.unregister_plugin(name)
+    _state.plugins.pop(name, None)
+
+
+def _collect(only: str | None = None) -> None:
+    """Call each plugin's register_* hooks separately so the registry knows who registered what."""
+    for hook_name, kind in _HOOK_KIND.items():
+        hook = getattr(pm.hook, hook_name)
+        for impl in hook.get_hookimpls():
+            if only is not None and impl.plugin_name != only:
+                continue
+            info = _state.plugins.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name))
+            if info.error:
+                continue
+
+            def register(cls, _kind=kind, _plugin=impl.plugin_name):
+                _state.registry.register(_kind, cls, _plugin)
+
+            try:
+                impl.function(register=register)
+            except Exception as exc:
+                if only is not None and isinstance(exc, SnnkitError):
+                    raise
+                info.error = f"{hook_name} failed: {_short_error(exc)}"
+                _state.registry.unregister_plugin(impl.plugin_name)
+
+
+def get_registry() -> Registry:
+    load_plugins()
+    return _state.registry
+
+
+def plugin_infos() -> list[PluginInfo]:
+    load_plugins()
+    return sorted(_state.plugins.values(), key=lambda p: p.name)
+
+
+def reset_for_tests() -> None:
+    """Forget everything loaded (tests use this to reload under a different SNNKIT_LOAD_PLUGINS)."""
+    global pm
+    _state.pm = pm = _new_pm()
+    _state.registry = Registry()
+    _state.plugins = {}
+    _state.loaded = False
+
+
+def add_commands(cli) -> None:
+    load_plugins()
+    pm.hook.register_commands(cli=cli)

@@ -1,0 +1,29 @@
+"""The plain-torch reference scan: a Python loop of ``neuron.step`` over time.
+
+It is the oracle for every faster path (chunked recurrence, custom rule backwards, fused kernels).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .interfaces import Neuron, Recurrence
+
+
+def reference_scan(neuron: Neuron, current: torch.Tensor, recurrence: Recurrence | None = None):
+    """Run ``neuron`` over ``current`` (T, B, N); returns output ``y`` and spikes ``s``, both (T, B, N)."""
+    T, B, _ = current.shape
+    state = neuron.initial_state(B, current.device, current.dtype)
+    ys, ss = [], []
+    span = recurrence.span if recurrence is not None else 0
+    zeros = current.new_zeros(current.shape[1:])
+    for t in range(T):
+        i_t = current[t]
+        if recurrence is not None:
+            # past[j-1] = y[t-j]; zeros before the sequence starts
+            past = [ys[t - j] if t - j >= 0 else zeros for j in range(1, span + 1)]
+            i_t = i_t + recurrence.recurrent_input(past)
+        y, s, state = neuron.step(i_t, state)
+        ys.append(y)
+        ss.append(s)
+    return torch.stack(ys), torch.stack(ss)
