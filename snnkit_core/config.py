@@ -47,6 +47,7 @@ class TrainConfig:
     bias: bool = False
     init: str = "kaiming"
     weight_scale: float = 1.0
+    dropout: float = 0.0  # after each hidden layer's feedforward product; one mask per sample for all steps
     #: per-component parameter overrides: {"neuron": {...}, "conn": {...}, "dataset": {...}, "rule.NAME": {...}}
     params: dict[str, dict[str, Any]] = field(factory=dict)
 

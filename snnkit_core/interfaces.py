@@ -203,6 +203,10 @@ class LearningRule(_Component, ABC):
     def make_optimizer(self, groups: list[dict], lr: float, weight_decay: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
 
+    def make_scheduler(self, optimizer: torch.optim.Optimizer, epochs: int):
+        """A learning-rate scheduler stepped once per epoch, or None."""
+        return None
+
     def after_step(self, network) -> None:
         """Called after every optimizer step (weight clamping, parameter projection)."""
 
@@ -212,6 +216,13 @@ class LearningRule(_Component, ABC):
     def describe(self, network) -> dict[str, Any]:
         """Extra per-epoch facts to record (e.g. BIP's leak distribution)."""
         return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Rule state that a resumed run needs (tensors, numbers, strings); saved in the checkpoint."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
 
 
 # --------------------------------------------------------------------------------------------- dataset

@@ -19,13 +19,22 @@ from .interfaces import Connectivity, LearningRule, Neuron, Recurrence
 
 
 class Layer(nn.Module):
-    def __init__(self, in_size: int, neuron: Neuron, recurrence: Recurrence | None, bias: bool):
+    def __init__(self, in_size: int, neuron: Neuron, recurrence: Recurrence | None, bias: bool, dropout: float = 0.0):
         super().__init__()
         self.ff = nn.Linear(in_size, neuron.size, bias=bias)
+        self.dropout = dropout
         self.skip_in = nn.ModuleDict()
         self.recurrence = recurrence
         self.neuron = neuron
         self.size = neuron.size
+
+    def drop(self, current: torch.Tensor) -> torch.Tensor:
+        """Dropout with one mask per sample shared by all T steps (spikingjelly's layer.Dropout semantics)."""
+        if not self.training or self.dropout <= 0:
+            return current
+        keep = 1 - self.dropout
+        mask = torch.bernoulli(current.new_full((1, *current.shape[1:]), keep)) / keep
+        return current * mask
 
     def scan(self, current: torch.Tensor):
         if self.recurrence is None:
@@ -61,6 +70,7 @@ class Network(nn.Module):
         bias: bool = False,
         init: str = "kaiming",
         weight_scale: float = 1.0,
+        dropout: float = 0.0,
     ):
         super().__init__()
         if not hidden:
@@ -69,7 +79,7 @@ class Network(nn.Module):
         self.input_neuron = make_neuron(input_size)  # only for encode_input (e.g. the PSC filter)
         self.layers = nn.ModuleList()
         for i, n in enumerate(hidden):
-            self.layers.append(Layer(self.sizes[i], make_neuron(n), connectivity.make_recurrence(i, n), bias))
+            self.layers.append(Layer(self.sizes[i], make_neuron(n), connectivity.make_recurrence(i, n), bias, dropout))
         self.skip_edges = connectivity.skip_edges(len(hidden))
         for src, dst in self.skip_edges:
             if not (0 <= src < dst < len(hidden)) or dst - src < 2:
@@ -126,6 +136,7 @@ class Network(nn.Module):
             cur = layer.ff(h)
             for src, lin in layer.skip_in.items():
                 cur = cur + lin(ys[int(src)])
+            cur = layer.drop(cur)
             y, s = self._scan(layer, cur)
             ys.append(y)
             traces.append(LayerTrace(y, s))

@@ -103,6 +103,7 @@ def build(cfg: TrainConfig) -> Built:
         bias=cfg.bias,
         init=cfg.init,
         weight_scale=cfg.weight_scale,
+        dropout=cfg.dropout,
     )
     for r in rules:
         r.setup(network)
@@ -233,6 +234,7 @@ def train(
     built = built or build(cfg)
     net = built.network
     opt = make_optimizer(built)
+    sched = built.gradient_rule.make_scheduler(opt, cfg.epochs)
     train_data, test_data = data or load_splits(built)
     start_epoch = 0
     run = Path(run_dir) if run_dir is not None else None
@@ -241,10 +243,11 @@ def train(
             ck = load_checkpoint(run)
             net.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
+            if sched is not None and ck.get("scheduler"):
+                sched.load_state_dict(ck["scheduler"])
             torch.set_rng_state(ck["rng"])
             for r, state in zip(built.rules, ck.get("rules", [])):
-                if hasattr(r, "load_state"):
-                    r.load_state(state)
+                r.load_state_dict(state)
             start_epoch = int(ck["epoch"]) + 1
             _truncate_metrics(run / "metrics.jsonl", start_epoch)
         else:
@@ -254,9 +257,6 @@ def train(
             (run / "config.toml").write_text(dump_toml({"train": cfg.to_dict()}))
             (run / "manifest.json").write_text(json.dumps(manifest(built), indent=2))
     for epoch in range(start_epoch, cfg.epochs):
-        for r in built.rules:  # epoch-level schedules applied before the epoch (e.g. ASRC temperature)
-            if hasattr(r, "on_epoch_start"):
-                r.on_epoch_start(net, epoch)
         t0 = time.perf_counter()
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         total_loss, correct, n = 0.0, 0, 0
@@ -286,6 +286,9 @@ def train(
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
         extra: dict[str, Any] = {}
+        lr_used = opt.param_groups[0]["lr"]
+        if sched is not None:
+            sched.step()
         for r in built.rules:
             r.on_epoch_end(net, epoch)
             extra.update(r.describe(net))
@@ -302,7 +305,7 @@ def train(
             test_loss=test_loss,
             test_accuracy=test_acc,
             seconds=seconds,
-            lr=opt.param_groups[0]["lr"],
+            lr=lr_used,
             extra=extra,
         )
         if run is not None:
@@ -310,8 +313,9 @@ def train(
                 "epoch": epoch,
                 "model": net.state_dict(),
                 "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict() if sched is not None else {},
                 "rng": torch.get_rng_state(),
-                "rules": [r.state() if hasattr(r, "state") else {} for r in built.rules],
+                "rules": [r.state_dict() for r in built.rules],
             }
             atomic_save(state, run / "checkpoint.pt")
             with open(run / "metrics.jsonl", "a") as f:

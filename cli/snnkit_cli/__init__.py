@@ -1,0 +1,1 @@
+"""snnkit's command line: parse -> call snnkit_core -> render with rich. No training logic lives here."""

@@ -1,0 +1,344 @@
+"""The ``snnkit`` command: ``list-plugins``, ``info``, ``train``, ``eval``, ``data``, plus plugin commands."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from snnkit_core.errors import SnnkitError
+
+from .render import RichProgress, console, epoch_row, epoch_table, err_console
+
+
+def expected_errors(fn):
+    """Turn snnkit's expected errors into a clean message and exit code 1, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SnnkitError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+class SnnkitGroup(click.Group):
+    """Adds plugin commands lazily, so a broken plugin cannot break ``snnkit --help``."""
+
+    _plugins_added = False
+
+    def _add_plugin_commands(self):
+        if self._plugins_added:
+            return
+        self._plugins_added = True
+        from snnkit_core import plugins
+
+        try:
+            plugins.add_commands(self)
+        except Exception as exc:  # a plugin's command hook failed; the built-in commands still work
+            err_console.print(f"[yellow]warning:[/] a plugin failed to add its commands: {exc}")
+
+    def list_commands(self, ctx):
+        self._add_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx, name):
+        self._add_plugin_commands()
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=SnnkitGroup)
+@click.version_option(package_name="snnkit")
+def cli():
+    """snnkit: train recurrent spiking neural networks on speech and other temporal data."""
+
+
+# ------------------------------------------------------------------------------------- list-plugins
+
+
+@cli.command("list-plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def list_plugins(as_json):
+    """Installed plugins, their versions, the components each registers, and any that failed to load."""
+    from snnkit_core.plugins import get_registry, plugin_infos
+
+    reg = get_registry()
+    rows = []
+    for info in plugin_infos():
+        comps = [{"kind": c.kind, "name": c.name} for c in reg.by_plugin(info.name)]
+        rows.append({"name": info.name, "version": info.version, "components": comps, "error": info.error})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="snnkit plugins")
+    table.add_column("plugin")
+    table.add_column("version")
+    table.add_column("components")
+    table.add_column("status")
+    for r in rows:
+        comps = ", ".join(f"{c['kind']}:{c['name']}" for c in r["components"]) or "-"
+        status = f"[red]broken: {r['error']}[/]" if r["error"] else "[green]ok[/]"
+        table.add_row(r["name"], r["version"] or "-", comps, status)
+    console.print(table)
+    if not rows:
+        console.print("No plugins loaded" + (" (SNNKIT_LOAD_PLUGINS is set)" if "SNNKIT_LOAD_PLUGINS" in __import__("os").environ else "") + ".")
+
+
+# --------------------------------------------------------------------------------------------- info
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["neuron", "connectivity", "rule", "dataset"]), help="When NAME is ambiguous.")
+@expected_errors
+def info(name, kind):
+    """What a component is: description, parameters (defaults, units) and compatibility."""
+    import inspect
+
+    from snnkit_core.errors import UnknownComponentError
+    from snnkit_core.plugins import get_registry
+
+    reg = get_registry()
+    found = [c for c in reg.find(name) if kind is None or c.kind == kind]
+    if not found:
+        every = sorted({c.name for c in reg.all()})
+        raise UnknownComponentError("component", name, every)
+    for comp in found:
+        cls = comp.cls
+        console.rule(f"[bold]{comp.kind} {comp.name}[/]  (plugin {comp.plugin})")
+        console.print(cls.description or "")
+        doc = inspect.getdoc(sys.modules[cls.__module__]) or inspect.getdoc(cls) or ""
+        if doc:
+            console.print(doc, markup=False, highlight=False)
+        if cls.params:
+            t = Table(title="parameters (--set %s.KEY=VALUE)" % ({"connectivity": "conn", "rule": f"rule.{comp.name}"}.get(comp.kind, comp.kind)))
+            for col in ("name", "default", "unit", "meaning"):
+                t.add_column(col)
+            for p in cls.params:
+                meaning = p.help + (f" (one of {', '.join(map(str, p.choices))})" if p.choices else "")
+                t.add_row(p.name, repr(p.default), p.unit, meaning)
+            console.print(t)
+        for line in _compat_lines(comp, reg):
+            console.print(line)
+
+
+def _compat_lines(comp, reg) -> list[str]:
+    cls = comp.cls
+    if comp.kind == "rule":
+        c = cls.compatibility
+        rule = cls()
+        neurons = [n for n in reg.names("neuron") if not any("neuron" in p for p in rule.check(reg.get("neuron", n), _any_conn(reg, rule)))]
+        conns = [n for n in reg.names("connectivity") if not any("connectivity" in p for p in rule.check(_any_neuron(reg, rule), reg.get("connectivity", n)))]
+        return [
+            f"role: {cls.role}; readout: {cls.readout}",
+            f"neurons: {', '.join(neurons) or '(none installed)'}" + (f" (needs {', '.join(c.neuron_caps)})" if c.neuron_caps else ""),
+            f"connectivity: {', '.join(conns) or '(none installed)'}",
+        ]
+    if comp.kind == "neuron":
+        caps = [cap for cap in ("has_psc", "has_surrogate", "has_leak") if getattr(cls, cap, False)]
+        rules = [r for r in reg.names("rule") if not any("neuron" in p for p in reg.get("rule", r)().check(cls, _any_conn(reg, reg.get("rule", r)())))]
+        return [f"capabilities: {', '.join(caps) or '-'}", f"rules: {', '.join(rules) or '-'}"]
+    if comp.kind == "connectivity":
+        rules = [r for r in reg.names("rule") if not any("connectivity" in p for p in reg.get("rule", r)().check(_any_neuron(reg, reg.get("rule", r)()), cls))]
+        return [f"recurrence: {cls.recurrence}; skip edges: {'yes' if cls.has_skip else 'no'}", f"rules: {', '.join(rules) or '-'}"]
+    if comp.kind == "dataset":
+        return [f"source: {cls.source or '-'}", f"licence: {cls.licence or '-'}", f"splits: {', '.join(cls.splits)}"]
+    return []
+
+
+def _any_conn(reg, rule):
+    for n in reg.names("connectivity"):
+        if not any("connectivity" in p for p in rule.check(_Dummy, reg.get("connectivity", n))):
+            return reg.get("connectivity", n)
+    return _Dummy
+
+
+def _any_neuron(reg, rule):
+    for n in reg.names("neuron"):
+        if not any("neuron" in p for p in rule.check(reg.get("neuron", n), _Dummy)):
+            return reg.get("neuron", n)
+    return _Dummy
+
+
+class _Dummy:
+    name = "-"
+    has_psc = has_surrogate = has_leak = True
+
+
+# -------------------------------------------------------------------------------------------- train
+
+
+def _parse_sets(values) -> dict[str, dict]:
+    from snnkit_core.errors import ConfigError
+
+    out: dict[str, dict] = {}
+    for item in values:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ConfigError(f"--set wants SECTION.KEY=VALUE (e.g. neuron.tau_m=8, conn.init_scale=0.3, rule.bptt.surrogate=triangle); got {item!r}")
+        key, value = item.split("=", 1)
+        section, _, name = key.rpartition(".")
+        out.setdefault(section, {})[name] = value
+    return out
+
+
+@cli.command()
+@click.option("--neuron", help="Neuron model (snnkit list-plugins).")
+@click.option("--conn", help="Connectivity: ff, self, skip, srsc, ...")
+@click.option("--rule", "rules", multiple=True, help="Learning rule; repeat to add an add-on rule (--rule tssl-bp --rule bip).")
+@click.option("--dataset", help="Dataset name (default: the shipped espeak-digits).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Data root (or the corpus folder); default $SNNKIT_DATA.")
+@click.option("--hidden", help="Hidden layer sizes, e.g. 400,400,400.")
+@click.option("--epochs", type=int)
+@click.option("--batch-size", type=int)
+@click.option("--lr", type=float, help="Learning rate (default: the rule's).")
+@click.option("--seed", type=int)
+@click.option("--device", help="auto (GPU when there is one), cpu or cuda.")
+@click.option("--out", "out", type=click.Path(file_okay=False), help="Run directory (default runs/<time>-<combo>).")
+@click.option("--limit", type=int, help="Train and test on at most N examples each (quick checks).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML config; options given here override it.")
+@click.option("--resume", type=click.Path(file_okay=False), help="Continue a killed run from its last checkpoint.")
+@click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Component parameter, e.g. neuron.tau_m=8 (repeatable).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@expected_errors
+def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, device, out, limit, config_file, resume, sets, quiet):
+    """Train a network. With no options: a sensible default on the shipped dataset."""
+    from snnkit_core.config import TrainConfig
+    from snnkit_core.training import read_run_config, train as run_train
+
+    if resume:
+        cfg = read_run_config(resume)
+        run_dir = Path(resume)
+        console.print(f"resuming [bold]{run_dir}[/]")
+    else:
+        cfg = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
+        changes = {
+            k: v
+            for k, v in dict(neuron=neuron, conn=conn, dataset=dataset, data_dir=data_dir, hidden=hidden, epochs=epochs,
+                             batch_size=batch_size, lr=lr, seed=seed, device=device, limit=limit).items()
+            if v is not None
+        }
+        if rules:
+            changes["rules"] = tuple(rules)
+        extra = _parse_sets(sets)
+        if extra:
+            params = {k: dict(v) for k, v in cfg.params.items()}
+            for section, kv in extra.items():
+                params.setdefault(section, {}).update(kv)
+            changes["params"] = params
+        cfg = cfg.evolve(**changes)
+        combo = f"{cfg.neuron}-{cfg.conn}-{'+'.join(cfg.rules)}-{cfg.dataset}"
+        run_dir = Path(out) if out else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{combo}"
+    console.print(
+        f"[bold]snnkit train[/] neuron={cfg.neuron} conn={cfg.conn} rule={'+'.join(cfg.rules)} dataset={cfg.dataset} "
+        f"hidden={','.join(map(str, cfg.hidden))} epochs={cfg.epochs} -> {run_dir}"
+    )
+    table = epoch_table()
+    last = None
+    with RichProgress(enabled=not quiet and sys.stderr.isatty()) as progress:
+        for rec in run_train(cfg, run_dir, resume=bool(resume), progress=progress):
+            last = rec
+            row = epoch_row(rec)
+            table.add_row(*row)
+            console.print(
+                f"epoch {rec.epoch:>3}  loss {rec.train_loss:.4f}  train {100 * rec.train_accuracy:6.2f}%  "
+                f"test {100 * rec.test_accuracy:6.2f}%  {rec.seconds:6.1f}s"
+                + (f"  {_summary(rec.extra)}" if rec.extra else "")
+            )
+    if last is not None:
+        console.print(table)
+        console.print(f"final test accuracy [bold]{100 * last.test_accuracy:.2f}%[/]; run directory {run_dir}")
+
+
+def _summary(extra: dict) -> str:
+    parts = []
+    for k, v in extra.items():
+        if isinstance(v, float):
+            parts.append(f"{k} {v:.3g}")
+        elif k == "recurrence":
+            continue
+        elif isinstance(v, (int, str)):
+            parts.append(f"{k} {v}")
+    return "  ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------- eval
+
+
+@cli.command("eval")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--dataset", help="Evaluate on another dataset with the same shapes.")
+@click.option("--data-dir", type=click.Path(file_okay=False))
+@click.option("--split", default="test", show_default=True)
+@expected_errors
+def eval_cmd(run_dir, dataset, data_dir, split):
+    """Evaluate a run directory's latest checkpoint."""
+    from snnkit_core.training import evaluate_run
+
+    loss, acc, n = evaluate_run(run_dir, dataset=dataset, split=split, data_dir=data_dir)
+    console.print(f"{run_dir}: {split} accuracy [bold]{100 * acc:.2f}%[/] ({n} examples), loss {loss:.4f}")
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+@cli.group()
+def data():
+    """Prepare and inspect datasets."""
+
+
+def _dataset(name, data_dir, sets):
+    from snnkit_core.plugins import get_registry
+
+    params = _parse_sets([f"dataset.{s}" if not s.startswith("dataset.") else s for s in sets]).get("dataset", {})
+    return get_registry().get("dataset", name)(data_dir=data_dir, **params)
+
+
+@data.command("prepare")
+@click.argument("name")
+@click.option("--data-dir", type=click.Path(file_okay=False))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Dataset parameter (repeatable).")
+@expected_errors
+def data_prepare(name, data_dir, sets):
+    """Preprocess every split of a dataset into the feature cache."""
+    ds = _dataset(name, data_dir, sets)
+    for split in ds.splits:
+        t0 = time.perf_counter()
+        with console.status(f"preparing {name}/{split}"):
+            d = ds.load(split)
+        console.print(f"{name}/{split}: {len(d)} examples, x {tuple(d.x.shape)} in {time.perf_counter() - t0:.1f}s")
+
+
+@data.command("info")
+@click.argument("name")
+@click.option("--data-dir", type=click.Path(file_okay=False))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE")
+@expected_errors
+def data_info(name, data_dir, sets):
+    """Shapes, class counts and cache location of a dataset."""
+    import torch
+
+    from snnkit_core.data import cache_root
+
+    ds = _dataset(name, data_dir, sets)
+    t = Table(title=f"{name}: {ds.num_classes} classes, input {ds.input_size} channels")
+    t.add_column("split")
+    t.add_column("examples", justify="right")
+    t.add_column("x shape")
+    t.add_column("per class")
+    for split in ds.splits:
+        d = ds.load(split)
+        counts = torch.bincount(d.y, minlength=ds.num_classes).tolist()
+        t.add_row(split, str(len(d)), str(tuple(d.x.shape)), " ".join(map(str, counts)))
+    console.print(t)
+    console.print(f"cache: {cache_root() / name}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    cli()

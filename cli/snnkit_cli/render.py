@@ -1,0 +1,65 @@
+"""Rich rendering helpers shared by the commands."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class RichProgress:
+    """A progress wrapper for the core's ``progress=`` argument: ``progress(iterable, total, description)``."""
+
+    def __init__(self, console: Console = err_console, enabled: bool = True):
+        self.enabled = enabled
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+
+    def __enter__(self):
+        if self.enabled:
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._progress.__exit__(*exc)
+
+    def __call__(self, iterable, total=None, description=""):
+        if not self.enabled:
+            yield from iterable
+            return
+        task = self._progress.add_task(description, total=total)
+        try:
+            for item in iterable:
+                yield item
+                self._progress.advance(task)
+        finally:
+            self._progress.remove_task(task)
+
+
+def epoch_table() -> Table:
+    t = Table(title=None, show_edge=False)
+    for col in ("epoch", "train loss", "train acc", "test loss", "test acc", "seconds"):
+        t.add_column(col, justify="right")
+    return t
+
+
+def epoch_row(rec) -> list[str]:
+    return [
+        str(rec.epoch),
+        f"{rec.train_loss:.4f}",
+        f"{100 * rec.train_accuracy:.2f}%",
+        f"{rec.test_loss:.4f}",
+        f"{100 * rec.test_accuracy:.2f}%",
+        f"{rec.seconds:.1f}",
+    ]

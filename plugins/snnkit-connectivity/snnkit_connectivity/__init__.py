@@ -1,0 +1,1 @@
+"""snnkit-connectivity: recurrence patterns and extra layer-to-layer edges."""

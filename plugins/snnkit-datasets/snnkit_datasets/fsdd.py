@@ -1,0 +1,131 @@
+"""``fsdd``: the Free Spoken Digit Dataset (v1.0.10), 3,000 WAV recordings at 8 kHz, 10 digits, 6 speakers.
+
+Layout: ``<data root>/fsdd/recordings/{digit}_{speaker}_{take}.wav`` (``--data-dir`` may also point at the
+``fsdd`` folder itself). Standard split: takes 0-4 of each speaker and digit are the test set (300), takes
+5-49 the training set (2,700). Features: log-mel, ``n_mels`` x ``steps`` (40 x 100 by default), cached on disk
+keyed by the front-end parameters and the recordings' identity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from snnkit_core import ArrayData, Dataset, Param
+from snnkit_core.data import cached, corpus_dir
+from snnkit_core.errors import DatasetError
+
+from .audio import read_audio
+from .download import download, extract, sha256_file
+from .frontends import log_mel
+
+URL = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.tar.gz"
+#: sha256 over the sorted lines "<file name> <sha256 of file>\n" of all 3,000 recordings of v1.0.10
+RECORDINGS_DIGEST = "dbd573d7cafe79c4b49f65718115e1304e24e067fa39eff18a660dc6cb9c360f"
+_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
+SAMPLE_RATE = 8000
+
+
+class FSDD(Dataset):
+    """Free Spoken Digit Dataset: isolated English digits, 8 kHz, speaker-dependent split (takes 0-4 = test)."""
+
+    name = "fsdd"
+    description = "Free Spoken Digit Dataset v1.0.10: 3,000 WAVs, 10 digits, 6 speakers, 8 kHz (test = takes 0-4)"
+    source = URL
+    licence = "CC BY-SA 4.0"
+    params = (
+        Param("n_mels", 40, "mel channels", unit="channels"),
+        Param("steps", 100, "time steps per utterance", unit="steps"),
+        Param("download", False, "download the archive if the recordings are missing (needs internet)"),
+    )
+
+    @property
+    def num_classes(self):
+        return 10
+
+    @property
+    def input_size(self):
+        return self.hparams["n_mels"]
+
+    @property
+    def class_names(self):
+        return [str(d) for d in range(10)]
+
+    @property
+    def folder(self) -> Path:
+        return corpus_dir(self.data_dir, "fsdd", "recordings")
+
+    def files(self) -> list[Path]:
+        rec = self.folder / "recordings"
+        if not rec.is_dir() and self.hparams["download"]:
+            self.fetch()
+        if not rec.is_dir():
+            raise DatasetError(
+                f"FSDD not found: expected {rec}/ holding {{digit}}_{{speaker}}_{{take}}.wav files. Pass --data-dir "
+                f"ROOT (with ROOT/fsdd/recordings) or set SNNKIT_DATA; or add --set dataset.download=true to fetch it."
+            )
+        files = sorted(p for p in rec.iterdir() if p.suffix == ".wav")
+        bad = [p.name for p in files if not _NAME.match(p.name)]
+        if bad:
+            raise DatasetError(f"unexpected file names in {rec}: {bad[:3]}; expected {{digit}}_{{speaker}}_{{take}}.wav")
+        if not files:
+            raise DatasetError(f"{rec} holds no .wav files")
+        return files
+
+    def fetch(self) -> None:
+        """Download v1.0.10 and keep only ``recordings/``, verified against :data:`RECORDINGS_DIGEST`."""
+        root = self.folder
+        archive = download(URL, root / ".download" / "fsdd-v1.0.10.tar.gz")
+        tmp = root / ".download" / "x"
+        extract(archive, tmp)
+        found = next(tmp.glob("*/recordings"), None)
+        if found is None:
+            raise DatasetError(f"{archive} has no recordings/ folder")
+        if recordings_digest(found) != RECORDINGS_DIGEST:
+            raise DatasetError(f"the recordings in {archive} do not match FSDD v1.0.10 (checksum mismatch)")
+        found.rename(root / "recordings")
+
+    def _identity(self, files: list[Path]) -> str:
+        h = hashlib.sha256()
+        for p in files:
+            h.update(f"{p.name} {p.stat().st_size}\n".encode())
+        return h.hexdigest()
+
+    def load(self, split: str) -> ArrayData:
+        if split not in self.splits:
+            raise DatasetError(f"fsdd has splits {self.splits}, not {split!r}")
+        files = self.files()
+        key = {"n_mels": self.hparams["n_mels"], "steps": self.hparams["steps"], "files": self._identity(files), "v": 1}
+        data = cached("fsdd", key, lambda: self._compute(files))
+        mask = data["take"] < 5 if split == "test" else data["take"] >= 5
+        return ArrayData(data["x"][mask], data["y"][mask])
+
+    def _compute(self, files: list[Path]) -> dict[str, torch.Tensor]:
+        feats, labels, takes = [], [], []
+        for p in files:
+            digit, _, take = _NAME.match(p.name).groups()
+            wave, sr = read_audio(p, SAMPLE_RATE)
+            feats.append(log_mel(wave, sr, n_mels=self.hparams["n_mels"], steps=self.hparams["steps"]))
+            labels.append(int(digit))
+            takes.append(int(take))
+        return {"x": torch.from_numpy(np.stack(feats)), "y": torch.tensor(labels), "take": torch.tensor(takes)}
+
+    def identity(self):
+        files = self.files()
+        return {"name": self.name, "params": dict(self.hparams), "files": len(files), "files_digest": self._identity(files)}
+
+
+def recordings_digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.iterdir()):
+        if p.suffix == ".wav":
+            h.update(f"{p.name} {sha256_file(p)}\n".encode())
+    return h.hexdigest()
+
+
+def register(register):
+    register(FSDD)

@@ -1,0 +1,1 @@
+"""snnkit-neurons: neuron models. Each model is a pure step function plus a thin nn.Module wrapper."""

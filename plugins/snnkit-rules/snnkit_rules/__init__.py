@@ -1,0 +1,1 @@
+"""snnkit-rules: learning rules (surrogate-gradient BPTT, TSSL-BP, BIP, ...)."""
