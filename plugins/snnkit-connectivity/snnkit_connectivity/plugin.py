@@ -1,12 +1,10 @@
-from importlib import import_module
+"""Entry point of snnkit-connectivity: every module of the package with a register(register) function is registered."""
 
+import snnkit_connectivity
 from snnkit_core import hookimpl
-
-#: modules of this package that define ``register(register)``
-PATTERNS = ["scsr"]
+from snnkit_core.discover import register_submodules
 
 
 @hookimpl
 def register_connectivity(register):
-    for name in PATTERNS:
-        import_module(f"snnkit_connectivity.{name}").register(register)
+    register_submodules("snnkit_connectivity", snnkit_connectivity.__path__, register)

@@ -136,6 +136,12 @@ def make_utterance(seed: int, voice: int, digit: int, take: int) -> tuple[np.nda
     return codes, meta
 
 
+def tool_version(tool: str) -> str:
+    """``eSpeak NG text-to-speech: 1.51`` / ``SoX v14.4.2``: recorded in the file, since output depends on them."""
+    out = subprocess.run([tool, "--version"], capture_output=True, text=True).stdout
+    return " ".join(out.split("Data at:")[0].replace(f"{tool}:", "").split())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -159,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = np.array([d for _, d, _ in jobs], dtype=np.int8)
     split = np.array([v in TEST_VOICES for v in voice], dtype=np.int8)
     audio_sha256 = hashlib.sha256(audio.tobytes()).hexdigest()
-    versions = {t: subprocess.run([t, "--version"], capture_output=True, text=True).stdout.strip() for t in ("espeak-ng", "sox")}
+    versions = [tool_version(t) for t in ("espeak-ng", "sox")]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
         args.out,
@@ -178,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         sample_rate=np.int32(SAMPLE_RATE),
         seed=np.int64(args.seed),
         audio_sha256=np.str_(audio_sha256),
-        generator=np.str_(f"make_espeak_digits.py; {versions['espeak-ng']}; {versions['sox']}"),
+        generator=np.str_(f"make_espeak_digits.py --takes {args.takes} --seed {args.seed}; {'; '.join(versions)}"),
     )
     took = time.perf_counter() - start
     dur = len(audio) / SAMPLE_RATE

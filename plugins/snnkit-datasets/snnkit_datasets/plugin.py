@@ -1,14 +1,10 @@
-"""Entry point of snnkit-datasets: registers every loader module listed in ``LOADERS``."""
+"""Entry point of snnkit-datasets: every module of the package with a register(register) function is registered."""
 
-from importlib import import_module
-
+import snnkit_datasets
 from snnkit_core import hookimpl
-
-#: modules of this package that define ``register(register)``
-LOADERS = ["fsdd", "espeak_digits"]
+from snnkit_core.discover import register_submodules
 
 
 @hookimpl
 def register_datasets(register):
-    for name in LOADERS:
-        import_module(f"snnkit_datasets.{name}").register(register)
+    register_submodules("snnkit_datasets", snnkit_datasets.__path__, register)

@@ -1,12 +1,10 @@
-from importlib import import_module
+"""Entry point of snnkit-neurons: every module of the package with a register(register) function is registered."""
 
+import snnkit_neurons
 from snnkit_core import hookimpl
-
-#: modules of this package that define ``register(register)``
-MODELS = ["lif"]
+from snnkit_core.discover import register_submodules
 
 
 @hookimpl
 def register_neurons(register):
-    for name in MODELS:
-        import_module(f"snnkit_neurons.{name}").register(register)
+    register_submodules("snnkit_neurons", snnkit_neurons.__path__, register)

@@ -1,12 +1,10 @@
-from importlib import import_module
+"""Entry point of snnkit-rules: every module of the package with a register(register) function is registered."""
 
+import snnkit_rules
 from snnkit_core import hookimpl
-
-#: modules of this package that define ``register(register)``
-RULES = ["bptt"]
+from snnkit_core.discover import register_submodules
 
 
 @hookimpl
 def register_rules(register):
-    for name in RULES:
-        import_module(f"snnkit_rules.{name}").register(register)
+    register_submodules("snnkit_rules", snnkit_rules.__path__, register)
