@@ -107,7 +107,7 @@ def quantize(x: np.ndarray, noise_rms: float) -> tuple[np.ndarray, float]:
 
     The step is tied to the noise we added: 1.5 x its RMS, so the rounding error (step / sqrt(12), about 0.43 x
     the noise RMS) raises the noise floor by under 1 dB, and the codes of the noise-only parts stay small, which
-    is what lets deflate pack this into ~3.8 bits a sample (8-bit mu-law of the same audio needs ~7.3). Loud,
+    is what lets deflate pack this into ~3.9 bits a sample (8-bit mu-law of the same audio needs ~7.3). Loud,
     clean takes use a finer step (peak / 127) so the peak still fits in int8.
     """
     step = max(1.5 * noise_rms, float(np.max(np.abs(x))) / 127)
