@@ -74,7 +74,7 @@ class TrainConfig:
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self, retain_collection_types=False)
+        return attrs.asdict(self)
 
     def evolve(self, **changes) -> "TrainConfig":
         return attrs.evolve(self, **{k: v for k, v in changes.items()})

@@ -81,6 +81,11 @@ class Network(nn.Module):
         for i, n in enumerate(hidden):
             self.layers.append(Layer(self.sizes[i], make_neuron(n), connectivity.make_recurrence(i, n), bias, dropout))
         self.skip_edges = connectivity.skip_edges(len(hidden))
+        if connectivity.has_skip and not self.skip_edges:
+            raise IncompatibleError(
+                f"connectivity {connectivity.name!r} adds skip edges from hidden layer l to l+2, so it needs at least "
+                f"3 hidden layers; got --hidden {','.join(map(str, hidden))}"
+            )
         for src, dst in self.skip_edges:
             if not (0 <= src < dst < len(hidden)) or dst - src < 2:
                 raise IncompatibleError(

@@ -268,7 +268,7 @@ def train(
             loss = rule.loss(out, y)
             if not torch.isfinite(loss):
                 raise NaNLossError(
-                    f"the loss became {float(loss)} in epoch {epoch + 1}. Lower --lr or check the data; "
+                    f"the loss became {float(loss.detach())} in epoch {epoch + 1}. Lower --lr or check the data; "
                     + (f"{run} keeps the last good checkpoint (--resume {run})." if run else "")
                 )
             opt.zero_grad(set_to_none=True)

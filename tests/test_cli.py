@@ -1,0 +1,86 @@
+"""The CLI through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from snnkit_cli.main import cli
+
+from .fakeplugin import FakePlugin
+
+
+@pytest.fixture
+def runner(fresh_plugins):
+    fresh_plugins.register_plugin(FakePlugin(), name="snnkit-fake")
+    yield CliRunner()
+    fresh_plugins.unregister_plugin("snnkit-fake")
+
+
+def test_list_plugins_json(runner):
+    res = runner.invoke(cli, ["list-plugins", "--json"])
+    assert res.exit_code == 0
+    rows = {r["name"]: r for r in json.loads(res.output)}
+    assert set(rows["snnkit-neurons"]) == {"name", "version", "components", "error"}
+    assert {"kind": "rule", "name": "bptt"} in rows["snnkit-rules"]["components"]
+    assert {"kind": "dataset", "name": "tiny"} in rows["snnkit-fake"]["components"]
+
+
+def test_list_plugins_table(runner):
+    res = runner.invoke(cli, ["list-plugins"])
+    assert res.exit_code == 0 and "snnkit-connectivity" in res.output
+
+
+def test_info_shows_parameters_and_compatibility(runner):
+    res = runner.invoke(cli, ["info", "lif"])
+    assert res.exit_code == 0, res.output
+    assert "tau_m" in res.output and "steps" in res.output and "bptt" in res.output
+    res = runner.invoke(cli, ["info", "bptt"])
+    assert "surrogate" in res.output and "lif" in res.output
+
+
+def test_info_unknown_name_suggests(runner):
+    res = runner.invoke(cli, ["info", "lf"])
+    assert res.exit_code == 1
+    assert "Did you mean 'lif'" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_train_eval_and_resume(runner, tmp_path):
+    run = tmp_path / "run"
+    args = ["train", "--dataset", "tiny", "--hidden", "8,8,8", "--epochs", "2", "--out", str(run), "--quiet", "--set", "neuron.tau_m=8"]
+    res = runner.invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "final test accuracy" in res.output
+    assert 'tau_m = "8"' in (run / "config.toml").read_text() or "tau_m = 8" in (run / "config.toml").read_text()
+    res = runner.invoke(cli, ["eval", str(run)])
+    assert res.exit_code == 0 and "test accuracy" in res.output
+    res = runner.invoke(cli, ["train", "--resume", str(run)])
+    assert res.exit_code == 0  # nothing left to do: 2 of 2 epochs done
+    res = runner.invoke(cli, ["train", "--dataset", "tiny", "--epochs", "1", "--out", str(run)])
+    assert res.exit_code == 1 and "--resume" in res.output
+
+
+def test_train_errors_are_clean(runner, tmp_path):
+    res = runner.invoke(cli, ["train", "--rule", "picky", "--dataset", "tiny", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 1 and "incompatible combination" in res.output and "Traceback" not in res.output
+    res = runner.invoke(cli, ["train", "--conn", "srcs", "--dataset", "tiny"])
+    assert res.exit_code == 1 and "Did you mean 'srsc'" in res.output
+    res = runner.invoke(cli, ["train", "--set", "nonsense", "--dataset", "tiny"])
+    assert res.exit_code == 1 and "SECTION.KEY=VALUE" in res.output
+
+
+def test_config_file_and_override(runner, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[train]\ndataset = "tiny"\nhidden = [8, 8, 8]\nepochs = 5\nconn = "ff"\n')
+    res = runner.invoke(cli, ["train", "--config", str(cfg), "--epochs", "1", "--out", str(tmp_path / "r"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    text = (tmp_path / "r" / "config.toml").read_text()
+    assert "epochs = 1" in text and 'conn = "ff"' in text
+
+
+def test_data_info(runner):
+    res = runner.invoke(cli, ["data", "info", "tiny"])
+    assert res.exit_code == 0 and "64" in res.output

@@ -1,0 +1,161 @@
+"""The plugin contract: registration, attribution, duplicates, broken plugins, plugin selection."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from snnkit_core import Neuron, hookimpl
+from snnkit_core.errors import RegistrationError, UnknownComponentError
+
+from .fakeplugin import FakePlugin, ToyNeuron
+
+
+@pytest.fixture
+def fake(fresh_plugins):
+    fresh_plugins.register_plugin(FakePlugin(), name="snnkit-fake", version="9.9")
+    try:
+        yield fresh_plugins
+    finally:
+        fresh_plugins.unregister_plugin("snnkit-fake")
+
+
+def test_fake_plugin_components_are_attributed(fake):
+    reg = fake.get_registry()
+    comp = reg.component("neuron", "toy-neuron")
+    assert comp.plugin == "snnkit-fake" and comp.cls is ToyNeuron
+    assert {c.name for c in reg.by_plugin("snnkit-fake")} == {"toy-neuron", "picky", "nan-rule", "tiny"}
+    # the first-party plugins are still there beside it
+    assert reg.component("neuron", "lif").plugin == "snnkit-neurons"
+
+
+def test_unregister_removes_components(fake):
+    fake.unregister_plugin("snnkit-fake")
+    with pytest.raises(UnknownComponentError):
+        fake.get_registry().get("neuron", "toy-neuron")
+
+
+def test_duplicate_names_are_rejected_naming_both_plugins(fake):
+    class Other(Neuron):
+        name = "lif"
+
+        def initial_state(self, *a):
+            ...
+
+        def step(self, *a):
+            ...
+
+    class Dup:
+        @hookimpl
+        def register_neurons(self, register):
+            register(Other)
+
+    with pytest.raises(RegistrationError) as exc:
+        fake.register_plugin(Dup(), name="snnkit-dup")
+    assert "snnkit-neurons" in str(exc.value) and "snnkit-dup" in str(exc.value)
+    fake.unregister_plugin("snnkit-dup")
+
+
+@pytest.mark.parametrize(
+    "bad, expected",
+    [(object, "not a subclass"), (type("NoName", (ToyNeuron,), {"name": "Bad Name"}), "invalid name")],
+)
+def test_invalid_registrations_name_the_plugin(fake, bad, expected):
+    class Bad:
+        @hookimpl
+        def register_neurons(self, register):
+            register(bad)
+
+    with pytest.raises(RegistrationError, match=expected) as exc:
+        fake.register_plugin(Bad(), name="snnkit-bad")
+    assert "snnkit-bad" in str(exc.value)
+    fake.unregister_plugin("snnkit-bad")
+
+
+def test_misspelt_hook_fails_loudly(fresh_plugins):
+    from pluggy import PluginValidationError
+
+    class Typo:
+        @hookimpl
+        def register_nurons(self, register):  # noqa: D401 - deliberately misspelt
+            ...
+
+    with pytest.raises(PluginValidationError):
+        fresh_plugins.register_plugin(Typo(), name="snnkit-typo")
+    fresh_plugins.unregister_plugin("snnkit-typo")
+
+
+def test_unknown_names_get_close_matches(fresh_plugins):
+    with pytest.raises(UnknownComponentError) as exc:
+        fresh_plugins.get_registry().get("connectivity", "srcs")
+    assert "Did you mean 'srsc'" in str(exc.value)
+    assert exc.value.close_matches[0] == "srsc"
+
+
+def test_env_var_selects_plugins(fresh_plugins, monkeypatch):
+    monkeypatch.setenv("SNNKIT_LOAD_PLUGINS", "")
+    fresh_plugins.reset_for_tests()
+    assert fresh_plugins.plugin_infos() == []
+    assert fresh_plugins.get_registry().all() == []
+    monkeypatch.setenv("SNNKIT_LOAD_PLUGINS", "snnkit-neurons")
+    fresh_plugins.reset_for_tests()
+    assert [p.name for p in fresh_plugins.plugin_infos()] == ["snnkit-neurons"]
+    assert fresh_plugins.get_registry().names("neuron") and not fresh_plugins.get_registry().names("rule")
+
+
+def _install_broken_distribution(root, monkeypatch):
+    """A real distribution on sys.path whose entry point raises on import."""
+    (root / "snnkit_broken_demo.py").write_text("raise RuntimeError('boom: this plugin is broken on purpose')\n")
+    info = root / "snnkit_broken_demo-0.0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: snnkit-broken-demo\nVersion: 0.0.1\n")
+    (info / "entry_points.txt").write_text("[snnkit]\nsnnkit-broken-demo = snnkit_broken_demo\n")
+    monkeypatch.syspath_prepend(str(root))
+
+
+def test_broken_plugin_is_listed_and_the_rest_works(fresh_plugins, tmp_path, monkeypatch):
+    _install_broken_distribution(tmp_path, monkeypatch)
+    fresh_plugins.reset_for_tests()
+    infos = {p.name: p for p in fresh_plugins.plugin_infos()}
+    assert "boom" in infos["snnkit-broken-demo"].error
+    assert infos["snnkit-broken-demo"].version == "0.0.1"
+    assert infos["snnkit-neurons"].error is None
+    assert "lif" in fresh_plugins.get_registry().names("neuron")
+
+
+def test_broken_plugin_in_cli_list_and_train(fresh_plugins, tmp_path, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from snnkit_cli.main import cli
+
+    _install_broken_distribution(tmp_path, monkeypatch)
+    fresh_plugins.reset_for_tests()
+    runner = CliRunner()
+    res = runner.invoke(cli, ["list-plugins", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {r["name"]: r for r in json.loads(res.output)}
+    assert "boom" in rows["snnkit-broken-demo"]["error"] and rows["snnkit-broken-demo"]["components"] == []
+    assert {"kind": "neuron", "name": "lif"} in rows["snnkit-neurons"]["components"]
+    res = runner.invoke(
+        cli,
+        ["train", "--limit", "40", "--epochs", "1", "--hidden", "16,16,16", "--out", str(tmp_path / "run"), "--quiet"],
+    )
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_core_import_does_not_pull_in_cli_or_audio_libraries():
+    code = textwrap.dedent(
+        """
+        import sys
+        import snnkit_core, snnkit_core.training, snnkit_core.network, snnkit_core.plugins
+        bad = [m for m in ("click", "rich", "soundfile") if m in sys.modules]
+        assert not bad, bad
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
