@@ -101,6 +101,9 @@ class Network(nn.Module):
         else:
             raise IncompatibleError(f"readout must be 'spiking' or 'linear', not {readout!r}")
         self.scan_override: Callable | None = None  # set by a rule that chooses the layer backward
+        #: "auto": a recurrence's faster exact scan (e.g. chunked SRC) where it has one;
+        #: "reference": always the plain step-by-step scan (the oracle; `snnkit bench` compares the two)
+        self.backend = "auto"
         self._init_weights(init, weight_scale)
 
     def _init_weights(self, init: str, scale: float) -> None:
@@ -128,6 +131,10 @@ class Network(nn.Module):
             res = self.scan_override(layer, current)
             if res is not None:
                 return res
+        if self.backend == "reference":
+            from .scan import reference_scan
+
+            return reference_scan(layer.neuron, current, layer.recurrence)
         return layer.scan(current)
 
     def forward(self, x: torch.Tensor) -> NetworkOutput:

@@ -340,5 +340,60 @@ def data_info(name, data_dir, sets):
     console.print(f"cache: {cache_root() / name}")
 
 
+# -------------------------------------------------------------------------------------------- bench
+
+
+@cli.command()
+@click.option("--workload", "workloads", multiple=True, help="Workload group (scsr-ti46, src-psmnist, src-ssc, ff-16k, tiny); repeatable. Default: all on CUDA, tiny on CPU.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--repeats", default=20, show_default=True, help="Timed steps per path (median reported).")
+@click.option("--warmup", default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of a table.")
+@expected_errors
+def bench(workloads, device, repeats, warmup, as_json):
+    """Time a full training step on each implementation path of the same network, with ratios and a lower bound."""
+    from snnkit_core.bench import WORKLOADS, bench_workload, copy_bandwidth, lower_bound
+    from snnkit_core.errors import UnknownComponentError
+    from snnkit_core.training import resolve_device
+
+    dev = resolve_device(device)
+    names = list(workloads) or (list(WORKLOADS) if dev.type == "cuda" else ["tiny"])
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown:
+        raise UnknownComponentError("workload", unknown[0], WORKLOADS)
+    bw = copy_bandwidth(dev)
+    results = []
+    for name in names:
+        for w in WORKLOADS[name]:
+            try:
+                res = bench_workload(w, dev, warmup=warmup, repeats=repeats)
+            except UnknownComponentError as exc:
+                results.append({"workload": w.name, "skipped": str(exc)})
+                continue
+            res["lower_bound_ms"] = 1e3 * lower_bound(w, dev, bw)
+            for p in res["paths"].values():
+                p["fraction_of_bound"] = res["lower_bound_ms"] / p["median_ms"]
+            results.append(res)
+    import torch
+
+    meta = {"torch": torch.__version__, "device": str(dev),
+            "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+            "copy_bandwidth_gbs": bw / 1e9}
+    if as_json:
+        click.echo(json.dumps({"meta": meta, "results": results}, indent=2))
+        return
+    t = Table(title=f"snnkit bench on {meta['device_name']} (torch {meta['torch']})")
+    for col in ("workload", "path", "median ms", "peak MB", "x vs reference", "bound ms", "bound/time"):
+        t.add_column(col, justify="right" if col != "workload" else "left")
+    for r in results:
+        if "skipped" in r:
+            t.add_row(r["workload"], "-", "skipped: " + r["skipped"].split(".")[0], "", "", "", "")
+            continue
+        for path, p in r["paths"].items():
+            t.add_row(r["workload"], path, f"{p['median_ms']:.2f}", "-" if p["peak_mb"] is None else f"{p['peak_mb']:.0f}",
+                      f"{p['speedup_vs_reference']:.2f}", f"{r['lower_bound_ms']:.2f}", f"{p['fraction_of_bound']:.3f}")
+    console.print(t)
+
+
 if __name__ == "__main__":  # pragma: no cover
     cli()

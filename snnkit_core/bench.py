@@ -1,0 +1,173 @@
+"""Training-step benchmarks: the same network on each implementation path, ratios measured in one run.
+
+For each workload and path: median time of a full training step (forward, backward, optimizer step) over
+``repeats`` steps after ``warmup`` steps, synchronised on CUDA, and peak memory. A lower bound is printed
+beside it: the same feedforward and recurrent matrix products done as time-batched GEMMs (forward + the two
+backward products), plus one read and write of every state tensor at the device's measured copy bandwidth.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import torch
+from attrs import frozen
+
+from .config import TrainConfig
+from .interfaces import ArrayData, Dataset
+
+
+@frozen
+class Workload:
+    name: str
+    input_size: int
+    steps: int
+    batch: int
+    hidden: tuple[int, ...]
+    classes: int
+    neuron: str
+    conn: str
+    rules: tuple[str, ...]
+    params: dict = {}
+    readout: str | None = None
+    note: str = ""
+
+
+WORKLOADS: dict[str, list[Workload]] = {
+    "scsr-ti46": [
+        Workload("scsr-ti46/bptt", 78, 100, 50, (400, 400, 400), 26, "lif", "srsc", ("bptt",)),
+        Workload("scsr-ti46/tssl-bp", 78, 100, 50, (400, 400, 400), 26, "lif", "srsc", ("tssl-bp",)),
+    ],
+    "src-psmnist": [
+        Workload("src-psmnist/src", 1, 784, 256, (64, 128, 128), 10, "lif-soft", "src", ("bptt",), {"conn": {"skip_span": 12}}),
+        Workload("src-psmnist/asrc", 1, 784, 256, (64, 128, 128), 10, "lif-soft", "asrc", ("bptt",), {"conn": {"max_span": 51}}),
+    ],
+    "src-ssc": [
+        Workload("src-ssc/src", 140, 250, 128, (256, 256, 256), 35, "lif-soft", "src", ("bptt",), {"conn": {"skip_span": 3}}),
+    ],
+    "ff-16k": [
+        Workload("ff-16k", 16384, 500, 16, (16384,), 16384, "lif", "ff", ("bptt",), readout="linear",
+                 note="one Linear + LIF layer (the linear readout adds a second 16k x 16k product)"),
+    ],
+    "tiny": [
+        Workload("tiny/srsc", 16, 50, 8, (32, 32, 32), 4, "lif", "srsc", ("bptt",)),
+    ],
+}
+
+
+class _Synthetic(Dataset):
+    name = "bench-synthetic"
+
+    def __init__(self, w: Workload):
+        super().__init__()
+        self.w = w
+
+    @property
+    def num_classes(self):
+        return self.w.classes
+
+    @property
+    def input_size(self):
+        return self.w.input_size
+
+    def load(self, split):  # pragma: no cover - not used: bench feeds batches directly
+        raise NotImplementedError
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def copy_bandwidth(device: torch.device, mb: int = 256) -> float:
+    """Bytes per second of a large device-to-device copy (read + write counted)."""
+    x = torch.empty(mb * 2**20 // 4, device=device)
+    y = torch.empty_like(x)
+    y.copy_(x)
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(5):
+        y.copy_(x)
+    _sync(device)
+    return 5 * 2 * x.numel() * 4 / (time.perf_counter() - t0)
+
+
+def _time(fn, device, warmup: int, repeats: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def lower_bound(w: Workload, device: torch.device, bandwidth: float, repeats: int = 5) -> float:
+    """Seconds: time-batched GEMMs (fwd + 2 bwd) of every product, plus state traffic at ``bandwidth``."""
+    T, B = w.steps, w.batch
+    sizes = [w.input_size, *w.hidden]
+    gemms = [(T * B, sizes[i], sizes[i + 1]) for i in range(len(w.hidden))]
+    gemms.append((T * B, w.hidden[-1], w.classes))
+    if w.conn in ("dense", "src", "asrc"):
+        gemms += [(T * B, n, n) for n in w.hidden]
+    if w.conn in ("skip", "srsc"):
+        gemms += [(T * B, w.hidden[l], w.hidden[l + 2]) for l in range(len(w.hidden) - 2)]
+    total = 0.0
+    for m, k, n in gemms:
+        a = torch.randn(m, k, device=device)
+        b = torch.randn(k, n, device=device)
+        g = torch.randn(m, n, device=device)
+        ts = _time(lambda: (a @ b, g @ b.T, a.T @ g), device, 1, repeats)
+        total += statistics.median(ts)
+    # state tensors: per layer ~4 (T, B, N) fp32 tensors written forward and read backward
+    state_bytes = sum(4 * 2 * T * B * n * 4 for n in [*w.hidden, w.classes])
+    return total + state_bytes / bandwidth
+
+
+def bench_workload(w: Workload, device: torch.device, paths=("reference", "auto"), warmup: int = 3, repeats: int = 20) -> dict[str, Any]:
+    from .network import Network
+    from .plugins import get_registry
+    from .training import make_optimizer, Built
+
+    reg = get_registry()
+    neuron_cls = reg.get("neuron", w.neuron)
+    conn = reg.get("connectivity", w.conn)(**w.params.get("conn", {}))
+    rules = [reg.get("rule", r)(**w.params.get(f"rule.{r}", {})) for r in w.rules]
+    grad_rule = next(r for r in rules if r.role == "gradient")
+    torch.manual_seed(0)
+    x = torch.rand(w.steps, w.batch, w.input_size, device=device)
+    y = torch.randint(0, w.classes, (w.batch,), device=device)
+    out: dict[str, Any] = {"workload": w.name, "device": str(device), "paths": {}}
+    for path in paths:
+        torch.manual_seed(0)
+        net = Network(w.input_size, w.hidden, w.classes, lambda n: neuron_cls(n, **w.params.get("neuron", {})), conn,
+                      readout=w.readout or grad_rule.readout)
+        for r in rules:
+            r.setup(net)
+        net.backend = path
+        net.to(device)
+        cfg = TrainConfig(neuron=w.neuron, conn=w.conn, rules=w.rules, hidden=w.hidden, batch_size=w.batch)
+        built = Built(cfg, net, rules, _Synthetic(w), device)
+        opt = make_optimizer(built)
+
+        def step():
+            o = net(x)
+            loss = grad_rule.loss(o, y)
+            opt.zero_grad(set_to_none=True)
+            grad_rule.backward(loss, o, y, net)
+            opt.step()
+
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        times = _time(step, device, warmup, repeats)
+        peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+        out["paths"][path] = {"median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times), "peak_mb": peak}
+    ref = out["paths"].get("reference", {}).get("median_ms")
+    for p in out["paths"].values():
+        p["speedup_vs_reference"] = ref / p["median_ms"] if ref else None
+    return out
