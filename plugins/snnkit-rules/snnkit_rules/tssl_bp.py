@@ -1,0 +1,334 @@
+"""``tssl-bp``: Temporal Spike Sequence Learning via Backpropagation (Zhang & Li, NeurIPS 2020), with the
+ScSr-SNN extensions (self-recurrence, l -> l+2 skips, per-neuron leak for BIP; Zhang & Li, AAAI 2021).
+Spec: specs/algorithms.md §1.2, §2, §3.
+
+Forward of one spiking layer (the rule's own scan; identical to the ``lif`` reference scan), per neuron,
+t = 0 … T-1, ũ[-1] = a[-1] = 0, θ = per-neuron leak λ = 1 - 1/τm (``neuron.leak``), d = 1 - 1/τs:
+
+    I[t]  = W a_pre[t] + W_skip a_skip[t]            (time-batched GEMMs outside the scan)
+    u[t]  = θ ⊙ ũ[t-1] + (I[t] + w_s ⊙ a[t-1])       (w_s: diagonal self weight, ``self``/``srsc`` only)
+    Δu[t] = u[t] - ũ[t-1]
+    s[t]  = H(u[t] - V_th);   ũ[t] = u[t]·(1 - s[t]);   a[t] = d·a[t-1] + s[t]/τs
+
+Only the PSC a carries gradient. Backward (default ``backward = "2021"``, the final public TSSL-BP form,
+spec §2.3, with the ScSr terms folded in per §3.5), one reverse-time pass, G[T] = 0, c = 0:
+
+    g_tot[t] = g_ext[t] + w_s ⊙ G[t+1]                         self-recurrent term (ScSr eq. 18)
+    conv[t]  = g_tot[t]/τs + d·conv[t+1]                        = Σ_{k≥t} ε[k-t] g_tot[k], ε[n] = d^n/τs
+    φ[t]     = min(1/Δu[t], bound)                              derivative bound, bound = 8
+    R[t]     = φ[t]·conv[t] + c·(1-θ)·u[t]·φ[t]   if s[t] = 1   inter-neuron + intra-neuron (reset) term
+             = c·θ                                 if s[t] = 0
+    c        ← s[t]·R[t] + (1 - s[t])·θ·c                       the carry uses R, never the surrogate
+    G[t]     = R[t]                     if a[t] ≥ warmup/τs     (warmup = 1/4)
+             = f(u[t])·conv[t]          otherwise               per neuron and step (warm-up surrogate)
+    f(u)     = e^z / (w·(1+e^z)²),  z = clamp((V_th - u)/w, -8, 8),  w = 0.2
+
+Gradients: ∂L/∂I[t] = G[t] (autograd then gives ∂L/∂W = Σ_t G[t] a_pre[t]ᵀ, the skip-weight gradient and the
+gradient to the previous layer's PSC), ∂L/∂w_s = Σ_t G[t] ⊙ a[t-1] (ScSr eq. 17),
+∂L/∂θ = Σ_t G[t] ⊙ ũ[t-1] (ScSr eq. 21 with the post-reset potential; only when θ is trainable, i.e. BIP).
+
+``backward = "2020"`` is the older camera-ready-era form (spec §2.4): with h[j] = s[j](1-θ)u[j]θ^{p-j-1}g_tot[p]
+(p the next spike after j), grad_a = ε * (g_tot + h), and a layer-level warm-up: if the layer's mean spike rate
+(over T, batch and neurons) > ``warmup_rate_2020`` (0.1), G = grad_a·clamp(1/Δu, ±bound_2020)·s, else
+G = grad_a·f(u).
+
+Loss (spec §2.1), on the output layer's PSC a_out (T, B, K):
+
+* ``kernel`` (default): L = ½ Σ_t Σ_i (a_out,i[t] - target_i[t])², target = ε*ε*d (``desired_filter =
+  "double"``, the reference code's behaviour) or ε*d (``"single"``, the paper's). d: the target neuron gets
+  [0,1]×5 tiled T/10 times (T must be a multiple of 10; for T < 10 the 5-step pattern ``short_pattern``
+  tiled T/5 times), other neurons get no spikes.
+* ``count``: c_i = Σ_t a_out,i[t], δ_i = (c_i - y_i)/T with y_i = ``desired_count`` / ``undesired_count``,
+  δ = 0 where the target fires more / a non-target less than asked; L = ½ Σ_t Σ_i δ_i², ∂L/∂a_out,i[t] = δ_i.
+* ``softmax``: cross-entropy on Σ_t a_out[t].
+
+``reduction = "sum"`` (default, as the reference) back-propagates the batch sum; the loss value returned (and
+logged) is always per sample. Prediction: argmax_i Σ_t a_out,i[t].
+
+Recipe (spec §2.5, each switchable): AdamW(β = 0.9, 0.999, weight_decay 0.01), clip_grad_norm(all trainable
+parameters, 1.0) after autograd, weights (feedforward, skip and self weights; not the leak) clamped to
+[-4, 4] after every step.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from snnkit_core import Compatibility, LearningRule, Param
+from snnkit_core.errors import IncompatibleError
+
+# ----------------------------------------------------------------------------------------- layer scan
+
+
+def tssl_forward(current, w_s, leak, tau_s, v_th):
+    """The §1.2 LIF scan (+ optional diagonal self term). Returns u, s, a, ũ_prev, all (T, B, N).
+
+    The arithmetic is written in the same order as ``lif_step`` + ``SelfRecurrence`` so it equals the
+    reference scan bit for bit.
+    """
+    T, B, N = current.shape
+    u_all = torch.empty_like(current)
+    s_all = torch.empty_like(current)
+    a_all = torch.empty_like(current)
+    ur_prev = torch.empty_like(current)
+    ur = current.new_zeros(B, N)
+    a = current.new_zeros(B, N)
+    decay = 1 - 1 / tau_s
+    for t in range(T):
+        i_t = current[t] if w_s is None else current[t] + w_s * a
+        ur_prev[t] = ur
+        u = leak * ur + i_t
+        s = (u - v_th > 0).to(current.dtype)
+        ur = u * (1 - s)
+        a = decay * a + s / tau_s
+        u_all[t], s_all[t], a_all[t] = u, s, a
+    return u_all, s_all, a_all, ur_prev
+
+
+def warmup_surrogate(u, v_th, width):
+    """f(u) = d/du sigmoid((u - V_th)/w), with the exponent clamped to [-8, 8] as in the reference."""
+    z = ((v_th - u) / width).clamp(-8.0, 8.0)
+    ez = torch.exp(z)
+    return ez / (width * (1 + ez) ** 2)
+
+
+def tssl_backward(g_ext, u, s, a, ur_prev, w_s, leak, tau_s, v_th, opts):
+    """Reverse-time pass of spec §2.3 (``opts['backward'] == '2021'``) or §2.4 (``'2020'``), with §3.5's
+    self-recurrent folding and per-neuron leak. Returns G = ∂L/∂I, (T, B, N)."""
+    T = u.shape[0]
+    e0, d = 1 / tau_s, 1 - 1 / tau_s
+    theta = leak.detach()
+    du = u - ur_prev
+    G = torch.empty_like(u)
+    f = warmup_surrogate(u, v_th, opts["width"])
+    if opts["backward"] == "2021":
+        phi = torch.where(s > 0, 1 / torch.where(s > 0, du, torch.ones_like(du)), torch.zeros_like(du)).clamp(max=opts["bound"])
+        A = s * phi  # inter-neuron factor at spikes
+        Lk = (1 - s) * theta  # leak path between spikes
+        P = s * (1 - theta) * u * phi + Lk  # intra-neuron factor at spikes, + leak path elsewhere
+        warm = a < opts["warmup"] / tau_s
+        M = (~warm).to(u.dtype)
+        Fm = warm.to(u.dtype) * f
+        conv = torch.zeros_like(u[0])
+        c = torch.zeros_like(u[0])
+        G_next = torch.zeros_like(u[0])
+        for t in range(T - 1, -1, -1):
+            g = g_ext[t] if w_s is None else g_ext[t] + w_s * G_next
+            conv = e0 * g + d * conv
+            R = A[t] * conv + P[t] * c
+            c = s[t] * R + Lk[t] * c
+            G_next = M[t] * R + Fm[t] * conv
+            G[t] = G_next
+        return G
+    # ---- 2020 form (spec §2.4): layer-level warm-up
+    active = float(s.mean()) > opts["warmup_rate_2020"]
+    if active:
+        phi = torch.where(s > 0, 1 / torch.where(s > 0, du, torch.ones_like(du)), torch.zeros_like(du))
+        factor = phi.clamp(-opts["bound_2020"], opts["bound_2020"]) * s
+    else:
+        factor = f
+    Hk = s * (1 - theta) * u  # h[j] = Hk[j]·cg, cg = θ^{p-j-1} g_tot[p]
+    Lk = (1 - s) * theta
+    conv = torch.zeros_like(u[0])
+    cg = torch.zeros_like(u[0])
+    G_next = torch.zeros_like(u[0])
+    for t in range(T - 1, -1, -1):
+        g = g_ext[t] if w_s is None else g_ext[t] + w_s * G_next
+        conv = e0 * (g + Hk[t] * cg) + d * conv
+        cg = s[t] * g + Lk[t] * cg
+        G_next = conv * factor[t]
+        G[t] = G_next
+    return G
+
+
+class TSSLScan(torch.autograd.Function):
+    """One spiking layer: forward = §1.2 LIF (+ self term), backward = TSSL-BP (§2.3 / §2.4 + §3.5).
+
+    Inputs: current (T, B, N), w_s (N,) or None, leak (N,), tau_s, v_th, opts. Outputs (a, s); only a carries
+    gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, current, w_s, leak, tau_s, v_th, opts):
+        u, s, a, ur_prev = tssl_forward(current, w_s, leak, tau_s, v_th)
+        ctx.save_for_backward(u, s, a, ur_prev, w_s, leak)
+        ctx.tau_s, ctx.v_th, ctx.opts = tau_s, v_th, opts
+        ctx.mark_non_differentiable(s)
+        return a, s
+
+    @staticmethod
+    def backward(ctx, grad_a, grad_s):
+        u, s, a, ur_prev, w_s, leak = ctx.saved_tensors
+        if grad_a is None:
+            grad_a = torch.zeros_like(a)
+        G = tssl_backward(grad_a, u, s, a, ur_prev, w_s, leak, ctx.tau_s, ctx.v_th, ctx.opts)
+        g_ws = g_leak = None
+        if w_s is not None and ctx.needs_input_grad[1]:
+            a_prev = torch.cat([torch.zeros_like(a[:1]), a[:-1]])
+            g_ws = (G * a_prev).sum((0, 1))
+        if ctx.needs_input_grad[2]:
+            g_leak = (G * ur_prev).sum((0, 1))
+        return G, g_ws, g_leak, None, None, None
+
+
+def psc(x: torch.Tensor, tau_s: float) -> torch.Tensor:
+    """Normalised PSC filter over time (dim 0): y[t] = (1-1/τs) y[t-1] + x[t]/τs."""
+    out = torch.empty_like(x)
+    y = torch.zeros_like(x[0])
+    for t in range(x.shape[0]):
+        y = (1 - 1 / tau_s) * y + x[t] / tau_s
+        out[t] = y
+    return out
+
+
+def desired_spikes(T: int, short_pattern: str = "01111") -> torch.Tensor:
+    """The target neuron's desired spike train, (T,) float64 (spec §2.1)."""
+    if T >= 10:
+        if T % 10:
+            raise IncompatibleError(
+                f"tssl-bp's kernel loss tiles the desired pattern [0,1]x5 over T, so T must be a multiple of 10 "
+                f"(or < 10); got T = {T}. Change the dataset's steps (e.g. --set dataset.steps=100) or use "
+                f"--set rule.tssl-bp.loss=count"
+            )
+        return torch.tensor([0.0, 1.0] * 5, dtype=torch.float64).repeat(T // 10)
+    if T % 5:
+        raise IncompatibleError(f"tssl-bp's kernel loss with T < 10 tiles a 5-step pattern, so T must be 5; got T = {T}")
+    return torch.tensor([float(c) for c in short_pattern], dtype=torch.float64).repeat(T // 5)
+
+
+# ------------------------------------------------------------------------------------------------ rule
+
+
+class TSSLBP(LearningRule):
+    """TSSL-BP with ScSr-SNN self-recurrence, skips and per-neuron leak (custom reverse-time backward)."""
+
+    name = "tssl-bp"
+    description = "TSSL-BP: kernel loss on desired spike trains, custom all-or-none backward with warm-up (lif; ff/self/skip/srsc)"
+    params = (
+        Param("lr", 5e-4, "learning rate (used when --lr is not given)"),
+        Param("weight_decay", 0.01, "decoupled weight decay of AdamW (the reference code's PyTorch default)"),
+        Param("optimizer", "adamw", "optimizer (reference: AdamW; the ScSr paper says Adam)", choices=("adamw", "adam")),
+        Param("backward", "2021", "2021: final public form (spec §2.3); 2020: older form, layer-level warm-up (§2.4)", choices=("2021", "2020")),
+        Param("bound", 8.0, "derivative bound φ = min(1/Δu, bound) (2021 form)"),
+        Param("warmup", 0.25, "per-neuron warm-up: surrogate where the neuron's PSC a[t] < warmup/τs (2021 form)"),
+        Param("surrogate_width", 0.2, "width of the warm-up surrogate f(u) = d/du sigmoid((u-V_th)/w)"),
+        Param("bound_2020", 10.0, "derivative clamp ±bound of the 2020 form"),
+        Param("warmup_rate_2020", 0.1, "2020 form: exact derivative once the layer's mean spike rate exceeds this"),
+        Param("loss", "kernel", "kernel (desired spike trains), count, or softmax (CE on Σ_t a_out)", choices=("kernel", "count", "softmax")),
+        Param("desired_filter", "double", "kernel loss target: double = ε*ε*d (reference code), single = ε*d (paper)", choices=("double", "single")),
+        Param("short_pattern", "01111", "desired pattern for T < 10 (01111: final code; 01011: paper)", choices=("01111", "01011")),
+        Param("desired_count", 15.0, "count loss: desired Σ_t a of the target neuron"),
+        Param("undesired_count", 3.0, "count loss: desired Σ_t a of the other neurons"),
+        Param("reduction", "sum", "sum: back-propagate the batch sum (reference); mean: the batch mean", choices=("sum", "mean")),
+        Param("grad_clip", 1.0, "clip the global gradient norm to this after autograd (0: off)"),
+        Param("weight_clip", 4.0, "clamp feedforward, skip and self weights to [-c, c] after each step (0: off)"),
+    )
+    compatibility = Compatibility(neurons=frozenset({"lif"}), connectivity=frozenset({"ff", "self", "skip", "srsc"}), neuron_caps=("has_psc",))
+    readout = "spiking"
+
+    # ---------------------------------------------------------------------- assembly
+
+    def check(self, neuron_cls, conn_cls):
+        problems = super().check(neuron_cls, conn_cls)
+        if not getattr(neuron_cls, "has_psc", False) and not any("has_psc" in p for p in problems):
+            problems.append(f"rule 'tssl-bp' needs a neuron with a PSC kernel (has_psc); {neuron_cls.name!r} has none")
+        return problems
+
+    def _opts(self):
+        hp = self.hparams
+        return {
+            "backward": hp["backward"], "bound": hp["bound"], "warmup": hp["warmup"], "width": hp["surrogate_width"],
+            "bound_2020": hp["bound_2020"], "warmup_rate_2020": hp["warmup_rate_2020"],
+        }
+
+    def setup(self, network):
+        if network.readout != "spiking":
+            raise IncompatibleError("tssl-bp trains a spiking output layer; use readout 'spiking' (the default), not 'linear'")
+        for i, layer in enumerate(network.spiking_layers()):
+            n = layer.neuron
+            if not getattr(n, "has_psc", False) or not hasattr(n, "leak") or not hasattr(n, "tau_s"):
+                raise IncompatibleError(f"tssl-bp needs a PSC neuron with leak and tau_s (lif); layer {i} has {type(n).__name__}")
+            rec = layer.recurrence
+            if rec is not None and (getattr(rec, "structure", None) != "diagonal" or rec.span != 1):
+                raise IncompatibleError(
+                    f"tssl-bp folds only a diagonal 1-step self-recurrence into its backward; layer {i} has a "
+                    f"{getattr(rec, 'structure', '?')} recurrence with span {rec.span}. Use --conn ff, self, skip or srsc"
+                )
+        opts = self._opts()
+
+        def scan(layer, current):
+            rec = layer.recurrence
+            w_s = rec.weight if rec is not None else None
+            n = layer.neuron
+            return TSSLScan.apply(current, w_s, n.leak, float(n.tau_s), float(n.v_th), opts)
+
+        network.scan_override = scan
+        self._tau_s = float(network.output.neuron.tau_s)
+
+    # ---------------------------------------------------------------------- loss
+
+    def target(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The kernel loss target (T, B, K) for labels y."""
+        T, B, K = out.shape
+        d = desired_spikes(T, self.hparams["short_pattern"]).to(out)
+        filt = psc(d, self._tau_s)
+        if self.hparams["desired_filter"] == "double":
+            filt = psc(filt, self._tau_s)
+        tgt = out.new_zeros(T, B, K)
+        tgt[:, torch.arange(B, device=out.device), y] = filt[:, None].expand(T, B)
+        return tgt
+
+    def _per_sample_losses(self, a, y):
+        kind = self.hparams["loss"]
+        if kind == "kernel":
+            return 0.5 * ((a - self.target(a, y)) ** 2).sum((0, 2))
+        if kind == "softmax":
+            return F.cross_entropy(a.sum(0), y, reduction="none")
+        T, B, K = a.shape
+        want = a.new_full((B, K), self.hparams["undesired_count"])
+        want[torch.arange(B), y] = self.hparams["desired_count"]
+        delta = (a.sum(0) - want) / T
+        is_tgt = torch.zeros_like(delta, dtype=torch.bool)
+        is_tgt[torch.arange(B), y] = True
+        delta = torch.where((is_tgt & (delta > 0)) | (~is_tgt & (delta < 0)), torch.zeros_like(delta), delta)
+        dd = delta.detach()
+        value = 0.5 * T * (dd**2).sum(1)
+        # value as the spec's L, gradient ∂L/∂a[t] = δ for every t (the reference treats ∂δ/∂a as identity)
+        lin = (dd.unsqueeze(0) * a).sum((0, 2))
+        return value + lin - lin.detach()
+
+    def loss(self, output, target):
+        return self._per_sample_losses(output.out, target).mean()
+
+    def logits(self, output):
+        return output.out.sum(0)
+
+    def backward(self, loss, output, target, network):
+        scale = len(target) if self.hparams["reduction"] == "sum" else 1
+        (loss * scale).backward()
+        if self.hparams["grad_clip"] > 0:
+            torch.nn.utils.clip_grad_norm_([p for p in network.parameters() if p.grad is not None], self.hparams["grad_clip"])
+
+    def make_optimizer(self, groups, lr, weight_decay):
+        if self.hparams["optimizer"] == "adamw":
+            return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay)
+        return torch.optim.Adam(groups, lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay)
+
+    def after_step(self, network):
+        c = self.hparams["weight_clip"]
+        if c <= 0:
+            return
+        with torch.no_grad():
+            for layer in network.spiking_layers():
+                for name, p in layer.named_parameters():
+                    if name.startswith("neuron."):
+                        continue  # leaks are clamped by bip, not here
+                    p.clamp_(-c, c)
+
+
+def register(register):
+    register(TSSLBP)
+
+
+__all__ = ["TSSLBP", "TSSLScan", "tssl_forward", "tssl_backward", "desired_spikes", "psc", "warmup_surrogate"]
