@@ -1,0 +1,227 @@
+"""``gsc``: Google Speech Commands (v0.01 or v0.02), one-second words at 16 kHz.
+
+Layout (as the official archives unpack): ``<data root>/gsc/`` (or ``speech_commands_v0.01/`` /
+``speech_commands_v0.02/``; ``--data-dir`` may be the folder itself) holding ``<word>/<speaker>_nohash_<n>.wav``,
+``validation_list.txt``, ``testing_list.txt`` and ``_background_noise_/*.wav``.
+
+Splits (official, by list): a clip listed in ``validation_list.txt`` is ``val``, one in ``testing_list.txt``
+is ``test``, every other clip is ``train``.
+
+Classes (``classes``): ``12`` (default; the ASRC / TC-LIF task): ``unknown`` = 0 (every word that is not a
+command), ``silence`` = 1, then ``yes no up down left right on off stop go`` = 2..11. Silence examples are
+``silence_clips`` one-second crops (evenly spaced, the first at 0 s) of each ``_background_noise_`` file, in
+the training split only (ASRC: 1 = the first second). ``all``: one class per word folder present, sorted
+(30 for v0.01, 35 for v0.02), no silence.
+
+Features (ASRC's pipeline): magnitude STFT (Hann, n_fft 480, hop 160, centred with zero padding), 40
+triangular mel bands over 40-4000 Hz, dB relative to the utterance's maximum (floor -80 dB), padded with 0
+or cut to 101 frames, z-scored per utterance: x (N, 101, 40). Clips must be 16 kHz. Features of all splits
+are cached together, keyed by the parameters and the names and sizes of every file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from snnkit_core import ArrayData, Dataset, Param
+from snnkit_core.data import cached, data_root
+from snnkit_core.errors import DatasetError
+
+from .audio import read_audio
+from .frontends import mel_filterbank
+
+SAMPLE_RATE = 16000
+COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+NOISE = "_background_noise_"
+FOLDERS = ("gsc", "speech_commands_v0.02", "speech_commands_v0.01")
+_NAME = re.compile(r"^[0-9a-fA-F]+_nohash_\d+\.wav$")
+SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
+
+N_FFT, HOP, N_MELS, FMIN, FMAX, FRAMES, TOP_DB = 480, 160, 40, 40.0, 4000.0, 101, 80.0
+
+
+def gsc_features(wave: np.ndarray, sr: int = SAMPLE_RATE, frames: int = FRAMES) -> np.ndarray:
+    """(frames, 40) float32 features of one clip (see the module docstring)."""
+    wave = np.asarray(wave, dtype=np.float64)
+    pad = N_FFT // 2
+    w = np.pad(wave, (pad, pad))
+    n = 1 + (w.size - N_FFT) // HOP
+    idx = np.arange(N_FFT)[None, :] + HOP * np.arange(n)[:, None]
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)  # periodic Hann, as librosa/torch
+    mag = np.abs(np.fft.rfft(w[idx] * window[None, :], axis=1))
+    mel = mag @ _filterbank(sr).T
+    db = 10.0 * np.log10(np.maximum(mel, 1e-10))
+    db = np.maximum(db - db.max(), -TOP_DB)
+    return pad_frames(db, frames, normalize=True)
+
+
+def pad_frames(feat: np.ndarray, frames: int, normalize: bool = True) -> np.ndarray:
+    """Cut (frames, C) features to ``frames`` rows or pad with zeros at the end; then z-score (std 0: centre only)."""
+    if feat.shape[0] >= frames:
+        feat = feat[:frames]
+    else:
+        feat = np.concatenate([feat, np.zeros((frames - feat.shape[0], feat.shape[1]))])
+    if normalize:
+        feat = feat - feat.mean()
+        sd = feat.std()
+        if sd > 0:
+            feat = feat / sd
+    return feat.astype(np.float32)
+
+
+_FB: dict[int, np.ndarray] = {}
+
+
+def _filterbank(sr: int) -> np.ndarray:
+    if sr not in _FB:
+        _FB[sr] = mel_filterbank(N_MELS, N_FFT, sr, FMIN, FMAX)
+    return _FB[sr]
+
+
+class GSC(Dataset):
+    """Google Speech Commands keyword spotting: 12-class (10 commands + unknown + silence) or all words."""
+
+    name = "gsc"
+    description = "Google Speech Commands v0.01/v0.02: 1-s words at 16 kHz, 12 classes or all words, 101 x 40 log-mel"
+    source = "http://download.tensorflow.org/data/speech_commands_v0.01.tar.gz (v0.02: speech_commands_v0.02.tar.gz)"
+    licence = "CC BY 4.0"
+    splits = ("train", "val", "test")
+    params = (
+        Param("classes", "12", "12: 10 commands + unknown + silence (ASRC/TC-LIF); all: one class per word", choices=("12", "all")),
+        Param("silence_clips", 1, "classes=12: one-second crops taken from each background-noise file (train only)", unit="clips"),
+    )
+
+    def __init__(self, data_dir: str | None = None, **params):
+        super().__init__(data_dir, **params)
+        if self.hparams["silence_clips"] < 0:
+            raise DatasetError(f"gsc: silence_clips must be >= 0, got {self.hparams['silence_clips']}")
+
+    # ----------------------------------------------------------------------- layout
+    @property
+    def folder(self) -> Path:
+        cands = [Path(self.data_dir).expanduser()] if self.data_dir else []
+        cands += [data_root(self.data_dir) / f for f in FOLDERS]
+        for c in cands:
+            if (c / "testing_list.txt").is_file():
+                return c
+        raise DatasetError(
+            f"Google Speech Commands not found: looked in {', '.join(map(str, cands))}; expected a folder holding "
+            f"<word>/<speaker>_nohash_<n>.wav, validation_list.txt, testing_list.txt and {NOISE}/. Pass --data-dir "
+            f"ROOT (with ROOT/gsc/) or the unpacked folder itself, or set SNNKIT_DATA."
+        )
+
+    def words(self) -> list[str]:
+        root = self.folder
+        return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+
+    @property
+    def class_names(self) -> list[str]:
+        if self.hparams["classes"] == "12":
+            return ["unknown", "silence", *COMMANDS]
+        return self.words()
+
+    @property
+    def num_classes(self):
+        return 12 if self.hparams["classes"] == "12" else len(self.words())
+
+    @property
+    def input_size(self):
+        return N_MELS
+
+    def _list(self, name: str) -> set[str]:
+        path = self.folder / name
+        if not path.is_file():
+            raise DatasetError(f"{path} is missing: GSC's official split needs validation_list.txt and testing_list.txt")
+        return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+
+    def clips(self) -> list[tuple[str, str]]:
+        """``(relative path, split)`` of every word clip, sorted."""
+        root = self.folder
+        val, test = self._list("validation_list.txt"), self._list("testing_list.txt")
+        out = []
+        for word in self.words():
+            for p in sorted((root / word).iterdir()):
+                if p.suffix.lower() != ".wav":
+                    continue
+                if not _NAME.match(p.name):
+                    raise DatasetError(f"unexpected file name {p}; GSC clips are named <word>/<speaker hash>_nohash_<n>.wav")
+                rel = f"{word}/{p.name}"
+                out.append((rel, "val" if rel in val else "test" if rel in test else "train"))
+        if not out:
+            raise DatasetError(f"{root} holds no <word>/*.wav clips")
+        return out
+
+    def noise_files(self) -> list[Path]:
+        if self.hparams["classes"] != "12" or self.hparams["silence_clips"] == 0:
+            return []
+        d = self.folder / NOISE
+        files = sorted(d.glob("*.wav")) if d.is_dir() else []
+        if not files:
+            raise DatasetError(
+                f"classes=12 needs the silence class from {d}/*.wav, which is missing or empty. Unpack the full "
+                f"archive, or pass --set dataset.silence_clips=0 to train without silence examples."
+            )
+        return files
+
+    def _identity(self, clips, noise) -> str:
+        root = self.folder
+        h = hashlib.sha256()
+        for rel, split in clips:
+            h.update(f"{rel} {(root / rel).stat().st_size} {split}\n".encode())
+        for p in noise:
+            h.update(f"{NOISE}/{p.name} {p.stat().st_size}\n".encode())
+        return h.hexdigest()
+
+    # ----------------------------------------------------------------------- load
+    def label(self, word: str, words: list[str]) -> int:
+        if self.hparams["classes"] == "12":
+            return COMMANDS.index(word) + 2 if word in COMMANDS else 0
+        return words.index(word)
+
+    def load(self, split: str) -> ArrayData:
+        if split not in self.splits:
+            raise DatasetError(f"gsc has splits {self.splits}, not {split!r}")
+        clips, noise = self.clips(), self.noise_files()
+        key = {**self.hparams, "files": self._identity(clips, noise), "features": [N_FFT, HOP, N_MELS, FMIN, FMAX, FRAMES, TOP_DB], "v": 1}
+        data = cached("gsc", key, lambda: self._compute(clips, noise))
+        mask = data["split"] == SPLIT_CODE[split]
+        return ArrayData(data["x"][mask], data["y"][mask])
+
+    def _compute(self, clips, noise) -> dict[str, torch.Tensor]:
+        root, words = self.folder, self.words()
+        feats, labels, splits = [], [], []
+        for rel, split in clips:
+            wave, sr = read_audio(root / rel, SAMPLE_RATE)
+            feats.append(gsc_features(wave, sr))
+            labels.append(self.label(rel.split("/")[0], words))
+            splits.append(SPLIT_CODE[split])
+        k = self.hparams["silence_clips"]
+        for p in noise:
+            wave, sr = read_audio(p, SAMPLE_RATE)
+            if wave.size < SAMPLE_RATE:
+                raise DatasetError(f"background noise file {p} is shorter than one second ({wave.size} samples)")
+            for start in np.linspace(0, wave.size - SAMPLE_RATE, k).astype(int) if k > 1 else [0]:
+                feats.append(gsc_features(wave[start : start + SAMPLE_RATE], sr))
+                labels.append(1)
+                splits.append(SPLIT_CODE["train"])
+        return {"x": torch.from_numpy(np.stack(feats)), "y": torch.tensor(labels, dtype=torch.int64), "split": torch.tensor(splits)}
+
+    def identity(self):
+        clips, noise = self.clips(), self.noise_files()
+        return {
+            "name": self.name,
+            "params": dict(self.hparams),
+            "clips": len(clips),
+            "noise_files": len(noise),
+            "files_digest": self._identity(clips, noise),
+            "class_names": self.class_names,
+        }
+
+
+def register(register):
+    register(GSC)
