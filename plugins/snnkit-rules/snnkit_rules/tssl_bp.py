@@ -206,7 +206,7 @@ class TSSLBP(LearningRule):
     name = "tssl-bp"
     description = "TSSL-BP: kernel loss on desired spike trains, custom all-or-none backward with warm-up (lif; ff/self/skip/srsc)"
     params = (
-        Param("lr", 5e-4, "learning rate (used when --lr is not given)"),
+        Param("lr", 2e-3, "learning rate when --lr is not given (ScSr Table 1 N-TIDIGITS value; 5e-3 was unstable on FSDD)"),
         Param("weight_decay", 0.01, "decoupled weight decay of AdamW (the reference code's PyTorch default)"),
         Param("optimizer", "adamw", "optimizer (reference: AdamW; the ScSr paper says Adam)", choices=("adamw", "adam")),
         Param("backward", "2021", "2021: final public form (spec §2.3); 2020: older form, layer-level warm-up (§2.4)", choices=("2021", "2020")),
@@ -230,9 +230,12 @@ class TSSLBP(LearningRule):
     # ---------------------------------------------------------------------- assembly
 
     def check(self, neuron_cls, conn_cls):
-        problems = super().check(neuron_cls, conn_cls)
-        if not getattr(neuron_cls, "has_psc", False) and not any("has_psc" in p for p in problems):
-            problems.append(f"rule 'tssl-bp' needs a neuron with a PSC kernel (has_psc); {neuron_cls.name!r} has none")
+        problems = [p for p in super().check(neuron_cls, conn_cls) if "has_psc" not in p]
+        if not getattr(neuron_cls, "has_psc", False):
+            problems.append(
+                f"rule 'tssl-bp' needs a neuron with a PSC kernel (has_psc: its output is the synaptic trace a[t], "
+                f"which the kernel loss and the all-or-none backward act on); {neuron_cls.name!r} has none"
+            )
         return problems
 
     def _opts(self):
