@@ -496,3 +496,32 @@ def test_recipe_clip_and_clamp(case):
     assert net.layers[0].ff.weight.abs().max() <= 4.0 and net.layers[0].recurrence.weight.abs().max() <= 4.0
     assert torch.equal(net.layers[0].neuron.leak.detach(), leak_before)
     TSSLBP(weight_clip=0.0).after_step(net)  # switchable
+
+
+# --------------------------------------------------------------------------------- short training
+
+
+@pytest.fixture(scope="module")
+def _cache(tmp_path_factory):
+    import os
+
+    old = os.environ.get("SNNKIT_CACHE")
+    os.environ["SNNKIT_CACHE"] = str(tmp_path_factory.mktemp("snnkit-cache"))
+    yield
+    if old is None:
+        os.environ.pop("SNNKIT_CACHE", None)
+    else:
+        os.environ["SNNKIT_CACHE"] = old
+
+
+@pytest.mark.parametrize("conn", ["ff", "self", "srsc"])
+def test_short_training_learns_on_shipped_data(conn, _cache):
+    from snnkit_core.config import TrainConfig
+    from snnkit_core.training import train
+
+    cfg = TrainConfig(neuron="lif", conn=conn, rules=("tssl-bp",), dataset="espeak-digits", hidden=(32, 32, 32),
+                      epochs=3, batch_size=20, limit=500, device="cpu", seed=0)
+    recs = list(train(cfg))
+    assert recs[-1].train_loss < recs[0].train_loss
+    assert max(r.test_accuracy for r in recs[1:]) > 0.15  # 10 classes: chance is 0.10
+    assert recs[-1].train_accuracy > 0.15
