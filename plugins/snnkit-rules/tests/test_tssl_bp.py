@@ -525,3 +525,21 @@ def test_short_training_learns_on_shipped_data(conn, _cache):
     assert recs[-1].train_loss < recs[0].train_loss
     assert max(r.test_accuracy for r in recs[1:]) > 0.15  # 10 classes: chance is 0.10
     assert recs[-1].train_accuracy > 0.15
+
+
+def test_presets_load_and_the_fsdd_one_builds():
+    from pathlib import Path
+
+    from snnkit_core.config import TrainConfig
+    from snnkit_core.training import build
+
+    presets = sorted((Path(__file__).resolve().parents[3] / "docs" / "presets").glob("scsr-*.toml"))
+    names = {p.stem for p in presets}
+    assert {"scsr-fsdd", "scsr-ti46-alpha", "scsr-ti46-digits", "scsr-ntidigits"} <= names
+    for p in presets:
+        cfg = TrainConfig.from_toml(p)
+        assert cfg.rules == ("tssl-bp", "bip") and cfg.params["neuron"]["tau_s"] == 8.0
+    cfg = TrainConfig.from_toml(next(p for p in presets if p.stem == "scsr-fsdd")).evolve(device="cpu")
+    built = build(cfg)
+    assert isinstance(built.network.layers[0].neuron.leak, torch.nn.Parameter)
+    assert built.network.scan_override is not None
