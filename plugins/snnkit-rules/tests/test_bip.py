@@ -150,6 +150,7 @@ def test_without_bip_the_leak_gets_no_gradient():
     assert all(not isinstance(layer.neuron.leak, torch.nn.Parameter) for layer in n.spiking_layers())
 
 
+@pytest.mark.slow
 def test_cli_train_tssl_bp_with_bip(tmp_path, _cache):
     from click.testing import CliRunner
     from snnkit_cli.main import cli

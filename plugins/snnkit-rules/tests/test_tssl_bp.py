@@ -514,6 +514,7 @@ def _cache(tmp_path_factory):
         os.environ["SNNKIT_CACHE"] = old
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("conn", ["ff", "self", "srsc"])
 def test_short_training_learns_on_shipped_data(conn, _cache):
     from snnkit_core.config import TrainConfig
