@@ -1,0 +1,249 @@
+"""Dense, skip-span (SRC) and adaptive skip-span (ASRC) recurrence (Xu et al. 2025; specs/algorithms.md §5.2-5.4).
+
+Per hidden layer with output y (the spikes for ``lif-soft``), V ∈ R^{N×N} with no bias, orthogonal init (gain 1):
+
+* ``dense`` (eq. 4):  I[t] += V y[t-1]
+* ``src``   (eq. 9):  I[t] += V y[t-k]                       k = ``skip_span``, the same for every layer
+* ``asrc``  (eq. 12-13): I[t] += V Σ_{j=1..K} α_j y[t-j],    α = softmax(p/τ), p ∈ R^K per layer (init 0,
+  shared by the layer's neurons), τ = 0.96^e after e finished epochs (a buffer: saved, never trained).
+  In eval mode the kernel is the hardmax: I[t] += V y[t - (argmax p + 1)], i.e. SRC with that span.
+
+y[t-j] = 0 for t-j < 0. V is a plain ``weight`` parameter (not an ``nn.Linear``), so the network's init of
+its Linear layers leaves the orthogonal init alone.
+
+Speed. The reference path (``snnkit_core.scan.reference_scan`` with ``recurrent_input``) stays the oracle.
+``scan`` overrides it with exact equivalents:
+
+* SRC: the recurrent input of the k steps of a chunk [t0, t0+k) depends only on y[t0-k .. t0-1], the previous
+  chunk, which is complete, so it is ONE matrix product (k·B, N) x (N, N) per chunk; then the neuron runs
+  over the ≤ k steps of the chunk element-wise.
+* dense and ASRC in training (α spans j = 1..K, including j = 1) need y[t-1] before step t: one fused
+  ``addmm`` per step. ASRC first mixes the window Σ α_j y[t-j] (one ``addcmul`` per term, no copies of the
+  window, so autograd saves nothing beyond the spikes it already holds), then multiplies once.
+* ASRC in eval mode runs the chunked SRC scan with span argmax p + 1.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from snnkit_core import Connectivity, Param, Recurrence
+
+
+def _orthogonal(size: int) -> nn.Parameter:
+    w = torch.empty(size, size)
+    nn.init.orthogonal_(w, gain=1.0)
+    return nn.Parameter(w)
+
+
+def _step_loop(neuron, current, state, ys, ss, t0, t1, rec=None):
+    """Run ``neuron.step`` over steps t0..t1-1 of ``current`` (plus ``rec[t-t0]`` if given), appending to ys/ss."""
+    for t in range(t0, t1):
+        i_t = current[t] if rec is None else current[t] + rec[t - t0]
+        y, s, state = neuron.step(i_t, state)
+        ys.append(y)
+        ss.append(s)
+    return state
+
+
+def chunked_skip_scan(neuron, current: torch.Tensor, weight: torch.Tensor, k: int):
+    """Exact scan of ``I[t] += weight @ y[t-k]``: one GEMM per chunk of k steps, then k element-wise steps."""
+    T, B, N = current.shape
+    state = neuron.initial_state(B, current.device, current.dtype)
+    ys: list[torch.Tensor] = []
+    ss: list[torch.Tensor] = []
+    wt = weight.t()
+    prev = None  # y of the previous chunk, (k, B, N)
+    for t0 in range(0, T, k):
+        t1 = min(t0 + k, T)
+        rec = None if prev is None else torch.matmul(prev[: t1 - t0], wt)  # y[t-k] for t in [t0, t1)
+        state = _step_loop(neuron, current, state, ys, ss, t0, t1, rec)
+        if t1 < T:
+            prev = torch.stack(ys[t0:t1])
+    return torch.stack(ys), torch.stack(ss)
+
+
+def dense_scan(neuron, current: torch.Tensor, weight: torch.Tensor):
+    """Exact scan of ``I[t] += weight @ y[t-1]``: one fused addmm per step."""
+    T, B, N = current.shape
+    state = neuron.initial_state(B, current.device, current.dtype)
+    ys: list[torch.Tensor] = []
+    ss: list[torch.Tensor] = []
+    wt = weight.t()
+    y = None
+    for t in range(T):
+        i_t = current[t] if y is None else torch.addmm(current[t], y, wt)
+        y, s, state = neuron.step(i_t, state)
+        ys.append(y)
+        ss.append(s)
+    return torch.stack(ys), torch.stack(ss)
+
+
+def mixed_span_scan(neuron, current: torch.Tensor, weight: torch.Tensor, alpha: torch.Tensor):
+    """Exact scan of ``I[t] += weight @ Σ_{j=1..K} alpha[j-1] y[t-j]`` (terms with t-j < 0 are zero, skipped)."""
+    T, B, N = current.shape
+    K = alpha.shape[0]
+    a = alpha.unbind(0)
+    state = neuron.initial_state(B, current.device, current.dtype)
+    ys: list[torch.Tensor] = []
+    ss: list[torch.Tensor] = []
+    wt = weight.t()
+    for t in range(T):
+        if t == 0:
+            i_t = current[0]
+        else:
+            m = ys[t - 1] * a[0]
+            for j in range(2, min(t, K) + 1):
+                m = torch.addcmul(m, ys[t - j], a[j - 1])
+            i_t = torch.addmm(current[t], m, wt)
+        y, s, state = neuron.step(i_t, state)
+        ys.append(y)
+        ss.append(s)
+    return torch.stack(ys), torch.stack(ss)
+
+
+# ------------------------------------------------------------------------------------------ recurrences
+
+
+class DenseRecurrence(Recurrence):
+    """``V y[t-1]``, V orthogonal (gain 1), no bias."""
+
+    structure = "dense"
+
+    def __init__(self, size: int):
+        super().__init__(size, span=1)
+        self.weight = _orthogonal(size)
+
+    def recurrent_input(self, past):
+        return past[0] @ self.weight.t()
+
+    def scan(self, neuron, current):
+        return dense_scan(neuron, current, self.weight)
+
+    def describe(self):
+        return {"span": 1}
+
+
+class SkipRecurrence(Recurrence):
+    """SRC: ``V y[t-k]``; scanned k steps per matrix product."""
+
+    structure = "dense"
+
+    def __init__(self, size: int, k: int):
+        if k < 1:
+            raise ValueError(f"src needs skip_span >= 1; got {k}")
+        super().__init__(size, span=k)
+        self.weight = _orthogonal(size)
+
+    def recurrent_input(self, past):
+        return past[self.span - 1] @ self.weight.t()
+
+    def scan(self, neuron, current):
+        if self.span == 1:
+            return dense_scan(neuron, current, self.weight)
+        return chunked_skip_scan(neuron, current, self.weight, self.span)
+
+    def describe(self):
+        return {"span": self.span}
+
+
+class AdaptiveSkipRecurrence(Recurrence):
+    """ASRC: ``V Σ_j α_j y[t-j]``, α = softmax(p/τ) over spans 1..K; hardmax span in eval mode."""
+
+    structure = "dense"
+
+    def __init__(self, size: int, max_span: int, lr_scale: float = 100.0, tau_decay: float = 0.96):
+        if max_span < 1:
+            raise ValueError(f"asrc needs max_span >= 1; got {max_span}")
+        super().__init__(size, span=max_span)
+        self.weight = _orthogonal(size)
+        self.kernel = nn.Parameter(torch.zeros(max_span))  # p, shared by the layer's neurons
+        self.register_buffer("tau", torch.ones(()))  # τ: in state_dict, never trained
+        self.lr_scale = lr_scale
+        self.tau_decay = tau_decay
+
+    def alpha(self) -> torch.Tensor:
+        return torch.softmax(self.kernel / self.tau, dim=0)
+
+    def hard_span(self) -> int:
+        """argmax p + 1: the span used in eval mode."""
+        return int(self.kernel.detach().argmax()) + 1
+
+    def recurrent_input(self, past):
+        if not self.training:
+            return past[self.hard_span() - 1] @ self.weight.t()
+        alpha = self.alpha()
+        m = sum(alpha[j] * past[j] for j in range(self.span))
+        return m @ self.weight.t()
+
+    def scan(self, neuron, current):
+        if not self.training:
+            k = self.hard_span()
+            if k == 1:
+                return dense_scan(neuron, current, self.weight)
+            return chunked_skip_scan(neuron, current, self.weight, k)
+        return mixed_span_scan(neuron, current, self.weight, self.alpha().to(current.dtype))
+
+    def on_epoch_end(self, epoch):
+        self.tau.mul_(self.tau_decay)
+
+    def optim_groups(self, lr, wd):
+        return [{"params": [self.kernel], "lr": lr * self.lr_scale, "weight_decay": 0.0, "name": "asrc_kernel"}]
+
+    def describe(self):
+        with torch.no_grad():
+            alpha = self.alpha()
+        return {
+            "span": self.hard_span(),
+            "alpha": [round(float(a), 6) for a in alpha],
+            "tau": float(self.tau),
+        }
+
+
+# ----------------------------------------------------------------------------------------- connectivity
+
+
+class Dense(Connectivity):
+    """Vanilla RSNN: full recurrent matrix, 1-step delay (eq. 4)."""
+
+    name = "dense"
+    description = "R: full recurrent matrix V y[t-1], orthogonal init, no bias (vanilla RSNN, spec §5.2 eq. 4)"
+    recurrence = "dense"
+
+    def make_recurrence(self, layer, size):
+        return DenseRecurrence(size)
+
+
+class SRC(Connectivity):
+    """Skip recurrent connection: full recurrent matrix from step t-k (eq. 9); k = 1 is ``dense``."""
+
+    name = "src"
+    description = "SRC: full recurrent matrix from t-k, V y[t-k] (Xu et al. 2025, spec §5.2 eq. 9); k steps per GEMM"
+    recurrence = "dense"
+    params = (Param("skip_span", 12, "k: the recurrent input comes from y[t-k] (same k for every layer)", unit="steps"),)
+
+    def make_recurrence(self, layer, size):
+        return SkipRecurrence(size, self.hparams["skip_span"])
+
+
+class ASRC(Connectivity):
+    """Adaptive SRC: softmax(p/τ)-weighted spans 1..K, τ ← 0.96 τ per epoch, hardmax span at test time."""
+
+    name = "asrc"
+    description = "ASRC: V Σ_j softmax(p/τ)_j y[t-j], j = 1..K, τ annealed 0.96/epoch, hardmax in eval (spec §5.2 eq. 12-13)"
+    recurrence = "dense"
+    params = (
+        Param("max_span", 51, "K: the largest span the kernel can choose", unit="steps"),
+        Param("lr_scale", 100.0, "learning rate of the kernel p relative to --lr (its weight decay is 0)"),
+        Param("tau_decay", 0.96, "temperature factor applied after every epoch (τ_e = tau_decay^e)"),
+    )
+
+    def make_recurrence(self, layer, size):
+        hp = self.hparams
+        return AdaptiveSkipRecurrence(size, hp["max_span"], hp["lr_scale"], hp["tau_decay"])
+
+
+def register(register):
+    for cls in (Dense, SRC, ASRC):
+        register(cls)

@@ -1,0 +1,75 @@
+"""``lif-soft``: leaky integrate-and-fire with soft (subtractive) reset, the neuron of SRC/ASRC-SNN.
+
+specs/algorithms.md §5.1 (Xu et al. 2025). Per neuron, per step t, with U[-1] = 0 for every sample:
+
+    H[t] = λ·U[t-1] + I[t]          λ = ``decay`` (0.5); the input is summed directly, no (1-λ) factor
+    S[t] = Θ(H[t] - V_th)           inclusive: fires on H - V_th >= 0
+    U[t] = H[t] - V_th·S[t]         soft reset; NOT detached by default, so the gradient flows through it
+
+The surrogate derivative of Θ is the triangle σ'(x) = max(0, γ - |x|)/γ² with γ = 1 (the BPTT rule may pick
+another). The output y is the spike train S itself (no synaptic trace), which is what the next layer's
+weights and the layer's own recurrent matrix multiply.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from snnkit_core import Neuron, Param
+from snnkit_core.surrogate import spike
+
+
+class SoftState(NamedTuple):
+    u: torch.Tensor  # U: membrane after the soft reset, (B, N)
+
+
+def lif_soft_step(current, state: SoftState, decay, v_th: float, surrogate=("triangle", 1.0), detach_reset=False):
+    """Pure step ``(I[t], state) -> (S[t], H[t], new_state)``."""
+    h = decay * state.u + current
+    s = spike(h - v_th, surrogate[0], surrogate[1], inclusive=True)
+    u = h - v_th * (s.detach() if detach_reset else s)
+    return s, h, SoftState(u)
+
+
+class LIFSoft(Neuron):
+    """LIF with soft reset (subtract V_th), output = spikes, triangle surrogate (SRC/ASRC-SNN, spec §5.1)."""
+
+    name = "lif-soft"
+    description = "LIF with soft reset U = H - V_th·S, output spikes, triangle surrogate γ=1 (SRC/ASRC, spec §5.1)"
+    params = (
+        Param("decay", 0.5, "membrane decay λ in H[t] = λ·U[t-1] + I[t]"),
+        Param("v_th", 1.0, "firing threshold (fires when H - V_th >= 0)"),
+        Param("detach_reset", False, "stop gradients through the soft-reset term (ASRC keeps them: False)"),
+    )
+    has_psc = False
+    has_surrogate = True
+    has_leak = False
+    default_surrogate = ("triangle", 1.0)
+
+    def __init__(self, size: int, **params):
+        super().__init__(size, **params)
+        hp = self.hparams
+        if not 0.0 <= hp["decay"] <= 1.0:
+            raise ValueError(f"lif-soft needs 0 <= decay <= 1; got {hp['decay']}")
+        if hp["v_th"] <= 0:
+            raise ValueError(f"lif-soft needs v_th > 0; got {hp['v_th']}")
+        self.decay = float(hp["decay"])
+        self.v_th = float(hp["v_th"])
+        self.detach_reset = bool(hp["detach_reset"])
+        self.set_surrogate(*self.default_surrogate)
+
+    def set_surrogate(self, kind: str, width: float) -> None:
+        self.surrogate = (kind, width)
+
+    def initial_state(self, batch, device, dtype):
+        return SoftState(torch.zeros(batch, self.size, device=device, dtype=dtype))
+
+    def step(self, current, state):
+        s, _, state = lif_soft_step(current, state, self.decay, self.v_th, self.surrogate, self.detach_reset)
+        return s, s, state
+
+
+def register(register):
+    register(LIFSoft)
