@@ -1,0 +1,222 @@
+"""``shd`` and ``ssc``: the Spiking Heidelberg Digits and Spiking Speech Commands (Cramer et al. 2020).
+
+Expected layout (the published files, decompressed; ``.h5.gz`` must be gunzipped first)::
+
+    <data root>/shd/shd_train.h5  shd_test.h5                 (or --data-dir pointing at that folder)
+    <data root>/ssc/ssc_train.h5  ssc_valid.h5  ssc_test.h5
+
+Each file holds ``spikes/times`` and ``spikes/units`` (variable-length arrays, one per example: spike times
+in seconds and channel ids 0..699 of the 700-channel cochlea model) and ``labels`` (one integer per example);
+a file missing one of them raises :class:`DatasetError` naming the file and the field.
+
+Splits: SSC uses its three files (``train``, ``val`` = ``ssc_valid.h5``, ``test``). SHD has no validation
+file: ``val`` is a seeded random fraction (``val_fraction``, ``seed``) of ``shd_train.h5``, and ``train`` is
+the rest (never the test set); ``val_fraction=0`` gives the whole training file as ``train``.
+
+Binning (ASRC, spec §5.4): ``steps`` equal time bins over ``[0, duration)`` (250 over 1.4 s by default;
+spikes at or after ``duration`` are dropped) and ``channel_bins`` channel groups (700 -> 140 sums groups of
+5 adjacent channels; must divide 700). Values are spike **counts** per bin (ASRC feeds counts, not 0/1);
+``binary=true`` clips them to 1. The dense tensors are built straight from the event lists on every load
+(a vectorised bincount, seconds) instead of being cached on disk: SSC's training set is 75,466 x 250 x 140
+float32 = 10.6 GB, which a disk cache would double for no gain. Classes: SHD 20 (English digits 0-9 then
+German 0-9), SSC 35 (the Speech Commands v0.02 words, label order alphabetical).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from snnkit_core import ArrayData, Dataset, Param
+from snnkit_core.data import corpus_dir
+from snnkit_core.errors import DatasetError
+
+CHANNELS = 700
+SHD_CLASSES = [f"en-{w}" for w in "zero one two three four five six seven eight nine".split()] + [
+    f"de-{w}" for w in "null eins zwei drei vier fuenf sechs sieben acht neun".split()
+]
+SSC_CLASSES = (
+    "backward bed bird cat dog down eight five follow forward four go happy house learn left marvin nine no off on "
+    "one right seven sheila six stop three tree two up visual wow yes zero"
+).split()
+FIELDS = ("spikes/times", "spikes/units", "labels")
+
+
+def read_events(path: Path) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """Per-example spike times (s) and units, and the labels, of one Heidelberg hdf5 file."""
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise DatasetError(f"cannot open {path} as HDF5 ({exc}); truncated download, or still gzipped?") from None
+    with f:
+        for field in FIELDS:
+            if field not in f:
+                raise DatasetError(f"{path} lacks the field {field!r} (a Heidelberg file has {', '.join(FIELDS)})")
+        try:
+            times = list(f["spikes/times"][:])
+            units = list(f["spikes/units"][:])
+            labels = np.asarray(f["labels"][:], dtype=np.int64)
+        except (OSError, ValueError, TypeError) as exc:
+            raise DatasetError(f"cannot read the events of {path}: {exc}") from None
+    if not (len(times) == len(units) == len(labels)):
+        raise DatasetError(
+            f"{path}: spikes/times, spikes/units and labels have different lengths ({len(times)}, {len(units)}, {len(labels)})"
+        )
+    return times, units, labels
+
+
+def bin_events(times, units, steps: int, duration: float, channel_bins: int = CHANNELS, binary: bool = False,
+               chunk: int = 512, source: str = "") -> torch.Tensor:
+    """Dense counts (N, steps, channel_bins) float32 from per-example spike times and units."""
+    if CHANNELS % channel_bins:
+        raise DatasetError(f"channel_bins must divide {CHANNELS}; got {channel_bins}")
+    group = CHANNELS // channel_bins
+    n = len(times)
+    x = torch.zeros((n, steps, channel_bins), dtype=torch.float32)
+    flat = x.numpy().reshape(n, -1)
+    per = steps * channel_bins
+    for lo in range(0, n, chunk):
+        hi = min(n, lo + chunk)
+        t = [np.asarray(a, dtype=np.float64) for a in times[lo:hi]]
+        u = [np.asarray(a, dtype=np.int64) for a in units[lo:hi]]
+        sizes = [len(a) for a in t]
+        if sizes != [len(a) for a in u]:
+            raise DatasetError(f"{source}: an example has different numbers of spike times and units")
+        if not sum(sizes):
+            continue
+        tt, uu = np.concatenate(t), np.concatenate(u)
+        ex = np.repeat(np.arange(hi - lo), sizes)
+        if uu.min() < 0 or uu.max() >= CHANNELS:
+            raise DatasetError(f"{source}: spike units must lie in 0..{CHANNELS - 1}; found {uu.min()}..{uu.max()}")
+        b = np.floor(tt / duration * steps).astype(np.int64)
+        keep = (b >= 0) & (b < steps)
+        idx = ex[keep] * per + b[keep] * channel_bins + uu[keep] // group
+        flat[lo:hi] = np.bincount(idx, minlength=(hi - lo) * per).reshape(hi - lo, per)
+    if binary:
+        x.clamp_(max=1.0)
+    return x
+
+
+class _Heidelberg(Dataset):
+    source = "https://zenkelab.org/resources/spiking-heidelberg-datasets-shd/"
+    licence = "CC BY 4.0"
+    prefix = ""
+    files_by_split: dict[str, str] = {}
+    params = (
+        Param("steps", 250, "time bins", unit="steps"),
+        Param("duration", 1.4, "seconds covered by the bins (later spikes are dropped)", unit="s"),
+        Param("channel_bins", 700, "channel groups (700 / channel_bins adjacent channels summed); ASRC: 140", unit="channels"),
+        Param("binary", False, "clip counts to 0/1"),
+    )
+
+    @property
+    def input_size(self):
+        return self.hparams["channel_bins"]
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    @property
+    def folder(self) -> Path:
+        return corpus_dir(self.data_dir, self.prefix, f"{self.prefix}_train.h5")
+
+    def path(self, file_split: str) -> Path:
+        p = self.folder / f"{self.prefix}_{file_split}.h5"
+        if not p.is_file():
+            names = " ".join(f"{self.prefix}_{s}.h5" for s in self.files_by_split.values())
+            raise DatasetError(
+                f"{self.name.upper()} file {p} not found: expected {self.folder}/ holding {names} (gunzipped). Pass "
+                f"--data-dir ROOT (with ROOT/{self.prefix}) or the folder itself, or set SNNKIT_DATA. Download from {self.source}"
+            )
+        return p
+
+    def _bin(self, path: Path, select=None) -> ArrayData:
+        times, units, labels = read_events(path)
+        if select is not None:
+            times = [times[i] for i in select]
+            units = [units[i] for i in select]
+            labels = labels[select]
+        if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise DatasetError(f"{path}: labels must lie in 0..{self.num_classes - 1}; found {labels.min()}..{labels.max()}")
+        hp = self.hparams
+        x = bin_events(times, units, hp["steps"], hp["duration"], hp["channel_bins"], hp["binary"], source=str(path))
+        return ArrayData(x, torch.from_numpy(labels))
+
+    def identity(self):
+        files = {}
+        for s in self.files_by_split.values():
+            p = self.path(s)
+            files[p.name] = p.stat().st_size
+        return {"name": self.name, "params": dict(self.hparams), "file_sizes": files}
+
+
+class SHD(_Heidelberg):
+    """Spiking Heidelberg Digits: 20 classes (English and German digits), 700 input channels."""
+
+    name = "shd"
+    description = "Spiking Heidelberg Digits: 20 classes, 700 channels binned to 250 steps x 1.4 s (val: seeded part of train)"
+    prefix = "shd"
+    splits = ("train", "val", "test")
+    files_by_split = {"train": "train", "test": "test"}
+    params = _Heidelberg.params + (
+        Param("val_fraction", 0.1, "fraction of shd_train.h5 held out as the val split (0: no val split)"),
+        Param("seed", 0, "seed of the val hold-out"),
+    )
+
+    @property
+    def class_names(self):
+        return list(SHD_CLASSES)
+
+    def load(self, split: str) -> ArrayData:
+        if split not in self.splits:
+            raise DatasetError(f"shd has splits {self.splits}, not {split!r}")
+        if split == "test":
+            return self._bin(self.path("test"))
+        path = self.path("train")
+        frac = self.hparams["val_fraction"]
+        if not 0 <= frac < 1:
+            raise DatasetError(f"shd.val_fraction must be in [0, 1); got {frac}")
+        import h5py
+
+        try:
+            with h5py.File(path, "r") as f:
+                n = len(f["labels"]) if "labels" in f else None
+        except OSError as exc:
+            raise DatasetError(f"cannot open {path} as HDF5 ({exc}); truncated download, or still gzipped?") from None
+        if n is None:
+            raise DatasetError(f"{path} lacks the field 'labels' (a Heidelberg file has {', '.join(FIELDS)})")
+        k = int(round(frac * n))
+        if split == "val" and k == 0:
+            raise DatasetError("shd has no val split with val_fraction=0; set dataset.val_fraction > 0")
+        perm = np.random.default_rng(self.hparams["seed"]).permutation(n)
+        select = np.sort(perm[:k] if split == "val" else perm[k:])
+        return self._bin(path, select)
+
+
+class SSC(_Heidelberg):
+    """Spiking Speech Commands: 35 classes, 700 input channels; ASRC bins to 250 steps x 140 channels."""
+
+    name = "ssc"
+    description = "Spiking Speech Commands: 35 classes, train/valid/test files, binned counts (ASRC: 250 x 140)"
+    prefix = "ssc"
+    splits = ("train", "val", "test")
+    files_by_split = {"train": "train", "val": "valid", "test": "test"}
+
+    @property
+    def class_names(self):
+        return list(SSC_CLASSES)
+
+    def load(self, split: str) -> ArrayData:
+        if split not in self.splits:
+            raise DatasetError(f"ssc has splits {self.splits}, not {split!r}")
+        return self._bin(self.path(self.files_by_split[split]))
+
+
+def register(register):
+    register(SHD)
+    register(SSC)
