@@ -50,7 +50,7 @@ from .sphere import read_any
 SAMPLE_RATE = 12500
 SPEAKERS = tuple(f"f{i}" for i in range(1, 9)) + tuple(f"m{i}" for i in range(1, 9))
 AUDIO_SUFFIXES = (".sph", ".wav")
-_NAME = re.compile(r"^(?P<word>[0-9a-z_]{2})(?P<spk>[fm]\d+)s(?P<session>e|\d+)t(?P<token>\d+)$", re.IGNORECASE)
+_NAME = re.compile(r"^(?P<word>[0-9a-z_]{2})(?P<spk>[fm]\d+)s\w+$", re.IGNORECASE)  # set0, s1t0, ...
 
 
 def files_identity(files: list[Path], root: Path) -> str:
