@@ -15,7 +15,7 @@ the rest (never the test set); ``val_fraction=0`` gives the whole training file 
 
 Binning (ASRC, spec §5.4): ``steps`` equal time bins over ``[0, duration)`` (250 over 1.4 s by default;
 spikes at or after ``duration`` are dropped) and ``channel_bins`` channel groups (700 -> 140 sums groups of
-5 adjacent channels; must divide 700). Values are spike **counts** per bin (ASRC feeds counts, not 0/1);
+5 adjacent channels; must divide 700): 700 (no grouping) for SHD and 140 for SSC by default, as ASRC. Values are spike **counts** per bin (ASRC feeds counts, not 0/1);
 ``binary=true`` clips them to 1. The dense tensors are built straight from the event lists on every load
 (a vectorised bincount, seconds) instead of being cached on disk: SSC's training set is 75,466 x 250 x 140
 float32 = 10.6 GB, which a disk cache would double for no gain. Classes: SHD 20 (English digits 0-9 then
@@ -206,6 +206,10 @@ class SSC(_Heidelberg):
     prefix = "ssc"
     splits = ("train", "val", "test")
     files_by_split = {"train": "train", "val": "valid", "test": "test"}
+    #: ASRC's 140 channel groups by default (700 would make the training set 53 GB of float32)
+    params = tuple(
+        Param(p.name, 140, p.help, unit=p.unit) if p.name == "channel_bins" else p for p in _Heidelberg.params
+    )
 
     @property
     def class_names(self):

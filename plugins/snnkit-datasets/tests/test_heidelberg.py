@@ -64,7 +64,8 @@ def test_shd_splits_val_held_out_from_train(tmp_path):
 def test_ssc_three_files_and_asrc_binning(tmp_path):
     for split, n in (("train", 20), ("valid", 7), ("test", 9)):
         _write(tmp_path / "ssc" / f"ssc_{split}.h5", n, 35, seed=n)
-    ds = SSC(data_dir=str(tmp_path), channel_bins=140)
+    assert SSC(data_dir=str(tmp_path), channel_bins=700).input_size == 700
+    ds = SSC(data_dir=str(tmp_path))  # ASRC's 140 channel groups by default
     assert ds.num_classes == 35 and ds.class_names[0] == "backward" and ds.input_size == 140
     assert [len(ds.load(s)) for s in ("train", "val", "test")] == [20, 7, 9]
     assert tuple(ds.load("val").x.shape[1:]) == (250, 140)
