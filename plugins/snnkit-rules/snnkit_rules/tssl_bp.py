@@ -289,11 +289,12 @@ class TSSLBP(LearningRule):
         if kind == "softmax":
             return F.cross_entropy(a.sum(0), y, reduction="none")
         T, B, K = a.shape
+        rows = torch.arange(B, device=a.device)
         want = a.new_full((B, K), self.hparams["undesired_count"])
-        want[torch.arange(B), y] = self.hparams["desired_count"]
+        want[rows, y] = self.hparams["desired_count"]
         delta = (a.sum(0) - want) / T
         is_tgt = torch.zeros_like(delta, dtype=torch.bool)
-        is_tgt[torch.arange(B), y] = True
+        is_tgt[rows, y] = True
         delta = torch.where((is_tgt & (delta > 0)) | (~is_tgt & (delta < 0)), torch.zeros_like(delta), delta)
         dd = delta.detach()
         value = 0.5 * T * (dd**2).sum(1)
