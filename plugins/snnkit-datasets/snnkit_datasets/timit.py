@@ -1,7 +1,8 @@
 """``timit``: TIMIT (LDC93S1) frame-level phone classification, 39 MFCCs per frame, 39 folded phones.
 
 Expected layout (the LDC distribution as it is; names matched case-insensitively, so ``train/dr1/...`` and
-``.wav``/``.phn`` copies load too)::
+``.wav``/``.phn`` copies load too; ``timit/data/TRAIN/...`` is found as well, and ``SA1.WAV.wav`` RIFF
+duplicates next to the originals are ignored)::
 
     <data root>/timit/                          (or --data-dir pointing at this folder)
         TRAIN/DR1/FCJF0/SI1027.WAV  SI1027.PHN  ...    TRAIN/DR<1-8>/<speaker>/<utterance>.{WAV,PHN}
@@ -141,7 +142,7 @@ class TIMIT(Dataset):
     def utterances(self, split: str) -> list[tuple[Path, Path]]:
         if split not in self.splits:
             raise DatasetError(f"timit has splits {self.splits}, not {split!r}")
-        d = find_dir(self.folder, split)
+        d = find_dir(self.folder, split) or find_dir(find_dir(self.folder, "data") or self.folder / "data", split)
         if d is None:
             raise DatasetError(
                 f"TIMIT not found: expected {self.folder}/{LAYOUT.split('/', 1)[1]}. Pass --data-dir ROOT (with "
@@ -149,7 +150,9 @@ class TIMIT(Dataset):
             )
         out = []
         for wav in sorted(d.rglob("*")):
-            if wav.suffix.lower() != ".wav" or not wav.is_file() or not wav.parent.parent.name.lower().startswith("dr"):
+            if wav.suffix.lower() != ".wav" or "." in wav.stem or not wav.parent.parent.name.lower().startswith("dr"):
+                continue  # (SA1.WAV.wav: a RIFF copy next to the SPHERE original, as some redistributions have)
+            if not wav.is_file():
                 continue
             if not self.hparams["include_sa"] and wav.stem.lower().startswith("sa"):
                 continue

@@ -62,6 +62,15 @@ def test_windows_splits_and_labels(tmp_path):
     te = ds.load("test")
     assert len(te) == 2 * 24  # core test set: MDAB0 only
     assert len(TIMIT(data_dir=str(root / "timit"), test_set="full", include_sa=True).load("test")) == 2 * 3 * 24
+    # a redistributed copy: timit/data/TRAIN/..., with RIFF duplicates named SI1027.WAV.wav
+    import shutil
+
+    import soundfile as sf
+
+    alt = tmp_path / "alt" / "timit" / "data"
+    shutil.copytree(root / "timit", alt)
+    sf.write(alt / "TRAIN" / "DR1" / "FCJF0" / "SI1027.WAV.wav", np.zeros(4800), SR, subtype="PCM_16")
+    assert len(TIMIT(data_dir=str(tmp_path / "alt")).load("train")) == len(tr)
     causal = TIMIT(data_dir=str(root), window=4, label_at="last", stride=2).load("train")
     assert len(causal) == 48 and tuple(causal.x.shape[1:]) == (4, 39)
     # the label frame is the last of a causal window and the centre of a centred one
