@@ -37,31 +37,50 @@ def _orthogonal(size: int) -> nn.Parameter:
     return nn.Parameter(w)
 
 
-def _step_loop(neuron, current, state, ys, ss, t0, t1, rec=None):
-    """Run ``neuron.step`` over steps t0..t1-1 of ``current`` (plus ``rec[t-t0]`` if given), appending to ys/ss."""
-    for t in range(t0, t1):
-        i_t = current[t] if rec is None else current[t] + rec[t - t0]
-        y, s, state = neuron.step(i_t, state)
+def _run(neuron, current, state):
+    """Run the neuron over ``current`` (L, B, N) from ``state``: its one-node ``scan_chunk`` when it has one,
+    else a loop of ``step``. Returns ``(y, s, state)`` with y, s (L, B, N)."""
+    chunk = getattr(neuron, "scan_chunk", None)
+    if chunk is not None:
+        return chunk(current, state)
+    ys, ss = [], []
+    for t in range(current.shape[0]):
+        y, s, state = neuron.step(current[t], state)
         ys.append(y)
         ss.append(s)
-    return state
+    return torch.stack(ys), torch.stack(ss), state
 
 
 def chunked_skip_scan(neuron, current: torch.Tensor, weight: torch.Tensor, k: int):
-    """Exact scan of ``I[t] += weight @ y[t-k]``: one GEMM per chunk of k steps, then k element-wise steps."""
+    """Exact scan of ``I[t] += weight @ y[t-k]``: one GEMM per chunk of k steps, then one k-step neuron scan."""
     T, B, N = current.shape
     state = neuron.initial_state(B, current.device, current.dtype)
     ys: list[torch.Tensor] = []
     ss: list[torch.Tensor] = []
     wt = weight.t()
-    prev = None  # y of the previous chunk, (k, B, N)
     for t0 in range(0, T, k):
         t1 = min(t0 + k, T)
-        rec = None if prev is None else torch.matmul(prev[: t1 - t0], wt)  # y[t-k] for t in [t0, t1)
-        state = _step_loop(neuron, current, state, ys, ss, t0, t1, rec)
-        if t1 < T:
-            prev = torch.stack(ys[t0:t1])
-    return torch.stack(ys), torch.stack(ss)
+        cur = current[t0:t1]
+        if t0 > 0:  # y[t-k] for t in [t0, t1) is the previous chunk: one (L·B, N) x (N, N) product
+            cur = cur + torch.matmul(ys[-1][: t1 - t0], wt)
+        y, s, state = _run(neuron, cur, state)
+        ys.append(y)
+        ss.append(s)
+    return torch.cat(ys), torch.cat(ss)
+
+
+def _one_step(neuron):
+    """A per-step function ``(I[t], state) -> (y, s, state)``: the neuron's one-node chunk scan on a 1-step
+    chunk when it has one (fewer autograd nodes than ``step``), else ``step``."""
+    chunk = getattr(neuron, "scan_chunk", None)
+    if chunk is None:
+        return neuron.step
+
+    def step(i_t, state):
+        y, s, state = chunk(i_t.unsqueeze(0), state)
+        return y[0], s[0], state
+
+    return step
 
 
 def dense_scan(neuron, current: torch.Tensor, weight: torch.Tensor):
@@ -71,10 +90,11 @@ def dense_scan(neuron, current: torch.Tensor, weight: torch.Tensor):
     ys: list[torch.Tensor] = []
     ss: list[torch.Tensor] = []
     wt = weight.t()
+    step = _one_step(neuron)
     y = None
     for t in range(T):
         i_t = current[t] if y is None else torch.addmm(current[t], y, wt)
-        y, s, state = neuron.step(i_t, state)
+        y, s, state = step(i_t, state)
         ys.append(y)
         ss.append(s)
     return torch.stack(ys), torch.stack(ss)
@@ -89,6 +109,7 @@ def mixed_span_scan(neuron, current: torch.Tensor, weight: torch.Tensor, alpha: 
     ys: list[torch.Tensor] = []
     ss: list[torch.Tensor] = []
     wt = weight.t()
+    step = _one_step(neuron)
     for t in range(T):
         if t == 0:
             i_t = current[0]
@@ -97,7 +118,7 @@ def mixed_span_scan(neuron, current: torch.Tensor, weight: torch.Tensor, alpha: 
             for j in range(2, min(t, K) + 1):
                 m = torch.addcmul(m, ys[t - j], a[j - 1])
             i_t = torch.addmm(current[t], m, wt)
-        y, s, state = neuron.step(i_t, state)
+        y, s, state = step(i_t, state)
         ys.append(y)
         ss.append(s)
     return torch.stack(ys), torch.stack(ss)

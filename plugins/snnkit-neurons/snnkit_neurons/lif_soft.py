@@ -18,7 +18,7 @@ from typing import NamedTuple
 import torch
 
 from snnkit_core import Neuron, Param
-from snnkit_core.surrogate import spike
+from snnkit_core.surrogate import spike, surrogate_grad
 
 
 class SoftState(NamedTuple):
@@ -31,6 +31,48 @@ def lif_soft_step(current, state: SoftState, decay, v_th: float, surrogate=("tri
     s = spike(h - v_th, surrogate[0], surrogate[1], inclusive=True)
     u = h - v_th * (s.detach() if detach_reset else s)
     return s, h, SoftState(u)
+
+
+class _SoftScan(torch.autograd.Function):
+    """L steps of lif-soft as one autograd node: an in-place forward loop and a hand-written reverse loop.
+
+    Backward (x_t = H[t] - V_th, σ'_t its surrogate derivative, g_U the gradient arriving at U[t]):
+        dL/dH[t] = g_S[t]·σ'_t + g_U[t]·(1 - V_th·σ'_t)      (detached reset: g_S[t]·σ'_t + g_U[t])
+        dL/dI[t] = dL/dH[t],   g_U[t-1] = λ·dL/dH[t]
+    The per-step autograd path (``step``) is the oracle it is tested against.
+    """
+
+    @staticmethod
+    def forward(ctx, current, u0, decay, v_th, kind, width, detach_reset):
+        L = current.shape[0]
+        h_all = torch.empty_like(current)
+        s_all = torch.empty_like(current)
+        u = u0.clone()
+        for t in range(L):
+            h = h_all[t]
+            torch.add(current[t], u, alpha=decay, out=h)
+            torch.ge(h, v_th, out=s_all[t])
+            torch.sub(h, s_all[t], alpha=v_th, out=u)
+        ctx.save_for_backward(h_all)
+        ctx.consts = (decay, v_th, kind, width, detach_reset)
+        return s_all, u
+
+    @staticmethod
+    def backward(ctx, g_s, g_u):
+        (h_all,) = ctx.saved_tensors
+        decay, v_th, kind, width, detach_reset = ctx.consts
+        sg = surrogate_grad(h_all - v_th, kind, width)
+        g_in = torch.empty_like(h_all)
+        gu = torch.zeros_like(h_all[0]) if g_u is None else g_u.clone()
+        if g_s is None:
+            g_s = torch.zeros_like(h_all)
+        for t in range(h_all.shape[0] - 1, -1, -1):
+            if detach_reset:
+                torch.addcmul(gu, sg[t], g_s[t], out=g_in[t])
+            else:
+                torch.addcmul(gu, sg[t], torch.add(g_s[t], gu, alpha=-v_th), out=g_in[t])
+            gu = g_in[t] * decay
+        return g_in, gu, None, None, None, None, None
 
 
 class LIFSoft(Neuron):
@@ -69,6 +111,16 @@ class LIFSoft(Neuron):
     def step(self, current, state):
         s, _, state = lif_soft_step(current, state, self.decay, self.v_th, self.surrogate, self.detach_reset)
         return s, s, state
+
+    def scan_chunk(self, current, state):
+        """``current`` (L, B, N) -> ``(y, s, state)`` for L steps as one autograd node (same numbers as ``step``).
+
+        Recurrences whose input for the next L steps is known in advance (SRC's chunks) call this instead of
+        looping ``step``; it saves the per-op autograd graph of the step-by-step path.
+        """
+        kind, width = self.surrogate
+        s, u = _SoftScan.apply(current, state.u, self.decay, self.v_th, kind, width, self.detach_reset)
+        return s, s, SoftState(u)
 
 
 def register(register):
