@@ -100,27 +100,48 @@ def dense_scan(neuron, current: torch.Tensor, weight: torch.Tensor):
     return torch.stack(ys), torch.stack(ss)
 
 
-def mixed_span_scan(neuron, current: torch.Tensor, weight: torch.Tensor, alpha: torch.Tensor):
-    """Exact scan of ``I[t] += weight @ Σ_{j=1..K} alpha[j-1] y[t-j]`` (terms with t-j < 0 are zero, skipped)."""
+def mixed_span_scan(neuron, current: torch.Tensor, weight: torch.Tensor, alpha: torch.Tensor, chunk: int = 8):
+    """Exact scan of ``I[t] += weight @ Σ_{j=1..K} alpha[j-1] y[t-j]`` (terms with t-j < 0 are zero).
+
+    Steps are grouped in chunks [t0, t0+L), L = min(chunk, K). The part of the window that lies before t0 is
+    known when the chunk starts, so for all L steps it is ONE Toeplitz product ``A (L, M) @ y[t0-M:t0]``
+    (M = min(K, t0) past steps, A[i, m] = alpha[i+M-m-1]) followed by ONE (L·B, N) x (N, N) product with V.
+    Inside the chunk, step t0+i adds the i in-chunk terms Σ_{j=1..i} alpha[j-1] y[t-j] and one addmm with V.
+    So a step costs ≤ L-1 element-wise terms instead of K, and still one product (α_1 needs y[t-1]).
+    """
     T, B, N = current.shape
     K = alpha.shape[0]
+    L = max(1, min(chunk, K))
     a = alpha.unbind(0)
+    alpha_pad = torch.cat([alpha, alpha.new_zeros(1)])
     state = neuron.initial_state(B, current.device, current.dtype)
     ys: list[torch.Tensor] = []
     ss: list[torch.Tensor] = []
     wt = weight.t()
     step = _one_step(neuron)
-    for t in range(T):
-        if t == 0:
-            i_t = current[0]
-        else:
-            m = ys[t - 1] * a[0]
-            for j in range(2, min(t, K) + 1):
-                m = torch.addcmul(m, ys[t - j], a[j - 1])
-            i_t = torch.addmm(current[t], m, wt)
-        y, s, state = step(i_t, state)
-        ys.append(y)
-        ss.append(s)
+    for t0 in range(0, T, L):
+        t1 = min(t0 + L, T)
+        n = t1 - t0
+        M = min(K, t0)
+        pre = None
+        if M > 0:
+            i = torch.arange(n).unsqueeze(1)
+            m = torch.arange(M).unsqueeze(0)
+            idx = (i + M - m - 1).clamp(max=K)  # j - 1 for history step t0-M+m seen from t0+i; K -> zero
+            A = alpha_pad[idx.to(current.device)]  # (n, M)
+            hist = torch.stack(ys[t0 - M : t0]).reshape(M, B * N)
+            pre = torch.matmul(torch.matmul(A, hist).reshape(n, B, N), wt)  # (n, B, N), V already applied
+        for i in range(n):
+            t = t0 + i
+            i_t = current[t] if pre is None else current[t] + pre[i]
+            if i > 0:
+                mix = ys[t - 1] * a[0]
+                for j in range(2, min(i, K) + 1):
+                    mix = torch.addcmul(mix, ys[t - j], a[j - 1])
+                i_t = torch.addmm(i_t, mix, wt)
+            y, s, state = step(i_t, state)
+            ys.append(y)
+            ss.append(s)
     return torch.stack(ys), torch.stack(ss)
 
 

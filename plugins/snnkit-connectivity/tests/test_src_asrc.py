@@ -298,3 +298,26 @@ def test_cli_train_src_with_set(tmp_path, _cache):
     assert res.exit_code == 0, res.output
     recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["recurrence"]["layer0"]["span"] for r in recs] == [5, 5]
+
+
+@pytest.mark.parametrize("K,chunk,T", [(7, 3, 17), (4, 8, 11), (6, 1, 9)])
+def test_asrc_toeplitz_chunks_equal_reference(K, chunk, T):
+    """mixed_span_scan's chunk split (history part as one Toeplitz product) for chunk < K, > K and 1."""
+    from snnkit_connectivity.asrc import mixed_span_scan
+    from snnkit_core.scan import reference_scan
+
+    torch.manual_seed(0)
+    rec = ASRC(max_span=K).make_recurrence(0, 5).double()
+    rec.kernel.data = torch.randn(K, dtype=torch.float64)
+    neuron = LIFSoft(5)
+    g = torch.Generator().manual_seed(2)
+    cur = (torch.randn(T, 2, 5, generator=g, dtype=torch.float64) + 0.7).requires_grad_()
+    w = torch.randn(T, 2, 5, generator=g, dtype=torch.float64)
+    results = []
+    for fn in (lambda: mixed_span_scan(neuron, cur, rec.weight, rec.alpha(), chunk=chunk), lambda: reference_scan(neuron, cur, rec)):
+        y, s = fn()
+        grads = torch.autograd.grad((y * w).sum(), (cur, rec.weight, rec.kernel))
+        results.append((s.detach(), grads))
+    assert torch.equal(results[0][0], results[1][0]) and 0 < float(results[0][0].mean()) < 1
+    for a, b in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
