@@ -44,8 +44,8 @@ def _run(neuron, current, state):
     if chunk is not None:
         return chunk(current, state)
     ys, ss = [], []
-    for t in range(current.shape[0]):
-        y, s, state = neuron.step(current[t], state)
+    for i_t in current.unbind(0):
+        y, s, state = neuron.step(i_t, state)
         ys.append(y)
         ss.append(s)
     return torch.stack(ys), torch.stack(ss), state
@@ -58,9 +58,9 @@ def chunked_skip_scan(neuron, current: torch.Tensor, weight: torch.Tensor, k: in
     ys: list[torch.Tensor] = []
     ss: list[torch.Tensor] = []
     wt = weight.t()
-    for t0 in range(0, T, k):
-        t1 = min(t0 + k, T)
-        cur = current[t0:t1]
+    # split once: slicing ``current`` per chunk would make autograd build a full-size zero gradient per slice
+    for c, cur in enumerate(current.split(k)):
+        t0, t1 = c * k, c * k + cur.shape[0]
         if t0 > 0:  # y[t-k] for t in [t0, t1) is the previous chunk: one (L·B, N) x (N, N) product
             cur = cur + torch.matmul(ys[-1][: t1 - t0], wt)
         y, s, state = _run(neuron, cur, state)
@@ -91,9 +91,10 @@ def dense_scan(neuron, current: torch.Tensor, weight: torch.Tensor):
     ss: list[torch.Tensor] = []
     wt = weight.t()
     step = _one_step(neuron)
+    steps = current.unbind(0)  # one autograd node; current[t] per step would cost O(T·B·N) each in backward
     y = None
     for t in range(T):
-        i_t = current[t] if y is None else torch.addmm(current[t], y, wt)
+        i_t = steps[t] if y is None else torch.addmm(steps[t], y, wt)
         y, s, state = step(i_t, state)
         ys.append(y)
         ss.append(s)
@@ -119,6 +120,7 @@ def mixed_span_scan(neuron, current: torch.Tensor, weight: torch.Tensor, alpha: 
     ss: list[torch.Tensor] = []
     wt = weight.t()
     step = _one_step(neuron)
+    steps = current.unbind(0)  # one autograd node (see dense_scan)
     for t0 in range(0, T, L):
         t1 = min(t0 + L, T)
         n = t1 - t0
@@ -130,10 +132,10 @@ def mixed_span_scan(neuron, current: torch.Tensor, weight: torch.Tensor, alpha: 
             idx = (i + M - m - 1).clamp(max=K)  # j - 1 for history step t0-M+m seen from t0+i; K -> zero
             A = alpha_pad[idx.to(current.device)]  # (n, M)
             hist = torch.stack(ys[t0 - M : t0]).reshape(M, B * N)
-            pre = torch.matmul(torch.matmul(A, hist).reshape(n, B, N), wt)  # (n, B, N), V already applied
+            pre = torch.matmul(torch.matmul(A, hist).reshape(n, B, N), wt).unbind(0)  # n x (B, N), V applied
         for i in range(n):
             t = t0 + i
-            i_t = current[t] if pre is None else current[t] + pre[i]
+            i_t = steps[t] if pre is None else steps[t] + pre[i]
             if i > 0:
                 mix = ys[t - 1] * a[0]
                 for j in range(2, min(i, K) + 1):
