@@ -114,6 +114,49 @@ def step_bench(conn: str, args) -> dict:
             "threads": torch.get_num_threads()}
 
 
+def _step_loop(neuron, current, rec):
+    """The reference scan written with ``unbind`` (one autograd node for the input instead of one full-size
+    gradient per ``current[t]``): a fairer per-step baseline than the core oracle."""
+    T, B, N = current.shape
+    state = neuron.initial_state(B, current.device, current.dtype)
+    zeros = current.new_zeros(B, N)
+    ys, ss = [], []
+    for t, i_t in enumerate(current.unbind(0)):
+        past = [ys[t - j] if t - j >= 0 else zeros for j in range(1, rec.span + 1)]
+        y, s, state = neuron.step(i_t + rec.recurrent_input(past), state)
+        ys.append(y)
+        ss.append(s)
+    return torch.stack(ys), torch.stack(ss)
+
+
+def layer_bench(conn: str, args) -> dict:
+    """One hidden layer (N = last hidden size, T = 784): forward + backward seconds of the fast scan, the core's
+    reference scan and the unbind step loop, interleaved, minimum of ``--layer-bench`` repeats."""
+    from snnkit_core.plugins import get_registry
+    from snnkit_core.scan import reference_scan
+
+    torch.set_num_threads(args.threads)
+    reg = get_registry()
+    cfg = config(conn, args)
+    N, B, T = int(args.hidden.split(",")[-1]), args.bench_batch, 784
+    torch.manual_seed(0)
+    neuron = reg.get("neuron", "lif-soft")(N)
+    rec = reg.get("connectivity", conn)(**cfg.params["conn"]).make_recurrence(0, N)
+    cur = (torch.randn(T, B, N) * 0.8 + 0.3).requires_grad_()
+    fns = {"fast": lambda: rec.scan(neuron, cur), "reference": lambda: reference_scan(neuron, cur, rec),
+           "steploop": lambda: _step_loop(neuron, cur, rec)}
+    best = {k: float("inf") for k in fns}
+    for _ in range(args.layer_bench):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            y, _ = fn()
+            y.sum().backward()
+            best[k] = min(best[k], time.perf_counter() - t0)
+            cur.grad = None
+    return {"conn": conn, "N": N, "batch": B, "T": T, "seconds": best,
+            "speedup_vs_reference": best["reference"] / best["fast"], "speedup_vs_steploop": best["steploop"] / best["fast"]}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--conns", default="dense,src,asrc")
@@ -130,6 +173,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--step-bench", type=int, default=0, help="time this many steps per backend (0: skip)")
     ap.add_argument("--bench-batch", type=int, default=32)
+    ap.add_argument("--layer-bench", type=int, default=0, help="repeats of the one-layer scan benchmark (0: skip)")
     ap.add_argument("--no-train", action="store_true")
     ap.add_argument("--single", default=None, help=argparse.SUPPRESS)  # internal: one conn in a subprocess
     ap.add_argument("--out", default=None)
@@ -140,7 +184,7 @@ def main(argv=None):
         return
     conns = [c for c in args.conns.split(",") if c]
     result = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "torch": torch.__version__,
-              "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "runs": [], "step_bench": []}
+              "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "runs": [], "step_bench": [], "layer_bench": []}
     if not args.no_train:
         for conn in conns:
             # one subprocess per connectivity, so the CPU peak RSS belongs to that run alone
@@ -155,6 +199,12 @@ def main(argv=None):
             print(f"[{conn}] step: fast {r['seconds_per_step_fast']:.3f} s, reference {r['seconds_per_step_reference']:.3f} s, "
                   f"x{r['speedup']:.2f}", file=sys.stderr, flush=True)
             result["step_bench"].append(r)
+    if args.layer_bench:
+        for conn in conns:
+            r = layer_bench(conn, args)
+            print(f"[{conn}] layer fwd+bwd: {r['seconds']}, x{r['speedup_vs_reference']:.2f} vs reference, "
+                  f"x{r['speedup_vs_steploop']:.2f} vs step loop", file=sys.stderr, flush=True)
+            result["layer_bench"].append(r)
     text = json.dumps(result, indent=2)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -321,3 +321,16 @@ def test_asrc_toeplitz_chunks_equal_reference(K, chunk, T):
     assert torch.equal(results[0][0], results[1][0]) and 0 < float(results[0][0].mean()) < 1
     for a, b in zip(results[0][1], results[1][1]):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("conn", [SRC(skip_span=3), Dense(), ASRC(max_span=4)])
+def test_fast_scans_work_with_a_neuron_without_chunk_scan(conn):
+    """Any neuron: ``lif`` (PSC output, no ``scan_chunk``) goes through the per-step fallback, still exact."""
+    from snnkit_neurons.lif import LIF
+
+    torch.manual_seed(0)
+    net = Network(3, (5, 4), 3, lambda n: LIF(n, tau_m=4.0, tau_s=2.0), conn, readout="linear", bias=True,
+                  init="default", weight_scale=4.0).double()
+    assert not hasattr(net.layers[0].neuron, "scan_chunk")
+    x = inputs()
+    assert_same(run(net, x), run(copy.deepcopy(net), x, "reference"))
