@@ -18,8 +18,12 @@ Speed. The reference path (``snnkit_core.scan.reference_scan`` with ``recurrent_
   chunk, which is complete, so it is ONE matrix product (k·B, N) x (N, N) per chunk; then the neuron runs
   over the ≤ k steps of the chunk element-wise.
 * dense and ASRC in training (α spans j = 1..K, including j = 1) need y[t-1] before step t: one fused
-  ``addmm`` per step. ASRC first mixes the window Σ α_j y[t-j] (one ``addcmul`` per term, no copies of the
-  window, so autograd saves nothing beyond the spikes it already holds), then multiplies once.
+  ``addmm`` per step. For ASRC the part of the window Σ α_j y[t-j] that lies before the current chunk of
+  L = 8 steps is one Toeplitz product plus one product with V per chunk; each step adds only its ≤ L-1
+  in-chunk terms (see ``mixed_span_scan``).
+* The neuron runs a chunk as one autograd node when it has ``scan_chunk`` (``lif-soft``), else ``step``.
+* The input current is split/unbound once, never indexed per step (autograd's backward of ``current[t]``
+  allocates a full-size gradient per step).
 * ASRC in eval mode runs the chunked SRC scan with span argmax p + 1.
 """
 
