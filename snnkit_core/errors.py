@@ -21,7 +21,7 @@ class UnknownComponentError(SnnkitError):
         msg = f"unknown {kind} {name!r}."
         if close:
             msg += f" Did you mean {' or '.join(repr(c) for c in close)}?"
-        msg += f" Installed {kind}s: {', '.join(available) if available else '(none)'}."
+        msg += f" Installed {kind} components: {', '.join(available) if available else '(none)'}."
         msg += " `snnkit list-plugins` shows which plugin provides what."
         super().__init__(msg)
         self.kind, self.name, self.close_matches = kind, name, close
