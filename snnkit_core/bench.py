@@ -16,6 +16,7 @@ import torch
 from attrs import frozen
 
 from .config import TrainConfig
+from .errors import IncompatibleError
 from .interfaces import ArrayData, Dataset
 
 
@@ -129,7 +130,7 @@ def lower_bound(w: Workload, device: torch.device, bandwidth: float, repeats: in
     return total + state_bytes / bandwidth
 
 
-def bench_workload(w: Workload, device: torch.device, paths=("reference", "auto"), warmup: int = 3, repeats: int = 20) -> dict[str, Any]:
+def bench_workload(w: Workload, device: torch.device, paths=("reference", "torch"), warmup: int = 3, repeats: int = 20) -> dict[str, Any]:
     from .network import Network
     from .plugins import get_registry
     from .training import make_optimizer, Built
@@ -164,10 +165,15 @@ def bench_workload(w: Workload, device: torch.device, paths=("reference", "auto"
 
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        times = _time(step, device, warmup, repeats)
+        try:
+            times = _time(step, device, warmup, repeats)
+        except IncompatibleError as exc:  # e.g. --backend triton on a layer without a fused kernel
+            out["paths"][path] = {"error": str(exc)}
+            continue
         peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
         out["paths"][path] = {"median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times), "peak_mb": peak}
     ref = out["paths"].get("reference", {}).get("median_ms")
     for p in out["paths"].values():
-        p["speedup_vs_reference"] = ref / p["median_ms"] if ref else None
+        if "median_ms" in p:
+            p["speedup_vs_reference"] = ref / p["median_ms"] if ref else None
     return out

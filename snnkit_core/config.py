@@ -42,6 +42,7 @@ class TrainConfig:
     weight_decay: float | None = None  # None: the gradient rule's default
     seed: int = 0
     device: str = "auto"
+    backend: str = "auto"  # auto | triton | torch | reference (see Network.backend)
     limit: int | None = None  # at most this many training (and test) examples
     readout: str | None = None  # None: the gradient rule's default
     bias: bool = False

@@ -101,8 +101,10 @@ class Network(nn.Module):
         else:
             raise IncompatibleError(f"readout must be 'spiking' or 'linear', not {readout!r}")
         self.scan_override: Callable | None = None  # set by a rule that chooses the layer backward
-        #: "auto": a recurrence's faster exact scan (e.g. chunked SRC) where it has one;
-        #: "reference": always the plain step-by-step scan (the oracle; `snnkit bench` compares the two)
+        #: "auto": a fused kernel where the neuron has one for this device, else "torch";
+        #: "triton": the fused kernel, or an error saying why it cannot run;
+        #: "torch": torch only, with a recurrence's faster exact scan (e.g. chunked SRC) where it has one;
+        #: "reference": always the plain step-by-step scan (the oracle; `snnkit bench` compares them)
         self.backend = "auto"
         self._init_weights(init, weight_scale)
 
@@ -135,6 +137,17 @@ class Network(nn.Module):
             from .scan import reference_scan
 
             return reference_scan(layer.neuron, current, layer.recurrence)
+        if self.backend in ("auto", "triton"):
+            fused = getattr(layer.neuron, "fused_scan", None)
+            res = fused(current, layer.recurrence) if fused is not None else None
+            if res is not None:
+                return res
+            if self.backend == "triton":
+                raise IncompatibleError(
+                    f"--backend triton: neuron {layer.neuron.name!r} has no fused kernel for this layer "
+                    f"(recurrence {getattr(layer.recurrence, 'structure', 'none')}, device {current.device.type}, "
+                    f"dtype {current.dtype}); Triton runs on CUDA (or on CPU with TRITON_INTERPRET=1). Use --backend torch."
+                )
         return layer.scan(current)
 
     def forward(self, x: torch.Tensor) -> NetworkOutput:

@@ -105,6 +105,9 @@ def build(cfg: TrainConfig) -> Built:
         weight_scale=cfg.weight_scale,
         dropout=cfg.dropout,
     )
+    if cfg.backend not in ("auto", "triton", "torch", "reference"):
+        raise ConfigError(f"backend must be auto, triton, torch or reference; got {cfg.backend!r}")
+    network.backend = cfg.backend
     for r in rules:
         r.setup(network)
     device = resolve_device(cfg.device)

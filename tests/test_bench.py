@@ -14,7 +14,7 @@ def test_bench_cpu_json():
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
     (rec,) = data["results"]
-    assert set(rec["paths"]) == {"reference", "auto"}
+    assert {"reference", "torch"} <= set(rec["paths"])
     assert rec["paths"]["reference"]["speedup_vs_reference"] == 1.0
     assert rec["lower_bound_ms"] > 0 and all(p["median_ms"] > 0 for p in rec["paths"].values())
 

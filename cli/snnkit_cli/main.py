@@ -200,6 +200,7 @@ def _parse_sets(values) -> dict[str, dict]:
 @click.option("--lr", type=float, help="Learning rate (default: the rule's).")
 @click.option("--seed", type=int)
 @click.option("--device", help="auto (GPU when there is one), cpu or cuda.")
+@click.option("--backend", type=click.Choice(["auto", "triton", "torch", "reference"]), help="Scan implementation (auto: fused Triton kernels on CUDA where they exist).")
 @click.option("--out", "out", type=click.Path(file_okay=False), help="Run directory (default runs/<time>-<combo>).")
 @click.option("--limit", type=int, help="Train and test on at most N examples each (quick checks).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML config; options given here override it.")
@@ -207,7 +208,7 @@ def _parse_sets(values) -> dict[str, dict]:
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Component parameter, e.g. neuron.tau_m=8 (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @expected_errors
-def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, device, out, limit, config_file, resume, sets, quiet):
+def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, device, backend, out, limit, config_file, resume, sets, quiet):
     """Train a network. With no options: a sensible default on the shipped dataset."""
     from snnkit_core.config import TrainConfig
     from snnkit_core.training import read_run_config, train as run_train
@@ -221,7 +222,7 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
         changes = {
             k: v
             for k, v in dict(neuron=neuron, conn=conn, dataset=dataset, data_dir=data_dir, hidden=hidden, epochs=epochs,
-                             batch_size=batch_size, lr=lr, seed=seed, device=device, limit=limit).items()
+                             batch_size=batch_size, lr=lr, seed=seed, device=device, backend=backend, limit=limit).items()
             if v is not None
         }
         if rules:
@@ -343,6 +344,16 @@ def data_info(name, data_dir, sets):
 # -------------------------------------------------------------------------------------------- bench
 
 
+def _triton_ok(dev) -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    import os
+
+    return dev.type == "cuda" or (os.environ.get("TRITON_INTERPRET") == "1" and os.environ.get("SNNKIT_TRITON_ON_CPU") == "1")
+
+
 @cli.command()
 @click.option("--workload", "workloads", multiple=True, help="Workload group (scsr-ti46, src-psmnist, src-ssc, ff-16k, tiny); repeatable. Default: all on CUDA, tiny on CPU.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
@@ -362,17 +373,19 @@ def bench(workloads, device, repeats, warmup, as_json):
     if unknown:
         raise UnknownComponentError("workload", unknown[0], WORKLOADS)
     bw = copy_bandwidth(dev)
+    paths = ["reference", "torch"] + (["triton"] if _triton_ok(dev) else [])
     results = []
     for name in names:
         for w in WORKLOADS[name]:
             try:
-                res = bench_workload(w, dev, warmup=warmup, repeats=repeats)
+                res = bench_workload(w, dev, paths=paths, warmup=warmup, repeats=repeats)
             except UnknownComponentError as exc:
                 results.append({"workload": w.name, "skipped": str(exc)})
                 continue
             res["lower_bound_ms"] = 1e3 * lower_bound(w, dev, bw)
             for p in res["paths"].values():
-                p["fraction_of_bound"] = res["lower_bound_ms"] / p["median_ms"]
+                if "median_ms" in p:
+                    p["fraction_of_bound"] = res["lower_bound_ms"] / p["median_ms"]
             results.append(res)
     import torch
 
@@ -390,6 +403,9 @@ def bench(workloads, device, repeats, warmup, as_json):
             t.add_row(r["workload"], "-", "skipped: " + r["skipped"].split(".")[0], "", "", "", "")
             continue
         for path, p in r["paths"].items():
+            if "error" in p:
+                t.add_row(r["workload"], path, "n/a: " + p["error"][:60], "", "", "", "")
+                continue
             t.add_row(r["workload"], path, f"{p['median_ms']:.2f}", "-" if p["peak_mb"] is None else f"{p['peak_mb']:.0f}",
                       f"{p['speedup_vs_reference']:.2f}", f"{r['lower_bound_ms']:.2f}", f"{p['fraction_of_bound']:.3f}")
     console.print(t)

@@ -99,6 +99,22 @@ class LIF(Neuron):
         a, s, _, state = lif_step(current, state, self.leak, self.tau_s, self.v_th, self.surrogate, self.hparams["detach_reset"])
         return a, s, state
 
+    def fused_scan(self, current, recurrence):
+        """The whole scan as one Triton kernel per direction (see kernels/lif_scan.py), or None if unsupported."""
+        from .kernels import triton_available
+
+        if not triton_available(current.device.type) or current.dtype not in (torch.float32,):
+            return None
+        if recurrence is not None and not (recurrence.structure == "diagonal" and recurrence.span == 1 and hasattr(recurrence, "weight")):
+            return None
+        from .kernels.lif_scan import SUPPORTED_SURROGATES, lif_scan
+
+        kind, width = self.surrogate
+        if kind not in SUPPORTED_SURROGATES:
+            return None
+        w = recurrence.weight if recurrence is not None else None
+        return lif_scan(current, self.leak, w, self.tau_s, self.v_th, kind, width, self.hparams["detach_reset"])
+
     def encode_input(self, x):
         return psc_filter(x, self.tau_s) if self.hparams["filter_input"] else x
 
