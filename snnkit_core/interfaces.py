@@ -73,6 +73,20 @@ class Neuron(_Component, nn.Module, ABC):
     def clamp_(self) -> None:
         """Project trainable neuron parameters back to their valid range (called after each optimizer step)."""
 
+    def fused_scan(self, current: torch.Tensor, recurrence: "Recurrence | None"):
+        """A faster exact scan of the whole sequence, ``(y, s)`` each (T, B, N), or None where there is none.
+
+        Called by the network under ``--backend auto|triton`` before the recurrence's own scan; it must
+        equal the reference scan in forward and gradients. Default: None (no fused kernel).
+        """
+        return None
+
+    # Optional methods, looked up by name by the rules and connectivities that use them (a neuron without
+    # one simply does not support that feature; `snnkit info` and the rules' compatibility checks say so):
+    #   set_surrogate(kind, width)   bptt: choose the surrogate derivative
+    #   make_leak_trainable()        bip: turn ``leak`` into a per-neuron Parameter
+    #   scan_chunk(current, state)   src/asrc: run several steps with known input in one call
+
 
 # ------------------------------------------------------------------------------------------ connectivity
 
@@ -182,10 +196,6 @@ class LearningRule(_Component, ABC):
 
     def setup(self, network) -> None:
         """Called once after assembly, before the optimizer is built."""
-
-    def scan(self, layer, current: torch.Tensor):
-        """Return ``(y, s)`` for ``layer`` given its input current (T, B, N), or None for the default scan."""
-        return None
 
     def loss(self, output, target: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"rule {self.name!r} has no loss (is it an add-on?)")

@@ -138,8 +138,7 @@ class Network(nn.Module):
 
             return reference_scan(layer.neuron, current, layer.recurrence)
         if self.backend in ("auto", "triton"):
-            fused = getattr(layer.neuron, "fused_scan", None)
-            res = fused(current, layer.recurrence) if fused is not None else None
+            res = layer.neuron.fused_scan(current, layer.recurrence)
             if res is not None:
                 return res
             if self.backend == "triton":

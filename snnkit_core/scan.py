@@ -17,8 +17,9 @@ def reference_scan(neuron: Neuron, current: torch.Tensor, recurrence: Recurrence
     ys, ss = [], []
     span = recurrence.span if recurrence is not None else 0
     zeros = current.new_zeros(current.shape[1:])
-    for t in range(T):
-        i_t = current[t]
+    # unbind once: indexing current[t] per step makes autograd allocate a full (T, B, N) zero gradient per
+    # step in backward (O(T^2 B N) work), which would make the oracle needlessly slow
+    for t, i_t in enumerate(current.unbind(0)):
         if recurrence is not None:
             # past[j-1] = y[t-j]; zeros before the sequence starts
             past = [ys[t - j] if t - j >= 0 else zeros for j in range(1, span + 1)]
