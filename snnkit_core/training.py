@@ -334,10 +334,18 @@ def _truncate_metrics(path: Path, keep_epochs: int) -> None:
     path.write_text("".join(ln + "\n" for ln in kept))
 
 
-def evaluate_run(run_dir: str | Path, dataset: str | None = None, split: str = "test", data_dir: str | None = None, batch_size: int | None = None):
-    """Load a run's latest checkpoint and evaluate it on ``split``; returns (loss, accuracy, n)."""
+def evaluate_run(run_dir: str | Path, dataset: str | None = None, split: str = "test", data_dir: str | None = None,
+                 batch_size: int | None = None, limit: int | None = None, device: str | None = None):
+    """Load a run's latest checkpoint and evaluate it on ``split``; returns (loss, accuracy, n).
+
+    ``limit`` caps the examples (default: the run's own limit); ``device`` overrides the run's.
+    """
     cfg = read_run_config(run_dir)
-    changes: dict[str, Any] = {"device": cfg.device}
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be a positive number of examples, not {limit}")
+    changes: dict[str, Any] = {"device": device or cfg.device}
+    if limit is not None:
+        changes["limit"] = limit
     if dataset:
         changes["dataset"] = dataset
     if data_dir:

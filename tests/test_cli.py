@@ -57,8 +57,15 @@ def test_train_eval_and_resume(runner, tmp_path):
     assert 'tau_m = "8"' in (run / "config.toml").read_text() or "tau_m = 8" in (run / "config.toml").read_text()
     res = runner.invoke(cli, ["eval", str(run)])
     assert res.exit_code == 0 and "test accuracy" in res.output
+    res = runner.invoke(cli, ["eval", str(run), "--limit", "3", "--batch-size", "2"])
+    assert res.exit_code == 0 and "(3 examples)" in res.output, res.output
+    res = runner.invoke(cli, ["eval", str(run), "--limit", "0"])
+    assert res.exit_code == 1 and "--limit must be a positive" in res.output
     res = runner.invoke(cli, ["train", "--resume", str(run)])
     assert res.exit_code == 0  # nothing left to do: 2 of 2 epochs done
+    # options that would change the run are refused, not silently ignored
+    res = runner.invoke(cli, ["train", "--resume", str(run), "--lr", "0.1", "--epochs", "5"])
+    assert res.exit_code == 1 and "--epochs, --lr cannot apply" in res.output and "--config" in res.output, res.output
     res = runner.invoke(cli, ["train", "--dataset", "tiny", "--epochs", "1", "--out", str(run)])
     assert res.exit_code == 1 and "--resume" in res.output
 
@@ -84,3 +91,12 @@ def test_config_file_and_override(runner, tmp_path):
 def test_data_info(runner):
     res = runner.invoke(cli, ["data", "info", "tiny"])
     assert res.exit_code == 0 and "64" in res.output
+
+
+def test_info_prints_the_components_own_docstring(runner):
+    outs = {}
+    for name in ("self", "skip"):
+        res = runner.invoke(cli, ["info", name])
+        assert res.exit_code == 0, res.output
+        outs[name] = res.output
+    assert "one recurrent weight per neuron" in outs["self"] and "one recurrent weight per neuron" not in outs["skip"]

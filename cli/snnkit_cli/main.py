@@ -114,7 +114,8 @@ def info(name, kind):
         cls = comp.cls
         console.rule(f"[bold]{comp.kind} {comp.name}[/]  (plugin {comp.plugin})")
         console.print(cls.description or "")
-        doc = inspect.getdoc(sys.modules[cls.__module__]) or inspect.getdoc(cls) or ""
+        # the class's own docstring (a module often holds several components); the module's when it has none
+        doc = inspect.cleandoc(cls.__dict__.get("__doc__") or "") or inspect.getdoc(sys.modules[cls.__module__]) or ""
         if doc:
             console.print(doc, markup=False, highlight=False)
         if cls.params:
@@ -211,9 +212,20 @@ def _parse_sets(values) -> dict[str, dict]:
 def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, device, backend, out, limit, config_file, resume, sets, quiet):
     """Train a network. With no options: a sensible default on the shipped dataset."""
     from snnkit_core.config import TrainConfig
+    from snnkit_core.errors import ConfigError
     from snnkit_core.training import read_run_config, train as run_train
 
     if resume:
+        given = [f"--{k.replace('_', '-')}" for k, v in dict(
+            neuron=neuron, conn=conn, rule=rules, dataset=dataset, data_dir=data_dir, hidden=hidden, epochs=epochs,
+            batch_size=batch_size, lr=lr, seed=seed, device=device, backend=backend, out=out, limit=limit,
+            config=config_file, set=sets).items() if v not in (None, (), [])]
+        if given:
+            raise ConfigError(
+                f"--resume continues {resume} exactly as its config.toml says, so {', '.join(given)} cannot apply. "
+                f"To train a changed copy, start a new run from its config with the options you want: "
+                f"snnkit train --config {Path(resume) / 'config.toml'} --out NEW_DIR {' '.join(g + ' ...' for g in given)}"
+            )
         cfg = read_run_config(resume)
         run_dir = Path(resume)
         console.print(f"resuming [bold]{run_dir}[/]")
@@ -277,12 +289,16 @@ def _summary(extra: dict) -> str:
 @click.option("--dataset", help="Evaluate on another dataset with the same shapes.")
 @click.option("--data-dir", type=click.Path(file_okay=False))
 @click.option("--split", default="test", show_default=True)
+@click.option("--limit", type=int, help="At most N examples (default: the run's own --limit, if any).")
+@click.option("--batch-size", type=int, help="Evaluation batch size (default: the run's).")
+@click.option("--device", help="auto, cpu or cuda (default: the run's).")
 @expected_errors
-def eval_cmd(run_dir, dataset, data_dir, split):
+def eval_cmd(run_dir, dataset, data_dir, split, limit, batch_size, device):
     """Evaluate a run directory's latest checkpoint."""
     from snnkit_core.training import evaluate_run
 
-    loss, acc, n = evaluate_run(run_dir, dataset=dataset, split=split, data_dir=data_dir)
+    loss, acc, n = evaluate_run(run_dir, dataset=dataset, split=split, data_dir=data_dir, batch_size=batch_size,
+                                limit=limit, device=device)
     console.print(f"{run_dir}: {split} accuracy [bold]{100 * acc:.2f}%[/] ({n} examples), loss {loss:.4f}")
 
 
