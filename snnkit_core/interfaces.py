@@ -13,11 +13,12 @@ Capabilities are class attributes, so assembly can check a combination before an
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, NamedTuple
 
 import torch
-from attrs import frozen
+from attrs import evolve, field, frozen
+from attrs.validators import is_callable, optional
 from torch import nn
 
 from .params import Param, resolve_params
@@ -240,10 +241,21 @@ class LearningRule(_Component, ABC):
 
 @frozen
 class ArrayData:
-    """One split in memory: ``x`` (N, T, C) float32 (dense or 0/1 spikes) and ``y`` (N,) int64."""
+    """One split in memory: ``x`` (N, T, C) float32 (dense or 0/1 spikes) and ``y`` (N,) int64.
+
+    ``x`` may be a stride-0 ``expand`` (the same frame at every step); :meth:`rows` and :meth:`subset` keep it
+    one. ``encode``, when given, turns each indexed batch ``x[idx]`` (B, T, C) into the network input (B, T, C),
+    so a loader can keep intensities in memory and draw spikes per batch. It runs on the device the batch will
+    be used on (so it should draw on ``x.device``) and takes its randomness from ``generator``: the training
+    loop's per-epoch generator, or a fixed-seed one in evaluation, so both are reproducible; with ``None`` it
+    must still be deterministic.
+    """
 
     x: torch.Tensor
     y: torch.Tensor
+    encode: Callable[[torch.Tensor, torch.Generator | None], torch.Tensor] | None = field(
+        default=None, validator=optional(is_callable())
+    )
 
     def __attrs_post_init__(self):
         if self.x.ndim != 3 or self.y.ndim != 1 or self.x.shape[0] != self.y.shape[0]:
@@ -252,13 +264,33 @@ class ArrayData:
     def __len__(self) -> int:
         return self.x.shape[0]
 
+    def rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """``x[idx]`` for integer indices ``idx`` (B,), keeping every stride-0 dimension a view.
+
+        Plain ``x[idx]`` copies an ``expand``ed (N, T, C) into B x T x C floats; here each dimension of stride 0
+        is narrowed to size 1, the (much smaller) base is indexed, and the result is expanded again.
+        """
+        if idx.dtype not in (torch.int64, torch.int32) or idx.ndim != 1:
+            raise ValueError(f"ArrayData.rows wants integer indices (B,); got {idx.dtype} of shape {tuple(idx.shape)}")
+        base = self.compact(self.x)
+        picked = base.expand(len(idx), *base.shape[1:]) if base.shape[0] != self.x.shape[0] else base[idx]
+        return picked.expand(len(idx), *self.x.shape[1:])
+
+    @staticmethod
+    def compact(x: torch.Tensor) -> torch.Tensor:
+        """``x`` with every stride-0 dimension narrowed to size 1 (a view); ``compact(x).expand(x.shape)`` is ``x``."""
+        for d in range(x.ndim):
+            if x.stride(d) == 0 and x.shape[d] > 1:
+                x = x.narrow(d, 0, 1)
+        return x
+
     def subset(self, limit: int | None, seed: int = 0) -> "ArrayData":
-        """At most ``limit`` examples, drawn with a fixed seed so every class tends to appear."""
+        """At most ``limit`` examples, drawn with a fixed seed so every class tends to appear (``encode`` kept)."""
         if limit is None or limit >= len(self):
             return self
         g = torch.Generator().manual_seed(seed)
         idx = torch.randperm(len(self), generator=g)[:limit].sort().values
-        return ArrayData(self.x[idx], self.y[idx])
+        return evolve(self, x=self.rows(idx), y=self.y[idx])
 
 
 class Dataset(_Component, ABC):

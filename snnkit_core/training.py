@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from attrs import asdict, frozen
+from attrs import asdict, field, frozen
 
 from .config import TrainConfig, dump_toml
 from .data import atomic_save
@@ -41,7 +41,7 @@ class EpochRecord:
     test_accuracy: float
     seconds: float
     lr: float
-    extra: dict = {}
+    extra: dict = field(factory=dict)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -138,12 +138,20 @@ def make_optimizer(built: Built) -> torch.optim.Optimizer:
     return rule.make_optimizer(groups, lr, wd)
 
 
-def _batches(data: ArrayData, batch_size: int, shuffle: bool, generator: torch.Generator | None):
+def _batches(data: ArrayData, batch_size: int, shuffle: bool, generator: torch.Generator | None, device: torch.device | None = None):
+    """``(x, y)`` batches, x (B, T, C). With ``data.encode``, the indexed rows (an ``expand`` stays a view) are moved
+    to ``device`` and encoded there, with randomness drawn from ``generator`` after the shuffle."""
     n = len(data)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
-        yield data.x[idx], data.y[idx]
+        if data.encode is None:
+            yield data.x[idx], data.y[idx]
+            continue
+        x = data.rows(idx)
+        if device is not None and x.device != device:
+            x = ArrayData.compact(x).to(device, non_blocking=True).expand(x.shape)  # copy the base, not the expand
+        yield data.encode(x, generator), data.y[idx]
 
 
 def _step_batch(built: Built, x: torch.Tensor, y: torch.Tensor):
@@ -159,7 +167,9 @@ def evaluate(built: Built, data: ArrayData, batch_size: int, progress: Progress 
     net.eval()
     total_loss, correct, n = 0.0, 0, 0
     with torch.no_grad():
-        for x, y in progress(_batches(data, batch_size, False, None), total=math.ceil(len(data) / batch_size), description="eval"):
+        gen = torch.Generator().manual_seed(0)  # only data.encode draws from it: every evaluation sees the same inputs
+        batches = _batches(data, batch_size, False, gen, built.device)
+        for x, y in progress(batches, total=math.ceil(len(data) / batch_size), description="eval"):
             out, y = _step_batch(built, x, y)
             total_loss += float(rule.loss(out, y)) * len(y)
             correct += int((rule.logits(out).argmax(1) == y).sum())
@@ -265,7 +275,7 @@ def train(
         total_loss, correct, n = 0.0, 0, 0
         nb = math.ceil(len(train_data) / cfg.batch_size)
         net.train()
-        for x, y in progress(_batches(train_data, cfg.batch_size, True, gen), total=nb, description=f"epoch {epoch + 1}"):
+        for x, y in progress(_batches(train_data, cfg.batch_size, True, gen, built.device), total=nb, description=f"epoch {epoch + 1}"):
             out, y = _step_batch(built, x, y)
             rule = built.gradient_rule
             loss = rule.loss(out, y)
