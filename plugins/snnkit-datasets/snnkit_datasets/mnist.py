@@ -17,11 +17,13 @@ Inputs (pixels scaled to [0, 1]):
   the seed and the sha256 of the permutation.
 * ``mnist`` / ``fmnist``: the whole image every step, x (N, steps, 784) (``steps`` = 400 as in ST-RSBP).
   ``encoding=direct`` repeats the intensities; the tensor is a stride-0 ``expand`` of (N, 1, 784), so it
-  costs no memory until a batch is indexed. ``encoding=poisson`` draws Bernoulli spikes with probability
-  ``intensity x max_rate`` per step from a generator seeded by ``seed`` (deterministic); it is materialised,
-  so it is refused when it would exceed 4 GiB (per-batch sampling needs a core hook, see the docs).
+  costs no memory until a batch is indexed. ``encoding=poisson`` keeps the same intensities and sets
+  ``ArrayData.encode`` to :class:`PoissonSpikes`: each batch gets Bernoulli spikes with probability
+  ``intensity x max_rate`` per step, drawn when the batch is formed (fresh every epoch, reproducible from the
+  run seed, ``seed`` and the split; evaluation sees the same spikes every time). Nothing (N, steps, 784) is
+  ever materialised, so the full 60k x 400 training set costs the 188 MB of its intensities.
 
-The decoded uint8 images are cached on disk keyed by the files' sha256.
+The decoded uint8 images are cached on disk keyed by the files' sha256, in :meth:`_IdxImages.cache_path`.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.data import cached, data_root
+from snnkit_core.data import cache_path, cached, data_root
 from snnkit_core.errors import DatasetError
 
 from .idx import read_pair
@@ -44,8 +46,6 @@ FILES = {
 }
 OFFICIAL_COUNTS = {"train": 60000, "test": 10000}
 PIXELS = 784
-#: encoding=poisson materialises (N, steps, 784) float32; above this it refuses instead of exhausting memory
-POISSON_MAX_BYTES = 4 * 2**30
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
 _VAL = Param("val_size", 0, "training images held out (the last ones) as a 'val' split; 0 = none", unit="images")
@@ -112,11 +112,19 @@ class _IdxImages(Dataset):
     def _digests(self, files) -> dict[str, str]:
         return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for pair in files.values() for p in pair}
 
+    def _cache_key(self, files) -> dict:
+        return {"corpus": self.folder_name, "files": self._digests(files), "v": 1}
+
+    def cache_path(self) -> Path:
+        """The file the decoded images are cached in (``$SNNKIT_CACHE/<folder>-idx/<key>.pt``), written by the
+        first :meth:`load`. The key hashes the IDX files, so they must be present (else ``DatasetError``)."""
+        return cache_path(f"{self.folder_name}-idx", self._cache_key(self.files()))
+
     def _raw(self) -> dict[str, torch.Tensor]:
         if getattr(self, "_raw_memo", None) is not None:
             return self._raw_memo
         files = self.files()
-        key = {"corpus": self.folder_name, "files": self._digests(files), "v": 1}
+        key = self._cache_key(files)
 
         def compute():
             out = {}
@@ -219,22 +227,33 @@ class MNIST(_IdxImages):
         img, y = self.images(split)
         n, steps = len(img), self.hparams["steps"]
         intensity = img.to(torch.float32).div_(255.0).unsqueeze(1)  # (N, 1, 784)
+        x = intensity.expand(n, steps, PIXELS)  # stride 0 over time: no (N, steps, 784) copy
         if self.hparams["encoding"] == "direct":
-            return ArrayData(intensity.expand(n, steps, PIXELS), y)
-        need = n * steps * PIXELS * 4
-        if need > POISSON_MAX_BYTES:
-            raise DatasetError(
-                f"{self.name} with encoding=poisson and steps={steps} would materialise {need / 2**30:.1f} GiB for the "
-                f"{n} {split} images (x is (N, T, 784) float32; limit {POISSON_MAX_BYTES / 2**30:.0f} GiB). Spikes are not "
-                f"yet sampled per batch. Use encoding=direct, or fewer steps."
-            )
-        g = torch.Generator().manual_seed(self.hparams["seed"] * 1000 + self.splits.index(split))
-        p = intensity.mul_(self.hparams["max_rate"])
-        x = torch.empty(n, steps, PIXELS)
-        for start in range(0, n, 1024):  # chunks keep the temporary uniform draws small
-            sl = slice(start, start + 1024)
-            x[sl] = (torch.rand(x[sl].shape, generator=g) < p[sl]).to(torch.float32)
-        return ArrayData(x, y)
+            return ArrayData(x, y)
+        seed = self.hparams["seed"] * 1000 + ("train", "val", "test").index(split)
+        return ArrayData(x, y, encode=PoissonSpikes(self.hparams["max_rate"], seed))
+
+
+class PoissonSpikes:
+    """``ArrayData.encode`` for intensities in [0, 1]: Bernoulli spikes ``u < intensity x max_rate``, u ~ U[0, 1).
+
+    Each call draws one 62-bit number from the loop's ``generator`` (the training loop's per-epoch one, or
+    evaluation's fixed one) and seeds a generator on the batch's device with it and ``seed``, so the spikes
+    are reproducible and drawn where the batch lives. With ``generator=None`` every call uses ``seed`` alone.
+    """
+
+    def __init__(self, max_rate: float, seed: int):
+        self.max_rate = float(max_rate)
+        self.seed = int(seed)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        draw = 0 if generator is None else int(torch.randint(0, 2**62, (1,), generator=generator))
+        g = torch.Generator(device=x.device).manual_seed((self.seed * 1_000_003 + draw) % 2**63)
+        u = torch.rand(x.shape, generator=g, device=x.device, dtype=x.dtype)  # (B, T, C)
+        return (u < x * self.max_rate).to(x.dtype)
+
+    def __repr__(self) -> str:
+        return f"PoissonSpikes(max_rate={self.max_rate}, seed={self.seed})"
 
 
 class FMNIST(MNIST):

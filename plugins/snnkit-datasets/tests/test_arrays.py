@@ -42,6 +42,20 @@ def test_dense_npz_via_path_and_data_dir(tmp_path):
     assert ident["bytes"] == p.stat().st_size and len(ident["sha256"]) == 64
 
 
+def test_a_file_given_as_data_dir_is_read_and_path_wins(tmp_path):
+    p = _npz(tmp_path)
+    ds = Arrays(data_dir=str(p))  # the loader takes the file itself as data_dir (the CLI's --data-dir takes folders)
+    assert ds.file() == p and ds.splits == ("train", "test") and len(ds.load("train")) == 6
+    (tmp_path / "sub").mkdir()
+    other = _npz(tmp_path / "sub", name="o.npz", x_train=np.zeros((2, 5, 3)), y_train=np.array([0, 1]))
+    assert len(Arrays(data_dir=str(p), path=str(other)).load("train")) == 2  # path, when given, wins
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(DatasetError, match=r"notes.txt is neither .npz nor .pt"):
+        Arrays(data_dir=str(tmp_path / "notes.txt")).load("train")
+    with pytest.raises(DatasetError, match=r"gone.npz does not exist; expected a .npz or .pt file"):
+        Arrays(data_dir=str(tmp_path / "gone.npz")).load("train")
+
+
 def test_pt_file_with_val_split_and_inferred_classes(tmp_path):
     p = tmp_path / "d.pt"
     d = {k: torch.from_numpy(np.asarray(v)) for k, v in _dense().items()}

@@ -16,7 +16,7 @@ import torch
 
 from snnkit_core.errors import DatasetError
 from snnkit_datasets.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx, read_pair
-from snnkit_datasets.mnist import FMNIST, MNIST, PSMNIST, SMNIST
+from snnkit_datasets.mnist import FMNIST, MNIST, PSMNIST, SMNIST, PoissonSpikes
 
 STEMS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"), "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
@@ -150,22 +150,104 @@ def test_psmnist_permutation_is_fixed_seeded_and_recorded(tmp_path):
     assert sorted(a.order().tolist()) == list(range(784))
 
 
-def test_mnist_direct_is_a_free_expand_and_poisson_is_deterministic(tmp_path, monkeypatch):
+def test_mnist_direct_is_a_free_expand(tmp_path):
     write_corpus(tmp_path / "mnist")
     d = MNIST(data_dir=str(tmp_path), steps=400).load("train")
     assert tuple(d.x.shape) == (30, 400, 784) and d.x.stride(1) == 0  # no (N, T, 784) copy
+    assert d.encode is None
     batch = d.x[torch.tensor([2, 5])]
     assert torch.equal(batch[:, 0], batch[:, 399]) and batch.shape == (2, 400, 784)
-    p1 = MNIST(data_dir=str(tmp_path), steps=50, encoding="poisson", max_rate=0.5).load("train")
-    p2 = MNIST(data_dir=str(tmp_path), steps=50, encoding="poisson", max_rate=0.5).load("train")
-    p3 = MNIST(data_dir=str(tmp_path), steps=50, encoding="poisson", max_rate=0.5, seed=1).load("train")
-    assert torch.equal(p1.x, p2.x) and not torch.equal(p1.x, p3.x)
-    assert set(p1.x.unique().tolist()) <= {0.0, 1.0}
-    rate = p1.x.mean(1)  # firing rate per pixel ~ intensity x max_rate
-    assert abs(float(rate.mean()) - float(d.x[:, 0].mean()) * 0.5) < 0.01
-    monkeypatch.setattr("snnkit_datasets.mnist.POISSON_MAX_BYTES", 1000)  # a full-size set would need 75 GB
-    with pytest.raises(DatasetError, match=r"encoding=poisson and steps=400 would materialise .* GiB"):
-        MNIST(data_dir=str(tmp_path), encoding="poisson").load("train")
+
+
+def digit_like(n: int, seed: int = 0) -> np.ndarray:
+    """(n, 28, 28) uint8 looking like MNIST: black background, a saturated stroke with anti-aliased grey edges."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((n, 28, 28), np.uint8)
+    for k in range(n):
+        r, c = rng.integers(6, 16, size=2)
+        img[k, r : r + 8, c : c + 3] = 255  # stroke
+        img[k, r : r + 8, c - 1] = 64  # edges: the grey levels real digits have
+        img[k, r : r + 8, c + 3] = 160
+    return img
+
+
+def write_digit_corpus(folder: Path, n_train=40, n_test=20):
+    for split, n, seed in (("train", n_train, 0), ("test", n_test, 1)):
+        img, lbl = STEMS[split]
+        write_idx(folder / (img + ".gz"), digit_like(n, seed))
+        write_idx(folder / (lbl + ".gz"), (np.arange(n) % 10).astype(np.uint8))
+
+
+def test_poisson_keeps_intensities_and_samples_spikes_per_batch(tmp_path):
+    write_digit_corpus(tmp_path / "mnist")
+    direct = MNIST(data_dir=str(tmp_path), steps=300).load("train")
+    d = MNIST(data_dir=str(tmp_path), steps=300, encoding="poisson", max_rate=0.5).load("train")
+    # memory: x is the stride-0 intensity tensor, (N, 784) floats of storage, not (N, steps, 784)
+    assert d.x.stride(1) == 0 and torch.equal(d.x, direct.x)
+    assert d.x.untyped_storage().nbytes() == 40 * 784 * 4
+    assert isinstance(d.encode, PoissonSpikes)
+    spikes = d.encode(d.x, torch.Generator().manual_seed(3))
+    assert spikes.shape == (40, 300, 784) and spikes.dtype == torch.float32
+    assert set(spikes.unique().tolist()) == {0.0, 1.0}
+    intensity = d.x[:, 0]  # (N, 784)
+    rate = spikes.mean(1)  # firing probability per pixel, (N, 784)
+    assert float(rate[intensity == 0].max()) == 0.0  # black background never fires
+    for level in (64, 160, 255):  # each grey level fires at level/255 x max_rate (binomial tolerance, > 5 sigma)
+        sel = (intensity * 255).round() == level
+        p = level / 255 * 0.5
+        n = int(sel.sum()) * 300
+        assert n > 10_000 and abs(float(rate[sel].mean()) - p) < 5 * (p * (1 - p) / n) ** 0.5, level
+
+
+def test_poisson_spikes_are_reproducible_and_fresh_per_generator(tmp_path):
+    write_digit_corpus(tmp_path / "mnist")
+    ds = MNIST(data_dir=str(tmp_path), steps=20, encoding="poisson", max_rate=0.8)
+    tr, te = ds.load("train"), ds.load("test")
+    x = tr.x[:8]
+    g = lambda k: torch.Generator().manual_seed(k)  # noqa: E731
+    assert torch.equal(tr.encode(x, g(1)), tr.encode(x, g(1)))
+    assert not torch.equal(tr.encode(x, g(1)), tr.encode(x, g(2)))  # the loop's per-epoch generator: fresh spikes
+    assert torch.equal(tr.encode(x, None), tr.encode(x, None))  # no generator: the encoder's seed alone
+    other = MNIST(data_dir=str(tmp_path), steps=20, encoding="poisson", max_rate=0.8, seed=1).load("train")
+    assert not torch.equal(tr.encode(x, g(1)), other.encode(x, g(1)))  # the dataset's seed matters
+    # the test split as evaluate() draws it (a generator seeded the same on every call): the same spikes each time
+    from snnkit_core.training import _batches
+
+    def eval_pass():
+        return [bx for bx, _ in _batches(te, 7, False, torch.Generator().manual_seed(0))]
+
+    first, second = eval_pass(), eval_pass()
+    assert len(first) == 3 and all(torch.equal(a, b) for a, b in zip(first, second))
+    assert set(torch.cat(first).unique().tolist()) == {0.0, 1.0}
+
+
+def test_poisson_needs_no_size_limit_and_subset_stays_cheap(tmp_path):
+    write_corpus(tmp_path / "mnist")
+    # 30 x 100,000 x 784 float32 would be 9.4 GB if materialised; the loader keeps 30 x 784 floats
+    d = MNIST(data_dir=str(tmp_path), steps=100_000, encoding="poisson").load("train")
+    assert d.x.shape == (30, 100_000, 784) and d.x.untyped_storage().nbytes() == 30 * 784 * 4
+    sub = d.subset(10, seed=0)
+    assert len(sub) == 10 and sub.x.stride(1) == 0 and sub.encode is d.encode
+    assert sub.x.untyped_storage().nbytes() == 10 * 784 * 4
+    idx = torch.randperm(30, generator=torch.Generator().manual_seed(0))[:10].sort().values
+    assert torch.equal(sub.x[:, 0], d.x[idx, 0]) and torch.equal(sub.y, d.y[idx])
+
+
+def test_cache_path_is_the_file_written(tmp_path):
+    write_corpus(tmp_path / "mnist")
+    write_corpus(tmp_path / "fashion-mnist", seed=1)
+    cache = tmp_path / "cache"
+    for cls, folder in ((MNIST, "mnist-idx"), (SMNIST, "mnist-idx"), (PSMNIST, "mnist-idx"), (FMNIST, "fashion-mnist-idx")):
+        ds = cls(data_dir=str(tmp_path))
+        path = ds.cache_path()
+        assert path.parent == cache / folder and path.suffix == ".pt"
+        ds.load("test")
+        assert path.is_file(), cls.name
+    assert SMNIST(data_dir=str(tmp_path)).cache_path() == MNIST(data_dir=str(tmp_path)).cache_path()  # shared
+    assert sorted(p.name for p in (cache / "mnist-idx").glob("*.pt")) == [MNIST(data_dir=str(tmp_path)).cache_path().name]
+    assert FMNIST(data_dir=str(tmp_path)).cache_path() != MNIST(data_dir=str(tmp_path)).cache_path()
+    with pytest.raises(DatasetError, match="MNIST not found"):
+        MNIST(data_dir=str(tmp_path / "empty")).cache_path()
 
 
 def test_fmnist_reads_its_own_folder_with_its_class_names(tmp_path):
@@ -214,6 +296,20 @@ def test_real_mnist_official_counts_and_smnist_time():
     assert 0.0 <= float(tr.x.min()) and float(tr.x.max()) == 1.0
     ident = PSMNIST(data_dir=str(_shared() / "mnist")).identity()
     assert ident["files"]["train-images-idx3-ubyte.gz"] == "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"
+
+
+@pytest.mark.skipif(_shared() is None, reason="../shared/datasets/mnist is not present")
+def test_real_mnist_poisson_rate_follows_intensity():
+    te = MNIST(data_dir=str(_shared()), steps=100, encoding="poisson", max_rate=0.2).load("test")
+    assert te.x.stride(1) == 0 and te.x.untyped_storage().nbytes() == 10000 * 784 * 4
+    x = te.x[:200]
+    spikes = te.encode(x, torch.Generator().manual_seed(0))
+    assert set(spikes.unique().tolist()) == {0.0, 1.0}
+    rate, intensity = spikes.mean(1), x[:, 0]  # (200, 784)
+    assert float(rate[intensity == 0].max()) == 0.0
+    for lo, hi in ((0.05, 0.35), (0.35, 0.7), (0.7, 1.01)):  # intensity bins: rate = mean intensity x max_rate
+        sel = (intensity >= lo) & (intensity < hi)
+        assert abs(float(rate[sel].mean()) - float(intensity[sel].mean()) * 0.2) < 0.005, (lo, hi)
 
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
