@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 import torch
-from attrs import frozen
+from attrs import field, frozen
 
 from .config import TrainConfig
 from .errors import IncompatibleError
@@ -31,7 +31,7 @@ class Workload:
     neuron: str
     conn: str
     rules: tuple[str, ...]
-    params: dict = {}
+    params: dict = field(factory=dict)
     readout: str | None = None
     note: str = ""
 

@@ -52,9 +52,15 @@ def atomic_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+#: every cache file :func:`cached` read or wrote in this process, in order (``snnkit data info`` prints them)
+USED_CACHE_FILES: list[Path] = []
+
+
 def cached(name: str, params: dict[str, Any], compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """Return ``compute()``, cached on disk under a key derived from ``params`` (front-end + source checksum)."""
     path = cache_root() / name / f"{cache_key(params)}.pt"
+    if path not in USED_CACHE_FILES:
+        USED_CACHE_FILES.append(path)
     if path.exists():
         try:
             return torch.load(path, weights_only=True)

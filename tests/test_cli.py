@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -91,6 +92,29 @@ def test_config_file_and_override(runner, tmp_path):
 def test_data_info(runner):
     res = runner.invoke(cli, ["data", "info", "tiny"])
     assert res.exit_code == 0 and "64" in res.output
+
+
+def _printed_cache_files(output):
+    return [Path(line.split("cache: ", 1)[1].strip()) for line in output.splitlines() if line.startswith("cache: /")]
+
+
+def test_data_info_prints_the_cache_files_it_used(runner):
+    res = runner.invoke(cli, ["data", "info", "espeak-digits"])
+    assert res.exit_code == 0, res.output
+    files = _printed_cache_files(res.output)
+    assert files and all(f.suffix == ".pt" and f.exists() for f in files), res.output
+    assert all("espeak-digits" in f.parts for f in files)
+    res = runner.invoke(cli, ["data", "info", "tiny"])  # an in-memory test dataset: nothing cached
+    assert "cache: none" in res.output
+
+
+def test_data_info_mnist_family_cache_file(runner, shared_data):
+    if not (shared_data / "mnist").is_dir():
+        pytest.skip("no MNIST copy in ../shared/datasets")
+    res = runner.invoke(cli, ["data", "info", "smnist", "--data-dir", str(shared_data)])
+    assert res.exit_code == 0, res.output
+    files = _printed_cache_files(res.output)
+    assert files and all(f.exists() and f.parent.name == "mnist-idx" for f in files), res.output
 
 
 def test_info_prints_the_components_own_docstring(runner):

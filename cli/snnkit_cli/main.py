@@ -341,9 +341,10 @@ def data_info(name, data_dir, sets):
     """Shapes, class counts and cache location of a dataset."""
     import torch
 
-    from snnkit_core.data import cache_root
+    from snnkit_core.data import USED_CACHE_FILES
 
     ds = _dataset(name, data_dir, sets)
+    USED_CACHE_FILES.clear()
     t = Table(title=f"{name}: {ds.num_classes} classes, input {ds.input_size} channels")
     t.add_column("split")
     t.add_column("examples", justify="right")
@@ -354,7 +355,11 @@ def data_info(name, data_dir, sets):
         counts = torch.bincount(d.y, minlength=ds.num_classes).tolist()
         t.add_row(split, str(len(d)), str(tuple(d.x.shape)), " ".join(map(str, counts)))
     console.print(t)
-    console.print(f"cache: {cache_root() / name}")
+    if USED_CACHE_FILES:
+        for path in USED_CACHE_FILES:
+            console.print(f"cache: {path}", markup=False, highlight=False, soft_wrap=True)
+    else:
+        console.print("cache: none (this dataset is read directly, not preprocessed into the cache)")
 
 
 # -------------------------------------------------------------------------------------------- bench
