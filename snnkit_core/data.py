@@ -18,7 +18,15 @@ CACHE_ENV = "SNNKIT_CACHE"
 def data_root(explicit: str | os.PathLike | None = None) -> Path:
     """``--data-dir``, else ``$SNNKIT_DATA``, else ``~/.cache/snnkit/data``."""
     if explicit:
-        return Path(explicit).expanduser()
+        p = Path(explicit).expanduser()
+        if p.is_file():
+            from .errors import DatasetError
+
+            raise DatasetError(
+                f"--data-dir {p} is a file; this dataset reads a folder (the data root holding its corpus folder, "
+                f"or the corpus folder itself). Only `arrays` takes a single file."
+            )
+        return p
     if os.environ.get(DATA_ENV):
         return Path(os.environ[DATA_ENV]).expanduser()
     return Path.home() / ".cache" / "snnkit" / "data"

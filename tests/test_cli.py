@@ -124,3 +124,17 @@ def test_info_prints_the_components_own_docstring(runner):
         assert res.exit_code == 0, res.output
         outs[name] = res.output
     assert "one recurrent weight per neuron" in outs["self"] and "one recurrent weight per neuron" not in outs["skip"]
+
+
+def test_data_dir_may_name_a_file_for_arrays_only(runner, tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    f = tmp_path / "mine.npz"
+    np.savez(f, x_train=rng.random((12, 6, 4), dtype=np.float32), y_train=np.arange(12) % 3,
+             x_test=rng.random((6, 6, 4), dtype=np.float32), y_test=np.arange(6) % 3)
+    res = runner.invoke(cli, ["train", "--dataset", "arrays", "--data-dir", str(f), "--hidden", "8,8,8", "--epochs", "1",
+                              "--out", str(tmp_path / "r"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["data", "info", "fsdd", "--data-dir", str(f)])
+    assert res.exit_code == 1 and "is a file" in res.output and "Only `arrays`" in res.output, res.output

@@ -194,7 +194,7 @@ def _parse_sets(values) -> dict[str, dict]:
 @click.option("--conn", help="Connectivity: ff, self, skip, srsc, ...")
 @click.option("--rule", "rules", multiple=True, help="Learning rule; repeat to add an add-on rule (--rule tssl-bp --rule bip).")
 @click.option("--dataset", help="Dataset name (default: the shipped espeak-digits).")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Data root (or the corpus folder); default $SNNKIT_DATA.")
+@click.option("--data-dir", type=click.Path(), help="Data root (or the corpus folder; for `arrays`, the file); default $SNNKIT_DATA.")
 @click.option("--hidden", help="Hidden layer sizes, e.g. 400,400,400.")
 @click.option("--epochs", type=int)
 @click.option("--batch-size", type=int)
@@ -287,7 +287,7 @@ def _summary(extra: dict) -> str:
 @cli.command("eval")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--dataset", help="Evaluate on another dataset with the same shapes.")
-@click.option("--data-dir", type=click.Path(file_okay=False))
+@click.option("--data-dir", type=click.Path())
 @click.option("--split", default="test", show_default=True)
 @click.option("--limit", type=int, help="At most N examples (default: the run's own --limit, if any).")
 @click.option("--batch-size", type=int, help="Evaluation batch size (default: the run's).")
@@ -319,7 +319,7 @@ def _dataset(name, data_dir, sets):
 
 @data.command("prepare")
 @click.argument("name")
-@click.option("--data-dir", type=click.Path(file_okay=False))
+@click.option("--data-dir", type=click.Path())
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Dataset parameter (repeatable).")
 @expected_errors
 def data_prepare(name, data_dir, sets):
@@ -334,7 +334,7 @@ def data_prepare(name, data_dir, sets):
 
 @data.command("info")
 @click.argument("name")
-@click.option("--data-dir", type=click.Path(file_okay=False))
+@click.option("--data-dir", type=click.Path())
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE")
 @expected_errors
 def data_info(name, data_dir, sets):

@@ -1,7 +1,7 @@
 """``arrays``: your own data from one ``.npz`` or ``.pt`` file.
 
-Where: ``--set dataset.path=FILE`` (or ``--data-dir`` naming a folder that holds exactly one ``.npz``/``.pt``
-file; from Python, ``data_dir`` may also be the file itself). ``.pt`` files are read with ``torch.load(weights_only=True)`` and must hold a dict; ``.npz`` files
+Where: ``--data-dir FILE`` or ``--set dataset.path=FILE`` (or ``--data-dir`` naming a folder that holds
+exactly one ``.npz``/``.pt`` file). ``.pt`` files are read with ``torch.load(weights_only=True)`` and must hold a dict; ``.npz`` files
 are read without pickle (no object arrays).
 
 Keys, per split ``train``, ``test`` (both required) and ``val`` (optional):
