@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -16,41 +17,88 @@ DEFAULT_DATASET = "espeak-digits"
 
 
 def _tuple_int(v) -> tuple[int, ...]:
-    if isinstance(v, str):
-        try:
-            return tuple(int(p) for p in v.replace(" ", "").split(",") if p)
-        except ValueError:
-            raise ConfigError(f"hidden sizes must be integers separated by commas, like 400,400,400; got {v!r}") from None
-    return tuple(int(p) for p in v)
+    try:
+        if isinstance(v, str):
+            out = tuple(int(p) for p in v.replace(" ", "").split(",") if p)
+        else:
+            out = tuple(_exact_int(p) for p in v)
+    except (ValueError, TypeError):
+        out = ()
+    if not out or any(n < 1 for n in out):
+        raise ConfigError(f"hidden sizes must be positive integers separated by commas, like 400,400,400; got {v!r}")
+    return out
+
+
+def _exact_int(p) -> int:
+    if isinstance(p, bool) or not isinstance(p, int):
+        raise TypeError(p)
+    return p
 
 
 def _tuple_str(v) -> tuple[str, ...]:
-    return (v,) if isinstance(v, str) else tuple(v)
+    out = (v,) if isinstance(v, str) else tuple(v) if isinstance(v, (list, tuple)) else None
+    if not out or not all(isinstance(x, str) and x for x in out):
+        raise ConfigError(f"rules must be a rule name or a list of names, like [\"tssl-bp\", \"bip\"]; got {v!r}")
+    return out
+
+
+def _check(kind, *, minimum=None, optional=False, below=None):
+    """An attrs validator that raises ConfigError naming the key, the value and what was expected."""
+
+    def validate(inst, attribute, value):
+        if value is None and optional:
+            return
+        want = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}[kind]
+        ok = {
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "float": isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+            "str": isinstance(value, str) and value != "",
+            "bool": isinstance(value, bool),
+        }[kind]
+        if ok and minimum is not None:
+            ok = value > 0 if minimum == "positive" else value >= minimum
+            want += " > 0" if minimum == "positive" else f" >= {minimum}"
+        if ok and below is not None:
+            ok = value < below
+            want += f" and < {below}"
+        if not ok:
+            raise ConfigError(f"{attribute.name} must be {want}; got {value!r}")
+
+    return validate
 
 
 @frozen(kw_only=True)
 class TrainConfig:
-    neuron: str = "lif"
-    conn: str = "srsc"
+    neuron: str = field(default="lif", validator=_check("str"))
+    conn: str = field(default="srsc", validator=_check("str"))
     rules: tuple[str, ...] = field(default=("bptt",), converter=_tuple_str)
-    dataset: str = DEFAULT_DATASET
-    data_dir: str | None = None
+    dataset: str = field(default=DEFAULT_DATASET, validator=_check("str"))
+    data_dir: str | None = field(default=None, validator=_check("str", optional=True))
     hidden: tuple[int, ...] = field(default=(128, 128, 128), converter=_tuple_int)
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float | None = None  # None: the gradient rule's default
-    weight_decay: float | None = None  # None: the gradient rule's default
-    seed: int = 0
-    device: str = "auto"
-    backend: str = "auto"  # auto | triton | torch | reference (see Network.backend)
-    limit: int | None = None  # at most this many training (and test) examples
-    readout: str | None = None  # None: the gradient rule's default
-    bias: bool = False
-    init: str = "kaiming"
-    weight_scale: float = 1.0
-    dropout: float = 0.0  # after each hidden layer's feedforward product; one mask per sample for all steps
+    epochs: int = field(default=10, validator=_check("int", minimum=1))
+    batch_size: int = field(default=32, validator=_check("int", minimum=1))
+    lr: float | None = field(default=None, validator=_check("float", minimum="positive", optional=True))  # None: the rule's
+    weight_decay: float | None = field(default=None, validator=_check("float", minimum=0, optional=True))  # None: the rule's
+    seed: int = field(default=0, validator=_check("int", minimum=0))
+    device: str = field(default="auto", validator=_check("str"))
+    backend: str = field(default="auto", validator=_check("str"))  # auto | triton | torch | reference (Network.backend)
+    limit: int | None = field(default=None, validator=_check("int", minimum=1, optional=True))  # at most this many train (and test) examples
+    readout: str | None = field(default=None, validator=_check("str", optional=True))  # None: the gradient rule's default
+    bias: bool = field(default=False, validator=_check("bool"))
+    init: str = field(default="kaiming", validator=_check("str"))
+    weight_scale: float = field(default=1.0, validator=_check("float", minimum="positive"))
+    #: after each hidden layer's feedforward product; one mask per sample for all steps
+    dropout: float = field(default=0.0, validator=_check("float", minimum=0, below=1))
     #: per-component parameter overrides: {"neuron": {...}, "conn": {...}, "dataset": {...}, "rule.NAME": {...}}
     params: dict[str, dict[str, Any]] = field(factory=dict)
+
+    @params.validator
+    def _params_are_tables(self, attribute, value):
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, dict) for k, v in value.items()):
+            raise ConfigError(
+                "params must map a section (neuron, conn, dataset, rule.NAME) to a table of parameters, "
+                f'e.g. [train.params.neuron] tau_m = 8; got {value!r}'
+            )
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "TrainConfig":

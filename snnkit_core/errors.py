@@ -39,8 +39,8 @@ class IncompatibleError(SnnkitError):
     """A neuron / connectivity / rule combination that cannot train together."""
 
 
-class ConfigError(SnnkitError):
-    """A malformed config file, option or parameter override."""
+class ConfigError(SnnkitError, ValueError):
+    """A malformed config file, option or parameter override (also a ValueError, for Python callers)."""
 
 
 class DatasetError(SnnkitError):

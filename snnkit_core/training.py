@@ -282,7 +282,8 @@ def train(
             if not torch.isfinite(loss):
                 raise NaNLossError(
                     f"the loss became {float(loss.detach())} in epoch {epoch + 1}. Lower --lr or check the data; "
-                    + (f"{run} keeps the last good checkpoint (--resume {run})." if run else "")
+                    + (f"{run} keeps the last good checkpoint, of epoch {epoch} (--resume {run})." if run and epoch > 0
+                       else "no epoch had finished, so there is no checkpoint to resume from." if run else "")
                 )
             opt.zero_grad(set_to_none=True)
             rule.backward(loss, out, y, net)

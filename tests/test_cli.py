@@ -138,3 +138,50 @@ def test_data_dir_may_name_a_file_for_arrays_only(runner, tmp_path):
     assert res.exit_code == 0, res.output
     res = runner.invoke(cli, ["data", "info", "fsdd", "--data-dir", str(f)])
     assert res.exit_code == 1 and "is a file" in res.output and "Only `arrays`" in res.output, res.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--batch-size", "0"], "batch_size must be an integer >= 1"),
+        (["--lr", "-1"], "lr must be a number > 0"),
+        (["--lr", "nan"], "lr must be a number"),
+        (["--epochs", "0"], "epochs must be an integer >= 1"),
+        (["--limit", "0"], "limit must be an integer >= 1"),
+        (["--hidden", "8,0,8"], "hidden sizes must be positive"),
+        (["--set", "neuron.tau_m=1"], "lif needs tau_m > 1"),
+        (["--set", "conn.init_scale=-1"], "conn.init_scale must be >= 0"),
+    ],
+)
+def test_bad_option_values_fail_cleanly_before_a_run_exists(runner, tmp_path, args, message):
+    out = tmp_path / "r"
+    res = runner.invoke(cli, ["train", "--dataset", "tiny", "--hidden", "8,8,8", "--epochs", "1", "--out", str(out), *args])
+    assert res.exit_code == 1 and message in res.output and "Traceback" not in res.output, res.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [('epochs = "ten"', "epochs must be an integer"), ("rules = 5", "rules must be a rule name"),
+     ("dropout = 1.5", "dropout must be a number >= 0 and < 1"), ("params = 3", "params must map a section")],
+)
+def test_config_values_of_the_wrong_type_fail_cleanly(runner, tmp_path, body, message):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[train]\ndataset = "tiny"\n{body}\n')
+    res = runner.invoke(cli, ["train", "--config", str(cfg), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 1 and message in res.output and "Traceback" not in res.output, res.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_relative_data_dir_is_stored_absolute_and_resume_may_move_it(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    run = tmp_path / "run"
+    res = runner.invoke(cli, ["train", "--dataset", "tiny", "--hidden", "8,8,8", "--epochs", "1", "--data-dir", "data",
+                              "--out", str(run), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert f'data_dir = "{tmp_path / "data"}"' in (run / "config.toml").read_text()
+    (tmp_path / "moved").mkdir()
+    res = runner.invoke(cli, ["train", "--resume", str(run), "--data-dir", "moved"])
+    assert res.exit_code == 0, res.output
+    assert f'data_dir = "{tmp_path / "moved"}"' in (run / "config.toml").read_text()

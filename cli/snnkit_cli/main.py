@@ -217,7 +217,7 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
 
     if resume:
         given = [f"--{k.replace('_', '-')}" for k, v in dict(
-            neuron=neuron, conn=conn, rule=rules, dataset=dataset, data_dir=data_dir, hidden=hidden, epochs=epochs,
+            neuron=neuron, conn=conn, rule=rules, dataset=dataset, hidden=hidden, epochs=epochs,
             batch_size=batch_size, lr=lr, seed=seed, device=device, backend=backend, out=out, limit=limit,
             config=config_file, set=sets).items() if v not in (None, (), [])]
         if given:
@@ -228,6 +228,11 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
             )
         cfg = read_run_config(resume)
         run_dir = Path(resume)
+        if data_dir is not None:  # the data moved (or the run moved to another machine): same data, new place
+            from snnkit_core.config import dump_toml
+
+            cfg = cfg.evolve(data_dir=_absolute(data_dir))
+            (run_dir / "config.toml").write_text(dump_toml({"train": cfg.to_dict()}))
         console.print(f"resuming [bold]{run_dir}[/]")
     else:
         cfg = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
@@ -246,6 +251,8 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
                 params.setdefault(section, {}).update(kv)
             changes["params"] = params
         cfg = cfg.evolve(**changes)
+        if cfg.data_dir:  # config.toml must rerun from any working directory
+            cfg = cfg.evolve(data_dir=_absolute(cfg.data_dir))
         combo = f"{cfg.neuron}-{cfg.conn}-{'+'.join(cfg.rules)}-{cfg.dataset}"
         run_dir = Path(out) if out else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{combo}"
     console.print(
@@ -267,6 +274,10 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
     if last is not None:
         console.print(table)
         console.print(f"final test accuracy [bold]{100 * last.test_accuracy:.2f}%[/]; run directory {run_dir}")
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).expanduser().absolute())
 
 
 def _summary(extra: dict) -> str:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from snnkit_core.errors import ConfigError
 from snnkit_core import Connectivity, Param, Recurrence
 
 
@@ -180,7 +181,7 @@ class SkipRecurrence(Recurrence):
 
     def __init__(self, size: int, k: int):
         if k < 1:
-            raise ValueError(f"src needs skip_span >= 1; got {k}")
+            raise ConfigError(f"src needs skip_span >= 1; got {k}")
         super().__init__(size, span=k)
         self.weight = _orthogonal(size)
 
@@ -203,7 +204,7 @@ class AdaptiveSkipRecurrence(Recurrence):
 
     def __init__(self, size: int, max_span: int, lr_scale: float = 100.0, tau_decay: float = 0.96):
         if max_span < 1:
-            raise ValueError(f"asrc needs max_span >= 1; got {max_span}")
+            raise ConfigError(f"asrc needs max_span >= 1; got {max_span}")
         super().__init__(size, span=max_span)
         self.weight = _orthogonal(size)
         self.kernel = nn.Parameter(torch.zeros(max_span))  # p, shared by the layer's neurons

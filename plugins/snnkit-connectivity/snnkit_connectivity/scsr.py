@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from snnkit_core.errors import ConfigError
 from snnkit_core import Connectivity, Param, Recurrence
 
 
@@ -26,6 +27,8 @@ class SelfRecurrence(Recurrence):
     structure = "diagonal"
 
     def __init__(self, size: int, init_scale: float):
+        if not init_scale >= 0:
+            raise ConfigError(f"conn.init_scale must be >= 0 (self weights start in U(-init_scale, init_scale)); got {init_scale}")
         super().__init__(size, span=1)
         self.weight = nn.Parameter(torch.empty(size).uniform_(-init_scale, init_scale))
 

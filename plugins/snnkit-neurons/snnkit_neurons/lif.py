@@ -20,6 +20,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from snnkit_core.errors import ConfigError
 from snnkit_core import Neuron, Param
 from snnkit_core.surrogate import spike
 
@@ -73,7 +74,7 @@ class LIF(Neuron):
         super().__init__(size, **params)
         hp = self.hparams
         if hp["tau_m"] <= 1 or hp["tau_s"] <= 1:
-            raise ValueError(f"lif needs tau_m > 1 and tau_s > 1 steps; got tau_m={hp['tau_m']}, tau_s={hp['tau_s']}")
+            raise ConfigError(f"lif needs tau_m > 1 and tau_s > 1 steps; got tau_m={hp['tau_m']}, tau_s={hp['tau_s']}")
         self.tau_s = hp["tau_s"]
         self.v_th = hp["v_th"]
         self.register_buffer("leak", torch.full((size,), 1 - 1 / hp["tau_m"]))

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import torch
 
+from snnkit_core.errors import ConfigError
 from snnkit_core import Neuron, Param
 from snnkit_core.surrogate import spike, surrogate_grad
 
@@ -94,9 +95,9 @@ class LIFSoft(Neuron):
         super().__init__(size, **params)
         hp = self.hparams
         if not 0.0 <= hp["decay"] <= 1.0:
-            raise ValueError(f"lif-soft needs 0 <= decay <= 1; got {hp['decay']}")
+            raise ConfigError(f"lif-soft needs 0 <= decay <= 1; got {hp['decay']}")
         if hp["v_th"] <= 0:
-            raise ValueError(f"lif-soft needs v_th > 0; got {hp['v_th']}")
+            raise ConfigError(f"lif-soft needs v_th > 0; got {hp['v_th']}")
         self.decay = float(hp["decay"])
         self.v_th = float(hp["v_th"])
         self.detach_reset = bool(hp["detach_reset"])
