@@ -103,11 +103,27 @@ def unregister_plugin(name: str) -> None:
     _state.plugins.pop(name, None)
 
 
+#: snnkit's own plugin distributions: on a name clash with a third-party plugin, theirs keep the name and the
+#: other plugin is reported broken (so an installed add-on cannot silently replace ``lif`` or take down
+#: ``snnkit-neurons`` with it)
+FIRST_PARTY = frozenset({"snnkit-neurons", "snnkit-connectivity", "snnkit-rules", "snnkit-datasets"})
+
+
+def _precedence(impl) -> tuple[bool, str]:
+    info = _state.plugins.get(impl.plugin_name)
+    dist = info.distribution if info is not None else None
+    return (dist not in FIRST_PARTY, impl.plugin_name)
+
+
 def _collect(only: str | None = None) -> None:
-    """Call each plugin's register_* hooks separately so the registry knows who registered what."""
+    """Call each plugin's register_* hooks separately so the registry knows who registered what.
+
+    Plugins are collected first-party first, then by name, so which one a duplicate name marks broken does not
+    depend on entry-point order.
+    """
     for hook_name, kind in _HOOK_KIND.items():
         hook = getattr(pm.hook, hook_name)
-        for impl in hook.get_hookimpls():
+        for impl in sorted(hook.get_hookimpls(), key=_precedence):
             if only is not None and impl.plugin_name != only:
                 continue
             info = _state.plugins.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name))
@@ -145,6 +161,21 @@ def reset_for_tests() -> None:
     _state.loaded = False
 
 
-def add_commands(cli) -> None:
+def add_commands(cli) -> list[str]:
+    """Let every plugin add its CLI commands; returns one message per plugin whose hook raised.
+
+    Each plugin's hook runs on its own, so one failing hook neither hides the others' commands nor goes
+    unnamed: the error is recorded on that plugin (``snnkit list-plugins`` shows it).
+    """
     load_plugins()
-    pm.hook.register_commands(cli=cli)
+    problems = []
+    for impl in sorted(pm.hook.register_commands.get_hookimpls(), key=_precedence):
+        info = _state.plugins.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name))
+        if info.error:
+            continue
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:
+            info.error = f"register_commands failed: {_short_error(exc)}"
+            problems.append(f"plugin {impl.plugin_name!r} failed to add its commands: {info.error}")
+    return problems

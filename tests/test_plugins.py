@@ -107,6 +107,76 @@ def test_env_var_selects_plugins(fresh_plugins, monkeypatch):
     assert fresh_plugins.get_registry().names("neuron") and not fresh_plugins.get_registry().names("rule")
 
 
+def _install_distribution(root, monkeypatch, dist: str, module: str, source: str):
+    """A real distribution on sys.path (METADATA + entry_points.txt) with one ``snnkit`` entry point."""
+    (root / f"{module}.py").write_text(source)
+    info = root / f"{module}-0.0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.0.1\n")
+    (info / "entry_points.txt").write_text(f"[snnkit]\n{dist} = {module}\n")
+    monkeypatch.syspath_prepend(str(root))
+
+
+_IMPOSTOR = """
+from snnkit_core import hookimpl
+from snnkit_neurons.lif import LIF
+
+
+class Impostor(LIF):
+    name = "lif"
+
+
+@hookimpl
+def register_neurons(register):
+    register(Impostor)
+"""
+
+
+def test_a_third_party_duplicate_cannot_displace_a_first_party_component(fresh_plugins, tmp_path, monkeypatch):
+    # "aaa-..." sorts before "snnkit-neurons", so name order alone would let it win
+    _install_distribution(tmp_path, monkeypatch, "aaa-impostor", "aaa_impostor", _IMPOSTOR)
+    fresh_plugins.reset_for_tests()
+    infos = {p.name: p for p in fresh_plugins.plugin_infos()}
+    reg = fresh_plugins.get_registry()
+    assert infos["snnkit-neurons"].error is None
+    assert {c.name: c.plugin for c in reg.by_plugin("snnkit-neurons")}.keys() >= {"lif", "lif-soft"}
+    assert reg.get("neuron", "lif").__name__ == "LIF"
+    err = infos["aaa-impostor"].error
+    assert "registered twice" in err and "snnkit-neurons" in err and "aaa-impostor" in err
+    assert reg.by_plugin("aaa-impostor") == []
+
+
+_COMMANDS = """
+from snnkit_core import hookimpl
+
+
+@hookimpl
+def register_commands(cli):
+    if "{name}" == "cmd-broken":
+        raise RuntimeError("cmd hook boom")
+
+    @cli.command("{name}-hello")
+    def hello():
+        print("hello from {name}")
+"""
+
+
+def test_a_failing_command_hook_is_named_and_other_commands_still_appear(fresh_plugins, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import snnkit_cli.main as main
+
+    _install_distribution(tmp_path, monkeypatch, "cmd-broken", "cmd_broken", _COMMANDS.replace("{name}", "cmd-broken"))
+    _install_distribution(tmp_path, monkeypatch, "cmd-good", "cmd_good", _COMMANDS.replace("{name}", "cmd-good"))
+    fresh_plugins.reset_for_tests()
+    cli = main.SnnkitGroup(name="snnkit", commands=dict(main.cli.commands))  # a fresh group: commands added once
+    res = CliRunner().invoke(cli, ["cmd-good-hello"])
+    assert res.exit_code == 0 and "hello from cmd-good" in res.output, res.output
+    assert "plugin 'cmd-broken' failed to add its commands" in res.output and "cmd hook boom" in res.output
+    infos = {p.name: p for p in fresh_plugins.plugin_infos()}
+    assert "cmd hook boom" in infos["cmd-broken"].error and infos["cmd-good"].error is None
+
+
 def _install_broken_distribution(root, monkeypatch):
     """A real distribution on sys.path whose entry point raises on import."""
     (root / "snnkit_broken_demo.py").write_text("raise RuntimeError('boom: this plugin is broken on purpose')\n")

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from snnkit_core.errors import SnnkitError
@@ -40,10 +41,9 @@ class SnnkitGroup(click.Group):
         self._plugins_added = True
         from snnkit_core import plugins
 
-        try:
-            plugins.add_commands(self)
-        except Exception as exc:  # a plugin's command hook failed; the built-in commands still work
-            err_console.print(f"[yellow]warning:[/] a plugin failed to add its commands: {exc}")
+        # a plugin whose command hook fails is named; the built-in and other plugins' commands still work
+        for problem in plugins.add_commands(self):
+            err_console.print("[yellow]warning:[/] " + escape(problem), highlight=False)
 
     def list_commands(self, ctx):
         self._add_plugin_commands()
@@ -332,15 +332,20 @@ def _dataset(name, data_dir, sets):
 @click.argument("name")
 @click.option("--data-dir", type=click.Path())
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Dataset parameter (repeatable).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
 @expected_errors
-def data_prepare(name, data_dir, sets):
+def data_prepare(name, data_dir, sets, quiet):
     """Preprocess every split of a dataset into the feature cache."""
+    from snnkit_core.data import preprocessing_progress
+
     ds = _dataset(name, data_dir, sets)
-    for split in ds.splits:
-        t0 = time.perf_counter()
-        with console.status(f"preparing {name}/{split}"):
-            d = ds.load(split)
-        console.print(f"{name}/{split}: {len(d)} examples, x {tuple(d.x.shape)} in {time.perf_counter() - t0:.1f}s")
+    # one bar per split (0/1 until it is loaded) and, beneath it, one per loop over the corpus's files
+    with RichProgress(enabled=not quiet and sys.stderr.isatty()) as progress, preprocessing_progress(progress):
+        for split in ds.splits:
+            t0 = time.perf_counter()
+            for _ in progress([split], total=1, description=f"preparing {name}/{split}"):
+                d = ds.load(split)
+            console.print(f"{name}/{split}: {len(d)} examples, x {tuple(d.x.shape)} in {time.perf_counter() - t0:.1f}s")
 
 
 @data.command("info")
