@@ -198,6 +198,10 @@ class LearningRule(_Component, ABC):
     def setup(self, network) -> None:
         """Called once after assembly, before the optimizer is built."""
 
+    def check_data(self, steps: int, channels: int) -> None:
+        """Called once the data is loaded and before the run directory is written: raise
+        :class:`~snnkit_core.errors.IncompatibleError` if this rule cannot train on ``steps``-step sequences."""
+
     def loss(self, output, target: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"rule {self.name!r} has no loss (is it an add-on?)")
 

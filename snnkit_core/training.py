@@ -249,6 +249,8 @@ def train(
     opt = make_optimizer(built)
     sched = built.gradient_rule.make_scheduler(opt, cfg.epochs)
     train_data, test_data = data or load_splits(built)
+    for r in built.rules:  # e.g. tssl-bp's desired spike trains need T % 10 == 0: fail before a run directory exists
+        r.check_data(train_data.x.shape[1], train_data.x.shape[2])
     start_epoch = 0
     run = Path(run_dir) if run_dir is not None else None
     if run is not None:

@@ -80,3 +80,26 @@ def test_srsc_has_both_and_self_weights_are_trainable():
     x = torch.rand(10, 2, 4) * 3
     net(x).logits.sum().backward()
     assert net.layers[0].recurrence.weight.grad is not None
+
+
+def test_self_weights_start_uniform_in_plus_minus_init_scale():
+    torch.manual_seed(0)
+    net = Network(4, [4000, 8, 8], 3, lambda k: LIF(k), SrSc(init_scale=0.3))
+    w = net.layers[0].recurrence.weight.detach()
+    assert w.min() >= -0.3 and w.max() <= 0.3
+    assert w.min() < -0.29 and w.max() > 0.29  # the whole interval is used, both signs
+    assert abs(w.mean()) < 0.02 and abs(w.var() - 0.3**2 / 3) < 0.003  # U(-a, a): mean 0, variance a^2/3
+    # kaiming re-initialisation of the Linear layers leaves the self weights alone
+    net2 = Network(4, [4000, 8, 8], 3, lambda k: LIF(k), SrSc(init_scale=0.3), weight_scale=5.0)
+    assert net2.layers[0].recurrence.weight.abs().max() <= 0.3
+
+
+@pytest.mark.parametrize("scale", [1.0, 3.0])
+def test_skip_weights_are_kaiming_normal_times_weight_scale(scale):
+    torch.manual_seed(0)
+    n = 400
+    net = Network(4, [n, 300, 300], 3, lambda k: LIF(k), Skip(), weight_scale=scale)
+    (w,) = [p for name, p in net.named_parameters() if "skip_in.0" in name and name.endswith("weight")]
+    assert tuple(w.shape) == (300, n)  # layer 0 (n) -> layer 2 (300)
+    expected = scale * (2.0 / n) ** 0.5  # kaiming_normal_, fan_in, gain sqrt(2)
+    assert abs(w.std().item() / expected - 1) < 0.02 and abs(w.mean().item()) < 0.05 * expected

@@ -269,6 +269,10 @@ class TSSLBP(LearningRule):
         network.scan_override = scan
         self._tau_s = float(network.output.neuron.tau_s)
 
+    def check_data(self, steps, channels):
+        if self.hparams["loss"] == "kernel":
+            desired_spikes(steps, self.hparams["short_pattern"])  # raises IncompatibleError for a T it cannot tile
+
     # ---------------------------------------------------------------------- loss
 
     def target(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -544,3 +544,22 @@ def test_presets_load_and_the_fsdd_one_builds():
     built = build(cfg)
     assert isinstance(built.network.layers[0].neuron.leak, torch.nn.Parameter)
     assert built.network.scan_override is not None
+
+
+def test_unusable_sequence_length_fails_before_the_run_directory_is_written(tmp_path, _cache):
+    from snnkit_core.config import TrainConfig
+    from snnkit_core.interfaces import ArrayData
+    from snnkit_core.training import build, train
+
+    cfg = TrainConfig(neuron="lif", conn="srsc", rules=("tssl-bp",), dataset="espeak-digits", hidden=(8, 8, 8),
+                      epochs=1, batch_size=4, device="cpu")
+    built = build(cfg)
+    x = torch.rand(8, 25, built.dataset.input_size)  # T = 25: the kernel loss cannot tile [0,1]x5
+    split = ArrayData(x, torch.arange(8) % 2)
+    with pytest.raises(IncompatibleError, match="multiple of 10"):
+        next(train(cfg, tmp_path / "run", built=built, data=(split, split)))
+    assert not (tmp_path / "run").exists()
+    # the count loss has no such constraint
+    cfg = cfg.evolve(params={"rule.tssl-bp": {"loss": "count"}})
+    rec = next(train(cfg, tmp_path / "run2", built=build(cfg), data=(split, split)))
+    assert rec.epoch == 1 and (tmp_path / "run2" / "config.toml").exists()
