@@ -87,6 +87,8 @@ class TrainConfig:
     bias: bool = field(default=False, validator=_check("bool"))
     init: str = field(default="kaiming", validator=_check("str"))
     weight_scale: float = field(default=1.0, validator=_check("float", minimum="positive"))
+    #: keep each split on the training device as one tensor (no per-batch host-to-GPU copy); off: batches are copied
+    data_on_device: bool = field(default=False, validator=_check("bool"))
     #: after each hidden layer's feedforward product; one mask per sample for all steps
     dropout: float = field(default=0.0, validator=_check("float", minimum=0, below=1))
     #: per-component parameter overrides: {"neuron": {...}, "conn": {...}, "dataset": {...}, "rule.NAME": {...}}

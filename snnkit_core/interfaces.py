@@ -288,6 +288,11 @@ class ArrayData:
                 x = x.narrow(d, 0, 1)
         return x
 
+    def to(self, device: torch.device | str) -> "ArrayData":
+        """The split on ``device`` as one tensor pair (a stride-0 ``expand`` moves only its base)."""
+        x = self.compact(self.x).to(device).expand(self.x.shape)
+        return evolve(self, x=x, y=self.y.to(device))
+
     def subset(self, limit: int | None, seed: int = 0) -> "ArrayData":
         """At most ``limit`` examples, drawn with a fixed seed so every class tends to appear (``encode`` kept)."""
         if limit is None or limit >= len(self):

@@ -161,3 +161,14 @@ def test_epoch_record_extra_is_not_shared():
     a.extra["peak_memory_mb"] = 5.0
     assert b.extra == {} and a.extra is not b.extra
     assert "peak_memory_mb" not in b.to_json() and a.to_json()["peak_memory_mb"] == 5.0
+
+
+def test_to_moves_the_base_of_an_expand_and_keeps_encode():
+    base = torch.rand(6, 1, 5)
+    data = ArrayData(base.expand(6, 40, 5), torch.arange(6), encode=lambda x, g: x * 2)
+    moved = data.to("meta")  # a device without memory: anything materialised would still show in the strides
+    assert moved.x.device.type == "meta" and moved.y.device.type == "meta"
+    assert tuple(moved.x.shape) == (6, 40, 5) and moved.x.stride(1) == 0
+    assert moved.encode is data.encode
+    same = data.to("cpu")
+    assert torch.equal(same.x, data.x) and same.x.stride(1) == 0

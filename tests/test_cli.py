@@ -185,3 +185,11 @@ def test_relative_data_dir_is_stored_absolute_and_resume_may_move_it(runner, tmp
     res = runner.invoke(cli, ["train", "--resume", str(run), "--data-dir", "moved"])
     assert res.exit_code == 0, res.output
     assert f'data_dir = "{tmp_path / "moved"}"' in (run / "config.toml").read_text()
+
+
+def test_data_on_device_is_recorded_and_trains(runner, tmp_path):
+    run = tmp_path / "r"
+    res = runner.invoke(cli, ["train", "--dataset", "tiny", "--hidden", "8,8,8", "--epochs", "1", "--data-on-device",
+                              "--device", "cpu", "--out", str(run), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "data_on_device = true" in (run / "config.toml").read_text()

@@ -201,6 +201,7 @@ def _parse_sets(values) -> dict[str, dict]:
 @click.option("--lr", type=float, help="Learning rate (default: the rule's).")
 @click.option("--seed", type=int)
 @click.option("--device", help="auto (GPU when there is one), cpu or cuda.")
+@click.option("--data-on-device", is_flag=True, default=None, help="Keep each split on the GPU as one tensor (no per-batch copy).")
 @click.option("--backend", type=click.Choice(["auto", "triton", "torch", "reference"]), help="Scan implementation (auto: fused Triton kernels on CUDA where they exist).")
 @click.option("--out", "out", type=click.Path(file_okay=False), help="Run directory (default runs/<time>-<combo>).")
 @click.option("--limit", type=int, help="Train and test on at most N examples each (quick checks).")
@@ -209,7 +210,7 @@ def _parse_sets(values) -> dict[str, dict]:
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Component parameter, e.g. neuron.tau_m=8 (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @expected_errors
-def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, device, backend, out, limit, config_file, resume, sets, quiet):
+def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, device, data_on_device, backend, out, limit, config_file, resume, sets, quiet):
     """Train a network. With no options: a sensible default on the shipped dataset."""
     from snnkit_core.config import TrainConfig
     from snnkit_core.errors import ConfigError
@@ -218,7 +219,7 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
     if resume:
         given = [f"--{k.replace('_', '-')}" for k, v in dict(
             neuron=neuron, conn=conn, rule=rules, dataset=dataset, hidden=hidden, epochs=epochs,
-            batch_size=batch_size, lr=lr, seed=seed, device=device, backend=backend, out=out, limit=limit,
+            batch_size=batch_size, lr=lr, seed=seed, device=device, data_on_device=data_on_device, backend=backend, out=out, limit=limit,
             config=config_file, set=sets).items() if v not in (None, (), [])]
         if given:
             raise ConfigError(
@@ -239,7 +240,8 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
         changes = {
             k: v
             for k, v in dict(neuron=neuron, conn=conn, dataset=dataset, data_dir=data_dir, hidden=hidden, epochs=epochs,
-                             batch_size=batch_size, lr=lr, seed=seed, device=device, backend=backend, limit=limit).items()
+                             batch_size=batch_size, lr=lr, seed=seed, device=device, data_on_device=data_on_device,
+                             backend=backend, limit=limit).items()
             if v is not None
         }
         if rules:
