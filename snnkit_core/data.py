@@ -1,11 +1,24 @@
-"""Where data and caches live, and disk caching of preprocessed tensors."""
+"""Where data and caches live, disk caching of preprocessed tensors, and the preprocessing progress hook.
+
+Cache keys: a loader keys its cached features by its front-end parameters and the identity of its source
+files, :func:`files_identity` (relative path, size and ``st_mtime_ns`` of every file), so that adding,
+removing or rewriting a source file (even with the same size) computes the features again. Contents are not
+hashed on every load (corpora run to gigabytes); a loader with a small source may hash it as well.
+
+Progress: loaders wrap their per-file loops in :func:`track`; a caller that wants to show progress runs the
+load inside ``with preprocessing_progress(progress):``, where ``progress(iterable, total=, description=)``
+returns an iterable over the same items (the ``progress=`` protocol of :mod:`snnkit_core.training`). Without
+one, :func:`track` returns the iterable unchanged. The core draws nothing itself (no rich here).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +95,48 @@ def cached(name: str, params: dict[str, Any], compute: Callable[[], dict[str, to
 
 def cache_path(name: str, params: dict[str, Any]) -> Path:
     return cache_root() / name / f"{cache_key(params)}.pt"
+
+
+def files_identity(files: Sequence[Path], root: Path | None = None) -> str:
+    """sha256 over one line "<path> <size> <st_mtime_ns>" per file (``path`` relative to ``root`` if given,
+    else the file name): changes when a file is added, removed, renamed or rewritten, even with the same
+    size. One ``stat`` per file, no reading, so it is cheap on large corpora."""
+    h = hashlib.sha256()
+    for p in files:
+        st = Path(p).stat()
+        name = Path(p).relative_to(root).as_posix() if root is not None else Path(p).name
+        h.update(f"{name} {st.st_size} {st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------------- progress hook
+
+#: ``progress(iterable, total=None, description="") -> iterable`` in effect, or None
+_PROGRESS: contextvars.ContextVar[Callable[..., Iterable] | None] = contextvars.ContextVar(
+    "snnkit_preprocessing_progress", default=None
+)
+
+
+@contextlib.contextmanager
+def preprocessing_progress(progress: Callable[..., Iterable] | None) -> Iterator[None]:
+    """Within the block, :func:`track` hands loaders' per-file loops to ``progress(iterable, total=,
+    description=)``, which must yield the same items. ``None`` leaves the hook in effect unchanged."""
+    if progress is None:
+        yield
+        return
+    token = _PROGRESS.set(progress)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def track(iterable: Iterable, total: int | None = None, description: str = "") -> Iterable:
+    """``iterable`` reported to the :func:`preprocessing_progress` hook (``total`` defaults to ``len``);
+    with no hook set, ``iterable`` itself."""
+    progress = _PROGRESS.get()
+    if progress is None:
+        return iterable
+    if total is None and hasattr(iterable, "__len__"):
+        total = len(iterable)
+    return progress(iterable, total=total, description=description)

@@ -178,11 +178,18 @@ def evaluate(built: Built, data: ArrayData, batch_size: int, progress: Progress 
     return total_loss / max(n, 1), correct / max(n, 1)
 
 
-def load_splits(built: Built) -> tuple[ArrayData, ArrayData]:
+def load_splits(built: Built, progress: Progress | None = None) -> tuple[ArrayData, ArrayData]:
+    """The train and test splits, ``--limit``-ed. ``progress(iterable, total=, description=)`` (the same
+    protocol as :func:`train`'s) is shown the loaders' per-file preprocessing loops through
+    :func:`snnkit_core.data.preprocessing_progress`; a cached load never calls it. ``None``: no reporting
+    (beyond a hook the caller already set)."""
+    from .data import preprocessing_progress
+
     cfg = built.config
-    train = built.dataset.load("train").subset(cfg.limit, cfg.seed)
-    test_split = "test" if "test" in built.dataset.splits else built.dataset.splits[-1]
-    test = built.dataset.load(test_split).subset(cfg.limit, cfg.seed)
+    with preprocessing_progress(progress):
+        train = built.dataset.load("train").subset(cfg.limit, cfg.seed)
+        test_split = "test" if "test" in built.dataset.splits else built.dataset.splits[-1]
+        test = built.dataset.load(test_split).subset(cfg.limit, cfg.seed)
     return train, test
 
 

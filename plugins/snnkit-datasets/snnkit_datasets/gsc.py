@@ -16,7 +16,8 @@ the training split only (ASRC: 1 = the first second). ``all``: one class per wor
 Features (ASRC's pipeline): magnitude STFT (Hann, n_fft 480, hop 160, centred with zero padding), 40
 triangular mel bands over 40-4000 Hz, dB relative to the utterance's maximum (floor -80 dB), padded with 0
 or cut to 101 frames, z-scored per utterance: x (N, 101, 40). Clips must be 16 kHz. Features of all splits
-are cached together, keyed by the parameters and the names and sizes of every file.
+are cached together, keyed by the parameters and the name, size, modification time (``st_mtime_ns``) and split
+of every file, so a clip rewritten even with the same size computes the features again.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.data import cached, data_root
+from snnkit_core.data import cached, data_root, track
 from snnkit_core.errors import DatasetError
 
 from .audio import read_audio
@@ -172,9 +173,11 @@ class GSC(Dataset):
         root = self.folder
         h = hashlib.sha256()
         for rel, split in clips:
-            h.update(f"{rel} {(root / rel).stat().st_size} {split}\n".encode())
+            st = (root / rel).stat()
+            h.update(f"{rel} {st.st_size} {st.st_mtime_ns} {split}\n".encode())
         for p in noise:
-            h.update(f"{NOISE}/{p.name} {p.stat().st_size}\n".encode())
+            st = p.stat()
+            h.update(f"{NOISE}/{p.name} {st.st_size} {st.st_mtime_ns}\n".encode())
         return h.hexdigest()
 
     # ----------------------------------------------------------------------- load
@@ -195,13 +198,13 @@ class GSC(Dataset):
     def _compute(self, clips, noise) -> dict[str, torch.Tensor]:
         root, words = self.folder, self.words()
         feats, labels, splits = [], [], []
-        for rel, split in clips:
+        for rel, split in track(clips, len(clips), "gsc: clip features"):
             wave, sr = read_audio(root / rel, SAMPLE_RATE)
             feats.append(gsc_features(wave, sr))
             labels.append(self.label(rel.split("/")[0], words))
             splits.append(SPLIT_CODE[split])
         k = self.hparams["silence_clips"]
-        for p in noise:
+        for p in track(noise, len(noise), "gsc: background noise"):
             wave, sr = read_audio(p, SAMPLE_RATE)
             if wave.size < SAMPLE_RATE:
                 raise DatasetError(f"background noise file {p} is shorter than one second ({wave.size} samples)")

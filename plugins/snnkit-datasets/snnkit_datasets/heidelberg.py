@@ -148,11 +148,12 @@ class _Heidelberg(Dataset):
         return ArrayData(x, torch.from_numpy(labels))
 
     def identity(self):
-        files = {}
+        sizes, mtimes = {}, {}
         for s in self.files_by_split.values():
             p = self.path(s)
-            files[p.name] = p.stat().st_size
-        return {"name": self.name, "params": dict(self.hparams), "file_sizes": files}
+            st = p.stat()
+            sizes[p.name], mtimes[p.name] = st.st_size, st.st_mtime_ns
+        return {"name": self.name, "params": dict(self.hparams), "file_sizes": sizes, "file_mtimes_ns": mtimes}
 
 
 class SHD(_Heidelberg):

@@ -130,7 +130,8 @@ class NTIDigits(Dataset):
 
     def identity(self):
         p = self.path
-        return {"name": self.name, "params": dict(self.hparams), "file": p.name, "size": p.stat().st_size}
+        st = p.stat()
+        return {"name": self.name, "params": dict(self.hparams), "file": p.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def register(register):

@@ -25,12 +25,12 @@ Features (``features``): ``cochlea`` (default) is Lyon's passive ear (:mod:`snnk
 papers' "78 Lyon-ear channels, real-valued currents, 100 samples per channel"; ``log-mel`` uses
 :func:`frontends.log_mel` with ``channels`` mel bands. ``encoding = bsa`` turns the features into 0/1 spike
 trains with Ben's Spiker Algorithm (:func:`encoders.bsa_encode`, ST-RSBP's input), applied after the cached
-features. Features are cached keyed by the front-end parameters and the split's file list (names and sizes).
+features. Features are cached keyed by the front-end parameters and the split's file list (relative paths,
+sizes and modification times, :func:`files_identity`): a file rewritten even with the same size is recomputed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +39,8 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.data import cached, corpus_dir
+from snnkit_core.data import cached, corpus_dir, track
+from snnkit_core.data import files_identity as _stat_identity
 from snnkit_core.errors import DatasetError
 
 from .cochlea import lyon_cochleagram
@@ -54,11 +55,9 @@ _NAME = re.compile(r"^(?P<word>[0-9a-z_]{2})(?P<spk>[fm]\d+)s\w+$", re.IGNORECAS
 
 
 def files_identity(files: list[Path], root: Path) -> str:
-    """sha256 over "<relative path> <size>" lines: changes when files are added, removed or rewritten."""
-    h = hashlib.sha256()
-    for p in files:
-        h.update(f"{p.relative_to(root).as_posix()} {p.stat().st_size}\n".encode())
-    return h.hexdigest()
+    """sha256 over "<relative path> <size> <st_mtime_ns>" lines: changes when files are added, removed or
+    rewritten (even with the same size). Stat only, no reading: cheap on a corpus of thousands of files."""
+    return _stat_identity(files, root)
 
 
 def speech_features(wave: np.ndarray, sr: int, features: str, channels: int, steps: int) -> np.ndarray:
@@ -67,9 +66,11 @@ def speech_features(wave: np.ndarray, sr: int, features: str, channels: int, ste
     return log_mel(wave, sr, n_mels=channels, steps=steps)
 
 
-def compute_split(files: list[Path], labels: list[int], expected_sr: int, feature: Callable) -> dict[str, torch.Tensor]:
+def compute_split(files: list[Path], labels: list[int], expected_sr: int, feature: Callable,
+                  description: str = "features") -> dict[str, torch.Tensor]:
+    """``feature(wave, sr)`` of every file stacked as x, with labels y; the loop reports to :func:`track`."""
     feats = []
-    for p in files:
+    for p in track(files, len(files), description):
         wave, sr = read_any(p, expected_sr)
         feats.append(feature(wave, sr))
     return {"x": torch.from_numpy(np.stack(feats)).float(), "y": torch.tensor(labels, dtype=torch.int64)}
@@ -151,7 +152,8 @@ class _TI46(Dataset):
             "files": files_identity(files, self.folder), "v": 1,
         }
         feature = lambda w, sr: speech_features(w, sr, hp["features"], hp["channels"], hp["steps"])  # noqa: E731
-        data = cached(self.name, key, lambda: compute_split(files, labels, SAMPLE_RATE, feature))
+        what = f"{self.name}/{split}: {hp['features']}"
+        data = cached(self.name, key, lambda: compute_split(files, labels, SAMPLE_RATE, feature, what))
         x = data["x"]
         if hp["encoding"] == "bsa":
             x = encode_bsa(x)

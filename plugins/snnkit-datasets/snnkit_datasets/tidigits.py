@@ -22,7 +22,7 @@ Features: ``log-mel`` (default, ``channels`` x ``steps``), ``cochlea`` (Lyon's p
 ``nrr-fbank``: NRR-SNN's input (spec §6.4): mel filterbank energies with 39 filters, nfft 4096, Hamming
 window whose length is chosen per file so that exactly 39 frames at 50 % overlap cover the utterance,
 linear (no log), each band L1-normalised over the frames; always 39 x 39 (``channels``/``steps`` ignored).
-Cached keyed by the front-end parameters and the file list.
+Cached keyed by the front-end parameters and the file list (paths, sizes and modification times).
 """
 
 from __future__ import annotations
@@ -146,7 +146,8 @@ class TIDigits(Dataset):
                 return nrr_fbank(wave, sr)
             return speech_features(wave, sr, hp["features"], hp["channels"], hp["steps"])
 
-        data = cached("tidigits", key, lambda: compute_split(files, labels, SAMPLE_RATE, feature))
+        what = f"tidigits/{split}: {hp['features']}"
+        data = cached("tidigits", key, lambda: compute_split(files, labels, SAMPLE_RATE, feature, what))
         return ArrayData(data["x"], data["y"])
 
     def identity(self):

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.data import cached, corpus_dir
+from snnkit_core.data import cached, corpus_dir, track
 from snnkit_core.errors import DatasetError
 
 from .mfcc import mfcc
@@ -168,7 +168,7 @@ class TIMIT(Dataset):
 
     def _compute(self, utts) -> dict[str, torch.Tensor]:
         feats, labels, lengths = [], [], []
-        for wav, phn in utts:
+        for wav, phn in track(utts, len(utts), "timit: MFCC frames"):
             wave, sr = read_any(wav, SAMPLE_RATE)
             f = mfcc(wave, sr)
             f = (f - f.mean(axis=0)) / (f.std(axis=0) + 1e-8)

@@ -141,3 +141,40 @@ def test_real_sample_split_counts_match_its_lists():
     y = torch.tensor([twelve.label(rel.split("/")[0], words) for rel, _ in twelve.clips()])  # labels without features
     counts = torch.bincount(y, minlength=12).tolist()
     assert counts[0] == 100 and counts[1] == 0 and counts[2:] == [10] * 10  # 10 commands x 10 clips, 10 other words
+
+
+# ------------------------------------------------------------------ truncated clips, cache key, progress
+
+
+def test_clip_cut_mid_audio_names_the_file(tmp_path):
+    root = _write_gsc(tmp_path, per_word=1, noise=False)
+    bad = root / "gsc" / "go" / "00000000_nohash_0.wav"
+    bad.write_bytes(bad.read_bytes()[:20000])  # of 32044 bytes
+    with pytest.raises(DatasetError, match=r"go/00000000_nohash_0\.wav is truncated: .*declares a data chunk of 32000 "
+                       r"bytes, the file holds 19956"):
+        GSC(data_dir=str(root), silence_clips=0).load("train")
+
+
+def test_same_size_rewrite_is_not_served_from_the_cache(tmp_path):
+    from snnkit_core.data import preprocessing_progress
+
+    root = _write_gsc(tmp_path, per_word=2)
+    ds = GSC(data_dir=str(root), silence_clips=2)
+    seen = []
+
+    def hook(iterable, total=None, description=""):
+        seen.append((total, description))
+        return iterable
+
+    with preprocessing_progress(hook):
+        ds.load("train")
+        ds.load("val")  # cached: no loop
+    assert seen == [(8, "gsc: clip features"), (2, "gsc: background noise")]
+    p = root / "gsc" / "cat" / "00000001_nohash_0.wav"
+    size, mtime = p.stat().st_size, p.stat().st_mtime_ns
+    wave, _ = sf.read(p)
+    sf.write(p, wave, 8000, subtype="PCM_16")  # the same samples at 8 kHz: the same number of bytes
+    os.utime(p, ns=(mtime + 3_000_000_000, mtime + 3_000_000_000))
+    assert p.stat().st_size == size
+    with pytest.raises(DatasetError, match=r"cat/00000001_nohash_0\.wav has sample rate 8000 Hz; this dataset expects 16000"):
+        ds.load("train")

@@ -69,7 +69,10 @@ def test_ssc_three_files_and_asrc_binning(tmp_path):
     assert ds.num_classes == 35 and ds.class_names[0] == "backward" and ds.input_size == 140
     assert [len(ds.load(s)) for s in ("train", "val", "test")] == [20, 7, 9]
     assert tuple(ds.load("val").x.shape[1:]) == (250, 140)
-    assert ds.identity()["file_sizes"]["ssc_valid.h5"] > 0
+    ident = ds.identity()
+    valid = tmp_path / "ssc" / "ssc_valid.h5"
+    assert ident["file_sizes"]["ssc_valid.h5"] == valid.stat().st_size > 0
+    assert ident["file_mtimes_ns"]["ssc_valid.h5"] == valid.stat().st_mtime_ns  # a same-size rewrite shows in manifests
 
 
 def test_errors_name_file_and_field(tmp_path):

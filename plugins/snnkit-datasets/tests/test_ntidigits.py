@@ -46,6 +46,8 @@ def test_single_digits_binned_and_binarised(tmp_path):
     assert tr.x[:, 0].sum(axis=1).min() >= 1  # aligned to the first event: every utterance spikes in bin 0
     counts = NTIDigits(data_dir=str(tmp_path / "ntidigits"), binary=False, steps=10).load("train")
     assert counts.x.max() > 1 and tuple(counts.x.shape[1:]) == (10, 64)
+    st = (tmp_path / "ntidigits" / "n-tidigits.hdf5").stat()
+    assert ds.identity()["size"] == st.st_size and ds.identity()["mtime_ns"] == st.st_mtime_ns
 
 
 def test_errors(tmp_path):

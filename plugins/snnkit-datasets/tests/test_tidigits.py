@@ -65,3 +65,19 @@ def test_errors(tmp_path):
     root = _write(tmp_path / "r", sr=16000)
     with pytest.raises(DatasetError, match=r"has sample rate 16000 Hz; this dataset expects 20000"):
         TIDigits(data_dir=str(root)).load("test")
+
+
+def test_preprocessing_reports_each_file(tmp_path):
+    from snnkit_core.data import preprocessing_progress
+
+    root = _write(tmp_path)
+    seen = []
+
+    def hook(iterable, total=None, description=""):
+        items = list(iterable)
+        seen.append((total, len(items), description))
+        return items
+
+    with preprocessing_progress(hook):
+        TIDigits(data_dir=str(root), channels=8, steps=10).load("test")
+    assert seen == [(9, 9, "tidigits/test: log-mel")]

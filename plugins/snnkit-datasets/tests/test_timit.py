@@ -101,3 +101,19 @@ def test_errors(tmp_path):
     (root / "timit" / "TEST" / "DR1" / "MDAB0" / "SX127.PHN").write_text("0 800 xyz\n")
     with pytest.raises(DatasetError, match=r"SX127\.PHN:1: expected"):
         TIMIT(data_dir=str(root)).load("test")
+
+
+def test_preprocessing_reports_each_utterance(tmp_path):
+    from snnkit_core.data import preprocessing_progress
+
+    root = _write(tmp_path)
+    seen = []
+
+    def hook(iterable, total=None, description=""):
+        items = list(iterable)
+        seen.append((total, len(items), description))
+        return items
+
+    with preprocessing_progress(hook):
+        TIMIT(data_dir=str(root)).load("train")
+    assert seen == [(4, 4, "timit: MFCC frames")]
