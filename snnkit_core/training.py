@@ -255,7 +255,7 @@ def train(
     net = built.network
     opt = make_optimizer(built)
     sched = built.gradient_rule.make_scheduler(opt, cfg.epochs)
-    train_data, test_data = data or load_splits(built)
+    train_data, test_data = data or load_splits(built, None if progress is _no_progress else progress)
     if cfg.data_on_device:
         train_data, test_data = train_data.to(built.device), test_data.to(built.device)
     for r in built.rules:  # e.g. tssl-bp's desired spike trains need T % 10 == 0: fail before a run directory exists

@@ -100,3 +100,27 @@ def test_bad_parameters_get_close_matches(fake):
 def test_learning_on_a_separable_toy_task(fake):
     recs = list(train(_cfg(epochs=4, conn="ff", lr=1e-2, hidden=(16,))))
     assert recs[-1].test_accuracy >= 0.9
+
+
+def test_train_shows_its_progress_the_preprocessing_loops(fake, monkeypatch):
+    """The progress callable given to train() also receives the loaders' per-file loops (data.track)."""
+    from snnkit_core.data import track
+
+    cfg = _cfg(epochs=1)
+    built = build(cfg)
+    original = built.dataset.load
+
+    def load(split):
+        for _ in track(range(3), total=3, description=f"decode {split}"):
+            pass
+        return original(split)
+
+    monkeypatch.setattr(built.dataset, "load", load)
+    seen = []
+
+    def progress(iterable, total=None, description=""):
+        seen.append(description)
+        yield from iterable
+
+    list(train(cfg, built=built, progress=progress))
+    assert "decode train" in seen and "decode test" in seen and any(d.startswith("epoch") for d in seen)
