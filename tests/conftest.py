@@ -51,3 +51,15 @@ def fresh_plugins(monkeypatch):
     yield plugins
     monkeypatch.undo()
     plugins.reset_for_tests()
+
+
+@pytest.fixture
+def fake(fresh_plugins):
+    """The in-process fake plugin (toy neuron, `tiny` dataset, `picky` rule ...) registered for one test."""
+    from .fakeplugin import FakePlugin
+
+    fresh_plugins.register_plugin(FakePlugin(), name="snnkit-fake", version="9.9")
+    try:
+        yield fresh_plugins
+    finally:
+        fresh_plugins.unregister_plugin("snnkit-fake")

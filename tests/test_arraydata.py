@@ -10,7 +10,6 @@ from snnkit_core import ArrayData
 from snnkit_core.config import TrainConfig
 from snnkit_core.training import EpochRecord, _batches, build, evaluate, train
 
-from .fakeplugin import FakePlugin
 
 
 def expanded(n=50, t=400, c=30) -> ArrayData:
@@ -97,13 +96,6 @@ def test_batches_move_the_compact_rows_to_the_device_before_encoding():
 
 
 # ------------------------------------------------------------------------------------------ train, evaluate
-
-
-@pytest.fixture
-def fake(fresh_plugins):
-    fresh_plugins.register_plugin(FakePlugin(), name="snnkit-fake")
-    yield fresh_plugins
-    fresh_plugins.unregister_plugin("snnkit-fake")
 
 
 def _cfg(**kw):

@@ -11,16 +11,7 @@ import pytest
 from snnkit_core import Neuron, hookimpl
 from snnkit_core.errors import RegistrationError, UnknownComponentError
 
-from .fakeplugin import FakePlugin, ToyNeuron
-
-
-@pytest.fixture
-def fake(fresh_plugins):
-    fresh_plugins.register_plugin(FakePlugin(), name="snnkit-fake", version="9.9")
-    try:
-        yield fresh_plugins
-    finally:
-        fresh_plugins.unregister_plugin("snnkit-fake")
+from .fakeplugin import ToyNeuron
 
 
 def test_fake_plugin_components_are_attributed(fake):

@@ -11,14 +11,6 @@ from snnkit_core.config import TrainConfig
 from snnkit_core.errors import CheckpointError, ConfigError, IncompatibleError, NaNLossError
 from snnkit_core.training import build, train
 
-from .fakeplugin import FakePlugin
-
-
-@pytest.fixture
-def fake(fresh_plugins):
-    fresh_plugins.register_plugin(FakePlugin(), name="snnkit-fake")
-    yield fresh_plugins
-    fresh_plugins.unregister_plugin("snnkit-fake")
 
 
 def _cfg(**kw):
