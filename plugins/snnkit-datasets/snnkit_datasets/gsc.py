@@ -18,12 +18,20 @@ triangular mel bands over 40-4000 Hz, dB relative to the utterance's maximum (fl
 or cut to 101 frames, z-scored per utterance: x (N, 101, 40). Clips must be 16 kHz. Features of all splits
 are cached together, keyed by the parameters and the name, size, modification time (``st_mtime_ns``) and split
 of every file, so a clip rewritten even with the same size computes the features again.
+
+Download (opt-in, ``download=true``): when no folder holds the corpus, the official archive of
+``download_version`` (v0.01 by default, as ASRC) is fetched into ``<data root>/.download/``, resumably, verified
+against :data:`ARCHIVE_SHA256`, unpacked with the path-traversal filter into a temporary folder and renamed to
+``<data root>/speech_commands_<version>/``, so the corpus folder appears whole or not at all. The archive is
+deleted afterwards.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +42,7 @@ from snnkit_core.data import cached, data_root, track
 from snnkit_core.errors import DatasetError
 
 from .audio import read_audio
+from .download import download, extract
 from .frontends import mel_filterbank
 
 SAMPLE_RATE = 16000
@@ -44,6 +53,16 @@ _NAME = re.compile(r"^[0-9a-fA-F]+_nohash_\d+\.wav$")
 SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
 
 N_FFT, HOP, N_MELS, FMIN, FMAX, FRAMES, TOP_DB = 480, 160, 40, 40.0, 4000.0, 101, 80.0
+
+ARCHIVE_URL = "http://download.tensorflow.org/data/speech_commands_{version}.tar.gz"
+#: sha256 of the official archives, from pytorch/audio torchaudio/datasets/speechcommands.py (_CHECKSUMS);
+#: v0.02's is also in tensorflow/datasets tensorflow_datasets/url_checksums/speech_commands.txt (2,428,923,189 bytes)
+ARCHIVE_SHA256 = {
+    "v0.01": "743935421bb51cccdb6bdd152e04c5c70274e935c82119ad7faeec31780d811d",
+    "v0.02": "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58",
+}
+#: parameters that choose what is fetched, not what is computed: left out of the feature cache's key
+_NOT_IN_KEY = ("download", "download_version")
 
 
 def gsc_features(wave: np.ndarray, sr: int = SAMPLE_RATE, frames: int = FRAMES) -> np.ndarray:
@@ -95,6 +114,8 @@ class GSC(Dataset):
     params = (
         Param("classes", "12", "12: 10 commands + unknown + silence (ASRC/TC-LIF); all: one class per word", choices=("12", "all")),
         Param("silence_clips", 1, "classes=12: one-second crops taken from each background-noise file (train only)", unit="clips"),
+        Param("download", False, "download and unpack the official archive if no folder holds the corpus (needs internet; sha256-verified)"),
+        Param("download_version", "v0.01", "the archive download=true fetches, into <data root>/speech_commands_<version>/", choices=("v0.01", "v0.02")),
     )
 
     def __init__(self, data_dir: str | None = None, **params):
@@ -103,18 +124,56 @@ class GSC(Dataset):
             raise DatasetError(f"gsc: silence_clips must be >= 0, got {self.hparams['silence_clips']}")
 
     # ----------------------------------------------------------------------- layout
-    @property
-    def folder(self) -> Path:
+    def _find(self) -> tuple[Path | None, list[Path]]:
         cands = [Path(self.data_dir).expanduser()] if self.data_dir else []
         cands += [data_root(self.data_dir) / f for f in FOLDERS]
-        for c in cands:
-            if (c / "testing_list.txt").is_file():
-                return c
+        return next((c for c in cands if (c / "testing_list.txt").is_file()), None), cands
+
+    @property
+    def folder(self) -> Path:
+        found, cands = self._find()
+        if found is None and self.hparams["download"]:
+            found = self.fetch()
+        if found is not None:
+            return found
         raise DatasetError(
             f"Google Speech Commands not found: looked in {', '.join(map(str, cands))}; expected a folder holding "
             f"<word>/<speaker>_nohash_<n>.wav, validation_list.txt, testing_list.txt and {NOISE}/. Pass --data-dir "
-            f"ROOT (with ROOT/gsc/) or the unpacked folder itself, or set SNNKIT_DATA."
+            f"ROOT (with ROOT/gsc/) or the unpacked folder itself, or set SNNKIT_DATA; or add --set "
+            f"dataset.download=true to fetch it (--set dataset.download_version=v0.02 for v0.02)."
         )
+
+    def fetch(self) -> Path:
+        """Download the ``download_version`` archive, verify its sha256 (:data:`ARCHIVE_SHA256`), unpack it and
+        rename it to ``<data root>/speech_commands_<version>/``; then delete the archive."""
+        version = self.hparams["download_version"]
+        root = data_root(self.data_dir)
+        target = root / f"speech_commands_{version}"
+        if target.exists() and any(target.iterdir()):
+            raise DatasetError(
+                f"{target} exists but holds no testing_list.txt: a partial copy? Remove it (or complete it by hand) "
+                f"and run again with --set dataset.download=true."
+            )
+        staging = root / ".download"
+        name = f"speech_commands_{version}.tar.gz"
+        archive = download(ARCHIVE_URL.format(version=version), staging / name, sha256=ARCHIVE_SHA256[version])
+        tmp = staging / f"speech_commands_{version}.x"
+        shutil.rmtree(tmp, ignore_errors=True)
+        extract(archive, tmp)
+        lists = sorted(tmp.rglob("testing_list.txt"), key=lambda q: len(q.parts))
+        if not lists:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise DatasetError(f"{archive} holds no testing_list.txt; it is not a Speech Commands archive")
+        if target.exists():
+            target.rmdir()  # empty (checked above)
+        os.replace(lists[0].parent, target)
+        shutil.rmtree(tmp, ignore_errors=True)
+        archive.unlink()
+        try:
+            staging.rmdir()
+        except OSError:  # not empty: another download is under way or was interrupted
+            pass
+        return target
 
     def words(self) -> list[str]:
         root = self.folder
@@ -190,7 +249,8 @@ class GSC(Dataset):
         if split not in self.splits:
             raise DatasetError(f"gsc has splits {self.splits}, not {split!r}")
         clips, noise = self.clips(), self.noise_files()
-        key = {**self.hparams, "files": self._identity(clips, noise), "features": [N_FFT, HOP, N_MELS, FMIN, FMAX, FRAMES, TOP_DB], "v": 1}
+        params = {k: v for k, v in self.hparams.items() if k not in _NOT_IN_KEY}
+        key = {**params, "files": self._identity(clips, noise), "features": [N_FFT, HOP, N_MELS, FMIN, FMAX, FRAMES, TOP_DB], "v": 1}
         data = cached("gsc", key, lambda: self._compute(clips, noise))
         mask = data["split"] == SPLIT_CODE[split]
         return ArrayData(data["x"][mask], data["y"][mask])

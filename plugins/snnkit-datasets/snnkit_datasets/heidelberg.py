@@ -1,6 +1,6 @@
 """``shd`` and ``ssc``: the Spiking Heidelberg Digits and Spiking Speech Commands (Cramer et al. 2020).
 
-Expected layout (the published files, decompressed; ``.h5.gz`` must be gunzipped first)::
+Expected layout (the published files, decompressed from ``.h5.gz`` or ``.h5.zip``; ``download=true`` does it)::
 
     <data root>/shd/shd_train.h5  shd_test.h5                 (or --data-dir pointing at that folder)
     <data root>/ssc/ssc_train.h5  ssc_valid.h5  ssc_test.h5
@@ -20,11 +20,19 @@ spikes at or after ``duration`` are dropped) and ``channel_bins`` channel groups
 (a vectorised bincount, seconds) instead of being cached on disk: SSC's training set is 75,466 x 250 x 140
 float32 = 10.6 GB, which a disk cache would double for no gain. Classes: SHD 20 (English digits 0-9 then
 German 0-9), SSC 35 (the Speech Commands v0.02 words, label order alphabetical).
+
+Download (opt-in, ``download=true``): a missing ``<prefix>_<split>.h5`` is fetched as zenkelab's
+``<prefix>_<split>.h5.zip`` (:data:`BASE_URL`), resumably, verified against :data:`ZIP_MD5`, unpacked with the
+path-traversal filter into a temporary folder beside it and renamed into place, so the ``.h5`` appears whole or
+not at all. The archive is deleted afterwards.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import os
+import shutil
 
 import numpy as np
 import torch
@@ -32,6 +40,8 @@ import torch
 from snnkit_core import ArrayData, Dataset, Param
 from snnkit_core.data import corpus_dir
 from snnkit_core.errors import DatasetError
+
+from .download import download, extract
 
 CHANNELS = 700
 SHD_CLASSES = [f"en-{w}" for w in "zero one two three four five six seven eight nine".split()] + [
@@ -42,6 +52,19 @@ SSC_CLASSES = (
     "one right seven sheila six stop three tree two up visual wow yes zero"
 ).split()
 FIELDS = ("spikes/times", "spikes/units", "labels")
+
+BASE_URL = "https://zenkelab.org/datasets/"
+#: md5 of zenkelab's zip archives of the .h5 files, as neuromorphs/tonic tonic/datasets/hsd.py and
+#: fangwei123456/spikingjelly spikingjelly/datasets/shd.py both check them (only md5s are published). zenkelab
+#: also serves .h5.gz copies, but no public md5 of ssc_train.h5.gz or ssc_test.h5.gz was found, so the .zip
+#: archives are used for all five files.
+ZIP_MD5 = {
+    "shd_train.h5.zip": "f3252aeb598ac776c1b526422d90eecb",
+    "shd_test.h5.zip": "1503a5064faa34311c398fb0a1ed0a6f",
+    "ssc_train.h5.zip": "d102be95e7144fcc0553d1f45ba94170",
+    "ssc_valid.h5.zip": "b4eee3516a4a90dd0c71a6ac23a8ae43",
+    "ssc_test.h5.zip": "a35ff1e9cffdd02a20eb850c17c37748",
+}
 
 
 def read_events(path: Path) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
@@ -111,6 +134,7 @@ class _Heidelberg(Dataset):
         Param("duration", 1.4, "seconds covered by the bins (later spikes are dropped)", unit="s"),
         Param("channel_bins", 700, "channel groups (700 / channel_bins adjacent channels summed); ASRC: 140", unit="channels"),
         Param("binary", False, "clip counts to 0/1"),
+        Param("download", False, "download a missing .h5 file from zenkelab.org (needs internet; md5-verified)"),
     )
 
     @property
@@ -127,13 +151,38 @@ class _Heidelberg(Dataset):
 
     def path(self, file_split: str) -> Path:
         p = self.folder / f"{self.prefix}_{file_split}.h5"
+        if not p.is_file() and self.hparams["download"]:
+            self.fetch(p)
         if not p.is_file():
             names = " ".join(f"{self.prefix}_{s}.h5" for s in self.files_by_split.values())
             raise DatasetError(
-                f"{self.name.upper()} file {p} not found: expected {self.folder}/ holding {names} (gunzipped). Pass "
-                f"--data-dir ROOT (with ROOT/{self.prefix}) or the folder itself, or set SNNKIT_DATA. Download from {self.source}"
+                f"{self.name.upper()} file {p} not found: expected {self.folder}/ holding {names} (unpacked from .h5.gz or .h5.zip). Pass "
+                f"--data-dir ROOT (with ROOT/{self.prefix}) or the folder itself, or set SNNKIT_DATA; or add "
+                f"--set dataset.download=true to fetch it from {BASE_URL}"
             )
         return p
+
+    def fetch(self, target: Path) -> Path:
+        """Download ``<target name>.zip`` into ``<folder>/.download/`` (md5 :data:`ZIP_MD5`), unpack it there and
+        rename the ``.h5`` it holds to ``target`` (atomic on one file system); then delete the archive."""
+        zip_name = target.name + ".zip"
+        staging = target.parent / ".download"
+        archive = download(BASE_URL + zip_name, staging / zip_name, md5=ZIP_MD5[zip_name])
+        tmp = staging / (target.name + ".x")
+        shutil.rmtree(tmp, ignore_errors=True)
+        extract(archive, tmp)
+        found = sorted(p for p in tmp.rglob(target.name) if p.is_file())
+        if not found:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise DatasetError(f"{archive} holds no {target.name}")
+        os.replace(found[0], target)
+        shutil.rmtree(tmp, ignore_errors=True)
+        archive.unlink()
+        try:
+            staging.rmdir()
+        except OSError:  # not empty: another file's download is under way or was interrupted
+            pass
+        return target
 
     def _bin(self, path: Path, select=None) -> ArrayData:
         times, units, labels = read_events(path)

@@ -24,6 +24,10 @@ Inputs (pixels scaled to [0, 1]):
   ever materialised, so the full 60k x 400 training set costs the 188 MB of its intensities.
 
 The decoded uint8 images are cached on disk keyed by the files' sha256, in :meth:`_IdxImages.cache_path`.
+
+Download (opt-in, ``download=true``): when no folder holds the four files, the missing ``.gz`` files are fetched
+into ``<data root>/mnist/`` (``fashion-mnist/``), each from the first mirror that works, resumably, and kept only
+if its sha256 matches :data:`MNIST_SHA256` / :data:`FASHION_SHA256`.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from snnkit_core import ArrayData, Dataset, Param
 from snnkit_core.data import cache_path, cached, data_root
 from snnkit_core.errors import DatasetError
 
+from .download import download_any
 from .idx import read_pair
 
 FILES = {
@@ -48,7 +53,39 @@ OFFICIAL_COUNTS = {"train": 60000, "test": 10000}
 PIXELS = 784
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
+#: Mirrors of the original MNIST files, tried in order: torchvision's (pytorch/vision,
+#: torchvision/datasets/mnist.py), the origin, and TensorFlow Datasets' (tensorflow/datasets,
+#: tensorflow_datasets/url_checksums/mnist.txt). They serve the same bytes.
+MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://yann.lecun.com/exdb/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+#: sha256 of the four .gz files, from tensorflow/datasets tensorflow_datasets/url_checksums/mnist.txt (sizes
+#: 9,912,422 / 28,881 / 1,648,877 / 4,542 bytes). The same files have the md5s pytorch/vision
+#: torchvision/datasets/mnist.py checks (f68b3c2d..., d53e105e..., 9fb629c4..., ec29112d...); both were checked
+#: against the official copies in shared/datasets/mnist/.
+MNIST_SHA256 = {
+    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+}
+#: Zalando's own host of Fashion-MNIST (the URL pytorch/vision torchvision/datasets/mnist.py and tensorflow/datasets use)
+FASHION_MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
+#: sha256 of the four .gz files at FASHION_MIRRORS, from tensorflow/datasets
+#: tensorflow_datasets/url_checksums/fashion_mnist.txt (sizes 26,421,880 / 29,515 / 4,422,102 / 5,148 bytes).
+#: pytorch/vision torchvision/datasets/mnist.py checks the same URLs by md5 (8d4fb7e6..., 25c81989...,
+#: bef4ecab..., bb300cfd...). Debian's dataset-fashion-mnist .gz files differ (other gzip headers).
+FASHION_SHA256 = {
+    "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+    "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+    "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+    "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+}
+
 _VAL = Param("val_size", 0, "training images held out (the last ones) as a 'val' split; 0 = none", unit="images")
+_DOWNLOAD = Param("download", False, "download the four IDX files if they are missing (needs internet; sha256-verified)")
 
 
 class _IdxImages(Dataset):
@@ -59,6 +96,9 @@ class _IdxImages(Dataset):
     system_dirs: tuple[str, ...] = ()
     source = "http://yann.lecun.com/exdb/mnist/"
     licence = "CC BY-SA 3.0 (as commonly stated)"
+    #: where ``download=true`` fetches ``<mirror><file name>`` from, in order, and the sha256 each file must have
+    mirrors: tuple[str, ...] = MNIST_MIRRORS
+    sha256: dict[str, str] = MNIST_SHA256
 
     def __init__(self, data_dir: str | None = None, **params):
         super().__init__(data_dir, **params)
@@ -91,23 +131,53 @@ class _IdxImages(Dataset):
                 return folder / name
         return None
 
-    def files(self) -> dict[str, tuple[Path, Path]]:
-        """``{split: (images, labels)}`` from the first candidate folder that holds all four files."""
+    def _scan(self) -> tuple[dict[str, tuple[Path, Path]] | None, Path | None, list[str]]:
+        """The first candidate folder holding any of the four files: ``(files, None)`` if it holds all of them,
+        ``(None, folder)`` if only some; ``(None, None)`` when none does. Also the folders looked in."""
         looked = []
         for folder in self._candidates():
             found = {s: tuple(self._file(folder, stem) for stem in stems) for s, stems in FILES.items()}
             if all(p is not None for pair in found.values() for p in pair):
-                return found  # type: ignore[return-value]
+                return found, None, looked  # type: ignore[return-value]
             if any(p is not None for pair in found.values() for p in pair):
-                missing = [stem for s, stems in FILES.items() for stem, p in zip(stems, found[s]) if p is None]
-                raise DatasetError(f"{self.corpus} in {folder} is incomplete: missing {', '.join(m + '[.gz]' for m in missing)}")
+                return None, folder, looked
             looked.append(str(folder))
+        return None, None, looked
+
+    def files(self) -> dict[str, tuple[Path, Path]]:
+        """``{split: (images, labels)}`` from the first candidate folder that holds all four files (with
+        ``download=true``, after fetching the missing ones)."""
+        found, partial, looked = self._scan()
+        if found is None and self.hparams["download"] and str(partial) not in self.system_dirs:
+            self.fetch(partial)
+            found, partial, looked = self._scan()
+        if found is not None:
+            return found
+        if partial is not None:
+            missing = [stem for stems in FILES.values() for stem in stems if self._file(partial, stem) is None]
+            raise DatasetError(
+                f"{self.corpus} in {partial} is incomplete: missing {', '.join(m + '[.gz]' for m in missing)}"
+                + ("" if str(partial) in self.system_dirs else "; add --set dataset.download=true to fetch them")
+            )
         names = ", ".join(stem + ".gz" for stems in FILES.values() for stem in stems)
         raise DatasetError(
             f"{self.corpus} not found: looked in {', '.join(looked)}; expected a folder holding {names} "
             f"(gzip or uncompressed). Pass --data-dir ROOT (with ROOT/{self.folder_name}/) or the folder itself, "
-            f"or set SNNKIT_DATA."
+            f"or set SNNKIT_DATA; or add --set dataset.download=true to fetch them."
         )
+
+    def fetch(self, folder: Path | None = None) -> Path:
+        """Download the files missing from ``folder`` (default ``<data root>/<folder_name>/``): each ``.gz`` from
+        the first of :attr:`mirrors` that serves it, resumably, kept only if its sha256 is the one in
+        :attr:`sha256` (a mismatch leaves no file and raises :class:`DatasetError`). Files already there, gzip
+        or not, are left alone."""
+        folder = Path(folder) if folder is not None else data_root(self.data_dir) / self.folder_name
+        for stems in FILES.values():
+            for stem in stems:
+                if self._file(folder, stem) is None:
+                    name = stem + ".gz"
+                    download_any([m + name for m in self.mirrors], folder / name, sha256=self.sha256[name])
+        return folder
 
     def _digests(self, files) -> dict[str, str]:
         return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for pair in files.values() for p in pair}
@@ -159,7 +229,7 @@ class SMNIST(_IdxImages):
 
     name = "smnist"
     description = "Sequential MNIST: one pixel per step, 784 steps x 1 input, 60k train / 10k test"
-    params = (_VAL,)
+    params = (_VAL, _DOWNLOAD)
 
     @property
     def input_size(self):
@@ -182,7 +252,7 @@ class PSMNIST(SMNIST):
 
     name = "psmnist"
     description = "Permuted sequential MNIST: S-MNIST with a fixed randperm(784) seeded by perm_seed"
-    params = (Param("perm_seed", 0, "seed of the generator that draws the pixel permutation"), _VAL)
+    params = (Param("perm_seed", 0, "seed of the generator that draws the pixel permutation"), _VAL, _DOWNLOAD)
 
     def order(self) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.hparams["perm_seed"])
@@ -210,6 +280,7 @@ class MNIST(_IdxImages):
         Param("max_rate", 0.2, "poisson: spike probability per step of a white (255) pixel", unit="spikes/step"),
         Param("seed", 0, "poisson: seed of the spike generator"),
         _VAL,
+        _DOWNLOAD,
     )
 
     def __init__(self, data_dir: str | None = None, **params):
@@ -266,6 +337,8 @@ class FMNIST(MNIST):
     system_dirs = ("/usr/share/datasets/fashion-mnist",)
     source = "https://github.com/zalandoresearch/fashion-mnist"
     licence = "MIT"
+    mirrors = FASHION_MIRRORS
+    sha256 = FASHION_SHA256
 
     @property
     def class_names(self):
