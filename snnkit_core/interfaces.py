@@ -53,6 +53,10 @@ class Neuron(_Component, nn.Module, ABC):
     has_surrogate: ClassVar[bool] = True
     #: the leak is a per-neuron tensor named ``leak`` that a rule may make trainable (BIP needs this)
     has_leak: ClassVar[bool] = False
+    #: set by the network from ``--backend`` before each scan: a neuron runs its own fused kernels (in
+    #: ``fused_scan`` or e.g. ``scan_chunk``) only when True, and calls ``snnkit_core.scan.note_kernel_call()``
+    #: when one ran
+    use_kernels: bool = True
 
     def __init__(self, size: int, **params: Any):
         nn.Module.__init__(self)

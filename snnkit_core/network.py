@@ -137,17 +137,22 @@ class Network(nn.Module):
             from .scan import reference_scan
 
             return reference_scan(layer.neuron, current, layer.recurrence)
-        if self.backend in ("auto", "triton"):
+        from .scan import kernel_calls
+
+        layer.neuron.use_kernels = self.backend in ("auto", "triton")
+        if layer.neuron.use_kernels:
             res = layer.neuron.fused_scan(current, layer.recurrence)
             if res is not None:
                 return res
-            if self.backend == "triton":
-                raise IncompatibleError(
-                    f"--backend triton: neuron {layer.neuron.name!r} has no fused kernel for this layer "
-                    f"(recurrence {getattr(layer.recurrence, 'structure', 'none')}, device {current.device.type}, "
-                    f"dtype {current.dtype}); Triton runs on CUDA (or on CPU with TRITON_INTERPRET=1). Use --backend torch."
-                )
-        return layer.scan(current)
+        before = kernel_calls()
+        res = layer.scan(current)  # a recurrence's scan may still run the neuron's kernels (e.g. per chunk)
+        if self.backend == "triton" and kernel_calls() == before:
+            raise IncompatibleError(
+                f"--backend triton: neuron {layer.neuron.name!r} has no fused kernel for this layer "
+                f"(recurrence {getattr(layer.recurrence, 'structure', 'none')}, device {current.device.type}, "
+                f"dtype {current.dtype}); Triton runs on CUDA (or on CPU with TRITON_INTERPRET=1). Use --backend torch."
+            )
+        return res
 
     def forward(self, x: torch.Tensor) -> NetworkOutput:
         """``x`` (T, B, C) -> :class:`NetworkOutput`."""

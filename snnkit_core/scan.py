@@ -10,6 +10,20 @@ import torch
 from .interfaces import Neuron, Recurrence
 
 
+_kernel_calls = 0
+
+
+def note_kernel_call() -> None:
+    """Called by a plugin's fused kernel each time it runs, so ``--backend triton`` can tell whether a layer's
+    scan really used one (a kernel may live in ``fused_scan`` or deeper, e.g. a neuron's ``scan_chunk``)."""
+    global _kernel_calls
+    _kernel_calls += 1
+
+
+def kernel_calls() -> int:
+    return _kernel_calls
+
+
 def reference_scan(neuron: Neuron, current: torch.Tensor, recurrence: Recurrence | None = None):
     """Run ``neuron`` over ``current`` (T, B, N); returns output ``y`` and spikes ``s``, both (T, B, N)."""
     T, B, _ = current.shape

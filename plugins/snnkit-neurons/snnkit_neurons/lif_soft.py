@@ -120,8 +120,33 @@ class LIFSoft(Neuron):
         looping ``step``; it saves the per-op autograd graph of the step-by-step path.
         """
         kind, width = self.surrogate
-        s, u = _SoftScan.apply(current, state.u, self.decay, self.v_th, kind, width, self.detach_reset)
+        if self._kernel_ok(current):
+            from .kernels.lif_soft_scan import soft_scan
+
+            s, u = soft_scan(current, state.u, self.decay, self.v_th, kind, width, self.detach_reset)
+        else:
+            s, u = _SoftScan.apply(current, state.u, self.decay, self.v_th, kind, width, self.detach_reset)
         return s, s, SoftState(u)
+
+    def _kernel_ok(self, current) -> bool:
+        """The Triton chunk kernel applies: kernels allowed (``--backend auto|triton``), Triton can run on this
+        device, float32, and a surrogate the kernel implements."""
+        if not self.use_kernels or current.dtype != torch.float32:
+            return False
+        from .kernels import triton_available
+
+        if not triton_available(current.device.type):
+            return False
+        from .kernels.lif_soft_scan import SUPPORTED_SURROGATES
+
+        return self.surrogate[0] in SUPPORTED_SURROGATES
+
+    def fused_scan(self, current, recurrence):
+        """Without recurrence the whole sequence is one chunk: one kernel per direction."""
+        if recurrence is not None or not self._kernel_ok(current):
+            return None
+        s, _, _ = self.scan_chunk(current, self.initial_state(current.shape[1], current.device, current.dtype))
+        return s, s
 
 
 def register(register):

@@ -30,9 +30,14 @@ def interpreter(monkeypatch):
     if os.environ.get("TRITON_INTERPRET") != "1":
         pytest.skip("triton was imported before TRITON_INTERPRET=1 could be set")
     monkeypatch.setenv("SNNKIT_TRITON_ON_CPU", "1")
-    sys.modules.pop("snnkit_neurons.kernels.lif_scan", None)  # decorate the kernels in interpreter mode
+    for mod in _KERNEL_MODULES:  # decorate the kernels in interpreter mode
+        sys.modules.pop(mod, None)
     yield
-    sys.modules.pop("snnkit_neurons.kernels.lif_scan", None)
+    for mod in _KERNEL_MODULES:
+        sys.modules.pop(mod, None)
+
+
+_KERNEL_MODULES = ("snnkit_neurons.kernels.lif_soft_scan", "snnkit_neurons.kernels.lif_scan")
 
 
 def _compare(device, T, B, N, kind, detach, has_w, seed=0):
@@ -94,9 +99,81 @@ def test_network_uses_the_kernel_and_backend_triton_errors_clearly(interpreter):
     ref = net(x).logits
     net.backend = "triton"
     assert torch.allclose(net(x).logits, ref, atol=1e-5)
-    net.layers[0].neuron.set_surrogate("no-such-kind", 1.0)
+    net.double()  # the kernels are float32 only
     with pytest.raises(IncompatibleError, match="Use --backend torch"):
-        net(x)
+        net(x.double())
+
+
+# ------------------------------------------------------------------------------------------- lif-soft
+
+
+def _compare_soft(device, L, B, N, kind, detach, use_gu, seed=0):
+    from snnkit_neurons.lif_soft import LIFSoft, SoftState, _SoftScan
+
+    torch.manual_seed(seed)
+    n = LIFSoft(N, detach_reset=detach)
+    n.set_surrogate(kind, 1.0 if kind == "triangle" else 0.5)
+    cur = (torch.rand(L, B, N, device=device) * 1.6 - 0.2).requires_grad_()
+    u0 = (torch.rand(B, N, device=device) * 0.8).requires_grad_()
+    g_s, g_u = torch.randn(L, B, N, device=device), torch.randn(B, N, device=device)
+
+    def run(fn):
+        cur.grad = u0.grad = None
+        s, u = fn()
+        loss = (s * g_s).sum() + ((u * g_u).sum() if use_gu else 0)
+        loss.backward()
+        return [s.detach(), u.detach(), cur.grad.clone(), u0.grad.clone()]
+
+    kind_, width = n.surrogate
+    ref = run(lambda: _SoftScan.apply(cur, u0, n.decay, n.v_th, kind_, width, detach))
+    _, s, state = n.scan_chunk(cur, SoftState(u0))
+    assert n._kernel_ok(cur)
+    fused = run(lambda: (lambda r: (r[1], r[2].u))(n.scan_chunk(cur, SoftState(u0))))
+    assert torch.equal(ref[0], fused[0])  # spikes identical
+    assert ref[0].sum() > 0 and (1 - ref[0]).sum() > 0
+    for r, f in zip(ref[1:], fused[1:]):
+        assert torch.allclose(r, f, rtol=1e-5, atol=1e-6), (r - f).abs().max()
+
+
+@pytest.mark.parametrize(
+    "kind, detach, use_gu",
+    list(itertools.product(["triangle", "sigmoid", "rectangle"], [False, True], [False, True])),
+)
+def test_fused_lif_soft_chunk_matches_the_torch_chunk(interpreter, kind, detach, use_gu):
+    _compare_soft("cpu", L=9, B=2, N=5, kind=kind, detach=detach, use_gu=use_gu)
+
+
+def test_lif_soft_kernel_in_src_network_matches_reference_and_backend_controls_it(interpreter):
+    from snnkit_connectivity.asrc import SRC
+    from snnkit_connectivity.scsr import SelfRecurrent
+    from snnkit_core.errors import IncompatibleError
+    from snnkit_core.network import Network
+    from snnkit_core.scan import kernel_calls
+    from snnkit_neurons.lif_soft import LIFSoft
+
+    torch.manual_seed(0)
+    net = Network(3, [6, 6], 4, lambda k: LIFSoft(k), SRC(skip_span=3), readout="linear", weight_scale=2.0)
+    x = torch.rand(11, 2, 3) * 2
+
+    def run(backend):
+        net.backend = backend
+        net.zero_grad()
+        before = kernel_calls()
+        out = net(x).logits
+        out.pow(2).sum().backward()
+        used = kernel_calls() - before
+        return out.detach(), [p.grad.clone() for p in net.parameters() if p.grad is not None], used
+
+    ref, g_ref, used_ref = run("reference")
+    fast, g_fast, used_triton = run("triton")
+    _, _, used_torch = run("torch")
+    assert used_ref == 0 and used_torch == 0 and used_triton == 2 * 4  # 2 layers x ceil(11/3) chunks
+    assert torch.allclose(fast, ref, atol=1e-5)
+    assert len(g_ref) == len(g_fast) and all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(g_ref, g_fast))
+    net2 = Network(3, [6, 6], 4, lambda k: LIFSoft(k), SelfRecurrent(), readout="linear")
+    net2.backend = "triton"  # the self-recurrence scan loops `step`: no kernel runs, so triton must refuse
+    with pytest.raises(IncompatibleError, match="no fused kernel"):
+        net2(x)
 
 
 @pytest.mark.cuda
@@ -105,3 +182,11 @@ def test_network_uses_the_kernel_and_backend_triton_errors_clearly(interpreter):
 def test_fused_lif_matches_reference_cuda(has_w):
     assert os.environ.get("TRITON_INTERPRET") != "1"
     _compare("cuda", T=100, B=16, N=400, kind="sigmoid", detach=False, has_w=has_w)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("detach", [False, True])
+def test_fused_lif_soft_chunk_matches_the_torch_chunk_cuda(detach):
+    assert os.environ.get("TRITON_INTERPRET") != "1"
+    _compare_soft("cuda", L=12, B=64, N=128, kind="triangle", detach=detach, use_gu=True)

@@ -126,6 +126,9 @@ class LIFScan(torch.autograd.Function):
         s = torch.empty(cur.shape, dtype=torch.uint8, device=cur.device)
         grid = (triton.cdiv(B * N, BLOCK),)
         _lif_fwd[grid](cur, lam, wv, a, s, u, T, B * N, N, 1 - 1 / tau_s, 1 / tau_s, v_th, HAS_W=has_w, BLOCK=BLOCK)
+        from snnkit_core.scan import note_kernel_call
+
+        note_kernel_call()
         ctx.save_for_backward(a, s, u, lam, wv)
         ctx.cfg = (tau_s, v_th, kind, width, detach_reset, has_w, current.dtype)
         s_out = s.to(current.dtype)
