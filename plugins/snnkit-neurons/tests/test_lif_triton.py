@@ -74,6 +74,12 @@ def test_fused_lif_matches_reference_interpreter(interpreter, kind, detach, has_
     _compare("cpu", T=11, B=2, N=5, kind=kind, detach=detach, has_w=has_w)
 
 
+@pytest.mark.parametrize("has_w", [False, True])
+def test_fused_lif_spans_several_programs(interpreter, has_w):
+    """B·N = 303 > BLOCK (256): two programs, the second one masked."""
+    _compare("cpu", T=6, B=3, N=101, kind="sigmoid", detach=False, has_w=has_w, seed=3)
+
+
 def test_reset_gradient_term_matters(interpreter):
     """A kernel that dropped the reset term would differ: compare against detach_reset on the same data."""
     torch.manual_seed(1)
@@ -133,6 +139,28 @@ def _compare_soft(device, L, B, N, kind, detach, use_gu, seed=0):
     assert ref[0].sum() > 0 and (1 - ref[0]).sum() > 0
     for r, f in zip(ref[1:], fused[1:]):
         assert torch.allclose(r, f, rtol=1e-5, atol=1e-6), (r - f).abs().max()
+
+
+@pytest.mark.parametrize("L", [1, 2])
+def test_fused_lif_soft_short_chunks_strided_input_several_programs(interpreter, L):
+    """L = 1 (dense/asrc call one step at a time), a strided input view, B·N = 360 > BLOCK."""
+    from snnkit_neurons.lif_soft import LIFSoft, SoftState, _SoftScan
+
+    torch.manual_seed(2)
+    n = LIFSoft(120)
+    cur = (torch.rand(3, 120, L) * 2).permute(2, 0, 1)  # (L, B, N) view of a (B, N, L) tensor
+    assert cur.shape == (L, 3, 120) and (L == 1 or not cur.is_contiguous())
+    u0 = torch.rand(3, 120).requires_grad_()
+    g = torch.randn(L, 3, 120)
+    x = cur.detach().requires_grad_()
+    s_ref, u_ref = _SoftScan.apply(x, u0, n.decay, n.v_th, "triangle", 1.0, False)
+    grads_ref = torch.autograd.grad((s_ref * g).sum() + u_ref.sum(), (x, u0))
+    x2 = cur.detach().requires_grad_()
+    assert n._kernel_ok(x2)
+    _, s, state = n.scan_chunk(x2, SoftState(u0))
+    grads = torch.autograd.grad((s * g).sum() + state.u.sum(), (x2, u0))
+    assert torch.equal(s, s_ref) and torch.equal(state.u, u_ref)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads, grads_ref))
 
 
 @pytest.mark.parametrize(

@@ -7,15 +7,4 @@ it is imported) and ``SNNKIT_TRITON_ON_CPU=1`` are set.
 
 from __future__ import annotations
 
-import os
-
-
-def triton_available(device_type: str) -> bool:
-    """True when Triton kernels can run on tensors of ``device_type`` ('cuda', or 'cpu' under the interpreter)."""
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    if device_type == "cuda":
-        return True
-    return os.environ.get("TRITON_INTERPRET") == "1" and os.environ.get("SNNKIT_TRITON_ON_CPU") == "1"
+from snnkit_core.scan import triton_available  # noqa: F401  (the one definition lives in the core)

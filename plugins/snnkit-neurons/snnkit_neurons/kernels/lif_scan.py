@@ -20,12 +20,21 @@ and element: read I, write a/u/s forward; read g_a, a, u, s, write g_I backward.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import triton
 import triton.language as tl
 
 _KIND = {"sigmoid": 0, "triangle": 1, "fast-sigmoid": 2, "atan": 3, "rectangle": 4}
 BLOCK = 256
+#: no fused multiply-add: the torch reference rounds a*b+c twice, and the forward must match it bit for bit
+NO_FMA = {"enable_fp_fusion": False}
+
+
+def on_device(device: torch.device):
+    """Launch on the tensors' GPU (Triton launches on the *current* CUDA device otherwise)."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
 @triton.jit
@@ -57,9 +66,10 @@ def _lif_fwd(i_ptr, leak_ptr, w_ptr, a_ptr, s_ptr, u_ptr, T, BN, N, decay, inv_t
     a = tl.zeros([BLOCK], dtype=tl.float32)
     for t in range(T):
         base = t * BN + offs
-        u = lam * ur + tl.load(i_ptr + base, mask=mask, other=0.0)
+        i = tl.load(i_ptr + base, mask=mask, other=0.0)
         if HAS_W:
-            u = u + w * a
+            i = i + w * a  # the same association as the reference: λ·ũ + (I + w·a)
+        u = lam * ur + i
         s = (u > v_th).to(tl.float32)
         ur = u * (1.0 - s)
         a = decay * a + s * inv_tau_s
@@ -125,7 +135,9 @@ class LIFScan(torch.autograd.Function):
         u = torch.empty_like(cur)
         s = torch.empty(cur.shape, dtype=torch.uint8, device=cur.device)
         grid = (triton.cdiv(B * N, BLOCK),)
-        _lif_fwd[grid](cur, lam, wv, a, s, u, T, B * N, N, 1 - 1 / tau_s, 1 / tau_s, v_th, HAS_W=has_w, BLOCK=BLOCK)
+        with on_device(cur.device):
+            _lif_fwd[grid](cur, lam, wv, a, s, u, T, B * N, N, 1 - 1 / tau_s, 1 / tau_s, v_th, HAS_W=has_w, BLOCK=BLOCK,
+                           **NO_FMA)
         from snnkit_core.scan import note_kernel_call
 
         note_kernel_call()
@@ -146,8 +158,9 @@ class LIFScan(torch.autograd.Function):
         g_lam = torch.empty(B * N, device=a.device, dtype=torch.float32)
         g_w = torch.empty(B * N, device=a.device, dtype=torch.float32) if has_w else g_lam
         grid = (triton.cdiv(B * N, BLOCK),)
-        _lif_bwd[grid](g_a, g_s_t, a, s, u, lam, wv, g_i, g_lam, g_w, T, B * N, N, 1 - 1 / tau_s, 1 / tau_s, v_th, width,
-                       HAS_W=has_w, HAS_GS=has_gs, DETACH=detach_reset, KIND=_KIND[kind], BLOCK=BLOCK)
+        with on_device(a.device):
+            _lif_bwd[grid](g_a, g_s_t, a, s, u, lam, wv, g_i, g_lam, g_w, T, B * N, N, 1 - 1 / tau_s, 1 / tau_s, v_th,
+                           width, HAS_W=has_w, HAS_GS=has_gs, DETACH=detach_reset, KIND=_KIND[kind], BLOCK=BLOCK, **NO_FMA)
         g_leak = g_lam.view(B, N).sum(0)
         g_wv = g_w.view(B, N).sum(0) if has_w else None
         return g_i.to(dtype), g_leak, g_wv, None, None, None, None, None

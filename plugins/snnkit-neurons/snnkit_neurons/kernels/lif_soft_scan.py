@@ -20,7 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .lif_scan import _KIND, BLOCK, _surrogate
+from .lif_scan import _KIND, BLOCK, NO_FMA, _surrogate, on_device
 
 
 @triton.jit
@@ -79,7 +79,8 @@ class SoftScanKernel(torch.autograd.Function):
         h = torch.empty_like(cur)
         u = torch.empty_like(u_init)
         grid = (triton.cdiv(B * N, BLOCK),)
-        _soft_fwd[grid](cur, u_init, s, h, u, L, B * N, float(decay), float(v_th), BLOCK=BLOCK)
+        with on_device(cur.device):
+            _soft_fwd[grid](cur, u_init, s, h, u, L, B * N, float(decay), float(v_th), BLOCK=BLOCK, **NO_FMA)
         note_kernel_call()
         ctx.save_for_backward(h)
         ctx.consts = (decay, v_th, kind, width, detach_reset)
@@ -96,8 +97,10 @@ class SoftScanKernel(torch.autograd.Function):
         g_in = torch.empty_like(h)
         g_u0 = torch.empty(B, N, device=h.device, dtype=h.dtype)
         grid = (triton.cdiv(B * N, BLOCK),)
-        _soft_bwd[grid](gs, gu, h, g_in, g_u0, L, B * N, float(decay), float(v_th), float(width),
-                        HAS_GS=has_gs, HAS_GU=has_gu, DETACH=bool(detach_reset), KIND=_KIND[kind], BLOCK=BLOCK)
+        with on_device(h.device):
+            _soft_bwd[grid](gs, gu, h, g_in, g_u0, L, B * N, float(decay), float(v_th), float(width),
+                            HAS_GS=has_gs, HAS_GU=has_gu, DETACH=bool(detach_reset), KIND=_KIND[kind], BLOCK=BLOCK,
+                            **NO_FMA)
         return g_in, g_u0, None, None, None, None, None
 
 
