@@ -150,7 +150,8 @@ class Network(nn.Module):
             raise IncompatibleError(
                 f"--backend triton: neuron {layer.neuron.name!r} has no fused kernel for this layer "
                 f"(recurrence {getattr(layer.recurrence, 'structure', 'none')}, device {current.device.type}, "
-                f"dtype {current.dtype}); Triton runs on CUDA (or on CPU with TRITON_INTERPRET=1). Use --backend torch."
+                f"dtype {current.dtype}); Triton runs on CUDA (or on CPU under its interpreter: TRITON_INTERPRET=1 and "
+                f"SNNKIT_TRITON_ON_CPU=1). Use --backend torch."
             )
         return res
 

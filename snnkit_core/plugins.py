@@ -9,6 +9,7 @@ rest keep working.
 from __future__ import annotations
 
 import os
+import re
 import traceback
 from importlib.metadata import entry_points
 
@@ -111,8 +112,9 @@ FIRST_PARTY = frozenset({"snnkit-neurons", "snnkit-connectivity", "snnkit-rules"
 
 def _precedence(impl) -> tuple[bool, str]:
     info = _state.plugins.get(impl.plugin_name)
-    dist = info.distribution if info is not None else None
-    return (dist not in FIRST_PARTY, impl.plugin_name)
+    dist = info.distribution if info is not None and info.distribution else ""
+    canonical = re.sub(r"[-_.]+", "-", dist).lower()  # PEP 503: snnkit_neurons and snnkit-neurons are one name
+    return (canonical not in FIRST_PARTY, impl.plugin_name)
 
 
 def _collect(only: str | None = None) -> None:

@@ -13,6 +13,20 @@ from .interfaces import Neuron, Recurrence
 _kernel_calls = 0
 
 
+def triton_available(device_type: str) -> bool:
+    """True when Triton kernels can run on tensors of ``device_type``: 'cuda' with Triton installed, or 'cpu'
+    under Triton's interpreter when both ``TRITON_INTERPRET=1`` (read by Triton at import) and
+    ``SNNKIT_TRITON_ON_CPU=1`` are set (tests only: the interpreter is very slow)."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("triton") is None:
+        return False
+    if device_type == "cuda":
+        return True
+    return device_type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1" and os.environ.get("SNNKIT_TRITON_ON_CPU") == "1"
+
+
 def note_kernel_call() -> None:
     """Called by a plugin's fused kernel each time it runs, so ``--backend triton`` can tell whether a layer's
     scan really used one (a kernel may live in ``fused_scan`` or deeper, e.g. a neuron's ``scan_chunk``)."""

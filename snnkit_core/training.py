@@ -20,7 +20,7 @@ from attrs import asdict, field, frozen
 
 from .config import TrainConfig, dump_toml
 from .data import atomic_save
-from .errors import CheckpointError, ConfigError, NaNLossError, SnnkitError
+from .errors import CheckpointError, ConfigError, IncompatibleError, NaNLossError, SnnkitError
 from .interfaces import ArrayData, Dataset, LearningRule
 from .network import Network, check_compatible
 from .plugins import get_registry, plugin_infos
@@ -111,6 +111,15 @@ def build(cfg: TrainConfig) -> Built:
     for r in rules:
         r.setup(network)
     device = resolve_device(cfg.device)
+    if cfg.backend == "triton":
+        from .scan import triton_available
+
+        if not triton_available(device.type):
+            raise IncompatibleError(
+                f"--backend triton needs Triton and a CUDA device (device here: {device.type}); on a CPU Triton only "
+                f"runs under its interpreter, for tests (TRITON_INTERPRET=1 and SNNKIT_TRITON_ON_CPU=1). "
+                f"Use --backend auto or torch."
+            )
     network.to(device)
     return Built(cfg, network, rules, dataset, device)
 
@@ -357,7 +366,8 @@ def _truncate_metrics(path: Path, keep_epochs: int) -> None:
 
 
 def evaluate_run(run_dir: str | Path, dataset: str | None = None, split: str = "test", data_dir: str | None = None,
-                 batch_size: int | None = None, limit: int | None = None, device: str | None = None):
+                 batch_size: int | None = None, limit: int | None = None, device: str | None = None,
+                 backend: str | None = None):
     """Load a run's latest checkpoint and evaluate it on ``split``; returns (loss, accuracy, n).
 
     ``limit`` caps the examples (default: the run's own limit); ``device`` overrides the run's.
@@ -365,7 +375,9 @@ def evaluate_run(run_dir: str | Path, dataset: str | None = None, split: str = "
     cfg = read_run_config(run_dir)
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be a positive number of examples, not {limit}")
-    changes: dict[str, Any] = {"device": device or cfg.device}
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError(f"--batch-size must be a positive number of examples, not {batch_size}")
+    changes: dict[str, Any] = {"device": device or cfg.device, "backend": backend or cfg.backend}
     if limit is not None:
         changes["limit"] = limit
     if dataset:

@@ -61,7 +61,7 @@ def test_train_eval_and_resume(runner, tmp_path):
     res = runner.invoke(cli, ["eval", str(run), "--limit", "3", "--batch-size", "2"])
     assert res.exit_code == 0 and "(3 examples)" in res.output, res.output
     res = runner.invoke(cli, ["eval", str(run), "--limit", "0"])
-    assert res.exit_code == 1 and "--limit must be a positive" in res.output
+    assert res.exit_code == 2 and "--limit" in res.output and "Traceback" not in res.output
     res = runner.invoke(cli, ["train", "--resume", str(run)])
     assert res.exit_code == 0  # nothing left to do: 2 of 2 epochs done
     # options that would change the run are refused, not silently ignored
@@ -193,3 +193,27 @@ def test_data_on_device_is_recorded_and_trains(runner, tmp_path):
                               "--device", "cpu", "--out", str(run), "--quiet"])
     assert res.exit_code == 0, res.output
     assert "data_on_device = true" in (run / "config.toml").read_text()
+
+
+def test_eval_and_resume_may_change_device_and_backend_but_check_values(runner, tmp_path, monkeypatch):
+    monkeypatch.delenv("SNNKIT_TRITON_ON_CPU", raising=False)
+    run = tmp_path / "r"
+    res = runner.invoke(cli, ["train", "--dataset", "tiny", "--hidden", "8,8,8", "--epochs", "1", "--out", str(run), "--quiet"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["eval", str(run), "--backend", "reference", "--device", "cpu"])
+    assert res.exit_code == 0 and "test accuracy" in res.output, res.output
+    res = runner.invoke(cli, ["eval", str(run), "--batch-size", "-1"])
+    assert res.exit_code == 2 and "--batch-size" in res.output
+    res = runner.invoke(cli, ["train", "--resume", str(run), "--backend", "torch", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    text = (run / "config.toml").read_text()
+    assert 'backend = "torch"' in text and 'device = "cpu"' in text
+
+
+def test_backend_triton_without_cuda_fails_before_the_run_directory(runner, tmp_path, monkeypatch):
+    monkeypatch.delenv("SNNKIT_TRITON_ON_CPU", raising=False)
+    out = tmp_path / "t"
+    res = runner.invoke(cli, ["train", "--dataset", "tiny", "--hidden", "8,8,8", "--epochs", "1", "--device", "cpu",
+                              "--backend", "triton", "--out", str(out)])
+    assert res.exit_code == 1 and "--backend triton needs Triton and a CUDA device" in res.output, res.output
+    assert not out.exists()

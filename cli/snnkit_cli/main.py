@@ -219,7 +219,7 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
     if resume:
         given = [f"--{k.replace('_', '-')}" for k, v in dict(
             neuron=neuron, conn=conn, rule=rules, dataset=dataset, hidden=hidden, epochs=epochs,
-            batch_size=batch_size, lr=lr, seed=seed, device=device, data_on_device=data_on_device, backend=backend, out=out, limit=limit,
+            batch_size=batch_size, lr=lr, seed=seed, data_on_device=data_on_device, out=out, limit=limit,
             config=config_file, set=sets).items() if v not in (None, (), [])]
         if given:
             raise ConfigError(
@@ -229,10 +229,12 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
             )
         cfg = read_run_config(resume)
         run_dir = Path(resume)
-        if data_dir is not None:  # the data moved (or the run moved to another machine): same data, new place
+        # where the data is and what runs the maths may change on resume (another machine); the maths may not
+        moved = {k: v for k, v in dict(data_dir=data_dir and _absolute(data_dir), device=device, backend=backend).items() if v}
+        if moved:
             from snnkit_core.config import dump_toml
 
-            cfg = cfg.evolve(data_dir=_absolute(data_dir))
+            cfg = cfg.evolve(**moved)
             (run_dir / "config.toml").write_text(dump_toml({"train": cfg.to_dict()}))
         console.print(f"resuming [bold]{run_dir}[/]")
     else:
@@ -302,16 +304,17 @@ def _summary(extra: dict) -> str:
 @click.option("--dataset", help="Evaluate on another dataset with the same shapes.")
 @click.option("--data-dir", type=click.Path())
 @click.option("--split", default="test", show_default=True)
-@click.option("--limit", type=int, help="At most N examples (default: the run's own --limit, if any).")
-@click.option("--batch-size", type=int, help="Evaluation batch size (default: the run's).")
+@click.option("--limit", type=click.IntRange(min=1), help="At most N examples (default: the run's own --limit, if any).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Evaluation batch size (default: the run's).")
 @click.option("--device", help="auto, cpu or cuda (default: the run's).")
+@click.option("--backend", type=click.Choice(["auto", "triton", "torch", "reference"]), help="Scan implementation (default: the run's).")
 @expected_errors
-def eval_cmd(run_dir, dataset, data_dir, split, limit, batch_size, device):
+def eval_cmd(run_dir, dataset, data_dir, split, limit, batch_size, device, backend):
     """Evaluate a run directory's latest checkpoint."""
     from snnkit_core.training import evaluate_run
 
-    loss, acc, n = evaluate_run(run_dir, dataset=dataset, split=split, data_dir=data_dir, batch_size=batch_size,
-                                limit=limit, device=device)
+    loss, acc, n = evaluate_run(run_dir, dataset=dataset, split=split, data_dir=data_dir and _absolute(data_dir),
+                                batch_size=batch_size, limit=limit, device=device, backend=backend)
     console.print(f"{run_dir}: {split} accuracy [bold]{100 * acc:.2f}%[/] ({n} examples), loss {loss:.4f}")
 
 
@@ -384,13 +387,9 @@ def data_info(name, data_dir, sets):
 
 
 def _triton_ok(dev) -> bool:
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    import os
+    from snnkit_core.scan import triton_available
 
-    return dev.type == "cuda" or (os.environ.get("TRITON_INTERPRET") == "1" and os.environ.get("SNNKIT_TRITON_ON_CPU") == "1")
+    return triton_available(dev.type)
 
 
 @cli.command()
