@@ -7,6 +7,7 @@ downloads anything.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import tarfile
@@ -68,7 +69,7 @@ def download(url: str, dest: Path, sha256: str | None = None, md5: str | None = 
         if not (have and exc.code == 416):  # 416: the range starts at the end, i.e. .part is already whole
             raise DatasetError(f"could not download {url} ({exc}). Download it by hand to {dest}, or point --data-dir / "
                                f"SNNKIT_DATA at a local copy.") from None
-    except OSError as exc:
+    except (OSError, http.client.HTTPException) as exc:  # IncompleteRead is not an OSError
         raise DatasetError(
             f"could not download {url} ({exc}). Download it by hand to {dest}, or point --data-dir / "
             f"SNNKIT_DATA at a local copy."

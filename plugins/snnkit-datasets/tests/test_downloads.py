@@ -155,6 +155,37 @@ def test_download_accepts_a_whole_part_file_the_server_answers_416_for(tmp_path,
     assert handler.ranges == [f"bytes={len(handler.payload)}-"] and dest.read_bytes() == handler.payload
 
 
+class _CutChunkedServer(http.server.BaseHTTPRequestHandler):
+    """A chunked response cut off in the middle of a chunk (a dropped connection)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):  # noqa: N802
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(b"400\r\n" + b"x" * 100)  # promises 1024 bytes, sends 100, closes
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_connection_dropped_mid_chunk_is_a_clean_error(tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CutChunkedServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(DatasetError, match="could not download"):
+            download(f"http://127.0.0.1:{server.server_address[1]}/x.bin", tmp_path / "x.bin", sha256="0" * 64)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not (tmp_path / "x.bin").exists()
+
+
 def test_download_any_tries_the_next_mirror_and_lists_every_failure(tmp_path):
     good = tmp_path / "good"
     good.mkdir()
