@@ -155,21 +155,16 @@ def test_clip_cut_mid_audio_names_the_file(tmp_path):
         GSC(data_dir=str(root), silence_clips=0).load("train")
 
 
-def test_same_size_rewrite_is_not_served_from_the_cache(tmp_path):
+def test_same_size_rewrite_is_not_served_from_the_cache(tmp_path, progress_seen):
     from snnkit_core.data import preprocessing_progress
 
     root = _write_gsc(tmp_path, per_word=2)
     ds = GSC(data_dir=str(root), silence_clips=2)
-    seen = []
-
-    def hook(iterable, total=None, description=""):
-        seen.append((total, description))
-        return iterable
-
+    hook, seen = progress_seen
     with preprocessing_progress(hook):
         ds.load("train")
         ds.load("val")  # cached: no loop
-    assert seen == [(8, "gsc: clip features"), (2, "gsc: background noise")]
+    assert seen == [(8, 8, "gsc: clip features"), (2, 2, "gsc: background noise")]
     p = root / "gsc" / "cat" / "00000001_nohash_0.wav"
     size, mtime = p.stat().st_size, p.stat().st_mtime_ns
     wave, _ = sf.read(p)

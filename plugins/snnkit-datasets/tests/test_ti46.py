@@ -108,21 +108,16 @@ def test_ti46_errors(tmp_path):
         TI46Digits(data_dir=str(root)).load("train")
 
 
-def test_same_size_rewrite_recomputes_and_progress_names_the_split(tmp_path):
+def test_same_size_rewrite_recomputes_and_progress_names_the_split(tmp_path, progress_seen):
     from snnkit_core.data import preprocessing_progress
 
     root = _write_ti46(tmp_path)
     ds = TI46Digits(data_dir=str(root), features="log-mel", channels=8, steps=10)
-    seen = []
-
-    def hook(iterable, total=None, description=""):
-        seen.append((total, description))
-        return iterable
-
+    hook, seen = progress_seen
     with preprocessing_progress(hook):
         ds.load("train")
         ds.load("train")  # cached
-    assert seen == [(12, "ti46-digits/train: log-mel")]
+    assert seen == [(12, 12, "ti46-digits/train: log-mel")]
     p = root / "ti46" / "ti20" / "train" / "m2" / "01m2set1.sph"
     size, mtime = p.stat().st_size, p.stat().st_mtime_ns
     write_sphere(p, _tone(700, 16000, dur=0.12 * 12500 / 16000), 16000)  # "-i 16000" is as long as "-i 12500"

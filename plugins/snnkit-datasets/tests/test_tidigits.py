@@ -67,17 +67,11 @@ def test_errors(tmp_path):
         TIDigits(data_dir=str(root)).load("test")
 
 
-def test_preprocessing_reports_each_file(tmp_path):
+def test_preprocessing_reports_each_file(tmp_path, progress_seen):
     from snnkit_core.data import preprocessing_progress
 
     root = _write(tmp_path)
-    seen = []
-
-    def hook(iterable, total=None, description=""):
-        items = list(iterable)
-        seen.append((total, len(items), description))
-        return items
-
+    hook, seen = progress_seen
     with preprocessing_progress(hook):
         TIDigits(data_dir=str(root), channels=8, steps=10).load("test")
     assert seen == [(9, 9, "tidigits/test: log-mel")]

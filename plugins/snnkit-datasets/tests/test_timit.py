@@ -103,17 +103,11 @@ def test_errors(tmp_path):
         TIMIT(data_dir=str(root)).load("test")
 
 
-def test_preprocessing_reports_each_utterance(tmp_path):
+def test_preprocessing_reports_each_utterance(tmp_path, progress_seen):
     from snnkit_core.data import preprocessing_progress
 
     root = _write(tmp_path)
-    seen = []
-
-    def hook(iterable, total=None, description=""):
-        items = list(iterable)
-        seen.append((total, len(items), description))
-        return items
-
+    hook, seen = progress_seen
     with preprocessing_progress(hook):
         TIMIT(data_dir=str(root)).load("train")
     assert seen == [(4, 4, "timit: MFCC frames")]
