@@ -102,9 +102,9 @@ class LIF(Neuron):
 
     def fused_scan(self, current, recurrence):
         """The whole scan as one Triton kernel per direction (see kernels/lif_scan.py), or None if unsupported."""
-        from .kernels import triton_available
+        from . import kernels
 
-        if not triton_available(current.device.type) or current.dtype not in (torch.float32,):
+        if not kernels.usable(current.device.type) or current.dtype not in (torch.float32,):
             return None
         if recurrence is not None and not (recurrence.structure == "diagonal" and recurrence.span == 1 and hasattr(recurrence, "weight")):
             return None
@@ -114,7 +114,11 @@ class LIF(Neuron):
         if kind not in SUPPORTED_SURROGATES:
             return None
         w = recurrence.weight if recurrence is not None else None
-        return lif_scan(current, self.leak, w, self.tau_s, self.v_th, kind, width, self.hparams["detach_reset"])
+        try:
+            return lif_scan(current, self.leak, w, self.tau_s, self.v_th, kind, width, self.hparams["detach_reset"])
+        except Exception as exc:  # compile/launch failure (the backward compiles on first use and cannot fall back)
+            kernels.disable(exc)
+            return None
 
     def encode_input(self, x):
         return psc_filter(x, self.tau_s) if self.hparams["filter_input"] else x

@@ -121,11 +121,15 @@ class LIFSoft(Neuron):
         """
         kind, width = self.surrogate
         if self._kernel_ok(current):
+            from . import kernels
             from .kernels.lif_soft_scan import soft_scan
 
-            s, u = soft_scan(current, state.u, self.decay, self.v_th, kind, width, self.detach_reset)
-        else:
-            s, u = _SoftScan.apply(current, state.u, self.decay, self.v_th, kind, width, self.detach_reset)
+            try:
+                s, u = soft_scan(current, state.u, self.decay, self.v_th, kind, width, self.detach_reset)
+                return s, s, SoftState(u)
+            except Exception as exc:  # compile/launch failure: the torch chunk below (see kernels.disable)
+                kernels.disable(exc)
+        s, u = _SoftScan.apply(current, state.u, self.decay, self.v_th, kind, width, self.detach_reset)
         return s, s, SoftState(u)
 
     def _kernel_ok(self, current) -> bool:
@@ -133,9 +137,9 @@ class LIFSoft(Neuron):
         device, float32, and a surrogate the kernel implements."""
         if not self.use_kernels or current.dtype != torch.float32:
             return False
-        from .kernels import triton_available
+        from .kernels import usable
 
-        if not triton_available(current.device.type):
+        if not usable(current.device.type):
             return False
         from .kernels.lif_soft_scan import SUPPORTED_SURROGATES
 

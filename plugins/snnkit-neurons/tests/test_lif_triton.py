@@ -6,6 +6,7 @@ compiled kernels are checked at a realistic size. Skipped when Triton is not ins
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import os
 import sys
@@ -218,3 +219,34 @@ def test_fused_lif_matches_reference_cuda(has_w):
 def test_fused_lif_soft_chunk_matches_the_torch_chunk_cuda(detach):
     assert os.environ.get("TRITON_INTERPRET") != "1"
     _compare_soft("cuda", L=12, B=64, N=128, kind="triangle", detach=detach, use_gu=True)
+
+
+def test_a_failing_kernel_falls_back_under_auto_and_is_refused_under_triton(interpreter, monkeypatch):
+    import snnkit_neurons.kernels as kernels
+    from snnkit_connectivity.asrc import SRC
+    from snnkit_core.errors import IncompatibleError
+    from snnkit_core.network import Network
+    from snnkit_neurons.lif_soft import LIFSoft
+
+    # import_module (not `from ... import`): the fixture re-imports the kernel modules, and the package attribute
+    # may still hold the previous module object
+    lif_soft_scan = importlib.import_module("snnkit_neurons.kernels.lif_soft_scan")
+    monkeypatch.setattr(kernels, "failure", None)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("unsupported GPU (simulated)")
+
+    monkeypatch.setattr(lif_soft_scan, "soft_scan", broken)
+    torch.manual_seed(0)
+    net = Network(3, [6, 6], 4, lambda k: LIFSoft(k), SRC(skip_span=3), readout="linear")
+    x = torch.rand(9, 2, 3) * 2
+    net.backend = "torch"
+    expected = net(x).logits
+    net.backend = "auto"
+    with pytest.warns(RuntimeWarning, match="unsupported GPU"):
+        got = net(x).logits
+    assert torch.equal(got, expected) and kernels.failure is not None
+    assert not kernels.usable("cpu")
+    net.backend = "triton"
+    with pytest.raises(IncompatibleError, match="no fused kernel"):
+        net(x)

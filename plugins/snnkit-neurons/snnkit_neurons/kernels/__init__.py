@@ -7,4 +7,23 @@ it is imported) and ``SNNKIT_TRITON_ON_CPU=1`` are set.
 
 from __future__ import annotations
 
-from snnkit_core.scan import triton_available  # noqa: F401  (the one definition lives in the core)
+import warnings
+
+from snnkit_core.scan import triton_available  # (the one definition lives in the core)
+
+#: why the kernels were switched off in this process (a compile or launch failure), or None
+failure: str | None = None
+
+
+def usable(device_type: str) -> bool:
+    """Triton can run here and no kernel has failed in this process."""
+    return failure is None and triton_available(device_type)
+
+
+def disable(exc: BaseException) -> None:
+    """A kernel failed to compile or launch (e.g. a GPU Triton does not support): warn once and use the torch
+    scans for the rest of the process. Under ``--backend triton`` the network then refuses the layer."""
+    global failure
+    failure = f"{type(exc).__name__}: {exc}"
+    warnings.warn(f"snnkit's Triton kernels failed ({failure}); using the torch scans from now on", RuntimeWarning,
+                  stacklevel=3)
