@@ -386,12 +386,6 @@ def data_info(name, data_dir, sets):
 # -------------------------------------------------------------------------------------------- bench
 
 
-def _triton_ok(dev) -> bool:
-    from snnkit_core.scan import triton_available
-
-    return triton_available(dev.type)
-
-
 @cli.command()
 @click.option("--workload", "workloads", multiple=True, help="Workload group (scsr-ti46, src-psmnist, src-ssc, ff-16k, tiny); repeatable. Default: all on CUDA, tiny on CPU.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
@@ -411,7 +405,9 @@ def bench(workloads, device, repeats, warmup, as_json):
     if unknown:
         raise UnknownComponentError("workload", unknown[0], WORKLOADS)
     bw = copy_bandwidth(dev)
-    paths = ["reference", "torch"] + (["triton"] if _triton_ok(dev) else [])
+    from snnkit_core.scan import triton_available
+
+    paths = ["reference", "torch"] + (["triton"] if triton_available(dev.type) else [])
     results = []
     for name in names:
         for w in WORKLOADS[name]:
