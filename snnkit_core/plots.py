@@ -97,7 +97,7 @@ def plot_raster(names, spikes, x, label, pred, classes, path: Path, sample: int)
     axes[0].set(ylabel="input channel", title=f"test example {sample}: label {classes[label]}, predicted {classes[pred]}")
     for ax, name, s in zip(axes[1:], names, spikes):
         t, i = np.nonzero(s[:, sample, :])
-        ax.scatter(t, i, s=2, marker="|", color="black")
+        ax.scatter(t, i, s=40, marker="|", linewidths=1, color="black")
         ax.set(ylabel=f"{name}\nneuron", ylim=(-0.5, s.shape[2] - 0.5))
         ax.text(1.0, 1.0, f"{int(s[:, sample].sum())} spikes", transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
     axes[-1].set(xlabel="time step", xlim=(-0.5, x.shape[0] - 0.5))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from .main import expected_errors
-from .render import console
 
 
 @click.command("export")
@@ -24,5 +23,4 @@ def export_cmd(run_dir, fmt, out, dt, weights):
     from snnkit_core.nir_export import export_run
 
     res = export_run(run_dir, out or Path(run_dir) / "network.nir", fmt=fmt, dt=dt, weights=weights)
-    console.print(f"wrote {res['path']}: NIR graph with {res['nodes']} nodes and {res['edges']} edges (dt = {res['dt']:g} s per step)",
-                  markup=False, highlight=False)
+    click.echo(f"wrote {res['path']}: NIR graph with {res['nodes']} nodes and {res['edges']} edges (dt = {res['dt']:g} s per step)")

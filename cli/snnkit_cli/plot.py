@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from .main import expected_errors
-from .render import console
 
 
 @click.command("plot")
@@ -22,4 +21,4 @@ def plot_cmd(run_dir, sample, samples, weights, metrics_only):
 
     paths = plot_run(run_dir, sample=sample, samples=samples, weights=weights, network=not metrics_only)
     for p in paths:
-        console.print(f"wrote {p}", markup=False, highlight=False)
+        click.echo(f"wrote {p}")
