@@ -39,6 +39,13 @@ def _figure(**kw):
 
 
 def _save(fig, path: Path) -> Path:
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in fig.axes:  # epochs, steps, neurons and spans are whole numbers
+        if ax.get_xlabel() in ("epoch", "time step"):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if ax.get_ylabel() in ("span (steps)", "span j", "neurons"):
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.savefig(path, dpi=100)  # Figure.savefig uses the Agg canvas: no display, no pyplot
     return path
 
