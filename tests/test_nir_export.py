@@ -106,8 +106,13 @@ def _snntorch_run(graph, x, recurrent: bool):
 
 
 @pytest.mark.parametrize("conn,hidden", [("ff", (12, 10)), ("self", (12, 10)), ("srsc", (12, 10, 9))])
-def test_snntorch_runs_the_exported_graph_with_equal_output_spikes(conn, hidden, x, tmp_path):
+@pytest.mark.parametrize("per_neuron_leak", [False, True])
+def test_snntorch_runs_the_exported_graph_with_equal_output_spikes(conn, hidden, per_neuron_leak, x, tmp_path):
     net = _net(conn, hidden)
+    if per_neuron_leak:  # as bip leaves them: snnTorch gets a beta per neuron
+        with torch.no_grad():
+            for layer in net.spiking_layers():
+                layer.neuron.leak.copy_(torch.empty(layer.size).uniform_(0.8, 0.97))
     ref = _run(net, x).out_spikes
     assert ref.sum() > 0
     nir.write(tmp_path / "g.nir", network_to_nir(net, dt=DT))
