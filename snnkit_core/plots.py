@@ -214,7 +214,8 @@ def plot_confusion(d: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_run(run_dir: str | Path, sample: int = 0, samples: int = 64, weights: str = "last", network: bool = True) -> list[Path]:
+def plot_run(run_dir: str | Path, sample: int = 0, samples: int = 64, weights: str = "last", network: bool = True,
+             data_dir: str | None = None) -> list[Path]:
     """Write every picture that applies to ``RUN_DIR/plots/``; returns their paths. ``network=False`` skips
     what needs the trained network (raster, rates, final τm): only metrics and eval records are read."""
     run = Path(run_dir)
@@ -227,7 +228,7 @@ def plot_run(run_dir: str | Path, sample: int = 0, samples: int = 64, weights: s
     if network:
         from .trained import load_trained
 
-        built, net = load_trained(run, weights)
+        built, net = load_trained(run, weights, data_dir=data_dir)
         names, spikes, x, label, pred = record_spikes(built, samples=samples, sample=sample)
         classes = getattr(built.dataset, "class_names", None) or [str(i) for i in range(built.dataset.num_classes)]
         written.append(plot_raster(names, spikes, x, label, pred, list(classes), out / "raster.png", sample))

@@ -122,3 +122,17 @@ def test_tensorboard_missing_is_a_clear_error_before_training(runner, tmp_path, 
                               "--quiet", "--tensorboard"])
     assert res.exit_code == 1 and "pip install 'snnkit[tensorboard]'" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "r").exists()
+
+
+def test_plot_best_weights_and_moved_data_root(runner, tmp_path):
+    import shutil
+
+    run = _train(runner, tmp_path / "run")
+    res = runner.invoke(cli, ["plot", str(run), "--weights", "best", "--samples", "4"])
+    assert res.exit_code == 1 and "best.pt" in res.output
+    ck = __import__("torch").load(run / "checkpoint.pt", weights_only=True)
+    __import__("torch").save(ck["model"], run / "best.pt")  # a bare state dict is accepted as well as {"model": ...}
+    res = runner.invoke(cli, ["plot", str(run), "--weights", "best", "--samples", "4", "--data-dir", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    _check_png(run / "plots" / "raster.png")
+    shutil.rmtree(run / "plots")
