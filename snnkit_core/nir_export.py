@@ -37,13 +37,14 @@ layer would then need an unfiltered feedforward input beside a filtered recurren
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .errors import IncompatibleError, MissingDependencyError
+from .errors import ConfigError, IncompatibleError, MissingDependencyError
 from .trained import load_trained
 
 
@@ -94,7 +95,7 @@ def network_to_nir(network, dt: float = 1e-3, metadata: dict[str, Any] | None = 
     """
     nir = _nir()
     if not dt > 0:
-        raise IncompatibleError(f"dt must be a positive number of seconds per step; got {dt}")
+        raise ConfigError(f"dt must be a positive number of seconds per step; got {dt}")
     layers = list(network.layers)
     for i, layer in enumerate(layers):
         _check_layer(f"hidden layer {i}", layer)
@@ -158,7 +159,7 @@ def network_to_nir(network, dt: float = 1e-3, metadata: dict[str, Any] | None = 
 def export_run(run_dir: str | Path, out: str | Path, fmt: str = "nir", dt: float = 1e-3, weights: str = "last") -> dict:
     """Write a run's trained network to ``out``; returns a summary (path, nodes, edges, dt)."""
     if fmt != "nir":
-        raise IncompatibleError(f"unknown export format {fmt!r}; snnkit exports 'nir'")
+        raise ConfigError(f"unknown export format {fmt!r}; snnkit exports 'nir'")
     nir = _nir()
     built, net = load_trained(run_dir, weights)
     cfg = built.config
@@ -167,8 +168,12 @@ def export_run(run_dir: str | Path, out: str | Path, fmt: str = "nir", dt: float
         "run_dir": str(run_dir), "weights": weights,
     })
     out = Path(out)
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a directory; give a file name, e.g. {out / 'network.nir'}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    nir.write(out, graph)
+    tmp = out.with_name(f".{out.name}.tmp")
+    nir.write(tmp, graph)
+    os.replace(tmp, out)  # an existing file is replaced only by a complete graph
     return {"path": str(out), "nodes": len(graph.nodes), "edges": len(graph.edges), "dt": dt}
 
 

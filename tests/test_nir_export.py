@@ -153,6 +153,10 @@ def test_export_cli_writes_a_readable_graph(fake, tmp_path):
     # the exported weights are the checkpoint's
     ck = torch.load(run / "checkpoint.pt", weights_only=True)
     np.testing.assert_allclose(g.nodes["ff1"].weight, ck["model"]["layers.1.ff.weight"].double().numpy())
+    res = runner.invoke(cli, ["export", str(run), "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "directory" in res.output  # click refuses it before snnkit runs
+    res = runner.invoke(cli, ["export", str(run), "--dt", "0"])
+    assert res.exit_code == 2 and "--dt" in res.output
     res = runner.invoke(cli, ["export", str(run), "--weights", "best"])
     assert res.exit_code == 1 and "best.pt" in res.output and "Traceback" not in res.output
     res = runner.invoke(cli, ["train", "--dataset", "tiny", "--hidden", "8", "--epochs", "1", "--out", str(tmp_path / "soft"),

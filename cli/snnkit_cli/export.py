@@ -11,7 +11,7 @@ from .main import expected_errors
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["nir"]), default="nir", show_default=True, help="Export format.")
 @click.option("--out", "out", type=click.Path(dir_okay=False), help="Output file (default RUN_DIR/network.nir).")
-@click.option("--dt", type=float, default=1e-3, show_default=True,
+@click.option("--dt", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
               help="Seconds per snnkit step; NIR time constants are steps x dt. snnTorch's NIR import assumes 1e-4.")
 @click.option("--weights", type=click.Choice(["last", "best"]), default="last", show_default=True,
               help="checkpoint.pt (last epoch) or best.pt (best validation epoch).")
