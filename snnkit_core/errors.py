@@ -53,3 +53,7 @@ class NaNLossError(SnnkitError):
 
 class CheckpointError(SnnkitError):
     """A run directory or checkpoint that cannot be read or resumed."""
+
+
+class MissingDependencyError(SnnkitError):
+    """An optional extra (matplotlib, tensorboard, nir) that a command needs is not installed; says what to install."""

@@ -22,6 +22,7 @@ from .config import TrainConfig, dump_toml
 from .data import atomic_save
 from .errors import CheckpointError, ConfigError, IncompatibleError, NaNLossError, SnnkitError
 from .interfaces import ArrayData, Dataset, LearningRule
+from .metrics import write_csv
 from .network import Network, check_compatible
 from .plugins import get_registry, plugin_infos
 
@@ -354,6 +355,7 @@ def train(
             atomic_save(state, run / "checkpoint.pt")
             with open(run / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(rec.to_json()) + "\n")
+            write_csv(run)  # metrics.csv beside it, rebuilt from metrics.jsonl (so a resume matches it too)
         yield rec
 
 

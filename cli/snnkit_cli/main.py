@@ -209,8 +209,9 @@ def _parse_sets(values) -> dict[str, dict]:
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue a killed run from its last checkpoint.")
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Component parameter, e.g. neuron.tau_m=8 (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--tensorboard", is_flag=True, help="Also log each epoch's metrics to RUN_DIR/tensorboard/ (needs the tensorboard package).")
 @expected_errors
-def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, device, data_on_device, backend, out, limit, config_file, resume, sets, quiet):
+def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, device, data_on_device, backend, out, limit, config_file, resume, sets, quiet, tensorboard):
     """Train a network. With no options: a sensible default on the shipped dataset."""
     from snnkit_core.config import TrainConfig
     from snnkit_core.errors import ConfigError
@@ -265,9 +266,16 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
     )
     table = epoch_table()
     last = None
+    tb = None
+    if tensorboard:  # fail before training when the extra is missing
+        from snnkit_core.metrics import TensorBoardWriter
+
+        tb = TensorBoardWriter(run_dir)
     with RichProgress(enabled=not quiet and sys.stderr.isatty()) as progress:
         for rec in run_train(cfg, run_dir, resume=bool(resume), progress=progress):
             last = rec
+            if tb is not None:
+                tb.add(rec.to_json())
             row = epoch_row(rec)
             table.add_row(*row)
             console.print(
@@ -275,6 +283,8 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
                 f"test {100 * rec.test_accuracy:6.2f}%  {rec.seconds:6.1f}s"
                 + (f"  {_summary(rec.extra)}" if rec.extra else "")
             )
+    if tb is not None:
+        tb.close()
     if last is not None:
         console.print(table)
         console.print(f"final test accuracy [bold]{100 * last.test_accuracy:.2f}%[/]; run directory {run_dir}")
@@ -443,6 +453,13 @@ def bench(workloads, device, repeats, warmup, as_json):
             t.add_row(r["workload"], path, f"{p['median_ms']:.2f}", "-" if p["peak_mb"] is None else f"{p['peak_mb']:.0f}",
                       f"{p['speedup_vs_reference']:.2f}", f"{r['lower_bound_ms']:.2f}", f"{p['fraction_of_bound']:.3f}")
     console.print(t)
+
+
+from .export import export_cmd  # noqa: E402  (new commands live in their own modules)
+from .plot import plot_cmd  # noqa: E402
+
+cli.add_command(export_cmd)
+cli.add_command(plot_cmd)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,7 +16,7 @@ neuron's own θ_i (spec §3.4 last bullet).
 After every optimizer step θ is clamped to [theta_min, theta_max] (default [0.5, 0.998], i.e. τm in
 [2, 512] steps, the spec's recommendation). The leak gets its own optimizer group with the weights' learning
 rate and no weight decay (``weight_decay`` = 0). Every epoch, ``describe`` records mean/std/min/max of θ and of τm = 1/(1-θ) per
-layer under the metrics key ``bip``.
+layer under the metrics key ``bip``, plus τm's deciles over the layer's neurons (``tau_m_deciles``, 11 values).
 
 Scope [paper silent]: hidden layers only by default (``output_layer = false``): the paper describes BIP for
 the self-recurrent hidden layers, and the output layer keeps Table 1's τm. ``output_layer = true`` also
@@ -97,6 +97,8 @@ class BIP(LearningRule):
                 "theta_min": float(th.min()), "theta_max": float(th.max()),
                 "tau_m_mean": float(tau.mean()), "tau_m_std": float(tau.std()) if tau.numel() > 1 else 0.0,
                 "tau_m_min": float(tau.min()), "tau_m_max": float(tau.max()),
+                # the distribution over neurons, for `snnkit plot`: τm at the 0, 10, ..., 100 % quantiles
+                "tau_m_deciles": [float(q) for q in torch.quantile(tau, torch.linspace(0, 1, 11, dtype=tau.dtype))],
             }
         return {"bip": info}
 

@@ -1,0 +1,26 @@
+"""``snnkit plot RUN_DIR``: parse -> snnkit_core.plots -> render the list of PNGs written."""
+
+from __future__ import annotations
+
+import click
+
+from .main import expected_errors
+
+
+@click.command("plot")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--sample", type=click.IntRange(min=0), default=0, show_default=True, help="Test example shown in the spike raster.")
+@click.option("--samples", type=click.IntRange(min=1), default=64, show_default=True, help="Test examples the firing-rate histograms average over.")
+@click.option("--weights", type=click.Choice(["last", "best"]), default="last", show_default=True,
+              help="checkpoint.pt (last epoch) or best.pt (best validation epoch) for the raster and rates.")
+@click.option("--data-dir", type=click.Path(), help="Data root, when the run's data has moved (default: the run's).")
+@click.option("--metrics-only", is_flag=True, help="Only what metrics.jsonl and eval/*.json hold (no network run: no raster, no rates).")
+@expected_errors
+def plot_cmd(run_dir, sample, samples, weights, data_dir, metrics_only):
+    """Write PNGs to RUN_DIR/plots/: curves, spike raster, firing rates, bip/asrc, confusion matrices."""
+    from snnkit_core.plots import plot_run
+
+    paths = plot_run(run_dir, sample=sample, samples=samples, weights=weights, network=not metrics_only,
+                     data_dir=data_dir)
+    for p in paths:
+        click.echo(f"wrote {p}")
