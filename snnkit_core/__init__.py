@@ -5,13 +5,14 @@ Imports torch, numpy, pluggy and attrs only; never click, rich or soundfile.
 
 from .errors import SnnkitError
 from .hookspecs import hookimpl
-from .interfaces import ArrayData, Compatibility, Connectivity, Dataset, LearningRule, Neuron, Recurrence
+from .interfaces import ArrayData, Batch, Compatibility, Connectivity, Dataset, LearningRule, Neuron, Recurrence
 from .params import Param
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ArrayData",
+    "Batch",
     "Compatibility",
     "Connectivity",
     "Dataset",

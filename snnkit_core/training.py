@@ -21,9 +21,12 @@ from attrs import asdict, field, frozen
 from .config import TrainConfig, dump_toml
 from .data import atomic_save
 from .errors import CheckpointError, ConfigError, IncompatibleError, NaNLossError, SnnkitError
-from .interfaces import ArrayData, Dataset, LearningRule
+from .interfaces import ArrayData, Batch, Dataset, LearningRule
 from .metrics import write_csv
-from .network import Network, check_compatible
+from .assembly import assemble
+from .compat import check_compatible
+from .network import Network
+from .paths import check_backend
 from .plugins import get_registry, plugin_infos
 
 Progress = Callable[..., Iterable]
@@ -91,26 +94,8 @@ def build(cfg: TrainConfig) -> Built:
     neuron_cls.resolve(p.get("neuron"))  # validate before building anything
     conn = conn_cls(**p.get("conn", {}))
     check_compatible(neuron_cls, conn_cls, rules, registry=reg)
+    check_backend(cfg.backend, rules)
     dataset = dataset_cls(data_dir=cfg.data_dir, **p.get("dataset", {}))
-    grad_rule = next(r for r in rules if r.role == "gradient")
-    torch.manual_seed(cfg.seed)
-    network = Network(
-        input_size=dataset.input_size,
-        hidden=cfg.hidden,
-        num_classes=dataset.num_classes,
-        make_neuron=lambda n: neuron_cls(n, **p.get("neuron", {})),
-        connectivity=conn,
-        readout=cfg.readout or grad_rule.readout,
-        bias=cfg.bias,
-        init=cfg.init,
-        weight_scale=cfg.weight_scale,
-        dropout=cfg.dropout,
-    )
-    if cfg.backend not in ("auto", "triton", "torch", "reference"):
-        raise ConfigError(f"backend must be auto, triton, torch or reference; got {cfg.backend!r}")
-    network.backend = cfg.backend
-    for r in rules:
-        r.setup(network)
     device = resolve_device(cfg.device)
     if cfg.backend == "triton":
         from .scan import triton_available
@@ -121,7 +106,11 @@ def build(cfg: TrainConfig) -> Built:
                 f"runs under its interpreter, for tests (TRITON_INTERPRET=1 and SNNKIT_TRITON_ON_CPU=1). "
                 f"Use --backend auto or torch."
             )
-    network.to(device)
+    network = assemble(
+        neuron_cls, conn, rules, input_size=dataset.input_size, num_classes=dataset.num_classes, hidden=cfg.hidden,
+        neuron_params=p.get("neuron", {}), readout=cfg.readout, backend=cfg.backend, device=device, registry=reg,
+        bias=cfg.bias, init=cfg.init, weight_scale=cfg.weight_scale, dropout=cfg.dropout, seed=cfg.seed,
+    )
     return Built(cfg, network, rules, dataset, device)
 
 
@@ -132,15 +121,14 @@ def make_optimizer(built: Built) -> torch.optim.Optimizer:
     wd = cfg.weight_decay if cfg.weight_decay is not None else rule.hparams.get("weight_decay", 0.0)
     groups: list[dict] = []
     seen: set[int] = set()
-    for mod in net.modules():
-        spec = getattr(mod, "optim_groups", None)
-        if callable(spec) and mod is not net:
-            for g in spec(lr, wd):
-                g = dict(g)
-                g["params"] = [q for q in g["params"] if q.requires_grad and id(q) not in seen]
-                seen.update(id(q) for q in g["params"])
-                if g["params"]:
-                    groups.append(g)
+    declared = [m for layer in net.spiking_layers() for m in (layer.neuron, layer.recurrence) if m is not None]
+    for mod in declared:  # Neuron.optim_groups / Recurrence.optim_groups (declared, default none)
+        for g in mod.optim_groups(lr, wd):
+            g = dict(g)
+            g["params"] = [q for q in g["params"] if q.requires_grad and id(q) not in seen]
+            seen.update(id(q) for q in g["params"])
+            if g["params"]:
+                groups.append(g)
     rest = [q for q in net.parameters() if q.requires_grad and id(q) not in seen]
     groups.insert(0, {"params": rest, "name": "weights"})
     for r in built.rules:
@@ -149,26 +137,33 @@ def make_optimizer(built: Built) -> torch.optim.Optimizer:
 
 
 def _batches(data: ArrayData, batch_size: int, shuffle: bool, generator: torch.Generator | None, device: torch.device | None = None):
-    """``(x, y)`` batches, x (B, T, C). With ``data.encode``, the indexed rows (an ``expand`` stays a view) are moved
-    to ``device`` and encoded there, with randomness drawn from ``generator`` after the shuffle."""
+    """``(x, y)`` batches, x (B, T, C) (see :func:`_indexed_batches`)."""
+    for x, y, _ in _indexed_batches(data, batch_size, shuffle, generator, device):
+        yield x, y
+
+
+def _indexed_batches(data: ArrayData, batch_size: int, shuffle: bool, generator: torch.Generator | None,
+                     device: torch.device | None = None):
+    """``(x, y, idx)`` batches, x (B, T, C), idx the rows of ``data``. With ``data.encode``, the indexed rows (an
+    ``expand`` stays a view) are moved to ``device`` and encoded there, with randomness drawn from ``generator``
+    after the shuffle."""
     n = len(data)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
         if data.encode is None:
-            yield data.x[idx], data.y[idx]
+            yield data.x[idx], data.y[idx], idx
             continue
         x = data.rows(idx)
         if device is not None and x.device != device:
             x = ArrayData.compact(x).to(device, non_blocking=True).expand(x.shape)  # copy the base, not the expand
-        yield data.encode(x, generator), data.y[idx]
+        yield data.encode(x, generator), data.y[idx], idx
 
 
-def _step_batch(built: Built, x: torch.Tensor, y: torch.Tensor):
+def to_batch(built: Built, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> Batch:
+    """A :class:`Batch` on the run's device, x time-major (T, B, C)."""
     x = x.to(built.device, non_blocking=True).transpose(0, 1)  # (B, T, C) -> (T, B, C)
-    y = y.to(built.device, non_blocking=True)
-    out = built.network(x)
-    return out, y
+    return Batch(x, y.to(built.device, non_blocking=True), idx.to(built.device, non_blocking=True))
 
 
 def evaluate(built: Built, data: ArrayData, batch_size: int, progress: Progress = _no_progress) -> tuple[float, float]:
@@ -178,11 +173,12 @@ def evaluate(built: Built, data: ArrayData, batch_size: int, progress: Progress 
     total_loss, correct, n = 0.0, 0, 0
     with torch.no_grad():
         gen = torch.Generator().manual_seed(0)  # only data.encode draws from it: every evaluation sees the same inputs
-        batches = _batches(data, batch_size, False, gen, built.device)
-        for x, y in progress(batches, total=math.ceil(len(data) / batch_size), description="eval"):
-            out, y = _step_batch(built, x, y)
-            total_loss += float(rule.loss(out, y)) * len(y)
-            correct += int((rule.logits(out).argmax(1) == y).sum())
+        batches = _indexed_batches(data, batch_size, False, gen, built.device)
+        for x, y, idx in progress(batches, total=math.ceil(len(data) / batch_size), description="eval"):
+            batch = to_batch(built, x, y, idx)
+            loss, logits = rule.train_step(net, batch, None)
+            total_loss += float(loss) * len(y)
+            correct += int((logits.argmax(1) == batch.y).sum())
             n += len(y)
     net.train()
     return total_loss / max(n, 1), correct / max(n, 1)
@@ -219,6 +215,7 @@ def manifest(built: Built) -> dict[str, Any]:
         "python": platform.python_version(),
         "seed": built.config.seed,
         "dataset": built.dataset.identity(),
+        "scan_paths": built.network.paths(),  # per spiking layer, chosen once at assembly (snnkit_core.paths)
         "git_commit": _git_commit(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -296,25 +293,18 @@ def train(
         total_loss, correct, n = 0.0, 0, 0
         nb = math.ceil(len(train_data) / cfg.batch_size)
         net.train()
-        for x, y in progress(_batches(train_data, cfg.batch_size, True, gen, built.device), total=nb, description=f"epoch {epoch + 1}"):
-            out, y = _step_batch(built, x, y)
-            rule = built.gradient_rule
-            loss = rule.loss(out, y)
+        rule = built.gradient_rule
+        for x, y, idx in progress(_indexed_batches(train_data, cfg.batch_size, True, gen, built.device), total=nb, description=f"epoch {epoch + 1}"):
+            batch = to_batch(built, x, y, idx)
+            loss, logits = rule.train_step(net, batch, opt)  # forward, loss, update (skipped for a non-finite loss)
             if not torch.isfinite(loss):
                 raise NaNLossError(
-                    f"the loss became {float(loss.detach())} in epoch {epoch + 1}. Lower --lr or check the data; "
+                    f"the loss became {float(loss)} in epoch {epoch + 1}. Lower --lr or check the data; "
                     + (f"{run} keeps the last good checkpoint, of epoch {epoch} (--resume {run})." if run and epoch > 0
                        else "no epoch had finished, so there is no checkpoint to resume from." if run else "")
                 )
-            opt.zero_grad(set_to_none=True)
-            rule.backward(loss, out, y, net)
-            opt.step()
-            for r in built.rules:
-                r.after_step(net)
-            for layer in net.spiking_layers():
-                layer.neuron.clamp_()
-            total_loss += float(loss.detach()) * len(y)  # CPU-GPU sync point, once per batch
-            correct += int((rule.logits(out).detach().argmax(1) == y).sum())
+            total_loss += float(loss) * len(y)  # CPU-GPU sync point, once per batch
+            correct += int((logits.argmax(1) == batch.y).sum())
             n += len(y)
         test_loss, test_acc = evaluate(built, test_data, cfg.batch_size)
         if built.device.type == "cuda":

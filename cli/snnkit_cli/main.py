@@ -131,12 +131,12 @@ def info(name, kind):
 
 
 def _compat_lines(comp, reg) -> list[str]:
+    from snnkit_core.compat import accepted_by, rules_for
+
     cls = comp.cls
     if comp.kind == "rule":
         c = cls.compatibility
-        rule = cls()
-        neurons = [n for n in reg.names("neuron") if not any("neuron" in p for p in rule.check(reg.get("neuron", n), _any_conn(reg, rule)))]
-        conns = [n for n in reg.names("connectivity") if not any("connectivity" in p for p in rule.check(_any_neuron(reg, rule), reg.get("connectivity", n)))]
+        neurons, conns = accepted_by(reg, cls())
         return [
             f"role: {cls.role}; readout: {cls.readout}",
             f"neurons: {', '.join(neurons) or '(none installed)'}" + (f" (needs {', '.join(c.neuron_caps)})" if c.neuron_caps else ""),
@@ -144,33 +144,13 @@ def _compat_lines(comp, reg) -> list[str]:
         ]
     if comp.kind == "neuron":
         caps = [cap for cap in ("has_psc", "has_surrogate", "has_leak") if getattr(cls, cap, False)]
-        rules = [r for r in reg.names("rule") if not any("neuron" in p for p in reg.get("rule", r)().check(cls, _any_conn(reg, reg.get("rule", r)())))]
-        return [f"capabilities: {', '.join(caps) or '-'}", f"rules: {', '.join(rules) or '-'}"]
+        return [f"capabilities: {', '.join(caps) or '-'}", f"rules: {', '.join(rules_for(reg, 'neuron', cls)) or '-'}"]
     if comp.kind == "connectivity":
-        rules = [r for r in reg.names("rule") if not any("connectivity" in p for p in reg.get("rule", r)().check(_any_neuron(reg, reg.get("rule", r)()), cls))]
-        return [f"recurrence: {cls.recurrence}; skip edges: {'yes' if cls.has_skip else 'no'}", f"rules: {', '.join(rules) or '-'}"]
+        return [f"recurrence: {cls.recurrence}; skip edges: {'yes' if cls.has_skip else 'no'}",
+                f"rules: {', '.join(rules_for(reg, 'connectivity', cls)) or '-'}"]
     if comp.kind == "dataset":
         return [f"source: {cls.source or '-'}", f"licence: {cls.licence or '-'}", f"splits: {', '.join(cls.splits)}"]
     return []
-
-
-def _any_conn(reg, rule):
-    for n in reg.names("connectivity"):
-        if not any("connectivity" in p for p in rule.check(_Dummy, reg.get("connectivity", n))):
-            return reg.get("connectivity", n)
-    return _Dummy
-
-
-def _any_neuron(reg, rule):
-    for n in reg.names("neuron"):
-        if not any("neuron" in p for p in rule.check(reg.get("neuron", n), _Dummy)):
-            return reg.get("neuron", n)
-    return _Dummy
-
-
-class _Dummy:
-    name = "-"
-    has_psc = has_surrogate = has_leak = True
 
 
 # -------------------------------------------------------------------------------------------- train
@@ -440,17 +420,17 @@ def bench(workloads, device, repeats, warmup, as_json):
         click.echo(json.dumps({"meta": meta, "results": results}, indent=2))
         return
     t = Table(title=f"snnkit bench on {meta['device_name']} (torch {meta['torch']})")
-    for col in ("workload", "path", "median ms", "peak MB", "x vs reference", "bound ms", "bound/time"):
+    for col in ("workload", "backend", "ran", "median ms", "peak MB", "x vs reference", "bound ms", "bound/time"):
         t.add_column(col, justify="right" if col != "workload" else "left")
     for r in results:
         if "skipped" in r:
-            t.add_row(r["workload"], "-", "skipped: " + r["skipped"].split(".")[0], "", "", "", "")
+            t.add_row(r["workload"], "-", "-", "skipped: " + r["skipped"].split(".")[0], "", "", "", "")
             continue
         for path, p in r["paths"].items():
             if "error" in p:
-                t.add_row(r["workload"], path, "n/a: " + p["error"][:60], "", "", "", "")
+                t.add_row(r["workload"], path, "refused", "n/a: " + p["error"][:60], "", "", "", "")
                 continue
-            t.add_row(r["workload"], path, f"{p['median_ms']:.2f}", "-" if p["peak_mb"] is None else f"{p['peak_mb']:.0f}",
+            t.add_row(r["workload"], path, p["ran"], f"{p['median_ms']:.2f}", "-" if p["peak_mb"] is None else f"{p['peak_mb']:.0f}",
                       f"{p['speedup_vs_reference']:.2f}", f"{r['lower_bound_ms']:.2f}", f"{p['fraction_of_bound']:.3f}")
     console.print(t)
 
