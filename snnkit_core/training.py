@@ -154,13 +154,8 @@ def _batches(data: ArrayData, batch_size: int, shuffle: bool, generator: torch.G
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
-        if data.encode is None:
-            yield data.x[idx], data.y[idx]
-            continue
-        x = data.rows(idx)
-        if device is not None and x.device != device:
-            x = ArrayData.compact(x).to(device, non_blocking=True).expand(x.shape)  # copy the base, not the expand
-        yield data.encode(x, generator), data.y[idx]
+        # data.batch reads only these rows (a memory-mapped x: only their pages) and makes them float32
+        yield data.batch(idx, device if data.encode is not None or data.x.dtype != torch.float32 else None, generator), data.y[idx]
 
 
 def _step_batch(built: Built, x: torch.Tensor, y: torch.Tensor):
