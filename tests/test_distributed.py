@@ -129,9 +129,11 @@ def test_devices_refused_under_torchrun(monkeypatch, tmp_path):
     from click.testing import CliRunner
 
     from snnkit_cli.main import cli
+    from snnkit_cli.render import console
 
+    monkeypatch.setattr(console, "quiet", False)  # rank 1 silences the console: undone after the test
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     res = CliRunner().invoke(cli, ["train", "--devices", "2", "--out", str(tmp_path / "r")])
     assert res.exit_code == 1 and "under torchrun" in res.output and "Traceback" not in res.output
-    assert distributed.env_world() == World(1, 2, 0)
+    assert distributed.env_world() == World(1, 2, 0) and console.quiet

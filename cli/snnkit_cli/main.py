@@ -218,6 +218,9 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
     from snnkit_core.errors import ConfigError
     from snnkit_core.training import read_run_config, train as run_train
 
+    if not env_world().main:  # torchrun / --devices: rank 0 alone renders
+        console.quiet = quiet = True
+
     if resume:
         given = [f"--{k.replace('_', '-')}" for k, v in dict(
             neuron=neuron, conn=conn, rule=rules, dataset=dataset, hidden=hidden, epochs=epochs,
@@ -265,8 +268,6 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
         from .launch import launch_train
 
         return launch_train(devices, cfg, run_dir, resume=bool(resume), quiet=quiet)
-    if not env_world().main:  # torchrun / --devices: rank 0 alone renders
-        console.quiet = quiet = True
     console.print(
         f"[bold]snnkit train[/] neuron={cfg.neuron} conn={cfg.conn} rule={'+'.join(cfg.rules)} dataset={cfg.dataset} "
         f"hidden={','.join(map(str, cfg.hidden))} epochs={cfg.epochs} -> {run_dir}"
