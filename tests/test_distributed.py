@@ -137,3 +137,7 @@ def test_devices_refused_under_torchrun(monkeypatch, tmp_path):
     res = CliRunner().invoke(cli, ["train", "--devices", "2", "--out", str(tmp_path / "r")])
     assert res.exit_code == 1 and "under torchrun" in res.output and "Traceback" not in res.output
     assert distributed.env_world() == World(1, 2, 0) and console.quiet
+    monkeypatch.delenv("WORLD_SIZE")
+    res = CliRunner().invoke(cli, ["train", "--devices", "2", "--neuron", "lfi", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 1 and "lif" in res.output and "Traceback" not in res.output  # said once, before any process starts
+    assert not (tmp_path / "r").exists()

@@ -20,6 +20,7 @@ def launch_train(devices: int, cfg: TrainConfig, run_dir: Path, resume: bool, qu
 
     if env_world().active:
         raise ConfigError("--devices starts its own processes; under torchrun, leave it out (torchrun sets the number)")
+    _precheck(cfg)
     if cfg.device.startswith("cuda") or cfg.device == "auto":
         import torch
 
@@ -37,3 +38,15 @@ def launch_train(devices: int, cfg: TrainConfig, run_dir: Path, resume: bool, qu
             code = launch(devices, ["train", "--config", str(path), "--out", str(run_dir), *extra])
     if code != 0:
         raise click.ClickException(f"a training process exited with code {code} (its message is above); the others were stopped")
+
+
+def _precheck(cfg: TrainConfig) -> None:
+    """Errors every process would hit, said once here: unknown components, an unusable device. (Nothing that
+    reads data: the processes do that.)"""
+    from snnkit_core.plugins import get_registry
+    from snnkit_core.training import resolve_device
+
+    reg = get_registry()
+    for kind, name in [("neuron", cfg.neuron), ("connectivity", cfg.conn), ("dataset", cfg.dataset), *(("rule", r) for r in cfg.rules)]:
+        reg.get(kind, name)
+    resolve_device(cfg.device)

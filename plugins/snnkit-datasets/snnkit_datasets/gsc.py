@@ -17,7 +17,9 @@ Features (ASRC's pipeline): magnitude STFT (Hann, n_fft 480, hop 160, centred wi
 triangular mel bands over 40-4000 Hz, dB relative to the utterance's maximum (floor -80 dB), padded with 0
 or cut to 101 frames, z-scored per utterance: x (N, 101, 40). Clips must be 16 kHz. Features of all splits
 are cached together, keyed by the parameters and the name, size, modification time (``st_mtime_ns``) and split
-of every file, so a clip rewritten even with the same size computes the features again.
+of every file, so a clip rewritten even with the same size computes the features again. ``storage=disk``
+instead writes each split's features as float16 into a memory-mapped ``.npy`` (clip by clip, the same rows
+in the same order), read per batch; ``auto`` (default) does so only for a split over 4 GiB as float32.
 
 Download (opt-in, ``download=true``): when no folder holds the corpus, the official archive of
 ``download_version`` (v0.01 by default, as ASRC) is fetched into ``<data root>/.download/``, resumably, verified

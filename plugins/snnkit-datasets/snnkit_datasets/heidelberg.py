@@ -16,9 +16,12 @@ the rest (never the test set); ``val_fraction=0`` gives the whole training file 
 Binning (ASRC, spec §5.4): ``steps`` equal time bins over ``[0, duration)`` (250 over 1.4 s by default;
 spikes at or after ``duration`` are dropped) and ``channel_bins`` channel groups (700 -> 140 sums groups of
 5 adjacent channels; must divide 700): 700 (no grouping) for SHD and 140 for SSC by default, as ASRC. Values are spike **counts** per bin (ASRC feeds counts, not 0/1);
-``binary=true`` clips them to 1. The dense tensors are built straight from the event lists on every load
-(a vectorised bincount, seconds) instead of being cached on disk: SSC's training set is 75,466 x 250 x 140
-float32 = 10.6 GB, which a disk cache would double for no gain. Classes: SHD 20 (English digits 0-9 then
+``binary=true`` clips them to 1. Storage (``storage``): ``memory`` builds float32 tensors straight from the
+event lists on every load (a vectorised bincount, seconds); ``disk`` bins 512 examples at a time into a uint8
+``.npy`` in the feature cache (int16 if a count exceeds 255; keyed by the binning parameters, the file's size
+and mtime and the selected examples), memory-maps it on later loads and lets training read each batch's rows
+(:mod:`snnkit_core.diskarray`); ``auto`` (default) picks ``disk`` when the split is over 4 GiB as float32, as
+SSC's training set is (75,466 x 250 x 140 x 4 B = 10.6 GB; 2.6 GB as uint8). Classes: SHD 20 (English digits 0-9 then
 German 0-9), SSC 35 (the Speech Commands v0.02 words, label order alphabetical).
 
 Download (opt-in, ``download=true``): a missing ``<prefix>_<split>.h5`` is fetched as zenkelab's
