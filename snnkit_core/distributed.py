@@ -221,11 +221,14 @@ def free_port() -> int:
 
 def launch(nprocs: int, argv: Sequence[str], env: dict[str, str] | None = None, poll: float = 0.2) -> int:
     """Run ``python -m snnkit_cli *argv`` in ``nprocs`` processes on this machine, as torchrun would (``RANK``,
-    ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``), and wait. When one fails, the others are
-    stopped (they would wait for it in their next collective). Returns the first non-zero exit code, or 0."""
+    ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``; ``OMP_NUM_THREADS`` = cores / N unless set),
+    and wait. When one fails, the others are stopped (they would wait for it in their next collective). Returns
+    the first non-zero exit code, or 0."""
     port = str(free_port())
     procs: list[subprocess.Popen] = []
     base = dict(os.environ if env is None else env)
+    # N processes on one machine share its cores (torchrun sets 1 thread; here an even share, unless set)
+    base.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nprocs)))
     for rank in range(nprocs):
         e = {**base, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(nprocs), "LOCAL_WORLD_SIZE": str(nprocs),
              "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
