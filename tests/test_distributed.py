@@ -87,6 +87,26 @@ def test_shard_splits_each_global_batch():
     assert grad_reduction(type("R", (), {"hparams": {}})()) == "mean"
 
 
+def test_sync_gradients_weights_and_missing_grads(tmp_path):
+    """2 gloo processes: mean weights rank r's gradient by n_r / n, sum adds them; a gradient present on one rank
+    only is reduced with zeros elsewhere; a parameter with no gradient anywhere keeps None."""
+    worker = Path(__file__).with_name("dist_sync_worker.py")
+    env = {**_env(), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(distributed.free_port())}
+    procs = [subprocess.Popen([sys.executable, str(worker), str(tmp_path)], env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in range(2)]
+    for p in procs:
+        out, _ = p.communicate(timeout=120)
+        assert p.returncode == 0, out
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+    assert r0["world"] == [0, 2] and r1["world"] == [1, 2]
+    for r in (r0, r1):
+        # n_0 = 1, n_1 = 2, n = 3: mean = (1 * 1 + 2 * 2) / 3; sum = 1 + 2
+        assert r["mean"]["a"] == pytest.approx([5 / 3] * 3) and r["sum"]["a"] == pytest.approx([3.0] * 3)
+        assert r["mean"]["b"] == pytest.approx([5.0 * 2 / 3] * 3) and r["sum"]["b"] == pytest.approx([5.0] * 3)
+        assert r["mean"]["c"] and r["sum"]["c"]  # no gradient anywhere: stays None
+        assert r["any"] == [True, False] and r["sums"] == pytest.approx([3.0, 1.0])
+
+
 def test_two_processes_give_the_weights_of_one_with_the_doubled_batch(ddp_run, tmp_path):
     data, run, res = ddp_run
     one = tmp_path / "one"
