@@ -28,19 +28,22 @@ What each process does (the training loop, :func:`snnkit_core.training.train`):
   clipping active a step differs from the one-process step (without it, it is the same up to float rounding).
 * Metrics and evaluation: losses, correct counts and example counts are summed over ranks; evaluation splits
   each batch the same way. Every rank yields the same records.
+* Data: rank 0 loads the splits first (filling the feature cache), the others after it, from the cache. Every
+  process holds its own copy of an in-memory split; a memory-mapped one is shared through the page cache.
 * Run directory: only rank 0 writes (config, manifest with ``world_size``, metrics, checkpoints); every rank
   reads the checkpoint to ``--resume``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 import torch.distributed as dist
@@ -95,6 +98,17 @@ def setup(device: torch.device) -> World:
         torch.cuda.set_device(device)
     dist.init_process_group(backend=backend, init_method="env://")
     return current()
+
+
+@contextlib.contextmanager
+def rank0_first(world: World) -> Iterator[None]:
+    """Run the block on rank 0 first, then on the other ranks (a barrier before and after): rank 0 preprocesses
+    into the feature cache once, the others then load from it instead of all computing the same files."""
+    if world.active and not world.main:
+        dist.barrier()
+    yield
+    if world.active and world.main:
+        dist.barrier()
 
 
 def local_cuda_device(name: str) -> str:

@@ -270,7 +270,8 @@ def train(
     distributed.broadcast_module(net, world)
     opt = make_optimizer(built)
     sched = built.gradient_rule.make_scheduler(opt, cfg.epochs)
-    train_data, test_data = data or load_splits(built, None if progress is _no_progress else progress)
+    with distributed.rank0_first(world):  # rank 0 fills the feature cache; the others then read it
+        train_data, test_data = data or load_splits(built, None if progress is _no_progress else progress)
     if cfg.data_on_device:
         train_data, test_data = train_data.to(built.device), test_data.to(built.device)
     for r in built.rules:  # e.g. tssl-bp's desired spike trains need T % 10 == 0: fail before a run directory exists
