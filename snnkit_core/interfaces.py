@@ -249,7 +249,12 @@ class LearningRule(_Component, ABC):
 
 @frozen
 class ArrayData:
-    """One split in memory: ``x`` (N, T, C) float32 (dense or 0/1 spikes) and ``y`` (N,) int64.
+    """One split: ``x`` (N, T, C) float32 (dense or 0/1 spikes) and ``y`` (N,) int64.
+
+    ``x`` may also be held in a compact dtype (uint8 / int16 spike counts, float16 features), typically a
+    memory-mapped file from :mod:`snnkit_core.diskarray`, so a split larger than memory trains: :meth:`batch`
+    reads only the indexed rows and converts them to float32 per batch. Counts up to 255 (uint8) or 32767
+    (int16) convert exactly; float16 rounds features to 11 significant bits (relative error <= 2^-11).
 
     ``x`` may be a stride-0 ``expand`` (the same frame at every step); :meth:`rows` and :meth:`subset` keep it
     one. ``encode``, when given, turns each indexed batch ``x[idx]`` (B, T, C) into the network input (B, T, C),
@@ -291,6 +296,22 @@ class ArrayData:
             if x.stride(d) == 0 and x.shape[d] > 1:
                 x = x.narrow(d, 0, 1)
         return x
+
+    def batch(self, idx: torch.Tensor, device: torch.device | None = None,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+        """The network input for rows ``idx`` (B,): (B, T, C) float32 on ``device`` (default: where ``x`` is).
+
+        Only the indexed rows are read (from a memory map: only their pages), moved to ``device`` in ``x``'s own
+        dtype (a compact dtype moves 1/4 or 1/2 of the bytes), converted to float32 there, then ``encode``d.
+        """
+        x = self.rows(idx)
+        if device is not None and x.device != device:
+            x = self.compact(x).to(device, non_blocking=True).expand(x.shape)  # copy the base, not the expand
+        if x.dtype != torch.float32:
+            x = self.compact(x).float().expand(x.shape)
+        if self.encode is not None:
+            return self.encode(x, generator)
+        return x.contiguous()
 
     def to(self, device: torch.device | str) -> "ArrayData":
         """The split on ``device`` as one tensor pair (a stride-0 ``expand`` moves only its base)."""
