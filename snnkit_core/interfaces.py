@@ -34,6 +34,7 @@ class _Component:
 
     @classmethod
     def resolve(cls, given: dict[str, Any] | None) -> dict[str, Any]:
+        """``given`` merged over the ``params`` defaults, converted and checked (unknown keys fail with close matches)."""
         return resolve_params(cls.name, cls.params, given or {})
 
 
@@ -306,12 +307,14 @@ class LearningRule(_Component, ABC):
         """One step on ``batch``; returns the per-sample mean loss (0-dim) and the logits (B, K), both detached.
 
         ``optimizer`` None means evaluation (called under ``torch.no_grad()``): no update. Default: forward,
-        ``loss``, and (only for a finite loss) zero_grad, ``backward``, ``optimizer.step()``,
-        ``network.after_step()`` (every rule's ``after_step``, then each neuron's ``clamp_``).
+        ``loss``, zero_grad, ``backward``, ``optimizer.step()``, ``network.after_step()`` (every rule's
+        ``after_step``, then each neuron's ``clamp_``). The training loop stops on a non-finite loss right after
+        the step (the last checkpoint stays good); under several processes the optimizer it passes all-reduces
+        ``.grad`` inside ``step()``, so every rank must call ``step()`` once per batch.
         """
         out = network(batch.x)
         loss = self.loss(out, batch.y)
-        if optimizer is not None and bool(torch.isfinite(loss)):
+        if optimizer is not None:
             optimizer.zero_grad(set_to_none=True)
             self.backward(loss, out, batch.y, network)
             optimizer.step()
@@ -365,7 +368,12 @@ class LearningRule(_Component, ABC):
 
 @frozen
 class ArrayData:
-    """One split in memory: ``x`` (N, T, C) float32 (dense or 0/1 spikes) and ``y`` (N,) int64.
+    """One split: ``x`` (N, T, C) float32 (dense or 0/1 spikes) and ``y`` (N,) int64.
+
+    ``x`` may also be held in a compact dtype (uint8 / int16 spike counts, float16 features), typically a
+    memory-mapped file from :mod:`snnkit_core.diskarray`, so a split larger than memory trains: :meth:`batch`
+    reads only the indexed rows and converts them to float32 per batch. Counts up to 255 (uint8) or 32767
+    (int16) convert exactly; float16 rounds features to 11 significant bits (relative error <= 2^-11).
 
     ``x`` may be a stride-0 ``expand`` (the same frame at every step); :meth:`rows` and :meth:`subset` keep it
     one. ``encode``, when given, turns each indexed batch ``x[idx]`` (B, T, C) into the network input (B, T, C),
@@ -408,6 +416,22 @@ class ArrayData:
                 x = x.narrow(d, 0, 1)
         return x
 
+    def batch(self, idx: torch.Tensor, device: torch.device | None = None,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+        """The network input for rows ``idx`` (B,): (B, T, C) float32 on ``device`` (default: where ``x`` is).
+
+        Only the indexed rows are read (from a memory map: only their pages), moved to ``device`` in ``x``'s own
+        dtype (a compact dtype moves 1/4 or 1/2 of the bytes), converted to float32 there, then ``encode``d.
+        """
+        x = self.rows(idx)
+        if device is not None and x.device != device:
+            x = self.compact(x).to(device, non_blocking=True).expand(x.shape)  # copy the base, not the expand
+        if x.dtype != torch.float32:
+            x = self.compact(x).float().expand(x.shape)
+        if self.encode is not None:
+            return self.encode(x, generator)
+        return x.contiguous()
+
     def to(self, device: torch.device | str) -> "ArrayData":
         """The split on ``device`` as one tensor pair (a stride-0 ``expand`` moves only its base)."""
         x = self.compact(self.x).to(device).expand(self.x.shape)
@@ -439,14 +463,17 @@ class Dataset(_Component, ABC):
 
     @property
     @abstractmethod
-    def num_classes(self) -> int: ...
+    def num_classes(self) -> int:
+        """K, the number of classes (labels are 0..K-1)."""
 
     @property
     @abstractmethod
-    def input_size(self) -> int: ...
+    def input_size(self) -> int:
+        """C, the input channels per step."""
 
     @property
     def class_names(self) -> list[str]:
+        """One display name per class (default: the class numbers)."""
         return [str(i) for i in range(self.num_classes)]
 
     @abstractmethod

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from attrs import asdict, field, frozen
 
+from . import distributed
 from .config import TrainConfig, dump_toml
 from .data import atomic_save
 from .errors import CheckpointError, ConfigError, IncompatibleError, NaNLossError, SnnkitError
@@ -69,7 +70,8 @@ class Built:
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    name = distributed.local_cuda_device(name)  # torchrun / --devices: cuda -> cuda:LOCAL_RANK
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for, but torch sees no CUDA device (use --device cpu or auto)")
     try:
@@ -136,28 +138,27 @@ def make_optimizer(built: Built) -> torch.optim.Optimizer:
     return rule.make_optimizer(groups, lr, wd)
 
 
-def _batches(data: ArrayData, batch_size: int, shuffle: bool, generator: torch.Generator | None, device: torch.device | None = None):
+def _batches(data: ArrayData, batch_size: int, shuffle: bool, generator: torch.Generator | None, device: torch.device | None = None,
+             world: distributed.World = distributed.World()):
     """``(x, y)`` batches, x (B, T, C) (see :func:`_indexed_batches`)."""
-    for x, y, _ in _indexed_batches(data, batch_size, shuffle, generator, device):
+    for x, y, _ in _indexed_batches(data, batch_size, shuffle, generator, device, world):
         yield x, y
 
 
 def _indexed_batches(data: ArrayData, batch_size: int, shuffle: bool, generator: torch.Generator | None,
-                     device: torch.device | None = None):
+                     device: torch.device | None = None, world: distributed.World = distributed.World()):
     """``(x, y, idx)`` batches, x (B, T, C), idx the rows of ``data``. With ``data.encode``, the indexed rows (an
     ``expand`` stays a view) are moved to ``device`` and encoded there, with randomness drawn from ``generator``
-    after the shuffle."""
+    after the shuffle. Under several processes (``world``), each global batch of ``batch_size * world.size`` is
+    split and this rank gets its part."""
     n = len(data)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    for start in range(0, n, batch_size):
-        idx = order[start : start + batch_size]
-        if data.encode is None:
-            yield data.x[idx], data.y[idx], idx
-            continue
-        x = data.rows(idx)
-        if device is not None and x.device != device:
-            x = ArrayData.compact(x).to(device, non_blocking=True).expand(x.shape)  # copy the base, not the expand
-        yield data.encode(x, generator), data.y[idx], idx
+    generator = distributed.rank_generator(generator, world)
+    for start in range(0, n, batch_size * world.size):
+        idx = distributed.shard(order[start : start + batch_size * world.size], world)
+        # data.batch reads only these rows (a memory-mapped x: only their pages) and makes them float32
+        x = data.batch(idx, device if data.encode is not None or data.x.dtype != torch.float32 else None, generator)
+        yield x, data.y[idx], idx
 
 
 def to_batch(built: Built, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> Batch:
@@ -169,17 +170,21 @@ def to_batch(built: Built, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) 
 def evaluate(built: Built, data: ArrayData, batch_size: int, progress: Progress = _no_progress) -> tuple[float, float]:
     """Mean loss and accuracy over ``data`` (no gradients)."""
     net, rule = built.network, built.gradient_rule
+    world = distributed.current()  # several processes: each evaluates its part of every batch
     net.eval()
     total_loss, correct, n = 0.0, 0, 0
     with torch.no_grad():
         gen = torch.Generator().manual_seed(0)  # only data.encode draws from it: every evaluation sees the same inputs
-        batches = _indexed_batches(data, batch_size, False, gen, built.device)
-        for x, y, idx in progress(batches, total=math.ceil(len(data) / batch_size), description="eval"):
+        batches = _indexed_batches(data, batch_size, False, gen, built.device, world)
+        for x, y, idx in progress(batches, total=math.ceil(len(data) / (batch_size * world.size)), description="eval"):
+            if not len(y):
+                continue
             batch = to_batch(built, x, y, idx)
             loss, logits = rule.train_step(net, batch, None)
             total_loss += float(loss) * len(y)
             correct += int((logits.argmax(1) == batch.y).sum())
             n += len(y)
+    total_loss, correct, n = distributed.sum_scalars(world, total_loss, correct, n)
     net.train()
     return total_loss / max(n, 1), correct / max(n, 1)
 
@@ -260,9 +265,12 @@ def train(
     """Train ``cfg``; yield one :class:`EpochRecord` per epoch. With ``run_dir``, write the run directory."""
     built = built or build(cfg)
     net = built.network
+    world = distributed.setup(built.device)  # WORLD_SIZE > 1 (torchrun, --devices): join the process group
+    distributed.broadcast_module(net, world)
     opt = make_optimizer(built)
     sched = built.gradient_rule.make_scheduler(opt, cfg.epochs)
-    train_data, test_data = data or load_splits(built, None if progress is _no_progress else progress)
+    with distributed.rank0_first(world):  # rank 0 fills the feature cache; the others then read it
+        train_data, test_data = data or load_splits(built, None if progress is _no_progress else progress)
     if cfg.data_on_device:
         train_data, test_data = train_data.to(built.device), test_data.to(built.device)
     for r in built.rules:  # e.g. tssl-bp's desired spike trains need T % 10 == 0: fail before a run directory exists
@@ -280,24 +288,37 @@ def train(
             for r, state in zip(built.rules, ck.get("rules", [])):
                 r.load_state_dict(state)
             start_epoch = int(ck["epoch"]) + 1
-            _truncate_metrics(run / "metrics.jsonl", start_epoch)
+            if world.main:
+                _truncate_metrics(run / "metrics.jsonl", start_epoch)
         else:
-            run.mkdir(parents=True, exist_ok=True)
             if (run / "checkpoint.pt").exists():
                 raise CheckpointError(f"{run} already holds a run; use --resume {run} to continue it, or another --out")
-            (run / "config.toml").write_text(dump_toml({"train": cfg.to_dict()}))
-            (run / "manifest.json").write_text(json.dumps(manifest(built), indent=2))
+            if world.main:  # several processes: rank 0 alone writes the run directory
+                run.mkdir(parents=True, exist_ok=True)
+                (run / "config.toml").write_text(dump_toml({"train": cfg.to_dict()}))
+                (run / "manifest.json").write_text(json.dumps({**manifest(built), "world_size": world.size}, indent=2))
+    distributed.seed_rank(cfg.seed, start_epoch, world)
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         total_loss, correct, n = 0.0, 0, 0
-        nb = math.ceil(len(train_data) / cfg.batch_size)
+        nb = math.ceil(len(train_data) / (cfg.batch_size * world.size))
         net.train()
         rule = built.gradient_rule
-        for x, y, idx in progress(_indexed_batches(train_data, cfg.batch_size, True, gen, built.device), total=nb, description=f"epoch {epoch + 1}"):
+        step_opt = distributed.SyncedOptimizer(opt, net.parameters(), distributed.grad_reduction(rule), world)
+        for x, y, idx in progress(_indexed_batches(train_data, cfg.batch_size, True, gen, built.device, world), total=nb, description=f"epoch {epoch + 1}"):
+            if not len(y):  # several processes, a last global batch smaller than their number: join with weight 0
+                step_opt.n_local = 0
+                step_opt.zero_grad(set_to_none=True)
+                step_opt.step()
+                net.after_step()
+                distributed.any_rank(False, world)
+                continue
             batch = to_batch(built, x, y, idx)
-            loss, logits = rule.train_step(net, batch, opt)  # forward, loss, update (skipped for a non-finite loss)
-            if not torch.isfinite(loss):
+            step_opt.n_local = len(y)
+            # the rule's step: forward, loss, update (under several processes the optimizer all-reduces .grad first)
+            loss, logits = rule.train_step(net, batch, step_opt)
+            if distributed.any_rank(not torch.isfinite(loss), world):
                 raise NaNLossError(
                     f"the loss became {float(loss)} in epoch {epoch + 1}. Lower --lr or check the data; "
                     + (f"{run} keeps the last good checkpoint, of epoch {epoch} (--resume {run})." if run and epoch > 0
@@ -306,6 +327,7 @@ def train(
             total_loss += float(loss) * len(y)  # CPU-GPU sync point, once per batch
             correct += int((logits.argmax(1) == batch.y).sum())
             n += len(y)
+        total_loss, correct, n = distributed.sum_scalars(world, total_loss, correct, n)
         test_loss, test_acc = evaluate(built, test_data, cfg.batch_size)
         if built.device.type == "cuda":
             torch.cuda.synchronize()
@@ -333,7 +355,7 @@ def train(
             lr=lr_used,
             extra=extra,
         )
-        if run is not None:
+        if run is not None and world.main:
             state = {
                 "epoch": epoch,
                 "model": net.state_dict(),

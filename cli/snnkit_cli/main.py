@@ -190,12 +190,17 @@ def _parse_sets(values) -> dict[str, dict]:
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Component parameter, e.g. neuron.tau_m=8 (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--tensorboard", is_flag=True, help="Also log each epoch's metrics to RUN_DIR/tensorboard/ (needs the tensorboard package).")
+@click.option("--devices", type=click.IntRange(min=1), help="Data-parallel over N processes on this machine (one GPU each on CUDA; gloo on CPU); --batch-size is per process. See docs/scale.md.")
 @expected_errors
-def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, device, data_on_device, backend, out, limit, config_file, resume, sets, quiet, tensorboard):
+def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, device, data_on_device, backend, out, limit, config_file, resume, sets, quiet, tensorboard, devices):
     """Train a network. With no options: a sensible default on the shipped dataset."""
     from snnkit_core.config import TrainConfig
+    from snnkit_core.distributed import env_world
     from snnkit_core.errors import ConfigError
     from snnkit_core.training import read_run_config, train as run_train
+
+    if not env_world().main:  # torchrun / --devices: rank 0 alone renders
+        console.quiet = quiet = True
 
     if resume:
         given = [f"--{k.replace('_', '-')}" for k, v in dict(
@@ -212,7 +217,7 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
         run_dir = Path(resume)
         # where the data is and what runs the maths may change on resume (another machine); the maths may not
         moved = {k: v for k, v in dict(data_dir=data_dir and _absolute(data_dir), device=device, backend=backend).items() if v}
-        if moved:
+        if moved and env_world().main:  # under torchrun, rank 0 alone rewrites it
             from snnkit_core.config import dump_toml
 
             cfg = cfg.evolve(**moved)
@@ -240,6 +245,10 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
             cfg = cfg.evolve(data_dir=_absolute(cfg.data_dir))
         combo = f"{cfg.neuron}-{cfg.conn}-{'+'.join(cfg.rules)}-{cfg.dataset}"
         run_dir = Path(out) if out else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{combo}"
+    if devices and devices > 1:
+        from .launch import launch_train
+
+        return launch_train(devices, cfg, run_dir, resume=bool(resume), quiet=quiet, tensorboard=tensorboard)
     console.print(
         f"[bold]snnkit train[/] neuron={cfg.neuron} conn={cfg.conn} rule={'+'.join(cfg.rules)} dataset={cfg.dataset} "
         f"hidden={','.join(map(str, cfg.hidden))} epochs={cfg.epochs} -> {run_dir}"
@@ -247,7 +256,7 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
     table = epoch_table()
     last = None
     tb = None
-    if tensorboard:  # fail before training when the extra is missing
+    if tensorboard and env_world().main:  # fail before training when the extra is missing; rank 0 alone writes
         from snnkit_core.metrics import TensorBoardWriter
 
         tb = TensorBoardWriter(run_dir)

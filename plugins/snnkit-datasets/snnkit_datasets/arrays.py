@@ -14,6 +14,12 @@ Keys, per split ``train``, ``test`` (both required) and ``val`` (optional):
   example i is ``events[offsets[i]:offsets[i+1]]``. Events are binned to (steps, num_channels) counts
   (two events in one bin give 2).
 
+Larger than memory: a **folder of ``.npy`` files** named by the same keys (``x_train.npy``, ``y_train.npy``,
+``x_test.npy``, ...; ``--data-dir FOLDER``) is memory-mapped, not read: an ``x`` in uint8, int8, int16, float16
+or float32 stays in that dtype on disk and :meth:`ArrayData.batch` reads and converts only each batch's rows
+(other dtypes are converted in memory). The manifest then identifies the files by name, size and mtime
+instead of a content hash.
+
 Optional ``class_names`` (list / array of strings) fixes the number of classes; otherwise it is the largest
 label + 1. Every split must have the same C. Labels must lie in 0..num_classes-1. Errors name the key,
 the shape or value found and what was expected. Nothing is cached: the file already is the data.
@@ -30,9 +36,12 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
+from snnkit_core.data import files_identity
 from snnkit_core.errors import DatasetError
 
 SPLITS = ("train", "val", "test")
+#: dtypes a memory-mapped x keeps (converted to float32 per batch)
+COMPACT = (torch.uint8, torch.int8, torch.int16, torch.float16, torch.float32)
 
 
 def _shape(a) -> tuple:
@@ -63,6 +72,8 @@ class Arrays(Dataset):
         if not given:
             raise DatasetError("arrays needs a file: pass --set dataset.path=FILE.npz (or .pt)")
         p = Path(given).expanduser()
+        if p.is_dir() and (p / "x_train.npy").is_file():
+            return p  # a folder of memory-mapped .npy arrays
         if p.is_dir():
             found = sorted(q for q in p.iterdir() if q.suffix in (".npz", ".pt") and q.is_file())
             if len(found) != 1:
@@ -81,7 +92,14 @@ class Arrays(Dataset):
         if self._memo is not None:
             return self._memo
         p = self.file()
-        if p.suffix == ".npz":
+        if p.is_dir():
+            try:
+                data = {q.stem: np.load(q, mmap_mode="c", allow_pickle=False) for q in sorted(p.glob("*.npy"))}
+            except ValueError as exc:
+                raise DatasetError(f"{p}: {exc}. Object arrays are not read from .npy files (they need pickle).") from None
+            except OSError as exc:
+                raise DatasetError(f"cannot map the .npy files in {p}: {exc}") from None
+        elif p.suffix == ".npz":
             try:
                 with np.load(p, allow_pickle=False) as z:
                     data = {k: z[k] for k in z.files}
@@ -122,6 +140,8 @@ class Arrays(Dataset):
         v, p = self._read()[key], self.file()
         if isinstance(v, torch.Tensor):
             return v
+        if isinstance(v, np.memmap) and v.dtype.kind in "biuf":
+            return torch.from_numpy(v)  # no copy: stays a map of the file
         if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
             return torch.from_numpy(np.array(v))
         raise DatasetError(f"{p}: {key!r} is a {type(v).__name__} of dtype {getattr(v, 'dtype', '?')}; expected a numeric array")
@@ -145,8 +165,9 @@ class Arrays(Dataset):
             raise DatasetError(f"{p}: {key!r} has shape {_shape(x)}; expected (N, T, C): examples, time steps, channels")
         if x.dtype.is_complex:
             raise DatasetError(f"{p}: {key!r} has dtype {x.dtype}; expected real numbers")
-        x = x.to(torch.float32)
-        if not torch.isfinite(x).all():
+        if not (p.is_dir() and x.dtype in COMPACT):  # a mapped compact x stays on disk, made float32 per batch
+            x = x.to(torch.float32)
+        if x.dtype.is_floating_point and not all(torch.isfinite(x[i : i + 1024]).all() for i in range(0, len(x), 1024)):
             raise DatasetError(f"{p}: {key!r} holds NaN or infinite values")
         return x, self._labels(split, x.shape[0])
 
@@ -254,6 +275,10 @@ class Arrays(Dataset):
 
     def identity(self):
         p = self.file()
+        if p.is_dir():  # mapped arrays may be gigabytes: identified by name, size and mtime, not read
+            files = sorted(p.glob("*.npy"))
+            return {"name": self.name, "params": dict(self.hparams), "folder": str(p),
+                    "bytes": sum(q.stat().st_size for q in files), "files_identity": files_identity(files, p)}
         return {"name": self.name, "params": dict(self.hparams), "file": str(p), "bytes": p.stat().st_size,
                 "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
 

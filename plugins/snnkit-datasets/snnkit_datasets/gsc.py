@@ -17,7 +17,9 @@ Features (ASRC's pipeline): magnitude STFT (Hann, n_fft 480, hop 160, centred wi
 triangular mel bands over 40-4000 Hz, dB relative to the utterance's maximum (floor -80 dB), padded with 0
 or cut to 101 frames, z-scored per utterance: x (N, 101, 40). Clips must be 16 kHz. Features of all splits
 are cached together, keyed by the parameters and the name, size, modification time (``st_mtime_ns``) and split
-of every file, so a clip rewritten even with the same size computes the features again.
+of every file, so a clip rewritten even with the same size computes the features again. ``storage=disk``
+instead writes each split's features as float16 into a memory-mapped ``.npy`` (clip by clip, the same rows
+in the same order), read per batch; ``auto`` (default) does so only for a split over 4 GiB as float32.
 
 Download (opt-in, ``download=true``): when no folder holds the corpus, the official archive of
 ``download_version`` (v0.01 by default, as ASRC) is fetched into ``<data root>/.download/``, resumably, verified
@@ -39,6 +41,7 @@ import torch
 
 from snnkit_core import ArrayData, Dataset, Param
 from snnkit_core.data import cached, data_root, track
+from snnkit_core.diskarray import cached_array, store_counts, use_disk
 from snnkit_core.errors import DatasetError
 
 from .audio import read_audio
@@ -62,7 +65,7 @@ ARCHIVE_SHA256 = {
     "v0.02": "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58",
 }
 #: parameters that choose what is fetched, not what is computed: left out of the feature cache's key
-_NOT_IN_KEY = ("download", "download_version")
+_NOT_IN_KEY = ("download", "download_version", "storage")
 
 
 def gsc_features(wave: np.ndarray, sr: int = SAMPLE_RATE, frames: int = FRAMES) -> np.ndarray:
@@ -116,6 +119,8 @@ class GSC(Dataset):
         Param("silence_clips", 1, "classes=12: one-second crops taken from each background-noise file (train only)", unit="clips"),
         Param("download", False, "download and unpack the official archive if no folder holds the corpus (needs internet; sha256-verified)"),
         Param("download_version", "v0.01", "the archive download=true fetches, into <data root>/speech_commands_<version>/", choices=("v0.01", "v0.02")),
+        Param("storage", "auto", "memory: float32 in RAM; disk: float16 features memory-mapped from the feature cache (one file per "
+              "split), read per batch; auto: disk when the split is over 4 GiB as float32", choices=("auto", "memory", "disk")),
     )
 
     def __init__(self, data_dir: str | None = None, **params):
@@ -251,9 +256,38 @@ class GSC(Dataset):
         clips, noise = self.clips(), self.noise_files()
         params = {k: v for k, v in self.hparams.items() if k not in _NOT_IN_KEY}
         key = {**params, "files": self._identity(clips, noise), "features": [N_FFT, HOP, N_MELS, FMIN, FMAX, FRAMES, TOP_DB], "v": 1}
+        if self.hparams["storage"] != "memory":
+            rows = [rel for rel, s in clips if s == split]
+            crops = len(noise) * self.hparams["silence_clips"] if split == "train" else 0
+            if use_disk(self.hparams["storage"], len(rows) + crops, FRAMES, N_MELS):
+                return self._disk(split, rows, noise if split == "train" else [], key)
         data = cached("gsc", key, lambda: self._compute(clips, noise))
         mask = data["split"] == SPLIT_CODE[split]
         return ArrayData(data["x"][mask], data["y"][mask])
+
+    def _disk(self, split: str, rows: list[str], noise: list[Path], key: dict) -> ArrayData:
+        """One split as float16 features memory-mapped from ``<cache>/gsc/<key>.float16.npy``, computed clip by clip
+        into the file (never the whole split in memory); the same rows, in the same order, as the memory path."""
+        root, words, k = self.folder, self.words(), self.hparams["silence_clips"]
+        labels = [self.label(rel.split("/")[0], words) for rel in rows] + [1] * (len(noise) * k)
+        shape = (len(labels), FRAMES, N_MELS)
+
+        def fill(out):
+            i = 0
+            for rel in track(rows, len(rows), f"gsc: {split} clip features to disk"):
+                wave, sr = read_audio(root / rel, SAMPLE_RATE)
+                store_counts(out, i, gsc_features(wave, sr)[None])
+                i += 1
+            for p in noise:
+                wave, sr = read_audio(p, SAMPLE_RATE)
+                if wave.size < SAMPLE_RATE:
+                    raise DatasetError(f"background noise file {p} is shorter than one second ({wave.size} samples)")
+                for start in np.linspace(0, wave.size - SAMPLE_RATE, k).astype(int) if k > 1 else [0]:
+                    store_counts(out, i, gsc_features(wave[start : start + SAMPLE_RATE], sr)[None])
+                    i += 1
+
+        x = cached_array("gsc", {**key, "split": split}, shape, fill, dtypes=(np.float16,))
+        return ArrayData(x, torch.tensor(labels, dtype=torch.int64))
 
     def _compute(self, clips, noise) -> dict[str, torch.Tensor]:
         root, words = self.folder, self.words()

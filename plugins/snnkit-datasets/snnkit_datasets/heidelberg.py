@@ -16,9 +16,12 @@ the rest (never the test set); ``val_fraction=0`` gives the whole training file 
 Binning (ASRC, spec §5.4): ``steps`` equal time bins over ``[0, duration)`` (250 over 1.4 s by default;
 spikes at or after ``duration`` are dropped) and ``channel_bins`` channel groups (700 -> 140 sums groups of
 5 adjacent channels; must divide 700): 700 (no grouping) for SHD and 140 for SSC by default, as ASRC. Values are spike **counts** per bin (ASRC feeds counts, not 0/1);
-``binary=true`` clips them to 1. The dense tensors are built straight from the event lists on every load
-(a vectorised bincount, seconds) instead of being cached on disk: SSC's training set is 75,466 x 250 x 140
-float32 = 10.6 GB, which a disk cache would double for no gain. Classes: SHD 20 (English digits 0-9 then
+``binary=true`` clips them to 1. Storage (``storage``): ``memory`` builds float32 tensors straight from the
+event lists on every load (a vectorised bincount, seconds); ``disk`` bins 512 examples at a time into a uint8
+``.npy`` in the feature cache (int16 if a count exceeds 255; keyed by the binning parameters, the file's size
+and mtime and the selected examples), memory-maps it on later loads and lets training read each batch's rows
+(:mod:`snnkit_core.diskarray`); ``auto`` (default) picks ``disk`` when the split is over 4 GiB as float32, as
+SSC's training set is (75,466 x 250 x 140 x 4 B = 10.6 GB; 2.6 GB as uint8). Classes: SHD 20 (English digits 0-9 then
 German 0-9), SSC 35 (the Speech Commands v0.02 words, label order alphabetical).
 
 Download (opt-in, ``download=true``): a missing ``<prefix>_<split>.h5`` is fetched as zenkelab's
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import hashlib
 import os
 import shutil
 
@@ -38,7 +42,8 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.data import corpus_dir
+from snnkit_core.data import corpus_dir, track
+from snnkit_core.diskarray import cached_array, store_counts, use_disk
 from snnkit_core.errors import DatasetError
 
 from .download import download, extract
@@ -92,6 +97,28 @@ def read_events(path: Path) -> tuple[list[np.ndarray], list[np.ndarray], np.ndar
     return times, units, labels
 
 
+def read_labels(path: Path) -> np.ndarray:
+    """The labels of one Heidelberg hdf5 file (after checking it has all of :data:`FIELDS`)."""
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise DatasetError(f"cannot open {path} as HDF5 ({exc}); truncated download, or still gzipped?") from None
+    with f:
+        for field in FIELDS:
+            if field not in f:
+                raise DatasetError(f"{path} lacks the field {field!r} (a Heidelberg file has {', '.join(FIELDS)})")
+        n_t, n_u = len(f["spikes/times"]), len(f["spikes/units"])
+        try:
+            labels = np.asarray(f["labels"][:], dtype=np.int64)
+        except (OSError, ValueError, TypeError) as exc:
+            raise DatasetError(f"cannot read the labels of {path}: {exc}") from None
+    if not (n_t == n_u == len(labels)):
+        raise DatasetError(f"{path}: spikes/times, spikes/units and labels have different lengths ({n_t}, {n_u}, {len(labels)})")
+    return labels
+
+
 def bin_events(times, units, steps: int, duration: float, channel_bins: int = CHANNELS, binary: bool = False,
                chunk: int = 512, source: str = "") -> torch.Tensor:
     """Dense counts (N, steps, channel_bins) float32 from per-example spike times and units."""
@@ -135,6 +162,8 @@ class _Heidelberg(Dataset):
         Param("channel_bins", 700, "channel groups (700 / channel_bins adjacent channels summed); ASRC: 140", unit="channels"),
         Param("binary", False, "clip counts to 0/1"),
         Param("download", False, "download a missing .h5 file from zenkelab.org (needs internet; md5-verified)"),
+        Param("storage", "auto", "memory: float32 in RAM; disk: uint8 counts memory-mapped from the feature cache, "
+              "read per batch; auto: disk when the split is over 4 GiB as float32", choices=("auto", "memory", "disk")),
     )
 
     @property
@@ -185,16 +214,52 @@ class _Heidelberg(Dataset):
         return target
 
     def _bin(self, path: Path, select=None) -> ArrayData:
+        hp = self.hparams
+        if hp["storage"] != "memory":  # decide from the labels alone: a cached split is never read as events
+            labels = read_labels(path)
+            labels = labels if select is None else labels[select]
+            if use_disk(hp["storage"], len(labels), hp["steps"], hp["channel_bins"]):
+                self._check_labels(path, labels)
+                return ArrayData(self._disk_counts(path, len(labels), select), torch.from_numpy(labels))
         times, units, labels = read_events(path)
         if select is not None:
             times = [times[i] for i in select]
             units = [units[i] for i in select]
             labels = labels[select]
-        if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
-            raise DatasetError(f"{path}: labels must lie in 0..{self.num_classes - 1}; found {labels.min()}..{labels.max()}")
-        hp = self.hparams
+        self._check_labels(path, labels)
         x = bin_events(times, units, hp["steps"], hp["duration"], hp["channel_bins"], hp["binary"], source=str(path))
         return ArrayData(x, torch.from_numpy(labels))
+
+    def _check_labels(self, path: Path, labels: np.ndarray) -> None:
+        if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise DatasetError(f"{path}: labels must lie in 0..{self.num_classes - 1}; found {labels.min()}..{labels.max()}")
+
+    def _disk_counts(self, path: Path, n: int, select) -> torch.Tensor:
+        """The binned counts as a uint8 (int16 if a count exceeds 255) memory map in the feature cache, binned
+        512 examples at a time, so no float32 copy of the split is ever made. Keyed by the binning parameters,
+        the file's size and mtime, and the selected examples."""
+        hp = self.hparams
+        st = path.stat()
+        key = {k: hp[k] for k in ("steps", "duration", "channel_bins", "binary")}
+        key.update(file=path.name, size=st.st_size, mtime_ns=st.st_mtime_ns, n=n,
+                   select=None if select is None else hashlib.sha256(np.asarray(select, np.int64).tobytes()).hexdigest())
+        shape = (n, hp["steps"], hp["channel_bins"])
+
+        def fill(out):
+            import h5py
+
+            with h5py.File(path, "r") as f:  # events read 512 examples at a time, never the whole file
+                for lo in track(range(0, n, 512), description=f"{self.name}: binning {path.name} to disk"):
+                    rows = slice(lo, min(n, lo + 512)) if select is None else np.asarray(select[lo : lo + 512])
+                    try:
+                        times, units = list(f["spikes/times"][rows]), list(f["spikes/units"][rows])
+                    except (OSError, ValueError, TypeError) as exc:
+                        raise DatasetError(f"cannot read the events of {path}: {exc}") from None
+                    chunk = bin_events(times, units, hp["steps"], hp["duration"], hp["channel_bins"], hp["binary"],
+                                       source=str(path))
+                    store_counts(out, lo, chunk.numpy())
+
+        return cached_array(self.name, key, shape, fill)
 
     def identity(self):
         sizes, mtimes = {}, {}

@@ -146,3 +146,27 @@ def test_registered_by_name():
     from snnkit_core.plugins import get_registry
 
     assert get_registry().get("dataset", "arrays") is Arrays
+
+
+def test_a_folder_of_npy_files_is_memory_mapped_in_its_dtype(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.poisson(0.5, (12, 5, 3)).astype(np.uint8)
+    y = np.arange(12) % 3
+    folder = tmp_path / "big"
+    folder.mkdir()
+    for k, v in dict(x_train=x, y_train=y, x_test=x[:4], y_test=y[:4]).items():
+        np.save(folder / f"{k}.npy", v)
+    np.savez(tmp_path / "same.npz", x_train=x, y_train=y, x_test=x[:4], y_test=y[:4])
+    ds = Arrays(data_dir=str(folder))
+    tr = ds.load("train")
+    assert tr.x.dtype == torch.uint8 and ds.splits == ("train", "test") and ds.input_size == 3
+    mapped = ds._read()["x_train"]
+    assert isinstance(mapped, np.memmap) and tr.x.data_ptr() == mapped.ctypes.data  # the file's map, not a copy
+    ref = Arrays(path=str(tmp_path / "same.npz")).load("train")
+    idx = torch.tensor([7, 0, 3])
+    assert torch.equal(tr.batch(idx), ref.batch(idx)) and ref.x.dtype == torch.float32
+    assert "files_identity" in ds.identity()
+    np.save(folder / "x_val.npy", np.full((2, 5, 3), np.nan, np.float16))
+    np.save(folder / "y_val.npy", np.zeros(2, np.int64))
+    with pytest.raises(DatasetError, match="NaN"):
+        Arrays(data_dir=str(folder)).load("val")

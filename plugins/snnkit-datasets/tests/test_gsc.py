@@ -173,3 +173,18 @@ def test_same_size_rewrite_is_not_served_from_the_cache(tmp_path, progress_seen)
     assert p.stat().st_size == size
     with pytest.raises(DatasetError, match=r"cat/00000001_nohash_0\.wav has sample rate 8000 Hz; this dataset expects 16000"):
         ds.load("train")
+
+
+def test_disk_storage_maps_float16_features_in_the_same_order(tmp_path, monkeypatch):
+    root = _write_gsc(tmp_path)
+    for split in ("train", "val", "test"):
+        mem = GSC(data_dir=str(root), silence_clips=3, storage="memory").load(split)
+        disk = GSC(data_dir=str(root), silence_clips=3, storage="disk").load(split)
+        assert disk.x.dtype == torch.float16 and torch.equal(disk.y, mem.y)
+        # float16 keeps 11 significant bits: |error| <= 2^-11 |x| (z-scored features, |x| < 10)
+        assert torch.allclose(disk.x.float(), mem.x, rtol=2**-11, atol=1e-7)
+    files = sorted((tmp_path / "cache" / "gsc").glob("*.float16.npy"))
+    assert len(files) == 3
+    monkeypatch.setattr("snnkit_datasets.gsc.gsc_features", lambda *a, **k: pytest.fail("features computed again"))
+    again = GSC(data_dir=str(root), silence_clips=3, storage="disk").load("test")  # mapped from the cache
+    assert torch.equal(again.x, disk.x)

@@ -7,6 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from snnkit_core.errors import DatasetError
 from snnkit_datasets.heidelberg import SHD, SSC, bin_events
@@ -87,3 +88,38 @@ def test_errors_name_file_and_field(tmp_path):
     (tmp_path / "shd" / "shd_train.h5").write_bytes(b"\x1f\x8b gzip, not hdf5")
     with pytest.raises(DatasetError, match=r"cannot open .*shd_train\.h5 as HDF5"):
         SHD(data_dir=str(tmp_path)).load("train")
+
+
+def test_disk_storage_is_the_same_counts_memory_mapped(tmp_path, monkeypatch):
+    """storage=disk: uint8 counts in a memory-mapped .npy in the feature cache, equal to the float32 path."""
+    monkeypatch.setenv("SNNKIT_CACHE", str(tmp_path / "cache"))
+    _write(tmp_path / "shd" / "shd_train.h5", 40, 20)
+    _write(tmp_path / "shd" / "shd_test.h5", 12, 20, seed=1)
+    for split in ("train", "val", "test"):
+        mem = SHD(data_dir=str(tmp_path), storage="memory").load(split)
+        disk = SHD(data_dir=str(tmp_path), storage="disk").load(split)
+        assert disk.x.dtype == torch.uint8 and mem.x.dtype == torch.float32
+        assert torch.equal(disk.x.float(), mem.x) and torch.equal(disk.y, mem.y)
+    files = sorted((tmp_path / "cache" / "shd").glob("*.npy"))
+    assert len(files) == 3 and all(f.name.endswith(".uint8.npy") for f in files)
+    assert isinstance(np.load(files[0], mmap_mode="r"), np.memmap)
+    # a second load maps the cached file instead of binning again (events are not read)
+    monkeypatch.setattr("snnkit_datasets.heidelberg.bin_events", lambda *a, **k: pytest.fail("binned again"))
+    again = SHD(data_dir=str(tmp_path), storage="disk").load("test")
+    assert torch.equal(again.x, disk.x)
+
+
+def test_disk_storage_widens_when_a_count_exceeds_255(tmp_path, monkeypatch):
+    monkeypatch.setenv("SNNKIT_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "ssc" / "ssc_train.h5"
+    path.parent.mkdir(parents=True)
+    with h5py.File(path, "w") as f:
+        t = f.create_dataset("spikes/times", (2,), dtype=h5py.vlen_dtype(np.float32))
+        u = f.create_dataset("spikes/units", (2,), dtype=h5py.vlen_dtype(np.uint16))
+        t[0], u[0] = np.zeros(300, np.float32), np.zeros(300, np.uint16)  # 300 spikes in one bin
+        t[1], u[1] = np.array([0.5], np.float32), np.array([7], np.uint16)
+        f.create_dataset("labels", data=np.array([3, 4], np.uint16))
+    d = SSC(data_dir=str(tmp_path), storage="disk").load("train")
+    assert d.x.dtype == torch.int16 and int(d.x[0, 0, 0]) == 300 and int(d.x.sum()) == 301
+    with pytest.raises(Exception, match="storage must be one of"):
+        SSC(data_dir=str(tmp_path), storage="ram").load("train")

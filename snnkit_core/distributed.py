@@ -1,0 +1,290 @@
+"""Data-parallel training over several processes with ``torch.distributed`` (DDP-style, gloo on CPU, nccl on CUDA).
+
+Launch: ``torchrun --nproc-per-node N -m snnkit_cli train ...`` (one machine or several: torchrun's own
+``--nnodes``/``--rdzv-*`` options), or ``snnkit train --devices N``, which starts the N processes itself
+(:func:`launch`, the same environment variables torchrun sets). A process with ``WORLD_SIZE`` > 1 in its
+environment joins the process group in :func:`setup`; with no such variable nothing here does anything and
+training is exactly the single-process loop.
+
+What each process does (the training loop, :func:`snnkit_core.training.train`):
+
+* All processes build the same network from the seed; rank 0's parameters and buffers are then broadcast, so
+  they start identical whatever the initialisation did.
+* Batches: the per-epoch permutation is drawn from the seed (the same on every rank); each global batch is
+  ``batch_size x N`` consecutive examples of it and rank r takes its r-th part (:func:`shard`, sizes differing by
+  at most one). So one step of N processes sees the same examples as one step of one process with
+  ``--batch-size`` multiplied by N. The last global batch may be smaller; a rank whose part is empty joins the
+  step with zero weight. Random input encoders (Poisson) and dropout draw from per-rank streams derived from the
+  seed: runs are reproducible for a given N, but their random draws differ from a one-process run's.
+* Gradients: after the rule's backward and before the optimizer step, every parameter's ``.grad`` is
+  all-reduced explicitly (:func:`sync_gradients`), not through torch's ``DistributedDataParallel`` autograd
+  hooks: rules may write ``.grad`` themselves (tssl-bp's custom backward; rules that bypass autograd), and an
+  explicit reduction after ``rule.backward`` is right for all of them. For a rule whose loss is the batch mean,
+  rank r's gradient ``g_r = (1/n_r) sum_i grad l_i`` is weighted by ``n_r / n`` (``n = sum_r n_r``), which gives
+  ``(1/n) sum_i grad l_i``, the mean over the global batch; for a rule that back-propagates the batch sum
+  (``hparams["reduction"] == "sum"``, as tssl-bp by default) the gradients are summed. Every rank then takes the
+  same optimizer step, so parameters stay identical without further communication. A rule that clips the
+  gradient norm inside its backward (``grad_clip``) clips each rank's part before the reduction, so with
+  clipping active a step differs from the one-process step (without it, it is the same up to float rounding).
+* Metrics and evaluation: losses, correct counts and example counts are summed over ranks; evaluation splits
+  each batch the same way. Every rank yields the same records.
+* Data: rank 0 loads the splits first (filling the feature cache), the others after it, from the cache. Every
+  process holds its own copy of an in-memory split; a memory-mapped one is shared through the page cache.
+* Run directory: only rank 0 writes (config, manifest with ``world_size``, metrics, checkpoints); every rank
+  reads the checkpoint to ``--resume``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+
+import torch
+import torch.distributed as dist
+from attrs import frozen
+
+
+@frozen
+class World:
+    """This process's place among the training processes (``size == 1``: not distributed)."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.size > 1
+
+    @property
+    def main(self) -> bool:
+        """Whether this process writes the run directory and renders output (rank 0)."""
+        return self.rank == 0
+
+
+def env_world() -> World:
+    """The world the launcher's environment variables describe (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``)."""
+    size = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if size <= 1:
+        return World()
+    return World(int(os.environ.get("RANK", "0")), size, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def current() -> World:
+    """The world of the initialised process group, else a single process."""
+    if dist.is_available() and dist.is_initialized():
+        return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return World()
+
+
+def setup(device: torch.device) -> World:
+    """Join the process group the environment describes (gloo for a CPU ``device``, nccl for CUDA); a no-op
+    for a single process or when the group already exists. Returns :func:`current`."""
+    want = env_world()
+    if not want.active or (dist.is_available() and dist.is_initialized()):
+        return current()
+    from .errors import ConfigError
+
+    if not dist.is_available():
+        raise ConfigError("WORLD_SIZE > 1 asks for multi-process training, but this torch has no torch.distributed")
+    backend = os.environ.get("SNNKIT_DIST_BACKEND") or ("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend=backend, init_method="env://")
+    return current()
+
+
+@contextlib.contextmanager
+def rank0_first(world: World) -> Iterator[None]:
+    """Run the block on rank 0 first, then on the other ranks (a barrier before and after): rank 0 preprocesses
+    into the feature cache once, the others then load from it instead of all computing the same files."""
+    if world.active and not world.main:
+        dist.barrier()
+    yield
+    if world.active and world.main:
+        dist.barrier()
+
+
+def local_cuda_device(name: str) -> str:
+    """``cuda`` -> ``cuda:LOCAL_RANK`` under a multi-process launch (one GPU per process); otherwise ``name``."""
+    world = env_world()
+    if world.active and name == "cuda":
+        return f"cuda:{world.local_rank}"
+    return name
+
+
+def broadcast_module(module: torch.nn.Module, world: World) -> None:
+    """Copy rank 0's parameters and buffers to every rank."""
+    if not world.active:
+        return
+    with torch.no_grad():
+        for t in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(t.data, src=0)
+
+
+def seed_rank(seed: int, epoch: int, world: World) -> None:
+    """Give rank r > 0 its own stream of torch's global generator (dropout), derived from the seed and the
+    epoch; rank 0 keeps the stream a single process would have."""
+    if world.active and world.rank > 0:
+        torch.manual_seed(_derive(seed, epoch, world.rank))
+
+
+def rank_generator(generator: torch.Generator | None, world: World) -> torch.Generator | None:
+    """The generator rank r draws its encoders' randomness from: the shared one on rank 0 (and in a single
+    process), one derived from its seed and the rank elsewhere."""
+    if generator is None or not world.active or world.rank == 0:
+        return generator
+    return torch.Generator().manual_seed(_derive(generator.initial_seed(), 0, world.rank))
+
+
+def _derive(seed: int, epoch: int, rank: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}/{epoch}/{rank}".encode()).digest()[:8], "little") >> 1
+
+
+def shard(idx: torch.Tensor, world: World) -> torch.Tensor:
+    """Rank r's part of a global batch of indices: ``tensor_split`` into ``world.size`` parts (sizes differ
+    by at most one; a part is empty only when the batch has fewer examples than processes)."""
+    if not world.active:
+        return idx
+    return torch.tensor_split(idx, world.size)[world.rank]
+
+
+def any_rank(flag: bool, world: World) -> bool:
+    """Whether ``flag`` is true on any rank (every rank gets the same answer, e.g. to stop on a NaN loss together)."""
+    if not world.active:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=_comm_device(world))
+    dist.all_reduce(t)
+    return bool(t.item() > 0)
+
+
+def sum_scalars(world: World, *values: float) -> tuple[float, ...]:
+    """Each value summed over ranks (float64)."""
+    if not world.active:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=_comm_device(world))
+    dist.all_reduce(t)
+    return tuple(t.tolist())
+
+
+def sync_gradients(params: Iterable[torch.nn.Parameter], n_local: int, reduction: str, world: World) -> None:
+    """All-reduce every trainable parameter's ``.grad`` so each rank holds the global batch's gradient.
+
+    ``reduction="mean"``: ``g = sum_r (n_r / n) g_r`` (the gradient of the mean loss over all ``n`` examples);
+    ``"sum"``: ``g = sum_r g_r``. A parameter with no gradient on every rank keeps ``grad = None`` (the
+    optimizer skips it, as in one process); one with a gradient on some ranks gets zeros on the others.
+    """
+    if not world.active:
+        return
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        return
+    dev = params[0].device
+    # one small reduction: which parameters have a gradient anywhere, and the global example count
+    meta = torch.tensor([0.0 if p.grad is None else 1.0 for p in params] + [float(n_local)], dtype=torch.float64, device=dev)
+    dist.all_reduce(meta)
+    n_total = float(meta[-1])
+    has = (meta[:-1] > 0).tolist()
+    live = [p for p, h in zip(params, has) if h]
+    if not live or n_total <= 0:
+        return
+    weight = 1.0 if reduction == "sum" else n_local / n_total
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).to(dev) for p in live])
+    flat.mul_(weight)
+    dist.all_reduce(flat)  # one reduction for all gradients (a flat float32 buffer)
+    offset = 0
+    for p in live:
+        k = p.numel()
+        g = flat[offset : offset + k].view_as(p).to(p.device)
+        if p.grad is None:
+            p.grad = g.clone()
+        else:
+            p.grad.copy_(g)
+        offset += k
+
+
+class SyncedOptimizer:
+    """The optimizer a rule's ``train_step`` gets: ``step()`` first all-reduces every ``.grad`` (see
+    :func:`sync_gradients`, weighted by ``n_local``, this rank's examples in the batch), then steps. In one
+    process it is the optimizer itself with no extra work. Everything else is the wrapped optimizer's."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, params: Iterable[torch.nn.Parameter], reduction: str, world: World):
+        self.optimizer, self.params, self.reduction, self.world = optimizer, list(params), reduction, world
+        self.n_local = 0
+
+    def step(self, closure=None):
+        sync_gradients(self.params, self.n_local, self.reduction, self.world)
+        return self.optimizer.step(closure)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def __getattr__(self, name):
+        return getattr(self.optimizer, name)
+
+
+def grad_reduction(rule) -> str:
+    """How a rule's per-batch gradients combine across ranks: ``sum`` for a rule that back-propagates the batch
+    sum (``hparams["reduction"] == "sum"``, or a class attribute ``grad_reduction = "sum"``), else ``mean``."""
+    declared = getattr(rule, "grad_reduction", None)
+    if declared in ("sum", "mean"):
+        return declared
+    return "sum" if getattr(rule, "hparams", {}).get("reduction") == "sum" else "mean"
+
+
+def _comm_device(world: World) -> torch.device:
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+# -------------------------------------------------------------------------------------------- launcher
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(nprocs: int, argv: Sequence[str], env: dict[str, str] | None = None, poll: float = 0.2) -> int:
+    """Run ``python -m snnkit_cli *argv`` in ``nprocs`` processes on this machine, as torchrun would (``RANK``,
+    ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``; ``OMP_NUM_THREADS`` = cores / N unless set),
+    and wait. When one fails, the others are stopped (they would wait for it in their next collective). Returns
+    the first non-zero exit code, or 0."""
+    port = str(free_port())
+    procs: list[subprocess.Popen] = []
+    base = dict(os.environ if env is None else env)
+    # N processes on one machine share its cores (torchrun sets 1 thread; here an even share, unless set)
+    base.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nprocs)))
+    for rank in range(nprocs):
+        e = {**base, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(nprocs), "LOCAL_WORLD_SIZE": str(nprocs),
+             "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
+        procs.append(subprocess.Popen([sys.executable, "-m", "snnkit_cli", *argv], env=e))
+    code = 0
+    try:
+        while procs:
+            for p in list(procs):
+                rc = p.poll()
+                if rc is None:
+                    continue
+                procs.remove(p)
+                if rc != 0 and code == 0:
+                    code = rc
+                    for other in procs:
+                        other.terminate()
+            time.sleep(poll)
+    finally:
+        for p in procs:  # interrupted (Ctrl-C): stop the rest of our own children
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    return code
