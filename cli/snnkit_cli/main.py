@@ -446,9 +446,11 @@ def bench(workloads, device, repeats, warmup, as_json):
 
 from .export import export_cmd  # noqa: E402  (new commands live in their own modules)
 from .plot import plot_cmd  # noqa: E402
+from .plugin_new import plugin_cmd  # noqa: E402
 
 cli.add_command(export_cmd)
 cli.add_command(plot_cmd)
+cli.add_command(plugin_cmd)
 
 
 if __name__ == "__main__":  # pragma: no cover
