@@ -364,3 +364,38 @@ def test_tssl_bp_trains_a_third_party_neuron_that_declares_psc_leak_and_tau_s():
     assert not torch.equal(net.layers[0].ff.weight.detach(), w0)
     reasons = rule.reasons(LIFSoft, None)
     assert {r.need for r in reasons} == {"has_psc", "has_leak"} and all(r.component == "neuron" for r in reasons)
+
+
+# ---------------------------------------------------------------- through training and the CLI
+
+
+def test_the_run_manifest_records_each_layers_scan_path_and_sample_indices_reach_the_rule(fake, tmp_path):
+    from snnkit_core.config import TrainConfig
+    from snnkit_core.training import build, train
+
+    cfg = TrainConfig(neuron="lif", conn="srsc", rules=("bptt",), dataset="tiny", hidden=(8, 8, 8), epochs=1,
+                      batch_size=16, device="cpu", backend="reference")
+    built = build(cfg)
+    seen: list[torch.Tensor] = []
+    rule = built.gradient_rule
+    step = rule.train_step
+    rule.train_step = lambda net, batch, opt: (opt is not None and seen.append(batch.index)) or step(net, batch, opt)
+    list(train(cfg, tmp_path / "run", built=built))
+    import json
+
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["scan_paths"] == ["reference"] * 3
+    rows = torch.cat(seen)  # one epoch of training batches: every training row exactly once, shuffled
+    n_train = len(built.dataset.load("train"))
+    assert sorted(rows.tolist()) == list(range(n_train)) and rows.tolist() != list(range(n_train))
+
+
+def test_tssl_bp_with_backend_triton_fails_before_training_with_a_clear_message(tmp_path):
+    from click.testing import CliRunner
+
+    from snnkit_cli.main import cli
+
+    res = CliRunner().invoke(cli, ["train", "--neuron", "lif", "--conn", "srsc", "--rule", "tssl-bp", "--backend", "triton",
+                                   "--out", str(tmp_path / "run"), "--quiet"])
+    assert res.exit_code == 1 and "own scan" in res.output and "--backend triton" in res.output
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
