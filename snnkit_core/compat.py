@@ -70,6 +70,18 @@ def rules_for(registry, kind: str, cls) -> list[str]:
     return out
 
 
+def refusals(registry, kind: str, cls) -> dict[str, list[Reason]]:
+    """For component ``cls`` of ``kind`` ("neuron" or "connectivity"): each installed rule that refuses it, with
+    its reasons (judged on this component alone)."""
+    out = {}
+    for name in registry.names("rule"):
+        rule = registry.get("rule", name)()
+        reasons = rule.reasons(cls, None) if kind == "neuron" else rule.reasons(None, cls)
+        if reasons:
+            out[name] = reasons
+    return out
+
+
 def accepted_by(registry, rule) -> tuple[list[str], list[str]]:
     """The installed neurons and connectivities ``rule`` accepts, each judged on its own."""
     neurons = [n for n in registry.names("neuron") if not rule.reasons(registry.get("neuron", n), None)]

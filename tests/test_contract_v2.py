@@ -399,3 +399,14 @@ def test_tssl_bp_with_backend_triton_fails_before_training_with_a_clear_message(
                                    "--out", str(tmp_path / "run"), "--quiet"])
     assert res.exit_code == 1 and "own scan" in res.output and "--backend triton" in res.output
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_info_lists_refusals_with_the_capability_each_rule_needs():
+    from click.testing import CliRunner
+
+    from snnkit_cli.main import cli
+
+    res = CliRunner().invoke(cli, ["info", "lif-soft"])
+    assert res.exit_code == 0 and "not tssl-bp: needs has_psc, has_leak" in res.output
+    res = CliRunner().invoke(cli, ["info", "dense"])
+    assert res.exit_code == 0 and "not tssl-bp: needs recurrence" in res.output

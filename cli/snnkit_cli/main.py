@@ -131,7 +131,7 @@ def info(name, kind):
 
 
 def _compat_lines(comp, reg) -> list[str]:
-    from snnkit_core.compat import accepted_by, rules_for
+    from snnkit_core.compat import accepted_by, refusals, rules_for
 
     cls = comp.cls
     if comp.kind == "rule":
@@ -144,13 +144,19 @@ def _compat_lines(comp, reg) -> list[str]:
         ]
     if comp.kind == "neuron":
         caps = [cap for cap in ("has_psc", "has_surrogate", "has_leak") if getattr(cls, cap, False)]
-        return [f"capabilities: {', '.join(caps) or '-'}", f"rules: {', '.join(rules_for(reg, 'neuron', cls)) or '-'}"]
+        return [f"capabilities: {', '.join(caps) or '-'}", f"rules: {', '.join(rules_for(reg, 'neuron', cls)) or '-'}",
+                *_refused_lines(refusals(reg, "neuron", cls))]
     if comp.kind == "connectivity":
         return [f"recurrence: {cls.recurrence}; skip edges: {'yes' if cls.has_skip else 'no'}",
-                f"rules: {', '.join(rules_for(reg, 'connectivity', cls)) or '-'}"]
+                f"rules: {', '.join(rules_for(reg, 'connectivity', cls)) or '-'}",
+                *_refused_lines(refusals(reg, "connectivity", cls))]
     if comp.kind == "dataset":
         return [f"source: {cls.source or '-'}", f"licence: {cls.licence or '-'}", f"splits: {', '.join(cls.splits)}"]
     return []
+
+
+def _refused_lines(refused: dict) -> list[str]:
+    return [f"not {rule}: needs " + ", ".join(r.need for r in reasons) for rule, reasons in refused.items()]
 
 
 # -------------------------------------------------------------------------------------------- train
