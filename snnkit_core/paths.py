@@ -23,6 +23,7 @@ that owns the scan (``owns_scan``), are refused here with a message that says so
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import torch
@@ -42,13 +43,15 @@ class LayerPlan:
     scan: Callable
 
 
-def _reference(record: tuple[str, ...]) -> Callable:
+def _reference_scan(layer, current, record: tuple[str, ...] = ()):
     from .scan import reference_scan
 
-    def scan(layer, current):
-        return reference_scan(layer.neuron, current, layer.recurrence, record)
+    return reference_scan(layer.neuron, current, layer.recurrence, record)
 
-    return scan
+
+def _reference(record: tuple[str, ...]) -> Callable:
+    """The reference scan recording ``record`` (a partial of a module function, so a plan can be pickled)."""
+    return functools.partial(_reference_scan, record=record)
 
 
 def _fused(layer, current):
