@@ -7,6 +7,14 @@ keyed by the front-end parameters and the recordings' identity: the name, size a
 (``st_mtime_ns``) of every recording, and the sha256 of their contents (:func:`recordings_digest`, 27 MB read
 once per process while the files are unchanged; it equals :data:`RECORDINGS_DIGEST` for the unmodified
 v1.0.10). A recording rewritten in any way, even with the same size and mtime, computes the features again.
+
+Speaker-independent split (``--set dataset.split=speaker``): the standard split shares all six speakers
+between train and test, so it measures how well a model knows these six voices, not new ones. With
+``split=speaker`` every recording of the ``test_speakers`` (default ``george,jackson``: a fixed pair, the first
+two names in alphabetical order, so runs and seeds compare on the same people) is the test set (1,000) and
+the other four speakers' recordings are the training set (2,000). Rotate ``test_speakers`` (e.g.
+``lucas,nicolas`` and ``theo,yweweler``) for a three-fold speaker cross-validation. The held-out and
+training speakers are recorded in the run manifest (``dataset.test_speakers``, ``dataset.train_speakers``).
 """
 
 from __future__ import annotations
@@ -44,6 +52,9 @@ class FSDD(Dataset):
         Param("n_mels", 40, "mel channels", unit="channels"),
         Param("steps", 100, "time steps per utterance", unit="steps"),
         Param("download", False, "download the archive if the recordings are missing (needs internet)"),
+        Param("split", "takes", "takes: FSDD's own split (takes 0-4 = test, every speaker in both); speaker: the "
+              "test_speakers' recordings are the test set, the other speakers train", choices=("takes", "speaker")),
+        Param("test_speakers", "george,jackson", "speakers held out for test when split=speaker (comma list)"),
     )
 
     @property
@@ -113,13 +124,32 @@ class FSDD(Dataset):
             "files": self._identity(files), "sha256": self._content_digest(files), "v": 1,
         }
 
+    def held_out_speakers(self, files: list[Path]) -> list[str]:
+        """The ``test_speakers`` of a speaker split, checked against the speakers the recordings have."""
+        present = sorted({_NAME.match(p.name).group(2) for p in files})
+        want = [s.strip() for s in self.hparams["test_speakers"].split(",") if s.strip()]
+        unknown = [s for s in want if s not in present]
+        if not want or unknown or len(set(want)) >= len(present):
+            raise DatasetError(
+                f"fsdd: test_speakers {self.hparams['test_speakers']!r} must name one or more (not all) of the speakers "
+                f"in {self.folder / 'recordings'}: {', '.join(present)}"
+                + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+            )
+        return sorted(set(want))
+
     def load(self, split: str) -> ArrayData:
         if split not in self.splits:
             raise DatasetError(f"fsdd has splits {self.splits}, not {split!r}")
         files = self.files()
         key = self._cache_params(files)
         data = cached("fsdd", key, lambda: self._compute(files))
-        mask = data["take"] < 5 if split == "test" else data["take"] >= 5
+        if self.hparams["split"] == "speaker":
+            held = set(self.held_out_speakers(files))
+            # the cache holds the recordings in the order of ``files`` (sorted by name), so row i is files[i]
+            in_test = torch.tensor([_NAME.match(p.name).group(2) in held for p in files])
+            mask = in_test if split == "test" else ~in_test
+        else:
+            mask = data["take"] < 5 if split == "test" else data["take"] >= 5
         return ArrayData(data["x"][mask], data["y"][mask])
 
     def _compute(self, files: list[Path]) -> dict[str, torch.Tensor]:
@@ -135,10 +165,15 @@ class FSDD(Dataset):
     def identity(self):
         files = self.files()
         digest = self._content_digest(files)
-        return {
+        out = {
             "name": self.name, "params": dict(self.hparams), "files": len(files), "files_digest": self._identity(files),
             "sha256": digest, "v1.0.10": digest == RECORDINGS_DIGEST,
         }
+        if self.hparams["split"] == "speaker":
+            held = self.held_out_speakers(files)
+            out["test_speakers"] = held
+            out["train_speakers"] = sorted({_NAME.match(p.name).group(2) for p in files} - set(held))
+        return out
 
 
 #: the recordings' (path, size, mtime, ctime) -> their content digest; the last one computed in this process
