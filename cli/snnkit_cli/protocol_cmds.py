@@ -17,6 +17,10 @@ def _pct(v) -> str:
     return "-" if v is None else f"{100 * v:.2f}%"
 
 
+def _pct1(v) -> str:
+    return "-" if v is None else f"{100 * v:.1f}"
+
+
 def _expected_errors(fn):
     from .main import expected_errors
 
@@ -138,22 +142,28 @@ def _runs(folder, as_json):
     if not rows:
         console.print(f"no run directories under {escape(str(folder))}")
         return
-    t = Table(title=f"runs under {escape(str(folder))}")
-    for col in ("run", "neuron", "conn", "rule", "dataset", "seed", "epochs", "best val epoch", "val acc",
-                "test acc at best", "final test acc", "s/epoch", "status"):
-        t.add_column(col, justify="right" if col in ("seed", "epochs", "best val epoch", "val acc", "test acc at best", "final test acc", "s/epoch") else "left")
+    from rich import box
+
+    t = Table(title=f"runs under {escape(str(folder))}", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1),
+              caption="model: neuron/conn/rule; best: best validation epoch; test: test accuracy at it; %")
+    t.add_column("run", overflow="fold", ratio=3)
+    t.add_column("model", overflow="fold", ratio=2)
+    t.add_column("dataset", overflow="fold", ratio=1)
+    for col in ("seed", "ep", "best", "val", "test", "final", "s/ep"):
+        t.add_column(col, justify="right", no_wrap=True)
+    t.add_column("status", no_wrap=True, min_width=8)
     colour = {"finished": "green", "running": "cyan", "killed": "red", "diverged": "red", "interrupted": "yellow"}
     root = Path(folder)
     for r in rows:
         name = str(Path(r["run"]).relative_to(root)) if Path(r["run"]) != root and Path(r["run"]).is_relative_to(root) else r["run"]
         if "error" in r:
-            t.add_row(escape(name), *["-"] * 11, f"[red]{escape(r['status'])}: {escape(r['error'])}[/]")
+            t.add_row(escape(name), escape(r["error"]), *["-"] * 8, f"[red]{escape(r['status'])}[/]")
             continue
         st = r["status"]
         t.add_row(
-            escape(name), escape(str(r["neuron"])), escape(str(r["conn"])), escape("+".join(r["rules"])), escape(str(r["dataset"])),
-            str(r["seed"]), f"{r['epochs_done']}/{r['epochs']}", str(r["best_epoch"] or "-"), _pct(r["best_val_accuracy"]),
-            _pct(r["test_accuracy_at_best"]), _pct(r["final_test_accuracy"]),
+            escape(name), escape(f"{r['neuron']}/{r['conn']}/{'+'.join(r['rules'])}"), escape(str(r["dataset"])),
+            str(r["seed"]), f"{r['epochs_done']}/{r['epochs']}", str(r["best_epoch"] or "-"), _pct1(r["best_val_accuracy"]),
+            _pct1(r["test_accuracy_at_best"]), _pct1(r["final_test_accuracy"]),
             "-" if r["seconds_per_epoch"] is None else f"{r['seconds_per_epoch']:.1f}", f"[{colour.get(st, 'white')}]{st}[/]",
         )
     console.print(t)
