@@ -282,3 +282,17 @@ def test_runs_table_and_status(fake, tmp_path, runner):
     res = runner.invoke(cli, ["runs", str(tmp_path / "nowhere")])
     assert res.exit_code == 1 and "does not exist" in res.output
     assert describe_run(root / "done")["status"] == "finished"
+
+
+def test_val_fraction_option_is_recorded_and_checked(fake, tmp_path, runner):
+    run = tmp_path / "r"
+    base = ["train", "--dataset", "tiny", "--hidden", "8,8,8", "--epochs", "1", "--quiet"]
+    res = runner.invoke(cli, base + ["--out", str(run), "--val-fraction", "0"])
+    assert res.exit_code == 0, res.output
+    assert TrainConfig.from_toml(run / "config.toml").val_fraction == 0.0
+    epoch_lines = [ln for ln in res.output.splitlines() if ln.startswith("epoch ")]
+    assert epoch_lines and not any(" val " in ln for ln in epoch_lines) and not (run / "best.pt").exists()
+    res = runner.invoke(cli, base + ["--out", str(tmp_path / "s"), "--val-fraction", "1.5"])
+    assert res.exit_code == 1 and "val_fraction must be" in res.output and not (tmp_path / "s").exists()
+    res = runner.invoke(cli, ["train", "--resume", str(run), "--val-fraction", "0.2"])
+    assert res.exit_code == 1 and "--val-fraction" in res.output
