@@ -102,14 +102,18 @@ def _render_eval(res: dict, detail: bool) -> None:
         classes = rec["classes"]
         cm = rec["confusion"]
         if len(classes) <= 20:
-            t = Table(title=f"{s}: confusion (rows = true class, columns = predicted)", show_edge=False)
-            t.add_column("true \\ pred")
-            for c in classes:
-                t.add_column(escape(c), justify="right")
-            t.add_column("n", justify="right")
-            t.add_column("accuracy", justify="right")
+            from rich import box
+
+            t = Table(title=f"{s}: confusion matrix (rows = true class, columns = predicted class, by index)",
+                      box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+            t.add_column("true class", overflow="ellipsis", max_width=16)
+            for j in range(len(classes)):
+                t.add_column(str(j), justify="right", no_wrap=True)
+            t.add_column("n", justify="right", no_wrap=True)
+            t.add_column("acc %", justify="right", no_wrap=True)
             for i, c in enumerate(classes):
-                t.add_row(escape(c), *[str(v) for v in cm[i]], str(sum(cm[i])), _pct(rec["per_class_accuracy"][i]))
+                acc = rec["per_class_accuracy"][i]
+                t.add_row(escape(f"{i} {c}"), *[str(v) for v in cm[i]], str(sum(cm[i])), "-" if acc is None else f"{100 * acc:.1f}")
         else:  # a wide matrix does not fit a terminal: per-class accuracy only; the JSON has the matrix
             t = Table(title=f"{s}: per-class accuracy (the confusion matrix is in eval/{s}.json)", show_edge=False)
             for col in ("class", "n", "accuracy", "most confused with"):
