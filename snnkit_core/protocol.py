@@ -201,13 +201,14 @@ def find_runs(root: str | Path) -> list[Path]:
 
 
 def evaluate_splits(run_dir: str | Path, splits: Iterable[str] | str = "all", *, checkpoint: str = "best",
-                    dataset: str | None = None, data_dir: str | None = None, batch_size: int | None = None, limit: int | None = None,
+                    dataset: str | None = None, dataset_params: dict[str, Any] | None = None, data_dir: str | None = None, batch_size: int | None = None, limit: int | None = None,
                     device: str | None = None, backend: str | None = None, write: bool = True) -> dict[str, Any]:
     """Evaluate a run on several splits at once with per-class accuracy and a confusion matrix.
 
     ``splits``: ``"all"`` (train, val if the run has one, test) or names among those. ``checkpoint``: ``best``
     (``best.pt``, the best-on-validation weights; the last checkpoint when the run has none) or ``last``.
-    ``dataset`` evaluates on another dataset with the same shapes (its own splits, carved the same way).
+    ``dataset`` evaluates on another dataset with the same shapes (its own splits, carved the same way);
+    ``dataset_params`` overrides the dataset's parameters (e.g. ``{"test_speakers": "george"}``).
     The splits are rebuilt exactly as training saw them (same ``--limit`` subset and validation carve).
     Returns ``{"run", "checkpoint", "epoch", "splits": {name: eval_record}}`` and, with ``write``, writes
     each record to ``RUN_DIR/eval/<split>.json``.
@@ -229,6 +230,10 @@ def evaluate_splits(run_dir: str | Path, splits: Iterable[str] | str = "all", *,
         changes["data_dir"] = data_dir
     if dataset:
         changes["dataset"] = dataset
+    if dataset_params:
+        params = {k: dict(v) for k, v in cfg.params.items()}
+        params.setdefault("dataset", {}).update(dataset_params)
+        changes["params"] = params
     cfg = cfg.evolve(**changes)
     built = build(cfg)
     used = "best" if checkpoint == "best" and (run / "best.pt").exists() else "last"

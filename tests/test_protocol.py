@@ -296,3 +296,14 @@ def test_val_fraction_option_is_recorded_and_checked(fake, tmp_path, runner):
     assert res.exit_code == 1 and "val_fraction must be" in res.output and not (tmp_path / "s").exists()
     res = runner.invoke(cli, ["train", "--resume", str(run), "--val-fraction", "0.2"])
     assert res.exit_code == 1 and "--val-fraction" in res.output
+
+
+def test_eval_set_overrides_dataset_parameters_without_writing(fake, tmp_path, runner):
+    run = tmp_path / "run"
+    list(train(_cfg(epochs=1), run))
+    res = runner.invoke(cli, ["eval", str(run), "--set", "dataset.n=20", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["results"][0]["splits"]["test"]["n"] == 20
+    assert not (run / "eval").exists()
+    res = runner.invoke(cli, ["eval", str(run), "--set", "neuron.tau_m=3"])
+    assert res.exit_code == 1 and "dataset parameters only" in res.output

@@ -36,6 +36,8 @@ def _expected_errors(fn):
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True,
               help="best: the best-on-validation weights (best.pt; the last checkpoint when the run has none); last: checkpoint.pt.")
 @click.option("--dataset", help="Evaluate on another dataset with the same shapes.")
+@click.option("--set", "sets", multiple=True, metavar="dataset.KEY=VALUE",
+              help="Dataset parameter for this evaluation (e.g. dataset.test_speakers=george); repeatable.")
 @click.option("--data-dir", type=click.Path())
 @click.option("--limit", type=click.IntRange(min=1), help="At most N examples (default: the run's own --limit, if any).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Evaluation batch size (default: the run's).")
@@ -43,18 +45,23 @@ def _expected_errors(fn):
 @click.option("--backend", type=click.Choice(["auto", "triton", "torch", "reference"]), help="Scan implementation (default: the run's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON instead of tables.")
 @click.option("--no-write", is_flag=True, help="Do not write RUN_DIR/eval/<split>.json.")
-def eval_cmd(run_dir, split, checkpoint, dataset, data_dir, limit, batch_size, device, backend, as_json, no_write):
+def eval_cmd(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write):
     """Evaluate a run (or every run under a folder): accuracy, per-class accuracy and confusion matrix per split.
 
-    Writes RUN_DIR/eval/<split>.json unless --no-write (or --dataset: another dataset's numbers are not the run's).
+    Writes RUN_DIR/eval/<split>.json unless --no-write, --dataset or --set (numbers on other data are not the run's).
     """
-    _expected_errors(_eval)(run_dir, split, checkpoint, dataset, data_dir, limit, batch_size, device, backend, as_json, no_write)
+    _expected_errors(_eval)(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write)
 
 
-def _eval(run_dir, split, checkpoint, dataset, data_dir, limit, batch_size, device, backend, as_json, no_write):
-    from snnkit_core.errors import SnnkitError
+def _eval(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write):
+    from snnkit_core.errors import ConfigError, SnnkitError
     from snnkit_core.protocol import evaluate_splits, find_runs
 
+    from .main import _parse_sets
+
+    parsed = _parse_sets(sets)
+    if set(parsed) - {"dataset"}:
+        raise ConfigError(f"eval --set takes dataset parameters only (dataset.KEY=VALUE); got {', '.join(sorted(set(parsed) - {'dataset'}))}")
     runs = find_runs(run_dir)
     if not runs:
         raise SnnkitError(f"{run_dir} holds no run directory (a folder with config.toml) at any depth")
@@ -63,9 +70,9 @@ def _eval(run_dir, split, checkpoint, dataset, data_dir, limit, batch_size, devi
     results, failures = [], []
     for run in runs:
         try:
-            res = evaluate_splits(run, splits, checkpoint=checkpoint, dataset=dataset, data_dir=data_dir,
-                                  batch_size=batch_size, limit=limit, device=device, backend=backend,
-                                  write=not no_write and not dataset)
+            res = evaluate_splits(run, splits, checkpoint=checkpoint, dataset=dataset, dataset_params=parsed.get("dataset"),
+                                  data_dir=data_dir, batch_size=batch_size, limit=limit, device=device, backend=backend,
+                                  write=not (no_write or dataset or sets))
         except SnnkitError as exc:
             if len(runs) == 1:
                 raise
