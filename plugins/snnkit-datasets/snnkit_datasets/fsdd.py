@@ -55,7 +55,16 @@ class FSDD(Dataset):
         Param("split", "takes", "takes: FSDD's own split (takes 0-4 = test, every speaker in both); speaker: the "
               "test_speakers' recordings are the test set, the other speakers train", choices=("takes", "speaker")),
         Param("test_speakers", "george,jackson", "speakers held out for test when split=speaker (comma list)"),
+        Param("val_speakers", "", "split=speaker only: speakers held out as a val split, so the best epoch is chosen "
+              "on unheard voices too (comma list; empty: no val split, training carves one from train)"),
     )
+
+    def __init__(self, data_dir: str | None = None, **params):
+        super().__init__(data_dir, **params)
+        if self.hparams["val_speakers"].strip():
+            if self.hparams["split"] != "speaker":
+                raise DatasetError("fsdd: val_speakers needs split=speaker (--set dataset.split=speaker)")
+            self.splits = ("train", "val", "test")
 
     @property
     def num_classes(self):
@@ -124,18 +133,23 @@ class FSDD(Dataset):
             "files": self._identity(files), "sha256": self._content_digest(files), "v": 1,
         }
 
-    def held_out_speakers(self, files: list[Path]) -> list[str]:
-        """The ``test_speakers`` of a speaker split, checked against the speakers the recordings have."""
+    def held_out_speakers(self, files: list[Path], which: str = "test") -> list[str]:
+        """The ``test_speakers`` (or ``val_speakers``) of a speaker split, checked against the speakers the
+        recordings have: known names, test and val disjoint, at least one speaker left for training."""
         present = sorted({_NAME.match(p.name).group(2) for p in files})
-        want = [s.strip() for s in self.hparams["test_speakers"].split(",") if s.strip()]
-        unknown = [s for s in want if s not in present]
-        if not want or unknown or len(set(want)) >= len(present):
-            raise DatasetError(
-                f"fsdd: test_speakers {self.hparams['test_speakers']!r} must name one or more (not all) of the speakers "
-                f"in {self.folder / 'recordings'}: {', '.join(present)}"
-                + (f"; unknown: {', '.join(unknown)}" if unknown else "")
-            )
-        return sorted(set(want))
+        sets = {w: sorted({s.strip() for s in self.hparams[f"{w}_speakers"].split(",") if s.strip()}) for w in ("test", "val")}
+        for w in ("test", "val"):
+            unknown = [s for s in sets[w] if s not in present]
+            if (w == "test" and not sets[w]) or unknown or len(set(sets["test"]) | set(sets["val"])) >= len(present):
+                raise DatasetError(
+                    f"fsdd: {w}_speakers {self.hparams[f'{w}_speakers']!r} must name one or more of the speakers in "
+                    f"{self.folder / 'recordings'}: {', '.join(present)}, leaving at least one for training"
+                    + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+                )
+        both = set(sets["test"]) & set(sets["val"])
+        if both:
+            raise DatasetError(f"fsdd: {', '.join(sorted(both))} cannot be both a test and a val speaker")
+        return sets[which]
 
     def load(self, split: str) -> ArrayData:
         if split not in self.splits:
@@ -144,10 +158,13 @@ class FSDD(Dataset):
         key = self._cache_params(files)
         data = cached("fsdd", key, lambda: self._compute(files))
         if self.hparams["split"] == "speaker":
-            held = set(self.held_out_speakers(files))
+            test, val = set(self.held_out_speakers(files)), set(self.held_out_speakers(files, "val"))
             # the cache holds the recordings in the order of ``files`` (sorted by name), so row i is files[i]
-            in_test = torch.tensor([_NAME.match(p.name).group(2) in held for p in files])
-            mask = in_test if split == "test" else ~in_test
+            speaker = [_NAME.match(p.name).group(2) for p in files]
+            mask = torch.tensor([
+                (s in test) if split == "test" else (s in val) if split == "val" else (s not in test and s not in val)
+                for s in speaker
+            ])
         else:
             mask = data["take"] < 5 if split == "test" else data["take"] >= 5
         return ArrayData(data["x"][mask], data["y"][mask])
@@ -171,8 +188,10 @@ class FSDD(Dataset):
         }
         if self.hparams["split"] == "speaker":
             held = self.held_out_speakers(files)
+            val = self.held_out_speakers(files, "val")
             out["test_speakers"] = held
-            out["train_speakers"] = sorted({_NAME.match(p.name).group(2) for p in files} - set(held))
+            out["val_speakers"] = val
+            out["train_speakers"] = sorted({_NAME.match(p.name).group(2) for p in files} - set(held) - set(val))
         return out
 
 

@@ -47,13 +47,31 @@ def test_speaker_split_holds_out_whole_speakers(tmp_path):
     assert len(every) == len(train) + len(test)
     assert not any(torch.equal(a, b) for a in test.x for b in train.x)
     ident = spk.identity()
-    assert ident["test_speakers"] == ["cid"] and ident["train_speakers"] == ["ann", "bob"]
-    assert "test_speakers" not in std.identity()
+    assert ident["test_speakers"] == ["cid"] and ident["train_speakers"] == ["ann", "bob"] and ident["val_speakers"] == []
+    assert "test_speakers" not in std.identity() and spk.splits == ("train", "test")
+
+
+def test_val_speakers_make_a_speaker_independent_val_split(tmp_path):
+    root = _write(tmp_path)
+    ds = FSDD(data_dir=str(root), n_mels=16, steps=10, split="speaker", test_speakers="cid", val_speakers="bob")
+    assert ds.splits == ("train", "val", "test")
+    train, val, test = ds.load("train"), ds.load("val"), ds.load("test")
+    assert (len(train), len(val), len(test)) == (40, 40, 40)
+    assert not any(torch.equal(a, b) for a in val.x for b in train.x)
+    assert not any(torch.equal(a, b) for a in val.x for b in test.x)
+    ident = ds.identity()
+    assert (ident["train_speakers"], ident["val_speakers"], ident["test_speakers"]) == (["ann"], ["bob"], ["cid"])
+    with pytest.raises(DatasetError, match="both a test and a val speaker"):
+        FSDD(data_dir=str(root), split="speaker", test_speakers="cid", val_speakers="cid").load("val")
+    with pytest.raises(DatasetError, match="at least one for training"):
+        FSDD(data_dir=str(root), split="speaker", test_speakers="cid", val_speakers="ann,bob").load("val")
+    with pytest.raises(DatasetError, match="needs split=speaker"):
+        FSDD(data_dir=str(root), val_speakers="bob")
 
 
 @pytest.mark.parametrize("value, message", [
     ("zed", "unknown: zed"),
-    ("ann,bob,cid", "not all"),
+    ("ann,bob,cid", "at least one for training"),
     (" , ", "one or more"),
 ])
 def test_bad_test_speakers_name_the_speakers_present(tmp_path, value, message):
@@ -82,6 +100,12 @@ def test_training_run_records_the_held_out_speakers(tmp_path):
     man = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert man["dataset"]["test_speakers"] == ["bob"] and man["dataset"]["train_speakers"] == ["ann", "cid"]
     assert man["validation"]["counts"] == {"train": 70, "val": 10, "test": 40}  # one per class: round(0.1 x 8)
+    # with val_speakers the dataset's own val split is used: the epoch is chosen on an unheard voice
+    cfg = cfg.evolve(params={"dataset": {**cfg.params["dataset"], "val_speakers": "cid"}})
+    list(train(cfg, tmp_path / "run2"))
+    man = json.loads((tmp_path / "run2" / "manifest.json").read_text())
+    assert man["validation"]["source"] == "dataset" and man["validation"]["counts"] == {"train": 40, "val": 40, "test": 40}
+    assert man["dataset"]["val_speakers"] == ["cid"]
 
 
 def _shared() -> Path | None:
