@@ -204,6 +204,16 @@ def test_eval_over_a_folder_of_runs(fake, tmp_path, runner):
     assert all((tmp_path / "many" / f"seed-{s}" / "eval" / "test.json").exists() for s in (0, 1))
     res = runner.invoke(cli, ["eval", str(tmp_path / "many" / "notes")])
     assert res.exit_code == 1 and "no run directory" in res.output
+    # a run that cannot be evaluated (it never finished an epoch) is listed; the others are still evaluated
+    (tmp_path / "many" / "seed-9").mkdir()
+    (tmp_path / "many" / "seed-9" / "config.toml").write_text((tmp_path / "many" / "seed-0" / "config.toml").read_text())
+    res = runner.invoke(cli, ["eval", str(tmp_path / "many"), "--no-write"])
+    assert res.exit_code == 1 and "1 of 3 runs could not be evaluated" in res.output
+    assert "seed-0: test" in res.output and "seed-1: test" in res.output
+    res = runner.invoke(cli, ["eval", str(tmp_path / "many"), "--no-write", "--json"])
+    out = json.loads(res.stdout)
+    assert res.exit_code == 1 and len(out["results"]) == 2 and len(out["failures"]) == 1
+    assert out["failures"][0]["run"].endswith("seed-9") and "no checkpoint.pt" in out["failures"][0]["error"]
 
 
 # --------------------------------------------------------------------------------------------- seeds

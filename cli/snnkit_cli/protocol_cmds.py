@@ -83,6 +83,8 @@ def _eval(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size
             _render_eval(res, detail=len(runs) == 1)
     if as_json:
         click.echo(json.dumps({"results": results, "failures": failures}, indent=2))
+        if failures:
+            raise click.ClickException(f"{len(failures)} of {len(runs)} runs could not be evaluated (see \"failures\")")
         return
     if len(runs) > 1:
         t = Table(title=f"{len(results)} runs under {escape(str(run_dir))}")
