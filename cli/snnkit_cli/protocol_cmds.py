@@ -104,7 +104,8 @@ def _render_eval(res: dict, detail: bool) -> None:
     for s, rec in res["splits"].items():
         console.print(
             f"{escape(res['run'])}: {s} accuracy [bold]{100 * rec['accuracy']:.2f}%[/] ({rec['n']} examples), "
-            f"loss {rec['loss']:.4f}  [dim]({res['checkpoint']} checkpoint, epoch {res['epoch']})[/]"
+            f"loss {rec['loss']:.4f}  [dim]({res['checkpoint']} checkpoint, epoch {res['epoch']})[/]",
+            soft_wrap=True,  # one line per split, whatever the path's length (scripts grep it)
         )
         if not detail:
             continue
