@@ -36,6 +36,7 @@ What each process does (the training loop, :func:`snnkit_core.training.train`):
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import os
@@ -97,7 +98,15 @@ def setup(device: torch.device) -> World:
     if device.type == "cuda" and device.index is not None:
         torch.cuda.set_device(device)
     dist.init_process_group(backend=backend, init_method="env://")
+    # Left to interpreter shutdown, gloo's process group can abort the process ("terminate called without an
+    # active exception", exit -6) after a successful run; tear it down while the interpreter is still whole.
+    atexit.register(_teardown)
     return current()
+
+
+def _teardown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 @contextlib.contextmanager

@@ -47,10 +47,16 @@ class EpochRecord:
     seconds: float
     lr: float
     extra: dict = field(factory=dict)
+    #: on the validation split (snnkit_core.protocol); None when the run has no validation
+    val_loss: float | None = None
+    val_accuracy: float | None = None
 
     def to_json(self) -> dict:
         d = asdict(self)
         extra = d.pop("extra")
+        for k in ("val_loss", "val_accuracy"):
+            if d[k] is None:
+                del d[k]
         d.update(extra)
         return d
 
@@ -240,7 +246,10 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
     path = Path(run_dir) / "config.toml"
     if not path.exists():
         raise CheckpointError(f"{run_dir} is not a run directory: it has no config.toml")
-    return TrainConfig.from_toml(path)
+    cfg = TrainConfig.from_toml(path)
+    if "val_fraction" not in path.read_text():  # a run from before validation existed trained on all of train
+        cfg = cfg.evolve(val_fraction=0.0)
+    return cfg
 
 
 def load_checkpoint(run_dir: str | Path) -> dict:
@@ -260,9 +269,16 @@ def train(
     resume: bool = False,
     progress: Progress = _no_progress,
     built: Built | None = None,
-    data: tuple[ArrayData, ArrayData] | None = None,
+    data: tuple[ArrayData, ...] | None = None,
 ) -> Iterator[EpochRecord]:
-    """Train ``cfg``; yield one :class:`EpochRecord` per epoch. With ``run_dir``, write the run directory."""
+    """Train ``cfg``; yield one :class:`EpochRecord` per epoch. With ``run_dir``, write the run directory.
+
+    Validation (:mod:`snnkit_core.protocol`): each epoch also evaluates the validation split; the weights of
+    the epoch with the highest validation accuracy (the earliest on ties) go to ``best.pt`` and
+    ``summary.json`` reports the test accuracy at that epoch. The test split is never used for a choice.
+    ``data`` given as ``(train, test)`` or ``(train, val, test)`` is used as it is (no carve)."""
+    from .protocol import best_from_metrics, load_protocol_splits, read_metrics, summary, write_json_atomic
+
     built = built or build(cfg)
     net = built.network
     world = distributed.setup(built.device)  # WORLD_SIZE > 1 (torchrun, --devices): join the process group
@@ -270,9 +286,14 @@ def train(
     opt = make_optimizer(built)
     sched = built.gradient_rule.make_scheduler(opt, cfg.epochs)
     with distributed.rank0_first(world):  # rank 0 fills the feature cache; the others then read it
-        train_data, test_data = data or load_splits(built, None if progress is _no_progress else progress)
+        if data is None:
+            train_data, val_data, test_data, val_info = load_protocol_splits(built, None if progress is _no_progress else progress)
+        else:
+            train_data, val_data, test_data = data if len(data) == 3 else (data[0], None, data[1])
+            val_info = {"source": "given by the caller" if val_data is not None else "none"}
     if cfg.data_on_device:
         train_data, test_data = train_data.to(built.device), test_data.to(built.device)
+        val_data = val_data.to(built.device) if val_data is not None else None
     for r in built.rules:  # e.g. tssl-bp's desired spike trains need T % 10 == 0: fail before a run directory exists
         r.check_data(train_data.x.shape[1], train_data.x.shape[2])
     start_epoch = 0
@@ -290,14 +311,19 @@ def train(
             start_epoch = int(ck["epoch"]) + 1
             if world.main:
                 _truncate_metrics(run / "metrics.jsonl", start_epoch)
+                if start_epoch >= cfg.epochs:  # a finished run: nothing to train, but a missing summary is rebuilt
+                    recs = read_metrics(run)
+                    write_json_atomic(summary(recs, best_from_metrics(recs)), run / "summary.json")
         else:
             if (run / "checkpoint.pt").exists():
                 raise CheckpointError(f"{run} already holds a run; use --resume {run} to continue it, or another --out")
             if world.main:  # several processes: rank 0 alone writes the run directory
                 run.mkdir(parents=True, exist_ok=True)
                 (run / "config.toml").write_text(dump_toml({"train": cfg.to_dict()}))
-                (run / "manifest.json").write_text(json.dumps({**manifest(built), "world_size": world.size}, indent=2))
+                (run / "manifest.json").write_text(json.dumps(
+                    {**manifest(built), "world_size": world.size, "validation": val_info}, indent=2))
     distributed.seed_rank(cfg.seed, start_epoch, world)
+    best = best_from_metrics(read_metrics(run)) if run is not None and resume else None
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
@@ -329,6 +355,7 @@ def train(
             n += len(y)
         total_loss, correct, n = distributed.sum_scalars(world, total_loss, correct, n)
         test_loss, test_acc = evaluate(built, test_data, cfg.batch_size)
+        val_loss, val_acc = evaluate(built, val_data, cfg.batch_size) if val_data is not None else (None, None)
         if built.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
@@ -354,7 +381,12 @@ def train(
             seconds=seconds,
             lr=lr_used,
             extra=extra,
+            val_loss=val_loss,
+            val_accuracy=val_acc,
         )
+        improved = val_acc is not None and (best is None or val_acc > best["val_accuracy"])
+        if improved:
+            best = {"epoch": epoch + 1, "val_accuracy": val_acc, "test_accuracy": test_acc}
         if run is not None and world.main:
             state = {
                 "epoch": epoch,
@@ -364,10 +396,13 @@ def train(
                 "rng": torch.get_rng_state(),
                 "rules": [r.state_dict() for r in built.rules],
             }
+            if improved:  # before checkpoint.pt: a resumed run never misses the best weights of a done epoch
+                atomic_save({"epoch": epoch, "model": net.state_dict(), "val_accuracy": val_acc}, run / "best.pt")
             atomic_save(state, run / "checkpoint.pt")
             with open(run / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(rec.to_json()) + "\n")
             write_csv(run)  # metrics.csv beside it, rebuilt from metrics.jsonl (so a resume matches it too)
+            write_json_atomic(summary(read_metrics(run), best), run / "summary.json")
         yield rec
 
 

@@ -157,6 +157,9 @@ def test_export_cli_writes_a_readable_graph(fake, tmp_path):
     assert res.exit_code == 2 and "directory" in res.output  # click refuses it before snnkit runs
     res = runner.invoke(cli, ["export", str(run), "--dt", "0"])
     assert res.exit_code == 2 and "--dt" in res.output
+    res = runner.invoke(cli, ["export", str(run), "--weights", "best", "--out", str(tmp_path / "best.nir")])
+    assert res.exit_code == 0, res.output  # the run carved a validation split, so it has best.pt
+    (run / "best.pt").unlink()
     res = runner.invoke(cli, ["export", str(run), "--weights", "best"])
     assert res.exit_code == 1 and "best.pt" in res.output and "Traceback" not in res.output
     res = runner.invoke(cli, ["train", "--dataset", "tiny", "--hidden", "8", "--epochs", "1", "--out", str(tmp_path / "soft"),

@@ -92,13 +92,18 @@ def test_metrics_csv_matches_jsonl_and_survives_resume(runner, tmp_path):
         assert int(row["epoch"]) == rec["epoch"]
         assert float(row["test_accuracy"]) == rec["test_accuracy"]
         assert float(row["bip.layer1.tau_m_max"]) == rec["bip"]["layer1"]["tau_m_max"]
-        assert row["val_accuracy"] == ""  # no validation split in this run: an empty cell, same columns
+        assert float(row["val_accuracy"]) == rec["val_accuracy"]  # the run carves a validation split
     # a resumed run truncates metrics.jsonl to the checkpoint; the CSV follows it
     (run / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text() + json.dumps({**records[-1], "epoch": 3}) + "\n")
     from snnkit_core.metrics import write_csv
 
     write_csv(run)
     assert len((run / "metrics.csv").read_text().splitlines()) == 1 + 3
+    # no validation split: an empty cell, the same columns
+    run0 = _train(runner, tmp_path / "run0", "--val-fraction", "0")
+    with open(run0 / "metrics.csv", newline="") as f:
+        rows0 = list(csv.DictReader(f))
+    assert list(rows0[0])[: len(BASE_COLUMNS)] == list(BASE_COLUMNS) and all(r["val_accuracy"] == "" for r in rows0)
 
 
 def test_tensorboard_scalars_are_written(runner, tmp_path):
@@ -128,6 +133,7 @@ def test_plot_best_weights_and_moved_data_root(runner, tmp_path):
     import shutil
 
     run = _train(runner, tmp_path / "run")
+    (run / "best.pt").unlink()  # e.g. a run trained with --val-fraction 0
     res = runner.invoke(cli, ["plot", str(run), "--weights", "best", "--samples", "4"])
     assert res.exit_code == 1 and "best.pt" in res.output
     ck = __import__("torch").load(run / "checkpoint.pt", weights_only=True)

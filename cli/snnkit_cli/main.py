@@ -186,6 +186,8 @@ def _parse_sets(values) -> dict[str, dict]:
 @click.option("--batch-size", type=int)
 @click.option("--lr", type=float, help="Learning rate (default: the rule's).")
 @click.option("--seed", type=int)
+@click.option("--seeds", help="Train the same config once per seed into OUT/seed-K: a count (3: seeds 0,1,2) or a list (0,1,2); writes OUT/seeds.json with mean ± sd.")
+@click.option("--val-fraction", type=float, help="Share of train held out (stratified, seeded) to choose the best epoch when the dataset has no val split; 0: none (default 0.1).")
 @click.option("--device", help="auto (GPU when there is one), cpu or cuda.")
 @click.option("--data-on-device", is_flag=True, default=None, help="Keep each split on the GPU as one tensor (no per-batch copy).")
 @click.option("--backend", type=click.Choice(["auto", "triton", "torch", "reference"]), help="Scan implementation (auto: fused Triton kernels on CUDA where they exist).")
@@ -198,12 +200,12 @@ def _parse_sets(values) -> dict[str, dict]:
 @click.option("--tensorboard", is_flag=True, help="Also log each epoch's metrics to RUN_DIR/tensorboard/ (needs the tensorboard package).")
 @click.option("--devices", type=click.IntRange(min=1), help="Data-parallel over N processes on this machine (one GPU each on CUDA; gloo on CPU); --batch-size is per process. See docs/scale.md.")
 @expected_errors
-def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, device, data_on_device, backend, out, limit, config_file, resume, sets, quiet, tensorboard, devices):
+def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, seeds, val_fraction, device, data_on_device, backend, out, limit, config_file, resume, sets, quiet, tensorboard, devices):
     """Train a network. With no options: a sensible default on the shipped dataset."""
     from snnkit_core.config import TrainConfig
     from snnkit_core.distributed import env_world
     from snnkit_core.errors import ConfigError
-    from snnkit_core.training import read_run_config, train as run_train
+    from snnkit_core.training import read_run_config
 
     if not env_world().main:  # torchrun / --devices: rank 0 alone renders
         console.quiet = quiet = True
@@ -211,8 +213,8 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
     if resume:
         given = [f"--{k.replace('_', '-')}" for k, v in dict(
             neuron=neuron, conn=conn, rule=rules, dataset=dataset, hidden=hidden, epochs=epochs,
-            batch_size=batch_size, lr=lr, seed=seed, data_on_device=data_on_device, out=out, limit=limit,
-            config=config_file, set=sets).items() if v not in (None, (), [])]
+            batch_size=batch_size, lr=lr, seed=seed, seeds=seeds, val_fraction=val_fraction, data_on_device=data_on_device,
+            out=out, limit=limit, config=config_file, set=sets).items() if v not in (None, (), [])]
         if given:
             raise ConfigError(
                 f"--resume continues {resume} exactly as its config.toml says, so {', '.join(given)} cannot apply. "
@@ -235,7 +237,7 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
             k: v
             for k, v in dict(neuron=neuron, conn=conn, dataset=dataset, data_dir=data_dir, hidden=hidden, epochs=epochs,
                              batch_size=batch_size, lr=lr, seed=seed, device=device, data_on_device=data_on_device,
-                             backend=backend, limit=limit).items()
+                             backend=backend, limit=limit, val_fraction=val_fraction).items()
             if v is not None
         }
         if rules:
@@ -251,10 +253,40 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
             cfg = cfg.evolve(data_dir=_absolute(cfg.data_dir))
         combo = f"{cfg.neuron}-{cfg.conn}-{'+'.join(cfg.rules)}-{cfg.dataset}"
         run_dir = Path(out) if out else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{combo}"
+    if seeds is not None:
+        _train_seeds(cfg, run_dir, seeds, seed, quiet, tensorboard, devices)
+        return
+    _train_one(cfg, run_dir, bool(resume), quiet, tensorboard, devices)
+
+
+def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, tensorboard: bool = False, devices: int | None = None) -> None:
+    """The same config once per seed into ``base/seed-K``, then ``base/seeds.json`` (mean ± sd)."""
+    from snnkit_core.errors import ConfigError
+    from snnkit_core.protocol import parse_seeds, seeds_report, write_json_atomic
+
+    if seed is not None:
+        raise ConfigError("--seed and --seeds together: give the seeds with --seeds alone (e.g. --seeds 0,1,2)")
+    chosen = parse_seeds(seeds)
+    taken = [str(base / f"seed-{s}") for s in chosen if (base / f"seed-{s}" / "checkpoint.pt").exists()]
+    if taken:
+        raise ConfigError(f"{', '.join(taken)} already hold runs; choose another --out (each seed trains into OUT/seed-K)")
+    runs = {}
+    for s in chosen:
+        runs[s] = base / f"seed-{s}"
+        _train_one(cfg.evolve(seed=s), runs[s], False, quiet, tensorboard, devices)
+    report = seeds_report(runs)
+    write_json_atomic(report, base / "seeds.json")
+    render_seeds(report, base / "seeds.json")
+
+
+def _train_one(cfg, run_dir: Path, resume: bool, quiet: bool, tensorboard: bool = False, devices: int | None = None) -> None:
     if devices and devices > 1:
         from .launch import launch_train
 
-        return launch_train(devices, cfg, run_dir, resume=bool(resume), quiet=quiet, tensorboard=tensorboard)
+        return launch_train(devices, cfg, run_dir, resume=resume, quiet=quiet, tensorboard=tensorboard)
+    from snnkit_core.distributed import env_world
+    from snnkit_core.training import train as run_train
+
     console.print(
         f"[bold]snnkit train[/] neuron={cfg.neuron} conn={cfg.conn} rule={'+'.join(cfg.rules)} dataset={cfg.dataset} "
         f"hidden={','.join(map(str, cfg.hidden))} epochs={cfg.epochs} -> {run_dir}"
@@ -267,7 +299,7 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
 
         tb = TensorBoardWriter(run_dir)
     with RichProgress(enabled=not quiet and sys.stderr.isatty()) as progress:
-        for rec in run_train(cfg, run_dir, resume=bool(resume), progress=progress):
+        for rec in run_train(cfg, run_dir, resume=resume, progress=progress):
             last = rec
             if tb is not None:
                 tb.add(rec.to_json())
@@ -275,7 +307,8 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
             table.add_row(*row)
             console.print(
                 f"epoch {rec.epoch:>3}  loss {rec.train_loss:.4f}  train {100 * rec.train_accuracy:6.2f}%  "
-                f"test {100 * rec.test_accuracy:6.2f}%  {rec.seconds:6.1f}s"
+                + (f"val {100 * rec.val_accuracy:6.2f}%  " if rec.val_accuracy is not None else "")
+                + f"test {100 * rec.test_accuracy:6.2f}%  {rec.seconds:6.1f}s"
                 + (f"  {_summary(rec.extra)}" if rec.extra else "")
             )
     if tb is not None:
@@ -283,6 +316,19 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
     if last is not None:
         console.print(table)
         console.print(f"final test accuracy [bold]{100 * last.test_accuracy:.2f}%[/]; run directory {run_dir}")
+    summary = _read_json(run_dir / "summary.json")
+    if summary and summary.get("best_epoch"):
+        console.print(
+            f"best validation epoch {summary['best_epoch']} (val {100 * summary['best_val_accuracy']:.2f}%): "
+            f"test accuracy at it [bold]{100 * summary['test_accuracy_at_best']:.2f}%[/] (weights in best.pt)"
+        )
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _absolute(path: str) -> str:
@@ -304,23 +350,10 @@ def _summary(extra: dict) -> str:
 # --------------------------------------------------------------------------------------------- eval
 
 
-@cli.command("eval")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--dataset", help="Evaluate on another dataset with the same shapes.")
-@click.option("--data-dir", type=click.Path())
-@click.option("--split", default="test", show_default=True)
-@click.option("--limit", type=click.IntRange(min=1), help="At most N examples (default: the run's own --limit, if any).")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Evaluation batch size (default: the run's).")
-@click.option("--device", help="auto, cpu or cuda (default: the run's).")
-@click.option("--backend", type=click.Choice(["auto", "triton", "torch", "reference"]), help="Scan implementation (default: the run's).")
-@expected_errors
-def eval_cmd(run_dir, dataset, data_dir, split, limit, batch_size, device, backend):
-    """Evaluate a run directory's latest checkpoint."""
-    from snnkit_core.training import evaluate_run
+from .protocol_cmds import eval_cmd, render_seeds, runs_cmd  # noqa: E402  (eval, runs: parse -> core.protocol -> render)
 
-    loss, acc, n = evaluate_run(run_dir, dataset=dataset, split=split, data_dir=data_dir and _absolute(data_dir),
-                                batch_size=batch_size, limit=limit, device=device, backend=backend)
-    console.print(f"{run_dir}: {split} accuracy [bold]{100 * acc:.2f}%[/] ({n} examples), loss {loss:.4f}")
+cli.add_command(eval_cmd)
+cli.add_command(runs_cmd)
 
 
 # --------------------------------------------------------------------------------------------- data

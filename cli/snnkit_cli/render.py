@@ -49,7 +49,7 @@ class RichProgress:
 
 def epoch_table() -> Table:
     t = Table(title=None, show_edge=False)
-    for col in ("epoch", "train loss", "train acc", "test loss", "test acc", "seconds"):
+    for col in ("epoch", "train loss", "train acc", "val acc", "test loss", "test acc", "seconds"):
         t.add_column(col, justify="right")
     return t
 
@@ -59,6 +59,7 @@ def epoch_row(rec) -> list[str]:
         str(rec.epoch),
         f"{rec.train_loss:.4f}",
         f"{100 * rec.train_accuracy:.2f}%",
+        "-" if getattr(rec, "val_accuracy", None) is None else f"{100 * rec.val_accuracy:.2f}%",
         f"{rec.test_loss:.4f}",
         f"{100 * rec.test_accuracy:.2f}%",
         f"{rec.seconds:.1f}",

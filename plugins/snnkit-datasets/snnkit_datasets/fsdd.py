@@ -7,6 +7,14 @@ keyed by the front-end parameters and the recordings' identity: the name, size a
 (``st_mtime_ns``) of every recording, and the sha256 of their contents (:func:`recordings_digest`, 27 MB read
 once per process while the files are unchanged; it equals :data:`RECORDINGS_DIGEST` for the unmodified
 v1.0.10). A recording rewritten in any way, even with the same size and mtime, computes the features again.
+
+Speaker-independent split (``--set dataset.split=speaker``): the standard split shares all six speakers
+between train and test, so it measures how well a model knows these six voices, not new ones. With
+``split=speaker`` every recording of the ``test_speakers`` (default ``george,jackson``: a fixed pair, the first
+two names in alphabetical order, so runs and seeds compare on the same people) is the test set (1,000) and
+the other four speakers' recordings are the training set (2,000). Rotate ``test_speakers`` (e.g.
+``lucas,nicolas`` and ``theo,yweweler``) for a three-fold speaker cross-validation. The held-out and
+training speakers are recorded in the run manifest (``dataset.test_speakers``, ``dataset.train_speakers``).
 """
 
 from __future__ import annotations
@@ -44,7 +52,19 @@ class FSDD(Dataset):
         Param("n_mels", 40, "mel channels", unit="channels"),
         Param("steps", 100, "time steps per utterance", unit="steps"),
         Param("download", False, "download the archive if the recordings are missing (needs internet)"),
+        Param("split", "takes", "takes: FSDD's own split (takes 0-4 = test, every speaker in both); speaker: the "
+              "test_speakers' recordings are the test set, the other speakers train", choices=("takes", "speaker")),
+        Param("test_speakers", "george,jackson", "speakers held out for test when split=speaker (comma list)"),
+        Param("val_speakers", "", "split=speaker only: speakers held out as a val split, so the best epoch is chosen "
+              "on unheard voices too (comma list; empty: no val split, training carves one from train)"),
     )
+
+    def __init__(self, data_dir: str | None = None, **params):
+        super().__init__(data_dir, **params)
+        if self.hparams["val_speakers"].strip():
+            if self.hparams["split"] != "speaker":
+                raise DatasetError("fsdd: val_speakers needs split=speaker (--set dataset.split=speaker)")
+            self.splits = ("train", "val", "test")
 
     @property
     def num_classes(self):
@@ -113,13 +133,40 @@ class FSDD(Dataset):
             "files": self._identity(files), "sha256": self._content_digest(files), "v": 1,
         }
 
+    def held_out_speakers(self, files: list[Path], which: str = "test") -> list[str]:
+        """The ``test_speakers`` (or ``val_speakers``) of a speaker split, checked against the speakers the
+        recordings have: known names, test and val disjoint, at least one speaker left for training."""
+        present = sorted({_NAME.match(p.name).group(2) for p in files})
+        sets = {w: sorted({s.strip() for s in self.hparams[f"{w}_speakers"].split(",") if s.strip()}) for w in ("test", "val")}
+        for w in ("test", "val"):
+            unknown = [s for s in sets[w] if s not in present]
+            if (w == "test" and not sets[w]) or unknown or len(set(sets["test"]) | set(sets["val"])) >= len(present):
+                raise DatasetError(
+                    f"fsdd: {w}_speakers {self.hparams[f'{w}_speakers']!r} must name one or more of the speakers in "
+                    f"{self.folder / 'recordings'}: {', '.join(present)}, leaving at least one for training"
+                    + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+                )
+        both = set(sets["test"]) & set(sets["val"])
+        if both:
+            raise DatasetError(f"fsdd: {', '.join(sorted(both))} cannot be both a test and a val speaker")
+        return sets[which]
+
     def load(self, split: str) -> ArrayData:
         if split not in self.splits:
             raise DatasetError(f"fsdd has splits {self.splits}, not {split!r}")
         files = self.files()
         key = self._cache_params(files)
         data = cached("fsdd", key, lambda: self._compute(files))
-        mask = data["take"] < 5 if split == "test" else data["take"] >= 5
+        if self.hparams["split"] == "speaker":
+            test, val = set(self.held_out_speakers(files)), set(self.held_out_speakers(files, "val"))
+            # the cache holds the recordings in the order of ``files`` (sorted by name), so row i is files[i]
+            speaker = [_NAME.match(p.name).group(2) for p in files]
+            mask = torch.tensor([
+                (s in test) if split == "test" else (s in val) if split == "val" else (s not in test and s not in val)
+                for s in speaker
+            ])
+        else:
+            mask = data["take"] < 5 if split == "test" else data["take"] >= 5
         return ArrayData(data["x"][mask], data["y"][mask])
 
     def _compute(self, files: list[Path]) -> dict[str, torch.Tensor]:
@@ -135,10 +182,17 @@ class FSDD(Dataset):
     def identity(self):
         files = self.files()
         digest = self._content_digest(files)
-        return {
+        out = {
             "name": self.name, "params": dict(self.hparams), "files": len(files), "files_digest": self._identity(files),
             "sha256": digest, "v1.0.10": digest == RECORDINGS_DIGEST,
         }
+        if self.hparams["split"] == "speaker":
+            held = self.held_out_speakers(files)
+            val = self.held_out_speakers(files, "val")
+            out["test_speakers"] = held
+            out["val_speakers"] = val
+            out["train_speakers"] = sorted({_NAME.match(p.name).group(2) for p in files} - set(held) - set(val))
+        return out
 
 
 #: the recordings' (path, size, mtime, ctime) -> their content digest; the last one computed in this process

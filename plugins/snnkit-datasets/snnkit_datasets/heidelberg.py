@@ -283,11 +283,18 @@ class SHD(_Heidelberg):
         Param("seed", 0, "seed of the val hold-out"),
     )
 
+    def __init__(self, data_dir: str | None = None, **params):
+        super().__init__(data_dir, **params)
+        if self.hparams["val_fraction"] == 0:  # no val split: training then carves its own (or runs without one)
+            self.splits = ("train", "test")
+
     @property
     def class_names(self):
         return list(SHD_CLASSES)
 
     def load(self, split: str) -> ArrayData:
+        if split == "val" and self.hparams["val_fraction"] == 0:
+            raise DatasetError("shd has no val split with val_fraction=0; set dataset.val_fraction > 0")
         if split not in self.splits:
             raise DatasetError(f"shd has splits {self.splits}, not {split!r}")
         if split == "test":

@@ -27,6 +27,11 @@ papers' "78 Lyon-ear channels, real-valued currents, 100 samples per channel"; `
 trains with Ben's Spiker Algorithm (:func:`encoders.bsa_encode`, ST-RSBP's input), applied after the cached
 features. Features are cached keyed by the front-end parameters and the split's file list (relative paths,
 sizes and modification times, :func:`files_identity`): a file rewritten even with the same size is recomputed.
+
+Speaker-independent split (``split=speaker``): TI46's own folders hold the same 16 speakers in train and
+test. With ``split=speaker`` every utterance (from both folders) of the ``test_speakers`` (default ``f1,m1``:
+one woman, one man, fixed so runs compare on the same people) is the test set and the other 14 speakers'
+utterances are the training set. The features are the same cache entries as the corpus split's.
 """
 
 from __future__ import annotations
@@ -98,6 +103,9 @@ class _TI46(Dataset):
         Param("channels", 78, "cochlea channels or mel bands", unit="channels"),
         Param("steps", 100, "time steps per utterance", unit="steps"),
         Param("encoding", "real", "real-valued features, or 0/1 spikes by Ben's Spiker Algorithm (ST-RSBP)", choices=("real", "bsa")),
+        Param("split", "corpus", "corpus: the corpus's train/test folders (the same speakers in both); speaker: every "
+              "utterance of test_speakers is test, the other speakers' train", choices=("corpus", "speaker")),
+        Param("test_speakers", "f1,m1", "speakers held out for test when split=speaker (comma list of f1..f8, m1..m8)"),
     )
 
     @property
@@ -144,7 +152,33 @@ class _TI46(Dataset):
             raise DatasetError(f"{d} holds no {self.name} utterances; expected {layout}")
         return files, labels
 
+    def held_out_speakers(self) -> list[str]:
+        """The ``test_speakers`` of a speaker split, checked against the speakers the corpus folders hold."""
+        present = sorted({_NAME.match(p.stem)["spk"].lower() for s in ("train", "test") for p in self.files(s)[0]})
+        want = sorted({s.strip().lower() for s in self.hparams["test_speakers"].split(",") if s.strip()})
+        unknown = [s for s in want if s not in present]
+        if not want or unknown or len(want) >= len(present):
+            raise DatasetError(
+                f"{self.name}: test_speakers {self.hparams['test_speakers']!r} must name one or more (not all) of the "
+                f"speakers present: {', '.join(present)}" + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+            )
+        return want
+
     def load(self, split: str) -> ArrayData:
+        if self.hparams["split"] == "speaker":
+            if split not in self.splits:
+                raise DatasetError(f"{self.name} has splits {self.splits}, not {split!r}")
+            held = set(self.held_out_speakers())
+            parts = [(self._load_folder(s), self.files(s)[0]) for s in ("train", "test")]
+            x = torch.cat([d.x for d, _ in parts])
+            y = torch.cat([d.y for d, _ in parts])
+            in_test = torch.tensor([_NAME.match(p.stem)["spk"].lower() in held for _, files in parts for p in files])
+            mask = in_test if split == "test" else ~in_test
+            return ArrayData(x[mask], y[mask])
+        return self._load_folder(split)
+
+    def _load_folder(self, split: str) -> ArrayData:
+        """The corpus's own ``split`` folder, in the order of :meth:`files`."""
         files, labels = self.files(split)
         hp = self.hparams
         key = {
@@ -165,6 +199,11 @@ class _TI46(Dataset):
             files, _ = self.files(split)
             out[f"{split}_files"] = len(files)
             out[f"{split}_digest"] = files_identity(files, self.folder)
+        if self.hparams["split"] == "speaker":
+            held = self.held_out_speakers()
+            out["test_speakers"] = held
+            out["train_speakers"] = sorted(
+                {_NAME.match(p.stem)["spk"].lower() for s in ("train", "test") for p in self.files(s)[0]} - set(held))
         return out
 
 

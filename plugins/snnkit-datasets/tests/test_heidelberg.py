@@ -60,6 +60,8 @@ def test_shd_splits_val_held_out_from_train(tmp_path):
     assert not SHD(data_dir=str(tmp_path), seed=1).load("val").x.equal(va.x)
     with pytest.raises(DatasetError, match="no val split"):
         SHD(data_dir=str(tmp_path), val_fraction=0.0).load("val")
+    # without its val split, SHD does not announce one (training then carves its own validation from train)
+    assert SHD(data_dir=str(tmp_path), val_fraction=0.0).splits == ("train", "test")
 
 
 def test_ssc_three_files_and_asrc_binning(tmp_path):

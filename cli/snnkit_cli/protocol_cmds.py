@@ -1,0 +1,201 @@
+"""``snnkit eval`` (all splits, per-class accuracy, confusion matrix, whole folders) and ``snnkit runs``;
+the rendering of ``snnkit train --seeds``. Parse -> snnkit_core.protocol -> render."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from .render import console
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.2f}%"
+
+
+def _pct1(v) -> str:
+    return "-" if v is None else f"{100 * v:.1f}"
+
+
+def _expected_errors(fn):
+    from .main import expected_errors
+
+    return expected_errors(fn)
+
+
+# --------------------------------------------------------------------------------------------- eval
+
+
+@click.command("eval")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--split", default="test", show_default=True, help="train, val, test, or all (every split the run has).")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True,
+              help="best: the best-on-validation weights (best.pt; the last checkpoint when the run has none); last: checkpoint.pt.")
+@click.option("--dataset", help="Evaluate on another dataset with the same shapes.")
+@click.option("--set", "sets", multiple=True, metavar="dataset.KEY=VALUE",
+              help="Dataset parameter for this evaluation (e.g. dataset.test_speakers=george); repeatable.")
+@click.option("--data-dir", type=click.Path())
+@click.option("--limit", type=click.IntRange(min=1), help="At most N examples (default: the run's own --limit, if any).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Evaluation batch size (default: the run's).")
+@click.option("--device", help="auto, cpu or cuda (default: the run's).")
+@click.option("--backend", type=click.Choice(["auto", "triton", "torch", "reference"]), help="Scan implementation (default: the run's).")
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON instead of tables.")
+@click.option("--no-write", is_flag=True, help="Do not write RUN_DIR/eval/<split>.json.")
+def eval_cmd(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write):
+    """Evaluate a run (or every run under a folder): accuracy, per-class accuracy and confusion matrix per split.
+
+    Writes RUN_DIR/eval/<split>.json unless --no-write, --dataset or --set (numbers on other data are not the run's).
+    """
+    _expected_errors(_eval)(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write)
+
+
+def _eval(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write):
+    from snnkit_core.errors import ConfigError, SnnkitError
+    from snnkit_core.protocol import evaluate_splits, find_runs
+
+    from .main import _parse_sets
+
+    parsed = _parse_sets(sets)
+    if set(parsed) - {"dataset"}:
+        raise ConfigError(f"eval --set takes dataset parameters only (dataset.KEY=VALUE); got {', '.join(sorted(set(parsed) - {'dataset'}))}")
+    runs = find_runs(run_dir)
+    if not runs:
+        raise SnnkitError(f"{run_dir} holds no run directory (a folder with config.toml) at any depth")
+    splits = "all" if split == "all" else [split]
+    data_dir = data_dir and str(Path(data_dir).expanduser().absolute())
+    results, failures = [], []
+    for run in runs:
+        try:
+            res = evaluate_splits(run, splits, checkpoint=checkpoint, dataset=dataset, dataset_params=parsed.get("dataset"),
+                                  data_dir=data_dir, batch_size=batch_size, limit=limit, device=device, backend=backend,
+                                  write=not (no_write or dataset or sets))
+        except SnnkitError as exc:
+            if len(runs) == 1:
+                raise
+            failures.append({"run": str(run), "error": str(exc)})
+            continue
+        results.append(res)
+        if not as_json:
+            _render_eval(res, detail=len(runs) == 1)
+    if as_json:
+        click.echo(json.dumps({"results": results, "failures": failures}, indent=2))
+        if failures:
+            raise click.ClickException(f"{len(failures)} of {len(runs)} runs could not be evaluated (see \"failures\")")
+        return
+    if len(runs) > 1:
+        t = Table(title=f"{len(results)} runs under {escape(str(run_dir))}")
+        for col in ("run", "checkpoint", "epoch", "split", "n", "accuracy", "loss"):
+            t.add_column(col, justify="left" if col in ("run", "checkpoint", "split") else "right")
+        for res in results:
+            for s, rec in res["splits"].items():
+                t.add_row(escape(res["run"]), res["checkpoint"], str(res["epoch"]), s, str(rec["n"]), _pct(rec["accuracy"]), f"{rec['loss']:.4f}")
+        console.print(t)
+        for f in failures:
+            console.print(f"[red]failed[/] {escape(f['run'])}: {escape(f['error'])}")
+        if failures:
+            raise click.ClickException(f"{len(failures)} of {len(runs)} runs could not be evaluated (listed above)")
+
+
+def _render_eval(res: dict, detail: bool) -> None:
+    for s, rec in res["splits"].items():
+        console.print(
+            f"{escape(res['run'])}: {s} accuracy [bold]{100 * rec['accuracy']:.2f}%[/] ({rec['n']} examples), "
+            f"loss {rec['loss']:.4f}  [dim]({res['checkpoint']} checkpoint, epoch {res['epoch']})[/]",
+            soft_wrap=True,  # one line per split, whatever the path's length (scripts grep it)
+        )
+        if not detail:
+            continue
+        classes = rec["classes"]
+        cm = rec["confusion"]
+        if len(classes) <= 20:
+            from rich import box
+
+            t = Table(title=f"{s}: confusion matrix (rows = true class, columns = predicted class, by index)",
+                      box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+            t.add_column("true class", overflow="ellipsis", max_width=16)
+            for j in range(len(classes)):
+                t.add_column(str(j), justify="right", no_wrap=True)
+            t.add_column("n", justify="right", no_wrap=True)
+            t.add_column("acc %", justify="right", no_wrap=True)
+            for i, c in enumerate(classes):
+                acc = rec["per_class_accuracy"][i]
+                t.add_row(escape(f"{i} {c}"), *[str(v) for v in cm[i]], str(sum(cm[i])), "-" if acc is None else f"{100 * acc:.1f}")
+        else:  # a wide matrix does not fit a terminal: per-class accuracy only; the JSON has the matrix
+            t = Table(title=f"{s}: per-class accuracy (the confusion matrix is in eval/{s}.json)", show_edge=False)
+            for col in ("class", "n", "accuracy", "most confused with"):
+                t.add_column(col, justify="left" if col in ("class", "most confused with") else "right")
+            for i, c in enumerate(classes):
+                off = [(v, j) for j, v in enumerate(cm[i]) if j != i and v > 0]
+                worst = max(off)[1] if off else None
+                t.add_row(escape(c), str(sum(cm[i])), _pct(rec["per_class_accuracy"][i]), escape(classes[worst]) if worst is not None else "-")
+        console.print(t)
+
+
+# --------------------------------------------------------------------------------------------- runs
+
+
+@click.command("runs")
+@click.argument("folder", default="runs", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def runs_cmd(folder, as_json):
+    """The runs under FOLDER (default runs/): components, dataset, epochs, best validation epoch, test accuracy, status."""
+    _expected_errors(_runs)(folder, as_json)
+
+
+def _runs(folder, as_json):
+    from snnkit_core.protocol import list_runs
+
+    rows = list_runs(folder)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        console.print(f"no run directories under {escape(str(folder))}")
+        return
+    from rich import box
+
+    t = Table(title=f"runs under {escape(str(folder))}", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1),
+              caption="model: neuron/conn/rule; best: best validation epoch; test: test accuracy at it; %")
+    t.add_column("run", overflow="fold", ratio=3)
+    t.add_column("model", overflow="fold", ratio=2)
+    t.add_column("dataset", overflow="fold", ratio=1)
+    for col in ("seed", "ep", "best", "val", "test", "final", "s/ep"):
+        t.add_column(col, justify="right", no_wrap=True)
+    t.add_column("status", no_wrap=True, min_width=8)
+    colour = {"finished": "green", "running": "cyan", "killed": "red", "diverged": "red", "interrupted": "yellow"}
+    root = Path(folder)
+    for r in rows:
+        name = str(Path(r["run"]).relative_to(root)) if Path(r["run"]) != root and Path(r["run"]).is_relative_to(root) else r["run"]
+        if "error" in r:
+            t.add_row(escape(name), escape(r["error"]), *["-"] * 8, f"[red]{escape(r['status'])}[/]")
+            continue
+        st = r["status"]
+        t.add_row(
+            escape(name), escape(f"{r['neuron']}/{r['conn']}/{'+'.join(r['rules'])}"), escape(str(r["dataset"])),
+            str(r["seed"]), f"{r['epochs_done']}/{r['epochs']}", str(r["best_epoch"] or "-"), _pct1(r["best_val_accuracy"]),
+            _pct1(r["test_accuracy_at_best"]), _pct1(r["final_test_accuracy"]),
+            "-" if r["seconds_per_epoch"] is None else f"{r['seconds_per_epoch']:.1f}", f"[{colour.get(st, 'white')}]{st}[/]",
+        )
+    console.print(t)
+
+
+# -------------------------------------------------------------------------------------------- seeds
+
+
+def render_seeds(report: dict, path: Path) -> None:
+    t = Table(title=f"{len(report['seeds'])} seeds", show_edge=False)
+    for col in ("seed", "epochs", "best val epoch", "val acc", "test acc at best", "final test acc"):
+        t.add_column(col, justify="right")
+    for r in report["runs"]:
+        t.add_row(str(r["seed"]), str(r["epochs_done"]), str(r["best_epoch"] or "-"), _pct(r["best_val_accuracy"]),
+                  _pct(r["test_accuracy_at_best"]), _pct(r["final_test_accuracy"]))
+    console.print(t)
+    for key, label in (("final_test_accuracy", "final test accuracy"), ("test_accuracy_at_best", "test accuracy at best validation epoch")):
+        m = report[key]
+        if m["mean"] is not None:
+            console.print(f"{label}: [bold]{100 * m['mean']:.2f} ± {100 * m['sd']:.2f}%[/] (mean ± sd over {m['n']} seeds)")
+    console.print(f"written to {escape(str(path))}")
