@@ -177,3 +177,35 @@ def _ran(paths: list[str]) -> str:
     for p in paths:
         counts[p] = counts.get(p, 0) + 1
     return ", ".join(p if len(counts) == 1 else f"{p} x{n}" for p, n in counts.items())
+
+
+def run_benchmarks(names: list[str], device: torch.device, repeats: int = 20, warmup: int = 3) -> dict[str, Any]:
+    """Every workload of the groups ``names`` (all on CUDA, ``tiny`` on CPU when empty) on every backend that can
+    run here: ``{"meta": ..., "results": [...]}``, each result with its lower bound and each path's fraction of it.
+    An unknown group is an :class:`UnknownComponentError`; a workload whose components are missing is skipped."""
+    from .errors import UnknownComponentError
+    from .scan import triton_available
+
+    names = list(names) or (list(WORKLOADS) if device.type == "cuda" else ["tiny"])
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown:
+        raise UnknownComponentError("workload", unknown[0], WORKLOADS)
+    bw = copy_bandwidth(device)
+    paths = ["reference", "torch"] + (["triton"] if triton_available(device.type) else [])
+    results = []
+    for name in names:
+        for w in WORKLOADS[name]:
+            try:
+                res = bench_workload(w, device, paths=paths, warmup=warmup, repeats=repeats)
+            except UnknownComponentError as exc:
+                results.append({"workload": w.name, "skipped": str(exc)})
+                continue
+            res["lower_bound_ms"] = 1e3 * lower_bound(w, device, bw)
+            for p in res["paths"].values():
+                if "median_ms" in p:
+                    p["fraction_of_bound"] = res["lower_bound_ms"] / p["median_ms"]
+            results.append(res)
+    meta = {"torch": torch.__version__, "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "copy_bandwidth_gbs": bw / 1e9}
+    return {"meta": meta, "results": results}

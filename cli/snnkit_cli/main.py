@@ -433,37 +433,11 @@ def data_info(name, data_dir, sets):
 @expected_errors
 def bench(workloads, device, repeats, warmup, as_json):
     """Time a full training step on each implementation path of the same network, with ratios and a lower bound."""
-    from snnkit_core.bench import WORKLOADS, bench_workload, copy_bandwidth, lower_bound
-    from snnkit_core.errors import UnknownComponentError
+    from snnkit_core.bench import run_benchmarks
     from snnkit_core.training import resolve_device
 
-    dev = resolve_device(device)
-    names = list(workloads) or (list(WORKLOADS) if dev.type == "cuda" else ["tiny"])
-    unknown = [n for n in names if n not in WORKLOADS]
-    if unknown:
-        raise UnknownComponentError("workload", unknown[0], WORKLOADS)
-    bw = copy_bandwidth(dev)
-    from snnkit_core.scan import triton_available
-
-    paths = ["reference", "torch"] + (["triton"] if triton_available(dev.type) else [])
-    results = []
-    for name in names:
-        for w in WORKLOADS[name]:
-            try:
-                res = bench_workload(w, dev, paths=paths, warmup=warmup, repeats=repeats)
-            except UnknownComponentError as exc:
-                results.append({"workload": w.name, "skipped": str(exc)})
-                continue
-            res["lower_bound_ms"] = 1e3 * lower_bound(w, dev, bw)
-            for p in res["paths"].values():
-                if "median_ms" in p:
-                    p["fraction_of_bound"] = res["lower_bound_ms"] / p["median_ms"]
-            results.append(res)
-    import torch
-
-    meta = {"torch": torch.__version__, "device": str(dev),
-            "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-            "copy_bandwidth_gbs": bw / 1e9}
+    report = run_benchmarks(list(workloads), resolve_device(device), repeats=repeats, warmup=warmup)
+    meta, results = report["meta"], report["results"]
     if as_json:
         click.echo(json.dumps({"meta": meta, "results": results}, indent=2))
         return
