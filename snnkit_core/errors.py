@@ -53,3 +53,11 @@ class NaNLossError(SnnkitError):
 
 class CheckpointError(SnnkitError):
     """A run directory or checkpoint that cannot be read or resumed."""
+
+
+class RunDirError(SnnkitError):
+    """A run directory that this process may not write: owned by another process, not a run, or unwritable."""
+
+
+class DivergedError(NaNLossError):
+    """The loss grew by orders of magnitude (still finite); the run directory keeps the last good checkpoint."""

@@ -19,8 +19,8 @@ import torch
 from attrs import asdict, field, frozen
 
 from .config import TrainConfig, dump_toml
-from .data import atomic_save
-from .errors import CheckpointError, ConfigError, IncompatibleError, NaNLossError, SnnkitError
+from . import rundir
+from .errors import CheckpointError, ConfigError, DivergedError, IncompatibleError, NaNLossError, SnnkitError
 from .interfaces import ArrayData, Dataset, LearningRule
 from .network import Network, check_compatible
 from .plugins import get_registry, plugin_infos
@@ -243,11 +243,103 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
 def load_checkpoint(run_dir: str | Path) -> dict:
     path = Path(run_dir) / "checkpoint.pt"
     if not path.exists():
-        raise CheckpointError(f"{run_dir} has no checkpoint.pt yet (the run stopped before its first epoch ended); start it again")
+        raise CheckpointError(
+            f"{run_dir} has no checkpoint.pt yet (the run stopped before its first epoch ended); start it again: "
+            f"snnkit train --config {Path(run_dir) / 'config.toml'} --out {run_dir}"
+        )
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); it may be corrupt") from None
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}: {_torch_reason(exc)}); it may be corrupt or "
+            f"truncated. Restore it from a copy, or start a new run."
+        ) from None
+    missing = [k for k in ("epoch", "model", "optimizer", "rng") if not isinstance(ck, dict) or k not in ck]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {path} loads but lacks {', '.join(repr(k) for k in missing)}: it was not written by "
+            f"`snnkit train`. Restore it from a copy, or start a new run."
+        )
+    return ck
+
+
+def _torch_reason(exc: BaseException) -> str:
+    """The useful line of a torch.load error, without torch's "Please file an issue" advice."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "file an issue" not in ln.lower()]
+    return lines[0] if lines else type(exc).__name__
+
+
+#: config keys that may differ between a run's checkpoint and its config.toml on --resume (where the data is and
+#: what computes, not the maths)
+_MAY_MOVE = frozenset({"data_dir", "device", "backend", "data_on_device"})
+
+#: the run stops as diverged when a batch loss exceeds this many times the run's first batch loss
+DIVERGENCE_FACTOR = 1e3
+
+
+def _restore(built: Built, ck: dict, run: Path, opt, sched) -> None:
+    """Load a checkpoint into the network, optimizer, scheduler, RNG and rules, or say clearly why not."""
+    path = run / "checkpoint.pt"
+    saved = ck.get("config")
+    if isinstance(saved, dict):
+        now = built.config.to_dict()
+        changed = sorted(k for k in set(saved) | set(now) if k not in _MAY_MOVE and saved.get(k) != now.get(k))
+        if changed:
+            diff = "; ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed)
+            raise CheckpointError(
+                f"{run / 'config.toml'} was edited after checkpoint {path} was written ({diff}). --resume continues a "
+                f"run exactly as it was: undo the edit, or start a new run from these weights with "
+                f"snnkit train --config {run / 'config.toml'} --init-from {run} --out NEW_DIR"
+            )
+    try:
+        built.network.load_state_dict(ck["model"])
+    except Exception as exc:  # noqa: BLE001 - wrong keys or shapes, or not a state dict at all
+        raise CheckpointError(
+            f"checkpoint {path} does not fit the network {run / 'config.toml'} builds "
+            f"({_torch_reason(exc)}); was config.toml edited, or the checkpoint replaced? Restore the matching pair."
+        ) from None
+    try:
+        opt.load_state_dict(ck["optimizer"])
+        if sched is not None and ck.get("scheduler"):
+            sched.load_state_dict(ck["scheduler"])
+        torch.set_rng_state(ck["rng"])
+        for r, state in zip(built.rules, ck.get("rules", [])):
+            r.load_state_dict(state)
+        int(ck["epoch"])
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(
+            f"checkpoint {path} has an optimizer, scheduler or RNG state that does not fit this run "
+            f"({type(exc).__name__}: {_torch_reason(exc)}). Restore it from a copy, or start a new run with "
+            f"--init-from {run} (weights only)."
+        ) from None
+
+
+def load_init_weights(built: Built, source: str | Path) -> None:
+    """``--init-from RUN_DIR``: the network weights of another run's checkpoint (optimizer state is not taken)."""
+    src = Path(source)
+    if not src.is_dir():
+        raise CheckpointError(f"--init-from {src}: no such run directory")
+    ck = load_checkpoint(src)
+    try:
+        built.network.load_state_dict(ck["model"])
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(
+            f"--init-from {src}: its weights do not fit the network this run builds ({_torch_reason(exc)}); use the "
+            f"same --neuron, --conn, --hidden and dataset as {src / 'config.toml'}"
+        ) from None
+
+
+def check_inputs(built: Built, train_data: ArrayData, test_data: ArrayData) -> None:
+    """What the rules need of the data (e.g. tssl-bp: T % 10 == 0), and that both splits hold examples;
+    checked before a run directory exists."""
+    for name, d in (("training", train_data), ("test", test_data)):
+        if len(d) == 0:
+            raise SnnkitError(f"dataset {built.config.dataset!r} has no {name} examples; nothing to train or test on")
+    for r in built.rules:
+        r.check_data(train_data.x.shape[1], train_data.x.shape[2])
 
 
 def train(
@@ -259,110 +351,160 @@ def train(
     built: Built | None = None,
     data: tuple[ArrayData, ArrayData] | None = None,
 ) -> Iterator[EpochRecord]:
-    """Train ``cfg``; yield one :class:`EpochRecord` per epoch. With ``run_dir``, write the run directory."""
+    """Train ``cfg``; yield one :class:`EpochRecord` per epoch. With ``run_dir``, write the run directory.
+
+    The run directory is locked for the generator's life (:mod:`snnkit_core.rundir`); ``status.json`` says how
+    it ended. A batch loss that is not finite, or above ``DIVERGENCE_FACTOR`` x the run's first batch loss,
+    stops the run (:class:`NaNLossError` / :class:`DivergedError`) with the last good checkpoint kept.
+    """
     built = built or build(cfg)
+    cfg = built.config
+    run = Path(run_dir) if run_dir is not None else None
+    if run is not None and not resume:
+        rundir.check_new_run(run)  # before any data is read: an unwritable or foreign --out fails at once
+    if cfg.init_from and not resume:
+        load_init_weights(built, cfg.init_from)
     net = built.network
     opt = make_optimizer(built)
     sched = built.gradient_rule.make_scheduler(opt, cfg.epochs)
     train_data, test_data = data or load_splits(built, None if progress is _no_progress else progress)
     if cfg.data_on_device:
         train_data, test_data = train_data.to(built.device), test_data.to(built.device)
-    for r in built.rules:  # e.g. tssl-bp's desired spike trains need T % 10 == 0: fail before a run directory exists
-        r.check_data(train_data.x.shape[1], train_data.x.shape[2])
+    check_inputs(built, train_data, test_data)  # e.g. tssl-bp's T % 10 == 0: fail before a run directory exists
     start_epoch = 0
-    run = Path(run_dir) if run_dir is not None else None
+    records: list[dict] = []
+    first_loss: float | None = None
     if run is not None:
         if resume:
-            ck = load_checkpoint(run)
-            net.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            if sched is not None and ck.get("scheduler"):
-                sched.load_state_dict(ck["scheduler"])
-            torch.set_rng_state(ck["rng"])
-            for r, state in zip(built.rules, ck.get("rules", [])):
-                r.load_state_dict(state)
-            start_epoch = int(ck["epoch"]) + 1
-            _truncate_metrics(run / "metrics.jsonl", start_epoch)
+            rundir.acquire(run)
         else:
             run.mkdir(parents=True, exist_ok=True)
-            if (run / "checkpoint.pt").exists():
-                raise CheckpointError(f"{run} already holds a run; use --resume {run} to continue it, or another --out")
-            (run / "config.toml").write_text(dump_toml({"train": cfg.to_dict()}))
-            (run / "manifest.json").write_text(json.dumps(manifest(built), indent=2))
-    for epoch in range(start_epoch, cfg.epochs):
-        t0 = time.perf_counter()
-        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        total_loss, correct, n = 0.0, 0, 0
-        nb = math.ceil(len(train_data) / cfg.batch_size)
-        net.train()
-        for x, y in progress(_batches(train_data, cfg.batch_size, True, gen, built.device), total=nb, description=f"epoch {epoch + 1}"):
-            out, y = _step_batch(built, x, y)
-            rule = built.gradient_rule
-            loss = rule.loss(out, y)
-            if not torch.isfinite(loss):
-                raise NaNLossError(
-                    f"the loss became {float(loss.detach())} in epoch {epoch + 1}. Lower --lr or check the data; "
-                    + (f"{run} keeps the last good checkpoint, of epoch {epoch} (--resume {run})." if run and epoch > 0
-                       else "no epoch had finished, so there is no checkpoint to resume from." if run else "")
-                )
-            opt.zero_grad(set_to_none=True)
-            rule.backward(loss, out, y, net)
-            opt.step()
+            rundir.acquire(run)
+        try:
+            rundir.remove_leftover_tmp(run)
+            if resume:
+                ck = load_checkpoint(run)
+                _restore(built, ck, run, opt, sched)
+                start_epoch = int(ck["epoch"]) + 1
+                first_loss = ck.get("first_loss")
+                saved = ck.get("records")
+                if isinstance(saved, list):
+                    records = [r for r in saved if isinstance(r, dict)][:start_epoch]
+                else:  # a checkpoint from before records were kept in it
+                    records = [r for r in rundir.read_metrics(run / "metrics.jsonl") if r["epoch"] <= start_epoch]
+                rundir.rewrite_metrics(run / "metrics.jsonl", records)
+            else:
+                rundir.check_new_run(run, owned=True)  # again, now that no other process can write here
+                (run / "metrics.jsonl").unlink(missing_ok=True)  # a killed first epoch starts over
+                rundir.atomic_write_text(run / "config.toml", dump_toml({"train": cfg.to_dict()}), fault="config")
+                rundir.atomic_write_text(run / "manifest.json", json.dumps(manifest(built), indent=2), fault="manifest")
+            rundir.write_status(run, "running", f"epoch {start_epoch + 1} of {cfg.epochs}")
+        except BaseException:
+            rundir.release(run)
+            raise
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            t0 = time.perf_counter()
+            gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+            total_loss, correct, n = 0.0, 0, 0
+            nb = math.ceil(len(train_data) / cfg.batch_size)
+            net.train()
+            for x, y in progress(_batches(train_data, cfg.batch_size, True, gen, built.device), total=nb, description=f"epoch {epoch + 1}"):
+                out, y = _step_batch(built, x, y)
+                rule = built.gradient_rule
+                loss = rule.loss(out, y)
+                loss_value = float(loss.detach())  # CPU-GPU sync point, once per batch
+                if first_loss is None:
+                    first_loss = loss_value
+                if not math.isfinite(loss_value):
+                    raise NaNLossError(f"the loss became {loss_value} in epoch {epoch + 1}. " + _stop_advice(run, epoch))
+                if abs(loss_value) > DIVERGENCE_FACTOR * max(abs(first_loss), 1e-6):
+                    raise DivergedError(
+                        f"the training diverged in epoch {epoch + 1}: the loss grew from {first_loss:.4g} (first batch) "
+                        f"to {loss_value:.4g}, more than {DIVERGENCE_FACTOR:.0f}x. " + _stop_advice(run, epoch)
+                    )
+                opt.zero_grad(set_to_none=True)
+                rule.backward(loss, out, y, net)
+                opt.step()
+                for r in built.rules:
+                    r.after_step(net)
+                for layer in net.spiking_layers():
+                    layer.neuron.clamp_()
+                total_loss += loss_value * len(y)
+                correct += int((rule.logits(out).detach().argmax(1) == y).sum())
+                n += len(y)
+            test_loss, test_acc = evaluate(built, test_data, cfg.batch_size)
+            if built.device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - t0
+            extra: dict[str, Any] = {}
+            lr_used = opt.param_groups[0]["lr"]
+            if sched is not None:
+                sched.step()
             for r in built.rules:
-                r.after_step(net)
-            for layer in net.spiking_layers():
-                layer.neuron.clamp_()
-            total_loss += float(loss.detach()) * len(y)  # CPU-GPU sync point, once per batch
-            correct += int((rule.logits(out).detach().argmax(1) == y).sum())
-            n += len(y)
-        test_loss, test_acc = evaluate(built, test_data, cfg.batch_size)
-        if built.device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - t0
-        extra: dict[str, Any] = {}
-        lr_used = opt.param_groups[0]["lr"]
-        if sched is not None:
-            sched.step()
-        for r in built.rules:
-            r.on_epoch_end(net, epoch)
-            extra.update(r.describe(net))
-        net.on_epoch_end(epoch)
-        desc = net.describe()
-        if desc:
-            extra["recurrence"] = desc
-        if built.device.type == "cuda":
-            extra["peak_memory_mb"] = torch.cuda.max_memory_allocated(built.device) / 2**20
-        rec = EpochRecord(
-            epoch=epoch + 1,
-            train_loss=total_loss / max(n, 1),
-            train_accuracy=correct / max(n, 1),
-            test_loss=test_loss,
-            test_accuracy=test_acc,
-            seconds=seconds,
-            lr=lr_used,
-            extra=extra,
-        )
+                r.on_epoch_end(net, epoch)
+                extra.update(r.describe(net))
+            net.on_epoch_end(epoch)
+            desc = net.describe()
+            if desc:
+                extra["recurrence"] = desc
+            if built.device.type == "cuda":
+                extra["peak_memory_mb"] = torch.cuda.max_memory_allocated(built.device) / 2**20
+            rec = EpochRecord(
+                epoch=epoch + 1,
+                train_loss=total_loss / max(n, 1),
+                train_accuracy=correct / max(n, 1),
+                test_loss=test_loss,
+                test_accuracy=test_acc,
+                seconds=seconds,
+                lr=lr_used,
+                extra=extra,
+            )
+            if run is not None:
+                records.append(json.loads(json.dumps(rec.to_json())))  # plain JSON types: weights_only can load them
+                state = {
+                    "epoch": epoch,
+                    "model": net.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict() if sched is not None else {},
+                    "rng": torch.get_rng_state(),
+                    "rules": [r.state_dict() for r in built.rules],
+                    "config": cfg.to_dict(),
+                    "records": records,
+                    "first_loss": first_loss,
+                }
+                # the metrics line first: a crash before the rename leaves the previous checkpoint, and resume
+                # rewrites metrics.jsonl from that checkpoint's records
+                rundir.append_metrics(run / "metrics.jsonl", records[-1])
+                rundir.save_checkpoint(state, run / "checkpoint.pt")
+            yield rec
         if run is not None:
-            state = {
-                "epoch": epoch,
-                "model": net.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict() if sched is not None else {},
-                "rng": torch.get_rng_state(),
-                "rules": [r.state_dict() for r in built.rules],
-            }
-            atomic_save(state, run / "checkpoint.pt")
-            with open(run / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(rec.to_json()) + "\n")
-        yield rec
+            rundir.write_status(run, "finished", f"{cfg.epochs} of {cfg.epochs} epochs")
+    except NaNLossError as exc:
+        if run is not None:
+            rundir.write_status(run, "diverged", str(exc))
+        raise
+    except (KeyboardInterrupt, GeneratorExit):
+        if run is not None:
+            rundir.write_status(run, "interrupted", f"stopped after {len(records)} of {cfg.epochs} epochs; "
+                                                    f"continue with: snnkit train --resume {run}")
+        raise
+    except BaseException as exc:
+        if run is not None:
+            rundir.write_status(run, "interrupted", f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        if run is not None:
+            rundir.release(run)
 
 
-def _truncate_metrics(path: Path, keep_epochs: int) -> None:
-    if not path.exists():
-        return
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    kept = [ln for ln in lines if json.loads(ln)["epoch"] <= keep_epochs]
-    path.write_text("".join(ln + "\n" for ln in kept))
+def _stop_advice(run: Path | None, epoch: int) -> str:
+    if run is None:
+        return "Lower --lr or check the data."
+    if epoch > 0:
+        return (f"{run} keeps the last good checkpoint, of epoch {epoch}. Start a new run from it with a lower "
+                f"learning rate: snnkit train --init-from {run} --lr LOWER (and the same --neuron/--conn/--hidden)")
+    return f"no epoch had finished, so {run} has no checkpoint; start again with a lower --lr, or check the data."
 
 
 def evaluate_run(run_dir: str | Path, dataset: str | None = None, split: str = "test", data_dir: str | None = None,
@@ -389,8 +531,11 @@ def evaluate_run(run_dir: str | Path, dataset: str | None = None, split: str = "
     ck = load_checkpoint(run_dir)
     try:
         built.network.load_state_dict(ck["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"the checkpoint in {run_dir} does not fit the network its config builds: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - wrong keys or shapes, or not a state dict at all
+        raise CheckpointError(
+            f"checkpoint {Path(run_dir) / 'checkpoint.pt'} does not fit the network {Path(run_dir) / 'config.toml'} "
+            f"builds ({_torch_reason(exc)}); was config.toml edited, or the checkpoint replaced? Restore the matching pair."
+        ) from None
     if split not in built.dataset.splits:
         raise SnnkitError(f"dataset {cfg.dataset!r} has splits {list(built.dataset.splits)}, not {split!r}")
     data = built.dataset.load(split).subset(cfg.limit, cfg.seed)

@@ -207,77 +207,113 @@ def _parse_sets(values) -> dict[str, dict]:
 @click.option("--limit", type=int, help="Train and test on at most N examples each (quick checks).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML config; options given here override it.")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue a killed run from its last checkpoint.")
+@click.option("--init-from", "init_from", type=click.Path(file_okay=False), help="Start a new run from the weights of RUN_DIR's checkpoint (fine-tuning; after a NaN/divergence with a lower --lr).")
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Component parameter, e.g. neuron.tau_m=8 (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @expected_errors
-def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, device, data_on_device, backend, out, limit, config_file, resume, sets, quiet):
+def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, device, data_on_device, backend, out, limit, config_file, resume, init_from, sets, quiet):
     """Train a network. With no options: a sensible default on the shipped dataset."""
     from snnkit_core.config import TrainConfig
     from snnkit_core.errors import ConfigError
     from snnkit_core.training import read_run_config, train as run_train
 
-    if resume:
-        given = [f"--{k.replace('_', '-')}" for k, v in dict(
-            neuron=neuron, conn=conn, rule=rules, dataset=dataset, hidden=hidden, epochs=epochs,
-            batch_size=batch_size, lr=lr, seed=seed, data_on_device=data_on_device, out=out, limit=limit,
-            config=config_file, set=sets).items() if v not in (None, (), [])]
-        if given:
-            raise ConfigError(
-                f"--resume continues {resume} exactly as its config.toml says, so {', '.join(given)} cannot apply. "
-                f"To train a changed copy, start a new run from its config with the options you want: "
-                f"snnkit train --config {Path(resume) / 'config.toml'} --out NEW_DIR {' '.join(g + ' ...' for g in given)}"
-            )
-        cfg = read_run_config(resume)
-        run_dir = Path(resume)
-        # where the data is and what runs the maths may change on resume (another machine); the maths may not
-        moved = {k: v for k, v in dict(data_dir=data_dir and _absolute(data_dir), device=device, backend=backend).items() if v}
-        if moved:
-            from snnkit_core.config import dump_toml
+    import contextlib
 
-            cfg = cfg.evolve(**moved)
-            (run_dir / "config.toml").write_text(dump_toml({"train": cfg.to_dict()}))
-        console.print(f"resuming [bold]{run_dir}[/]")
-    else:
-        cfg = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
-        changes = {
-            k: v
-            for k, v in dict(neuron=neuron, conn=conn, dataset=dataset, data_dir=data_dir, hidden=hidden, epochs=epochs,
-                             batch_size=batch_size, lr=lr, seed=seed, device=device, data_on_device=data_on_device,
-                             backend=backend, limit=limit).items()
-            if v is not None
-        }
-        if rules:
-            changes["rules"] = tuple(rules)
-        extra = _parse_sets(sets)
-        if extra:
-            params = {k: dict(v) for k, v in cfg.params.items()}
-            for section, kv in extra.items():
-                params.setdefault(section, {}).update(kv)
-            changes["params"] = params
-        cfg = cfg.evolve(**changes)
-        if cfg.data_dir:  # config.toml must rerun from any working directory
-            cfg = cfg.evolve(data_dir=_absolute(cfg.data_dir))
-        combo = f"{cfg.neuron}-{cfg.conn}-{'+'.join(cfg.rules)}-{cfg.dataset}"
-        run_dir = Path(out) if out else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{combo}"
-    console.print(
-        f"[bold]snnkit train[/] neuron={cfg.neuron} conn={cfg.conn} rule={'+'.join(cfg.rules)} dataset={cfg.dataset} "
-        f"hidden={','.join(map(str, cfg.hidden))} epochs={cfg.epochs} -> {run_dir}"
-    )
-    table = epoch_table()
-    last = None
-    with RichProgress(enabled=not quiet and sys.stderr.isatty()) as progress:
-        for rec in run_train(cfg, run_dir, resume=bool(resume), progress=progress):
-            last = rec
-            row = epoch_row(rec)
-            table.add_row(*row)
+    from snnkit_core import rundir
+    from snnkit_core.training import build, check_inputs, load_checkpoint, load_splits
+
+    with contextlib.ExitStack() as stack:
+        if resume:
+            given = [f"--{k.replace('_', '-')}" for k, v in dict(
+                neuron=neuron, conn=conn, rule=rules, dataset=dataset, hidden=hidden, epochs=epochs,
+                batch_size=batch_size, lr=lr, seed=seed, data_on_device=data_on_device, out=out, limit=limit,
+                config=config_file, set=sets, init_from=init_from).items() if v not in (None, (), [])]
+            if given:
+                raise ConfigError(
+                    f"--resume continues {resume} exactly as its config.toml says, so {', '.join(given)} cannot apply. "
+                    f"To train a changed copy, start a new run from its config with the options you want: "
+                    f"snnkit train --config {Path(resume) / 'config.toml'} --out NEW_DIR {' '.join(g + ' ...' for g in given)}"
+                    f" (add --init-from {resume} to start from its weights)"
+                )
+            run_dir = Path(resume)
+            cfg = read_run_config(run_dir)
+            stack.enter_context(rundir.locked(run_dir))  # nobody else writes here from now until the run ends
+            # where the data is and what runs the maths may change on resume (another machine); the maths may not
+            moved = {k: v for k, v in dict(data_dir=data_dir and _absolute(data_dir), device=device, backend=backend).items() if v}
+            if moved:
+                from snnkit_core.config import dump_toml
+
+                cfg = cfg.evolve(**moved)
+                rundir.atomic_write_text(run_dir / "config.toml", dump_toml({"train": cfg.to_dict()}))
+            ck = load_checkpoint(run_dir)
+            done = int(ck["epoch"]) + 1
+            if done >= cfg.epochs:
+                console.print(
+                    f"{run_dir} is complete: all {cfg.epochs} epochs are done, nothing to resume. To train further, start "
+                    f"a new run from its weights: snnkit train --config {run_dir / 'config.toml'} --init-from {run_dir} "
+                    f"--epochs N --out NEW_DIR",
+                    markup=False, highlight=False,
+                )
+                return
+        else:
+            cfg = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
+            changes = {
+                k: v
+                for k, v in dict(neuron=neuron, conn=conn, dataset=dataset, data_dir=data_dir, hidden=hidden, epochs=epochs,
+                                 batch_size=batch_size, lr=lr, seed=seed, device=device, data_on_device=data_on_device,
+                                 backend=backend, limit=limit, init_from=init_from).items()
+                if v is not None
+            }
+            if rules:
+                changes["rules"] = tuple(rules)
+            extra = _parse_sets(sets)
+            if extra:
+                params = {k: dict(v) for k, v in cfg.params.items()}
+                for section, kv in extra.items():
+                    params.setdefault(section, {}).update(kv)
+                changes["params"] = params
+            cfg = cfg.evolve(**changes)
+            for key in ("data_dir", "init_from"):  # config.toml must rerun from any working directory
+                if getattr(cfg, key):
+                    cfg = cfg.evolve(**{key: _absolute(getattr(cfg, key))})
+            run_dir = Path(out) if out else None
+        built = build(cfg)  # every component and parameter checked before anything is read or written
+        if not resume:
+            rundir.check_new_run(run_dir) if run_dir else rundir.check_writable(Path("runs"), "the runs folder")
+        with RichProgress(enabled=not quiet and sys.stderr.isatty()) as progress:
+            train_data, test_data = load_splits(built, progress)
+            check_inputs(built, train_data, test_data)
+            if run_dir is None:  # unique even for two runs started in the same second
+                combo = f"{cfg.neuron}-{cfg.conn}-{'+'.join(cfg.rules)}-{cfg.dataset}"
+                run_dir = rundir.make_unique_dir(Path("runs"), f"{time.strftime('%Y%m%d-%H%M%S')}-{combo}")
             console.print(
-                f"epoch {rec.epoch:>3}  loss {rec.train_loss:.4f}  train {100 * rec.train_accuracy:6.2f}%  "
-                f"test {100 * rec.test_accuracy:6.2f}%  {rec.seconds:6.1f}s"
-                + (f"  {_summary(rec.extra)}" if rec.extra else "")
+                (f"resuming [bold]{escape(str(run_dir))}[/]: " if resume else "")
+                + f"[bold]snnkit train[/] neuron={cfg.neuron} conn={cfg.conn} rule={'+'.join(cfg.rules)} dataset={cfg.dataset} "
+                f"hidden={','.join(map(str, cfg.hidden))} epochs={cfg.epochs} -> {escape(str(run_dir))}"
             )
+            table = epoch_table()
+            last = None
+            try:
+                for rec in run_train(cfg, run_dir, resume=bool(resume), progress=progress, built=built,
+                                     data=(train_data, test_data)):
+                    last = rec
+                    row = epoch_row(rec)
+                    table.add_row(*row)
+                    console.print(
+                        f"epoch {rec.epoch:>3}  loss {rec.train_loss:.4f}  train {100 * rec.train_accuracy:6.2f}%  "
+                        f"test {100 * rec.test_accuracy:6.2f}%  {rec.seconds:6.1f}s"
+                        + (f"  {_summary(rec.extra)}" if rec.extra else "")
+                    )
+            except KeyboardInterrupt:
+                done = last.epoch if last is not None else "no"
+                err_console.print(
+                    f"interrupted; {done} epoch(s) finished in this session and are saved in {run_dir}. "
+                    f"Continue with: snnkit train --resume {run_dir}", markup=False, highlight=False,
+                )
+                sys.exit(130)
     if last is not None:
         console.print(table)
-        console.print(f"final test accuracy [bold]{100 * last.test_accuracy:.2f}%[/]; run directory {run_dir}")
+        console.print(f"final test accuracy [bold]{100 * last.test_accuracy:.2f}%[/]; run directory {escape(str(run_dir))}")
 
 
 def _absolute(path: str) -> str:
