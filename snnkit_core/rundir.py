@@ -271,7 +271,8 @@ def holder(run: Path) -> int | None:
 
 
 def is_run(path: Path) -> bool:
-    """A folder snnkit wrote: a manifest.json with snnkit's keys or a status.json, or only snnkit's files."""
+    """A folder snnkit wrote: a status.json (written first) or a manifest.json with snnkit's keys, or nothing but a
+    lock and temporary files (a process killed right after taking the lock)."""
     path = Path(path)
     for name, key in (("manifest.json", "snnkit"), (STATUS, "state")):
         try:
@@ -280,7 +281,7 @@ def is_run(path: Path) -> bool:
         except (OSError, ValueError, TypeError):
             pass
     names = {p.name for p in path.iterdir()}
-    return bool(names) and all(n in RUN_FILES or ".tmp" in n for n in names)
+    return bool(names) and all(n == LOCK or ".tmp" in n for n in names)
 
 
 def check_writable(path: Path, what: str = "--out") -> None:

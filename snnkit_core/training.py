@@ -396,9 +396,11 @@ def train(
             else:
                 rundir.check_new_run(run, owned=True)  # again, now that no other process can write here
                 (run / "metrics.jsonl").unlink(missing_ok=True)  # a killed first epoch starts over
+                rundir.write_status(run, "running", f"epoch 1 of {cfg.epochs}")  # first: it marks the folder a run
                 rundir.atomic_write_text(run / "config.toml", dump_toml({"train": cfg.to_dict()}), fault="config")
                 rundir.atomic_write_text(run / "manifest.json", json.dumps(manifest(built), indent=2), fault="manifest")
-            rundir.write_status(run, "running", f"epoch {start_epoch + 1} of {cfg.epochs}")
+            if resume:
+                rundir.write_status(run, "running", f"epoch {start_epoch + 1} of {cfg.epochs}")
         except BaseException:
             rundir.release(run)
             raise
