@@ -15,13 +15,16 @@ class SnnkitError(Exception):
 
 
 class UnknownComponentError(SnnkitError):
-    def __init__(self, kind: str, name: str, available: Iterable[str]):
+    def __init__(self, kind: str, name: str, available: Iterable[str], note: str = ""):
         available = sorted(available)
-        close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
+        close = [] if note else difflib.get_close_matches(name, available, n=3, cutoff=0.5)
         msg = f"unknown {kind} {name!r}."
+        if note:
+            msg += f" {kind.capitalize()} {name!r}: {note}."
         if close:
             msg += f" Did you mean {' or '.join(repr(c) for c in close)}?"
-        msg += f" Installed {kind} components: {', '.join(available) if available else '(none)'}."
+        label = "components" if kind == "component" else f"{kind} components"
+        msg += f" Installed {label}: {', '.join(available) if available else '(none)'}."
         msg += " `snnkit list-plugins` shows which plugin provides what."
         super().__init__(msg)
         self.kind, self.name, self.close_matches = kind, name, close

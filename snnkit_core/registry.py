@@ -29,6 +29,13 @@ class Component:
 @define
 class Registry:
     _items: dict[tuple[str, str], Component] = field(factory=dict)
+    #: (kind, name) -> why it is missing: a broken plugin would have provided it
+    _unavailable: dict[tuple[str, str], str] = field(factory=dict)
+
+    def mark_unavailable(self, kind: str, name, plugin: str, reason: str) -> None:
+        """Remember that ``plugin`` would have provided ``kind`` ``name`` but is not loaded, and why."""
+        if isinstance(name, str) and name:
+            self._unavailable.setdefault((kind, name), f"plugin {plugin!r} would provide it but is not loaded: {reason}")
 
     def register(self, kind: str, cls: type, plugin: str) -> None:
         base = KINDS[kind]
@@ -54,6 +61,10 @@ class Registry:
             )
         self._items[key] = Component(kind, name, cls, plugin)
 
+    def unavailable(self, kind: str, name: str) -> str:
+        """Why ``kind`` ``name`` is missing when a broken plugin would have provided it, else ''."""
+        return self._unavailable.get((kind, name), "")
+
     def unregister_plugin(self, plugin: str) -> None:
         for key in [k for k, c in self._items.items() if c.plugin == plugin]:
             del self._items[key]
@@ -65,7 +76,7 @@ class Registry:
         try:
             return self._items[(kind, name)]
         except KeyError:
-            raise UnknownComponentError(kind, name, self.names(kind)) from None
+            raise UnknownComponentError(kind, name, self.names(kind), note=self._unavailable.get((kind, name), "")) from None
 
     def names(self, kind: str) -> list[str]:
         return sorted(n for k, n in self._items if k == kind)

@@ -81,7 +81,7 @@ def list_plugins(as_json):
     table.add_column("plugin")
     table.add_column("version")
     table.add_column("components")
-    table.add_column("status")
+    table.add_column("status", overflow="fold")  # a broken plugin's whole reason, never cut
     for r in rows:
         comps = ", ".join(f"{c['kind']}:{c['name']}" for c in r["components"]) or "-"
         status = f"[red]broken: {r['error']}[/]" if r["error"] else "[green]ok[/]"
@@ -108,8 +108,13 @@ def info(name, kind):
     reg = get_registry()
     found = [c for c in reg.find(name) if kind is None or c.kind == kind]
     if not found:
-        every = sorted({c.name for c in reg.all()})
-        raise UnknownComponentError("component", name, every)
+        if kind:
+            others = reg.find(name)
+            if others:
+                raise UnknownComponentError(kind, name, reg.names(kind), note=f"that name is a {others[0].kind}, not a {kind} (snnkit info {name})")
+            reg.component(kind, name)  # raises, naming a broken plugin that would provide it
+        notes = [reg.unavailable(k, name) for k in ("neuron", "connectivity", "rule", "dataset") if reg.unavailable(k, name)]
+        raise UnknownComponentError("component", name, sorted({c.name for c in reg.all()}), note=notes[0] if notes else "")
     for comp in found:
         cls = comp.cls
         console.rule(f"[bold]{comp.kind} {comp.name}[/]  (plugin {comp.plugin})")
