@@ -85,6 +85,11 @@ def build(cfg: TrainConfig) -> Built:
     for key in cfg.params:
         if key not in known:
             raise ConfigError(f"parameter section {key!r} matches no component of this run; use one of {sorted(known)}")
+    if cfg.data_dir and not getattr(dataset_cls, "reads_data_dir", True):
+        raise ConfigError(
+            f"dataset {cfg.dataset!r} does not read --data-dir (its data ships with it), so --data-dir {cfg.data_dir} "
+            f"would be ignored; leave it out, or choose the dataset that reads that folder (--dataset NAME)"
+        )
     p = cfg.params
     rules = [cls(**p.get(f"rule.{cls.name}", {})) for cls in rule_classes]
     neuron_cls.resolve(p.get("neuron"))  # validate before building anything

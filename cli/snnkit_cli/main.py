@@ -370,8 +370,13 @@ def data():
 def _dataset(name, data_dir, sets):
     from snnkit_core.plugins import get_registry
 
+    from snnkit_core.errors import ConfigError
+
     params = _parse_sets([f"dataset.{s}" if not s.startswith("dataset.") else s for s in sets]).get("dataset", {})
-    return get_registry().get("dataset", name)(data_dir=data_dir, **params)
+    cls = get_registry().get("dataset", name)
+    if data_dir and not getattr(cls, "reads_data_dir", True):
+        raise ConfigError(f"dataset {name!r} does not read --data-dir (its data ships with it); leave --data-dir out")
+    return cls(data_dir=data_dir, **params)
 
 
 @data.command("prepare")
