@@ -265,6 +265,8 @@ def load_checkpoint(run_dir: str | Path) -> dict:
             f"checkpoint {path} loads but lacks {', '.join(repr(k) for k in missing)}: it was not written by "
             f"`snnkit train`. Restore it from a copy, or start a new run."
         )
+    if isinstance(ck["epoch"], bool) or not isinstance(ck["epoch"], int) or ck["epoch"] < 0:
+        raise CheckpointError(f"checkpoint {path} has epoch {ck['epoch']!r}, not a count of finished epochs; restore it from a copy")
     return ck
 
 
@@ -432,7 +434,15 @@ def train(
                     )
                 opt.zero_grad(set_to_none=True)
                 rule.backward(loss, out, y, net)
-                opt.step()
+                try:
+                    opt.step()
+                except RuntimeError as exc:  # e.g. Adam's step size lr / (1 - beta1^t) overflows float32
+                    if "overflow" not in str(exc):
+                        raise
+                    raise DivergedError(
+                        f"the optimizer step overflowed in epoch {epoch + 1} ({exc}): the learning rate "
+                        f"{opt.param_groups[0]['lr']:.3g} is far too large. " + _stop_advice(run, epoch)
+                    ) from None
                 for r in built.rules:
                     r.after_step(net)
                 for layer in net.spiking_layers():
@@ -511,7 +521,7 @@ def _stop_advice(run: Path | None, epoch: int) -> str:
     if epoch > 0:
         return (f"{run} keeps the last good checkpoint, of epoch {epoch}. Start a new run from it with a lower "
                 f"learning rate: snnkit train --init-from {run} --lr LOWER (and the same --neuron/--conn/--hidden)")
-    return f"no epoch had finished, so {run} has no checkpoint; start again with a lower --lr, or check the data."
+    return f"No epoch had finished, so {run} has no checkpoint; start again with a lower --lr, or check the data."
 
 
 def evaluate_run(run_dir: str | Path, dataset: str | None = None, split: str = "test", data_dir: str | None = None,

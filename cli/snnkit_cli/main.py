@@ -257,7 +257,7 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
                     f"{run_dir} is complete: all {cfg.epochs} epochs are done, nothing to resume. To train further, start "
                     f"a new run from its weights: snnkit train --config {run_dir / 'config.toml'} --init-from {run_dir} "
                     f"--epochs N --out NEW_DIR",
-                    markup=False, highlight=False,
+                    markup=False, highlight=False, soft_wrap=True,
                 )
                 return
         else:
@@ -310,10 +310,10 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
                         + (f"  {_summary(rec.extra)}" if rec.extra else "")
                     )
             except KeyboardInterrupt:
-                done = last.epoch if last is not None else "no"
+                done = f"after epoch {last.epoch} of {cfg.epochs}" if last is not None else "before an epoch ended"
                 err_console.print(
-                    f"interrupted; {done} epoch(s) finished in this session and are saved in {run_dir}. "
-                    f"Continue with: snnkit train --resume {run_dir}", markup=False, highlight=False,
+                    f"interrupted {done}; {run_dir} keeps every finished epoch. "
+                    f"Continue with: snnkit train --resume {run_dir}", markup=False, highlight=False, soft_wrap=True,
                 )
                 sys.exit(130)
     if last is not None:
@@ -435,8 +435,8 @@ def data_info(name, data_dir, sets):
 @cli.command()
 @click.option("--workload", "workloads", multiple=True, help="Workload group (scsr-ti46, src-psmnist, src-ssc, ff-16k, tiny); repeatable. Default: all on CUDA, tiny on CPU.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--repeats", default=20, show_default=True, help="Timed steps per path (median reported).")
-@click.option("--warmup", default=3, show_default=True)
+@click.option("--repeats", default=20, show_default=True, type=click.IntRange(min=1), help="Timed steps per path (median reported).")
+@click.option("--warmup", default=3, show_default=True, type=click.IntRange(min=0))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of a table.")
 @expected_errors
 def bench(workloads, device, repeats, warmup, as_json):
