@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import difflib
 import io
+import json
 import os
 import re
 import sys
 import traceback
 from collections.abc import Iterator
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import pluggy
 from attrs import define, field
@@ -49,6 +51,7 @@ class _State:
     registry: Registry = field(factory=Registry)
     plugins: dict[str, PluginInfo] = field(factory=dict)
     loaded: bool = False
+    collected: bool = False  # the register_* hooks have run (they import the components, and torch)
 
 
 def _new_pm() -> pluggy.PluginManager:
@@ -142,12 +145,19 @@ def load_plugins() -> None:
             pm.register(module, name=ep.name)
         except Exception as exc:  # noqa: BLE001 - pluggy's validation of hook signatures, per plugin
             info.error = f"{type(exc).__name__}: {exc}. This is an issue with plugin {ep.name!r}, not snnkit."
-    _collect()
+
+
+def _ensure_collected() -> None:
+    """Run the register_* hooks once (after :func:`load_plugins`); only commands that need components pay for it."""
+    load_plugins()
+    if not _state.collected:
+        _state.collected = True
+        _collect()
 
 
 def register_plugin(obj, name: str, version: str | None = None) -> None:
     """Register an in-process plugin (tests, notebooks) and add its components to the registry."""
-    load_plugins()
+    _ensure_collected()
     pm.register(obj, name=name)
     pm.check_pending()
     _state.plugins[name] = PluginInfo(name, version)
@@ -230,12 +240,12 @@ def _call_quietly(impl, register) -> None:
 
 
 def get_registry() -> Registry:
-    load_plugins()
+    _ensure_collected()
     return _state.registry
 
 
 def plugin_infos() -> list[PluginInfo]:
-    load_plugins()
+    _ensure_collected()
     return sorted(_state.plugins.values(), key=lambda p: p.name)
 
 
@@ -246,6 +256,7 @@ def reset_for_tests() -> None:
     _state.registry = Registry()
     _state.plugins = {}
     _state.loaded = False
+    _state.collected = False
 
 
 def add_commands(cli) -> list[str]:
@@ -268,3 +279,83 @@ def add_commands(cli) -> list[str]:
             info.error = f"register_commands failed: {_short_error(exc)}"
             problems.append(f"plugin {impl.plugin_name!r} failed to add its commands: {info.error}")
     return problems
+
+
+# ------------------------------------------------------------------------------------------ fast listing
+
+
+def _listing_cache() -> Path:
+    root = os.environ.get("SNNKIT_CACHE")
+    return (Path(root).expanduser() if root else Path.home() / ".cache" / "snnkit") / "plugin-listing.json"
+
+
+def _fingerprint() -> str:
+    """What a listing depends on: the plugin selection, every installed distribution's name and version, and
+    the size and mtime of every source file of each ``snnkit`` entry point's package (editable installs
+    change code without changing versions). Stat calls only; nothing is imported."""
+    import hashlib
+    import importlib.util
+    from importlib.metadata import distributions
+
+    h = hashlib.sha256()
+    h.update(f"{ENV_VAR}={os.environ.get(ENV_VAR)!r}\n".encode())
+    for d in sorted(f"{d.metadata['Name']} {d.version}" for d in distributions()):
+        h.update(f"{d}\n".encode())
+    roots = {Path(__file__).parent}
+    for ep in sorted(entry_points(group="snnkit"), key=lambda e: e.name):
+        h.update(f"ep {ep.name} {ep.value}\n".encode())
+        top = ep.value.split(":")[0].split(".")[0]
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None:
+            continue
+        if spec.submodule_search_locations:
+            roots.update(Path(p) for p in spec.submodule_search_locations)
+        elif spec.origin:
+            roots.add(Path(spec.origin))
+    for root in sorted(roots):
+        files = [root] if root.is_file() else sorted(root.rglob("*.py"))
+        for f in files:
+            try:
+                st = f.stat()
+            except OSError:
+                continue
+            h.update(f"{f} {st.st_size} {st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def listing() -> list[dict]:
+    """``snnkit list-plugins`` rows: ``{"name", "version", "components": [{"kind", "name"}], "error"}``.
+
+    Listing needs every component imported (and torch with them: seconds). When nothing installed changed
+    since the last listing (:func:`_fingerprint`) and no plugin was broken, the rows come from a cache file
+    instead. A process that already collected components (or registered a plugin in-process) always lists live.
+    """
+    use_cache = not _state.collected
+    key = _fingerprint() if use_cache else None
+    path = _listing_cache()
+    if use_cache:
+        try:
+            cached = json.loads(path.read_text())
+            if cached.get("fingerprint") == key:
+                return cached["rows"]
+        except (OSError, ValueError, AttributeError, KeyError):
+            pass
+    reg = get_registry()
+    rows = [
+        {"name": info.name, "version": info.version,
+         "components": [{"kind": c.kind, "name": c.name} for c in reg.by_plugin(info.name)], "error": info.error}
+        for info in plugin_infos()
+    ]
+    from_entry_points = {ep.name for ep in entry_points(group="snnkit")}
+    if use_cache and all(r["error"] is None and r["name"] in from_entry_points for r in rows):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+            tmp.write_text(json.dumps({"fingerprint": key, "rows": rows}))
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only home only costs speed
+    return rows

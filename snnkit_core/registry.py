@@ -7,14 +7,13 @@ import re
 from attrs import define, field, frozen
 
 from .errors import RegistrationError, UnknownComponentError
-from .interfaces import Connectivity, Dataset, LearningRule, Neuron
 
-KINDS: dict[str, type] = {
-    "neuron": Neuron,
-    "connectivity": Connectivity,
-    "rule": LearningRule,
-    "dataset": Dataset,
-}
+
+def _kinds() -> dict[str, type]:
+    """kind -> base class; imported on first registration (the interfaces import torch)."""
+    from .interfaces import Connectivity, Dataset, LearningRule, Neuron
+
+    return {"neuron": Neuron, "connectivity": Connectivity, "rule": LearningRule, "dataset": Dataset}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
@@ -38,7 +37,7 @@ class Registry:
             self._unavailable.setdefault((kind, name), f"plugin {plugin!r} would provide it but is not loaded: {reason}")
 
     def register(self, kind: str, cls: type, plugin: str) -> None:
-        base = KINDS[kind]
+        base = _kinds()[kind]
         if not isinstance(cls, type) or not issubclass(cls, base):
             raise RegistrationError(
                 f"plugin {plugin!r} registered {cls!r} as a {kind}, but it is not a subclass of "

@@ -67,13 +67,9 @@ def cli():
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 def list_plugins(as_json):
     """Installed plugins, their versions, the components each registers, and any that failed to load."""
-    from snnkit_core.plugins import get_registry, plugin_infos
+    from snnkit_core.plugins import listing
 
-    reg = get_registry()
-    rows = []
-    for info in plugin_infos():
-        comps = [{"kind": c.kind, "name": c.name} for c in reg.by_plugin(info.name)]
-        rows.append({"name": info.name, "version": info.version, "components": comps, "error": info.error})
+    rows = listing()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
