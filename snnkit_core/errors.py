@@ -10,6 +10,16 @@ import difflib
 from collections.abc import Iterable
 
 
+def torch_error_reason(exc: BaseException) -> str:
+    """The useful line of a ``torch.load`` error, without torch's "Please file an issue" advice (the fault is
+    the file's, not torch's)."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "file an issue" not in ln.lower()]
+    return lines[0] if lines else type(exc).__name__
+
+
 class SnnkitError(Exception):
     """An expected failure with a message meant for the user."""
 

@@ -21,6 +21,7 @@ from attrs import asdict, field, frozen
 from .config import TrainConfig, dump_toml
 from . import rundir
 from .errors import CheckpointError, ConfigError, DivergedError, IncompatibleError, NaNLossError, SnnkitError
+from .errors import torch_error_reason as _torch_reason
 from .interfaces import ArrayData, Dataset, LearningRule
 from .network import Network, check_compatible
 from .plugins import get_registry, plugin_infos
@@ -268,15 +269,6 @@ def load_checkpoint(run_dir: str | Path) -> dict:
     if isinstance(ck["epoch"], bool) or not isinstance(ck["epoch"], int) or ck["epoch"] < 0:
         raise CheckpointError(f"checkpoint {path} has epoch {ck['epoch']!r}, not a count of finished epochs; restore it from a copy")
     return ck
-
-
-def _torch_reason(exc: BaseException) -> str:
-    """The useful line of a torch.load error, without torch's "Please file an issue" advice."""
-    text = str(exc)
-    if "WeightsUnpickler error:" in text:
-        text = text.split("WeightsUnpickler error:", 1)[1]
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "file an issue" not in ln.lower()]
-    return lines[0] if lines else type(exc).__name__
 
 
 #: config keys that may differ between a run's checkpoint and its config.toml on --resume (where the data is and

@@ -46,3 +46,19 @@ def test_ctrl_c_says_how_to_resume_and_resume_finishes(fake, tmp_path, monkeypat
     res = CliRunner().invoke(cli, ["train", "--resume", str(out), "--quiet"])
     assert res.exit_code == 0, res.output
     assert [json.loads(x)["epoch"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+
+
+def test_an_unsafe_checkpoint_is_refused_without_torchs_file_an_issue_text(fake, tmp_path):
+    import datetime
+
+    import torch
+
+    from snnkit_core.training import train
+    from snnkit_core.config import TrainConfig
+
+    run = tmp_path / "r"
+    list(train(TrainConfig(dataset="tiny", hidden=(8, 8, 8), epochs=1, device="cpu"), run))
+    torch.save({"epoch": 0, "model": {}, "when": datetime.date(2026, 1, 1)}, run / "checkpoint.pt")
+    res = CliRunner().invoke(cli, ["eval", str(run)])
+    assert res.exit_code == 1 and "cannot be read" in res.output and "checkpoint.pt" in res.output, res.output
+    assert "file an issue" not in res.output.lower() and "Traceback" not in res.output

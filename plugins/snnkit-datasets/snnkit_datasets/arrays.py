@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.errors import DatasetError
+from snnkit_core.errors import DatasetError, torch_error_reason
 
 SPLITS = ("train", "val", "test")
 
@@ -102,7 +102,7 @@ class Arrays(Dataset):
             try:
                 data = torch.load(p, map_location="cpu", weights_only=True)
             except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-                raise DatasetError(f"cannot read {p} with torch.load(weights_only=True): {exc}") from None
+                raise DatasetError(f"cannot read {p} with torch.load(weights_only=True): {torch_error_reason(exc)}") from None
             if not isinstance(data, dict):
                 raise DatasetError(f"{p} holds a {type(data).__name__}; expected a dict with x_train, y_train, x_test, y_test")
         self._memo = data
