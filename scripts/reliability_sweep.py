@@ -535,7 +535,8 @@ def main() -> int:
                 ctx.outputs.append(f"(sweep: the case itself failed: {type(exc).__name__}: {exc})")
                 result = False
             outcome = classify(c, ctx, result)
-            last = next((ln for o in reversed(ctx.outputs) for ln in reversed(o.strip().splitlines()) if ln.strip()), "")
+            said = [result[1]] if isinstance(result, tuple) else ctx.outputs
+            last = next((ln for o in reversed(said) for ln in reversed(o.strip().splitlines()) if ln.strip()), "")
             detail = "; ".join(ctx.lost) or last
             rows.append((c.cls, c.name, outcome, detail[:160], time.time() - t0))
             if not args.markdown:
@@ -548,7 +549,7 @@ def main() -> int:
         print()
     order = ["clear error", "handled", "silent acceptance", "traceback", "loss", "unclear", "n/a"]
     print(f"{len(rows)} inputs in {time.time() - t_all:.0f} s: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in order))
-    return 0 if all(r[2] in ("clear error", "handled") for r in rows) else 1
+    return 0 if all(r[2] in ("clear error", "handled", "n/a") for r in rows) else 1
 
 
 if __name__ == "__main__":
