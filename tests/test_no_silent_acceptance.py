@@ -41,6 +41,10 @@ def test_a_text_file_named_npz_is_not_called_pickled_data(fake, tmp_path):
     f.write_text("1,2,3\n")
     res, out = _train(tmp_path, "--dataset", "arrays", "--data-dir", str(f))
     assert res.exit_code == 1 and "not an .npz (zip) archive" in res.output and "pickle" not in res.output, res.output
+    good = _npz(tmp_path / "g.npz")
+    f.write_bytes(good.read_bytes()[:300])  # a cut-off copy starts like a zip but has no directory
+    res, out = _train(tmp_path, "--dataset", "arrays", "--data-dir", str(f))
+    assert res.exit_code == 1 and "truncated or damaged" in res.output and "not an .npz" not in res.output, res.output
 
 
 def test_audio_too_short_for_one_frame(tmp_path):

@@ -306,9 +306,9 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
                         + (f"  {_summary(rec.extra)}" if rec.extra else "")
                     )
             except KeyboardInterrupt:
-                done = f"after epoch {last.epoch} of {cfg.epochs}" if last is not None else "before an epoch ended"
+                done = f" after epoch {last.epoch} of {cfg.epochs}" if last is not None else ""
                 err_console.print(
-                    f"interrupted {done}; {run_dir} keeps every finished epoch. "
+                    f"interrupted{done}; {run_dir} keeps every epoch that finished. "
                     f"Continue with: snnkit train --resume {run_dir}", markup=False, highlight=False, soft_wrap=True,
                 )
                 sys.exit(130)

@@ -86,6 +86,8 @@ class Arrays(Dataset):
             if not zipfile.is_zipfile(p):
                 with open(p, "rb") as f:
                     head = f.read(8)
+                if head.startswith(b"PK"):
+                    raise DatasetError(f"cannot read {p} as .npz: the zip archive is truncated or damaged (its directory is missing); copy or write it again")
                 kind = "an .npy array, not an .npz archive" if head.startswith(b"\x93NUMPY") else "not an .npz (zip) archive"
                 raise DatasetError(f"cannot read {p}: it is {kind} (it starts with {head!r}); write it with numpy.savez")
             try:
