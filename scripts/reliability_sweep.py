@@ -440,7 +440,8 @@ def _(ctx):
     return ctx.snnkit("train", "--dataset", "arrays", "--data-dir", ctx.dir / "d.npz", *SMALL, "--out", "run")
 
 
-@case("wording", "a checkpoint holding an unsafe pickle", "error", ["cannot be read"], forbidden=["file an issue"])
+@case("wording", "a checkpoint holding an unsafe pickle", "error", ["cannot be read"],
+      forbidden=["file an issue", "Please use", "Check the documentation of torch.load"])
 def _(ctx):
     import datetime
 

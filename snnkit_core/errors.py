@@ -17,7 +17,8 @@ def torch_error_reason(exc: BaseException) -> str:
     if "WeightsUnpickler error:" in text:
         text = text.split("WeightsUnpickler error:", 1)[1]
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "file an issue" not in ln.lower()]
-    return lines[0] if lines else type(exc).__name__
+    first = lines[0] if lines else type(exc).__name__
+    return first.split(" Please use", 1)[0]  # torch's allow-listing advice is for code authors, not for a bad file
 
 
 class SnnkitError(Exception):

@@ -323,14 +323,17 @@ def check_new_run(path: Path, owned: bool = False) -> None:
             f"--out {path} is a non-empty folder that is not a snnkit run (it holds {shown}); snnkit would overwrite "
             f"or append to those files. Choose a new or empty folder."
         )
+    pid = None if owned else holder(path)
+    if pid:
+        raise RunDirError(
+            f"run directory {path} is in use by process {pid}, which holds {path / LOCK}. Wait for that run to end "
+            f"(or stop it), or choose another --out."
+        )
     if (path / "checkpoint.pt").exists():
         raise CheckpointError(
             f"{path} already holds a run; use --resume {path} to continue it, --init-from {path} to start a new "
             f"run from its weights, or another --out"
         )
-    pid = None if owned else holder(path)
-    if pid:
-        raise RunDirError(f"run directory {path} is in use by process {pid}; wait for it to end, or choose another --out")
 
 
 def make_unique_dir(parent: Path, name: str) -> Path:

@@ -352,7 +352,8 @@ def eval_cmd(run_dir, dataset, data_dir, split, limit, batch_size, device, backe
 
     loss, acc, n = evaluate_run(run_dir, dataset=dataset, split=split, data_dir=data_dir and _absolute(data_dir),
                                 batch_size=batch_size, limit=limit, device=device, backend=backend)
-    console.print(f"{run_dir}: {split} accuracy [bold]{100 * acc:.2f}%[/] ({n} examples), loss {loss:.4f}")
+    console.print(f"{escape(str(run_dir))}: {split} accuracy [bold]{100 * acc:.2f}%[/] ({n} examples), loss {loss:.4f}",
+                  soft_wrap=True)  # one line whatever the path's length (scripts and tests grep it)
 
 
 # --------------------------------------------------------------------------------------------- data
