@@ -48,8 +48,6 @@ except ImportError:  # pragma: no cover - not on Linux/macOS
 
 LOCK = ".lock"
 STATUS = "status.json"
-#: files snnkit writes into a run directory (anything else makes a folder "not a run" unless it has a manifest)
-RUN_FILES = frozenset({"config.toml", "manifest.json", "metrics.jsonl", "checkpoint.pt", STATUS, LOCK})
 STATES = ("running", "finished", "diverged", "interrupted")
 FAULT_ENV = "SNNKIT_FAULT_AT"
 FAULT_EXIT = 86
