@@ -4,8 +4,8 @@
 
 The base revision is exported with ``git archive`` into a temporary folder and imported from there through
 PYTHONPATH (its plugins too), so both run on the same interpreter, torch and machine. Each round runs
-``snnkit bench --json`` once for the base and once for this tree, alternating, so a change in machine load
-hits both; the reported time of a (workload, backend) is the median over rounds of each run's median step.
+``snnkit bench --json`` once for the base and once for this tree (the first alternating between rounds), so a
+change in machine load hits both; the reported time of a (workload, backend) is the median over rounds of each run's median step.
 """
 
 from __future__ import annotations
@@ -55,9 +55,9 @@ def main() -> None:
         with tarfile.open(archive) as tf:
             tf.extractall(base, filter="data")
         runs: dict[str, list[dict]] = {"base": [], "this": []}
-        for _ in range(args.rounds):
-            runs["base"].append(_bench(base, args))
-            runs["this"].append(_bench(REPO, args))
+        for i in range(args.rounds):  # alternate which tree goes first, so an order effect cancels
+            for name in (("base", "this") if i % 2 == 0 else ("this", "base")):
+                runs[name].append(_bench(base if name == "base" else REPO, args))
     keys = sorted(set().union(*runs["base"]) | set().union(*runs["this"]))
     print(f"{'workload':24} {'backend':10} {'base ms':>10} {'this ms':>10} {'this/base':>9}")
     for key in keys:

@@ -121,8 +121,9 @@ def _alternatives(neuron_cls, conn_cls, rules, registry) -> str:
         neurons = [n for n in registry.names("neuron") if not r.check(registry.get("neuron", n), conn_cls)]
         conns = [c for c in registry.names("connectivity") if not r.check(neuron_cls, registry.get("connectivity", c))]
         alternatives.append(
-            f"rule {r.name!r} works with neurons {neurons or 'none'} (with --conn {conn_cls.name}) "
-            f"and connectivity {conns or 'none'} (with --neuron {neuron_cls.name})"
+            f"rule {r.name!r} works with "
+            + (f"neurons {neurons}" if neurons else "none of the installed neurons") + f" (with --conn {conn_cls.name}) and "
+            + (f"connectivity {conns}" if conns else "none of the installed connectivity") + f" (with --neuron {neuron_cls.name})"
         )
     rules_ok = [
         n for n in registry.names("rule")

@@ -39,6 +39,9 @@ def _tuple_str(v) -> tuple[str, ...]:
     out = (v,) if isinstance(v, str) else tuple(v) if isinstance(v, (list, tuple)) else None
     if not out or not all(isinstance(x, str) and x for x in out):
         raise ConfigError(f"rules must be a rule name or a list of names, like [\"tssl-bp\", \"bip\"]; got {v!r}")
+    twice = sorted({x for x in out if out.count(x) > 1})
+    if twice:
+        raise ConfigError(f"rule {', '.join(map(repr, twice))} is given more than once; give each rule once (--rule tssl-bp --rule bip)")
     return out
 
 
@@ -94,6 +97,8 @@ class TrainConfig:
     val_fraction: float = field(default=0.1, validator=_check("float", minimum=0, below=1))
     #: after each hidden layer's feedforward product; one mask per sample for all steps
     dropout: float = field(default=0.0, validator=_check("float", minimum=0, below=1))
+    #: a run directory whose checkpoint's weights the network starts from (``--init-from``; optimizer state not taken)
+    init_from: str | None = field(default=None, validator=_check("str", optional=True))
     #: per-component parameter overrides: {"neuron": {...}, "conn": {...}, "dataset": {...}, "rule.NAME": {...}}
     params: dict[str, dict[str, Any]] = field(factory=dict)
 
@@ -114,7 +119,17 @@ class TrainConfig:
             raise ConfigError(f"config file {path} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-        return cls.from_dict(data.get("train", data), source=str(path))
+        if "train" in data:
+            other = sorted(k for k in data if k != "train")
+            if other:  # e.g. a misspelt [trian] next to [train] would otherwise be ignored
+                raise ConfigError(
+                    f"config file {path}: unknown section{'s' if len(other) > 1 else ''} {', '.join(map(repr, other))} next "
+                    f"to [train]; everything goes under [train] (component parameters under [train.params.SECTION])"
+                )
+            data = data["train"]
+            if not isinstance(data, dict):
+                raise ConfigError(f"config file {path}: train must be a table ([train]); got {data!r}")
+        return cls.from_dict(data, source=str(path))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> "TrainConfig":

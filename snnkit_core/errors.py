@@ -10,18 +10,32 @@ import difflib
 from collections.abc import Iterable
 
 
+def torch_error_reason(exc: BaseException) -> str:
+    """The useful line of a ``torch.load`` error, without torch's "Please file an issue" advice (the fault is
+    the file's, not torch's)."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "file an issue" not in ln.lower()]
+    first = lines[0] if lines else type(exc).__name__
+    return first.split(" Please use", 1)[0]  # torch's allow-listing advice is for code authors, not for a bad file
+
+
 class SnnkitError(Exception):
     """An expected failure with a message meant for the user."""
 
 
 class UnknownComponentError(SnnkitError):
-    def __init__(self, kind: str, name: str, available: Iterable[str]):
+    def __init__(self, kind: str, name: str, available: Iterable[str], note: str = ""):
         available = sorted(available)
-        close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
+        close = [] if note else difflib.get_close_matches(name, available, n=3, cutoff=0.5)
         msg = f"unknown {kind} {name!r}."
+        if note:
+            msg += f" {kind.capitalize()} {name!r}: {note}."
         if close:
             msg += f" Did you mean {' or '.join(repr(c) for c in close)}?"
-        msg += f" Installed {kind} components: {', '.join(available) if available else '(none)'}."
+        label = "components" if kind == "component" else f"{kind} components"
+        msg += f" Installed {label}: {', '.join(available) if available else '(none)'}."
         msg += " `snnkit list-plugins` shows which plugin provides what."
         super().__init__(msg)
         self.kind, self.name, self.close_matches = kind, name, close
@@ -57,3 +71,9 @@ class CheckpointError(SnnkitError):
 
 class MissingDependencyError(SnnkitError):
     """An optional extra (matplotlib, tensorboard, nir) that a command needs is not installed; says what to install."""
+class RunDirError(SnnkitError):
+    """A run directory that this process may not write: owned by another process, not a run, or unwritable."""
+
+
+class DivergedError(NaNLossError):
+    """The loss grew by orders of magnitude (still finite); the run directory keeps the last good checkpoint."""

@@ -456,6 +456,9 @@ class Dataset(_Component, ABC):
     source: ClassVar[str] = ""
     licence: ClassVar[str] = ""
     splits: ClassVar[tuple[str, ...]] = ("train", "test")
+    #: False for a dataset that never reads ``data_dir`` (e.g. one shipped inside its package): ``--data-dir``
+    #: given to it is refused instead of silently ignored
+    reads_data_dir: ClassVar[bool] = True
 
     def __init__(self, data_dir: str | None = None, **params: Any):
         self.data_dir = data_dir

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from attrs import evolve
 
+from . import rundir
 from .errors import CheckpointError, ConfigError, SnnkitError
 from .interfaces import ArrayData
 
@@ -118,25 +119,12 @@ def summary(records: list[dict], best: dict | None) -> dict[str, Any]:
 
 def write_json_atomic(obj: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    rundir.atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
-    """The run's per-epoch records; a torn last line (a killed writer) is skipped, not fatal."""
-    path = Path(run_dir) / "metrics.jsonl"
-    out = []
-    if not path.exists():
-        return out
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict) and isinstance(rec.get("epoch"), int):
-            out.append(rec)
-    return out
+    """The run's per-epoch records, read defensively: a torn or damaged line is skipped, not fatal."""
+    return rundir.read_metrics(Path(run_dir) / "metrics.jsonl", skip_bad=True)
 
 
 def best_from_metrics(records: list[dict]) -> dict | None:
@@ -213,7 +201,7 @@ def evaluate_splits(run_dir: str | Path, splits: Iterable[str] | str = "all", *,
     Returns ``{"run", "checkpoint", "epoch", "splits": {name: eval_record}}`` and, with ``write``, writes
     each record to ``RUN_DIR/eval/<split>.json``.
     """
-    from .training import build, load_checkpoint, read_run_config
+    from .training import build, load_weights, read_run_config
 
     run = Path(run_dir)
     cfg = read_run_config(run)
@@ -237,18 +225,7 @@ def evaluate_splits(run_dir: str | Path, splits: Iterable[str] | str = "all", *,
     cfg = cfg.evolve(**changes)
     built = build(cfg)
     used = "best" if checkpoint == "best" and (run / "best.pt").exists() else "last"
-    if used == "best":
-        try:
-            ck = torch.load(run / "best.pt", map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-            raise CheckpointError(f"{run / 'best.pt'} cannot be read ({type(exc).__name__}: {exc}); it may be corrupt; "
-                                  f"use --checkpoint last") from None
-    else:
-        ck = load_checkpoint(run)
-    try:
-        built.network.load_state_dict(ck["model"])
-    except (RuntimeError, KeyError) as exc:
-        raise CheckpointError(f"the {used} checkpoint in {run} does not fit the network its config builds: {exc}") from None
+    ck = load_weights(built, run, used)
     train, val, test, _info = load_protocol_splits(built)
     have = {"train": train, "test": test} | ({"val": val} if val is not None else {})
     order = [s for s in ("train", "val", "test") if s in have]
@@ -326,53 +303,9 @@ def seeds_report(runs: dict[int, str | Path]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- runs
 
 
-def _pid_alive(pid: Any) -> bool | None:
-    """True/False when ``pid`` is a positive int we can ask about; None when unknown."""
-    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    except OSError:
-        return None
-    return True
-
-
-def _lock_pid(run: Path) -> int | None:
-    try:
-        text = (run / ".lock").read_text().strip()
-        return int(text.split()[0]) if text else None
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def run_status(run: Path, records: list[dict], epochs: int | None) -> str:
-    """finished | running | killed | diverged | interrupted, read defensively.
-
-    ``status.json`` (written by the training run) decides when readable; a "running" one whose PID is dead
-    reads "killed". Without it: a live PID in ``.lock`` is "running"; all epochs in metrics.jsonl is
-    "finished"; anything else "killed"."""
-    status = None
-    try:
-        status = json.loads((run / "status.json").read_text())
-    except (OSError, ValueError):
-        status = None
-    if isinstance(status, dict) and status.get("state") in ("running", "finished", "diverged", "interrupted"):
-        if status["state"] == "running":
-            alive = _pid_alive(status.get("pid"))
-            if alive is False:
-                return "killed"
-            if alive is None and _pid_alive(_lock_pid(run)) is not True:
-                return "killed" if not (epochs and len(records) >= epochs) else "finished"
-        return status["state"]
-    if _pid_alive(_lock_pid(run)) is True:
-        return "running"
-    if epochs and records and max(r["epoch"] for r in records) >= epochs:
-        return "finished"
-    return "killed"
+def run_status(run: Path, epochs: int | None) -> str:
+    """finished | running | killed | diverged | interrupted: :func:`snnkit_core.rundir.read_status`."""
+    return rundir.read_status(run, epochs)["state"]
 
 
 def describe_run(run: str | Path) -> dict[str, Any]:
@@ -403,7 +336,7 @@ def describe_run(run: str | Path) -> dict[str, Any]:
         "test_accuracy_at_best": best["test_accuracy"] if best else None,
         "final_test_accuracy": records[-1].get("test_accuracy") if records else None,
         "seconds_per_epoch": sum(secs) / len(secs) if secs else None,
-        "status": run_status(run, records, epochs),
+        "status": run_status(run, epochs),
     })
     return row
 

@@ -7,14 +7,13 @@ import re
 from attrs import define, field, frozen
 
 from .errors import RegistrationError, UnknownComponentError
-from .interfaces import Connectivity, Dataset, LearningRule, Neuron
 
-KINDS: dict[str, type] = {
-    "neuron": Neuron,
-    "connectivity": Connectivity,
-    "rule": LearningRule,
-    "dataset": Dataset,
-}
+
+def _kinds() -> dict[str, type]:
+    """kind -> base class; imported on first registration (the interfaces import torch)."""
+    from .interfaces import Connectivity, Dataset, LearningRule, Neuron
+
+    return {"neuron": Neuron, "connectivity": Connectivity, "rule": LearningRule, "dataset": Dataset}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
@@ -29,9 +28,16 @@ class Component:
 @define
 class Registry:
     _items: dict[tuple[str, str], Component] = field(factory=dict)
+    #: (kind, name) -> why it is missing: a broken plugin would have provided it
+    _unavailable: dict[tuple[str, str], str] = field(factory=dict)
+
+    def mark_unavailable(self, kind: str, name, plugin: str, reason: str) -> None:
+        """Remember that ``plugin`` would have provided ``kind`` ``name`` but is not loaded, and why."""
+        if isinstance(name, str) and name:
+            self._unavailable.setdefault((kind, name), f"plugin {plugin!r} would provide it but is not loaded: {reason}")
 
     def register(self, kind: str, cls: type, plugin: str) -> None:
-        base = KINDS[kind]
+        base = _kinds()[kind]
         if not isinstance(cls, type) or not issubclass(cls, base):
             raise RegistrationError(
                 f"plugin {plugin!r} registered {cls!r} as a {kind}, but it is not a subclass of "
@@ -54,6 +60,10 @@ class Registry:
             )
         self._items[key] = Component(kind, name, cls, plugin)
 
+    def unavailable(self, kind: str, name: str) -> str:
+        """Why ``kind`` ``name`` is missing when a broken plugin would have provided it, else ''."""
+        return self._unavailable.get((kind, name), "")
+
     def unregister_plugin(self, plugin: str) -> None:
         for key in [k for k, c in self._items.items() if c.plugin == plugin]:
             del self._items[key]
@@ -65,7 +75,7 @@ class Registry:
         try:
             return self._items[(kind, name)]
         except KeyError:
-            raise UnknownComponentError(kind, name, self.names(kind)) from None
+            raise UnknownComponentError(kind, name, self.names(kind), note=self._unavailable.get((kind, name), "")) from None
 
     def names(self, kind: str) -> list[str]:
         return sorted(n for k, n in self._items if k == kind)

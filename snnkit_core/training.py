@@ -20,8 +20,9 @@ from attrs import asdict, field, frozen
 
 from . import distributed
 from .config import TrainConfig, dump_toml
-from .data import atomic_save
-from .errors import CheckpointError, ConfigError, IncompatibleError, NaNLossError, SnnkitError
+from . import rundir
+from .errors import CheckpointError, ConfigError, DivergedError, IncompatibleError, NaNLossError, SnnkitError
+from .errors import torch_error_reason as _torch_reason
 from .interfaces import ArrayData, Batch, Dataset, LearningRule
 from .metrics import write_csv
 from .assembly import assemble
@@ -29,6 +30,7 @@ from .compat import check_compatible
 from .network import Network
 from .paths import check_backend
 from .plugins import get_registry, plugin_infos
+from .protocol import best_from_metrics, load_protocol_splits, summary, write_json_atomic
 
 Progress = Callable[..., Iterable]
 
@@ -97,6 +99,11 @@ def build(cfg: TrainConfig) -> Built:
     for key in cfg.params:
         if key not in known:
             raise ConfigError(f"parameter section {key!r} matches no component of this run; use one of {sorted(known)}")
+    if cfg.data_dir and not getattr(dataset_cls, "reads_data_dir", True):
+        raise ConfigError(
+            f"dataset {cfg.dataset!r} does not read --data-dir (its data ships with it), so --data-dir {cfg.data_dir} "
+            f"would be ignored; leave it out, or choose the dataset that reads that folder (--dataset NAME)"
+        )
     p = cfg.params
     rules = [cls(**p.get(f"rule.{cls.name}", {})) for cls in rule_classes]
     neuron_cls.resolve(p.get("neuron"))  # validate before building anything
@@ -255,11 +262,127 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
 def load_checkpoint(run_dir: str | Path) -> dict:
     path = Path(run_dir) / "checkpoint.pt"
     if not path.exists():
-        raise CheckpointError(f"{run_dir} has no checkpoint.pt yet (the run stopped before its first epoch ended); start it again")
+        raise CheckpointError(
+            f"{run_dir} has no checkpoint.pt yet (the run stopped before its first epoch ended); start it again: "
+            f"snnkit train --config {Path(run_dir) / 'config.toml'} --out {run_dir}"
+        )
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); it may be corrupt") from None
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}: {_torch_reason(exc)}); it may be corrupt or "
+            f"truncated. Restore it from a copy, or start a new run."
+        ) from None
+    missing = [k for k in ("epoch", "model", "optimizer", "rng") if not isinstance(ck, dict) or k not in ck]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {path} loads but lacks {', '.join(repr(k) for k in missing)}: it was not written by "
+            f"`snnkit train`. Restore it from a copy, or start a new run."
+        )
+    if isinstance(ck["epoch"], bool) or not isinstance(ck["epoch"], int) or ck["epoch"] < 0:
+        raise CheckpointError(f"checkpoint {path} has epoch {ck['epoch']!r}, not a count of finished epochs; restore it from a copy")
+    return ck
+
+
+#: config keys that may differ between a run's checkpoint and its config.toml on --resume (where the data is and
+#: what computes, not the maths)
+_MAY_MOVE = frozenset({"data_dir", "device", "backend", "data_on_device"})
+
+#: the run stops as diverged when a batch loss exceeds this many times the run's first batch loss
+DIVERGENCE_FACTOR = 1e3
+
+
+def load_weights(built: Built, run: str | Path, which: str = "last") -> dict:
+    """Load ``run``'s ``checkpoint.pt`` (``last``) or ``best.pt`` (``best``, the best-on-validation epoch) into
+    ``built.network`` and return the checkpoint dict; every failure is a :class:`CheckpointError` naming the
+    file and the way out. The one loader for eval, plot, export and resume."""
+    run = Path(run)
+    if which == "last":
+        ck, path = load_checkpoint(run), run / "checkpoint.pt"
+    elif which == "best":
+        path = run / "best.pt"
+        if not path.exists():
+            raise CheckpointError(f"{run} has no best.pt (only runs with a validation split write one); use the last checkpoint")
+        try:
+            ck = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+            raise CheckpointError(f"{path} cannot be read ({type(exc).__name__}: {_torch_reason(exc)}); it may be "
+                                  f"corrupt; use the last checkpoint") from None
+        if not isinstance(ck, dict):
+            raise CheckpointError(f"{path} is not a snnkit weights file (a dict with 'model')")
+        ck = ck if "model" in ck else {"model": ck}  # a bare state dict is accepted too
+    else:
+        raise ConfigError(f"checkpoint must be 'best' or 'last', not {which!r}")
+    try:
+        built.network.load_state_dict(ck["model"])
+    except Exception as exc:  # noqa: BLE001 - wrong keys or shapes, or not a state dict at all
+        raise CheckpointError(
+            f"checkpoint {path} does not fit the network {run / 'config.toml'} builds "
+            f"({_torch_reason(exc)}); was config.toml edited, or the checkpoint replaced? Restore the matching pair."
+        ) from None
+    return ck
+
+
+def _restore(built: Built, ck: dict, run: Path, opt, sched) -> None:
+    """Load a checkpoint into the network, optimizer, scheduler, RNG and rules, or say clearly why not."""
+    path = run / "checkpoint.pt"
+    saved = ck.get("config")
+    if isinstance(saved, dict):
+        now = built.config.to_dict()
+        changed = sorted(k for k in set(saved) | set(now) if k not in _MAY_MOVE and saved.get(k) != now.get(k))
+        if changed:
+            diff = "; ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed)
+            raise CheckpointError(
+                f"{run / 'config.toml'} was edited after checkpoint {path} was written ({diff}). --resume continues a "
+                f"run exactly as it was: undo the edit, or start a new run from these weights with "
+                f"snnkit train --config {run / 'config.toml'} --init-from {run} --out NEW_DIR"
+            )
+    try:
+        built.network.load_state_dict(ck["model"])
+    except Exception as exc:  # noqa: BLE001 - wrong keys or shapes, or not a state dict at all
+        raise CheckpointError(
+            f"checkpoint {path} does not fit the network {run / 'config.toml'} builds "
+            f"({_torch_reason(exc)}); was config.toml edited, or the checkpoint replaced? Restore the matching pair."
+        ) from None
+    try:
+        opt.load_state_dict(ck["optimizer"])
+        if sched is not None and ck.get("scheduler"):
+            sched.load_state_dict(ck["scheduler"])
+        torch.set_rng_state(ck["rng"])
+        for r, state in zip(built.rules, ck.get("rules", [])):
+            r.load_state_dict(state)
+        int(ck["epoch"])
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(
+            f"checkpoint {path} has an optimizer, scheduler or RNG state that does not fit this run "
+            f"({type(exc).__name__}: {_torch_reason(exc)}). Restore it from a copy, or start a new run with "
+            f"--init-from {run} (weights only)."
+        ) from None
+
+
+def load_init_weights(built: Built, source: str | Path) -> None:
+    """``--init-from RUN_DIR``: the network weights of another run's checkpoint (optimizer state is not taken)."""
+    src = Path(source)
+    if not src.is_dir():
+        raise CheckpointError(f"--init-from {src}: no such run directory")
+    ck = load_checkpoint(src)
+    try:
+        built.network.load_state_dict(ck["model"])
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(
+            f"--init-from {src}: its weights do not fit the network this run builds ({_torch_reason(exc)}); use the "
+            f"same --neuron, --conn, --hidden and dataset as {src / 'config.toml'}"
+        ) from None
+
+
+def check_inputs(built: Built, train_data: ArrayData, test_data: ArrayData) -> None:
+    """What the rules need of the data (e.g. tssl-bp: T % 10 == 0), and that both splits hold examples;
+    checked before a run directory exists."""
+    for name, d in (("training", train_data), ("test", test_data)):
+        if len(d) == 0:
+            raise SnnkitError(f"dataset {built.config.dataset!r} has no {name} examples; nothing to train or test on")
+    for r in built.rules:
+        r.check_data(train_data.x.shape[1], train_data.x.shape[2])
 
 
 def train(
@@ -270,18 +393,30 @@ def train(
     progress: Progress = _no_progress,
     built: Built | None = None,
     data: tuple[ArrayData, ...] | None = None,
+    val_info: dict | None = None,
 ) -> Iterator[EpochRecord]:
     """Train ``cfg``; yield one :class:`EpochRecord` per epoch. With ``run_dir``, write the run directory.
 
     Validation (:mod:`snnkit_core.protocol`): each epoch also evaluates the validation split; the weights of
     the epoch with the highest validation accuracy (the earliest on ties) go to ``best.pt`` and
     ``summary.json`` reports the test accuracy at that epoch. The test split is never used for a choice.
-    ``data`` given as ``(train, test)`` or ``(train, val, test)`` is used as it is (no carve)."""
-    from .protocol import best_from_metrics, load_protocol_splits, read_metrics, summary, write_json_atomic
+    ``data`` given as ``(train, test)`` or ``(train, val, test)`` is used as it is (no carve); ``val_info``
+    describes its validation split for the manifest (:func:`snnkit_core.protocol.load_protocol_splits` returns it).
 
+    The run directory is locked for the generator's life (:mod:`snnkit_core.rundir`); ``status.json`` says how
+    it ended. A batch loss that is not finite, or above ``DIVERGENCE_FACTOR`` x the run's first batch loss,
+    stops the run (:class:`NaNLossError` / :class:`DivergedError`) with the last good checkpoint kept.
+    Several processes (torchrun, ``--devices``): rank 0 alone locks and writes the run directory.
+    """
     built = built or build(cfg)
-    net = built.network
+    cfg = built.config
     world = distributed.setup(built.device)  # WORLD_SIZE > 1 (torchrun, --devices): join the process group
+    run = Path(run_dir) if run_dir is not None and world.main else None
+    if run is not None and not resume:
+        rundir.check_new_run(run)  # before any data is read: an unwritable or foreign --out fails at once
+    if cfg.init_from and not resume:
+        load_init_weights(built, cfg.init_from)
+    net = built.network
     distributed.broadcast_module(net, world)
     opt = make_optimizer(built)
     sched = built.gradient_rule.make_scheduler(opt, cfg.epochs)
@@ -290,158 +425,210 @@ def train(
             train_data, val_data, test_data, val_info = load_protocol_splits(built, None if progress is _no_progress else progress)
         else:
             train_data, val_data, test_data = data if len(data) == 3 else (data[0], None, data[1])
-            val_info = {"source": "given by the caller" if val_data is not None else "none"}
+            val_info = val_info or {"source": "given by the caller" if val_data is not None else "none"}
     if cfg.data_on_device:
         train_data, test_data = train_data.to(built.device), test_data.to(built.device)
         val_data = val_data.to(built.device) if val_data is not None else None
-    for r in built.rules:  # e.g. tssl-bp's desired spike trains need T % 10 == 0: fail before a run directory exists
-        r.check_data(train_data.x.shape[1], train_data.x.shape[2])
-    start_epoch = 0
-    run = Path(run_dir) if run_dir is not None else None
+    check_inputs(built, train_data, test_data)  # e.g. tssl-bp's T % 10 == 0: fail before a run directory exists
+    start_epoch, records, first_loss = 0, [], None
+    if resume and run_dir is not None and not world.main:  # every rank resumes the same weights and state
+        ck = load_checkpoint(run_dir)
+        _restore(built, ck, Path(run_dir), opt, sched)
+        start_epoch, first_loss = int(ck["epoch"]) + 1, ck.get("first_loss")
     if run is not None:
+        start_epoch, records, first_loss = _open_run(built, run, resume, opt, sched, {"world_size": world.size, "validation": val_info})
+    distributed.seed_rank(cfg.seed, start_epoch, world)
+    best = best_from_metrics(records)
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            t0 = time.perf_counter()
+            total_loss, correct, n, first_loss = _train_epoch(built, train_data, opt, epoch, world, run, first_loss, progress)
+            test_loss, test_acc = evaluate(built, test_data, cfg.batch_size)
+            val_loss, val_acc = evaluate(built, val_data, cfg.batch_size) if val_data is not None else (None, None)
+            if built.device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - t0
+            extra: dict[str, Any] = {}
+            lr_used = opt.param_groups[0]["lr"]
+            if sched is not None:
+                sched.step()
+            for r in built.rules:
+                r.on_epoch_end(net, epoch)
+                extra.update(r.describe(net))
+            net.on_epoch_end(epoch)
+            desc = net.describe()
+            if desc:
+                extra["recurrence"] = desc
+            if built.device.type == "cuda":
+                extra["peak_memory_mb"] = torch.cuda.max_memory_allocated(built.device) / 2**20
+            rec = EpochRecord(
+                epoch=epoch + 1,
+                train_loss=total_loss / max(n, 1),
+                train_accuracy=correct / max(n, 1),
+                test_loss=test_loss,
+                test_accuracy=test_acc,
+                seconds=seconds,
+                lr=lr_used,
+                extra=extra,
+                val_loss=val_loss,
+                val_accuracy=val_acc,
+            )
+            improved = val_acc is not None and (best is None or val_acc > best["val_accuracy"])
+            if improved:
+                best = {"epoch": epoch + 1, "val_accuracy": val_acc, "test_accuracy": test_acc}
+            if run is not None:
+                records.append(json.loads(json.dumps(rec.to_json())))  # plain JSON types: weights_only can load them
+                state = {
+                    "epoch": epoch,
+                    "model": net.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict() if sched is not None else {},
+                    "rng": torch.get_rng_state(),
+                    "rules": [r.state_dict() for r in built.rules],
+                    "config": cfg.to_dict(),
+                    "records": records,
+                    "first_loss": first_loss,
+                }
+                if improved:  # before checkpoint.pt: a resumed run never misses the best weights of a done epoch
+                    rundir.save_checkpoint({"epoch": epoch, "model": net.state_dict(), "val_accuracy": val_acc}, run / "best.pt")
+                # the metrics line first: a crash before the rename leaves the previous checkpoint, and resume
+                # rewrites metrics.jsonl from that checkpoint's records
+                rundir.append_metrics(run / "metrics.jsonl", records[-1])
+                rundir.save_checkpoint(state, run / "checkpoint.pt")
+                write_csv(run)  # metrics.csv beside it, rebuilt from metrics.jsonl (so a resume matches it too)
+                write_json_atomic(summary(records, best), run / "summary.json")
+            yield rec
+        if run is not None:
+            rundir.write_status(run, "finished", f"{cfg.epochs} of {cfg.epochs} epochs")
+    except NaNLossError as exc:
+        if run is not None:
+            rundir.write_status(run, "diverged", str(exc))
+        raise
+    except (KeyboardInterrupt, GeneratorExit):
+        if run is not None:
+            rundir.write_status(run, "interrupted", f"stopped after {len(records)} of {cfg.epochs} epochs; "
+                                                    f"continue with: snnkit train --resume {run}")
+        raise
+    except BaseException as exc:
+        if run is not None:
+            rundir.write_status(run, "interrupted", f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        if run is not None:
+            rundir.release(run)
+
+
+def _open_run(built: Built, run: Path, resume: bool, opt, sched, manifest_extra: dict) -> tuple[int, list[dict], float | None]:
+    """Lock ``run`` and either restore its checkpoint (resume) or write a new run's status, config and manifest.
+    Returns the first epoch to train, the records so far and the first batch loss (for divergence)."""
+    cfg = built.config
+    if not resume:
+        run.mkdir(parents=True, exist_ok=True)
+    rundir.acquire(run)
+    start_epoch, records, first_loss = 0, [], None
+    try:
+        rundir.remove_leftover_tmp(run)
         if resume:
             ck = load_checkpoint(run)
-            net.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            if sched is not None and ck.get("scheduler"):
-                sched.load_state_dict(ck["scheduler"])
-            torch.set_rng_state(ck["rng"])
-            for r, state in zip(built.rules, ck.get("rules", [])):
-                r.load_state_dict(state)
+            _restore(built, ck, run, opt, sched)
             start_epoch = int(ck["epoch"]) + 1
-            if world.main:
-                _truncate_metrics(run / "metrics.jsonl", start_epoch)
-                if start_epoch >= cfg.epochs:  # a finished run: nothing to train, but a missing summary is rebuilt
-                    recs = read_metrics(run)
-                    write_json_atomic(summary(recs, best_from_metrics(recs)), run / "summary.json")
+            first_loss = ck.get("first_loss")
+            saved = ck.get("records")
+            if isinstance(saved, list):
+                records = [r for r in saved if isinstance(r, dict)][:start_epoch]
+            else:  # a checkpoint from before records were kept in it
+                records = [r for r in rundir.read_metrics(run / "metrics.jsonl") if r["epoch"] <= start_epoch]
+            rundir.rewrite_metrics(run / "metrics.jsonl", records)
+            if start_epoch >= cfg.epochs:  # a finished run: nothing to train, but a missing summary is rebuilt
+                write_json_atomic(summary(records, best_from_metrics(records)), run / "summary.json")
+            rundir.write_status(run, "running", f"epoch {start_epoch + 1} of {cfg.epochs}")
         else:
-            if (run / "checkpoint.pt").exists():
-                raise CheckpointError(f"{run} already holds a run; use --resume {run} to continue it, or another --out")
-            if world.main:  # several processes: rank 0 alone writes the run directory
-                run.mkdir(parents=True, exist_ok=True)
-                (run / "config.toml").write_text(dump_toml({"train": cfg.to_dict()}))
-                (run / "manifest.json").write_text(json.dumps(
-                    {**manifest(built), "world_size": world.size, "validation": val_info}, indent=2))
-    distributed.seed_rank(cfg.seed, start_epoch, world)
-    best = best_from_metrics(read_metrics(run)) if run is not None and resume else None
-    for epoch in range(start_epoch, cfg.epochs):
-        t0 = time.perf_counter()
-        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        total_loss, correct, n = 0.0, 0, 0
-        nb = math.ceil(len(train_data) / (cfg.batch_size * world.size))
-        net.train()
-        rule = built.gradient_rule
-        step_opt = distributed.SyncedOptimizer(opt, net.parameters(), distributed.grad_reduction(rule), world)
-        for x, y, idx in progress(_indexed_batches(train_data, cfg.batch_size, True, gen, built.device, world), total=nb, description=f"epoch {epoch + 1}"):
-            if not len(y):  # several processes, a last global batch smaller than their number: join with weight 0
-                step_opt.n_local = 0
-                step_opt.zero_grad(set_to_none=True)
-                step_opt.step()
-                net.after_step()
-                distributed.any_rank(False, world)
-                continue
-            batch = to_batch(built, x, y, idx)
-            step_opt.n_local = len(y)
-            # the rule's step: forward, loss, update (under several processes the optimizer all-reduces .grad first)
-            loss, logits = rule.train_step(net, batch, step_opt)
-            if distributed.any_rank(not torch.isfinite(loss), world):
-                raise NaNLossError(
-                    f"the loss became {float(loss)} in epoch {epoch + 1}. Lower --lr or check the data; "
-                    + (f"{run} keeps the last good checkpoint, of epoch {epoch} (--resume {run})." if run and epoch > 0
-                       else "no epoch had finished, so there is no checkpoint to resume from." if run else "")
-                )
-            total_loss += float(loss) * len(y)  # CPU-GPU sync point, once per batch
-            correct += int((logits.argmax(1) == batch.y).sum())
-            n += len(y)
-        total_loss, correct, n = distributed.sum_scalars(world, total_loss, correct, n)
-        test_loss, test_acc = evaluate(built, test_data, cfg.batch_size)
-        val_loss, val_acc = evaluate(built, val_data, cfg.batch_size) if val_data is not None else (None, None)
-        if built.device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - t0
-        extra: dict[str, Any] = {}
-        lr_used = opt.param_groups[0]["lr"]
-        if sched is not None:
-            sched.step()
-        for r in built.rules:
-            r.on_epoch_end(net, epoch)
-            extra.update(r.describe(net))
-        net.on_epoch_end(epoch)
-        desc = net.describe()
-        if desc:
-            extra["recurrence"] = desc
-        if built.device.type == "cuda":
-            extra["peak_memory_mb"] = torch.cuda.max_memory_allocated(built.device) / 2**20
-        rec = EpochRecord(
-            epoch=epoch + 1,
-            train_loss=total_loss / max(n, 1),
-            train_accuracy=correct / max(n, 1),
-            test_loss=test_loss,
-            test_accuracy=test_acc,
-            seconds=seconds,
-            lr=lr_used,
-            extra=extra,
-            val_loss=val_loss,
-            val_accuracy=val_acc,
-        )
-        improved = val_acc is not None and (best is None or val_acc > best["val_accuracy"])
-        if improved:
-            best = {"epoch": epoch + 1, "val_accuracy": val_acc, "test_accuracy": test_acc}
-        if run is not None and world.main:
-            state = {
-                "epoch": epoch,
-                "model": net.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict() if sched is not None else {},
-                "rng": torch.get_rng_state(),
-                "rules": [r.state_dict() for r in built.rules],
-            }
-            if improved:  # before checkpoint.pt: a resumed run never misses the best weights of a done epoch
-                atomic_save({"epoch": epoch, "model": net.state_dict(), "val_accuracy": val_acc}, run / "best.pt")
-            atomic_save(state, run / "checkpoint.pt")
-            with open(run / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(rec.to_json()) + "\n")
-            write_csv(run)  # metrics.csv beside it, rebuilt from metrics.jsonl (so a resume matches it too)
-            write_json_atomic(summary(read_metrics(run), best), run / "summary.json")
-        yield rec
+            rundir.check_new_run(run, owned=True)  # again, now that no other process can write here
+            (run / "metrics.jsonl").unlink(missing_ok=True)  # a killed first epoch starts over
+            rundir.write_status(run, "running", f"epoch 1 of {cfg.epochs}")  # first: it marks the folder a run
+            rundir.atomic_write_text(run / "config.toml", dump_toml({"train": cfg.to_dict()}), fault="config")
+            rundir.atomic_write_text(run / "manifest.json", json.dumps({**manifest(built), **manifest_extra}, indent=2),
+                                     fault="manifest")
+    except BaseException:
+        rundir.release(run)
+        raise
+    return start_epoch, records, first_loss
 
 
-def _truncate_metrics(path: Path, keep_epochs: int) -> None:
-    if not path.exists():
+class _StepOptimizer(distributed.SyncedOptimizer):
+    """The optimizer the rule's ``train_step`` gets: all-reduces ``.grad`` across ranks (several processes), and
+    turns an overflowing step (e.g. Adam's lr / (1 - beta1^t) in float32) into a :class:`DivergedError`."""
+
+    def __init__(self, optimizer, params, reduction, world, epoch: int, run: Path | None):
+        super().__init__(optimizer, params, reduction, world)
+        self.epoch, self.run = epoch, run
+
+    def step(self, closure=None):
+        try:
+            return super().step(closure)
+        except RuntimeError as exc:
+            if "overflow" not in str(exc):
+                raise
+            raise DivergedError(
+                f"the optimizer step overflowed in epoch {self.epoch + 1} ({exc}): the learning rate "
+                f"{self.optimizer.param_groups[0]['lr']:.3g} is far too large. " + _stop_advice(self.run, self.epoch)
+            ) from None
+
+
+def _train_epoch(built: Built, data: ArrayData, opt, epoch: int, world, run: Path | None, first_loss: float | None,
+                 progress: Progress) -> tuple[float, int, int, float | None]:
+    """One pass over ``data`` (this rank's part of every global batch) through the gradient rule's ``train_step``:
+    loss, correct and count summed over the ranks, and the run's first batch loss. Stops on a non-finite or
+    diverging loss on any rank (right after that step; the last checkpoint stays good)."""
+    cfg, net, rule = built.config, built.network, built.gradient_rule
+    gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+    total_loss, correct, n = 0.0, 0, 0
+    nb = math.ceil(len(data) / (cfg.batch_size * world.size))
+    net.train()
+    step_opt = _StepOptimizer(opt, net.parameters(), distributed.grad_reduction(rule), world, epoch, run)
+    batches = _indexed_batches(data, cfg.batch_size, True, gen, built.device, world)
+    for x, y, idx in progress(batches, total=nb, description=f"epoch {epoch + 1}"):
+        step_opt.n_local = len(y)
+        if not len(y):  # several processes, a last global batch smaller than their number: join with weight 0
+            step_opt.zero_grad(set_to_none=True)
+            step_opt.step()  # the same collectives, in the same order, as a rank with examples
+            net.after_step()
+            distributed.any_rank(False, world)
+            continue
+        batch = to_batch(built, x, y, idx)
+        loss, logits = rule.train_step(net, batch, step_opt)  # forward, loss, update: the rule's step
+        loss_value = float(loss)  # CPU-GPU sync point, once per batch
+        first_loss = loss_value if first_loss is None else first_loss
+        _check_loss(loss_value, first_loss, epoch, run, world)
+        total_loss += loss_value * len(y)
+        correct += int((logits.argmax(1) == batch.y).sum())
+        n += len(y)
+    total_loss, correct, n = distributed.sum_scalars(world, total_loss, correct, n)
+    return total_loss, int(correct), int(n), first_loss
+
+
+def _check_loss(loss_value: float, first_loss: float, epoch: int, run: Path | None, world) -> None:
+    """Raise when this batch's loss is not finite or has grown more than ``DIVERGENCE_FACTOR`` x the first, on
+    any rank (every rank calls this once per step, so the ranks stop together)."""
+    nan = not math.isfinite(loss_value)
+    diverged = not nan and abs(loss_value) > DIVERGENCE_FACTOR * max(abs(first_loss), 1e-6)
+    if not distributed.any_rank(nan or diverged, world):
         return
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    kept = [ln for ln in lines if json.loads(ln)["epoch"] <= keep_epochs]
-    path.write_text("".join(ln + "\n" for ln in kept))
+    if nan:
+        raise NaNLossError(f"the loss became {loss_value} in epoch {epoch + 1}. " + _stop_advice(run, epoch))
+    if diverged:
+        raise DivergedError(
+            f"the training diverged in epoch {epoch + 1}: the loss grew from {first_loss:.4g} (first batch) "
+            f"to {loss_value:.4g}, more than {DIVERGENCE_FACTOR:.0f}x. " + _stop_advice(run, epoch)
+        )
+    raise DivergedError(f"another training process met a non-finite or diverging loss in epoch {epoch + 1}. "
+                        + _stop_advice(run, epoch))
 
 
-def evaluate_run(run_dir: str | Path, dataset: str | None = None, split: str = "test", data_dir: str | None = None,
-                 batch_size: int | None = None, limit: int | None = None, device: str | None = None,
-                 backend: str | None = None):
-    """Load a run's latest checkpoint and evaluate it on ``split``; returns (loss, accuracy, n).
-
-    ``limit`` caps the examples (default: the run's own limit); ``device`` overrides the run's.
-    """
-    cfg = read_run_config(run_dir)
-    if limit is not None and limit < 1:
-        raise ConfigError(f"--limit must be a positive number of examples, not {limit}")
-    if batch_size is not None and batch_size < 1:
-        raise ConfigError(f"--batch-size must be a positive number of examples, not {batch_size}")
-    changes: dict[str, Any] = {"device": device or cfg.device, "backend": backend or cfg.backend}
-    if limit is not None:
-        changes["limit"] = limit
-    if dataset:
-        changes["dataset"] = dataset
-    if data_dir:
-        changes["data_dir"] = data_dir
-    cfg = cfg.evolve(**changes)
-    built = build(cfg)
-    ck = load_checkpoint(run_dir)
-    try:
-        built.network.load_state_dict(ck["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"the checkpoint in {run_dir} does not fit the network its config builds: {exc}") from None
-    if split not in built.dataset.splits:
-        raise SnnkitError(f"dataset {cfg.dataset!r} has splits {list(built.dataset.splits)}, not {split!r}")
-    data = built.dataset.load(split).subset(cfg.limit, cfg.seed)
-    loss, acc = evaluate(built, data, batch_size or cfg.batch_size)
-    return loss, acc, len(data)
+def _stop_advice(run: Path | None, epoch: int) -> str:
+    if run is None:
+        return "Lower --lr or check the data."
+    if epoch > 0:
+        return (f"{run} keeps the last good checkpoint, of epoch {epoch}. Start a new run from it with a lower "
+                f"learning rate: snnkit train --init-from {run} --lr LOWER (and the same --neuron/--conn/--hidden)")
+    return f"No epoch had finished, so {run} has no checkpoint; start again with a lower --lr, or check the data."

@@ -132,6 +132,9 @@ def test_resume_under_torchrun(ddp_run, tmp_path):
     shutil.copytree(run, killed)
     cfg_path = killed / "config.toml"
     cfg_path.write_text(cfg_path.read_text().replace("epochs = 1", "epochs = 2"))
+    ck = torch.load(killed / "checkpoint.pt", weights_only=True)  # the checkpoint records the config it was trained with
+    ck["config"]["epochs"] = 2
+    torch.save(ck, killed / "checkpoint.pt")
     res = _snnkit("train", "--resume", str(killed), "--quiet",
                   launcher=("-m", "torch.distributed.run", "--nproc-per-node", "2"))
     assert res.returncode == 0, res.stdout + res.stderr

@@ -123,7 +123,7 @@ def test_tensorboard_scalars_are_written(runner, tmp_path):
 
 def test_tensorboard_missing_is_a_clear_error_before_training(runner, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
-    res = runner.invoke(cli, ["train", "--dataset", "tiny", "--hidden", "8", "--epochs", "1", "--out", str(tmp_path / "r"),
+    res = runner.invoke(cli, ["train", "--dataset", "tiny", "--hidden", "8,8,8", "--epochs", "1", "--out", str(tmp_path / "r"),
                               "--quiet", "--tensorboard"])
     assert res.exit_code == 1 and "pip install 'snnkit[tensorboard]'" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "r").exists()

@@ -9,6 +9,8 @@ import sys
 
 import numpy as np
 import pytest
+
+from snnkit_core import rundir
 import torch
 from click.testing import CliRunner
 
@@ -262,7 +264,7 @@ def test_runs_table_and_status(fake, tmp_path, runner):
     list(train(_cfg(epochs=2), root / "done"))
     gen = train(_cfg(epochs=3), root / "cut")
     next(gen)
-    gen.close()  # one of three epochs, no status.json: killed
+    gen.close()  # one of three epochs, then the generator was closed: interrupted
     list(train(_cfg(epochs=1), root / "crashed"))
     (root / "crashed" / "status.json").write_text(json.dumps({"state": "running", "pid": _dead_pid()}))
     list(train(_cfg(epochs=1), root / "live"))
@@ -271,12 +273,14 @@ def test_runs_table_and_status(fake, tmp_path, runner):
     (root / "nan" / "status.json").write_text(json.dumps({"state": "diverged", "pid": 1, "message": "loss nan"}))
     list(train(_cfg(epochs=2), root / "locked"))
     (root / "locked" / "metrics.jsonl").write_text((root / "locked" / "metrics.jsonl").read_text().splitlines()[0] + "\n{torn")
-    (root / "locked" / ".lock").write_text(str(os.getpid()))
+    (root / "locked" / "status.json").unlink()  # an older run: no status.json, so the lock's holder decides
+    rundir.acquire(root / "locked")
     (root / "broken").mkdir()
     (root / "broken" / "config.toml").write_text("this is [not toml")
     rows = {r["run"].rsplit("/", 1)[-1]: r for r in list_runs(root)}
     status = {k: r["status"] for k, r in rows.items()}
-    assert status == {"done": "finished", "cut": "killed", "crashed": "killed", "live": "running", "nan": "diverged",
+    rundir.release(root / "locked")
+    assert status == {"done": "finished", "cut": "interrupted", "crashed": "killed", "live": "running", "nan": "diverged",
                       "locked": "running", "broken": "unreadable"}
     done = rows["done"]
     summary = json.loads((root / "done" / "summary.json").read_text())

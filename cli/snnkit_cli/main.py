@@ -67,13 +67,9 @@ def cli():
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 def list_plugins(as_json):
     """Installed plugins, their versions, the components each registers, and any that failed to load."""
-    from snnkit_core.plugins import get_registry, plugin_infos
+    from snnkit_core.plugins import listing
 
-    reg = get_registry()
-    rows = []
-    for info in plugin_infos():
-        comps = [{"kind": c.kind, "name": c.name} for c in reg.by_plugin(info.name)]
-        rows.append({"name": info.name, "version": info.version, "components": comps, "error": info.error})
+    rows = listing()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -81,7 +77,7 @@ def list_plugins(as_json):
     table.add_column("plugin")
     table.add_column("version")
     table.add_column("components")
-    table.add_column("status")
+    table.add_column("status", overflow="fold")  # a broken plugin's whole reason, never cut
     for r in rows:
         comps = ", ".join(f"{c['kind']}:{c['name']}" for c in r["components"]) or "-"
         status = f"[red]broken: {r['error']}[/]" if r["error"] else "[green]ok[/]"
@@ -108,8 +104,13 @@ def info(name, kind):
     reg = get_registry()
     found = [c for c in reg.find(name) if kind is None or c.kind == kind]
     if not found:
-        every = sorted({c.name for c in reg.all()})
-        raise UnknownComponentError("component", name, every)
+        if kind:
+            others = reg.find(name)
+            if others:
+                raise UnknownComponentError(kind, name, reg.names(kind), note=f"that name is a {others[0].kind}, not a {kind} (snnkit info {name})")
+            reg.component(kind, name)  # raises, naming a broken plugin that would provide it
+        notes = [reg.unavailable(k, name) for k in ("neuron", "connectivity", "rule", "dataset") if reg.unavailable(k, name)]
+        raise UnknownComponentError("component", name, sorted({c.name for c in reg.all()}), note=notes[0] if notes else "")
     for comp in found:
         cls = comp.cls
         console.rule(f"[bold]{comp.kind} {comp.name}[/]  (plugin {comp.plugin})")
@@ -195,68 +196,89 @@ def _parse_sets(values) -> dict[str, dict]:
 @click.option("--limit", type=int, help="Train and test on at most N examples each (quick checks).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML config; options given here override it.")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue a killed run from its last checkpoint.")
+@click.option("--init-from", "init_from", type=click.Path(file_okay=False), help="Start a new run from the weights of RUN_DIR's checkpoint (fine-tuning; after a NaN/divergence with a lower --lr).")
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Component parameter, e.g. neuron.tau_m=8 (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--tensorboard", is_flag=True, help="Also log each epoch's metrics to RUN_DIR/tensorboard/ (needs the tensorboard package).")
 @click.option("--devices", type=click.IntRange(min=1), help="Data-parallel over N processes on this machine (one GPU each on CUDA; gloo on CPU); --batch-size is per process. See docs/scale.md.")
 @expected_errors
-def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, seeds, val_fraction, device, data_on_device, backend, out, limit, config_file, resume, sets, quiet, tensorboard, devices):
+def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, seeds, val_fraction, device, data_on_device, backend, out, limit, config_file, resume, init_from, sets, quiet, tensorboard, devices):
     """Train a network. With no options: a sensible default on the shipped dataset."""
+    import contextlib
+
+    from snnkit_core import rundir
     from snnkit_core.config import TrainConfig
     from snnkit_core.distributed import env_world
     from snnkit_core.errors import ConfigError
-    from snnkit_core.training import read_run_config
+    from snnkit_core.training import load_checkpoint, read_run_config
 
-    if not env_world().main:  # torchrun / --devices: rank 0 alone renders
+    main_rank = env_world().main
+    if not main_rank:  # torchrun / --devices: rank 0 alone renders
         console.quiet = quiet = True
+    with contextlib.ExitStack() as stack:
+        if resume:
+            given = [f"--{k.replace('_', '-')}" for k, v in dict(
+                neuron=neuron, conn=conn, rule=rules, dataset=dataset, hidden=hidden, epochs=epochs,
+                batch_size=batch_size, lr=lr, seed=seed, seeds=seeds, val_fraction=val_fraction,
+                data_on_device=data_on_device, out=out, limit=limit, config=config_file, set=sets,
+                init_from=init_from).items() if v not in (None, (), [])]
+            if given:
+                raise ConfigError(
+                    f"--resume continues {resume} exactly as its config.toml says, so {', '.join(given)} cannot apply. "
+                    f"To train a changed copy, start a new run from its config with the options you want: "
+                    f"snnkit train --config {Path(resume) / 'config.toml'} --out NEW_DIR {' '.join(g + ' ...' for g in given)}"
+                    f" (add --init-from {resume} to start from its weights)"
+                )
+            run_dir = Path(resume)
+            cfg = read_run_config(run_dir)
+            if main_rank and not (devices and devices > 1):  # --devices: its rank-0 process takes the lock
+                stack.enter_context(rundir.locked(run_dir))  # nobody else writes here from now until the run ends
+            # where the data is and what runs the maths may change on resume (another machine); the maths may not
+            moved = {k: v for k, v in dict(data_dir=data_dir and _absolute(data_dir), device=device, backend=backend).items() if v}
+            if moved:
+                from snnkit_core.config import dump_toml
 
-    if resume:
-        given = [f"--{k.replace('_', '-')}" for k, v in dict(
-            neuron=neuron, conn=conn, rule=rules, dataset=dataset, hidden=hidden, epochs=epochs,
-            batch_size=batch_size, lr=lr, seed=seed, seeds=seeds, val_fraction=val_fraction, data_on_device=data_on_device,
-            out=out, limit=limit, config=config_file, set=sets).items() if v not in (None, (), [])]
-        if given:
-            raise ConfigError(
-                f"--resume continues {resume} exactly as its config.toml says, so {', '.join(given)} cannot apply. "
-                f"To train a changed copy, start a new run from its config with the options you want: "
-                f"snnkit train --config {Path(resume) / 'config.toml'} --out NEW_DIR {' '.join(g + ' ...' for g in given)}"
-            )
-        cfg = read_run_config(resume)
-        run_dir = Path(resume)
-        # where the data is and what runs the maths may change on resume (another machine); the maths may not
-        moved = {k: v for k, v in dict(data_dir=data_dir and _absolute(data_dir), device=device, backend=backend).items() if v}
-        if moved and env_world().main:  # under torchrun, rank 0 alone rewrites it
-            from snnkit_core.config import dump_toml
-
-            cfg = cfg.evolve(**moved)
-            (run_dir / "config.toml").write_text(dump_toml({"train": cfg.to_dict()}))
-        console.print(f"resuming [bold]{run_dir}[/]")
-    else:
-        cfg = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
-        changes = {
-            k: v
-            for k, v in dict(neuron=neuron, conn=conn, dataset=dataset, data_dir=data_dir, hidden=hidden, epochs=epochs,
-                             batch_size=batch_size, lr=lr, seed=seed, device=device, data_on_device=data_on_device,
-                             backend=backend, limit=limit, val_fraction=val_fraction).items()
-            if v is not None
-        }
-        if rules:
-            changes["rules"] = tuple(rules)
-        extra = _parse_sets(sets)
-        if extra:
-            params = {k: dict(v) for k, v in cfg.params.items()}
-            for section, kv in extra.items():
-                params.setdefault(section, {}).update(kv)
-            changes["params"] = params
-        cfg = cfg.evolve(**changes)
-        if cfg.data_dir:  # config.toml must rerun from any working directory
-            cfg = cfg.evolve(data_dir=_absolute(cfg.data_dir))
-        combo = f"{cfg.neuron}-{cfg.conn}-{'+'.join(cfg.rules)}-{cfg.dataset}"
-        run_dir = Path(out) if out else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{combo}"
-    if seeds is not None:
-        _train_seeds(cfg, run_dir, seeds, seed, quiet, tensorboard, devices)
-        return
-    _train_one(cfg, run_dir, bool(resume), quiet, tensorboard, devices)
+                cfg = cfg.evolve(**moved)
+                if main_rank:  # under torchrun, rank 0 alone rewrites it
+                    rundir.atomic_write_text(run_dir / "config.toml", dump_toml({"train": cfg.to_dict()}))
+            ck = load_checkpoint(run_dir)
+            if int(ck["epoch"]) + 1 >= cfg.epochs:
+                console.print(
+                    f"{run_dir} is complete: all {cfg.epochs} epochs are done, nothing to resume. To train further, start "
+                    f"a new run from its weights: snnkit train --config {run_dir / 'config.toml'} --init-from {run_dir} "
+                    f"--epochs N --out NEW_DIR",
+                    markup=False, highlight=False, soft_wrap=True,
+                )
+                return
+        else:
+            cfg = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
+            changes = {
+                k: v
+                for k, v in dict(neuron=neuron, conn=conn, dataset=dataset, data_dir=data_dir, hidden=hidden, epochs=epochs,
+                                 batch_size=batch_size, lr=lr, seed=seed, device=device, data_on_device=data_on_device,
+                                 backend=backend, limit=limit, val_fraction=val_fraction, init_from=init_from).items()
+                if v is not None
+            }
+            if rules:
+                changes["rules"] = tuple(rules)
+            extra = _parse_sets(sets)
+            if extra:
+                params = {k: dict(v) for k, v in cfg.params.items()}
+                for section, kv in extra.items():
+                    params.setdefault(section, {}).update(kv)
+                changes["params"] = params
+            cfg = cfg.evolve(**changes)
+            for key in ("data_dir", "init_from"):  # config.toml must rerun from any working directory
+                if getattr(cfg, key):
+                    cfg = cfg.evolve(**{key: _absolute(getattr(cfg, key))})
+            run_dir = Path(out) if out else None
+        if seeds is not None:
+            if run_dir is None:
+                combo = f"{cfg.neuron}-{cfg.conn}-{'+'.join(cfg.rules)}-{cfg.dataset}"
+                run_dir = rundir.make_unique_dir(Path("runs"), f"{time.strftime('%Y%m%d-%H%M%S')}-{combo}-seeds")
+            _train_seeds(cfg, run_dir, seeds, seed, quiet, tensorboard, devices)
+            return
+        _train_one(cfg, run_dir, bool(resume), quiet, tensorboard, devices)
 
 
 def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, tensorboard: bool = False, devices: int | None = None) -> None:
@@ -279,43 +301,74 @@ def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, tensorboard: bo
     render_seeds(report, base / "seeds.json")
 
 
-def _train_one(cfg, run_dir: Path, resume: bool, quiet: bool, tensorboard: bool = False, devices: int | None = None) -> None:
+def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard: bool = False,
+               devices: int | None = None) -> None:
+    """Check everything (components, --out, data) before a run directory is written, then train and render.
+    ``run_dir`` None: a unique default name under runs/."""
+    from snnkit_core import rundir
+    from snnkit_core.distributed import env_world
+    from snnkit_core.errors import ConfigError
+    from snnkit_core.protocol import load_protocol_splits
+    from snnkit_core.training import build, check_inputs, train as run_train
+
+    world = env_world()
+    combo = f"{cfg.neuron}-{cfg.conn}-{'+'.join(cfg.rules)}-{cfg.dataset}"
     if devices and devices > 1:
         from .launch import launch_train
 
+        if run_dir is None:
+            run_dir = rundir.make_unique_dir(Path("runs"), f"{time.strftime('%Y%m%d-%H%M%S')}-{combo}")
         return launch_train(devices, cfg, run_dir, resume=resume, quiet=quiet, tensorboard=tensorboard)
-    from snnkit_core.distributed import env_world
-    from snnkit_core.training import train as run_train
-
-    console.print(
-        f"[bold]snnkit train[/] neuron={cfg.neuron} conn={cfg.conn} rule={'+'.join(cfg.rules)} dataset={cfg.dataset} "
-        f"hidden={','.join(map(str, cfg.hidden))} epochs={cfg.epochs} -> {run_dir}"
-    )
-    table = epoch_table()
-    last = None
+    if world.active and run_dir is None:
+        raise ConfigError("under torchrun every process must name the same run directory: give --out DIR")
+    built = build(cfg)  # every component and parameter checked before anything is read or written
+    if not resume and world.main:
+        rundir.check_new_run(run_dir) if run_dir else rundir.check_writable(Path("runs"), "the runs folder")
     tb = None
-    if tensorboard and env_world().main:  # fail before training when the extra is missing; rank 0 alone writes
-        from snnkit_core.metrics import TensorBoardWriter
-
-        tb = TensorBoardWriter(run_dir)
     with RichProgress(enabled=not quiet and sys.stderr.isatty()) as progress:
-        for rec in run_train(cfg, run_dir, resume=resume, progress=progress):
-            last = rec
-            if tb is not None:
-                tb.add(rec.to_json())
-            row = epoch_row(rec)
-            table.add_row(*row)
-            console.print(
-                f"epoch {rec.epoch:>3}  loss {rec.train_loss:.4f}  train {100 * rec.train_accuracy:6.2f}%  "
-                + (f"val {100 * rec.val_accuracy:6.2f}%  " if rec.val_accuracy is not None else "")
-                + f"test {100 * rec.test_accuracy:6.2f}%  {rec.seconds:6.1f}s"
-                + (f"  {_summary(rec.extra)}" if rec.extra else "")
+        data, val_info = None, None
+        if not world.active:  # one process: load and check the data before the header; several: train() loads
+            train_data, val_data, test_data, val_info = load_protocol_splits(built, progress)
+            check_inputs(built, train_data, test_data)
+            data = (train_data, val_data, test_data)
+        if run_dir is None:  # unique even for two runs started in the same second
+            run_dir = rundir.make_unique_dir(Path("runs"), f"{time.strftime('%Y%m%d-%H%M%S')}-{combo}")
+        if tensorboard and world.main:  # fail before training when the extra is missing; rank 0 alone writes
+            from snnkit_core.metrics import TensorBoardWriter
+
+            tb = TensorBoardWriter(run_dir)
+        console.print(
+            (f"resuming [bold]{escape(str(run_dir))}[/]: " if resume else "")
+            + f"[bold]snnkit train[/] neuron={cfg.neuron} conn={cfg.conn} rule={'+'.join(cfg.rules)} dataset={cfg.dataset} "
+            f"hidden={','.join(map(str, cfg.hidden))} epochs={cfg.epochs} -> {escape(str(run_dir))}"
+        )
+        table = epoch_table()
+        last = None
+        try:
+            for rec in run_train(cfg, run_dir, resume=resume, progress=progress, built=built, data=data, val_info=val_info):
+                last = rec
+                if tb is not None:
+                    tb.add(rec.to_json())
+                table.add_row(*epoch_row(rec))
+                console.print(
+                    f"epoch {rec.epoch:>3}  loss {rec.train_loss:.4f}  train {100 * rec.train_accuracy:6.2f}%  "
+                    + (f"val {100 * rec.val_accuracy:6.2f}%  " if rec.val_accuracy is not None else "")
+                    + f"test {100 * rec.test_accuracy:6.2f}%  {rec.seconds:6.1f}s"
+                    + (f"  {_summary(rec.extra)}" if rec.extra else "")
+                )
+        except KeyboardInterrupt:
+            done = f" after epoch {last.epoch} of {cfg.epochs}" if last is not None else ""
+            err_console.print(
+                f"interrupted{done}; {run_dir} keeps every epoch that finished. "
+                f"Continue with: snnkit train --resume {run_dir}", markup=False, highlight=False, soft_wrap=True,
             )
-    if tb is not None:
-        tb.close()
+            sys.exit(130)
+        finally:
+            if tb is not None:
+                tb.close()
     if last is not None:
         console.print(table)
-        console.print(f"final test accuracy [bold]{100 * last.test_accuracy:.2f}%[/]; run directory {run_dir}")
+        console.print(f"final test accuracy [bold]{100 * last.test_accuracy:.2f}%[/]; run directory {escape(str(run_dir))}")
     summary = _read_json(run_dir / "summary.json")
     if summary and summary.get("best_epoch"):
         console.print(
@@ -367,8 +420,13 @@ def data():
 def _dataset(name, data_dir, sets):
     from snnkit_core.plugins import get_registry
 
+    from snnkit_core.errors import ConfigError
+
     params = _parse_sets([f"dataset.{s}" if not s.startswith("dataset.") else s for s in sets]).get("dataset", {})
-    return get_registry().get("dataset", name)(data_dir=data_dir, **params)
+    cls = get_registry().get("dataset", name)
+    if data_dir and not getattr(cls, "reads_data_dir", True):
+        raise ConfigError(f"dataset {name!r} does not read --data-dir (its data ships with it); leave --data-dir out")
+    return cls(data_dir=data_dir, **params)
 
 
 @data.command("prepare")
@@ -427,8 +485,8 @@ def data_info(name, data_dir, sets):
 @cli.command()
 @click.option("--workload", "workloads", multiple=True, help="Workload group (scsr-ti46, src-psmnist, src-ssc, ff-16k, tiny); repeatable. Default: all on CUDA, tiny on CPU.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--repeats", default=20, show_default=True, help="Timed steps per path (median reported).")
-@click.option("--warmup", default=3, show_default=True)
+@click.option("--repeats", default=20, show_default=True, type=click.IntRange(min=1), help="Timed steps per path (median reported).")
+@click.option("--warmup", default=3, show_default=True, type=click.IntRange(min=0))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of a table.")
 @expected_errors
 def bench(workloads, device, repeats, warmup, as_json):

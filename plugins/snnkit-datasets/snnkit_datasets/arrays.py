@@ -21,7 +21,8 @@ or float32 stays in that dtype on disk and :meth:`ArrayData.batch` reads and con
 instead of a content hash.
 
 Optional ``class_names`` (list / array of strings) fixes the number of classes; otherwise it is the largest
-label + 1. Every split must have the same C. Labels must lie in 0..num_classes-1. Errors name the key,
+*training* label + 1, and a val/test label beyond it is an error (a class never trained on cannot be
+learnt). Splits ``train`` and ``test`` must hold at least one example. Every split must have the same C. Labels must lie in 0..num_classes-1. Errors name the key,
 the shape or value found and what was expected. Nothing is cached: the file already is the data.
 """
 
@@ -37,7 +38,7 @@ import torch
 
 from snnkit_core import ArrayData, Dataset, Param
 from snnkit_core.data import files_identity
-from snnkit_core.errors import DatasetError
+from snnkit_core.errors import DatasetError, torch_error_reason
 
 SPLITS = ("train", "val", "test")
 #: dtypes a memory-mapped x keeps (converted to float32 per batch)
@@ -100,6 +101,13 @@ class Arrays(Dataset):
             except OSError as exc:
                 raise DatasetError(f"cannot map the .npy files in {p}: {exc}") from None
         elif p.suffix == ".npz":
+            if not zipfile.is_zipfile(p):
+                with open(p, "rb") as f:
+                    head = f.read(8)
+                if head.startswith(b"PK"):
+                    raise DatasetError(f"cannot read {p} as .npz: the zip archive is truncated or damaged (its directory is missing); copy or write it again")
+                kind = "an .npy array, not an .npz archive" if head.startswith(b"\x93NUMPY") else "not an .npz (zip) archive"
+                raise DatasetError(f"cannot read {p}: it is {kind} (it starts with {head!r}); write it with numpy.savez")
             try:
                 with np.load(p, allow_pickle=False) as z:
                     data = {k: z[k] for k in z.files}
@@ -114,7 +122,7 @@ class Arrays(Dataset):
             try:
                 data = torch.load(p, map_location="cpu", weights_only=True)
             except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-                raise DatasetError(f"cannot read {p} with torch.load(weights_only=True): {exc}") from None
+                raise DatasetError(f"cannot read {p} with torch.load(weights_only=True): {torch_error_reason(exc)}") from None
             if not isinstance(data, dict):
                 raise DatasetError(f"{p} holds a {type(data).__name__}; expected a dict with x_train, y_train, x_test, y_test")
         self._memo = data
@@ -230,7 +238,19 @@ class Arrays(Dataset):
         c = {s: x.shape[2] for s, (x, _) in out.items()}
         if len(set(c.values())) > 1:
             raise DatasetError(f"{p}: the splits have different channel counts C {c}; expected one input size")
+        for s, (x, _) in out.items():
+            if s in ("train", "test") and x.shape[0] == 0:
+                raise DatasetError(f"{p}: the {s} split holds 0 examples ({'x' if f'x_{s}' in self._read() else 'events'}_{s} has N = 0); expected at least one")
         k = self.num_classes_from(out)
+        if "class_names" not in self._read():  # classes are the training labels: a label only seen in test is an error
+            seen = sorted({int(v) for v in out["train"][1].unique()})
+            for s, (_, y) in out.items():
+                extra = sorted({int(v) for v in y.unique()} - set(seen)) if len(y) else []
+                if s != "train" and extra and max(extra) >= k:
+                    raise DatasetError(
+                        f"{p}: y_{s} holds label {extra[-1]}, which y_train never uses (training labels: 0..{k - 1}); a class "
+                        f"the network never trains on cannot be learnt. Add class_names to declare every class, or fix y_{s}."
+                    )
         for s, (_, y) in out.items():
             if len(y) and (y.min() < 0 or y.max() >= k):
                 bad = int(y.min() if y.min() < 0 else y.max())
@@ -252,7 +272,8 @@ class Arrays(Dataset):
         names = self._names()
         if names is not None:
             return len(names)
-        return max(int(y.max()) + 1 if len(y) else 0 for _, y in out.values())
+        y = out["train"][1]  # the training labels define the classes (other splits are checked against them)
+        return int(y.max()) + 1 if len(y) else 0
 
     # ----------------------------------------------------------------------- interface
     @property

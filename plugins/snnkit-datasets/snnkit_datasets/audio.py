@@ -61,8 +61,13 @@ def check_wav_complete(path: Path) -> None:
         raise DatasetError(f"cannot read audio file {path}: {exc}") from None
 
 
-def read_audio(path: Path, expected_sr: int | None = None) -> tuple[np.ndarray, int]:
-    """Mono float64 waveform in [-1, 1] and its sample rate; stereo is averaged to mono."""
+#: fewer samples than this (one 256-point analysis window, the smallest the front-ends use) give no feature frame
+MIN_SAMPLES = 256
+
+
+def read_audio(path: Path, expected_sr: int | None = None, min_samples: int = MIN_SAMPLES) -> tuple[np.ndarray, int]:
+    """Mono float64 waveform in [-1, 1] and its sample rate; stereo is averaged to mono. A file shorter than
+    ``min_samples`` is refused (it would be silently zero-padded into a frame of nothing)."""
     path = Path(path)
     check_wav_complete(path)
     try:
@@ -79,4 +84,9 @@ def read_audio(path: Path, expected_sr: int | None = None) -> tuple[np.ndarray, 
         )
     if expected_sr is not None and sr != expected_sr:
         raise DatasetError(f"audio file {path} has sample rate {sr} Hz; this dataset expects {expected_sr} Hz")
+    if data.shape[0] < min_samples:
+        raise DatasetError(
+            f"audio file {path} holds {data.shape[0]} samples ({1e3 * data.shape[0] / sr:.1f} ms at {sr} Hz), fewer than one "
+            f"{min_samples}-sample analysis frame, so it gives no features; remove or replace it (truncated?)"
+        )
     return data.mean(axis=1), sr

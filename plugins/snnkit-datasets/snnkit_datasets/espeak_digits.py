@@ -50,6 +50,8 @@ class EspeakDigits(Dataset):
         Param("steps", 100, "time steps per utterance", unit="steps"),
     )
 
+    reads_data_dir = False  # the data ships inside the package
+
     def __init__(self, data_dir: str | None = None, **params: Any):
         # data_dir is accepted for the common Dataset signature but unused: the data ships inside the package
         super().__init__(data_dir, **params)

@@ -47,8 +47,8 @@ def test_a_file_given_as_data_dir_is_read_and_path_wins(tmp_path):
     ds = Arrays(data_dir=str(p))  # the loader takes the file itself as data_dir (the CLI's --data-dir takes folders)
     assert ds.file() == p and ds.splits == ("train", "test") and len(ds.load("train")) == 6
     (tmp_path / "sub").mkdir()
-    other = _npz(tmp_path / "sub", name="o.npz", x_train=np.zeros((2, 5, 3)), y_train=np.array([0, 1]))
-    assert len(Arrays(data_dir=str(p), path=str(other)).load("train")) == 2  # path, when given, wins
+    other = _npz(tmp_path / "sub", name="o.npz", x_train=np.zeros((3, 5, 3)), y_train=np.array([0, 1, 2]))
+    assert len(Arrays(data_dir=str(p), path=str(other)).load("train")) == 3  # path, when given, wins
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(DatasetError, match=r"notes.txt is neither .npz nor .pt"):
         Arrays(data_dir=str(tmp_path / "notes.txt")).load("train")
@@ -59,11 +59,11 @@ def test_a_file_given_as_data_dir_is_read_and_path_wins(tmp_path):
 def test_pt_file_with_val_split_and_inferred_classes(tmp_path):
     p = tmp_path / "d.pt"
     d = {k: torch.from_numpy(np.asarray(v)) for k, v in _dense().items()}
-    d.update(x_val=torch.zeros(2, 5, 3, dtype=torch.bool), y_val=torch.tensor([4, 0]))
+    d.update(x_val=torch.zeros(2, 5, 3, dtype=torch.bool), y_val=torch.tensor([2, 0]))
     torch.save(d, p)
     ds = Arrays(path=str(p))
-    assert ds.splits == ("train", "val", "test") and ds.num_classes == 5  # largest label + 1
-    assert ds.load("val").x.dtype == torch.float32 and ds.class_names == ["0", "1", "2", "3", "4"]
+    assert ds.splits == ("train", "val", "test") and ds.num_classes == 3  # largest training label + 1
+    assert ds.load("val").x.dtype == torch.float32 and ds.class_names == ["0", "1", "2"]
 
 
 def test_events_pt_and_npz_are_binned_to_counts(tmp_path):

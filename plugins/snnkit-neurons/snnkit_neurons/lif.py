@@ -74,6 +74,8 @@ class LIF(Neuron):
         hp = self.hparams
         if hp["tau_m"] <= 1 or hp["tau_s"] <= 1:
             raise ConfigError(f"lif needs tau_m > 1 and tau_s > 1 steps; got tau_m={hp['tau_m']}, tau_s={hp['tau_s']}")
+        if not hp["v_th"] > 0:  # a threshold <= 0 fires on silence every step: no spike code left to learn
+            raise ConfigError(f"lif needs v_th > 0; got {hp['v_th']}")
         self.tau_s = hp["tau_s"]
         self.v_th = hp["v_th"]
         self.register_buffer("leak", torch.full((size,), 1 - 1 / hp["tau_m"]))
