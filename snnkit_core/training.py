@@ -7,6 +7,7 @@ every epoch, loaded with ``weights_only=True``). ``resume=True`` continues exact
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
@@ -416,20 +417,11 @@ def train(
         rundir.check_new_run(run)  # before any data is read: an unwritable or foreign --out fails at once
     if cfg.init_from and not resume:
         load_init_weights(built, cfg.init_from)
-    net = built.network
-    distributed.broadcast_module(net, world)
+    distributed.broadcast_module(built.network, world)
     opt = make_optimizer(built)
     sched = built.gradient_rule.make_scheduler(opt, cfg.epochs)
-    with distributed.rank0_first(world):  # rank 0 fills the feature cache; the others then read it
-        if data is None:
-            train_data, val_data, test_data, val_info = load_protocol_splits(built, None if progress is _no_progress else progress)
-        else:
-            train_data, val_data, test_data = data if len(data) == 3 else (data[0], None, data[1])
-            val_info = val_info or {"source": "given by the caller" if val_data is not None else "none"}
-    if cfg.data_on_device:
-        train_data, test_data = train_data.to(built.device), test_data.to(built.device)
-        val_data = val_data.to(built.device) if val_data is not None else None
-    check_inputs(built, train_data, test_data)  # e.g. tssl-bp's T % 10 == 0: fail before a run directory exists
+    splits, val_info = _splits(built, progress, data, val_info, world)
+    check_inputs(built, splits[0], splits[2])  # e.g. tssl-bp's T % 10 == 0: fail before a run directory exists
     start_epoch, records, first_loss = 0, [], None
     if resume and run_dir is not None and not world.main:  # every rank resumes the same weights and state
         ck = load_checkpoint(run_dir)
@@ -439,65 +431,95 @@ def train(
         start_epoch, records, first_loss = _open_run(built, run, resume, opt, sched, {"world_size": world.size, "validation": val_info})
     distributed.seed_rank(cfg.seed, start_epoch, world)
     best = best_from_metrics(records)
-    try:
+    with _run_status(run, cfg, records):
         for epoch in range(start_epoch, cfg.epochs):
             t0 = time.perf_counter()
-            total_loss, correct, n, first_loss = _train_epoch(built, train_data, opt, epoch, world, run, first_loss, progress)
-            test_loss, test_acc = evaluate(built, test_data, cfg.batch_size)
-            val_loss, val_acc = evaluate(built, val_data, cfg.batch_size) if val_data is not None else (None, None)
-            if built.device.type == "cuda":
-                torch.cuda.synchronize()
-            seconds = time.perf_counter() - t0
-            extra: dict[str, Any] = {}
-            lr_used = opt.param_groups[0]["lr"]
-            if sched is not None:
-                sched.step()
-            for r in built.rules:
-                r.on_epoch_end(net, epoch)
-                extra.update(r.describe(net))
-            net.on_epoch_end(epoch)
-            desc = net.describe()
-            if desc:
-                extra["recurrence"] = desc
-            if built.device.type == "cuda":
-                extra["peak_memory_mb"] = torch.cuda.max_memory_allocated(built.device) / 2**20
-            rec = EpochRecord(
-                epoch=epoch + 1,
-                train_loss=total_loss / max(n, 1),
-                train_accuracy=correct / max(n, 1),
-                test_loss=test_loss,
-                test_accuracy=test_acc,
-                seconds=seconds,
-                lr=lr_used,
-                extra=extra,
-                val_loss=val_loss,
-                val_accuracy=val_acc,
-            )
-            improved = val_acc is not None and (best is None or val_acc > best["val_accuracy"])
+            total_loss, correct, n, first_loss = _train_epoch(built, splits[0], opt, epoch, world, run, first_loss, progress)
+            rec = _epoch_record(built, splits, epoch, (total_loss, correct, n), opt, sched, t0)
+            improved = rec.val_accuracy is not None and (best is None or rec.val_accuracy > best["val_accuracy"])
             if improved:
-                best = {"epoch": epoch + 1, "val_accuracy": val_acc, "test_accuracy": test_acc}
+                best = {"epoch": epoch + 1, "val_accuracy": rec.val_accuracy, "test_accuracy": rec.test_accuracy}
             if run is not None:
                 records.append(json.loads(json.dumps(rec.to_json())))  # plain JSON types: weights_only can load them
-                state = {
-                    "epoch": epoch,
-                    "model": net.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict() if sched is not None else {},
-                    "rng": torch.get_rng_state(),
-                    "rules": [r.state_dict() for r in built.rules],
-                    "config": cfg.to_dict(),
-                    "records": records,
-                    "first_loss": first_loss,
-                }
-                if improved:  # before checkpoint.pt: a resumed run never misses the best weights of a done epoch
-                    rundir.save_checkpoint({"epoch": epoch, "model": net.state_dict(), "val_accuracy": val_acc}, run / "best.pt")
-                # the metrics line first: a crash before the rename leaves the previous checkpoint, and resume
-                # rewrites metrics.jsonl from that checkpoint's records
-                rundir.append_metrics(run / "metrics.jsonl", records[-1])
-                rundir.save_checkpoint(state, run / "checkpoint.pt")
-                write_csv(run)  # metrics.csv beside it, rebuilt from metrics.jsonl (so a resume matches it too)
-                write_json_atomic(summary(records, best), run / "summary.json")
+                _save_epoch(built, run, epoch, opt, sched, records, first_loss, best, improved)
             yield rec
+
+
+def _splits(built: Built, progress: Progress, data, val_info, world) -> tuple[tuple, dict]:
+    """``(train, val or None, test)`` (loaded by rank 0 first, or as given) on the device when asked, and the
+    validation split's description."""
+    cfg = built.config
+    with distributed.rank0_first(world):  # rank 0 fills the feature cache; the others then read it
+        if data is None:
+            train_data, val_data, test_data, val_info = load_protocol_splits(built, None if progress is _no_progress else progress)
+        else:
+            train_data, val_data, test_data = data if len(data) == 3 else (data[0], None, data[1])
+            val_info = val_info or {"source": "given by the caller" if val_data is not None else "none"}
+    if cfg.data_on_device:
+        train_data, test_data = train_data.to(built.device), test_data.to(built.device)
+        val_data = val_data.to(built.device) if val_data is not None else None
+    return (train_data, val_data, test_data), val_info
+
+
+def _epoch_record(built: Built, splits: tuple, epoch: int, stats: tuple, opt, sched, t0: float) -> EpochRecord:
+    """Evaluate, step the schedules and collect the rules' and recurrences' facts: the epoch's record."""
+    cfg, net = built.config, built.network
+    _, val_data, test_data = splits
+    total_loss, correct, n = stats
+    test_loss, test_acc = evaluate(built, test_data, cfg.batch_size)
+    val_loss, val_acc = evaluate(built, val_data, cfg.batch_size) if val_data is not None else (None, None)
+    if built.device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    extra: dict[str, Any] = {}
+    lr_used = opt.param_groups[0]["lr"]
+    if sched is not None:
+        sched.step()
+    for r in built.rules:
+        r.on_epoch_end(net, epoch)
+        extra.update(r.describe(net))
+    net.on_epoch_end(epoch)
+    desc = net.describe()
+    if desc:
+        extra["recurrence"] = desc
+    if built.device.type == "cuda":
+        extra["peak_memory_mb"] = torch.cuda.max_memory_allocated(built.device) / 2**20
+    return EpochRecord(
+        epoch=epoch + 1, train_loss=total_loss / max(n, 1), train_accuracy=correct / max(n, 1), test_loss=test_loss,
+        test_accuracy=test_acc, seconds=seconds, lr=lr_used, extra=extra, val_loss=val_loss, val_accuracy=val_acc,
+    )
+
+
+def _save_epoch(built: Built, run: Path, epoch: int, opt, sched, records: list[dict], first_loss, best, improved: bool) -> None:
+    """best.pt (when validation improved), the metrics line, checkpoint.pt, metrics.csv and summary.json."""
+    net = built.network
+    state = {
+        "epoch": epoch,
+        "model": net.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict() if sched is not None else {},
+        "rng": torch.get_rng_state(),
+        "rules": [r.state_dict() for r in built.rules],
+        "config": built.config.to_dict(),
+        "records": records,
+        "first_loss": first_loss,
+    }
+    if improved:  # before checkpoint.pt: a resumed run never misses the best weights of a done epoch
+        rundir.save_checkpoint({"epoch": epoch, "model": net.state_dict(), "val_accuracy": records[-1].get("val_accuracy")},
+                               run / "best.pt")
+    # the metrics line first: a crash before the rename leaves the previous checkpoint, and resume rewrites
+    # metrics.jsonl from that checkpoint's records
+    rundir.append_metrics(run / "metrics.jsonl", records[-1])
+    rundir.save_checkpoint(state, run / "checkpoint.pt")
+    write_csv(run)  # metrics.csv beside it, rebuilt from metrics.jsonl (so a resume matches it too)
+    write_json_atomic(summary(records, best), run / "summary.json")
+
+
+@contextlib.contextmanager
+def _run_status(run: Path | None, cfg: TrainConfig, records: list[dict]):
+    """``status.json`` says how the run ended (finished, diverged, interrupted); the run's lock is released."""
+    try:
+        yield
         if run is not None:
             rundir.write_status(run, "finished", f"{cfg.epochs} of {cfg.epochs} epochs")
     except NaNLossError as exc:
