@@ -120,6 +120,23 @@ class LIF(Neuron):
             kernels.disable(exc)
             return None
 
+    def fast_scan(self, current, recurrence):
+        """On the CPU: the whole scan as one autograd node, forward and reverse-time backward each one call into
+        C (kernels/cpu_scan.c, built on install or first use), or the same node's torch loop where C cannot be
+        built (kernels/lif_cpu.py). None elsewhere (another device, a recurrence other than the self term)."""
+        if current.device.type != "cpu" or current.dtype not in (torch.float32, torch.float64):
+            return None
+        if recurrence is not None and not (recurrence.structure == "diagonal" and recurrence.span == 1 and hasattr(recurrence, "weight")):
+            return None
+        from .kernels.cpu import SURROGATE
+        from .kernels.lif_cpu import lif_scan_cpu
+
+        kind, width = self.surrogate
+        if kind not in SURROGATE:
+            return None
+        w = recurrence.weight if recurrence is not None else None
+        return lif_scan_cpu(current, self.leak, w, self.tau_s, self.v_th, kind, width, self.hparams["detach_reset"])
+
     def encode_input(self, x):
         return psc_filter(x, self.tau_s) if self.hparams["filter_input"] else x
 
