@@ -209,9 +209,13 @@ def _parse_sets(values) -> dict[str, dict]:
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue a killed run from its last checkpoint.")
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Component parameter, e.g. neuron.tau_m=8 (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans (default: torch's, one per core); recorded in the manifest.")
 @expected_errors
-def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, device, data_on_device, backend, out, limit, config_file, resume, sets, quiet):
+def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, device, data_on_device, backend, out, limit, config_file, resume, sets, quiet, threads):
     """Train a network. With no options: a sensible default on the shipped dataset."""
+    from snnkit_core.threads import set_threads
+
+    set_threads(threads)
     from snnkit_core.config import TrainConfig
     from snnkit_core.errors import ConfigError
     from snnkit_core.training import read_run_config, train as run_train
@@ -308,9 +312,13 @@ def _summary(extra: dict) -> str:
 @click.option("--batch-size", type=click.IntRange(min=1), help="Evaluation batch size (default: the run's).")
 @click.option("--device", help="auto, cpu or cuda (default: the run's).")
 @click.option("--backend", type=click.Choice(["auto", "triton", "torch", "reference"]), help="Scan implementation (default: the run's).")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans (default: torch's, one per core).")
 @expected_errors
-def eval_cmd(run_dir, dataset, data_dir, split, limit, batch_size, device, backend):
+def eval_cmd(run_dir, dataset, data_dir, split, limit, batch_size, device, backend, threads):
     """Evaluate a run directory's latest checkpoint."""
+    from snnkit_core.threads import set_threads
+
+    set_threads(threads)
     from snnkit_core.training import evaluate_run
 
     loss, acc, n = evaluate_run(run_dir, dataset=dataset, split=split, data_dir=data_dir and _absolute(data_dir),
@@ -392,13 +400,18 @@ def data_info(name, data_dir, sets):
 @click.option("--repeats", default=20, show_default=True, help="Timed steps per path (median reported).")
 @click.option("--warmup", default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of a table.")
+@click.option("--steps", type=click.IntRange(min=1), help="Time steps T of every workload (default: each workload's own).")
+@click.option("--batch", type=click.IntRange(min=1), help="Batch size of every workload (default: each workload's own).")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans (default: torch's, one per core).")
 @expected_errors
-def bench(workloads, device, repeats, warmup, as_json):
+def bench(workloads, device, repeats, warmup, as_json, steps, batch, threads):
     """Time a full training step on each implementation path of the same network, with ratios and a lower bound."""
-    from snnkit_core.bench import WORKLOADS, bench_workload, copy_bandwidth, lower_bound
+    from snnkit_core.bench import WORKLOADS, bench_workload, copy_bandwidth, lower_bound, resize
     from snnkit_core.errors import UnknownComponentError
+    from snnkit_core.threads import set_threads
     from snnkit_core.training import resolve_device
 
+    n_threads = set_threads(threads)
     dev = resolve_device(device)
     names = list(workloads) or (list(WORKLOADS) if dev.type == "cuda" else ["tiny"])
     unknown = [n for n in names if n not in WORKLOADS]
@@ -411,6 +424,7 @@ def bench(workloads, device, repeats, warmup, as_json):
     results = []
     for name in names:
         for w in WORKLOADS[name]:
+            w = resize(w, steps, batch)
             try:
                 res = bench_workload(w, dev, paths=paths, warmup=warmup, repeats=repeats)
             except UnknownComponentError as exc:
@@ -425,22 +439,23 @@ def bench(workloads, device, repeats, warmup, as_json):
 
     meta = {"torch": torch.__version__, "device": str(dev),
             "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-            "copy_bandwidth_gbs": bw / 1e9}
+            "copy_bandwidth_gbs": bw / 1e9, "threads": n_threads}
     if as_json:
         click.echo(json.dumps({"meta": meta, "results": results}, indent=2))
         return
-    t = Table(title=f"snnkit bench on {meta['device_name']} (torch {meta['torch']})")
-    for col in ("workload", "path", "median ms", "peak MB", "x vs reference", "bound ms", "bound/time"):
+    t = Table(title=f"snnkit bench on {meta['device_name']} (torch {meta['torch']}, {n_threads} threads)")
+    for col in ("workload", "path", "T x B", "median ms", "peak MB", "x vs reference", "bound ms", "fraction of bound"):
         t.add_column(col, justify="right" if col != "workload" else "left")
     for r in results:
         if "skipped" in r:
-            t.add_row(r["workload"], "-", "skipped: " + r["skipped"].split(".")[0], "", "", "", "")
+            t.add_row(r["workload"], "-", "", "skipped: " + r["skipped"].split(".")[0], "", "", "", "")
             continue
+        shape = f"{r['steps']} x {r['batch']}"
         for path, p in r["paths"].items():
             if "error" in p:
-                t.add_row(r["workload"], path, "n/a: " + p["error"][:60], "", "", "", "")
+                t.add_row(r["workload"], path, shape, "n/a: " + p["error"][:60], "", "", "", "")
                 continue
-            t.add_row(r["workload"], path, f"{p['median_ms']:.2f}", "-" if p["peak_mb"] is None else f"{p['peak_mb']:.0f}",
+            t.add_row(r["workload"], path, shape, f"{p['median_ms']:.2f}", "-" if p["peak_mb"] is None else f"{p['peak_mb']:.0f}",
                       f"{p['speedup_vs_reference']:.2f}", f"{r['lower_bound_ms']:.2f}", f"{p['fraction_of_bound']:.3f}")
     console.print(t)
 
