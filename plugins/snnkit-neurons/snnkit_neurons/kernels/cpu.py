@@ -2,8 +2,10 @@
 
 Where the library comes from, first found wins:
 
-1. built on install: ``pip install`` of snnkit-neurons compiles ``cpu_scan.c`` next to this file as
-   ``_cpu_scan*.so`` (setup.py; an optional extension, so a failed build does not fail the install);
+1. built on install: ``pip install`` of snnkit-neurons compiles ``cpu_scan.c`` as the (ctypes-only)
+   module ``snnkit_neurons.kernels._cpu_scan`` (setup.py; an optional extension, so a failed build does not
+   fail the install). Used only if it was built from the current sources (an editable install keeps an old
+   build after a ``git pull``);
 2. built on first use: the system C compiler (``$CC``, else ``cc``/``gcc``) compiles it into
    ``$SNNKIT_CACHE`` (default ``~/.cache/snnkit``)``/cpu_scan-<source hash>.so``;
 3. neither works: :func:`lib` returns None, :data:`failure` says why, and the scans use their torch loops.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -30,7 +33,7 @@ SOURCE = HERE / "cpu_scan.c"
 SOURCES = (SOURCE, HERE / "cpu_scan_body.h")  # the .c includes the body once per float type
 ABI = 1
 #: exactness needs every a*b+c rounded twice (no FMA contraction) and IEEE semantics (no -ffast-math)
-CFLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared", "-std=gnu99"]
+CFLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-std=gnu99"]
 SURROGATE = {"sigmoid": 0, "triangle": 1, "fast-sigmoid": 2, "atan": 3, "rectangle": 4}
 
 _lib: ctypes.CDLL | None = None
@@ -41,6 +44,11 @@ failure: str | None = None
 
 def _cache_dir() -> Path:
     return Path(os.environ.get("SNNKIT_CACHE") or Path.home() / ".cache" / "snnkit")
+
+
+def source_hash() -> str:
+    """Hash of the C sources; a library answers with the hash it was built from (``-DSNNKIT_SRC_HASH``)."""
+    return hashlib.sha256(b"".join(p.read_bytes() for p in SOURCES)).hexdigest()[:16]
 
 
 def _compile(target: Path) -> None:
@@ -54,7 +62,9 @@ def _compile(target: Path) -> None:
     errors = []
     try:
         for extra in (["-fopenmp"], []):  # OpenMP when the compiler has it
-            r = subprocess.run([cc, *CFLAGS, *extra, str(SOURCE), "-o", tmp, "-lm"], capture_output=True, text=True)
+            cmd = [cc, *CFLAGS, "-fPIC", "-shared", f'-DSNNKIT_SRC_HASH="{source_hash()}"', *extra, str(SOURCE),
+                   "-o", tmp, "-lm"]
+            r = subprocess.run(cmd, capture_output=True, text=True)
             if r.returncode == 0:
                 os.replace(tmp, target)
                 return
@@ -65,16 +75,32 @@ def _compile(target: Path) -> None:
             os.unlink(tmp)
 
 
+def _installed() -> Path | None:
+    """The library built on install (setup.py), wherever the install put it."""
+    try:
+        spec = importlib.util.find_spec(f"{__package__}._cpu_scan")
+    except (ImportError, ValueError):
+        return None
+    return Path(spec.origin) if spec is not None and spec.origin else None
+
+
 def _candidates():
-    yield from sorted(HERE.glob("_cpu_scan*.so"))  # built on install
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in SOURCES) + " ".join(CFLAGS).encode()).hexdigest()[:16]
-    yield _cache_dir() / f"cpu_scan-{digest}.so"
+    installed = _installed()
+    if installed is not None:
+        yield installed
+    key = hashlib.sha256((source_hash() + " ".join(CFLAGS)).encode()).hexdigest()[:16]
+    yield _cache_dir() / f"cpu_scan-{key}.so"
 
 
 def _load(path: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(path))
     if lib.snnkit_cpu_scan_abi() != ABI:
-        raise RuntimeError(f"{path} was built from another version of cpu_scan.c")
+        raise RuntimeError(f"{path} was built for another interface version")
+    lib.snnkit_cpu_scan_source.restype = ctypes.c_char_p
+    built_from = lib.snnkit_cpu_scan_source().decode()
+    if built_from != source_hash():
+        raise RuntimeError(f"{path} was built from other sources ({built_from}, now {source_hash()}); "
+                           f"reinstall snnkit-neurons to rebuild it")
     i64, i32, p = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
     for sfx, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
         getattr(lib, f"lif_fwd_{sfx}").argtypes = [i64, i64, i64, p, p, p, p, p, p, real, real, real, i32]

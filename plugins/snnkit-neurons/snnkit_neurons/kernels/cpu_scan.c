@@ -90,5 +90,10 @@ static inline float exp_f32(float x) {
 #define FABS fabs
 #include "cpu_scan_body.h"
 
-/* version of this interface: cpu.py refuses a library built from another source */
+/* version of this interface, and the hash of the sources it was built from (passed by the build):
+ * cpu.py refuses a library built from other sources (e.g. an install-time build older than a git pull) */
+#ifndef SNNKIT_SRC_HASH
+#define SNNKIT_SRC_HASH "unknown"
+#endif
 int snnkit_cpu_scan_abi(void) { return 1; }
+const char *snnkit_cpu_scan_source(void) { return SNNKIT_SRC_HASH; }
