@@ -29,6 +29,12 @@ def one(group: str, threads: int, repeats: int, warmup: int, paths: list[str]) -
     import torch
 
     torch.set_num_threads(threads)
+    try:  # what `snnkit bench/train` do in this tree (absent in older trees)
+        from snnkit_core.host import keep_freed_memory
+
+        keep_freed_memory()
+    except ImportError:
+        pass
     from snnkit_core import bench
 
     steps, batch = SHAPES[group]
@@ -93,11 +99,12 @@ def main():
     print("\nthreads workload path | old ms | new ms | old/new | bound ms | fraction old | fraction new | load")
     for (th, wl, path), d in sorted(summary.items()):
         med = {k: statistics.median(r["ms"] for r in v) for k, v in d.items()}
+        frac = {k: statistics.median(r["bound_ms"] / r["ms"] for r in v) for k, v in d.items()}  # bound of the same process
         bound = statistics.median(r["bound_ms"] for v in d.values() for r in v)
         loads = [r["load"] for v in d.values() for r in v]
         if "old" in med and "new" in med:
             print(f"{th} {wl} {path} | {med['old']:.1f} | {med['new']:.1f} | {med['old'] / med['new']:.2f} | {bound:.1f} | "
-                  f"{bound / med['old']:.2f} | {bound / med['new']:.2f} | {min(loads):.1f}-{max(loads):.1f}")
+                  f"{frac['old']:.2f} | {frac['new']:.2f} | {min(loads):.1f}-{max(loads):.1f}")
     if a.out:
         a.out.write_text(json.dumps(rows, indent=1))
 

@@ -213,9 +213,10 @@ def _parse_sets(values) -> dict[str, dict]:
 @expected_errors
 def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, device, data_on_device, backend, out, limit, config_file, resume, sets, quiet, threads):
     """Train a network. With no options: a sensible default on the shipped dataset."""
-    from snnkit_core.threads import set_threads
+    from snnkit_core.host import keep_freed_memory, set_threads
 
     set_threads(threads)
+    keep_freed_memory()
     from snnkit_core.config import TrainConfig
     from snnkit_core.errors import ConfigError
     from snnkit_core.training import read_run_config, train as run_train
@@ -316,9 +317,10 @@ def _summary(extra: dict) -> str:
 @expected_errors
 def eval_cmd(run_dir, dataset, data_dir, split, limit, batch_size, device, backend, threads):
     """Evaluate a run directory's latest checkpoint."""
-    from snnkit_core.threads import set_threads
+    from snnkit_core.host import keep_freed_memory, set_threads
 
     set_threads(threads)
+    keep_freed_memory()
     from snnkit_core.training import evaluate_run
 
     loss, acc, n = evaluate_run(run_dir, dataset=dataset, split=split, data_dir=data_dir and _absolute(data_dir),
@@ -408,10 +410,11 @@ def bench(workloads, device, repeats, warmup, as_json, steps, batch, threads):
     """Time a full training step on each implementation path of the same network, with ratios and a lower bound."""
     from snnkit_core.bench import WORKLOADS, bench_workload, copy_bandwidth, lower_bound, resize
     from snnkit_core.errors import UnknownComponentError
-    from snnkit_core.threads import set_threads
+    from snnkit_core.host import keep_freed_memory, set_threads
     from snnkit_core.training import resolve_device
 
     n_threads = set_threads(threads)
+    keep_freed_memory()
     dev = resolve_device(device)
     names = list(workloads) or (list(WORKLOADS) if dev.type == "cuda" else ["tiny"])
     unknown = [n for n in names if n not in WORKLOADS]

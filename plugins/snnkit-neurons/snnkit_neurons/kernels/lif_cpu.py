@@ -92,31 +92,39 @@ def _torch_fwd(cur, lam, wv, a, u, s, decay, tau_s, v_th):
 
 
 def _torch_bwd(g_a_ext, g_s_ext, a, u, lam, wv, g_i, g_lam, g_w, tau_s, v_th, kind, width, detach):
-    """The reverse-time backward as torch ops per step (the fallback); the equations are in cpu_scan.c."""
+    """The reverse-time backward of cpu_scan.c as torch ops (the fallback). Everything that does not depend on
+    the carried adjoints is computed for all T at once; per step only the recurrence remains:
+
+        g_a[t] = ∂L/∂a[t]|ext + d·g_a[t+1] + w·g_u[t+1]
+        g_u[t] = λ·g_u[t+1]·A[t] + F[t]·g_a[t] + E[t]
+        A = (1 - s) - σ'·u  (detached reset: 1 - s),   F = σ'/τs,   E = σ'·∂L/∂s|ext
+    """
     decay = 1 - 1 / tau_s
     s = (u > v_th).to(u.dtype)
-    ur = u * (1 - s)
     sg = surrogate_grad(u - v_th, kind, width)
+    A = 1 - s if detach else (1 - s) - sg * u
+    F = sg / tau_s
+    E = sg * g_s_ext if g_s_ext is not None else None
     g_a = torch.zeros_like(a[0])
-    g_u = torch.zeros_like(a[0])
-    g_lam.zero_()
-    if g_w is not None:
-        g_w.zero_()
+    g_ur = torch.zeros_like(a[0])
     for t in range(a.shape[0] - 1, -1, -1):
-        g_a = g_a_ext[t] + decay * g_a
-        if wv is not None:
-            g_a = g_a + wv * g_u
-        g_ur = lam * g_u
-        g_s = g_a / tau_s
-        if g_s_ext is not None:
-            g_s = g_s + g_s_ext[t]
-        if not detach:
-            g_s = g_s - u[t] * g_ur
-        g_u = torch.addcmul((1 - s[t]) * g_ur, sg[t], g_s, out=g_i[t])
-        if t > 0:
-            g_lam.addcmul_(g_u, ur[t - 1])
-            if g_w is not None:
-                g_w.addcmul_(g_u, a[t - 1])
+        g_u = g_i[t]
+        g_a.mul_(decay).add_(g_a_ext[t])
+        if wv is not None and t < a.shape[0] - 1:
+            g_a.addcmul_(wv, g_i[t + 1])
+        torch.mul(g_ur, A[t], out=g_u)
+        g_u.addcmul_(F[t], g_a)
+        if E is not None:
+            g_u.add_(E[t])
+        torch.mul(lam, g_u, out=g_ur)
+    if a.shape[0] > 1:  # ∂L/∂λ = Σ_t g_u[t]·ũ[t-1],  ∂L/∂w = Σ_t g_u[t]·a[t-1]   (per element; summed over b later)
+        torch.sum(g_i[1:] * (u[:-1] * (1 - s[:-1])), 0, out=g_lam)
+        if g_w is not None:
+            torch.sum(g_i[1:] * a[:-1], 0, out=g_w)
+    else:
+        g_lam.zero_()
+        if g_w is not None:
+            g_w.zero_()
 
 
 def lif_scan_cpu(current, leak, w, tau_s, v_th, kind, width, detach_reset):
