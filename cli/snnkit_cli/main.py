@@ -447,7 +447,7 @@ def bench(workloads, device, repeats, warmup, as_json, steps, batch, threads):
         click.echo(json.dumps({"meta": meta, "results": results}, indent=2))
         return
     t = Table(title=f"snnkit bench on {meta['device_name']} (torch {meta['torch']}, {n_threads} threads)")
-    for col in ("workload", "path", "T x B", "median ms", "peak MB", "x vs reference", "bound ms", "fraction of bound"):
+    for col in ("workload", "path", "T x B", "median ms", "peak MB", "x vs ref", "bound ms", "fraction of bound"):
         t.add_column(col, justify="right" if col != "workload" else "left")
     for r in results:
         if "skipped" in r:
