@@ -45,6 +45,15 @@ def lif_step(current, state: LIFState, leak, tau_s: float, v_th: float, surrogat
 def psc_filter(x: torch.Tensor, tau_s: float) -> torch.Tensor:
     """Causal normalised synaptic filter over time: a[t] = (1-1/τs) a[t-1] + x[t]/τs, x (T, ...)."""
     decay = 1 - 1 / tau_s
+    if not (x.requires_grad and torch.is_grad_enabled()):  # the network input: in place, the same roundings
+        xs = x / tau_s
+        out = torch.empty_like(xs)
+        if x.shape[0]:
+            out[0] = xs[0]  # 0·decay + x[0]/τs
+        for t in range(1, x.shape[0]):
+            torch.mul(out[t - 1], decay, out=out[t])
+            out[t].add_(xs[t])
+        return out
     out = []
     a = torch.zeros_like(x[0])
     for t in range(x.shape[0]):

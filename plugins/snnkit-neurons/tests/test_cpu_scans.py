@@ -193,3 +193,17 @@ def test_a_library_from_other_sources_is_refused(monkeypatch, tmp_path):
     monkeypatch.setattr(cpu, "source_hash", lambda: "0" * 16)
     with pytest.raises(RuntimeError, match="other sources"):
         cpu._load(path)
+
+
+@pytest.mark.parametrize("tau_s", [8.0, 5.0, 3.3])
+def test_psc_filter_in_place_equals_the_autograd_loop(tau_s):
+    """The network input is filtered in place; the same loop with autograd (an input that requires grad)
+    gives identical numbers."""
+    from snnkit_neurons.lif import psc_filter
+
+    x = torch.rand(40, 3, 5)
+    fast = psc_filter(x, tau_s)
+    slow = psc_filter(x.clone().requires_grad_(), tau_s)
+    assert slow.requires_grad and not fast.requires_grad
+    assert torch.equal(fast, slow.detach())
+    assert torch.equal(fast[0], x[0] / tau_s) and torch.equal(fast[1], (1 - 1 / tau_s) * fast[0] + x[1] / tau_s)
