@@ -34,6 +34,9 @@ def main():
     ap.add_argument("--no-compile", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    from snnkit_core.host import keep_freed_memory
+
+    keep_freed_memory()  # as snnkit train/eval/bench do
     from snnkit_connectivity.scsr import SelfRecurrence
     from snnkit_core.scan import reference_scan
     from snnkit_neurons.kernels import cpu

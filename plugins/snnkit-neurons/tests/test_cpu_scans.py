@@ -207,3 +207,22 @@ def test_psc_filter_in_place_equals_the_autograd_loop(tau_s):
     assert slow.requires_grad and not fast.requires_grad
     assert torch.equal(fast, slow.detach())
     assert torch.equal(fast[0], x[0] / tau_s) and torch.equal(fast[1], (1 - 1 / tau_s) * fast[0] + x[1] / tau_s)
+
+
+def test_threads_do_not_change_the_numbers():
+    """With OpenMP the C scans split the elements over torch's thread count; every element's recurrence is
+    independent, so 1 and 3 threads give the same bits (blocks of 512 elements: N*B = 1800 spans 4)."""
+    if cpu.lib() is None:
+        pytest.skip("no C library here")
+    neuron, rec, params = _lif(600, "sigmoid", False, torch.float32, True)
+    cur = torch.randn(9, 3, 600) * 1.5
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _run(lambda c: neuron.fast_scan(c, rec), cur, params)
+        torch.set_num_threads(3)
+        three = _run(lambda c: neuron.fast_scan(c, rec), cur, params)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one[0], three[0]) and torch.equal(one[1], three[1])
+    assert all(torch.equal(a, b) for a, b in zip(one[2][:1], three[2][:1]))
