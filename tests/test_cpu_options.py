@@ -63,7 +63,7 @@ def test_train_records_threads_and_eval_takes_them(runner, tmp_path, restore_thr
     assert res.exit_code == 0, res.output
     assert json.loads((run / "manifest.json").read_text())["threads"] == 1
     res = runner.invoke(cli, ["eval", str(run), "--threads", "1"])
-    assert res.exit_code == 0 and "test accuracy" in res.output, res.output
+    assert res.exit_code == 0 and "accuracy" in res.output, res.output
 
 
 def test_set_threads_and_resize_validate(restore_threads):
