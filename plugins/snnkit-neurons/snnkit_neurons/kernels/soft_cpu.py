@@ -98,15 +98,25 @@ class SkipScan(torch.autograd.Function):
         s = torch.empty_like(cur)
         h = torch.empty_like(cur)
         u = torch.zeros_like(cur[0])
-        rec = torch.empty(min(k, T), B, N, dtype=cur.dtype)  # the recurrent input of one chunk
-        for t0 in range(0, T, k):
-            t1 = min(t0 + k, T)
-            L = t1 - t0
-            R = None
-            if t0 > 0:
-                R = rec[:L]
-                torch.matmul(s[t0 - k:t1 - k].view(L * B, N), wt, out=R.view(L * B, N))
-            chunk_fwd(cur[t0:t1], R, u, s[t0:t1], h[t0:t1], decay, v_th)
+        rec = torch.empty(min(k, T) * B, N, dtype=cur.dtype)  # the recurrent input of one chunk, (L·B, N)
+        s_rows = s.view(T * B, N)
+        if cpu.usable(cur, u):  # the loop below is per chunk: bind the C call and raw pointers once
+            f, nt, step = cpu.fn("soft_fwd", cur.dtype), cpu.threads(), B * N * cur.element_size()
+            pc, ps, ph, pu, pr = (x.data_ptr() for x in (cur, s, h, u, rec))
+            for t0 in range(0, T, k):
+                L = min(t0 + k, T) - t0
+                if t0 > 0:
+                    torch.mm(s_rows[(t0 - k) * B:(t0 - k + L) * B], wt, out=rec[:L * B])
+                f(L, B * N, pc + t0 * step, pr if t0 > 0 else None, pu, ps + t0 * step, ph + t0 * step, decay, v_th, nt)
+        else:
+            for t0 in range(0, T, k):
+                t1 = min(t0 + k, T)
+                L = t1 - t0
+                R = None
+                if t0 > 0:
+                    torch.mm(s_rows[(t0 - k) * B:(t1 - k) * B], wt, out=rec[:L * B])
+                    R = rec[:L * B].view(L, B, N)
+                chunk_fwd(cur[t0:t1], R, u, s[t0:t1], h[t0:t1], decay, v_th)
         ctx.save_for_backward(h, s, weight)
         ctx.consts = (k, decay, v_th, kind, width, detach_reset)
         ctx.set_materialize_grads(False)
@@ -121,19 +131,29 @@ class SkipScan(torch.autograd.Function):
         gs = None if g_s is None else g_s.contiguous()
         gi = torch.empty_like(h)
         gu = torch.zeros_like(h[0])
-        G = torch.empty(min(k, T), B, N, dtype=h.dtype)  # ∂L/∂S from the next chunk's recurrent input
+        G = torch.empty(min(k, T) * B, N, dtype=h.dtype)  # ∂L/∂S from the next chunk's recurrent input, (L·B, N)
+        gi_rows = gi.view(T * B, N)
         starts = list(range(0, T, k))
+        use_c = cpu.usable(h, gu)
+        if use_c:  # bind the C call and raw pointers once (see forward)
+            f, nt, step = cpu.fn("soft_bwd", h.dtype), cpu.threads(), B * N * h.element_size()
+            pgs = gs.data_ptr() if gs is not None else None
+            ph, pgu, pgi, pG = (x.data_ptr() for x in (h, gu, gi, G))
+            code = cpu.SURROGATE[kind]
         for t0 in reversed(starts):
             t1 = min(t0 + k, T)
-            Gc = None
+            L = t1 - t0
             n = min(t1 + k, T) - (t0 + k)  # steps of this chunk that feed a later step
             if n > 0:
-                Gc = G[: t1 - t0]
-                torch.matmul(gi[t0 + k:t0 + k + n].view(n * B, N), w, out=Gc[:n].view(n * B, N))
-                if n < t1 - t0:
-                    Gc[n:].zero_()
-            chunk_bwd(None if gs is None else gs[t0:t1], Gc, h[t0:t1], gu, gi[t0:t1], decay, v_th, kind, width,
-                      detach_reset)
+                torch.mm(gi_rows[(t0 + k) * B:(t0 + k + n) * B], w, out=G[:n * B])
+                if n < L:
+                    G[n * B:L * B].zero_()
+            if use_c:
+                f(L, B * N, None if pgs is None else pgs + t0 * step, pG if n > 0 else None, ph + t0 * step, pgu,
+                  pgi + t0 * step, decay, v_th, width, code, int(detach_reset), nt)
+            else:
+                chunk_bwd(None if gs is None else gs[t0:t1], G[:L * B].view(L, B, N) if n > 0 else None, h[t0:t1], gu,
+                          gi[t0:t1], decay, v_th, kind, width, detach_reset)
         g_w = None
         if ctx.needs_input_grad[1]:
             g_w = gi[k:].reshape(-1, N).t() @ s[: T - k].reshape(-1, N) if T > k else torch.zeros_like(w)
