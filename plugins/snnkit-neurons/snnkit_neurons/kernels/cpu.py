@@ -31,12 +31,14 @@ import torch
 HERE = Path(__file__).parent
 SOURCE = HERE / "cpu_scan.c"
 SOURCES = (SOURCE, HERE / "cpu_scan_body.h")  # the .c includes the body once per float type
-ABI = 1
+ABI = 2  # 2: lif_bwd sums ∂L/∂λ and ∂L/∂w over the batch itself
 #: exactness needs every a*b+c rounded twice (no FMA contraction) and IEEE semantics (no -ffast-math)
 CFLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-std=gnu99"]
 SURROGATE = {"sigmoid": 0, "triangle": 1, "fast-sigmoid": 2, "atan": 3, "rectangle": 4}
 
 _lib: ctypes.CDLL | None = None
+#: the file it was loaded from
+path: Path | None = None
 _tried = False
 #: why the C scans are not in use (None while they are, or before the first attempt)
 failure: str | None = None
@@ -115,22 +117,22 @@ def _load(path: Path) -> ctypes.CDLL:
 
 def lib() -> ctypes.CDLL | None:
     """The loaded library, building it on first use if needed; None when it cannot be had (see ``failure``)."""
-    global _lib, _tried, failure
+    global _lib, _tried, failure, path
     if os.environ.get("SNNKIT_CPU_KERNELS", "1") == "0":
         return None
     if _tried:
         return _lib
     _tried = True
     errors = []
-    for path in _candidates():
+    for candidate in _candidates():
         try:
-            if not path.exists():
-                _compile(path)
-            _lib = _load(path)
-            failure = None
+            if not candidate.exists():
+                _compile(candidate)
+            _lib = _load(candidate)
+            failure, path = None, candidate
             return _lib
         except Exception as exc:  # a stale or foreign build, or no compiler: try the next, then the torch loops
-            errors.append(f"{path.name}: {exc}")
+            errors.append(f"{candidate.name}: {exc}")
     failure = "; ".join(errors)
     return None
 

@@ -17,7 +17,8 @@
  *   g_a[t] = ∂L/∂a[t]|ext + d·g_a[t+1] + w_n·g_u[t+1];   g_ũ = λ_n·g_u[t+1]
  *   g_s = g_a[t]/τs + ∂L/∂s[t]|ext - u[t]·g_ũ  (last term dropped with a detached reset)
  *   g_u[t] = (1 - s[t])·g_ũ + σ'(u[t] - V_th)·g_s;   ∂L/∂I[t] = g_u[t]
- *   ∂L/∂w_n += g_u[t]·a[t-1];   ∂L/∂λ_n += g_u[t]·ũ[t-1]   (per element, summed over b by the caller)
+ *   ∂L/∂w_n += g_u[t]·a[t-1];   ∂L/∂λ_n += g_u[t]·ũ[t-1]   (per element, then summed over b in order into
+ *   the first N entries of gleak / gw)
  *
  * lif-soft (spec §5.1), per element over a chunk of L steps from U[-1] = u0:
  *   H[t] = λ·U[t-1] + (I[t] + R[t]);  S[t] = H[t] >= V_th;  U[t] = H[t] - V_th·S[t]
@@ -95,5 +96,5 @@ static inline float exp_f32(float x) {
 #ifndef SNNKIT_SRC_HASH
 #define SNNKIT_SRC_HASH "unknown"
 #endif
-int snnkit_cpu_scan_abi(void) { return 1; }
+int snnkit_cpu_scan_abi(void) { return 2; }
 const char *snnkit_cpu_scan_source(void) { return SNNKIT_SRC_HASH; }

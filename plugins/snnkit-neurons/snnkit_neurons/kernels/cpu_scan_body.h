@@ -118,6 +118,13 @@ EXPORT void NAME(lif_bwd)(int64_t T, int64_t BN, int64_t N, const T_ *ga, const 
 #undef LIF_BWD
 #undef LIF_BWD_K
     }
+    /* ∂L/∂λ_n, ∂L/∂w_n = Σ_b of the per-element sums, into row 0, always in the order b = 0, 1, ...: the
+     * result does not depend on the thread count (a torch sum over b may split it between threads) */
+    int64_t B = BN / N;
+    for (int64_t b = 1; b < B; b++) {
+        for (int64_t n = 0; n < N; n++) gleak[n] += gleak[b * N + n];
+        if (w) for (int64_t n = 0; n < N; n++) gw[n] += gw[b * N + n];
+    }
 }
 
 INLINE void NAME(soft_fwd_block)(int64_t L, int64_t BN, int64_t e0, int64_t m, const T_ *R_ I, const T_ *R_ R,

@@ -57,15 +57,16 @@ class LIFScanCPU(torch.autograd.Function):
         g_i = torch.empty_like(a)
         g_lam = torch.empty(B, N, dtype=a.dtype)
         g_w = torch.empty(B, N, dtype=a.dtype) if wv is not None else None
-        if use_c and cpu.usable(a):
+        summed = use_c and cpu.usable(a)  # the C backward sums over the batch into row 0, in a fixed order
+        if summed:
             cpu.fn("lif_bwd", a.dtype)(T, B * N, N, cpu.ptr(g_a), cpu.ptr(g_s), cpu.ptr(a), cpu.ptr(u), cpu.ptr(lam),
                                        cpu.ptr(wv), cpu.ptr(g_i), cpu.ptr(g_lam), cpu.ptr(g_w), 1 - 1 / tau_s,
                                        _inv(tau_s, a.dtype), v_th, width, cpu.SURROGATE[kind], int(detach_reset),
                                        cpu.threads())
         else:
             _torch_bwd(g_a, g_s, a, u, lam, wv, g_i, g_lam, g_w, tau_s, v_th, kind, width, detach_reset)
-        g_leak = g_lam.sum(0) if ctx.needs_input_grad[1] else None
-        g_wv = g_w.sum(0) if wv is not None and ctx.needs_input_grad[2] else None
+        g_leak = (g_lam[0] if summed else g_lam.sum(0)) if ctx.needs_input_grad[1] else None
+        g_wv = (g_w[0] if summed else g_w.sum(0)) if wv is not None and ctx.needs_input_grad[2] else None
         return g_i, g_leak, g_wv, None, None, None, None, None
 
 
