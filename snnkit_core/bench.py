@@ -13,10 +13,10 @@ import time
 from typing import Any
 
 import torch
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 
 from .config import TrainConfig
-from .errors import IncompatibleError
+from .errors import ConfigError, IncompatibleError
 from .interfaces import ArrayData, Dataset
 
 
@@ -75,6 +75,14 @@ class _Synthetic(Dataset):
 
     def load(self, split):  # pragma: no cover - not used: bench feeds batches directly
         raise NotImplementedError
+
+
+def resize(w: Workload, steps: int | None = None, batch: int | None = None) -> Workload:
+    """``w`` with another T and/or batch size (``snnkit bench --steps/--batch``); None keeps the workload's own."""
+    for name, v in (("steps", steps), ("batch", batch)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ConfigError(f"--{name} must be a whole number >= 1, not {v!r}")
+    return evolve(w, steps=steps or w.steps, batch=batch or w.batch)
 
 
 def _sync(device):
@@ -143,7 +151,7 @@ def bench_workload(w: Workload, device: torch.device, paths=("reference", "torch
     torch.manual_seed(0)
     x = torch.rand(w.steps, w.batch, w.input_size, device=device)
     y = torch.randint(0, w.classes, (w.batch,), device=device)
-    out: dict[str, Any] = {"workload": w.name, "device": str(device), "paths": {}}
+    out: dict[str, Any] = {"workload": w.name, "device": str(device), "steps": w.steps, "batch": w.batch, "paths": {}}
     for path in paths:
         torch.manual_seed(0)
         net = Network(w.input_size, w.hidden, w.classes, lambda n: neuron_cls(n, **w.params.get("neuron", {})), conn,

@@ -86,6 +86,15 @@ class Neuron(_Component, nn.Module, ABC):
         """
         return None
 
+    def fast_scan(self, current: torch.Tensor, recurrence: "Recurrence | None"):
+        """A faster exact scan without fused GPU kernels (e.g. one autograd node over a C or torch loop on the
+        CPU), ``(y, s)`` each (T, B, N), or None where there is none.
+
+        Called by the network under ``--backend auto|torch`` after ``fused_scan`` and before the recurrence's
+        own scan; it must equal the reference scan in forward and gradients. Default: None.
+        """
+        return None
+
     # Optional methods, looked up by name by the rules and connectivities that use them (a neuron without
     # one simply does not support that feature; `snnkit info` and the rules' compatibility checks say so):
     #   set_surrogate(kind, width)   bptt: choose the surrogate derivative

@@ -144,6 +144,10 @@ class Network(nn.Module):
             res = layer.neuron.fused_scan(current, layer.recurrence)
             if res is not None:
                 return res
+        if self.backend in ("auto", "torch"):  # e.g. the CPU scans of lif / lif-soft
+            res = layer.neuron.fast_scan(current, layer.recurrence)
+            if res is not None:
+                return res
         before = kernel_calls()
         res = layer.scan(current)  # a recurrence's scan may still run the neuron's kernels (e.g. per chunk)
         if self.backend == "triton" and kernel_calls() == before:

@@ -215,12 +215,17 @@ def _parse_sets(values) -> dict[str, dict]:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--tensorboard", is_flag=True, help="Also log each epoch's metrics to RUN_DIR/tensorboard/ (needs the tensorboard package).")
 @click.option("--devices", type=click.IntRange(min=1), help="Data-parallel over N processes on this machine (one GPU each on CUDA; gloo on CPU); --batch-size is per process. See docs/scale.md.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans (default: torch's, one per core); recorded in the manifest.")
 @expected_errors
-def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, seeds, val_fraction, device, data_on_device, backend, out, limit, config_file, resume, init_from, sets, quiet, tensorboard, devices):
+def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, seeds, val_fraction, device, data_on_device, backend, out, limit, config_file, resume, init_from, sets, quiet, tensorboard, devices, threads):
     """Train a network. With no options: a sensible default on the shipped dataset."""
     import contextlib
 
     from snnkit_core import rundir
+    from snnkit_core.host import keep_freed_memory, set_threads
+
+    set_threads(threads)
+    keep_freed_memory()
     from snnkit_core.config import TrainConfig
     from snnkit_core.distributed import env_world
     from snnkit_core.errors import ConfigError
@@ -290,12 +295,13 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
             if run_dir is None:
                 combo = f"{cfg.neuron}-{cfg.conn}-{'+'.join(cfg.rules)}-{cfg.dataset}"
                 run_dir = rundir.make_unique_dir(Path("runs"), f"{time.strftime('%Y%m%d-%H%M%S')}-{combo}-seeds")
-            _train_seeds(cfg, run_dir, seeds, seed, quiet, tensorboard, devices)
+            _train_seeds(cfg, run_dir, seeds, seed, quiet, tensorboard, devices, threads)
             return
-        _train_one(cfg, run_dir, bool(resume), quiet, tensorboard, devices)
+        _train_one(cfg, run_dir, bool(resume), quiet, tensorboard, devices, threads)
 
 
-def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, tensorboard: bool = False, devices: int | None = None) -> None:
+def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, tensorboard: bool = False, devices: int | None = None,
+                 threads: int | None = None) -> None:
     """The same config once per seed into ``base/seed-K``, then ``base/seeds.json`` (mean ± sd)."""
     from snnkit_core.errors import ConfigError
     from snnkit_core.protocol import parse_seeds, seeds_report, write_json_atomic
@@ -309,14 +315,14 @@ def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, tensorboard: bo
     runs = {}
     for s in chosen:
         runs[s] = base / f"seed-{s}"
-        _train_one(cfg.evolve(seed=s), runs[s], False, quiet, tensorboard, devices)
+        _train_one(cfg.evolve(seed=s), runs[s], False, quiet, tensorboard, devices, threads)
     report = seeds_report(runs)
     write_json_atomic(report, base / "seeds.json")
     render_seeds(report, base / "seeds.json")
 
 
 def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard: bool = False,
-               devices: int | None = None) -> None:
+               devices: int | None = None, threads: int | None = None) -> None:
     """Check everything (components, --out, data) before a run directory is written, then train and render.
     ``run_dir`` None: a unique default name under runs/."""
     from snnkit_core import rundir
@@ -332,7 +338,7 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard
 
         if run_dir is None:
             run_dir = rundir.make_unique_dir(Path("runs"), f"{time.strftime('%Y%m%d-%H%M%S')}-{combo}")
-        return launch_train(devices, cfg, run_dir, resume=resume, quiet=quiet, tensorboard=tensorboard)
+        return launch_train(devices, cfg, run_dir, resume=resume, quiet=quiet, tensorboard=tensorboard, threads=threads)
     if world.active and run_dir is None:
         raise ConfigError("under torchrun every process must name the same run directory: give --out DIR")
     built = build(cfg)  # every component and parameter checked before anything is read or written
@@ -502,13 +508,19 @@ def data_info(name, data_dir, sets):
 @click.option("--repeats", default=20, show_default=True, type=click.IntRange(min=1), help="Timed steps per path (median reported).")
 @click.option("--warmup", default=3, show_default=True, type=click.IntRange(min=0))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of a table.")
+@click.option("--steps", type=click.IntRange(min=1), help="Time steps T of every workload (default: each workload's own).")
+@click.option("--batch", type=click.IntRange(min=1), help="Batch size of every workload (default: each workload's own).")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans (default: torch's, one per core).")
 @expected_errors
-def bench(workloads, device, repeats, warmup, as_json):
+def bench(workloads, device, repeats, warmup, as_json, steps, batch, threads):
     """Time a full training step on each implementation path of the same network, with ratios and a lower bound."""
-    from snnkit_core.bench import WORKLOADS, bench_workload, copy_bandwidth, lower_bound
+    from snnkit_core.bench import WORKLOADS, bench_workload, copy_bandwidth, lower_bound, resize
     from snnkit_core.errors import UnknownComponentError
+    from snnkit_core.host import keep_freed_memory, set_threads
     from snnkit_core.training import resolve_device
 
+    n_threads = set_threads(threads)
+    keep_freed_memory()
     dev = resolve_device(device)
     names = list(workloads) or (list(WORKLOADS) if dev.type == "cuda" else ["tiny"])
     unknown = [n for n in names if n not in WORKLOADS]
@@ -521,6 +533,7 @@ def bench(workloads, device, repeats, warmup, as_json):
     results = []
     for name in names:
         for w in WORKLOADS[name]:
+            w = resize(w, steps, batch)
             try:
                 res = bench_workload(w, dev, paths=paths, warmup=warmup, repeats=repeats)
             except UnknownComponentError as exc:
@@ -535,22 +548,23 @@ def bench(workloads, device, repeats, warmup, as_json):
 
     meta = {"torch": torch.__version__, "device": str(dev),
             "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-            "copy_bandwidth_gbs": bw / 1e9}
+            "copy_bandwidth_gbs": bw / 1e9, "threads": n_threads}
     if as_json:
         click.echo(json.dumps({"meta": meta, "results": results}, indent=2))
         return
-    t = Table(title=f"snnkit bench on {meta['device_name']} (torch {meta['torch']})")
-    for col in ("workload", "path", "median ms", "peak MB", "x vs reference", "bound ms", "bound/time"):
+    t = Table(title=f"snnkit bench on {meta['device_name']} (torch {meta['torch']}, {n_threads} threads)")
+    for col in ("workload", "path", "T x B", "median ms", "peak MB", "x vs ref", "bound ms", "fraction of bound"):
         t.add_column(col, justify="right" if col != "workload" else "left")
     for r in results:
         if "skipped" in r:
-            t.add_row(r["workload"], "-", "skipped: " + r["skipped"].split(".")[0], "", "", "", "")
+            t.add_row(r["workload"], "-", "", "skipped: " + r["skipped"].split(".")[0], "", "", "", "")
             continue
+        shape = f"{r['steps']} x {r['batch']}"
         for path, p in r["paths"].items():
             if "error" in p:
-                t.add_row(r["workload"], path, "n/a: " + p["error"][:60], "", "", "", "")
+                t.add_row(r["workload"], path, shape, "n/a: " + p["error"][:60], "", "", "", "")
                 continue
-            t.add_row(r["workload"], path, f"{p['median_ms']:.2f}", "-" if p["peak_mb"] is None else f"{p['peak_mb']:.0f}",
+            t.add_row(r["workload"], path, shape, f"{p['median_ms']:.2f}", "-" if p["peak_mb"] is None else f"{p['peak_mb']:.0f}",
                       f"{p['speedup_vs_reference']:.2f}", f"{r['lower_bound_ms']:.2f}", f"{p['fraction_of_bound']:.3f}")
     console.print(t)
 

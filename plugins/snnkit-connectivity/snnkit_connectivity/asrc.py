@@ -57,7 +57,16 @@ def _run(neuron, current, state):
 
 
 def chunked_skip_scan(neuron, current: torch.Tensor, weight: torch.Tensor, k: int):
-    """Exact scan of ``I[t] += weight @ y[t-k]``: one GEMM per chunk of k steps, then one k-step neuron scan."""
+    """Exact scan of ``I[t] += weight @ y[t-k]``: one GEMM per chunk of k steps, then one k-step neuron scan.
+
+    A neuron with ``skip_scan(current, weight, k)`` (``lif-soft`` on the CPU) runs the whole layer as one
+    autograd node over preallocated buffers instead; otherwise the chunks are concatenated at the end.
+    """
+    fast = getattr(neuron, "skip_scan", None)
+    if fast is not None:
+        res = fast(current, weight, k)
+        if res is not None:
+            return res
     T, B, N = current.shape
     state = neuron.initial_state(B, current.device, current.dtype)
     ys: list[torch.Tensor] = []
