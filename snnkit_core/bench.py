@@ -13,10 +13,10 @@ import time
 from typing import Any
 
 import torch
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 
 from .config import TrainConfig
-from .errors import IncompatibleError
+from .errors import ConfigError, IncompatibleError
 from .interfaces import ArrayData, Dataset
 
 
@@ -75,6 +75,14 @@ class _Synthetic(Dataset):
 
     def load(self, split):  # pragma: no cover - not used: bench feeds batches directly
         raise NotImplementedError
+
+
+def resize(w: Workload, steps: int | None = None, batch: int | None = None) -> Workload:
+    """``w`` with another T and/or batch size (``snnkit bench --steps/--batch``); None keeps the workload's own."""
+    for name, v in (("steps", steps), ("batch", batch)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ConfigError(f"--{name} must be a whole number >= 1, not {v!r}")
+    return evolve(w, steps=steps or w.steps, batch=batch or w.batch)
 
 
 def _sync(device):
@@ -147,7 +155,7 @@ def bench_workload(w: Workload, device: torch.device, paths=("reference", "torch
     x = torch.rand(w.steps, w.batch, w.input_size, device=device)
     y = torch.randint(0, w.classes, (w.batch,), device=device)
     batch = Batch(x, y, torch.arange(w.batch, device=device))
-    out: dict[str, Any] = {"workload": w.name, "device": str(device), "paths": {}}
+    out: dict[str, Any] = {"workload": w.name, "device": str(device), "steps": w.steps, "batch": w.batch, "paths": {}}
     for path in paths:
         try:  # e.g. --backend triton on a layer without a fused kernel, or under a rule with its own scan
             net = assemble(neuron_cls, conn, rules, input_size=w.input_size, num_classes=w.classes, hidden=w.hidden,
@@ -179,10 +187,12 @@ def _ran(paths: list[str]) -> str:
     return ", ".join(p if len(counts) == 1 else f"{p} x{n}" for p, n in counts.items())
 
 
-def run_benchmarks(names: list[str], device: torch.device, repeats: int = 20, warmup: int = 3) -> dict[str, Any]:
+def run_benchmarks(names: list[str], device: torch.device, repeats: int = 20, warmup: int = 3,
+                   steps: int | None = None, batch: int | None = None) -> dict[str, Any]:
     """Every workload of the groups ``names`` (all on CUDA, ``tiny`` on CPU when empty) on every backend that can
     run here: ``{"meta": ..., "results": [...]}``, each result with its lower bound and each path's fraction of it.
-    An unknown group is an :class:`UnknownComponentError`; a workload whose components are missing is skipped."""
+    ``steps`` / ``batch`` replace every workload's T / batch size. An unknown group is an
+    :class:`UnknownComponentError`; a workload whose components are missing is skipped."""
     from .errors import UnknownComponentError
     from .scan import triton_available
 
@@ -195,6 +205,7 @@ def run_benchmarks(names: list[str], device: torch.device, repeats: int = 20, wa
     results = []
     for name in names:
         for w in WORKLOADS[name]:
+            w = resize(w, steps, batch)  # --steps / --batch
             try:
                 res = bench_workload(w, device, paths=paths, warmup=warmup, repeats=repeats)
             except UnknownComponentError as exc:

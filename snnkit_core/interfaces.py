@@ -140,6 +140,20 @@ class Neuron(_Component, nn.Module, ABC):
         """
         return None
 
+    def fast_scan(self, current: torch.Tensor, recurrence: "Recurrence | None"):
+        """A faster exact scan without GPU kernels (e.g. one autograd node over a C or torch loop on the CPU),
+        ``(y, s)`` each (T, B, N), or None for an input it cannot take; must equal the reference scan in forward
+        and gradients. The scan plan uses it under ``--backend auto|torch`` when ``fast_scan_reason`` is None."""
+        return None
+
+    def fast_scan_reason(self, recurrence: "Recurrence | None", device: torch.device) -> str | None:
+        """Why ``fast_scan`` cannot run a layer with ``recurrence`` on ``device`` (None: it can). Default: it has none."""
+        return f"neuron {self.name!r} has no fast scan"
+
+    def skip_scan(self, current: torch.Tensor, weight: torch.Tensor, k: int):
+        """A whole-sequence scan with the recurrent input ``weight @ y[t-k]`` (SRC's), ``(y, s)``, or None (the
+        connectivity then runs its chunked scan). Default: None."""
+        return None
 
 # ------------------------------------------------------------------------------------------ connectivity
 

@@ -9,6 +9,8 @@ plan is made when the network is assembled and again only when its backend, rule
    * ``reference``: the plain step loop of :func:`snnkit_core.scan.reference_scan` (the oracle);
    * ``fused``: the neuron's ``fused_scan`` (``auto``/``triton``, when ``kernel_reason`` and
      ``fused_scan_reason`` are None);
+   * ``fast``: the neuron's ``fast_scan`` (``auto``/``torch``, e.g. the CPU scans of ``lif``/``lif-soft``, when
+     ``fast_scan_reason`` is None);
    * ``connectivity``: the recurrence's own exact ``scan`` (e.g. SRC's k steps per product), with
      ``+kernel`` when that scan runs the neuron's chunk kernel;
    * ``reference`` again where none of these applies;
@@ -66,6 +68,11 @@ def _fused(layer, current):
     return layer.scan(current)
 
 
+def _fast(layer, current):
+    res = layer.neuron.fast_scan(current, layer.recurrence)
+    return res if res is not None else layer.scan(current)  # e.g. a dtype the fast scan does not take
+
+
 def _connectivity(layer, current):
     return layer.recurrence.scan(layer.neuron, current)
 
@@ -85,6 +92,8 @@ def default_plan(layer, backend: str, device: torch.device, record: tuple[str, .
         plan = LayerPlan("reference", _reference(record))
     elif kernel_why is None and n.fused_scan_reason(rec) is None:
         plan = LayerPlan("fused", _fused)
+    elif backend in ("auto", "torch") and n.fast_scan_reason(rec, device) is None:
+        plan = LayerPlan("fast", _fast)
     elif has_own_scan(rec):
         chunk_kernel = kernel_why is None and rec.uses_scan_chunk and n.has_chunk_kernel
         plan = LayerPlan("connectivity+kernel" if chunk_kernel else "connectivity", _connectivity)

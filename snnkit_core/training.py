@@ -233,6 +233,7 @@ def manifest(built: Built) -> dict[str, Any]:
         "device_name": torch.cuda.get_device_name(built.device) if built.device.type == "cuda" else platform.processor() or platform.machine(),
         "python": platform.python_version(),
         "seed": built.config.seed,
+        "threads": torch.get_num_threads(),  # --threads (snnkit_core.host), or torch's default
         "dataset": built.dataset.identity(),
         "scan_paths": built.network.paths(),  # per spiking layer, chosen once at assembly (snnkit_core.paths)
         "git_commit": _git_commit(),

@@ -132,7 +132,8 @@ def test_a_rule_sees_the_labels_in_the_forward_and_replaces_a_hidden_gradient_ev
     rule = LabelProjection()
     rule.P = torch.randn(12, 6, 3)
     net = assemble(LIFSoft, FeedForward(), [rule], input_size=4, num_classes=3, hidden=(6, 5), seed=0, weight_scale=3.0)
-    assert net.paths() == ["reference>rule:label-projection", "reference"]  # wraps layer 0's default scan only
+    first, second = net.paths()  # wraps layer 0's default scan (fast on the CPU) only
+    assert first.endswith(">rule:label-projection") and "rule:" not in second
     batch = _batch()
     opt = torch.optim.SGD(net.parameters(), lr=0.0)  # keep the weights: compare gradients only
     rule.train_step(net, batch, opt)

@@ -13,7 +13,8 @@ from snnkit_core.errors import ConfigError
 from .render import console
 
 
-def launch_train(devices: int, cfg: TrainConfig, run_dir: Path, resume: bool, quiet: bool, tensorboard: bool = False) -> None:
+def launch_train(devices: int, cfg: TrainConfig, run_dir: Path, resume: bool, quiet: bool, tensorboard: bool = False,
+                 threads: int | None = None) -> None:
     """Run the already-resolved ``cfg`` in ``devices`` processes: each gets the config as a file (new run) or the
     run directory (``--resume``), so every process trains exactly what this command parsed."""
     from snnkit_core.distributed import env_world, launch
@@ -28,7 +29,7 @@ def launch_train(devices: int, cfg: TrainConfig, run_dir: Path, resume: bool, qu
             raise ConfigError(f"--devices {devices} needs {devices} GPUs (one per process); torch sees {torch.cuda.device_count()}")
     console.print(f"[bold]snnkit train[/] --devices {devices}: {devices} processes, global batch "
                   f"{devices} x {cfg.batch_size} -> {run_dir}")
-    extra = (["--quiet"] if quiet else []) + (["--tensorboard"] if tensorboard else [])
+    extra = (["--quiet"] if quiet else []) + (["--tensorboard"] if tensorboard else []) + (["--threads", str(threads)] if threads else [])
     if resume:
         code = launch(devices, ["train", "--resume", str(run_dir), *extra])
     else:

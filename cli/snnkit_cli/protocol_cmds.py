@@ -45,15 +45,20 @@ def _expected_errors(fn):
 @click.option("--backend", type=click.Choice(["auto", "triton", "torch", "reference"]), help="Scan implementation (default: the run's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON instead of tables.")
 @click.option("--no-write", is_flag=True, help="Do not write RUN_DIR/eval/<split>.json.")
-def eval_cmd(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write):
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans (default: torch's, one per core).")
+def eval_cmd(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write, threads):
     """Evaluate a run (or every run under a folder): accuracy, per-class accuracy and confusion matrix per split.
 
     Writes RUN_DIR/eval/<split>.json unless --no-write, --dataset or --set (numbers on other data are not the run's).
     """
-    _expected_errors(_eval)(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write)
+    _expected_errors(_eval)(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write, threads)
 
 
-def _eval(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write):
+def _eval(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write, threads=None):
+    from snnkit_core.host import keep_freed_memory, set_threads
+
+    set_threads(threads)
+    keep_freed_memory()
     from snnkit_core.errors import ConfigError, SnnkitError
     from snnkit_core.protocol import evaluate_splits, find_runs
 

@@ -38,13 +38,18 @@ from .render import RichProgress, console, epoch_row, epoch_table, err_console
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--tensorboard", is_flag=True, help="Also log each epoch's metrics to RUN_DIR/tensorboard/ (needs the tensorboard package).")
 @click.option("--devices", type=click.IntRange(min=1), help="Data-parallel over N processes on this machine (one GPU each on CUDA; gloo on CPU); --batch-size is per process. See docs/scale.md.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans (default: torch's, one per core); recorded in the manifest.")
 @expected_errors
-def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, seeds, val_fraction, device, data_on_device, backend, out, limit, config_file, resume, init_from, sets, quiet, tensorboard, devices):
+def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, seeds, val_fraction, device, data_on_device, backend, out, limit, config_file, resume, init_from, sets, quiet, tensorboard, devices, threads):
     """Train a network. With no options: a sensible default on the shipped dataset."""
     import contextlib
 
     from snnkit_core import rundir, runconfig
     from snnkit_core.distributed import env_world
+    from snnkit_core.host import keep_freed_memory, set_threads
+
+    set_threads(threads)
+    keep_freed_memory()
 
     main_rank = env_world().main
     if not main_rank:  # torchrun / --devices: rank 0 alone renders
@@ -74,12 +79,13 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
         if seeds is not None:
             if run_dir is None:
                 run_dir = rundir.make_unique_dir(Path("runs"), runconfig.default_run_name(cfg, "-seeds"))
-            _train_seeds(cfg, run_dir, seeds, seed, quiet, tensorboard, devices)
+            _train_seeds(cfg, run_dir, seeds, seed, quiet, tensorboard, devices, threads)
             return
-        _train_one(cfg, run_dir, bool(resume), quiet, tensorboard, devices)
+        _train_one(cfg, run_dir, bool(resume), quiet, tensorboard, devices, threads)
 
 
-def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, tensorboard: bool = False, devices: int | None = None) -> None:
+def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, tensorboard: bool = False, devices: int | None = None,
+                 threads: int | None = None) -> None:
     """The same config once per seed into ``base/seed-K``, then ``base/seeds.json`` (mean ± sd)."""
     from snnkit_core.errors import ConfigError
     from snnkit_core.protocol import parse_seeds, seeds_report, write_json_atomic
@@ -93,7 +99,7 @@ def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, tensorboard: bo
     runs = {}
     for s in chosen:
         runs[s] = base / f"seed-{s}"
-        _train_one(cfg.evolve(seed=s), runs[s], False, quiet, tensorboard, devices)
+        _train_one(cfg.evolve(seed=s), runs[s], False, quiet, tensorboard, devices, threads)
     report = seeds_report(runs)
     write_json_atomic(report, base / "seeds.json")
     from .protocol_cmds import render_seeds
@@ -102,7 +108,7 @@ def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, tensorboard: bo
 
 
 def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard: bool = False,
-               devices: int | None = None) -> None:
+               devices: int | None = None, threads: int | None = None) -> None:
     """Check everything (components, --out, data) before a run directory is written, then train and render.
     ``run_dir`` None: a unique default name under runs/."""
     from snnkit_core import rundir
@@ -118,7 +124,7 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard
 
         if run_dir is None:
             run_dir = rundir.make_unique_dir(Path("runs"), default_run_name(cfg))
-        return launch_train(devices, cfg, run_dir, resume=resume, quiet=quiet, tensorboard=tensorboard)
+        return launch_train(devices, cfg, run_dir, resume=resume, quiet=quiet, tensorboard=tensorboard, threads=threads)
     if world.active and run_dir is None:
         raise ConfigError("under torchrun every process must name the same run directory: give --out DIR")
     built = build(cfg)  # every component and parameter checked before anything is read or written

@@ -59,7 +59,14 @@ def _run(neuron, current, state, recurrent=None):
 
 
 def chunked_skip_scan(neuron, current: torch.Tensor, weight: torch.Tensor, k: int):
-    """Exact scan of ``I[t] += weight @ y[t-k]``: one GEMM per chunk of k steps, then one k-step neuron scan."""
+    """Exact scan of ``I[t] += weight @ y[t-k]``: one GEMM per chunk of k steps, then one k-step neuron scan.
+
+    A neuron with ``skip_scan(current, weight, k)`` (``lif-soft`` on the CPU) runs the whole layer as one
+    autograd node over preallocated buffers instead; otherwise the chunks are concatenated at the end.
+    """
+    res = neuron.skip_scan(current, weight, k)  # Neuron.skip_scan: None unless the neuron has one
+    if res is not None:
+        return res
     T, B, N = current.shape
     state = neuron.initial_state(B, current.device, current.dtype)
     ys: list[torch.Tensor] = []

@@ -44,6 +44,15 @@ def lif_step(current, state: LIFState, leak, tau_s: float, v_th: float, surrogat
 def psc_filter(x: torch.Tensor, tau_s: float) -> torch.Tensor:
     """Causal normalised synaptic filter over time: a[t] = (1-1/τs) a[t-1] + x[t]/τs, x (T, ...)."""
     decay = 1 - 1 / tau_s
+    if not (x.requires_grad and torch.is_grad_enabled()):  # the network input: in place, the same roundings
+        xs = x / tau_s
+        out = torch.empty_like(xs)
+        if x.shape[0]:
+            out[0] = xs[0]  # 0·decay + x[0]/τs
+        for t in range(1, x.shape[0]):
+            torch.mul(out[t - 1], decay, out=out[t])
+            out[t].add_(xs[t])
+        return out
     out = []
     a = torch.zeros_like(x[0])
     for t in range(x.shape[0]):
@@ -126,6 +135,35 @@ class LIF(Neuron):
             if self.kernel_mode == "required":
                 raise IncompatibleError(f"--backend triton: neuron 'lif' has no fused kernel here: it failed ({exc})") from None
             return None
+
+    def fast_scan_reason(self, recurrence, device):
+        """The CPU scan takes a CPU layer with no recurrence or the diagonal 1-step self term, and a surrogate it implements."""
+        from .kernels.cpu import SURROGATE
+
+        if device.type != "cpu":
+            return f"the lif CPU scan runs on the CPU, not {device.type}"
+        if recurrence is not None and not (recurrence.structure == "diagonal" and recurrence.span == 1 and recurrence.weight is not None):
+            return f"the lif CPU scan takes no {recurrence.structure} recurrence of span {recurrence.span}"
+        if self.surrogate[0] not in SURROGATE:
+            return f"the lif CPU scan has no {self.surrogate[0]!r} surrogate"
+        return None
+
+    def fast_scan(self, current, recurrence):
+        """On the CPU: the whole scan as one autograd node, forward and reverse-time backward each one call into
+        C (kernels/cpu_scan.c, built on install or first use), or the same node's torch loop where C cannot be
+        built (kernels/lif_cpu.py). None elsewhere (another device, a recurrence other than the self term)."""
+        if current.device.type != "cpu" or current.dtype not in (torch.float32, torch.float64):
+            return None
+        if recurrence is not None and not (recurrence.structure == "diagonal" and recurrence.span == 1 and hasattr(recurrence, "weight")):
+            return None
+        from .kernels.cpu import SURROGATE
+        from .kernels.lif_cpu import lif_scan_cpu
+
+        kind, width = self.surrogate
+        if kind not in SURROGATE:
+            return None
+        w = recurrence.weight if recurrence is not None else None
+        return lif_scan_cpu(current, self.leak, w, self.tau_s, self.v_th, kind, width, self.hparams["detach_reset"])
 
     def encode_input(self, x):
         return psc_filter(x, self.tau_s) if self.hparams["filter_input"] else x

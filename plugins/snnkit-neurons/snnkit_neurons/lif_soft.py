@@ -131,8 +131,46 @@ class LIFSoft(Neuron):
                 kernels.disable(exc)
                 if self.kernel_mode == "required":
                     raise IncompatibleError(f"--backend triton: neuron 'lif-soft' has no fused kernel here: it failed ({exc})") from None
+        if self._cpu_ok(current):  # the C chunk scan (or its torch loop) over preallocated buffers
+            from .kernels.soft_cpu import SoftChunk
+
+            s, u = SoftChunk.apply(current, state.u, self.decay, self.v_th, kind, width, self.detach_reset)
+            return s, s, SoftState(u)
         s, u = _SoftScan.apply(current, state.u, self.decay, self.v_th, kind, width, self.detach_reset)
         return s, s, SoftState(u)
+
+    def _cpu_ok(self, current) -> bool:
+        """The CPU scans of kernels/soft_cpu.py apply: a CPU float32/float64 tensor and a surrogate they implement."""
+        from .kernels.cpu import SURROGATE
+
+        return current.device.type == "cpu" and current.dtype in (torch.float32, torch.float64) and self.surrogate[0] in SURROGATE
+
+    def skip_scan(self, current, weight, k: int):
+        """SRC, ``I[t] += weight @ S[t-k]``, over the whole sequence as one autograd node on the CPU (chunks of k
+        steps written into preallocated outputs, see kernels/soft_cpu.SkipScan); None elsewhere, or where the
+        Triton chunk kernel applies (the connectivity's own chunked scan then runs it per chunk)."""
+        if not self._cpu_ok(current) or self._kernel_ok(current):
+            return None
+        from .kernels.soft_cpu import SkipScan
+
+        kind, width = self.surrogate
+        s = SkipScan.apply(current, weight, k, self.decay, self.v_th, kind, width, self.detach_reset)
+        return s, s
+
+    def fast_scan_reason(self, recurrence, device):
+        """Without recurrence on the CPU the whole sequence is one CPU chunk; a recurrence's own scan is used otherwise."""
+        from .kernels.cpu import SURROGATE
+
+        if recurrence is not None or device.type != "cpu":
+            return "the lif-soft CPU scan takes a CPU layer without recurrence"
+        return None if self.surrogate[0] in SURROGATE else f"the lif-soft CPU scan has no {self.surrogate[0]!r} surrogate"
+
+    def fast_scan(self, current, recurrence):
+        """Without recurrence, on the CPU: the whole sequence is one chunk (one call per direction)."""
+        if recurrence is not None or not self._cpu_ok(current):
+            return None
+        s, _, _ = self.scan_chunk(current, self.initial_state(current.shape[1], current.device, current.dtype))
+        return s, s
 
     def _kernel_ok(self, current) -> bool:
         """The plan allows kernels (``kernel_mode``, set from ``--backend``), float32, and no kernel failed since."""

@@ -1,4 +1,5 @@
-"""Fused GPU kernels (Triton) for neuron scans. The torch reference scan is always the oracle.
+"""Fused kernels for neuron scans: Triton on the GPU (lif_scan.py, lif_soft_scan.py) and plain C on the CPU
+(cpu_scan.c via cpu.py, used by lif_cpu.py and soft_cpu.py). The torch reference scan is always the oracle.
 
 Triton is optional: without it, or without CUDA, every scan falls back to the torch path. For tests on a
 CPU machine the kernels run under Triton's interpreter when both ``TRITON_INTERPRET=1`` (read by Triton when

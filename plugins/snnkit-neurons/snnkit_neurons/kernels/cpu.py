@@ -1,0 +1,163 @@
+"""The C scans in ``cpu_scan.c``, loaded with ctypes; None when they cannot be built (the torch loops run then).
+
+Where the library comes from, first found wins:
+
+1. built on install: ``pip install`` of snnkit-neurons compiles ``cpu_scan.c`` as the (ctypes-only)
+   module ``snnkit_neurons.kernels._cpu_scan`` (setup.py; an optional extension, so a failed build does not
+   fail the install). Used only if it was built from the current sources (an editable install keeps an old
+   build after a ``git pull``);
+2. built on first use: the system C compiler (``$CC``, else ``cc``/``gcc``) compiles it into
+   ``$SNNKIT_CACHE`` (default ``~/.cache/snnkit``)``/cpu_scan-<source hash>.so``;
+3. neither works: :func:`lib` returns None, :data:`failure` says why, and the scans use their torch loops.
+
+``SNNKIT_CPU_KERNELS=0`` switches the C scans off (the torch loops run; tests compare the two).
+Both are plain C over contiguous float32/float64 buffers; no Python or torch headers are needed, so a build
+takes about a second. OpenMP is used when the compiler supports ``-fopenmp`` (threads = torch's).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).parent
+SOURCE = HERE / "cpu_scan.c"
+SOURCES = (SOURCE, HERE / "cpu_scan_body.h")  # the .c includes the body once per float type
+ABI = 2  # 2: lif_bwd sums ∂L/∂λ and ∂L/∂w over the batch itself
+#: exactness needs every a*b+c rounded twice (no FMA contraction) and IEEE semantics (no -ffast-math)
+CFLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-std=gnu99"]
+SURROGATE = {"sigmoid": 0, "triangle": 1, "fast-sigmoid": 2, "atan": 3, "rectangle": 4}
+
+_lib: ctypes.CDLL | None = None
+#: the file it was loaded from
+path: Path | None = None
+_tried = False
+#: why the C scans are not in use (None while they are, or before the first attempt)
+failure: str | None = None
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("SNNKIT_CACHE") or Path.home() / ".cache" / "snnkit")
+
+
+def source_hash() -> str:
+    """Hash of the C sources; a library answers with the hash it was built from (``-DSNNKIT_SRC_HASH``)."""
+    return hashlib.sha256(b"".join(p.read_bytes() for p in SOURCES)).hexdigest()[:16]
+
+
+def _compile(target: Path) -> None:
+    """Compile SOURCE into ``target`` (atomically: a concurrent process never sees a half-written file)."""
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise RuntimeError("no C compiler found (set $CC)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    errors = []
+    try:
+        for extra in (["-fopenmp"], []):  # OpenMP when the compiler has it
+            cmd = [cc, *CFLAGS, "-fPIC", "-shared", f'-DSNNKIT_SRC_HASH="{source_hash()}"', *extra, str(SOURCE),
+                   "-o", tmp, "-lm"]
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode == 0:
+                os.replace(tmp, target)
+                return
+            errors.append(r.stderr.strip()[-500:])
+        raise RuntimeError(f"{cc} failed: {errors[-1]}")
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _installed() -> Path | None:
+    """The library built on install (setup.py), wherever the install put it."""
+    try:
+        spec = importlib.util.find_spec(f"{__package__}._cpu_scan")
+    except (ImportError, ValueError):
+        return None
+    return Path(spec.origin) if spec is not None and spec.origin else None
+
+
+def _candidates():
+    installed = _installed()
+    if installed is not None:
+        yield installed
+    key = hashlib.sha256((source_hash() + " ".join(CFLAGS)).encode()).hexdigest()[:16]
+    yield _cache_dir() / f"cpu_scan-{key}.so"
+
+
+def _load(path: Path) -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(path))
+    if lib.snnkit_cpu_scan_abi() != ABI:
+        raise RuntimeError(f"{path} was built for another interface version")
+    lib.snnkit_cpu_scan_source.restype = ctypes.c_char_p
+    built_from = lib.snnkit_cpu_scan_source().decode()
+    if built_from != source_hash():
+        raise RuntimeError(f"{path} was built from other sources ({built_from}, now {source_hash()}); "
+                           f"reinstall snnkit-neurons to rebuild it")
+    i64, i32, p = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
+    for sfx, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
+        getattr(lib, f"lif_fwd_{sfx}").argtypes = [i64, i64, i64, p, p, p, p, p, p, real, real, real, i32]
+        getattr(lib, f"lif_bwd_{sfx}").argtypes = [i64, i64, i64, p, p, p, p, p, p, p, p, p,
+                                                   real, real, real, real, i32, i32, i32]
+        getattr(lib, f"soft_fwd_{sfx}").argtypes = [i64, i64, p, p, p, p, p, real, real, i32]
+        getattr(lib, f"soft_bwd_{sfx}").argtypes = [i64, i64, p, p, p, p, p, real, real, real, i32, i32, i32]
+        for name in ("lif_fwd", "lif_bwd", "soft_fwd", "soft_bwd"):
+            getattr(lib, f"{name}_{sfx}").restype = None
+    return lib
+
+
+def lib() -> ctypes.CDLL | None:
+    """The loaded library, building it on first use if needed; None when it cannot be had (see ``failure``)."""
+    global _lib, _tried, failure, path
+    if os.environ.get("SNNKIT_CPU_KERNELS", "1") == "0":
+        return None
+    if _tried:
+        return _lib
+    _tried = True
+    errors = []
+    for candidate in _candidates():
+        try:
+            if not candidate.exists():
+                _compile(candidate)
+            _lib = _load(candidate)
+            failure, path = None, candidate
+            return _lib
+        except Exception as exc:  # a stale or foreign build, or no compiler: try the next, then the torch loops
+            errors.append(f"{candidate.name}: {exc}")
+    failure = "; ".join(errors)
+    return None
+
+
+def usable(*tensors: torch.Tensor) -> bool:
+    """The C scans apply: the library is there and every tensor is on the CPU, float32 or float64, one dtype."""
+    if any(t.device.type != "cpu" for t in tensors):
+        return False
+    dtypes = {t.dtype for t in tensors}
+    if len(dtypes) != 1 or dtypes.pop() not in (torch.float32, torch.float64):
+        return False
+    return lib() is not None
+
+
+def ptr(t: torch.Tensor | None):
+    """Data pointer of a contiguous tensor (None -> NULL)."""
+    if t is None:
+        return None
+    assert t.is_contiguous()
+    return t.data_ptr()
+
+
+def fn(name: str, dtype: torch.dtype):
+    return getattr(_lib, f"{name}_{'f32' if dtype == torch.float32 else 'f64'}")
+
+
+def threads() -> int:
+    return max(1, torch.get_num_threads())

@@ -1,0 +1,207 @@
+/* The scans of cpu_scan.c for one float type: included once per type with T_ (the type), SFX (the name
+ * suffix), EXP and FABS defined. Equations and layout: cpu_scan.c. */
+#define CAT_(a, b) a##_##b
+#define CAT(a, b) CAT_(a, b)
+#define NAME(f) CAT(f, SFX)
+
+INLINE T_ NAME(surrogate)(T_ x, T_ width, int kind) {
+    switch (kind) {
+    case SIGMOID: {  /* σ(z)(1-σ(z)) = e/(1+e)², e = exp(-|z|) <= 1: no overflow */
+        T_ e = EXP(-FABS(x) / width), d = (T_)1 + e;
+        return e / (d * d) / width;
+    }
+    case TRIANGLE: { T_ r = width - FABS(x); return (r > 0 ? r : (T_)0) / (width * width); }
+    case FAST_SIGMOID: { T_ d = width + FABS(x); return (T_)0.5 * width / (d * d); }
+    case ATAN: { T_ z = (T_)3.141592653589793 * x / width; return ((T_)1 / width) / ((T_)1 + z * z); }
+    default: return (T_)(FABS(x) < width * (T_)0.5) / width;
+    }
+}
+
+/* one block of m <= BLK elements starting at e0, all T steps */
+INLINE void NAME(lif_fwd_block)(int64_t T, int64_t BN, int64_t N, int64_t e0, int64_t m, const T_ *R_ I,
+                                const T_ *R_ leak, const T_ *R_ w, T_ *R_ a_out, T_ *R_ u_out, T_ *R_ s_out,
+                                T_ decay, T_ inv_tau_s, T_ v_th, int has_w) {
+    T_ ur[BLK], a[BLK], lam[BLK], wn[BLK];
+    for (int64_t j = 0; j < m; j++) {
+        ur[j] = 0; a[j] = 0; lam[j] = leak[(e0 + j) % N]; wn[j] = has_w ? w[(e0 + j) % N] : (T_)0;
+    }
+    for (int64_t t = 0; t < T; t++) {
+        const T_ *R_ it = I + t * BN + e0;
+        T_ *R_ at = a_out + t * BN + e0;
+        T_ *R_ ut = u_out + t * BN + e0;
+        T_ *R_ st = s_out + t * BN + e0;
+        for (int64_t j = 0; j < m; j++) {
+            T_ i = has_w ? it[j] + wn[j] * a[j] : it[j];  /* I + w·a[t-1], as I[t] + recurrent_input */
+            T_ u = lam[j] * ur[j] + i;
+            T_ s = (T_)(u > v_th);
+            ur[j] = u * ((T_)1 - s);
+            a[j] = decay * a[j] + s * inv_tau_s;
+            at[j] = a[j]; ut[j] = u; st[j] = s;
+        }
+    }
+}
+
+EXPORT void NAME(lif_fwd)(int64_t T, int64_t BN, int64_t N, const T_ *I, const T_ *leak, const T_ *w, T_ *a_out,
+                   T_ *u_out, T_ *s_out, T_ decay, T_ inv_tau_s, T_ v_th, int nthreads) {
+    int64_t nblk = (BN + BLK - 1) / BLK;
+    #pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
+    for (int64_t blk = 0; blk < nblk; blk++) {
+        int64_t e0 = blk * BLK, m = BN - e0 < BLK ? BN - e0 : BLK;
+        if (w) NAME(lif_fwd_block)(T, BN, N, e0, m, I, leak, w, a_out, u_out, s_out, decay, inv_tau_s, v_th, 1);
+        else NAME(lif_fwd_block)(T, BN, N, e0, m, I, leak, leak, a_out, u_out, s_out, decay, inv_tau_s, v_th, 0);
+    }
+}
+
+INLINE void NAME(lif_bwd_block)(int64_t T, int64_t BN, int64_t N, int64_t e0, int64_t m, const T_ *R_ ga,
+                                const T_ *R_ gs, const T_ *R_ a, const T_ *R_ u, const T_ *R_ leak,
+                                const T_ *R_ w, T_ *R_ gi, T_ *R_ gleak, T_ *R_ gw, T_ decay, T_ inv_tau_s,
+                                T_ v_th, T_ width, int kind, int detach, int has_gs, int has_w) {
+    T_ gan[BLK], gun[BLK], lam[BLK], wn[BLK], accw[BLK], accl[BLK];
+    for (int64_t j = 0; j < m; j++) {
+        gan[j] = 0; gun[j] = 0; accw[j] = 0; accl[j] = 0;
+        lam[j] = leak[(e0 + j) % N]; wn[j] = has_w ? w[(e0 + j) % N] : (T_)0;
+    }
+    for (int64_t t = T - 1; t >= 0; t--) {
+        const T_ *R_ gat = ga + t * BN + e0;
+        const T_ *R_ ut = u + t * BN + e0;
+        const T_ *R_ gst = gs + t * BN + e0;  /* only read when has_gs */
+        T_ *R_ git = gi + t * BN + e0;
+        for (int64_t j = 0; j < m; j++) {
+            T_ g_a = gat[j] + decay * gan[j] + wn[j] * gun[j];
+            T_ g_ur = lam[j] * gun[j];
+            T_ g_s = g_a * inv_tau_s;
+            if (has_gs) g_s += gst[j];
+            T_ uu = ut[j];
+            T_ s = (T_)(uu > v_th);
+            if (!detach) g_s -= uu * g_ur;
+            T_ g_u = ((T_)1 - s) * g_ur + NAME(surrogate)(uu - v_th, width, kind) * g_s;
+            git[j] = g_u;
+            gan[j] = g_a; gun[j] = g_u;
+        }
+        if (t > 0) {  /* ∂L/∂w += g_u[t]·a[t-1];  ∂L/∂λ += g_u[t]·ũ[t-1] */
+            const T_ *R_ ap = a + (t - 1) * BN + e0;
+            const T_ *R_ up = u + (t - 1) * BN + e0;
+            for (int64_t j = 0; j < m; j++) {
+                accw[j] += gun[j] * ap[j];
+                accl[j] += gun[j] * (up[j] > v_th ? (T_)0 : up[j]);
+            }
+        }
+    }
+    for (int64_t j = 0; j < m; j++) {
+        gleak[e0 + j] = accl[j];
+        if (has_w) gw[e0 + j] = accw[j];
+    }
+}
+
+EXPORT void NAME(lif_bwd)(int64_t T, int64_t BN, int64_t N, const T_ *ga, const T_ *gs, const T_ *a, const T_ *u,
+                   const T_ *leak, const T_ *w, T_ *gi, T_ *gleak, T_ *gw, T_ decay, T_ inv_tau_s, T_ v_th,
+                   T_ width, int kind, int detach, int nthreads) {
+    int64_t nblk = (BN + BLK - 1) / BLK;
+    #pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
+    for (int64_t blk = 0; blk < nblk; blk++) {
+        int64_t e0 = blk * BLK, m = BN - e0 < BLK ? BN - e0 : BLK;
+        int hs = gs != 0, hw = w != 0;  /* absent inputs: a valid dummy pointer that is never read */
+        const T_ *gs_ = hs ? gs : ga, *w_ = hw ? w : leak;
+        T_ *gw_ = hw ? gw : gleak;
+        /* one copy of the loop per surrogate and reset mode: the switch leaves the inner loop */
+#define LIF_BWD(K, D) NAME(lif_bwd_block)(T, BN, N, e0, m, ga, gs_, a, u, leak, w_, gi, gleak, gw_, decay, inv_tau_s, v_th, width, K, D, hs, hw)
+#define LIF_BWD_K(K) if (detach) LIF_BWD(K, 1); else LIF_BWD(K, 0); break
+        FTZ_BEGIN
+        switch (kind) {
+        case SIGMOID: LIF_BWD_K(SIGMOID);
+        case TRIANGLE: LIF_BWD_K(TRIANGLE);
+        case FAST_SIGMOID: LIF_BWD_K(FAST_SIGMOID);
+        case ATAN: LIF_BWD_K(ATAN);
+        default: LIF_BWD_K(RECTANGLE);
+        }
+        FTZ_END
+#undef LIF_BWD
+#undef LIF_BWD_K
+    }
+    /* ∂L/∂λ_n, ∂L/∂w_n = Σ_b of the per-element sums, into row 0, always in the order b = 0, 1, ...: the
+     * result does not depend on the thread count (a torch sum over b may split it between threads) */
+    int64_t B = BN / N;
+    for (int64_t b = 1; b < B; b++) {
+        for (int64_t n = 0; n < N; n++) gleak[n] += gleak[b * N + n];
+        if (w) for (int64_t n = 0; n < N; n++) gw[n] += gw[b * N + n];
+    }
+}
+
+INLINE void NAME(soft_fwd_block)(int64_t L, int64_t BN, int64_t e0, int64_t m, const T_ *R_ I, const T_ *R_ R,
+                                 T_ *R_ u, T_ *R_ s_out, T_ *R_ h_out, T_ decay, T_ v_th, int has_r) {
+    T_ ub[BLK];
+    for (int64_t j = 0; j < m; j++) ub[j] = u[e0 + j];
+    for (int64_t t = 0; t < L; t++) {
+        const T_ *R_ it = I + t * BN + e0;
+        const T_ *R_ rt = R + t * BN + e0;  /* only read when has_r */
+        T_ *R_ st = s_out + t * BN + e0;
+        T_ *R_ ht = h_out + t * BN + e0;
+        for (int64_t j = 0; j < m; j++) {
+            T_ h = decay * ub[j] + (has_r ? it[j] + rt[j] : it[j]);
+            T_ s = (T_)(h >= v_th);
+            ub[j] = h - v_th * s; st[j] = s; ht[j] = h;
+        }
+    }
+    for (int64_t j = 0; j < m; j++) u[e0 + j] = ub[j];
+}
+
+EXPORT void NAME(soft_fwd)(int64_t L, int64_t BN, const T_ *I, const T_ *R, T_ *u, T_ *s_out, T_ *h_out, T_ decay,
+                    T_ v_th, int nthreads) {
+    int64_t nblk = (BN + BLK - 1) / BLK;
+    #pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
+    for (int64_t blk = 0; blk < nblk; blk++) {
+        int64_t e0 = blk * BLK, m = BN - e0 < BLK ? BN - e0 : BLK;
+        if (R) NAME(soft_fwd_block)(L, BN, e0, m, I, R, u, s_out, h_out, decay, v_th, 1);
+        else NAME(soft_fwd_block)(L, BN, e0, m, I, I, u, s_out, h_out, decay, v_th, 0);
+    }
+}
+
+INLINE void NAME(soft_bwd_block)(int64_t L, int64_t BN, int64_t e0, int64_t m, const T_ *R_ gs, const T_ *R_ G,
+                                 const T_ *R_ h, T_ *R_ gu, T_ *R_ gi, T_ decay, T_ v_th, T_ width, int kind,
+                                 int detach, int has_gs, int has_g) {
+    T_ gub[BLK];
+    for (int64_t j = 0; j < m; j++) gub[j] = gu[e0 + j];
+    for (int64_t t = L - 1; t >= 0; t--) {
+        const T_ *R_ gst = gs + t * BN + e0;
+        const T_ *R_ Gt = G + t * BN + e0;
+        const T_ *R_ ht = h + t * BN + e0;
+        T_ *R_ git = gi + t * BN + e0;
+        for (int64_t j = 0; j < m; j++) {
+            T_ g_s = has_gs ? gst[j] : (T_)0;
+            if (has_g) g_s += Gt[j];
+            T_ sg = NAME(surrogate)(ht[j] - v_th, width, kind);
+            T_ g = gub[j];
+            T_ g_h = detach ? g + sg * g_s : g + sg * (g_s - v_th * g);
+            git[j] = g_h; gub[j] = decay * g_h;
+        }
+    }
+    for (int64_t j = 0; j < m; j++) gu[e0 + j] = gub[j];
+}
+
+EXPORT void NAME(soft_bwd)(int64_t L, int64_t BN, const T_ *gs, const T_ *G, const T_ *h, T_ *gu, T_ *gi, T_ decay,
+                    T_ v_th, T_ width, int kind, int detach, int nthreads) {
+    int64_t nblk = (BN + BLK - 1) / BLK;
+    #pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
+    for (int64_t blk = 0; blk < nblk; blk++) {
+        int64_t e0 = blk * BLK, m = BN - e0 < BLK ? BN - e0 : BLK;
+        int hs = gs != 0, hg = G != 0;
+        const T_ *gs_ = hs ? gs : h, *G_ = hg ? G : h;  /* dummies, never read */
+#define SOFT_BWD(K, D) NAME(soft_bwd_block)(L, BN, e0, m, gs_, G_, h, gu, gi, decay, v_th, width, K, D, hs, hg)
+#define SOFT_BWD_K(K) if (detach) SOFT_BWD(K, 1); else SOFT_BWD(K, 0); break
+        FTZ_BEGIN
+        switch (kind) {
+        case SIGMOID: SOFT_BWD_K(SIGMOID);
+        case TRIANGLE: SOFT_BWD_K(TRIANGLE);
+        case FAST_SIGMOID: SOFT_BWD_K(FAST_SIGMOID);
+        case ATAN: SOFT_BWD_K(ATAN);
+        default: SOFT_BWD_K(RECTANGLE);
+        }
+        FTZ_END
+#undef SOFT_BWD
+#undef SOFT_BWD_K
+    }
+}
+
+#undef NAME
+#undef CAT
+#undef CAT_

@@ -1,0 +1,228 @@
+"""The CPU scans (kernels/cpu_scan.c via ctypes, and the same autograd nodes' torch loops) equal the reference
+step loop: identical outputs and spikes, gradients within 1e-6 (float32) / 1e-12 (float64) relative to the
+largest gradient of the tensor (at least 1), for every surrogate, with and without the self term / reset
+detached, T = 1, odd lengths and strided inputs."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from snnkit_connectivity.asrc import SkipRecurrence, chunked_skip_scan
+from snnkit_connectivity.scsr import SelfRecurrence
+from snnkit_core.scan import reference_scan
+from snnkit_core.surrogate import KINDS
+from snnkit_neurons.kernels import cpu
+from snnkit_neurons.lif import LIF
+from snnkit_neurons.lif_soft import LIFSoft
+
+TOL = {torch.float32: 1e-6, torch.float64: 1e-12}
+
+
+@pytest.fixture(params=["c", "torch-loop"])
+def impl(request, monkeypatch):
+    """Run each test with the C library and with the torch loops it falls back to."""
+    if request.param == "c":
+        if cpu.lib() is None:
+            if shutil.which("cc") or shutil.which("gcc"):
+                pytest.fail(f"a C compiler is here but the C scans did not build: {cpu.failure}")
+            pytest.skip("no C compiler: only the torch loops can run")
+    else:
+        monkeypatch.setenv("SNNKIT_CPU_KERNELS", "0")
+        assert cpu.lib() is None
+    return request.param
+
+
+def _run(fn, cur, params, seed=1):
+    cur = cur.detach().requires_grad_()
+    y, s = fn(cur)
+    gen = torch.Generator().manual_seed(seed)
+    g_y = torch.randn(y.shape, generator=gen, dtype=y.dtype)
+    g_s = torch.randn(s.shape, generator=gen, dtype=s.dtype)
+    loss = (y * g_y).sum() + (s * g_s).sum()  # both outputs carry a gradient (s: the spike-count losses)
+    grads = torch.autograd.grad(loss, [cur, *params])
+    return y.detach(), s.detach(), grads
+
+
+def _assert_same(ref, fast, dtype):
+    assert torch.equal(ref[1], fast[1]), "spikes differ"
+    assert torch.equal(ref[0], fast[0]), "outputs differ"
+    for name, a, b in zip(("input", "leak/weight", "weight"), ref[2], fast[2]):
+        scale = max(1.0, a.abs().max().item())
+        err = (a - b).abs().max().item()
+        assert err <= TOL[dtype] * scale, f"gradient wrt {name}: {err:.3g} > {TOL[dtype]:g} x {scale:.3g}"
+
+
+def _lif(n, kind, detach, dtype, self_term):
+    torch.manual_seed(0)
+    neuron = LIF(n, detach_reset=detach).to(dtype)
+    neuron.set_surrogate(kind, 0.5)
+    neuron.make_leak_trainable()
+    rec = SelfRecurrence(n, 0.5).to(dtype) if self_term else None
+    params = [neuron.leak] + ([rec.weight] if rec is not None else [])
+    return neuron, rec, params
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("self_term", [False, True])
+@pytest.mark.parametrize("detach", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+def test_lif_scan_equals_reference(impl, kind, detach, self_term, dtype):
+    neuron, rec, params = _lif(7, kind, detach, dtype, self_term)
+    cur = torch.randn(23, 3, 7, dtype=dtype) * 1.5
+    ref = _run(lambda c: reference_scan(neuron, c, rec), cur, params)
+    fast = _run(lambda c: neuron.fast_scan(c, rec), cur, params)
+    assert fast[1].sum() > 0 and (fast[1] == 0).any()  # some spikes and some silence: the reset paths are used
+    _assert_same(ref, fast, dtype)
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 5), (9, 1, 1), (5, 3, 600)])  # T = 1, one element, > one C block
+def test_lif_scan_shapes(impl, shape):
+    neuron, rec, params = _lif(shape[2], "sigmoid", False, torch.float32, True)
+    cur = torch.randn(*shape) * 1.5
+    _assert_same(_run(lambda c: reference_scan(neuron, c, rec), cur, params),
+                 _run(lambda c: neuron.fast_scan(c, rec), cur, params), torch.float32)
+
+
+def test_lif_scan_strided_input(impl):
+    neuron, rec, params = _lif(6, "atan", False, torch.float32, True)
+    base = torch.randn(6, 3, 20) * 1.5  # (N, B, T) permuted to (T, B, N): not contiguous
+    cur = base.permute(2, 1, 0)
+    assert not cur.is_contiguous()
+    _assert_same(_run(lambda c: reference_scan(neuron, c, rec), cur, params),
+                 _run(lambda c: neuron.fast_scan(c, rec), cur, params), torch.float32)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("detach", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_src_skip_scan_equals_reference(impl, k, kind, detach, dtype):
+    torch.manual_seed(0)
+    neuron = LIFSoft(6, detach_reset=detach).to(dtype)
+    neuron.set_surrogate(kind, 1.0)
+    rec = SkipRecurrence(6, k).to(dtype)
+    cur = torch.randn(17, 3, 6, dtype=dtype) * 1.5  # 17 steps: the last chunk is partial for k = 3, 5
+    ref = _run(lambda c: reference_scan(neuron, c, rec), cur, [rec.weight])
+    fast = _run(lambda c: neuron.skip_scan(c, rec.weight, k), cur, [rec.weight])
+    assert fast[1].sum() > 0 and (fast[1] == 0).any()
+    _assert_same(ref, fast, dtype)
+    # the connectivity's chunked scan takes this path on the CPU
+    _assert_same(ref, _run(lambda c: chunked_skip_scan(neuron, c, rec.weight, k), cur, [rec.weight]), dtype)
+
+
+@pytest.mark.parametrize("T", [1, 4])  # T <= k: no recurrent input at all
+def test_src_skip_scan_short_sequences(impl, T):
+    torch.manual_seed(0)
+    neuron = LIFSoft(5)
+    rec = SkipRecurrence(5, 4)
+    cur = torch.randn(T, 2, 5) * 2
+    ref = _run(lambda c: reference_scan(neuron, c, rec), cur, [rec.weight])
+    fast = _run(lambda c: neuron.skip_scan(c, rec.weight, 4), cur, [rec.weight])
+    _assert_same(ref, fast, torch.float32)
+    assert torch.equal(fast[2][1], torch.zeros(5, 5))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_soft_chunk_carries_state_and_its_gradient(impl, dtype):
+    """scan_chunk from a non-zero membrane, with a gradient arriving at the carried membrane too."""
+    from snnkit_neurons.lif_soft import SoftState
+
+    torch.manual_seed(0)
+    neuron = LIFSoft(4).to(dtype)
+    cur = (torch.randn(6, 2, 4, dtype=dtype) * 1.5).requires_grad_()
+    u0 = (torch.randn(2, 4, dtype=dtype) * 0.5).requires_grad_()
+
+    def loss(s, u):
+        return (s * torch.arange(s.numel(), dtype=dtype).view(s.shape).sin()).sum() + (u * 0.3).sum()
+
+    state = SoftState(u0)
+    ss = []
+    for i_t in cur.unbind(0):
+        _, s, state = neuron.step(i_t, state)
+        ss.append(s)
+    s_ref, u_ref = torch.stack(ss), state.u
+    g_ref = torch.autograd.grad(loss(s_ref, u_ref), [cur, u0])
+    _, s, st = neuron.scan_chunk(cur, SoftState(u0))
+    g = torch.autograd.grad(loss(s, st.u), [cur, u0])
+    assert torch.equal(s, s_ref) and torch.equal(st.u, u_ref)
+    for a, b in zip(g_ref, g):
+        assert (a - b).abs().max().item() <= TOL[dtype] * max(1.0, a.abs().max().item())
+
+
+def test_network_uses_the_fast_scan_under_torch_and_auto(monkeypatch):
+    """The network runs the neuron's fast_scan under --backend torch/auto (one node per layer), never under
+    reference; and the result equals the reference backend's in every parameter gradient."""
+    from snnkit_core.network import Network
+    from snnkit_core.plugins import get_registry
+
+    reg = get_registry()
+    conn = reg.get("connectivity", "srsc")()
+    calls = []
+    orig = LIF.fast_scan
+
+    def counting(self, current, recurrence):
+        calls.append(recurrence is not None)
+        return orig(self, current, recurrence)
+
+    monkeypatch.setattr(LIF, "fast_scan", counting)
+    x = torch.rand(12, 3, 5)
+    grads = {}
+    for backend in ("reference", "torch", "auto"):
+        torch.manual_seed(0)
+        net = Network(5, (6, 6, 6), 3, lambda n: LIF(n), conn)
+        net.backend = backend
+        out = net(x)
+        out.logits.sum().backward()
+        grads[backend] = {k: p.grad.clone() for k, p in net.named_parameters() if p.grad is not None}
+        if backend == "reference":
+            assert calls == []
+    assert calls.count(True) == 6 and calls.count(False) == 2  # 3 self-recurrent hidden + 1 output layer, twice
+    for backend in ("torch", "auto"):
+        for k, g in grads["reference"].items():
+            assert (g - grads[backend][k]).abs().max().item() <= 1e-6 * max(1.0, g.abs().max().item()), (backend, k)
+
+
+def test_a_library_from_other_sources_is_refused(monkeypatch, tmp_path):
+    """An install-time build older than the sources (an editable install after a pull) is not used."""
+    if cpu.lib() is None:
+        pytest.skip("no C library here")
+    monkeypatch.setattr(cpu, "source_hash", lambda: "0" * 16)
+    with pytest.raises(RuntimeError, match="other sources"):
+        cpu._load(cpu.path)
+
+
+@pytest.mark.parametrize("tau_s", [8.0, 5.0, 3.3])
+def test_psc_filter_in_place_equals_the_autograd_loop(tau_s):
+    """The network input is filtered in place; the same loop with autograd (an input that requires grad)
+    gives identical numbers."""
+    from snnkit_neurons.lif import psc_filter
+
+    x = torch.rand(40, 3, 5)
+    fast = psc_filter(x, tau_s)
+    slow = psc_filter(x.clone().requires_grad_(), tau_s)
+    assert slow.requires_grad and not fast.requires_grad
+    assert torch.equal(fast, slow.detach())
+    assert torch.equal(fast[0], x[0] / tau_s) and torch.equal(fast[1], (1 - 1 / tau_s) * fast[0] + x[1] / tau_s)
+
+
+def test_threads_do_not_change_the_numbers():
+    """With OpenMP the C scans split the elements over torch's thread count; every element's recurrence is
+    independent and the batch sums run in a fixed order, so 1 and 3 threads give the same bits (blocks of 512
+    elements: N*B = 1800 spans 4)."""
+    if cpu.lib() is None:
+        pytest.skip("no C library here")
+    neuron, rec, params = _lif(600, "sigmoid", False, torch.float32, True)
+    cur = torch.randn(9, 3, 600) * 1.5
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _run(lambda c: neuron.fast_scan(c, rec), cur, params)
+        torch.set_num_threads(3)
+        three = _run(lambda c: neuron.fast_scan(c, rec), cur, params)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one[0], three[0]) and torch.equal(one[1], three[1])
+    assert all(torch.equal(a, b) for a, b in zip(one[2], three[2]))  # leak and self weights: summed in C, in order

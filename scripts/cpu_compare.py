@@ -1,0 +1,113 @@
+"""Time the CPU training step of two snnkit trees in one run, interleaved, as ratios (docs/performance.md).
+
+    python scripts/cpu_compare.py --old /tmp/prev --threads 1 --threads 2 --rounds 3 --out cmp.json
+
+``--old`` is another checkout (e.g. ``git archive 72b0cd6 | tar -x -C /tmp/prev``). Each measurement is a
+separate process (``--one``) importing either this tree or the old one, so the two never share imported
+code; the rounds alternate old/new per workload and thread count, and the medians over rounds are reported
+with ``uptime``'s load before each. Shapes: the issue's (scsr-ti46 T 100 B 50, src-psmnist T 784 B 32,
+src-ssc T 100 B 32).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent.parent
+SHAPES = {"scsr-ti46": (None, None), "src-psmnist": (784, 32), "src-ssc": (100, 32)}
+ONLY = {"scsr-ti46/bptt", "src-psmnist/src", "src-ssc/src"}  # the rows this comparison is about
+
+
+def one(group: str, threads: int, repeats: int, warmup: int, paths: list[str]) -> dict:
+    import attrs
+    import torch
+
+    torch.set_num_threads(threads)
+    try:  # what `snnkit bench/train` do in this tree (absent in older trees)
+        from snnkit_core.host import keep_freed_memory
+
+        keep_freed_memory()
+    except ImportError:
+        pass
+    from snnkit_core import bench
+
+    steps, batch = SHAPES[group]
+    bw = bench.copy_bandwidth(torch.device("cpu"))
+    out = []
+    for w in bench.WORKLOADS[group]:
+        if w.name not in ONLY:
+            continue
+        w = attrs.evolve(w, steps=steps or w.steps, batch=batch or w.batch)
+        r = bench.bench_workload(w, torch.device("cpu"), paths=tuple(paths), warmup=warmup, repeats=repeats)
+        r["lower_bound_ms"] = 1e3 * bench.lower_bound(w, torch.device("cpu"), bw)
+        out.append(r)
+    return {"results": out, "snnkit_core": bench.__file__}
+
+
+def tree_env(root: Path) -> dict:
+    env = dict(os.environ)
+    parts = [root, root / "cli", *sorted((root / "plugins").glob("snnkit-*"))]
+    env["PYTHONPATH"] = os.pathsep.join(map(str, parts))
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--old", type=Path, help="the other tree (required unless --one)")
+    ap.add_argument("--threads", type=int, action="append")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--group", action="append")
+    ap.add_argument("--reference", action="store_true", help="also time the reference path (slow)")
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--one", nargs=3, metavar=("GROUP", "THREADS", "PATHS"))
+    a = ap.parse_args()
+    if a.one:
+        print(json.dumps(one(a.one[0], int(a.one[1]), a.repeats, a.warmup, a.one[2].split(","))))
+        return
+    rows = []
+    paths = "reference,torch" if a.reference else "torch"
+    for th in a.threads or [1]:
+        for group in a.group or list(SHAPES):
+            for rnd in range(a.rounds):
+                for label, root in (("old", a.old), ("new", HERE)) if rnd % 2 == 0 else (("new", HERE), ("old", a.old)):
+                    load = os.getloadavg()[0]
+                    p = subprocess.run([sys.executable, __file__, "--one", group, str(th), paths, "--repeats",
+                                        str(a.repeats), "--warmup", str(a.warmup)], env=tree_env(root),
+                                       capture_output=True, text=True)
+                    if p.returncode:
+                        sys.exit(p.stderr)
+                    res = json.loads(p.stdout.strip().splitlines()[-1])
+                    assert str(root) in res["snnkit_core"], res["snnkit_core"]
+                    for r in res["results"]:
+                        for path, v in r["paths"].items():
+                            rows.append(dict(tree=label, threads=th, workload=r["workload"], T=r["steps"] if "steps" in r else None,
+                                             path=path, ms=v["median_ms"], bound_ms=r["lower_bound_ms"], load=load, round=rnd))
+                            print(json.dumps(rows[-1]), flush=True)
+    summary = {}
+    for row in rows:
+        key = (row["threads"], row["workload"], row["path"])
+        summary.setdefault(key, {}).setdefault(row["tree"], []).append(row)
+    print("\nthreads workload path | old ms | new ms | old/new | bound ms | fraction old | fraction new | load")
+    for (th, wl, path), d in sorted(summary.items()):
+        med = {k: statistics.median(r["ms"] for r in v) for k, v in d.items()}
+        frac = {k: statistics.median(r["bound_ms"] / r["ms"] for r in v) for k, v in d.items()}  # bound of the same process
+        bound = statistics.median(r["bound_ms"] for v in d.values() for r in v)
+        loads = [r["load"] for v in d.values() for r in v]
+        if "old" in med and "new" in med:
+            print(f"{th} {wl} {path} | {med['old']:.1f} | {med['new']:.1f} | {med['old'] / med['new']:.2f} | {bound:.1f} | "
+                  f"{frac['old']:.2f} | {frac['new']:.2f} | {min(loads):.1f}-{max(loads):.1f}")
+    if a.out:
+        a.out.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
