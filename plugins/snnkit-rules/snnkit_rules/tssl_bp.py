@@ -102,6 +102,19 @@ def tssl_backward(g_ext, u, s, a, ur_prev, w_s, leak, tau_s, v_th, opts):
     du = u - ur_prev
     G = torch.empty_like(u)
     f = warmup_surrogate(u, v_th, opts["width"])
+    stats = opts.get("stats")
+    if opts["backward"] == "surrogate":
+        # surrogate branch at every (neuron, step): G[t] = f(u[t])·conv[t] (the 2021 warm-up branch everywhere)
+        conv = torch.zeros_like(u[0])
+        G_next = torch.zeros_like(u[0])
+        for t in range(T - 1, -1, -1):
+            g = g_ext[t] if w_s is None else g_ext[t] + w_s * G_next
+            conv = e0 * g + d * conv
+            G_next = f[t] * conv
+            G[t] = G_next
+        if stats is not None:
+            stats.branches(opts["layer"], exact_spike=0.0, exact_silent=0.0, bounded=0.0)
+        return G
     if opts["backward"] == "2021":
         phi = torch.where(s > 0, 1 / torch.where(s > 0, du, torch.ones_like(du)), torch.zeros_like(du)).clamp(max=opts["bound"])
         A = s * phi  # inter-neuron factor at spikes
@@ -120,6 +133,9 @@ def tssl_backward(g_ext, u, s, a, ur_prev, w_s, leak, tau_s, v_th, opts):
             c = s[t] * R + Lk[t] * c
             G_next = M[t] * R + Fm[t] * conv
             G[t] = G_next
+        if stats is not None:
+            stats.branches(opts["layer"], exact_spike=float((M * s).mean()), exact_silent=float((M * (1 - s)).mean()),
+                           bounded=float((M * s * (phi >= opts["bound"])).mean()))
         return G
     # ---- 2020 form (spec §2.4): layer-level warm-up
     active = float(s.mean()) > opts["warmup_rate_2020"]
@@ -128,6 +144,10 @@ def tssl_backward(g_ext, u, s, a, ur_prev, w_s, leak, tau_s, v_th, opts):
         factor = phi.clamp(-opts["bound_2020"], opts["bound_2020"]) * s
     else:
         factor = f
+    if stats is not None:
+        sm = float(s.mean())
+        stats.branches(opts["layer"], exact_spike=sm if active else 0.0, exact_silent=(1 - sm) if active else 0.0,
+                       bounded=float((s * (phi.abs() >= opts["bound_2020"])).mean()) if active else 0.0)
     Hk = s * (1 - theta) * u  # h[j] = Hk[j]·cg, cg = θ^{p-j-1} g_tot[p]
     Lk = (1 - s) * theta
     conv = torch.zeros_like(u[0])
@@ -140,6 +160,69 @@ def tssl_backward(g_ext, u, s, a, ur_prev, w_s, leak, tau_s, v_th, opts):
         G_next = conv * factor[t]
         G[t] = G_next
     return G
+
+
+class TrainingStats:
+    """Per-epoch training diagnostics, per spiking layer (the output layer last), gathered during training
+    steps only (evaluation does not count):
+
+    * ``spike_rate``: spikes per (sample, neuron, step);
+    * ``silent``: share of (sample, neuron) pairs with no spike in the whole sample;
+    * ``saturated``: share of (sample, neuron) pairs that spike on at least half of the steps;
+    * ``exact_spike`` / ``exact_silent`` / ``surrogate``: share of (sample, neuron, step) entries whose ∂L/∂I comes
+      from the exact all-or-none branch at a spike (φ·conv + reset carry), from the exact branch between spikes
+      (only the leak-path carry; 0 in the 2020 form), or from the surrogate f(u)·conv;
+    * ``bounded``: share of entries at a spike where φ = 1/Δu hit its bound;
+    * ``grad_norm``: L2 norm of the layer's parameter gradients (W, skip W, w_s, θ) before clipping, mean over
+      steps, and ``grad_norm_max``.
+
+    Cost: a few reductions over tensors the layer already holds, once per training step.
+    """
+
+    KEYS = ("spike_rate", "silent", "saturated", "exact_spike", "exact_silent", "bounded", "grad_norm")
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.sums: dict[int, dict[str, float]] = {}
+        self.counts: dict[int, dict[str, int]] = {}
+        self.gmax: dict[int, float] = {}
+
+    def _add(self, layer, key, value):
+        self.sums.setdefault(layer, {}).setdefault(key, 0.0)
+        self.counts.setdefault(layer, {}).setdefault(key, 0)
+        self.sums[layer][key] += value
+        self.counts[layer][key] += 1
+
+    def forward(self, layer, s):
+        """s (T, B, N) spikes of one training step."""
+        per = s.mean(0)  # (B, N) rate per sample and neuron
+        self._add(layer, "spike_rate", float(per.mean()))
+        self._add(layer, "silent", float((per == 0).to(s.dtype).mean()))
+        self._add(layer, "saturated", float((per >= 0.5).to(s.dtype).mean()))
+
+    def branches(self, layer, exact_spike, exact_silent, bounded):
+        self._add(layer, "exact_spike", exact_spike)
+        self._add(layer, "exact_silent", exact_silent)
+        self._add(layer, "bounded", bounded)
+
+    def grad(self, layer, norm):
+        self._add(layer, "grad_norm", norm)
+        self.gmax[layer] = max(self.gmax.get(layer, 0.0), norm)
+
+    def summary(self, names):
+        out = {}
+        for i, name in enumerate(names):
+            if i not in self.sums:
+                continue
+            d = {k: self.sums[i][k] / self.counts[i][k] for k in self.KEYS if k in self.sums[i]}
+            if "exact_spike" in d:
+                d["surrogate"] = max(0.0, 1.0 - d["exact_spike"] - d["exact_silent"])
+            if i in self.gmax:
+                d["grad_norm_max"] = self.gmax[i]
+            out[name] = {k: round(v, 6) for k, v in d.items()}
+        return out
 
 
 class TSSLScan(torch.autograd.Function):
@@ -209,7 +292,9 @@ class TSSLBP(LearningRule):
         Param("lr", 2e-3, "learning rate when --lr is not given (ScSr Table 1 N-TIDIGITS value; 5e-3 was unstable on FSDD)"),
         Param("weight_decay", 0.01, "decoupled weight decay of AdamW (the reference code's PyTorch default)"),
         Param("optimizer", "adamw", "optimizer (reference: AdamW; the ScSr paper says Adam)", choices=("adamw", "adam")),
-        Param("backward", "2021", "2021: final public form (spec §2.3); 2020: older form, layer-level warm-up (§2.4)", choices=("2021", "2020")),
+        Param("backward", "2021", "2021: final public form (spec §2.3); 2020: older form, layer-level warm-up (§2.4); "
+              "hybrid: 2021 in the output layer, surrogate f(u)·conv in hidden layers; surrogate: f(u)·conv everywhere",
+              choices=("2021", "2020", "hybrid", "surrogate")),
         Param("bound", 8.0, "derivative bound φ = min(1/Δu, bound) (2021 form)"),
         Param("warmup", 0.25, "per-neuron warm-up: surrogate where the neuron's PSC a[t] < warmup/τs (2021 form)"),
         Param("surrogate_width", 0.2, "width of the warm-up surrogate f(u) = d/du sigmoid((u-V_th)/w)"),
@@ -258,13 +343,27 @@ class TSSLBP(LearningRule):
                     f"tssl-bp folds only a diagonal 1-step self-recurrence into its backward; layer {i} has a "
                     f"{getattr(rec, 'structure', '?')} recurrence with span {rec.span}. Use --conn ff, self, skip or srsc"
                 )
-        opts = self._opts()
+        self.stats = TrainingStats()
+        layers = list(network.spiking_layers())
+        self._layer_names = [f"layer{i}" for i in range(len(layers) - 1)] + ["output"]
+        index = {id(layer): i for i, layer in enumerate(layers)}
+        per_layer = {}
+        for i, layer in enumerate(layers):
+            opts = dict(self._opts(), layer=i, stats=self.stats)
+            if opts["backward"] == "hybrid":
+                opts["backward"] = "2021" if i == len(layers) - 1 else "surrogate"
+            per_layer[id(layer)] = opts
+        self._layers = layers
 
         def scan(layer, current):
             rec = layer.recurrence
             w_s = rec.weight if rec is not None else None
             n = layer.neuron
-            return TSSLScan.apply(current, w_s, n.leak, float(n.tau_s), float(n.v_th), opts)
+            opts = per_layer[id(layer)]
+            a, s = TSSLScan.apply(current, w_s, n.leak, float(n.tau_s), float(n.v_th), opts)
+            if torch.is_grad_enabled() and layer.training:
+                self.stats.forward(index[id(layer)], s.detach())
+            return a, s
 
         network.scan_override = scan
         self._tau_s = float(network.output.neuron.tau_s)
@@ -315,6 +414,10 @@ class TSSLBP(LearningRule):
     def backward(self, loss, output, target, network):
         scale = len(target) if self.hparams["reduction"] == "sum" else 1
         (loss * scale).backward()
+        for i, layer in enumerate(getattr(self, "_layers", ())):
+            grads = [p.grad.detach().reshape(-1) for p in layer.parameters() if p.grad is not None]
+            if grads:
+                self.stats.grad(i, float(torch.cat(grads).norm()))
         if self.hparams["grad_clip"] > 0:
             torch.nn.utils.clip_grad_norm_([p for p in network.parameters() if p.grad is not None], self.hparams["grad_clip"])
 
@@ -322,6 +425,15 @@ class TSSLBP(LearningRule):
         if self.hparams["optimizer"] == "adamw":
             return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay)
         return torch.optim.Adam(groups, lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay)
+
+    def describe(self, network):
+        """This epoch's :class:`TrainingStats` per layer (then reset), under ``tssl`` in metrics.jsonl."""
+        stats = getattr(self, "stats", None)
+        if stats is None:
+            return {}
+        out = stats.summary(self._layer_names)
+        stats.reset()
+        return {"tssl": out} if out else {}
 
     def after_step(self, network):
         c = self.hparams["weight_clip"]
