@@ -138,7 +138,7 @@ def o_target(T, B, K, y, tau_s, double=True):
     return tgt
 
 
-def o_network(x, y, P, k=None, th_intra=None):
+def o_network(x, y, P, k=None, th_intra=None, warm_hidden=0.25, warm_out=0.25):
     """Forward + backward of input -> 3 srsc hidden layers -> output, float64 numpy. P: numpy parameters.
 
     k scales: inter, intra, self (in every hidden layer), skip (the l -> l+2 error path), bip (∂L/∂θ).
@@ -162,13 +162,13 @@ def o_network(x, y, P, k=None, th_intra=None):
     tgt = o_target(T, B, K, y, TAU_S)
     loss = 0.5 * ((ao - tgt) ** 2).sum() / B
     g = {}
-    Go = o_layer_backward(ao - tgt, uo, so, ao, urpo, no, P["thout"], k={kk: k[kk] for kk in ("inter", "intra")})
+    Go = o_layer_backward(ao - tgt, uo, so, ao, urpo, no, P["thout"], k={kk: k[kk] for kk in ("inter", "intra")}, warm=warm_out)
     g["Wout"] = np.einsum("tbk,tbn->kn", Go, acts[3])
     g_ext = {2: Go @ P["Wout"]}
     Gs = {}
     for l in (2, 1, 0):
         u, s, a, urp = hs[l]
-        G = o_layer_backward(g_ext[l], u, s, a, urp, P[f"ws{l}"], P[f"th{l}"], k=k, th_intra=th_intra)
+        G = o_layer_backward(g_ext[l], u, s, a, urp, P[f"ws{l}"], P[f"th{l}"], k=k, th_intra=th_intra, warm=warm_hidden)
         Gs[l] = G
         g[f"W{l}"] = np.einsum("tbk,tbn->kn", G, acts[l])
         a_prev = np.concatenate([np.zeros_like(a[:1]), a[:-1]])
@@ -296,6 +296,47 @@ def test_per_neuron_leak_in_intra_terms_is_detected(case):
     """BIP: the intra-neuron terms must use each neuron's own θ_i (spec §3.4), not the initial constant."""
     _, bad = o_network(case["x"].numpy(), case["y"].numpy(), case["P"], th_intra=1 - 1 / TAU_M)
     assert maxdiff(case["g"], bad) > 1e-4
+
+
+@pytest.mark.parametrize("backward, warm_hidden, warm_out", [("surrogate", 1e9, 1e9), ("hybrid", 1e9, 0.25)])
+def test_surrogate_and_hybrid_backward_equal_the_oracle(backward, warm_hidden, warm_out):
+    """surrogate: G = f(u)·conv at every (neuron, step) = the oracle with the warm-up branch everywhere;
+    hybrid: that in the hidden layers, the exact 2021 branch in the output layer. Both differ from 2021."""
+    net, rule = make_net(seed=3, scale=1.5, backward=backward)
+    x, y = data(seed=3)
+    loss, g, _ = rule_grads(net, rule, x, y)
+    P = params_np(net)
+    _, want = o_network(x.numpy(), y.numpy(), P, warm_hidden=warm_hidden, warm_out=warm_out)
+    for key in GRAD_KEYS:
+        np.testing.assert_allclose(g[key], want[key], rtol=1e-9, atol=1e-12, err_msg=key)
+    _, g2021 = o_network(x.numpy(), y.numpy(), P)
+    assert maxdiff(g, g2021) > 1e-4
+
+
+def test_diagnostics_per_layer_in_describe():
+    """describe() reports this epoch's training facts per layer, then starts afresh; evaluation adds nothing."""
+    net, rule = make_net(seed=3, scale=1.5, backward="2021", bip=False)
+    x, y = data(seed=3)
+    assert rule.describe(net) == {}
+    for _ in range(2):
+        rule_grads(net, rule, x, y)
+    d = rule.describe(net)["tssl"]
+    assert list(d) == ["layer0", "layer1", "layer2", "output"]
+    s_out = net(x).hidden[0].s.detach()  # grad enabled but the net is in training mode: counted, then reset below
+    rule.describe(net)
+    for name, row in d.items():
+        assert 0 <= row["silent"] <= 1 and 0 <= row["saturated"] <= 1 and 0 < row["spike_rate"] < 1
+        assert row["exact_spike"] == pytest.approx(row["spike_rate"])  # 2021: every spike step with a >= 1/(4τs) is exact
+        assert row["exact_spike"] + row["exact_silent"] + row["surrogate"] == pytest.approx(1.0)
+        assert row["grad_norm"] > 0 and row["grad_norm_max"] >= row["grad_norm"]
+    assert d["layer0"]["spike_rate"] == pytest.approx(float(s_out.mean()), rel=1e-9)
+    with torch.no_grad():
+        net(x)
+    assert rule.describe(net) == {}  # nothing recorded without gradients
+    net2, rule2 = make_net(seed=3, scale=1.5, backward="surrogate", bip=False)
+    rule_grads(net2, rule2, x, y)
+    d2 = rule2.describe(net2)["tssl"]
+    assert all(r["surrogate"] == 1.0 and r["exact_spike"] == 0.0 for r in d2.values())
 
 
 def test_forward_equals_reference_scan_exactly():
