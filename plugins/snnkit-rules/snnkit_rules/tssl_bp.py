@@ -10,8 +10,24 @@ t = 0 … T-1, ũ[-1] = a[-1] = 0, θ = per-neuron leak λ = 1 - 1/τm (``neuron
     Δu[t] = u[t] - ũ[t-1]
     s[t]  = H(u[t] - V_th);   ũ[t] = u[t]·(1 - s[t]);   a[t] = d·a[t-1] + s[t]/τs
 
-Only the PSC a carries gradient. Backward (default ``backward = "2021"``, the final public TSSL-BP form,
-spec §2.3, with the ScSr terms folded in per §3.5), one reverse-time pass, G[T] = 0, c = 0:
+Only the PSC a carries gradient. Backward, one reverse-time pass per layer, G[T] = 0; with conv[t] =
+Σ_{k≥t} ε[k-t] g_tot[k] the kernel-filtered error that reaches a[t..T-1] (∂a[k]/∂s[t] = ε[k-t]):
+
+Default ``backward = "surrogate"`` (issue 9; docs/rules/tssl-bp.md "Why the default is not the 2021 form"):
+
+    g_tot[t] = g_ext[t] + w_s ⊙ G[t+1]          self-recurrent term (ScSr eq. 18)
+    conv[t]  = g_tot[t]/τs + d·conv[t+1]
+    G[t]     = f(u[t])·conv[t]                   at every neuron and step, in every layer
+
+i.e. the 2021 form's warm-up branch everywhere (= ``backward = "2021"`` with ``warmup`` = ∞): the same kernel
+loss, PSC error kernel ε and self/skip/BIP folding, but ∂s/∂u is the smooth f(u) instead of the all-or-none
+1/Δu and there is no reset carry. The all-or-none branch of the 2021 form multiplied the error by up to
+``bound``·(1 + reset chain) per layer (gradient norms 50-500x larger in the first layer than at the output on
+FSDD/espeak digits, 128x3 srsc) and left 85-90 % of output neurons silent; on those data it reached 39-44 %
+where this form reached 94-95 % (validation, 4 epochs, 2 seeds).
+
+``backward = "2021"`` (the final public TSSL-BP form, spec §2.3, with the ScSr terms folded in per §3.5;
+bit-exact to the reference code for a plain layer):
 
     g_tot[t] = g_ext[t] + w_s ⊙ G[t+1]                         self-recurrent term (ScSr eq. 18)
     conv[t]  = g_tot[t]/τs + d·conv[t+1]                        = Σ_{k≥t} ε[k-t] g_tot[k], ε[n] = d^n/τs
@@ -26,6 +42,8 @@ spec §2.3, with the ScSr terms folded in per §3.5), one reverse-time pass, G[T
 Gradients: ∂L/∂I[t] = G[t] (autograd then gives ∂L/∂W = Σ_t G[t] a_pre[t]ᵀ, the skip-weight gradient and the
 gradient to the previous layer's PSC), ∂L/∂w_s = Σ_t G[t] ⊙ a[t-1] (ScSr eq. 17),
 ∂L/∂θ = Σ_t G[t] ⊙ ũ[t-1] (ScSr eq. 21 with the post-reset potential; only when θ is trainable, i.e. BIP).
+
+``backward = "hybrid"``: the 2021 form in the output layer, the surrogate form in the hidden layers.
 
 ``backward = "2020"`` is the older camera-ready-era form (spec §2.4): with h[j] = s[j](1-θ)u[j]θ^{p-j-1}g_tot[p]
 (p the next spike after j), grad_a = ε * (g_tot + h), and a layer-level warm-up: if the layer's mean spike rate
@@ -287,13 +305,14 @@ class TSSLBP(LearningRule):
     """TSSL-BP with ScSr-SNN self-recurrence, skips and per-neuron leak (custom reverse-time backward)."""
 
     name = "tssl-bp"
-    description = "TSSL-BP: kernel loss on desired spike trains, custom all-or-none backward with warm-up (lif; ff/self/skip/srsc)"
+    description = "TSSL-BP: kernel loss on desired spike trains, PSC-kernel backward (surrogate default; the all-or-none 2021/2020 forms as options) (lif; ff/self/skip/srsc)"
     params = (
         Param("lr", 2e-3, "learning rate when --lr is not given (ScSr Table 1 N-TIDIGITS value; 5e-3 was unstable on FSDD)"),
         Param("weight_decay", 0.01, "decoupled weight decay of AdamW (the reference code's PyTorch default)"),
         Param("optimizer", "adamw", "optimizer (reference: AdamW; the ScSr paper says Adam)", choices=("adamw", "adam")),
-        Param("backward", "2021", "2021: final public form (spec §2.3); 2020: older form, layer-level warm-up (§2.4); "
-              "hybrid: 2021 in the output layer, surrogate f(u)·conv in hidden layers; surrogate: f(u)·conv everywhere",
+        Param("backward", "surrogate", "surrogate: G = f(u)·conv at every neuron and step (default, issue 9); 2021: final "
+              "public all-or-none form (spec §2.3, the reference code); 2020: older form, layer-level warm-up (§2.4); "
+              "hybrid: 2021 in the output layer, surrogate in hidden layers",
               choices=("2021", "2020", "hybrid", "surrogate")),
         Param("bound", 8.0, "derivative bound φ = min(1/Δu, bound) (2021 form)"),
         Param("warmup", 0.25, "per-neuron warm-up: surrogate where the neuron's PSC a[t] < warmup/τs (2021 form)"),

@@ -196,6 +196,7 @@ def make_net(conn=None, hidden=(5, 5, 5), C=4, K=3, seed=0, bip=True, scale=1.5,
     torch.manual_seed(seed)
     net = Network(C, hidden, K, lambda n: LIF(n, tau_m=TAU_M, tau_s=TAU_S, v_th=VTH), conn or SrSc(init_scale=0.6),
                   readout="spiking", weight_scale=scale)
+    rule_params.setdefault("backward", "2021")  # the oracle is spec §2.3; other forms are asked for by name
     rule = TSSLBP(grad_clip=0.0, **rule_params)
     rules = [rule]
     if bip:
@@ -378,7 +379,7 @@ def test_reduces_to_plain_tsslbp_without_self_skip_bip(warmup):
     leak = torch.full((N,), 1 - 1 / tau_m, dtype=torch.float64)
     ws = torch.zeros(N, dtype=torch.float64, requires_grad=True)
     cur.requires_grad_(True)
-    opts = TSSLBP(warmup=warmup)._opts()
+    opts = TSSLBP(warmup=warmup, backward="2021")._opts()
     a, s = TSSLScan.apply(cur, ws, leak, TAU_S, VTH, opts)
     g = torch.randn(T, B, N, dtype=torch.float64)
     a.backward(g)
