@@ -97,7 +97,11 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="section.param=value for every variant")
     ap.add_argument("--tag", default="", help="suffix of the run keys (to keep runs with other --set apart)")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--report", action="store_true", help="only print the tables of --out (with diagnostics)")
     args = ap.parse_args()
+    if args.report:
+        report(json.loads(Path(args.out).read_text()))
+        return
     torch.set_num_threads(1)
     sets = parse_sets(args.set)
     out_path = Path(args.out)
@@ -143,7 +147,44 @@ def main() -> None:
                                     "epochs": epochs, "wall_seconds": time.perf_counter() - t0}
             out_path.parent.mkdir(parents=True, exist_ok=True)
             out_path.write_text(json.dumps(results, indent=1))
-    # summary: final epoch, mean ± sd over seeds
+    report(results)
+
+
+def _ms(v):
+    return f"{statistics.mean(v):.1f} ± {statistics.stdev(v) if len(v) > 1 else 0.0:.1f}" if v else "-"
+
+
+def report(results):
+    """Final-epoch accuracies (mean ± sd over seeds), the epoch best on validation (when there is one), and the
+    final epoch's diagnostics per layer (mean over seeds)."""
+    rows = {}
+    for key, r in results["runs"].items():
+        rows.setdefault(key.rsplit("/", 1)[0], []).append(r)
+    print("| variant | n | epochs | final test % | final val % | test % at best-val epoch | per seed (final test) |")
+    print("|---|---|---|---|---|---|---|")
+    for name, runs in rows.items():
+        fin = [r["epochs"][-1] for r in runs]
+        test = [100 * e["test_accuracy"] for e in fin]
+        val = [100 * e["val_accuracy"] for e in fin if "val_accuracy" in e]
+        at_best = [100 * max(r["epochs"], key=lambda e: e["val_accuracy"])["test_accuracy"] for r in runs
+                   if "val_accuracy" in r["epochs"][0]]
+        print(f"| {name} | {len(runs)} | {len(runs[0]['epochs'])} | {_ms(test)} | {_ms(val)} | {_ms(at_best)} | "
+              + ", ".join(f"{t:.1f}" for t in test) + " |")
+    print()
+    print("| variant | layer | spike rate | silent | saturated | exact at spikes | exact between spikes | surrogate | grad norm |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, runs in rows.items():
+        diag = [r["epochs"][-1].get("tssl") for r in runs]
+        if not all(diag):
+            continue
+        for layer in diag[0]:
+            def m(k):
+                return statistics.mean(d[layer][k] for d in diag)
+            print(f"| {name} | {layer} | {m('spike_rate'):.3f} | {m('silent'):.2f} | {m('saturated'):.2f} | "
+                  f"{m('exact_spike'):.2f} | {m('exact_silent'):.2f} | {m('surrogate'):.2f} | {m('grad_norm'):.3g} |")
+
+
+def _old_summary(results):
     rows = {}
     for key, r in results["runs"].items():
         rows.setdefault(key.rsplit("/", 1)[0], []).append(r)
