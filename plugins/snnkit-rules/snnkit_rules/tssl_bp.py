@@ -17,7 +17,7 @@ Default ``backward = "surrogate"`` (issue 9; docs/rules/tssl-bp.md "Why the defa
 
     g_tot[t] = g_ext[t] + w_s ⊙ G[t+1]          self-recurrent term (ScSr eq. 18)
     conv[t]  = g_tot[t]/τs + d·conv[t+1]
-    G[t]     = f(u[t])·conv[t]                   at every neuron and step, in every layer
+    G[t]     = f(u[t])·conv[t]                   at every neuron and step, in every layer, f as below with w = 0.5
 
 i.e. the 2021 form's warm-up branch everywhere (= ``backward = "2021"`` with ``warmup`` = ∞): the same kernel
 loss, PSC error kernel ε and self/skip/BIP folding, but ∂s/∂u is the smooth f(u) instead of the all-or-none
@@ -37,7 +37,7 @@ bit-exact to the reference code for a plain layer):
     c        ← s[t]·R[t] + (1 - s[t])·θ·c                       the carry uses R, never the surrogate
     G[t]     = R[t]                     if a[t] ≥ warmup/τs     (warmup = 1/4)
              = f(u[t])·conv[t]          otherwise               per neuron and step (warm-up surrogate)
-    f(u)     = e^z / (w·(1+e^z)²),  z = clamp((V_th - u)/w, -8, 8),  w = 0.2
+    f(u)     = e^z / (w·(1+e^z)²),  z = clamp((V_th - u)/w, -8, 8),  w = 0.2 (in the 2021/2020 forms)
 
 Gradients: ∂L/∂I[t] = G[t] (autograd then gives ∂L/∂W = Σ_t G[t] a_pre[t]ᵀ, the skip-weight gradient and the
 gradient to the previous layer's PSC), ∂L/∂w_s = Σ_t G[t] ⊙ a[t-1] (ScSr eq. 17),
@@ -316,7 +316,8 @@ class TSSLBP(LearningRule):
               choices=("2021", "2020", "hybrid", "surrogate")),
         Param("bound", 8.0, "derivative bound φ = min(1/Δu, bound) (2021 form)"),
         Param("warmup", 0.25, "per-neuron warm-up: surrogate where the neuron's PSC a[t] < warmup/τs (2021 form)"),
-        Param("surrogate_width", 0.2, "width of the warm-up surrogate f(u) = d/du sigmoid((u-V_th)/w)"),
+        Param("surrogate_width", 0.0, "width w of f(u) = d/du sigmoid((u-V_th)/w); 0: the form's own, 0.5 for the surrogate "
+              "form (chosen on validation, issue 9), 0.2 for the 2021/2020 branches (the reference code)"),
         Param("bound_2020", 10.0, "derivative clamp ±bound of the 2020 form"),
         Param("warmup_rate_2020", 0.1, "2020 form: exact derivative once the layer's mean spike rate exceeds this"),
         Param("loss", "kernel", "kernel (desired spike trains), count, or softmax (CE on Σ_t a_out)", choices=("kernel", "count", "softmax")),
@@ -342,10 +343,16 @@ class TSSLBP(LearningRule):
             )
         return problems
 
-    def _opts(self):
+    #: surrogate width used when ``surrogate_width`` is 0, per (resolved) backward form
+    DEFAULT_WIDTH = {"surrogate": 0.5, "2021": 0.2, "2020": 0.2}
+
+    def _opts(self, backward=None):
+        """Options of one layer's backward; ``backward`` is the layer's resolved form (hybrid -> 2021/surrogate)."""
         hp = self.hparams
+        form = backward or hp["backward"]
+        width = hp["surrogate_width"] or self.DEFAULT_WIDTH.get(form, 0.2)
         return {
-            "backward": hp["backward"], "bound": hp["bound"], "warmup": hp["warmup"], "width": hp["surrogate_width"],
+            "backward": form, "bound": hp["bound"], "warmup": hp["warmup"], "width": width,
             "bound_2020": hp["bound_2020"], "warmup_rate_2020": hp["warmup_rate_2020"],
         }
 
@@ -368,10 +375,10 @@ class TSSLBP(LearningRule):
         index = {id(layer): i for i, layer in enumerate(layers)}
         per_layer = {}
         for i, layer in enumerate(layers):
-            opts = dict(self._opts(), layer=i, stats=self.stats)
-            if opts["backward"] == "hybrid":
-                opts["backward"] = "2021" if i == len(layers) - 1 else "surrogate"
-            per_layer[id(layer)] = opts
+            form = self.hparams["backward"]
+            if form == "hybrid":
+                form = "2021" if i == len(layers) - 1 else "surrogate"
+            per_layer[id(layer)] = dict(self._opts(form), layer=i, stats=self.stats)
         self._layers = layers
 
         def scan(layer, current):
