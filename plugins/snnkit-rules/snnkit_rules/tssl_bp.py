@@ -153,8 +153,8 @@ def tssl_backward(g_ext, u, s, a, ur_prev, w_s, leak, tau_s, v_th, opts):
             G_next = M[t] * R + Fm[t] * conv
             G[t] = G_next
         if stats is not None:
-            stats.branches(opts["layer"], exact_spike=float((M * s).mean()), exact_silent=float((M * (1 - s)).mean()),
-                           bounded=float((M * s * (phi >= opts["bound"])).mean()))
+            stats.branches(opts["layer"], exact_spike=(M * s).mean(), exact_silent=(M * (1 - s)).mean(),
+                           bounded=(M * s * (phi >= opts["bound"])).mean())
         return G
     # ---- 2020 form (spec §2.4): layer-level warm-up
     active = float(s.mean()) > opts["warmup_rate_2020"]
@@ -164,9 +164,9 @@ def tssl_backward(g_ext, u, s, a, ur_prev, w_s, leak, tau_s, v_th, opts):
     else:
         factor = f
     if stats is not None:
-        sm = float(s.mean())
+        sm = s.mean()  # the 2020 form has already synchronised on it (``active``)
         stats.branches(opts["layer"], exact_spike=sm if active else 0.0, exact_silent=(1 - sm) if active else 0.0,
-                       bounded=float((s * (phi.abs() >= opts["bound_2020"])).mean()) if active else 0.0)
+                       bounded=(s * (phi.abs() >= opts["bound_2020"])).mean() if active else 0.0)
     Hk = s * (1 - theta) * u  # h[j] = Hk[j]·cg, cg = θ^{p-j-1} g_tot[p]
     Lk = (1 - s) * theta
     conv = torch.zeros_like(u[0])
@@ -195,7 +195,8 @@ class TrainingStats:
     * ``grad_norm``: L2 norm of the layer's parameter gradients (W, skip W, w_s, θ) before clipping, mean over
       steps, and ``grad_norm_max``.
 
-    Cost: a few reductions over tensors the layer already holds, once per training step.
+    Cost: a few reductions over tensors the layer already holds, once per training step; the sums stay on the
+    device until :meth:`summary` (no extra host synchronisation per step).
     """
 
     KEYS = ("spike_rate", "silent", "saturated", "exact_spike", "exact_silent", "bounded", "grad_norm")
@@ -209,6 +210,9 @@ class TrainingStats:
         self.gmax: dict[int, float] = {}
 
     def _add(self, layer, key, value):
+        """value: a float or a 0-d tensor (kept on its device: no host synchronisation per step)."""
+        if isinstance(value, torch.Tensor):
+            value = value.detach()
         self.sums.setdefault(layer, {}).setdefault(key, 0.0)
         self.counts.setdefault(layer, {}).setdefault(key, 0)
         self.sums[layer][key] += value
@@ -217,9 +221,9 @@ class TrainingStats:
     def forward(self, layer, s):
         """s (T, B, N) spikes of one training step."""
         per = s.mean(0)  # (B, N) rate per sample and neuron
-        self._add(layer, "spike_rate", float(per.mean()))
-        self._add(layer, "silent", float((per == 0).to(s.dtype).mean()))
-        self._add(layer, "saturated", float((per >= 0.5).to(s.dtype).mean()))
+        self._add(layer, "spike_rate", per.mean())
+        self._add(layer, "silent", (per == 0).to(s.dtype).mean())
+        self._add(layer, "saturated", (per >= 0.5).to(s.dtype).mean())
 
     def branches(self, layer, exact_spike, exact_silent, bounded):
         self._add(layer, "exact_spike", exact_spike)
@@ -228,18 +232,19 @@ class TrainingStats:
 
     def grad(self, layer, norm):
         self._add(layer, "grad_norm", norm)
-        self.gmax[layer] = max(self.gmax.get(layer, 0.0), norm)
+        norm = norm.detach()
+        self.gmax[layer] = norm if layer not in self.gmax else torch.maximum(self.gmax[layer], norm)
 
     def summary(self, names):
         out = {}
         for i, name in enumerate(names):
             if i not in self.sums:
                 continue
-            d = {k: self.sums[i][k] / self.counts[i][k] for k in self.KEYS if k in self.sums[i]}
+            d = {k: float(self.sums[i][k]) / self.counts[i][k] for k in self.KEYS if k in self.sums[i]}
             if "exact_spike" in d:
                 d["surrogate"] = max(0.0, 1.0 - d["exact_spike"] - d["exact_silent"])
             if i in self.gmax:
-                d["grad_norm_max"] = self.gmax[i]
+                d["grad_norm_max"] = float(self.gmax[i])
             out[name] = {k: round(v, 6) for k, v in d.items()}
         return out
 
@@ -444,7 +449,7 @@ class TSSLBP(LearningRule):
         for i, layer in enumerate(getattr(self, "_layers", ())):
             grads = [p.grad.detach().reshape(-1) for p in layer.parameters() if p.grad is not None]
             if grads:
-                self.stats.grad(i, float(torch.cat(grads).norm()))
+                self.stats.grad(i, torch.cat(grads).norm())
         if self.hparams["grad_clip"] > 0:
             torch.nn.utils.clip_grad_norm_([p for p in network.parameters() if p.grad is not None], self.hparams["grad_clip"])
 
