@@ -581,7 +581,7 @@ def test_short_training_learns_on_shipped_data(conn, rules, _cache):
 def test_default_backward_learns_where_the_2021_form_does_not(backward, _cache):
     """Issue 9: the default (surrogate) backward must reach a bar that the old default (2021) misses on the same
     run: espeak-digits, 400 examples, srsc 32x3, 5 epochs, seed 0. Measured (test / train accuracy after epoch
-    5, seeds 0, 1, 2): surrogate 0.40 / 0.47, 0.37 / 0.43, 0.47 / 0.53; 2021 0.29 / 0.33, 0.27 / 0.28, 0.30 / 0.27."""
+    5, seeds 0, 1, 2): default 0.46 / 0.62, 0.42 / 0.50, 0.55 / 0.65; 2021 0.29 / 0.33, 0.27 / 0.28, 0.30 / 0.27."""
     from snnkit_core.config import TrainConfig
     from snnkit_core.training import train
 
@@ -589,7 +589,7 @@ def test_default_backward_learns_where_the_2021_form_does_not(backward, _cache):
                       epochs=5, batch_size=20, limit=400, device="cpu", seed=0,
                       params={} if backward == "surrogate" else {"rule.tssl-bp": {"backward": backward}})
     last = list(train(cfg))[-1]
-    passes = last.test_accuracy >= 0.35 and last.train_accuracy >= 0.40
+    passes = last.test_accuracy >= 0.38 and last.train_accuracy >= 0.45
     assert passes == (backward == "surrogate"), (last.test_accuracy, last.train_accuracy)
 
 
