@@ -184,20 +184,5 @@ def report(results):
                   f"{m('exact_spike'):.2f} | {m('exact_silent'):.2f} | {m('surrogate'):.2f} | {m('grad_norm'):.3g} |")
 
 
-def _old_summary(results):
-    rows = {}
-    for key, r in results["runs"].items():
-        rows.setdefault(key.rsplit("/", 1)[0], []).append(r)
-    print("| variant | n | final test % | final val % |")
-    print("|---|---|---|---|")
-    for name, runs in rows.items():
-        def ms(k):
-            v = [100 * r["epochs"][-1][k] for r in runs if k in r["epochs"][-1]]
-            if not v:
-                return "-"
-            return f"{statistics.mean(v):.1f} ± {statistics.stdev(v) if len(v) > 1 else 0.0:.1f}"
-        print(f"| {name} | {len(runs)} | {ms('test_accuracy')} | {ms('val_accuracy')} |")
-
-
 if __name__ == "__main__":
     main()
