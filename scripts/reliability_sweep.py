@@ -385,7 +385,7 @@ def _(ctx):
     import torch
 
     run = _damaged_run(ctx, lambda ck: ck["model"].update({k: torch.zeros(2) for k in ck["model"]}))
-    return ctx.snnkit("eval", run)
+    return ctx.snnkit("eval", run, "--checkpoint", "last")  # the file damaged is checkpoint.pt (eval reads best.pt by default)
 
 
 @case("traceback", "--resume after config.toml was edited", "error", ["was edited"])
@@ -449,7 +449,7 @@ def _(ctx):
 
     ctx.train("--out", "run", epochs=1)
     torch.save({"epoch": 0, "model": {}, "when": datetime.date(2026, 1, 1)}, ctx.dir / "run" / "checkpoint.pt")
-    return ctx.snnkit("eval", "run")
+    return ctx.snnkit("eval", "run", "--checkpoint", "last")
 
 
 # ----------------------------------------------------------------------------------------- handled before
@@ -476,7 +476,7 @@ def _(ctx):
 def _(ctx):
     ctx.train("--out", "run", epochs=1)
     (ctx.dir / "run" / "checkpoint.pt").write_bytes(b"garbage")
-    return ctx.snnkit("eval", "run")
+    return ctx.snnkit("eval", "run", "--checkpoint", "last")
 
 
 @case("kept", "unknown connectivity with a close match", "error", ["Did you mean"])

@@ -315,14 +315,18 @@ def load_weights(built: Built, run: str | Path, which: str = "last") -> dict:
         ck = ck if "model" in ck else {"model": ck}  # a bare state dict is accepted too
     else:
         raise ConfigError(f"checkpoint must be 'best' or 'last', not {which!r}")
+    _load_model(built, ck["model"], path, run)
+    return ck
+
+
+def _load_model(built: Built, state, path: Path, run: Path) -> None:
     try:
-        built.network.load_state_dict(ck["model"])
+        built.network.load_state_dict(state)
     except Exception as exc:  # noqa: BLE001 - wrong keys or shapes, or not a state dict at all
         raise CheckpointError(
             f"checkpoint {path} does not fit the network {run / 'config.toml'} builds "
             f"({_torch_reason(exc)}); was config.toml edited, or the checkpoint replaced? Restore the matching pair."
         ) from None
-    return ck
 
 
 def _restore(built: Built, ck: dict, run: Path, opt, sched) -> None:
@@ -339,13 +343,7 @@ def _restore(built: Built, ck: dict, run: Path, opt, sched) -> None:
                 f"run exactly as it was: undo the edit, or start a new run from these weights with "
                 f"snnkit train --config {run / 'config.toml'} --init-from {run} --out NEW_DIR"
             )
-    try:
-        built.network.load_state_dict(ck["model"])
-    except Exception as exc:  # noqa: BLE001 - wrong keys or shapes, or not a state dict at all
-        raise CheckpointError(
-            f"checkpoint {path} does not fit the network {run / 'config.toml'} builds "
-            f"({_torch_reason(exc)}); was config.toml edited, or the checkpoint replaced? Restore the matching pair."
-        ) from None
+    _load_model(built, ck["model"], path, run)
     try:
         opt.load_state_dict(ck["optimizer"])
         if sched is not None and ck.get("scheduler"):

@@ -279,6 +279,8 @@ class MNIST(_IdxImages):
         Param("encoding", "direct", "direct: intensity every step; poisson: Bernoulli spikes p = intensity x max_rate", choices=("direct", "poisson")),
         Param("max_rate", 0.2, "poisson: spike probability per step of a white (255) pixel", unit="spikes/step"),
         Param("seed", 0, "poisson: seed of the spike generator"),
+        Param("mean", 0.0, "direct: input = (intensity - mean)/std, intensity in [0, 1] (TSSL-BP's final code: 0.1307)"),
+        Param("std", 1.0, "direct: see mean (TSSL-BP's final code: 0.3081); 0 and 1 leave the intensities as they are"),
         _VAL,
         _DOWNLOAD,
     )
@@ -287,6 +289,10 @@ class MNIST(_IdxImages):
         super().__init__(data_dir, **params)
         if self.hparams["steps"] < 1:
             raise DatasetError(f"{self.name}: steps must be >= 1, got {self.hparams['steps']}")
+        if not self.hparams["std"] > 0:
+            raise DatasetError(f"{self.name}: std must be > 0, got {self.hparams['std']}")
+        if self.hparams["encoding"] == "poisson" and (self.hparams["mean"], self.hparams["std"]) != (0.0, 1.0):
+            raise DatasetError(f"{self.name}: mean/std normalise direct inputs only; poisson spikes need intensities in [0, 1]")
         if not 0.0 <= self.hparams["max_rate"] <= 1.0:
             raise DatasetError(f"{self.name}: max_rate is a probability per step, in [0, 1]; got {self.hparams['max_rate']}")
 
@@ -298,6 +304,8 @@ class MNIST(_IdxImages):
         img, y = self.images(split)
         n, steps = len(img), self.hparams["steps"]
         intensity = img.to(torch.float32).div_(255.0).unsqueeze(1)  # (N, 1, 784)
+        if (self.hparams["mean"], self.hparams["std"]) != (0.0, 1.0):
+            intensity = intensity.sub_(self.hparams["mean"]).div_(self.hparams["std"])
         x = intensity.expand(n, steps, PIXELS)  # stride 0 over time: no (N, steps, 784) copy
         if self.hparams["encoding"] == "direct":
             return ArrayData(x, y)

@@ -256,6 +256,21 @@ def test_fmnist_reads_its_own_folder_with_its_class_names(tmp_path):
     assert tuple(ds.load("train").x.shape) == (20, 5, 784) and ds.class_names[9] == "Ankle boot"
 
 
+def test_direct_input_normalisation_mean_std(tmp_path):
+    """TSSL-BP's final Fashion-MNIST loader feeds (x - 0.1307)/0.3081; mean/std make that settable."""
+    raw = write_corpus(tmp_path / "fashion-mnist", n_train=12)
+    plain = FMNIST(data_dir=str(tmp_path), steps=5).load("train").x
+    norm = FMNIST(data_dir=str(tmp_path), steps=5, mean=0.1307, std=0.3081).load("train").x
+    want = (torch.from_numpy(raw["train"][0].reshape(12, 784)).float() / 255 - 0.1307) / 0.3081
+    torch.testing.assert_close(norm[:, 3], want)
+    torch.testing.assert_close(norm, (plain - 0.1307) / 0.3081)
+    assert norm.stride(1) == 0  # still a free expand over time
+    with pytest.raises(DatasetError, match="std must be > 0"):
+        FMNIST(data_dir=str(tmp_path), std=0.0)
+    with pytest.raises(DatasetError, match="direct inputs only"):
+        FMNIST(data_dir=str(tmp_path), encoding="poisson", mean=0.5)
+
+
 def test_missing_and_incomplete_folders_name_the_layout(tmp_path):
     with pytest.raises(DatasetError, match=r"MNIST not found: looked in .*expected a folder holding train-images-idx3-ubyte.gz"):
         SMNIST(data_dir=str(tmp_path)).load("train")
