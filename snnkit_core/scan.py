@@ -52,8 +52,9 @@ def reference_scan(neuron: Neuron, current: torch.Tensor, recurrence: Recurrence
             y, s, state = neuron.step(i_t, state)
         ys.append(y)
         ss.append(s)
-        for f in record:
-            kept[f].append(getattr(state, f))
+        if record:
+            for f in record:
+                kept[f].append(getattr(state, f))
     if record:
         return torch.stack(ys), torch.stack(ss), {f: torch.stack(v) for f, v in kept.items()}
     return torch.stack(ys), torch.stack(ss)

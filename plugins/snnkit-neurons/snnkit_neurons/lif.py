@@ -96,7 +96,8 @@ class LIF(Neuron):
         return LIFState(z, z)
 
     def step(self, current, state, recurrent=None):
-        current = self.total_input(current, recurrent)
+        if recurrent is not None:  # one membrane: it integrates the sum (Neuron.total_input, inlined)
+            current = current + recurrent
         a, s, _, state = lif_step(current, state, self.leak, self.tau_s, self.v_th, self.surrogate, self.hparams["detach_reset"])
         return a, s, state
 

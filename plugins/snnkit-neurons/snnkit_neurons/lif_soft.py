@@ -108,7 +108,8 @@ class LIFSoft(Neuron):
         return SoftState(torch.zeros(batch, self.size, device=device, dtype=dtype))
 
     def step(self, current, state, recurrent=None):
-        current = self.total_input(current, recurrent)
+        if recurrent is not None:  # one membrane: it integrates the sum (Neuron.total_input, inlined)
+            current = current + recurrent
         s, _, state = lif_soft_step(current, state, self.decay, self.v_th, self.surrogate, self.detach_reset)
         return s, s, state
 
