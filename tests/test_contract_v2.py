@@ -410,3 +410,24 @@ def test_info_lists_refusals_with_the_capability_each_rule_needs():
     assert res.exit_code == 0 and "not tssl-bp: needs has_psc, has_leak" in res.output
     res = CliRunner().invoke(cli, ["info", "dense"])
     assert res.exit_code == 0 and "not tssl-bp: needs recurrence" in res.output
+
+
+def test_nir_export_refuses_what_it_cannot_express_of_the_new_connectivity():
+    pytest.importorskip("nir")
+    from snnkit_core.nir_export import network_to_nir
+
+    class Late(FeedForward):
+        def input_delay(self, layer):
+            return 1
+
+    late = assemble(LIF, Late(), [BPTT()], input_size=4, num_classes=3, hidden=(6,), readout="linear", seed=0)
+    with pytest.raises(IncompatibleError, match="late"):
+        network_to_nir(late)
+
+    class OutputInhibition(Lateral):
+        def input_delay(self, layer):
+            return 0
+
+    inhibited = assemble(LIF, OutputInhibition(), [BPTT()], input_size=4, num_classes=3, hidden=(6,), readout="spiking", seed=0)
+    with pytest.raises(IncompatibleError, match="output layer"):
+        network_to_nir(inhibited)
