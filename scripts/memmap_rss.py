@@ -131,7 +131,7 @@ def step_time(data, batch_size: int, hidden: str, k: int) -> dict:
     import torch
 
     from snnkit_core.config import TrainConfig
-    from snnkit_core.training import _batches, _step_batch, build, make_optimizer
+    from snnkit_core.training import _indexed_batches, build, make_optimizer, to_batch
 
     cfg = TrainConfig(neuron="lif", conn="self", rules=("bptt",), dataset="arrays", hidden=tuple(int(h) for h in hidden.split(",")),
                       batch_size=batch_size, device="cpu", params={"dataset": {"path": _tiny_npz(data.x.shape[2])}})
@@ -139,15 +139,11 @@ def step_time(data, batch_size: int, hidden: str, k: int) -> dict:
     opt = make_optimizer(built)
     rule = built.gradient_rule
     times = []
-    for i, (x, y) in enumerate(_batches(data, batch_size, True, torch.Generator().manual_seed(1))):
+    for i, (x, y, idx) in enumerate(_indexed_batches(data, batch_size, True, torch.Generator().manual_seed(1))):
         if i > k:
             break
         t0 = time.perf_counter()
-        out, y = _step_batch(built, x, y % 2)
-        loss = rule.loss(out, y)
-        opt.zero_grad()
-        rule.backward(loss, out, y, built.network)
-        opt.step()
+        rule.train_step(built.network, to_batch(built, x, y % 2, idx), opt)
         if i:  # the first step warms up
             times.append(time.perf_counter() - t0)
     return {"train_step_s": float(np.median(times)), "train_hidden": hidden}

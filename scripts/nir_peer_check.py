@@ -36,7 +36,7 @@ def main() -> None:
 
     dt = 1e-4
     built, net = load_trained(args.run_dir)
-    net.backend = "reference"
+    net.plan(backend="reference", rules=())  # the plain step loop (a rule's own scan, e.g. tssl-bp's, has the same forward)
     from snnkit_core.training import _batches
 
     cfg = built.config

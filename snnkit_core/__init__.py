@@ -8,7 +8,7 @@ from .errors import SnnkitError
 from .hookspecs import hookimpl
 from .params import Param
 
-_INTERFACES = frozenset({"ArrayData", "Compatibility", "Connectivity", "Dataset", "LearningRule", "Neuron", "Recurrence"})
+_INTERFACES = frozenset({"ArrayData", "Batch", "Compatibility", "Connectivity", "Dataset", "LearningRule", "Neuron", "Recurrence"})
 
 
 def __getattr__(name: str):
@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArrayData",
+    "Batch",
     "Compatibility",
     "Connectivity",
     "Dataset",

@@ -139,9 +139,12 @@ def lower_bound(w: Workload, device: torch.device, bandwidth: float, repeats: in
 
 
 def bench_workload(w: Workload, device: torch.device, paths=("reference", "torch"), warmup: int = 3, repeats: int = 20) -> dict[str, Any]:
-    from .network import Network
+    """Median time of the rule's own training step (``LearningRule.train_step``: forward, loss, backward,
+    optimizer step, ``after_step``, ``clamp_``) on each backend in ``paths``, with the scan path each layer ran."""
+    from .assembly import assemble
+    from .interfaces import Batch
     from .plugins import get_registry
-    from .training import make_optimizer, Built
+    from .training import Built, make_optimizer
 
     reg = get_registry()
     neuron_cls = reg.get("neuron", w.neuron)
@@ -151,37 +154,69 @@ def bench_workload(w: Workload, device: torch.device, paths=("reference", "torch
     torch.manual_seed(0)
     x = torch.rand(w.steps, w.batch, w.input_size, device=device)
     y = torch.randint(0, w.classes, (w.batch,), device=device)
+    batch = Batch(x, y, torch.arange(w.batch, device=device))
     out: dict[str, Any] = {"workload": w.name, "device": str(device), "steps": w.steps, "batch": w.batch, "paths": {}}
     for path in paths:
-        torch.manual_seed(0)
-        net = Network(w.input_size, w.hidden, w.classes, lambda n: neuron_cls(n, **w.params.get("neuron", {})), conn,
-                      readout=w.readout or grad_rule.readout)
-        for r in rules:
-            r.setup(net)
-        net.backend = path
-        net.to(device)
-        cfg = TrainConfig(neuron=w.neuron, conn=w.conn, rules=w.rules, hidden=w.hidden, batch_size=w.batch)
-        built = Built(cfg, net, rules, _Synthetic(w), device)
-        opt = make_optimizer(built)
-
-        def step():
-            o = net(x)
-            loss = grad_rule.loss(o, y)
-            opt.zero_grad(set_to_none=True)
-            grad_rule.backward(loss, o, y, net)
-            opt.step()
-
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        try:
-            times = _time(step, device, warmup, repeats)
-        except IncompatibleError as exc:  # e.g. --backend triton on a layer without a fused kernel
+        try:  # e.g. --backend triton on a layer without a fused kernel, or under a rule with its own scan
+            net = assemble(neuron_cls, conn, rules, input_size=w.input_size, num_classes=w.classes, hidden=w.hidden,
+                           neuron_params=w.params.get("neuron", {}), readout=w.readout, backend=path, device=device,
+                           registry=reg, seed=0)
+        except IncompatibleError as exc:
             out["paths"][path] = {"error": str(exc)}
             continue
+        cfg = TrainConfig(neuron=w.neuron, conn=w.conn, rules=w.rules, hidden=w.hidden, batch_size=w.batch)
+        opt = make_optimizer(Built(cfg, net, rules, _Synthetic(w), device))
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        times = _time(lambda: grad_rule.train_step(net, batch, opt), device, warmup, repeats)
         peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-        out["paths"][path] = {"median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times), "peak_mb": peak}
+        out["paths"][path] = {"median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times), "peak_mb": peak,
+                              "ran": _ran(net.paths())}
     ref = out["paths"].get("reference", {}).get("median_ms")
     for p in out["paths"].values():
         if "median_ms" in p:
             p["speedup_vs_reference"] = ref / p["median_ms"] if ref else None
     return out
+
+
+def _ran(paths: list[str]) -> str:
+    """The layers' scan paths in one short string: ``rule:tssl-bp`` or ``fused x3, reference x1``."""
+    counts: dict[str, int] = {}
+    for p in paths:
+        counts[p] = counts.get(p, 0) + 1
+    return ", ".join(p if len(counts) == 1 else f"{p} x{n}" for p, n in counts.items())
+
+
+def run_benchmarks(names: list[str], device: torch.device, repeats: int = 20, warmup: int = 3,
+                   steps: int | None = None, batch: int | None = None) -> dict[str, Any]:
+    """Every workload of the groups ``names`` (all on CUDA, ``tiny`` on CPU when empty) on every backend that can
+    run here: ``{"meta": ..., "results": [...]}``, each result with its lower bound and each path's fraction of it.
+    ``steps`` / ``batch`` replace every workload's T / batch size. An unknown group is an
+    :class:`UnknownComponentError`; a workload whose components are missing is skipped."""
+    from .errors import UnknownComponentError
+    from .scan import triton_available
+
+    names = list(names) or (list(WORKLOADS) if device.type == "cuda" else ["tiny"])
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown:
+        raise UnknownComponentError("workload", unknown[0], WORKLOADS)
+    bw = copy_bandwidth(device)
+    paths = ["reference", "torch"] + (["triton"] if triton_available(device.type) else [])
+    results = []
+    for name in names:
+        for w in WORKLOADS[name]:
+            w = resize(w, steps, batch)  # --steps / --batch
+            try:
+                res = bench_workload(w, device, paths=paths, warmup=warmup, repeats=repeats)
+            except UnknownComponentError as exc:
+                results.append({"workload": w.name, "skipped": str(exc)})
+                continue
+            res["lower_bound_ms"] = 1e3 * lower_bound(w, device, bw)
+            for p in res["paths"].values():
+                if "median_ms" in p:
+                    p["fraction_of_bound"] = res["lower_bound_ms"] / p["median_ms"]
+            results.append(res)
+    meta = {"torch": torch.__version__, "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "copy_bandwidth_gbs": bw / 1e9}
+    return {"meta": meta, "results": results}

@@ -218,6 +218,26 @@ def sync_gradients(params: Iterable[torch.nn.Parameter], n_local: int, reduction
         offset += k
 
 
+class SyncedOptimizer:
+    """The optimizer a rule's ``train_step`` gets: ``step()`` first all-reduces every ``.grad`` (see
+    :func:`sync_gradients`, weighted by ``n_local``, this rank's examples in the batch), then steps. In one
+    process it is the optimizer itself with no extra work. Everything else is the wrapped optimizer's."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, params: Iterable[torch.nn.Parameter], reduction: str, world: World):
+        self.optimizer, self.params, self.reduction, self.world = optimizer, list(params), reduction, world
+        self.n_local = 0
+
+    def step(self, closure=None):
+        sync_gradients(self.params, self.n_local, self.reduction, self.world)
+        return self.optimizer.step(closure)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def __getattr__(self, name):
+        return getattr(self.optimizer, name)
+
+
 def grad_reduction(rule) -> str:
     """How a rule's per-batch gradients combine across ranks: ``sum`` for a rule that back-propagates the batch
     sum (``hparams["reduction"] == "sum"``, or a class attribute ``grad_reduction = "sum"``), else ``mean``."""

@@ -1,9 +1,10 @@
 """Network assembly: input -> hidden layers (feedforward + recurrence + neuron) -> readout.
 
-Every hidden layer is a :class:`Layer` with the same attributes, so rules need no special cases per model:
-``ff`` (Linear), ``skip_in`` (Linears from earlier layers, keyed by source index), ``recurrence`` (or None),
-``neuron``. Feedforward and skip currents of all T steps are one matrix product each; only the recurrence
-and the neuron run step by step inside the scan.
+Every spiking layer is a :class:`Layer` with the same attributes, so rules need no special cases per model:
+``ff`` (Linear), ``skip_in`` (Linears from earlier layers, keyed by source index), ``recurrence`` (or None; the
+output layer may have one too), ``delay`` (steps the feedforward input arrives late), ``neuron``, and ``plan``
+(its scan path, see :mod:`snnkit_core.paths`). Feedforward and skip currents of all T steps are one matrix
+product each; only the recurrence and the neuron run step by step inside the scan.
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ from .interfaces import Connectivity, LearningRule, Neuron, Recurrence
 
 
 class Layer(nn.Module):
-    def __init__(self, in_size: int, neuron: Neuron, recurrence: Recurrence | None, bias: bool, dropout: float = 0.0):
+    def __init__(self, in_size: int, neuron: Neuron, recurrence: Recurrence | None, bias: bool, dropout: float = 0.0,
+                 delay: int = 0):
         super().__init__()
+        if delay < 0:
+            raise IncompatibleError(f"a feedforward input delay must be >= 0 steps; got {delay}")
+        self.delay = delay
         self.ff = nn.Linear(in_size, neuron.size, bias=bias)
         self.dropout = dropout
         self.skip_in = nn.ModuleDict()
@@ -36,7 +41,15 @@ class Layer(nn.Module):
         mask = torch.bernoulli(current.new_full((1, *current.shape[1:]), keep)) / keep
         return current * mask
 
+    def delayed(self, current: torch.Tensor) -> torch.Tensor:
+        """``current`` (T, B, N) shifted ``delay`` steps later in time, zeros first: I[t] <- I[t - delay]."""
+        d = min(self.delay, current.shape[0])
+        if d == 0:
+            return current
+        return torch.cat([current.new_zeros(d, *current.shape[1:]), current[: current.shape[0] - d]])
+
     def scan(self, current: torch.Tensor):
+        """The reference or recurrence scan of this layer (the network runs the planned path instead)."""
         if self.recurrence is None:
             from .scan import reference_scan
 
@@ -48,6 +61,7 @@ class Layer(nn.Module):
 class LayerTrace:
     y: torch.Tensor  # (T, B, N) output (PSC or spikes)
     s: torch.Tensor  # (T, B, N) spikes
+    extra: dict = field(factory=dict)  # state a rule asked for (``record_state``), each (T, B, N)
 
 
 @define
@@ -56,6 +70,13 @@ class NetworkOutput:
     out: torch.Tensor  # (T, B, K): the output layer's per-step output (PSC/spikes, or linear readout)
     hidden: list[LayerTrace] = field(factory=list)
     out_spikes: torch.Tensor | None = None
+    input: torch.Tensor | None = None  # (T, B, C): the encoded input the first layer's weights multiply
+    output_trace: LayerTrace | None = None  # the spiking output layer's trace (None for a linear readout)
+
+    @property
+    def traces(self) -> list[LayerTrace]:
+        """Every spiking layer's trace: hidden layers, then a spiking output layer."""
+        return [*self.hidden, *([self.output_trace] if self.output_trace is not None else [])]
 
 
 class Network(nn.Module):
@@ -79,7 +100,8 @@ class Network(nn.Module):
         self.input_neuron = make_neuron(input_size)  # only for encode_input (e.g. the PSC filter)
         self.layers = nn.ModuleList()
         for i, n in enumerate(hidden):
-            self.layers.append(Layer(self.sizes[i], make_neuron(n), connectivity.make_recurrence(i, n), bias, dropout))
+            self.layers.append(Layer(self.sizes[i], make_neuron(n), connectivity.make_recurrence(i, n), bias, dropout,
+                                     connectivity.input_delay(i)))
         self.skip_edges = connectivity.skip_edges(len(hidden))
         if connectivity.has_skip and not self.skip_edges:
             raise IncompatibleError(
@@ -95,18 +117,64 @@ class Network(nn.Module):
             self.layers[dst].skip_in[str(src)] = nn.Linear(hidden[src], hidden[dst], bias=False)
         self.readout = readout
         if readout == "spiking":
-            self.output = Layer(hidden[-1], make_neuron(num_classes), None, bias)
+            self.output = Layer(hidden[-1], make_neuron(num_classes), connectivity.make_output_recurrence(num_classes),
+                                bias, delay=connectivity.input_delay(len(hidden)))
         elif readout == "linear":
+            if connectivity.make_output_recurrence(num_classes) is not None:
+                raise IncompatibleError(f"connectivity {connectivity.name!r} gives the output layer a recurrence, "
+                                        f"which needs a spiking readout, not 'linear'")
             self.output = nn.Linear(hidden[-1], num_classes, bias=True)
         else:
             raise IncompatibleError(f"readout must be 'spiking' or 'linear', not {readout!r}")
-        self.scan_override: Callable | None = None  # set by a rule that chooses the layer backward
+        self._init_weights(init, weight_scale)
+        self.rules: tuple[LearningRule, ...] = ()
         #: "auto": a fused kernel where the neuron has one for this device, else "torch";
         #: "triton": the fused kernel, or an error saying why it cannot run;
         #: "torch": torch only, with a recurrence's faster exact scan (e.g. chunked SRC) where it has one;
         #: "reference": always the plain step-by-step scan (the oracle; `snnkit bench` compares them)
-        self.backend = "auto"
-        self._init_weights(init, weight_scale)
+        self._backend = "auto"
+        self.plan()
+
+    # ------------------------------------------------------------------------------------ scan plan
+
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        self.plan(backend=value)
+
+    def plan(self, backend: str | None = None, rules: Sequence[LearningRule] | None = None) -> list[str]:
+        """Choose every spiking layer's scan path once (see :mod:`snnkit_core.paths`) for ``backend`` and the
+        ``rules`` attached (their ``layer_scan``, ``record_state`` and ``after_step``); returns the path names.
+        Called at assembly, and again (automatically) when the backend is set or the network changes device."""
+        from .paths import plan_network
+
+        backend = self._backend if backend is None else backend
+        rules = self.rules if rules is None else tuple(rules)
+        plans = plan_network(self, backend, rules)
+        for layer, p in zip(self.spiking_layers(), plans):
+            layer.plan = p
+        self._backend, self.rules = backend, rules
+        return self.paths()
+
+    def paths(self) -> list[str]:
+        """The planned scan path of each spiking layer (hidden layers, then a spiking output layer)."""
+        return [layer.plan.path for layer in self.spiking_layers()]
+
+    def _apply(self, fn, *args, **kwargs):
+        res = super()._apply(fn, *args, **kwargs)
+        if getattr(self, "_backend", None) is not None and hasattr(self, "output"):
+            self.plan()  # a new device may allow (or rule out) kernels: choose again, once
+        return res
+
+    def after_step(self) -> None:
+        """After each optimizer step: every attached rule's ``after_step``, then each neuron's ``clamp_``."""
+        for r in self.rules:
+            r.after_step(self)
+        for layer in self.spiking_layers():
+            layer.neuron.clamp_()
 
     def _init_weights(self, init: str, scale: float) -> None:
         """``kaiming``: kaiming_normal x scale on every spiking layer's weights (TSSL-BP); ``default``: PyTorch's."""
@@ -128,58 +196,30 @@ class Network(nn.Module):
         """Hidden layers, then the output layer when it is spiking."""
         return [*self.layers, self.output] if self.readout == "spiking" else list(self.layers)
 
-    def _scan(self, layer: Layer, current: torch.Tensor):
-        if self.scan_override is not None:
-            res = self.scan_override(layer, current)
-            if res is not None:
-                return res
-        if self.backend == "reference":
-            from .scan import reference_scan
-
-            return reference_scan(layer.neuron, current, layer.recurrence)
-        from .scan import kernel_calls
-
-        layer.neuron.use_kernels = self.backend in ("auto", "triton")
-        if layer.neuron.use_kernels:
-            res = layer.neuron.fused_scan(current, layer.recurrence)
-            if res is not None:
-                return res
-        if self.backend in ("auto", "torch"):  # e.g. the CPU scans of lif / lif-soft
-            res = layer.neuron.fast_scan(current, layer.recurrence)
-            if res is not None:
-                return res
-        before = kernel_calls()
-        res = layer.scan(current)  # a recurrence's scan may still run the neuron's kernels (e.g. per chunk)
-        if self.backend == "triton" and kernel_calls() == before:
-            raise IncompatibleError(
-                f"--backend triton: neuron {layer.neuron.name!r} has no fused kernel for this layer "
-                f"(recurrence {getattr(layer.recurrence, 'structure', 'none')}, device {current.device.type}, "
-                f"dtype {current.dtype}); Triton runs on CUDA (or on CPU under its interpreter: TRITON_INTERPRET=1 and "
-                f"SNNKIT_TRITON_ON_CPU=1). Use --backend torch."
-            )
-        return res
+    def _scan(self, layer: Layer, current: torch.Tensor) -> LayerTrace:
+        res = layer.plan.scan(layer, current)
+        return LayerTrace(res[0], res[1], res[2] if len(res) > 2 else {})
 
     def forward(self, x: torch.Tensor) -> NetworkOutput:
         """``x`` (T, B, C) -> :class:`NetworkOutput`."""
-        h = self.input_neuron.encode_input(x)
-        T, B = h.shape[:2]
+        h = x_enc = self.input_neuron.encode_input(x)
         ys: list[torch.Tensor] = []
         traces: list[LayerTrace] = []
-        for i, layer in enumerate(self.layers):
+        for layer in self.layers:
             # all T steps in one GEMM: (T*B, in) x (in, out)
             cur = layer.ff(h)
             for src, lin in layer.skip_in.items():
                 cur = cur + lin(ys[int(src)])
-            cur = layer.drop(cur)
-            y, s = self._scan(layer, cur)
-            ys.append(y)
-            traces.append(LayerTrace(y, s))
-            h = y
+            cur = layer.delayed(layer.drop(cur))
+            tr = self._scan(layer, cur)
+            ys.append(tr.y)
+            traces.append(tr)
+            h = tr.y
         if self.readout == "spiking":
-            y, s = self._scan(self.output, self.output.ff(h))
-            return NetworkOutput(logits=y.sum(0), out=y, hidden=traces, out_spikes=s)
+            tr = self._scan(self.output, self.output.delayed(self.output.ff(h)))
+            return NetworkOutput(logits=tr.y.sum(0), out=tr.y, hidden=traces, out_spikes=tr.s, input=x_enc, output_trace=tr)
         out = self.output(h)  # (T, B, K)
-        return NetworkOutput(logits=out.sum(0), out=out, hidden=traces)
+        return NetworkOutput(logits=out.sum(0), out=out, hidden=traces, input=x_enc)
 
     def on_epoch_end(self, epoch: int) -> None:
         for layer in self.layers:
@@ -196,42 +236,4 @@ class Network(nn.Module):
         return info
 
 
-def check_compatible(neuron_cls, conn_cls, rules: Sequence[LearningRule], registry=None) -> None:
-    """Fail before training, listing what would work instead."""
-    gradient = [r for r in rules if r.role == "gradient"]
-    if len(gradient) != 1:
-        names = [r.name for r in gradient]
-        hint = ""
-        if registry is not None:
-            hint = " Gradient rules: " + ", ".join(
-                n for n in registry.names("rule") if registry.get("rule", n).role == "gradient"
-            ) + "."
-        raise IncompatibleError(
-            f"exactly one gradient rule is needed; got {names or 'none'} "
-            f"(add-on rules such as bip compose with one, e.g. --rule tssl-bp --rule bip).{hint}"
-        )
-    problems = [p for r in rules for p in r.check(neuron_cls, conn_cls)]
-    if not problems:
-        return
-    msg = "incompatible combination: " + "; ".join(problems) + "."
-    if registry is not None:
-        alternatives = []
-        for r in rules:
-            if not r.check(neuron_cls, conn_cls):
-                continue
-            neurons = [n for n in registry.names("neuron") if not r.check(registry.get("neuron", n), conn_cls)]
-            conns = [c for c in registry.names("connectivity") if not r.check(neuron_cls, registry.get("connectivity", c))]
-            alternatives.append(
-                f"rule {r.name!r} works with "
-                + (f"neurons {neurons}" if neurons else "none of the installed neurons") + f" (with --conn {conn_cls.name}) and "
-                + (f"connectivity {conns}" if conns else "none of the installed connectivity") + f" (with --neuron {neuron_cls.name})"
-            )
-        rules_ok = [
-            n for n in registry.names("rule")
-            if registry.get("rule", n).role == "gradient"
-            and not registry.get("rule", n)().check(neuron_cls, conn_cls)
-        ]
-        if alternatives:
-            msg += " " + "; ".join(alternatives) + "."
-        msg += f" Gradient rules that accept --neuron {neuron_cls.name} --conn {conn_cls.name}: {rules_ok or 'none'}."
-    raise IncompatibleError(msg)
+from .compat import check_compatible  # noqa: E402,F401  (its home is snnkit_core.compat; kept importable here)

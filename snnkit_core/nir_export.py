@@ -70,6 +70,9 @@ def _check_layer(name: str, layer) -> None:
             if n.name == "lif-soft" else ": only `lif` (hard reset to 0, first-order PSC) is mapped to NIR"
         )
         raise IncompatibleError(f"cannot export {name} to NIR: neuron {n.name!r}{extra}")
+    if getattr(layer, "delay", 0):
+        raise IncompatibleError(f"cannot export {name} to NIR: its feedforward input arrives {layer.delay} step(s) late "
+                                f"(Connectivity.input_delay), which NIR's Linear edge cannot express")
     rec = layer.recurrence
     if rec is not None:
         if rec.span != 1:
@@ -84,6 +87,25 @@ def _check_layer(name: str, layer) -> None:
                 f"cannot export {name} to NIR: recurrence {type(rec).__name__} ({rec.structure}) is not a plain "
                 f"diagonal or dense weight"
             )
+
+
+def _cuba_lif(nir, layer, dt: float):
+    """One ``lif`` layer as a CubaLIF: τ_syn = τs·dt, τ_mem = τm·dt with τm = 1/(1-λ) per neuron, r = τm,
+    v_leak = τm·bias, threshold V_th, reset 0."""
+    n = layer.neuron
+    lam = _np(n.leak.expand(layer.size))
+    tau_m = 1.0 / (1.0 - lam)  # steps, per neuron
+    size = layer.size
+    bias = _np(layer.ff.bias) if layer.ff.bias is not None else np.zeros(size)
+    return nir.CubaLIF(
+        tau_syn=np.full(size, float(n.tau_s) * dt),
+        tau_mem=tau_m * dt,
+        r=tau_m,
+        v_leak=tau_m * bias,
+        v_threshold=np.full(size, float(n.v_th)),
+        v_reset=np.zeros(size),
+        w_in=np.ones(size),
+    )
 
 
 def network_to_nir(network, dt: float = 1e-3, metadata: dict[str, Any] | None = None):
@@ -101,6 +123,9 @@ def network_to_nir(network, dt: float = 1e-3, metadata: dict[str, Any] | None = 
         _check_layer(f"hidden layer {i}", layer)
     if network.readout == "spiking":
         _check_layer("the output layer", network.output)
+        if network.output.recurrence is not None:
+            raise IncompatibleError("cannot export the output layer to NIR: its recurrence (Connectivity."
+                                    "make_output_recurrence) is not mapped; only hidden-layer recurrences are")
     if not layers[0].neuron.hparams.get("filter_input", True):
         raise IncompatibleError(
             "cannot export to NIR: lif with filter_input = false feeds the first layer an unfiltered input while "
@@ -110,26 +135,10 @@ def network_to_nir(network, dt: float = 1e-3, metadata: dict[str, Any] | None = 
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array([network.sizes[0]])})}
     edges: list[tuple[str, str]] = []
 
-    def add_lif(key: str, layer) -> None:
-        n = layer.neuron
-        lam = _np(n.leak.expand(layer.size))
-        tau_m = 1.0 / (1.0 - lam)  # steps, per neuron
-        size = layer.size
-        bias = _np(layer.ff.bias) if layer.ff.bias is not None else np.zeros(size)
-        nodes[key] = nir.CubaLIF(
-            tau_syn=np.full(size, float(n.tau_s) * dt),
-            tau_mem=tau_m * dt,
-            r=tau_m,
-            v_leak=tau_m * bias,
-            v_threshold=np.full(size, float(n.v_th)),
-            v_reset=np.zeros(size),
-            w_in=np.ones(size),
-        )
-
     prev = "input"
     for i, layer in enumerate(layers):
         nodes[f"ff{i}"] = nir.Linear(weight=_np(layer.ff.weight))
-        add_lif(f"lif{i}", layer)
+        nodes[f"lif{i}"] = _cuba_lif(nir, layer, dt)
         edges += [(prev, f"ff{i}"), (f"ff{i}", f"lif{i}")]
         for src, lin in layer.skip_in.items():
             key = f"skip{src}_{i}"
@@ -137,14 +146,14 @@ def network_to_nir(network, dt: float = 1e-3, metadata: dict[str, Any] | None = 
             edges += [(f"lif{src}", key), (key, f"lif{i}")]
         rec = layer.recurrence
         if rec is not None:
-            w = _np(rec.weight)
+            w = _np(rec.weight if rec.mask is None else rec.weight * rec.mask)  # Recurrence.mask: absent edges
             nodes[f"rec{i}"] = nir.Linear(weight=np.diag(w) if rec.structure == "diagonal" else w)
             edges += [(f"lif{i}", f"rec{i}"), (f"rec{i}", f"lif{i}")]
         prev = f"lif{i}"
     k = network.output.out_features if network.readout == "linear" else network.output.size
     if network.readout == "spiking":
         nodes["ff_out"] = nir.Linear(weight=_np(network.output.ff.weight))
-        add_lif("lif_out", network.output)
+        nodes["lif_out"] = _cuba_lif(nir, network.output, dt)
         edges += [(prev, "ff_out"), ("ff_out", "lif_out"), ("lif_out", "output")]
     else:
         tau_s = float(layers[-1].neuron.tau_s)

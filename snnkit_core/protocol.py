@@ -142,7 +142,7 @@ def best_from_metrics(records: list[dict]) -> dict | None:
 
 def predict(built, data: ArrayData, batch_size: int) -> tuple[float, torch.Tensor]:
     """Mean loss over ``data`` and the predicted class of every example (no gradients, fixed encoding)."""
-    from .training import _batches, _step_batch
+    from .training import _indexed_batches, to_batch
 
     net, rule = built.network, built.gradient_rule
     net.eval()
@@ -150,10 +150,10 @@ def predict(built, data: ArrayData, batch_size: int) -> tuple[float, torch.Tenso
     try:
         with torch.no_grad():
             gen = torch.Generator().manual_seed(0)
-            for x, y in _batches(data, batch_size, False, gen, built.device):
-                out, y = _step_batch(built, x, y)
-                total += float(rule.loss(out, y)) * len(y)
-                preds.append(rule.logits(out).argmax(1).cpu())
+            for x, y, idx in _indexed_batches(data, batch_size, False, gen, built.device):
+                loss, logits = rule.train_step(net, to_batch(built, x, y, idx), None)  # the rule's step, no update
+                total += float(loss) * len(y)
+                preds.append(logits.argmax(1).cpu())
     finally:
         net.train()
     p = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.int64)

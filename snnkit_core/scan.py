@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from .errors import IncompatibleError
 from .interfaces import Neuron, Recurrence
-
-
-_kernel_calls = 0
 
 
 def triton_available(device_type: str) -> bool:
@@ -27,32 +25,36 @@ def triton_available(device_type: str) -> bool:
     return device_type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1" and os.environ.get("SNNKIT_TRITON_ON_CPU") == "1"
 
 
-def note_kernel_call() -> None:
-    """Called by a plugin's fused kernel each time it runs, so ``--backend triton`` can tell whether a layer's
-    scan really used one (a kernel may live in ``fused_scan`` or deeper, e.g. a neuron's ``scan_chunk``)."""
-    global _kernel_calls
-    _kernel_calls += 1
+def reference_scan(neuron: Neuron, current: torch.Tensor, recurrence: Recurrence | None = None, record: tuple[str, ...] = ()):
+    """Run ``neuron`` over ``current`` (T, B, N); returns output ``y`` and spikes ``s``, both (T, B, N).
 
-
-def kernel_calls() -> int:
-    return _kernel_calls
-
-
-def reference_scan(neuron: Neuron, current: torch.Tensor, recurrence: Recurrence | None = None):
-    """Run ``neuron`` over ``current`` (T, B, N); returns output ``y`` and spikes ``s``, both (T, B, N)."""
+    Step t calls ``neuron.step(I[t], state, R[t])`` with the feedforward current I[t] and, where there is a
+    recurrence, its input ``R[t] = recurrence.recurrent_input(past)``, ``past[j-1] = y[t-j]`` (zeros before
+    t = 0). With ``record`` (state field names) it returns ``(y, s, {name: (T, B, N)})`` as well.
+    """
     T, B, _ = current.shape
     state = neuron.initial_state(B, current.device, current.dtype)
+    missing = [f for f in record if f not in getattr(state, "_fields", ())]
+    if missing:
+        raise IncompatibleError(f"a rule asked to record state {missing} of neuron {neuron.name!r}, whose state has "
+                                f"only {list(getattr(state, '_fields', ()))}")
     ys, ss = [], []
+    kept: dict[str, list[torch.Tensor]] = {f: [] for f in record}
     span = recurrence.span if recurrence is not None else 0
     zeros = current.new_zeros(current.shape[1:])
     # unbind once: indexing current[t] per step makes autograd allocate a full (T, B, N) zero gradient per
     # step in backward (O(T^2 B N) work), which would make the oracle needlessly slow
     for t, i_t in enumerate(current.unbind(0)):
         if recurrence is not None:
-            # past[j-1] = y[t-j]; zeros before the sequence starts
             past = [ys[t - j] if t - j >= 0 else zeros for j in range(1, span + 1)]
-            i_t = i_t + recurrence.recurrent_input(past)
-        y, s, state = neuron.step(i_t, state)
+            y, s, state = neuron.step(i_t, state, recurrence.recurrent_input(past))
+        else:
+            y, s, state = neuron.step(i_t, state)
         ys.append(y)
         ss.append(s)
+        if record:
+            for f in record:
+                kept[f].append(getattr(state, f))
+    if record:
+        return torch.stack(ys), torch.stack(ss), {f: torch.stack(v) for f, v in kept.items()}
     return torch.stack(ys), torch.stack(ss)

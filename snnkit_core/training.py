@@ -7,6 +7,7 @@ every epoch, loaded with ``weights_only=True``). ``resume=True`` continues exact
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
@@ -23,9 +24,12 @@ from .config import TrainConfig, dump_toml
 from . import rundir
 from .errors import CheckpointError, ConfigError, DivergedError, IncompatibleError, NaNLossError, SnnkitError
 from .errors import torch_error_reason as _torch_reason
-from .interfaces import ArrayData, Dataset, LearningRule
+from .interfaces import ArrayData, Batch, Dataset, LearningRule
 from .metrics import write_csv
-from .network import Network, check_compatible
+from .assembly import assemble
+from .compat import check_compatible
+from .network import Network
+from .paths import check_backend
 from .plugins import get_registry, plugin_infos
 from .protocol import best_from_metrics, load_protocol_splits, summary, write_json_atomic
 
@@ -106,26 +110,8 @@ def build(cfg: TrainConfig) -> Built:
     neuron_cls.resolve(p.get("neuron"))  # validate before building anything
     conn = conn_cls(**p.get("conn", {}))
     check_compatible(neuron_cls, conn_cls, rules, registry=reg)
+    check_backend(cfg.backend, rules)
     dataset = dataset_cls(data_dir=cfg.data_dir, **p.get("dataset", {}))
-    grad_rule = next(r for r in rules if r.role == "gradient")
-    torch.manual_seed(cfg.seed)
-    network = Network(
-        input_size=dataset.input_size,
-        hidden=cfg.hidden,
-        num_classes=dataset.num_classes,
-        make_neuron=lambda n: neuron_cls(n, **p.get("neuron", {})),
-        connectivity=conn,
-        readout=cfg.readout or grad_rule.readout,
-        bias=cfg.bias,
-        init=cfg.init,
-        weight_scale=cfg.weight_scale,
-        dropout=cfg.dropout,
-    )
-    if cfg.backend not in ("auto", "triton", "torch", "reference"):
-        raise ConfigError(f"backend must be auto, triton, torch or reference; got {cfg.backend!r}")
-    network.backend = cfg.backend
-    for r in rules:
-        r.setup(network)
     device = resolve_device(cfg.device)
     if cfg.backend == "triton":
         from .scan import triton_available
@@ -136,7 +122,11 @@ def build(cfg: TrainConfig) -> Built:
                 f"runs under its interpreter, for tests (TRITON_INTERPRET=1 and SNNKIT_TRITON_ON_CPU=1). "
                 f"Use --backend auto or torch."
             )
-    network.to(device)
+    network = assemble(
+        neuron_cls, conn, rules, input_size=dataset.input_size, num_classes=dataset.num_classes, hidden=cfg.hidden,
+        neuron_params=p.get("neuron", {}), readout=cfg.readout, backend=cfg.backend, device=device, registry=reg,
+        bias=cfg.bias, init=cfg.init, weight_scale=cfg.weight_scale, dropout=cfg.dropout, seed=cfg.seed,
+    )
     return Built(cfg, network, rules, dataset, device)
 
 
@@ -147,15 +137,14 @@ def make_optimizer(built: Built) -> torch.optim.Optimizer:
     wd = cfg.weight_decay if cfg.weight_decay is not None else rule.hparams.get("weight_decay", 0.0)
     groups: list[dict] = []
     seen: set[int] = set()
-    for mod in net.modules():
-        spec = getattr(mod, "optim_groups", None)
-        if callable(spec) and mod is not net:
-            for g in spec(lr, wd):
-                g = dict(g)
-                g["params"] = [q for q in g["params"] if q.requires_grad and id(q) not in seen]
-                seen.update(id(q) for q in g["params"])
-                if g["params"]:
-                    groups.append(g)
+    declared = [m for layer in net.spiking_layers() for m in (layer.neuron, layer.recurrence) if m is not None]
+    for mod in declared:  # Neuron.optim_groups / Recurrence.optim_groups (declared, default none)
+        for g in mod.optim_groups(lr, wd):
+            g = dict(g)
+            g["params"] = [q for q in g["params"] if q.requires_grad and id(q) not in seen]
+            seen.update(id(q) for q in g["params"])
+            if g["params"]:
+                groups.append(g)
     rest = [q for q in net.parameters() if q.requires_grad and id(q) not in seen]
     groups.insert(0, {"params": rest, "name": "weights"})
     for r in built.rules:
@@ -165,23 +154,31 @@ def make_optimizer(built: Built) -> torch.optim.Optimizer:
 
 def _batches(data: ArrayData, batch_size: int, shuffle: bool, generator: torch.Generator | None, device: torch.device | None = None,
              world: distributed.World = distributed.World()):
-    """``(x, y)`` batches, x (B, T, C). With ``data.encode``, the indexed rows (an ``expand`` stays a view) are moved
-    to ``device`` and encoded there, with randomness drawn from ``generator`` after the shuffle. Under several
-    processes (``world``), each global batch of ``batch_size * world.size`` is split and this rank gets its part."""
+    """``(x, y)`` batches, x (B, T, C) (see :func:`_indexed_batches`)."""
+    for x, y, _ in _indexed_batches(data, batch_size, shuffle, generator, device, world):
+        yield x, y
+
+
+def _indexed_batches(data: ArrayData, batch_size: int, shuffle: bool, generator: torch.Generator | None,
+                     device: torch.device | None = None, world: distributed.World = distributed.World()):
+    """``(x, y, idx)`` batches, x (B, T, C), idx the rows of ``data``. With ``data.encode``, the indexed rows (an
+    ``expand`` stays a view) are moved to ``device`` and encoded there, with randomness drawn from ``generator``
+    after the shuffle. Under several processes (``world``), each global batch of ``batch_size * world.size`` is
+    split and this rank gets its part."""
     n = len(data)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     generator = distributed.rank_generator(generator, world)
     for start in range(0, n, batch_size * world.size):
         idx = distributed.shard(order[start : start + batch_size * world.size], world)
         # data.batch reads only these rows (a memory-mapped x: only their pages) and makes them float32
-        yield data.batch(idx, device if data.encode is not None or data.x.dtype != torch.float32 else None, generator), data.y[idx]
+        x = data.batch(idx, device if data.encode is not None or data.x.dtype != torch.float32 else None, generator)
+        yield x, data.y[idx], idx
 
 
-def _step_batch(built: Built, x: torch.Tensor, y: torch.Tensor):
+def to_batch(built: Built, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> Batch:
+    """A :class:`Batch` on the run's device, x time-major (T, B, C)."""
     x = x.to(built.device, non_blocking=True).transpose(0, 1)  # (B, T, C) -> (T, B, C)
-    y = y.to(built.device, non_blocking=True)
-    out = built.network(x)
-    return out, y
+    return Batch(x, y.to(built.device, non_blocking=True), idx.to(built.device, non_blocking=True))
 
 
 def evaluate(built: Built, data: ArrayData, batch_size: int, progress: Progress = _no_progress) -> tuple[float, float]:
@@ -192,13 +189,14 @@ def evaluate(built: Built, data: ArrayData, batch_size: int, progress: Progress 
     total_loss, correct, n = 0.0, 0, 0
     with torch.no_grad():
         gen = torch.Generator().manual_seed(0)  # only data.encode draws from it: every evaluation sees the same inputs
-        batches = _batches(data, batch_size, False, gen, built.device, world)
-        for x, y in progress(batches, total=math.ceil(len(data) / (batch_size * world.size)), description="eval"):
+        batches = _indexed_batches(data, batch_size, False, gen, built.device, world)
+        for x, y, idx in progress(batches, total=math.ceil(len(data) / (batch_size * world.size)), description="eval"):
             if not len(y):
                 continue
-            out, y = _step_batch(built, x, y)
-            total_loss += float(rule.loss(out, y)) * len(y)
-            correct += int((rule.logits(out).argmax(1) == y).sum())
+            batch = to_batch(built, x, y, idx)
+            loss, logits = rule.train_step(net, batch, None)
+            total_loss += float(loss) * len(y)
+            correct += int((logits.argmax(1) == batch.y).sum())
             n += len(y)
     total_loss, correct, n = distributed.sum_scalars(world, total_loss, correct, n)
     net.train()
@@ -237,6 +235,7 @@ def manifest(built: Built) -> dict[str, Any]:
         "seed": built.config.seed,
         "threads": torch.get_num_threads(),  # --threads (snnkit_core.host), or torch's default
         "dataset": built.dataset.identity(),
+        "scan_paths": built.network.paths(),  # per spiking layer, chosen once at assembly (snnkit_core.paths)
         "git_commit": _git_commit(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -417,20 +416,11 @@ def train(
         rundir.check_new_run(run)  # before any data is read: an unwritable or foreign --out fails at once
     if cfg.init_from and not resume:
         load_init_weights(built, cfg.init_from)
-    net = built.network
-    distributed.broadcast_module(net, world)
+    distributed.broadcast_module(built.network, world)
     opt = make_optimizer(built)
     sched = built.gradient_rule.make_scheduler(opt, cfg.epochs)
-    with distributed.rank0_first(world):  # rank 0 fills the feature cache; the others then read it
-        if data is None:
-            train_data, val_data, test_data, val_info = load_protocol_splits(built, None if progress is _no_progress else progress)
-        else:
-            train_data, val_data, test_data = data if len(data) == 3 else (data[0], None, data[1])
-            val_info = val_info or {"source": "given by the caller" if val_data is not None else "none"}
-    if cfg.data_on_device:
-        train_data, test_data = train_data.to(built.device), test_data.to(built.device)
-        val_data = val_data.to(built.device) if val_data is not None else None
-    check_inputs(built, train_data, test_data)  # e.g. tssl-bp's T % 10 == 0: fail before a run directory exists
+    splits, val_info = _splits(built, progress, data, val_info, world)
+    check_inputs(built, splits[0], splits[2])  # e.g. tssl-bp's T % 10 == 0: fail before a run directory exists
     start_epoch, records, first_loss = 0, [], None
     if resume and run_dir is not None and not world.main:  # every rank resumes the same weights and state
         ck = load_checkpoint(run_dir)
@@ -440,65 +430,95 @@ def train(
         start_epoch, records, first_loss = _open_run(built, run, resume, opt, sched, {"world_size": world.size, "validation": val_info})
     distributed.seed_rank(cfg.seed, start_epoch, world)
     best = best_from_metrics(records)
-    try:
+    with _run_status(run, cfg, records):
         for epoch in range(start_epoch, cfg.epochs):
             t0 = time.perf_counter()
-            total_loss, correct, n, first_loss = _train_epoch(built, train_data, opt, epoch, world, run, first_loss, progress)
-            test_loss, test_acc = evaluate(built, test_data, cfg.batch_size)
-            val_loss, val_acc = evaluate(built, val_data, cfg.batch_size) if val_data is not None else (None, None)
-            if built.device.type == "cuda":
-                torch.cuda.synchronize()
-            seconds = time.perf_counter() - t0
-            extra: dict[str, Any] = {}
-            lr_used = opt.param_groups[0]["lr"]
-            if sched is not None:
-                sched.step()
-            for r in built.rules:
-                r.on_epoch_end(net, epoch)
-                extra.update(r.describe(net))
-            net.on_epoch_end(epoch)
-            desc = net.describe()
-            if desc:
-                extra["recurrence"] = desc
-            if built.device.type == "cuda":
-                extra["peak_memory_mb"] = torch.cuda.max_memory_allocated(built.device) / 2**20
-            rec = EpochRecord(
-                epoch=epoch + 1,
-                train_loss=total_loss / max(n, 1),
-                train_accuracy=correct / max(n, 1),
-                test_loss=test_loss,
-                test_accuracy=test_acc,
-                seconds=seconds,
-                lr=lr_used,
-                extra=extra,
-                val_loss=val_loss,
-                val_accuracy=val_acc,
-            )
-            improved = val_acc is not None and (best is None or val_acc > best["val_accuracy"])
+            total_loss, correct, n, first_loss = _train_epoch(built, splits[0], opt, epoch, world, run, first_loss, progress)
+            rec = _epoch_record(built, splits, epoch, (total_loss, correct, n), opt, sched, t0)
+            improved = rec.val_accuracy is not None and (best is None or rec.val_accuracy > best["val_accuracy"])
             if improved:
-                best = {"epoch": epoch + 1, "val_accuracy": val_acc, "test_accuracy": test_acc}
+                best = {"epoch": epoch + 1, "val_accuracy": rec.val_accuracy, "test_accuracy": rec.test_accuracy}
             if run is not None:
                 records.append(json.loads(json.dumps(rec.to_json())))  # plain JSON types: weights_only can load them
-                state = {
-                    "epoch": epoch,
-                    "model": net.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict() if sched is not None else {},
-                    "rng": torch.get_rng_state(),
-                    "rules": [r.state_dict() for r in built.rules],
-                    "config": cfg.to_dict(),
-                    "records": records,
-                    "first_loss": first_loss,
-                }
-                if improved:  # before checkpoint.pt: a resumed run never misses the best weights of a done epoch
-                    rundir.save_checkpoint({"epoch": epoch, "model": net.state_dict(), "val_accuracy": val_acc}, run / "best.pt")
-                # the metrics line first: a crash before the rename leaves the previous checkpoint, and resume
-                # rewrites metrics.jsonl from that checkpoint's records
-                rundir.append_metrics(run / "metrics.jsonl", records[-1])
-                rundir.save_checkpoint(state, run / "checkpoint.pt")
-                write_csv(run)  # metrics.csv beside it, rebuilt from metrics.jsonl (so a resume matches it too)
-                write_json_atomic(summary(records, best), run / "summary.json")
+                _save_epoch(built, run, epoch, opt, sched, records, first_loss, best, improved)
             yield rec
+
+
+def _splits(built: Built, progress: Progress, data, val_info, world) -> tuple[tuple, dict]:
+    """``(train, val or None, test)`` (loaded by rank 0 first, or as given) on the device when asked, and the
+    validation split's description."""
+    cfg = built.config
+    with distributed.rank0_first(world):  # rank 0 fills the feature cache; the others then read it
+        if data is None:
+            train_data, val_data, test_data, val_info = load_protocol_splits(built, None if progress is _no_progress else progress)
+        else:
+            train_data, val_data, test_data = data if len(data) == 3 else (data[0], None, data[1])
+            val_info = val_info or {"source": "given by the caller" if val_data is not None else "none"}
+    if cfg.data_on_device:
+        train_data, test_data = train_data.to(built.device), test_data.to(built.device)
+        val_data = val_data.to(built.device) if val_data is not None else None
+    return (train_data, val_data, test_data), val_info
+
+
+def _epoch_record(built: Built, splits: tuple, epoch: int, stats: tuple, opt, sched, t0: float) -> EpochRecord:
+    """Evaluate, step the schedules and collect the rules' and recurrences' facts: the epoch's record."""
+    cfg, net = built.config, built.network
+    _, val_data, test_data = splits
+    total_loss, correct, n = stats
+    test_loss, test_acc = evaluate(built, test_data, cfg.batch_size)
+    val_loss, val_acc = evaluate(built, val_data, cfg.batch_size) if val_data is not None else (None, None)
+    if built.device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    extra: dict[str, Any] = {}
+    lr_used = opt.param_groups[0]["lr"]
+    if sched is not None:
+        sched.step()
+    for r in built.rules:
+        r.on_epoch_end(net, epoch)
+        extra.update(r.describe(net))
+    net.on_epoch_end(epoch)
+    desc = net.describe()
+    if desc:
+        extra["recurrence"] = desc
+    if built.device.type == "cuda":
+        extra["peak_memory_mb"] = torch.cuda.max_memory_allocated(built.device) / 2**20
+    return EpochRecord(
+        epoch=epoch + 1, train_loss=total_loss / max(n, 1), train_accuracy=correct / max(n, 1), test_loss=test_loss,
+        test_accuracy=test_acc, seconds=seconds, lr=lr_used, extra=extra, val_loss=val_loss, val_accuracy=val_acc,
+    )
+
+
+def _save_epoch(built: Built, run: Path, epoch: int, opt, sched, records: list[dict], first_loss, best, improved: bool) -> None:
+    """best.pt (when validation improved), the metrics line, checkpoint.pt, metrics.csv and summary.json."""
+    net = built.network
+    state = {
+        "epoch": epoch,
+        "model": net.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict() if sched is not None else {},
+        "rng": torch.get_rng_state(),
+        "rules": [r.state_dict() for r in built.rules],
+        "config": built.config.to_dict(),
+        "records": records,
+        "first_loss": first_loss,
+    }
+    if improved:  # before checkpoint.pt: a resumed run never misses the best weights of a done epoch
+        rundir.save_checkpoint({"epoch": epoch, "model": net.state_dict(), "val_accuracy": records[-1].get("val_accuracy")},
+                               run / "best.pt")
+    # the metrics line first: a crash before the rename leaves the previous checkpoint, and resume rewrites
+    # metrics.jsonl from that checkpoint's records
+    rundir.append_metrics(run / "metrics.jsonl", records[-1])
+    rundir.save_checkpoint(state, run / "checkpoint.pt")
+    write_csv(run)  # metrics.csv beside it, rebuilt from metrics.jsonl (so a resume matches it too)
+    write_json_atomic(summary(records, best), run / "summary.json")
+
+
+@contextlib.contextmanager
+def _run_status(run: Path | None, cfg: TrainConfig, records: list[dict]):
+    """``status.json`` says how the run ended (finished, diverged, interrupted); the run's lock is released."""
+    try:
+        yield
         if run is not None:
             rundir.write_status(run, "finished", f"{cfg.epochs} of {cfg.epochs} epochs")
     except NaNLossError as exc:
@@ -556,45 +576,54 @@ def _open_run(built: Built, run: Path, resume: bool, opt, sched, manifest_extra:
     return start_epoch, records, first_loss
 
 
+class _StepOptimizer(distributed.SyncedOptimizer):
+    """The optimizer the rule's ``train_step`` gets: all-reduces ``.grad`` across ranks (several processes), and
+    turns an overflowing step (e.g. Adam's lr / (1 - beta1^t) in float32) into a :class:`DivergedError`."""
+
+    def __init__(self, optimizer, params, reduction, world, epoch: int, run: Path | None):
+        super().__init__(optimizer, params, reduction, world)
+        self.epoch, self.run = epoch, run
+
+    def step(self, closure=None):
+        try:
+            return super().step(closure)
+        except RuntimeError as exc:
+            if "overflow" not in str(exc):
+                raise
+            raise DivergedError(
+                f"the optimizer step overflowed in epoch {self.epoch + 1} ({exc}): the learning rate "
+                f"{self.optimizer.param_groups[0]['lr']:.3g} is far too large. " + _stop_advice(self.run, self.epoch)
+            ) from None
+
+
 def _train_epoch(built: Built, data: ArrayData, opt, epoch: int, world, run: Path | None, first_loss: float | None,
                  progress: Progress) -> tuple[float, int, int, float | None]:
-    """One pass over ``data`` (this rank's part of every global batch): loss, correct and count summed over the
-    ranks, and the run's first batch loss. Stops on a non-finite or diverging loss on any rank."""
+    """One pass over ``data`` (this rank's part of every global batch) through the gradient rule's ``train_step``:
+    loss, correct and count summed over the ranks, and the run's first batch loss. Stops on a non-finite or
+    diverging loss on any rank (right after that step; the last checkpoint stays good)."""
     cfg, net, rule = built.config, built.network, built.gradient_rule
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
     total_loss, correct, n = 0.0, 0, 0
     nb = math.ceil(len(data) / (cfg.batch_size * world.size))
     net.train()
-    for x, y in progress(_batches(data, cfg.batch_size, True, gen, built.device, world), total=nb, description=f"epoch {epoch + 1}"):
-        opt.zero_grad(set_to_none=True)
+    step_opt = _StepOptimizer(opt, net.parameters(), distributed.grad_reduction(rule), world, epoch, run)
+    batches = _indexed_batches(data, cfg.batch_size, True, gen, built.device, world)
+    for x, y, idx in progress(batches, total=nb, description=f"epoch {epoch + 1}"):
+        step_opt.n_local = len(y)
         if not len(y):  # several processes, a last global batch smaller than their number: join with weight 0
+            step_opt.zero_grad(set_to_none=True)
+            step_opt.step()  # the same collectives, in the same order, as a rank with examples
+            net.after_step()
             distributed.any_rank(False, world)
-        else:
-            out, y = _step_batch(built, x, y)
-            loss = rule.loss(out, y)
-            loss_value = float(loss.detach())  # CPU-GPU sync point, once per batch
-            if first_loss is None:
-                first_loss = loss_value
-            _check_loss(loss_value, first_loss, epoch, run, world)
-            rule.backward(loss, out, y, net)
-        distributed.sync_gradients(net.parameters(), len(y), distributed.grad_reduction(rule), world)
-        try:
-            opt.step()
-        except RuntimeError as exc:  # e.g. Adam's step size lr / (1 - beta1^t) overflows float32
-            if "overflow" not in str(exc):
-                raise
-            raise DivergedError(
-                f"the optimizer step overflowed in epoch {epoch + 1} ({exc}): the learning rate "
-                f"{opt.param_groups[0]['lr']:.3g} is far too large. " + _stop_advice(run, epoch)
-            ) from None
-        for r in built.rules:
-            r.after_step(net)
-        for layer in net.spiking_layers():
-            layer.neuron.clamp_()
-        if len(y):
-            total_loss += loss_value * len(y)
-            correct += int((rule.logits(out).detach().argmax(1) == y).sum())
-            n += len(y)
+            continue
+        batch = to_batch(built, x, y, idx)
+        loss, logits = rule.train_step(net, batch, step_opt)  # forward, loss, update: the rule's step
+        loss_value = float(loss)  # CPU-GPU sync point, once per batch
+        first_loss = loss_value if first_loss is None else first_loss
+        _check_loss(loss_value, first_loss, epoch, run, world)
+        total_loss += loss_value * len(y)
+        correct += int((logits.argmax(1) == batch.y).sum())
+        n += len(y)
     total_loss, correct, n = distributed.sum_scalars(world, total_loss, correct, n)
     return total_loss, int(correct), int(n), first_loss
 

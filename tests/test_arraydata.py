@@ -92,7 +92,7 @@ def test_batches_move_the_compact_rows_to_the_device_before_encoding():
     d = ArrayData(expanded().x, expanded().y, encode=lambda x, g: seen.append(x) or torch.zeros(x.shape, device=x.device))
     (x, y), *_ = _batches(d, 16, False, None, torch.device("meta"))  # "meta" stands in for a GPU on a CPU machine
     assert seen[0].device.type == "meta" and seen[0].shape == (16, 400, 30) and seen[0].stride(1) == 0
-    assert x.device.type == "meta" and y.device.type == "cpu"  # labels move in _step_batch, as before
+    assert x.device.type == "meta" and y.device.type == "cpu"  # labels move in to_batch, as before
 
 
 # ------------------------------------------------------------------------------------------ train, evaluate

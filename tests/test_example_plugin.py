@@ -58,11 +58,30 @@ def test_example_components_listed_and_attributed(example, fresh_plugins):
     assert row["error"] is None and row["version"] == example["version"]
     assert {"kind": "neuron", "name": "if"} in row["components"]
     assert {"kind": "dataset", "name": "poisson-bands"} in row["components"]
+    assert {"kind": "connectivity", "name": "local"} in row["components"]
+    assert {"kind": "rule", "name": "readout-delta"} in row["components"]
     # the first-party plugins still load beside it
     assert rows["snnkit-neurons"]["error"] is None
     reg = fresh_plugins.get_registry()
     assert reg.component("neuron", "if").plugin == "snnkit-example-plugin"
     assert all(c.cls.description for c in reg.by_plugin("snnkit-example-plugin"))
+
+
+def test_example_connectivity_and_hand_written_rule_train_through_the_cli(example, tmp_path):
+    """The example's banded recurrence and its no-autograd readout rule: the rule changes only the readout."""
+    from snnkit_cli.main import cli
+    from snnkit_core.training import load_checkpoint
+
+    run = tmp_path / "run"
+    res = CliRunner().invoke(cli, [
+        "train", "--neuron", "if", "--conn", "local", "--rule", "readout-delta", "--dataset", "poisson-bands",
+        "--hidden", "32", "--epochs", "2", "--limit", "128", "--lr", "0.05", "--set", "dataset.steps=25", "--out", str(run), "--quiet",
+    ])
+    assert res.exit_code == 0, res.output
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["test_accuracy"] > 0.4  # chance is 0.25
+    model = load_checkpoint(run)["model"]
+    assert "layers.0.recurrence.mask" in model  # the band mask is saved with the model
 
 
 def test_example_info_shows_parameters_and_compatibility(example):

@@ -62,9 +62,9 @@ def _eval(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size
     from snnkit_core.errors import ConfigError, SnnkitError
     from snnkit_core.protocol import evaluate_splits, find_runs
 
-    from .main import _parse_sets
+    from snnkit_core.runconfig import parse_sets
 
-    parsed = _parse_sets(sets)
+    parsed = parse_sets(sets)
     if set(parsed) - {"dataset"}:
         raise ConfigError(f"eval --set takes dataset parameters only (dataset.KEY=VALUE); got {', '.join(sorted(set(parsed) - {'dataset'}))}")
     runs = find_runs(run_dir)

@@ -52,13 +52,10 @@ class IF(Neuron):
         self.default_surrogate = (self.hparams["surrogate"], self.hparams["surrogate_width"])
         self.set_surrogate(*self.default_surrogate)
 
-    def set_surrogate(self, kind: str, width: float) -> None:
-        """Called by ``bptt`` (``rule.bptt.surrogate``) to choose the surrogate of every layer."""
-        self.surrogate = (kind, width)
-
     def initial_state(self, batch, device, dtype):
         return IFState(torch.zeros(batch, self.size, device=device, dtype=dtype))
 
-    def step(self, current, state):
-        s, state = if_step(current, state, self.hparams["v_th"], self.surrogate)
+    def step(self, current, state, recurrent=None):
+        # one membrane: the recurrent input is simply added to the feedforward current (Neuron.total_input)
+        s, state = if_step(self.total_input(current, recurrent), state, self.hparams["v_th"], self.surrogate)
         return s, s, state

@@ -6,7 +6,9 @@ snnkit imports this module and calls the hooks below once, each with a ``registe
 from snnkit_core import hookimpl
 
 from .bands import PoissonBands
+from .local import Local
 from .neuron import IF
+from .readout import ReadoutDelta
 
 
 @hookimpl
@@ -17,3 +19,13 @@ def register_neurons(register):
 @hookimpl
 def register_datasets(register):
     register(PoissonBands)
+
+
+@hookimpl
+def register_connectivity(register):
+    register(Local)
+
+
+@hookimpl
+def register_rules(register):
+    register(ReadoutDelta)

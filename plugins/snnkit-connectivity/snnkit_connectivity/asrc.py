@@ -21,7 +21,10 @@ Speed. The reference path (``snnkit_core.scan.reference_scan`` with ``recurrent_
   ``addmm`` per step. For ASRC the part of the window Σ α_j y[t-j] that lies before the current chunk of
   L = 8 steps is one Toeplitz product plus one product with V per chunk; each step adds only its ≤ L-1
   in-chunk terms (see ``mixed_span_scan``).
-* The neuron runs a chunk as one autograd node when it has ``scan_chunk`` (``lif-soft``), else ``step``.
+* The neuron runs a chunk as one autograd node when it has its own ``scan_chunk`` (``lif-soft``), else ``step``.
+* The recurrent input reaches the neuron as ``step``'s / ``scan_chunk``'s separate ``recurrent`` argument;
+  only for a neuron that declares ``sums_inputs`` (it uses just the sum) is it added into the current first
+  (one fused ``addmm``), which gives the same numbers.
 * The input current is split/unbound once, never indexed per step (autograd's backward of ``current[t]``
   allocates a full-size gradient per step).
 * ASRC in eval mode runs the chunked SRC scan with span argmax p + 1.
@@ -33,7 +36,7 @@ import torch
 from torch import nn
 
 from snnkit_core.errors import ConfigError
-from snnkit_core import Connectivity, Param, Recurrence
+from snnkit_core import Connectivity, Neuron, Param, Recurrence
 
 
 def _orthogonal(size: int) -> nn.Parameter:
@@ -42,18 +45,17 @@ def _orthogonal(size: int) -> nn.Parameter:
     return nn.Parameter(w)
 
 
-def _run(neuron, current, state):
-    """Run the neuron over ``current`` (L, B, N) from ``state``: its one-node ``scan_chunk`` when it has one,
-    else a loop of ``step``. Returns ``(y, s, state)`` with y, s (L, B, N)."""
-    chunk = getattr(neuron, "scan_chunk", None)
-    if chunk is not None:
-        return chunk(current, state)
-    ys, ss = [], []
-    for i_t in current.unbind(0):
-        y, s, state = neuron.step(i_t, state)
-        ys.append(y)
-        ss.append(s)
-    return torch.stack(ys), torch.stack(ss), state
+def _own_chunk(neuron) -> bool:
+    """The neuron overrides ``Neuron.scan_chunk`` (one autograd node per chunk) rather than looping ``step``."""
+    return type(neuron).scan_chunk is not Neuron.scan_chunk
+
+
+def _run(neuron, current, state, recurrent=None):
+    """Run the neuron over ``current`` (L, B, N) (and ``recurrent``, or None) from ``state`` with ``scan_chunk``
+    (the base class loops ``step``). Returns ``(y, s, state)`` with y, s (L, B, N)."""
+    if recurrent is not None and neuron.sums_inputs:
+        current, recurrent = current + recurrent, None
+    return neuron.scan_chunk(current, state, recurrent)
 
 
 def chunked_skip_scan(neuron, current: torch.Tensor, weight: torch.Tensor, k: int):
@@ -62,11 +64,9 @@ def chunked_skip_scan(neuron, current: torch.Tensor, weight: torch.Tensor, k: in
     A neuron with ``skip_scan(current, weight, k)`` (``lif-soft`` on the CPU) runs the whole layer as one
     autograd node over preallocated buffers instead; otherwise the chunks are concatenated at the end.
     """
-    fast = getattr(neuron, "skip_scan", None)
-    if fast is not None:
-        res = fast(current, weight, k)
-        if res is not None:
-            return res
+    res = neuron.skip_scan(current, weight, k)  # Neuron.skip_scan: None unless the neuron has one
+    if res is not None:
+        return res
     T, B, N = current.shape
     state = neuron.initial_state(B, current.device, current.dtype)
     ys: list[torch.Tensor] = []
@@ -75,26 +75,33 @@ def chunked_skip_scan(neuron, current: torch.Tensor, weight: torch.Tensor, k: in
     # split once: slicing ``current`` per chunk would make autograd build a full-size zero gradient per slice
     for c, cur in enumerate(current.split(k)):
         t0, t1 = c * k, c * k + cur.shape[0]
+        rec = None
         if t0 > 0:  # y[t-k] for t in [t0, t1) is the previous chunk: one (L·B, N) x (N, N) product
-            cur = cur + torch.matmul(ys[-1][: t1 - t0], wt)
-        y, s, state = _run(neuron, cur, state)
+            rec = torch.matmul(ys[-1][: t1 - t0], wt)
+        y, s, state = _run(neuron, cur, state, rec)
         ys.append(y)
         ss.append(s)
     return torch.cat(ys), torch.cat(ss)
 
 
 def _one_step(neuron):
-    """A per-step function ``(I[t], state) -> (y, s, state)``: the neuron's one-node chunk scan on a 1-step
-    chunk when it has one (fewer autograd nodes than ``step``), else ``step``."""
-    chunk = getattr(neuron, "scan_chunk", None)
-    if chunk is None:
+    """A per-step function ``(I[t], state, R[t] or None) -> (y, s, state)``: the neuron's own one-node chunk
+    scan on a 1-step chunk when it has one (fewer autograd nodes than ``step``), else ``step``."""
+    if not _own_chunk(neuron):
         return neuron.step
 
-    def step(i_t, state):
-        y, s, state = chunk(i_t.unsqueeze(0), state)
+    def step(i_t, state, r_t=None):
+        y, s, state = neuron.scan_chunk(i_t.unsqueeze(0), state, None if r_t is None else r_t.unsqueeze(0))
         return y[0], s[0], state
 
     return step
+
+
+def _add_recurrent(neuron, i_t, y, wt):
+    """``(I[t], R[t])`` for R[t] = y @ wt: folded into I[t] by one ``addmm`` for a ``sums_inputs`` neuron."""
+    if neuron.sums_inputs:
+        return torch.addmm(i_t, y, wt), None
+    return i_t, torch.matmul(y, wt)
 
 
 def dense_scan(neuron, current: torch.Tensor, weight: torch.Tensor):
@@ -108,8 +115,8 @@ def dense_scan(neuron, current: torch.Tensor, weight: torch.Tensor):
     steps = current.unbind(0)  # one autograd node; current[t] per step would cost O(T·B·N) each in backward
     y = None
     for t in range(T):
-        i_t = steps[t] if y is None else torch.addmm(steps[t], y, wt)
-        y, s, state = step(i_t, state)
+        i_t, r_t = (steps[t], None) if y is None else _add_recurrent(neuron, steps[t], y, wt)
+        y, s, state = step(i_t, state, r_t)
         ys.append(y)
         ss.append(s)
     return torch.stack(ys), torch.stack(ss)
@@ -149,13 +156,18 @@ def mixed_span_scan(neuron, current: torch.Tensor, weight: torch.Tensor, alpha: 
             pre = torch.matmul(torch.matmul(A, hist).reshape(n, B, N), wt).unbind(0)  # n x (B, N), V applied
         for i in range(n):
             t = t0 + i
-            i_t = steps[t] if pre is None else steps[t] + pre[i]
+            i_t, r_t = steps[t], None if pre is None else pre[i]
+            if r_t is not None and neuron.sums_inputs:
+                i_t, r_t = i_t + r_t, None
             if i > 0:
                 mix = ys[t - 1] * a[0]
                 for j in range(2, min(i, K) + 1):
                     mix = torch.addcmul(mix, ys[t - j], a[j - 1])
-                i_t = torch.addmm(i_t, mix, wt)
-            y, s, state = step(i_t, state)
+                if neuron.sums_inputs:
+                    i_t = torch.addmm(i_t, mix, wt)
+                else:
+                    r_t = torch.matmul(mix, wt) if r_t is None else torch.addmm(r_t, mix, wt)
+            y, s, state = step(i_t, state, r_t)
             ys.append(y)
             ss.append(s)
     return torch.stack(ys), torch.stack(ss)
@@ -168,6 +180,7 @@ class DenseRecurrence(Recurrence):
     """``V y[t-1]``, V orthogonal (gain 1), no bias."""
 
     structure = "dense"
+    uses_scan_chunk = True
 
     def __init__(self, size: int):
         super().__init__(size, span=1)
@@ -187,6 +200,7 @@ class SkipRecurrence(Recurrence):
     """SRC: ``V y[t-k]``; scanned k steps per matrix product."""
 
     structure = "dense"
+    uses_scan_chunk = True
 
     def __init__(self, size: int, k: int):
         if k < 1:
@@ -210,6 +224,7 @@ class AdaptiveSkipRecurrence(Recurrence):
     """ASRC: ``V Σ_j α_j y[t-j]``, α = softmax(p/τ) over spans 1..K; hardmax span in eval mode."""
 
     structure = "dense"
+    uses_scan_chunk = True
 
     def __init__(self, size: int, max_span: int, lr_scale: float = 100.0, tau_decay: float = 0.96):
         if max_span < 1:

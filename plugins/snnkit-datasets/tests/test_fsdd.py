@@ -220,17 +220,18 @@ def test_load_splits_passes_progress_through(tmp_path):
 def test_data_prepare_drives_a_progress_bar(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
+    import snnkit_cli.data_cmds as data_cmds
     import snnkit_cli.main as cli_main
 
     root = _write_fsdd(tmp_path, speakers=("ann",), takes=range(0, 6))
     calls = []
 
-    class Recording(cli_main.RichProgress):
+    class Recording(data_cmds.RichProgress):
         def __call__(self, iterable, total=None, description=""):
             calls.append((total, description))
             yield from iterable
 
-    monkeypatch.setattr(cli_main, "RichProgress", Recording)
+    monkeypatch.setattr(data_cmds, "RichProgress", Recording)  # the data command's module renders the bar
     res = CliRunner().invoke(cli_main.cli, ["data", "prepare", "fsdd", "--data-dir", str(root), "--set", "n_mels=8"])
     assert res.exit_code == 0, res.output
     assert (60, "fsdd: log-mel features") in calls and (1, "preparing fsdd/train") in calls

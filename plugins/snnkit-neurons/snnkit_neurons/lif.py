@@ -18,9 +18,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-from torch import nn
 
-from snnkit_core.errors import ConfigError
+from snnkit_core.errors import ConfigError, IncompatibleError
 from snnkit_core import Neuron, Param
 from snnkit_core.surrogate import spike
 
@@ -92,44 +91,63 @@ class LIF(Neuron):
         kind, width = self.default_surrogate
         self.set_surrogate(kind, width)
 
-    def set_surrogate(self, kind: str, width: float) -> None:
-        self.surrogate = (kind, width)
-
-    def make_leak_trainable(self) -> nn.Parameter:
-        """Turn the per-neuron leak λ into a trainable parameter (BIP)."""
-        if not isinstance(self.leak, nn.Parameter):
-            value = self.leak.detach().clone()
-            del self._buffers["leak"]
-            self.leak = nn.Parameter(value)
-        return self.leak
-
     def initial_state(self, batch, device, dtype):
         z = torch.zeros(batch, self.size, device=device, dtype=dtype)
         return LIFState(z, z)
 
-    def step(self, current, state):
+    def step(self, current, state, recurrent=None):
+        if recurrent is not None:  # one membrane: it integrates the sum (Neuron.total_input, inlined)
+            current = current + recurrent
         a, s, _, state = lif_step(current, state, self.leak, self.tau_s, self.v_th, self.surrogate, self.hparams["detach_reset"])
         return a, s, state
 
-    def fused_scan(self, current, recurrence):
-        """The whole scan as one Triton kernel per direction (see kernels/lif_scan.py), or None if unsupported."""
+    def kernel_reason(self, device):
+        """None when the Triton kernels can run on ``device`` with this neuron's surrogate, else why not."""
         from . import kernels
 
-        if not kernels.usable(current.device.type) or current.dtype not in (torch.float32,):
+        if not kernels.usable(device.type):
+            return f"Triton kernels cannot run on {device.type}" + (f" ({kernels.failure})" if kernels.failure else "")
+        from .kernels.lif_scan import SUPPORTED_SURROGATES
+
+        if self.surrogate[0] not in SUPPORTED_SURROGATES:
+            return f"the lif kernel has no {self.surrogate[0]!r} surrogate"
+        return None
+
+    def fused_scan_reason(self, recurrence):
+        """The kernel takes no recurrence or a diagonal 1-step one (ScSr's self weights)."""
+        if recurrence is None or (recurrence.structure == "diagonal" and recurrence.span == 1 and recurrence.weight is not None):
             return None
-        if recurrence is not None and not (recurrence.structure == "diagonal" and recurrence.span == 1 and hasattr(recurrence, "weight")):
+        return f"the lif kernel takes no {recurrence.structure} recurrence of span {recurrence.span}"
+
+    def fused_scan(self, current, recurrence):
+        """The whole scan as one Triton kernel per direction (see kernels/lif_scan.py); None for a non-float32 input."""
+        from . import kernels
+
+        if current.dtype != torch.float32 or self.kernel_mode == "off" or not kernels.usable(current.device.type):
             return None
-        from .kernels.lif_scan import SUPPORTED_SURROGATES, lif_scan
+        from .kernels.lif_scan import lif_scan
 
         kind, width = self.surrogate
-        if kind not in SUPPORTED_SURROGATES:
-            return None
         w = recurrence.weight if recurrence is not None else None
         try:
             return lif_scan(current, self.leak, w, self.tau_s, self.v_th, kind, width, self.hparams["detach_reset"])
         except Exception as exc:  # compile/launch failure (the backward compiles on first use and cannot fall back)
             kernels.disable(exc)
+            if self.kernel_mode == "required":
+                raise IncompatibleError(f"--backend triton: neuron 'lif' has no fused kernel here: it failed ({exc})") from None
             return None
+
+    def fast_scan_reason(self, recurrence, device):
+        """The CPU scan takes a CPU layer with no recurrence or the diagonal 1-step self term, and a surrogate it implements."""
+        from .kernels.cpu import SURROGATE
+
+        if device.type != "cpu":
+            return f"the lif CPU scan runs on the CPU, not {device.type}"
+        if recurrence is not None and not (recurrence.structure == "diagonal" and recurrence.span == 1 and recurrence.weight is not None):
+            return f"the lif CPU scan takes no {recurrence.structure} recurrence of span {recurrence.span}"
+        if self.surrogate[0] not in SURROGATE:
+            return f"the lif CPU scan has no {self.surrogate[0]!r} surrogate"
+        return None
 
     def fast_scan(self, current, recurrence):
         """On the CPU: the whole scan as one autograd node, forward and reverse-time backward each one call into

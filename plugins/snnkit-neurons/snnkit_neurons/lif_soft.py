@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import torch
 
-from snnkit_core.errors import ConfigError
+from snnkit_core.errors import ConfigError, IncompatibleError
 from snnkit_core import Neuron, Param
 from snnkit_core.surrogate import spike, surrogate_grad
 
@@ -89,6 +89,7 @@ class LIFSoft(Neuron):
     has_psc = False
     has_surrogate = True
     has_leak = False
+    has_chunk_kernel = True
     default_surrogate = ("triangle", 1.0)
 
     def __init__(self, size: int, **params):
@@ -103,22 +104,22 @@ class LIFSoft(Neuron):
         self.detach_reset = bool(hp["detach_reset"])
         self.set_surrogate(*self.default_surrogate)
 
-    def set_surrogate(self, kind: str, width: float) -> None:
-        self.surrogate = (kind, width)
-
     def initial_state(self, batch, device, dtype):
         return SoftState(torch.zeros(batch, self.size, device=device, dtype=dtype))
 
-    def step(self, current, state):
+    def step(self, current, state, recurrent=None):
+        if recurrent is not None:  # one membrane: it integrates the sum (Neuron.total_input, inlined)
+            current = current + recurrent
         s, _, state = lif_soft_step(current, state, self.decay, self.v_th, self.surrogate, self.detach_reset)
         return s, s, state
 
-    def scan_chunk(self, current, state):
+    def scan_chunk(self, current, state, recurrent=None):
         """``current`` (L, B, N) -> ``(y, s, state)`` for L steps as one autograd node (same numbers as ``step``).
 
         Recurrences whose input for the next L steps is known in advance (SRC's chunks) call this instead of
         looping ``step``; it saves the per-op autograd graph of the step-by-step path.
         """
+        current = self.total_input(current, recurrent)
         kind, width = self.surrogate
         if self._kernel_ok(current):
             from . import kernels
@@ -129,6 +130,8 @@ class LIFSoft(Neuron):
                 return s, s, SoftState(u)
             except Exception as exc:  # compile/launch failure: the torch chunk below (see kernels.disable)
                 kernels.disable(exc)
+                if self.kernel_mode == "required":
+                    raise IncompatibleError(f"--backend triton: neuron 'lif-soft' has no fused kernel here: it failed ({exc})") from None
         if self._cpu_ok(current):  # the C chunk scan (or its torch loop) over preallocated buffers
             from .kernels.soft_cpu import SoftChunk
 
@@ -155,6 +158,14 @@ class LIFSoft(Neuron):
         s = SkipScan.apply(current, weight, k, self.decay, self.v_th, kind, width, self.detach_reset)
         return s, s
 
+    def fast_scan_reason(self, recurrence, device):
+        """Without recurrence on the CPU the whole sequence is one CPU chunk; a recurrence's own scan is used otherwise."""
+        from .kernels.cpu import SURROGATE
+
+        if recurrence is not None or device.type != "cpu":
+            return "the lif-soft CPU scan takes a CPU layer without recurrence"
+        return None if self.surrogate[0] in SURROGATE else f"the lif-soft CPU scan has no {self.surrogate[0]!r} surrogate"
+
     def fast_scan(self, current, recurrence):
         """Without recurrence, on the CPU: the whole sequence is one chunk (one call per direction)."""
         if recurrence is not None or not self._cpu_ok(current):
@@ -163,21 +174,34 @@ class LIFSoft(Neuron):
         return s, s
 
     def _kernel_ok(self, current) -> bool:
-        """The Triton chunk kernel applies: kernels allowed (``--backend auto|triton``), Triton can run on this
-        device, float32, and a surrogate the kernel implements."""
-        if not self.use_kernels or current.dtype != torch.float32:
+        """The plan allows kernels (``kernel_mode``, set from ``--backend``), float32, and no kernel failed since."""
+        if self.kernel_mode == "off" or current.dtype != torch.float32:
             return False
         from .kernels import usable
 
-        if not usable(current.device.type):
-            return False
+        return usable(current.device.type)
+
+    def kernel_reason(self, device):
+        """None when the Triton chunk kernel can run on ``device`` with this neuron's surrogate, else why not."""
+        from . import kernels
+
+        if not kernels.usable(device.type):
+            return f"Triton kernels cannot run on {device.type}" + (f" ({kernels.failure})" if kernels.failure else "")
         from .kernels.lif_soft_scan import SUPPORTED_SURROGATES
 
-        return self.surrogate[0] in SUPPORTED_SURROGATES
+        if self.surrogate[0] not in SUPPORTED_SURROGATES:
+            return f"the lif-soft kernel has no {self.surrogate[0]!r} surrogate"
+        return None
+
+    def fused_scan_reason(self, recurrence):
+        """Without recurrence the whole sequence is one chunk; a recurrence's own scan uses the chunk kernel instead."""
+        return None if recurrence is None else "the whole-sequence kernel takes no recurrence (its scan uses the chunk kernel)"
 
     def fused_scan(self, current, recurrence):
         """Without recurrence the whole sequence is one chunk: one kernel per direction."""
         if recurrence is not None or not self._kernel_ok(current):
+            if self.kernel_mode == "required" and current.dtype == torch.float32:
+                raise IncompatibleError("--backend triton: neuron 'lif-soft' has no fused kernel here (the kernels failed)")
             return None
         s, _, _ = self.scan_chunk(current, self.initial_state(current.shape[1], current.device, current.dtype))
         return s, s

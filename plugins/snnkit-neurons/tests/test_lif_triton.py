@@ -172,14 +172,17 @@ def test_fused_lif_soft_chunk_matches_the_torch_chunk(interpreter, kind, detach,
     _compare_soft("cpu", L=9, B=2, N=5, kind=kind, detach=detach, use_gu=use_gu)
 
 
-def test_lif_soft_kernel_in_src_network_matches_reference_and_backend_controls_it(interpreter):
+def test_lif_soft_kernel_in_src_network_matches_reference_and_backend_controls_it(interpreter, monkeypatch):
     from snnkit_connectivity.asrc import SRC
     from snnkit_connectivity.scsr import SelfRecurrent
     from snnkit_core.errors import IncompatibleError
     from snnkit_core.network import Network
-    from snnkit_core.scan import kernel_calls
     from snnkit_neurons.lif_soft import LIFSoft
 
+    lif_soft_scan = importlib.import_module("snnkit_neurons.kernels.lif_soft_scan")
+    calls = []
+    kernel = lif_soft_scan.soft_scan
+    monkeypatch.setattr(lif_soft_scan, "soft_scan", lambda *a, **k: calls.append(1) or kernel(*a, **k))
     torch.manual_seed(0)
     net = Network(3, [6, 6], 4, lambda k: LIFSoft(k), SRC(skip_span=3), readout="linear", weight_scale=2.0)
     x = torch.rand(11, 2, 3) * 2
@@ -187,22 +190,23 @@ def test_lif_soft_kernel_in_src_network_matches_reference_and_backend_controls_i
     def run(backend):
         net.backend = backend
         net.zero_grad()
-        before = kernel_calls()
+        before = len(calls)
         out = net(x).logits
         out.pow(2).sum().backward()
-        used = kernel_calls() - before
+        used = len(calls) - before
         return out.detach(), [p.grad.clone() for p in net.parameters() if p.grad is not None], used
 
     ref, g_ref, used_ref = run("reference")
     fast, g_fast, used_triton = run("triton")
     _, _, used_torch = run("torch")
     assert used_ref == 0 and used_torch == 0 and used_triton == 2 * 4  # 2 layers x ceil(11/3) chunks
+    run("triton")
+    assert net.paths() == ["connectivity+kernel"] * 2  # the path is chosen once, at planning, and named
     assert torch.allclose(fast, ref, atol=1e-5)
     assert len(g_ref) == len(g_fast) and all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(g_ref, g_fast))
     net2 = Network(3, [6, 6], 4, lambda k: LIFSoft(k), SelfRecurrent(), readout="linear")
-    net2.backend = "triton"  # the self-recurrence scan loops `step`: no kernel runs, so triton must refuse
     with pytest.raises(IncompatibleError, match="no fused kernel"):
-        net2(x)
+        net2.backend = "triton"  # the self-recurrence scan loops `step`: no kernel runs, so triton is refused when planned
 
 
 @pytest.mark.cuda
@@ -247,6 +251,5 @@ def test_a_failing_kernel_falls_back_under_auto_and_is_refused_under_triton(inte
         got = net(x).logits
     assert torch.equal(got, expected) and kernels.failure is not None
     assert not kernels.usable("cpu")
-    net.backend = "triton"
     with pytest.raises(IncompatibleError, match="no fused kernel"):
-        net(x)
+        net.backend = "triton"  # refused when the path is planned, before any forward

@@ -59,7 +59,7 @@ class BIP(LearningRule):
 
     def setup(self, network):
         for i, layer in enumerate(self.layers(network)):
-            if not hasattr(layer.neuron, "make_leak_trainable"):
+            if not layer.neuron.has_leak or layer.neuron.leak is None:
                 raise IncompatibleError(f"bip needs a neuron with a per-neuron leak; layer {i} has {type(layer.neuron).__name__}")
             layer.neuron.make_leak_trainable()
         self.clamp(network)

@@ -42,9 +42,8 @@ class BPTT(LearningRule):
         kind, width = self.hparams["surrogate"], self.hparams["surrogate_width"]
         for layer in [*network.spiking_layers()]:
             n = layer.neuron
-            dk, dw = getattr(n, "default_surrogate", ("sigmoid", 0.2))
-            if hasattr(n, "set_surrogate"):
-                n.set_surrogate(dk if kind == "auto" else kind, width or dw)
+            dk, dw = n.default_surrogate
+            n.set_surrogate(dk if kind == "auto" else kind, width or dw)
 
     def loss(self, output, target):
         return F.cross_entropy(output.logits, target)

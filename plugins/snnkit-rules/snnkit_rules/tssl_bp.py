@@ -335,19 +335,26 @@ class TSSLBP(LearningRule):
         Param("grad_clip", 1.0, "clip the global gradient norm to this after autograd (0: off)"),
         Param("weight_clip", 4.0, "clamp feedforward, skip and self weights to [-c, c] after each step (0: off)"),
     )
-    compatibility = Compatibility(neurons=frozenset({"lif"}), connectivity=frozenset({"ff", "self", "skip", "srsc"}), neuron_caps=("has_psc",))
+    # by declared capability: a PSC neuron with a per-neuron leak (and, checked at setup, tau_s and v_th); a
+    # hidden recurrence of at most a diagonal (1-step) self weight, folded into the backward; none at the output
+    compatibility = Compatibility(neuron_caps=("has_psc", "has_leak"), recurrence=frozenset({"none", "diagonal"}),
+                                  output_recurrence=frozenset({"none"}))
     readout = "spiking"
+    owns_scan = True  # every spiking layer runs TSSLScan; --backend triton|reference cannot apply
 
     # ---------------------------------------------------------------------- assembly
 
-    def check(self, neuron_cls, conn_cls):
-        problems = [p for p in super().check(neuron_cls, conn_cls) if "has_psc" not in p]
-        if not getattr(neuron_cls, "has_psc", False):
-            problems.append(
-                f"rule 'tssl-bp' needs a neuron with a PSC kernel (has_psc: its output is the synaptic trace a[t], "
-                f"which the kernel loss and the all-or-none backward act on); {neuron_cls.name!r} has none"
-            )
-        return problems
+    def reasons(self, neuron_cls, conn_cls):
+        from snnkit_core.compat import Reason
+
+        out = []
+        for r in super().reasons(neuron_cls, conn_cls):
+            if r.need == "has_psc":
+                r = Reason(r.rule, r.component, r.name, r.need,
+                           f"rule 'tssl-bp' needs a neuron with a PSC kernel (has_psc: its output is the synaptic trace "
+                           f"a[t], which the kernel loss and the all-or-none backward act on); {r.name!r} has none")
+            out.append(r)
+        return out
 
     #: surrogate width used when ``surrogate_width`` is 0, per (resolved) backward form
     DEFAULT_WIDTH = {"surrogate": 0.5, "2021": 0.2, "2020": 0.2}
@@ -367,8 +374,9 @@ class TSSLBP(LearningRule):
             raise IncompatibleError("tssl-bp trains a spiking output layer; use readout 'spiking' (the default), not 'linear'")
         for i, layer in enumerate(network.spiking_layers()):
             n = layer.neuron
-            if not getattr(n, "has_psc", False) or not hasattr(n, "leak") or not hasattr(n, "tau_s"):
-                raise IncompatibleError(f"tssl-bp needs a PSC neuron with leak and tau_s (lif); layer {i} has {type(n).__name__}")
+            if not n.has_psc or n.leak is None or n.tau_s is None or n.v_th is None:
+                raise IncompatibleError(f"tssl-bp needs a PSC neuron with leak, tau_s and v_th set (e.g. lif); layer {i} "
+                                        f"has {type(n).__name__}")
             rec = layer.recurrence
             if rec is not None and (getattr(rec, "structure", None) != "diagonal" or rec.span != 1):
                 raise IncompatibleError(
@@ -378,27 +386,35 @@ class TSSLBP(LearningRule):
         self.stats = TrainingStats()
         layers = list(network.spiking_layers())
         self._layer_names = [f"layer{i}" for i in range(len(layers) - 1)] + ["output"]
-        index = {id(layer): i for i, layer in enumerate(layers)}
-        per_layer = {}
         for i, layer in enumerate(layers):
-            form = self.hparams["backward"]
-            if form == "hybrid":
-                form = "2021" if i == len(layers) - 1 else "surrogate"
-            per_layer[id(layer)] = dict(self._opts(form), layer=i, stats=self.stats)
+            layer.tssl_index = i  # travels with the layer (a copied network plans the same per-layer options)
         self._layers = layers
+        self._tau_s = float(network.output.neuron.tau_s)
+        if self not in network.rules:  # set up outside assembly (tests, scripts): attach, so its scan runs
+            network.plan(rules=(*network.rules, self))
+
+    def _layer_opts(self, i: int) -> dict:
+        """Layer ``i``'s backward options: ``hybrid`` resolves to 2021 at the output layer, surrogate below it."""
+        form = self.hparams["backward"]
+        if form == "hybrid":
+            form = "2021" if i == len(self._layers) - 1 else "surrogate"
+        return dict(self._opts(form), layer=i, stats=self.stats)
+
+    def layer_scan(self, layer, default):
+        """Every spiking layer runs :class:`TSSLScan` (its forward equals the reference scan)."""
+        i = layer.tssl_index
+        opts = self._layer_opts(i)
 
         def scan(layer, current):
             rec = layer.recurrence
             w_s = rec.weight if rec is not None else None
             n = layer.neuron
-            opts = per_layer[id(layer)]
             a, s = TSSLScan.apply(current, w_s, n.leak, float(n.tau_s), float(n.v_th), opts)
             if torch.is_grad_enabled() and layer.training:
-                self.stats.forward(index[id(layer)], s.detach())
+                self.stats.forward(i, s.detach())
             return a, s
 
-        network.scan_override = scan
-        self._tau_s = float(network.output.neuron.tau_s)
+        return scan
 
     def check_data(self, steps, channels):
         if self.hparams["loss"] == "kernel":

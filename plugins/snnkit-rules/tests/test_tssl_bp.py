@@ -608,7 +608,7 @@ def test_presets_load_and_the_fsdd_one_builds():
     cfg = TrainConfig.from_toml(next(p for p in presets if p.stem == "scsr-fsdd")).evolve(device="cpu")
     built = build(cfg)
     assert isinstance(built.network.layers[0].neuron.leak, torch.nn.Parameter)
-    assert built.network.scan_override is not None
+    assert set(built.network.paths()) == {"rule:tssl-bp"}  # every spiking layer runs the rule's scan
 
 
 def test_unusable_sequence_length_fails_before_the_run_directory_is_written(tmp_path, _cache):

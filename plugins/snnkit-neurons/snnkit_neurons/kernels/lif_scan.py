@@ -138,9 +138,6 @@ class LIFScan(torch.autograd.Function):
         with on_device(cur.device):
             _lif_fwd[grid](cur, lam, wv, a, s, u, T, B * N, N, 1 - 1 / tau_s, 1 / tau_s, v_th, HAS_W=has_w, BLOCK=BLOCK,
                            **NO_FMA)
-        from snnkit_core.scan import note_kernel_call
-
-        note_kernel_call()
         ctx.save_for_backward(a, s, u, lam, wv)
         ctx.cfg = (tau_s, v_th, kind, width, detach_reset, has_w, current.dtype)
         s_out = s.to(current.dtype)

@@ -70,8 +70,6 @@ class SoftScanKernel(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, current, u0, decay, v_th, kind, width, detach_reset):
-        from snnkit_core.scan import note_kernel_call
-
         L, B, N = current.shape
         cur = current.contiguous()
         u_init = u0.contiguous()
@@ -81,7 +79,6 @@ class SoftScanKernel(torch.autograd.Function):
         grid = (triton.cdiv(B * N, BLOCK),)
         with on_device(cur.device):
             _soft_fwd[grid](cur, u_init, s, h, u, L, B * N, float(decay), float(v_th), BLOCK=BLOCK, **NO_FMA)
-        note_kernel_call()
         ctx.save_for_backward(h)
         ctx.consts = (decay, v_th, kind, width, detach_reset)
         return s, u

@@ -1,0 +1,52 @@
+"""``snnkit bench``: parse -> snnkit_core.bench.run_benchmarks -> render."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.table import Table
+
+from .main import expected_errors
+from .render import console
+
+
+@click.command()
+@click.option("--workload", "workloads", multiple=True, help="Workload group (scsr-ti46, src-psmnist, src-ssc, ff-16k, tiny); repeatable. Default: all on CUDA, tiny on CPU.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--repeats", default=20, show_default=True, type=click.IntRange(min=1), help="Timed steps per path (median reported).")
+@click.option("--warmup", default=3, show_default=True, type=click.IntRange(min=0))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of a table.")
+@click.option("--steps", type=click.IntRange(min=1), help="Time steps T of every workload (default: each workload's own).")
+@click.option("--batch", type=click.IntRange(min=1), help="Batch size of every workload (default: each workload's own).")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans (default: torch's, one per core).")
+@expected_errors
+def bench(workloads, device, repeats, warmup, as_json, steps, batch, threads):
+    """Time a full training step on each implementation path of the same network, with ratios and a lower bound."""
+    from snnkit_core.bench import run_benchmarks
+    from snnkit_core.host import keep_freed_memory, set_threads
+    from snnkit_core.training import resolve_device
+
+    n_threads = set_threads(threads)
+    keep_freed_memory()
+    report = run_benchmarks(list(workloads), resolve_device(device), repeats=repeats, warmup=warmup, steps=steps, batch=batch)
+    report["meta"]["threads"] = n_threads
+    meta, results = report["meta"], report["results"]
+    if as_json:
+        click.echo(json.dumps({"meta": meta, "results": results}, indent=2))
+        return
+    t = Table(title=f"snnkit bench on {meta['device_name']} (torch {meta['torch']}, {n_threads} threads)")
+    for col in ("workload", "backend", "ran", "T x B", "median ms", "peak MB", "x vs ref", "bound ms", "fraction of bound"):
+        t.add_column(col, justify="right" if col != "workload" else "left")
+    for r in results:
+        if "skipped" in r:
+            t.add_row(r["workload"], "-", "-", "", "skipped: " + r["skipped"].split(".")[0], "", "", "", "")
+            continue
+        shape = f"{r['steps']} x {r['batch']}"
+        for path, p in r["paths"].items():
+            if "error" in p:
+                t.add_row(r["workload"], path, "refused", shape, "n/a: " + p["error"][:60], "", "", "", "")
+                continue
+            t.add_row(r["workload"], path, p["ran"], shape, f"{p['median_ms']:.2f}", "-" if p["peak_mb"] is None else f"{p['peak_mb']:.0f}",
+                      f"{p['speedup_vs_reference']:.2f}", f"{r['lower_bound_ms']:.2f}", f"{p['fraction_of_bound']:.3f}")
+    console.print(t)

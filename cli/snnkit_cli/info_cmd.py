@@ -1,0 +1,84 @@
+"""``snnkit info NAME``: parse -> snnkit_core.registry / compat -> render."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.table import Table
+
+from .main import expected_errors
+from .render import console
+
+
+@click.command()
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["neuron", "connectivity", "rule", "dataset"]), help="When NAME is ambiguous.")
+@expected_errors
+def info(name, kind):
+    """What a component is: description, parameters (defaults, units) and compatibility."""
+    import inspect
+
+    from snnkit_core.errors import UnknownComponentError
+    from snnkit_core.plugins import get_registry
+
+    reg = get_registry()
+    found = [c for c in reg.find(name) if kind is None or c.kind == kind]
+    if not found:
+        if kind:
+            others = reg.find(name)
+            if others:
+                raise UnknownComponentError(kind, name, reg.names(kind), note=f"that name is a {others[0].kind}, not a {kind} (snnkit info {name})")
+            reg.component(kind, name)  # raises, naming a broken plugin that would provide it
+        notes = [reg.unavailable(k, name) for k in ("neuron", "connectivity", "rule", "dataset") if reg.unavailable(k, name)]
+        raise UnknownComponentError("component", name, sorted({c.name for c in reg.all()}), note=notes[0] if notes else "")
+    for comp in found:
+        cls = comp.cls
+        console.rule(f"[bold]{comp.kind} {comp.name}[/]  (plugin {comp.plugin})")
+        console.print(cls.description or "")
+        # the class's own docstring (a module often holds several components); the module's when it has none
+        doc = inspect.cleandoc(cls.__dict__.get("__doc__") or "") or inspect.getdoc(sys.modules[cls.__module__]) or ""
+        if doc:
+            console.print(doc, markup=False, highlight=False)
+        if cls.params:
+            t = Table(title="parameters (--set %s.KEY=VALUE)" % ({"connectivity": "conn", "rule": f"rule.{comp.name}"}.get(comp.kind, comp.kind)))
+            for col in ("name", "default", "unit", "meaning"):
+                t.add_column(col)
+            for p in cls.params:
+                meaning = p.help + (f" (one of {', '.join(map(str, p.choices))})" if p.choices else "")
+                t.add_row(p.name, repr(p.default), p.unit, meaning)
+            console.print(t)
+        for line in _compat_lines(comp, reg):
+            console.print(line)
+
+
+def _compat_lines(comp, reg) -> list[str]:
+    from snnkit_core.compat import accepted_by, refusals, rules_for
+
+    cls = comp.cls
+    if comp.kind == "rule":
+        c = cls.compatibility
+        neurons, conns = accepted_by(reg, cls())
+        return [
+            f"role: {cls.role}; readout: {cls.readout}",
+            f"neurons: {', '.join(neurons) or '(none installed)'}" + (f" (needs {', '.join(c.neuron_caps)})" if c.neuron_caps else ""),
+            f"connectivity: {', '.join(conns) or '(none installed)'}",
+        ]
+    if comp.kind == "neuron":
+        caps = [cap for cap in ("has_psc", "has_surrogate", "has_leak") if getattr(cls, cap, False)]
+        return [f"capabilities: {', '.join(caps) or '-'}", f"rules: {', '.join(rules_for(reg, 'neuron', cls)) or '-'}",
+                *_refused_lines(refusals(reg, "neuron", cls))]
+    if comp.kind == "connectivity":
+        return [f"recurrence: {cls.recurrence}; skip edges: {'yes' if cls.has_skip else 'no'}",
+                f"rules: {', '.join(rules_for(reg, 'connectivity', cls)) or '-'}",
+                *_refused_lines(refusals(reg, "connectivity", cls))]
+    if comp.kind == "dataset":
+        return [f"source: {cls.source or '-'}", f"licence: {cls.licence or '-'}", f"splits: {', '.join(cls.splits)}"]
+    return []
+
+
+def _refused_lines(refused: dict) -> list[str]:
+    return [f"not {rule}: needs " + ", ".join(r.need for r in reasons) for rule, reasons in refused.items()]
+
+
+# -------------------------------------------------------------------------------------------- train

@@ -1,0 +1,215 @@
+"""``snnkit train``: parse -> snnkit_core.runconfig / training -> render."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from .main import expected_errors
+from .render import RichProgress, console, epoch_row, epoch_table, err_console
+
+
+@click.command()
+@click.option("--neuron", help="Neuron model (snnkit list-plugins).")
+@click.option("--conn", help="Connectivity: ff, self, skip, srsc, ...")
+@click.option("--rule", "rules", multiple=True, help="Learning rule; repeat to add an add-on rule (--rule tssl-bp --rule bip).")
+@click.option("--dataset", help="Dataset name (default: the shipped espeak-digits).")
+@click.option("--data-dir", type=click.Path(), help="Data root (or the corpus folder; for `arrays`, the file); default $SNNKIT_DATA.")
+@click.option("--hidden", help="Hidden layer sizes, e.g. 400,400,400.")
+@click.option("--epochs", type=int)
+@click.option("--batch-size", type=int)
+@click.option("--lr", type=float, help="Learning rate (default: the rule's).")
+@click.option("--seed", type=int)
+@click.option("--seeds", help="Train the same config once per seed into OUT/seed-K: a count (3: seeds 0,1,2) or a list (0,1,2); writes OUT/seeds.json with mean ± sd.")
+@click.option("--val-fraction", type=float, help="Share of train held out (stratified, seeded) to choose the best epoch when the dataset has no val split; 0: none (default 0.1).")
+@click.option("--device", help="auto (GPU when there is one), cpu or cuda.")
+@click.option("--data-on-device", is_flag=True, default=None, help="Keep each split on the GPU as one tensor (no per-batch copy).")
+@click.option("--backend", type=click.Choice(["auto", "triton", "torch", "reference"]), help="Scan implementation (auto: fused Triton kernels on CUDA where they exist).")
+@click.option("--out", "out", type=click.Path(file_okay=False), help="Run directory (default runs/<time>-<combo>).")
+@click.option("--limit", type=int, help="Train and test on at most N examples each (quick checks).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML config; options given here override it.")
+@click.option("--resume", type=click.Path(file_okay=False), help="Continue a killed run from its last checkpoint.")
+@click.option("--init-from", "init_from", type=click.Path(file_okay=False), help="Start a new run from the weights of RUN_DIR's checkpoint (fine-tuning; after a NaN/divergence with a lower --lr).")
+@click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Component parameter, e.g. neuron.tau_m=8 (repeatable).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--tensorboard", is_flag=True, help="Also log each epoch's metrics to RUN_DIR/tensorboard/ (needs the tensorboard package).")
+@click.option("--devices", type=click.IntRange(min=1), help="Data-parallel over N processes on this machine (one GPU each on CUDA; gloo on CPU); --batch-size is per process. See docs/scale.md.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans (default: torch's, one per core); recorded in the manifest.")
+@expected_errors
+def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, seeds, val_fraction, device, data_on_device, backend, out, limit, config_file, resume, init_from, sets, quiet, tensorboard, devices, threads):
+    """Train a network. With no options: a sensible default on the shipped dataset."""
+    import contextlib
+
+    from snnkit_core import rundir, runconfig
+    from snnkit_core.distributed import env_world
+    from snnkit_core.host import keep_freed_memory, set_threads
+
+    set_threads(threads)
+    keep_freed_memory()
+
+    main_rank = env_world().main
+    if not main_rank:  # torchrun / --devices: rank 0 alone renders
+        console.quiet = quiet = True
+    with contextlib.ExitStack() as stack:
+        if resume:
+            given = dict(neuron=neuron, conn=conn, rule=rules, dataset=dataset, hidden=hidden, epochs=epochs,
+                         batch_size=batch_size, lr=lr, seed=seed, seeds=seeds, val_fraction=val_fraction,
+                         data_on_device=data_on_device, out=out, limit=limit, config=config_file, set=sets,
+                         init_from=init_from)
+            run_dir = Path(resume)
+            if main_rank and not (devices and devices > 1):  # --devices: its rank-0 process takes the lock
+                runconfig.resume_config(run_dir, given, {}, write=False)  # refuse options before taking the lock
+                stack.enter_context(rundir.locked(run_dir))  # nobody else writes here from now until the run ends
+            moved = dict(data_dir=data_dir, device=device, backend=backend)
+            cfg = runconfig.resume_config(run_dir, given, moved, write=main_rank)  # under torchrun rank 0 writes
+            done = runconfig.completed(run_dir, cfg)
+            if done:
+                console.print(done, markup=False, highlight=False, soft_wrap=True)
+                return
+        else:
+            options = dict(neuron=neuron, conn=conn, dataset=dataset, data_dir=data_dir, hidden=hidden, epochs=epochs,
+                           batch_size=batch_size, lr=lr, seed=seed, device=device, data_on_device=data_on_device,
+                           backend=backend, limit=limit, val_fraction=val_fraction, init_from=init_from)
+            cfg = runconfig.new_config(config_file, options, tuple(rules), sets)
+            run_dir = Path(out) if out else None
+        if seeds is not None:
+            if run_dir is None:
+                run_dir = rundir.make_unique_dir(Path("runs"), runconfig.default_run_name(cfg, "-seeds"))
+            _train_seeds(cfg, run_dir, seeds, seed, quiet, tensorboard, devices, threads)
+            return
+        _train_one(cfg, run_dir, bool(resume), quiet, tensorboard, devices, threads)
+
+
+def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, tensorboard: bool = False, devices: int | None = None,
+                 threads: int | None = None) -> None:
+    """The same config once per seed into ``base/seed-K``, then ``base/seeds.json`` (mean ± sd)."""
+    from snnkit_core.errors import ConfigError
+    from snnkit_core.protocol import parse_seeds, seeds_report, write_json_atomic
+
+    if seed is not None:
+        raise ConfigError("--seed and --seeds together: give the seeds with --seeds alone (e.g. --seeds 0,1,2)")
+    chosen = parse_seeds(seeds)
+    taken = [str(base / f"seed-{s}") for s in chosen if (base / f"seed-{s}" / "checkpoint.pt").exists()]
+    if taken:
+        raise ConfigError(f"{', '.join(taken)} already hold runs; choose another --out (each seed trains into OUT/seed-K)")
+    runs = {}
+    for s in chosen:
+        runs[s] = base / f"seed-{s}"
+        _train_one(cfg.evolve(seed=s), runs[s], False, quiet, tensorboard, devices, threads)
+    report = seeds_report(runs)
+    write_json_atomic(report, base / "seeds.json")
+    from .protocol_cmds import render_seeds
+
+    render_seeds(report, base / "seeds.json")
+
+
+def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard: bool = False,
+               devices: int | None = None, threads: int | None = None) -> None:
+    """Check everything (components, --out, data) before a run directory is written, then train and render.
+    ``run_dir`` None: a unique default name under runs/."""
+    from snnkit_core import rundir
+    from snnkit_core.distributed import env_world
+    from snnkit_core.errors import ConfigError
+    from snnkit_core.protocol import load_protocol_splits
+    from snnkit_core.runconfig import default_run_name
+    from snnkit_core.training import build, check_inputs
+
+    world = env_world()
+    if devices and devices > 1:
+        from .launch import launch_train
+
+        if run_dir is None:
+            run_dir = rundir.make_unique_dir(Path("runs"), default_run_name(cfg))
+        return launch_train(devices, cfg, run_dir, resume=resume, quiet=quiet, tensorboard=tensorboard, threads=threads)
+    if world.active and run_dir is None:
+        raise ConfigError("under torchrun every process must name the same run directory: give --out DIR")
+    built = build(cfg)  # every component and parameter checked before anything is read or written
+    if not resume and world.main:
+        rundir.check_new_run(run_dir) if run_dir else rundir.check_writable(Path("runs"), "the runs folder")
+    tb = None
+    with RichProgress(enabled=not quiet and sys.stderr.isatty()) as progress:
+        data, val_info = None, None
+        if not world.active:  # one process: load and check the data before the header; several: train() loads
+            train_data, val_data, test_data, val_info = load_protocol_splits(built, progress)
+            check_inputs(built, train_data, test_data)
+            data = (train_data, val_data, test_data)
+        if run_dir is None:  # unique even for two runs started in the same second
+            run_dir = rundir.make_unique_dir(Path("runs"), default_run_name(cfg))
+        if tensorboard and world.main:  # fail before training when the extra is missing; rank 0 alone writes
+            from snnkit_core.metrics import TensorBoardWriter
+
+            tb = TensorBoardWriter(run_dir)
+        console.print(
+            (f"resuming [bold]{escape(str(run_dir))}[/]: " if resume else "")
+            + f"[bold]snnkit train[/] neuron={cfg.neuron} conn={cfg.conn} rule={'+'.join(cfg.rules)} dataset={cfg.dataset} "
+            f"hidden={','.join(map(str, cfg.hidden))} epochs={cfg.epochs} -> {escape(str(run_dir))}"
+        )
+        try:
+            last, table = _epochs(cfg, run_dir, resume, progress, built, data, val_info, tb)
+        finally:
+            if tb is not None:
+                tb.close()
+    _render_result(run_dir, last, table)
+
+
+def _epochs(cfg, run_dir: Path, resume: bool, progress, built, data, val_info, tb):
+    """Train, printing one line per epoch; returns the last record and the epoch table. Ctrl-C says how to resume."""
+    from snnkit_core.training import train as run_train
+
+    table = epoch_table()
+    last = None
+    try:
+        for rec in run_train(cfg, run_dir, resume=resume, progress=progress, built=built, data=data, val_info=val_info):
+            last = rec
+            if tb is not None:
+                tb.add(rec.to_json())
+            table.add_row(*epoch_row(rec))
+            console.print(
+                f"epoch {rec.epoch:>3}  loss {rec.train_loss:.4f}  train {100 * rec.train_accuracy:6.2f}%  "
+                + (f"val {100 * rec.val_accuracy:6.2f}%  " if rec.val_accuracy is not None else "")
+                + f"test {100 * rec.test_accuracy:6.2f}%  {rec.seconds:6.1f}s"
+                + (f"  {_summary(rec.extra)}" if rec.extra else "")
+            )
+    except KeyboardInterrupt:
+        done = f" after epoch {last.epoch} of {cfg.epochs}" if last is not None else ""
+        err_console.print(
+            f"interrupted{done}; {run_dir} keeps every epoch that finished. "
+            f"Continue with: snnkit train --resume {run_dir}", markup=False, highlight=False, soft_wrap=True,
+        )
+        sys.exit(130)
+    return last, table
+
+
+def _render_result(run_dir: Path, last, table) -> None:
+    if last is not None:
+        console.print(table)
+        console.print(f"final test accuracy [bold]{100 * last.test_accuracy:.2f}%[/]; run directory {escape(str(run_dir))}")
+    summary = _read_json(run_dir / "summary.json")
+    if summary and summary.get("best_epoch"):
+        console.print(
+            f"best validation epoch {summary['best_epoch']} (val {100 * summary['best_val_accuracy']:.2f}%): "
+            f"test accuracy at it [bold]{100 * summary['test_accuracy_at_best']:.2f}%[/] (weights in best.pt)"
+        )
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _summary(extra: dict) -> str:
+    parts = []
+    for k, v in extra.items():
+        if isinstance(v, float):
+            parts.append(f"{k} {v:.3g}")
+        elif k == "recurrence":
+            continue
+        elif isinstance(v, (int, str)):
+            parts.append(f"{k} {v}")
+    return "  ".join(parts)

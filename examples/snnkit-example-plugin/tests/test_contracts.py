@@ -1,0 +1,26 @@
+"""snnkit's contract tests (snnkit_core.testing) for each component of this plugin."""
+
+from snnkit_core.testing import ConnectivityContract, DatasetContract, NeuronContract, RuleContract
+from snnkit_example.bands import PoissonBands
+from snnkit_example.local import Local
+from snnkit_example.neuron import IF
+from snnkit_example.readout import ReadoutDelta
+
+
+class TestIF(NeuronContract):
+    neuron_cls = IF
+
+
+class TestLocal(ConnectivityContract):
+    conn_cls = Local
+    neuron_cls = IF
+
+
+class TestReadoutDelta(RuleContract):
+    rule_cls = ReadoutDelta
+    neuron_cls = IF
+
+
+class TestPoissonBands(DatasetContract):
+    dataset_cls = PoissonBands
+    params = {"examples": 32}
