@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import datetime
 import hashlib
 import os
 import socket
@@ -105,8 +106,19 @@ def setup(device: torch.device) -> World:
 
 
 def _teardown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    """Leave the group together: a rank that tears its connections down while a peer is still writing the
+    run directory can make that peer's gloo threads abort it. The barrier is bounded (gloo's monitored
+    barrier) so a peer that already died does not hang the exit."""
+    if not dist.is_initialized():
+        return
+    try:
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=60))
+        else:
+            dist.barrier()
+    except Exception:  # noqa: BLE001 - a peer is gone; leave anyway
+        pass
+    dist.destroy_process_group()
 
 
 @contextlib.contextmanager
