@@ -72,18 +72,24 @@ ZIP_MD5 = {
 }
 
 
-def read_events(path: Path) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
-    """Per-example spike times (s) and units, and the labels, of one Heidelberg hdf5 file."""
+def _open_h5(path: Path):
+    """The Heidelberg hdf5 file at ``path``, open, after checking it has all of :data:`FIELDS`."""
     import h5py
 
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
         raise DatasetError(f"cannot open {path} as HDF5 ({exc}); truncated download, or still gzipped?") from None
-    with f:
-        for field in FIELDS:
-            if field not in f:
-                raise DatasetError(f"{path} lacks the field {field!r} (a Heidelberg file has {', '.join(FIELDS)})")
+    missing = [field for field in FIELDS if field not in f]
+    if missing:
+        f.close()
+        raise DatasetError(f"{path} lacks the field {missing[0]!r} (a Heidelberg file has {', '.join(FIELDS)})")
+    return f
+
+
+def read_events(path: Path) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """Per-example spike times (s) and units, and the labels, of one Heidelberg hdf5 file."""
+    with _open_h5(path) as f:
         try:
             times = list(f["spikes/times"][:])
             units = list(f["spikes/units"][:])
@@ -99,16 +105,7 @@ def read_events(path: Path) -> tuple[list[np.ndarray], list[np.ndarray], np.ndar
 
 def read_labels(path: Path) -> np.ndarray:
     """The labels of one Heidelberg hdf5 file (after checking it has all of :data:`FIELDS`)."""
-    import h5py
-
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise DatasetError(f"cannot open {path} as HDF5 ({exc}); truncated download, or still gzipped?") from None
-    with f:
-        for field in FIELDS:
-            if field not in f:
-                raise DatasetError(f"{path} lacks the field {field!r} (a Heidelberg file has {', '.join(FIELDS)})")
+    with _open_h5(path) as f:
         n_t, n_u = len(f["spikes/times"]), len(f["spikes/units"])
         try:
             labels = np.asarray(f["labels"][:], dtype=np.int64)
