@@ -105,13 +105,7 @@ class LIF(Neuron):
         """None when the Triton kernels can run on ``device`` with this neuron's surrogate, else why not."""
         from . import kernels
 
-        if not kernels.usable(device.type):
-            return f"Triton kernels cannot run on {device.type}" + (f" ({kernels.failure})" if kernels.failure else "")
-        from .kernels.lif_scan import SUPPORTED_SURROGATES
-
-        if self.surrogate[0] not in SUPPORTED_SURROGATES:
-            return f"the lif kernel has no {self.surrogate[0]!r} surrogate"
-        return None
+        return kernels.unusable_reason(device.type, self.surrogate[0], "lif_scan", "lif")
 
     def fused_scan_reason(self, recurrence):
         """The kernel takes no recurrence or a diagonal 1-step one (ScSr's self weights)."""

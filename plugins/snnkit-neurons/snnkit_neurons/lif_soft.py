@@ -185,13 +185,7 @@ class LIFSoft(Neuron):
         """None when the Triton chunk kernel can run on ``device`` with this neuron's surrogate, else why not."""
         from . import kernels
 
-        if not kernels.usable(device.type):
-            return f"Triton kernels cannot run on {device.type}" + (f" ({kernels.failure})" if kernels.failure else "")
-        from .kernels.lif_soft_scan import SUPPORTED_SURROGATES
-
-        if self.surrogate[0] not in SUPPORTED_SURROGATES:
-            return f"the lif-soft kernel has no {self.surrogate[0]!r} surrogate"
-        return None
+        return kernels.unusable_reason(device.type, self.surrogate[0], "lif_soft_scan", "lif-soft")
 
     def fused_scan_reason(self, recurrence):
         """Without recurrence the whole sequence is one chunk; a recurrence's own scan uses the chunk kernel instead."""

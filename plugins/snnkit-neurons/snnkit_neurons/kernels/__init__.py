@@ -21,6 +21,18 @@ def usable(device_type: str) -> bool:
     return failure is None and triton_available(device_type)
 
 
+def unusable_reason(device_type: str, surrogate: str, module: str, kernel: str) -> str | None:
+    """None when ``kernel`` (in ``kernels.<module>``, imported only when Triton is usable) can run on
+    ``device_type`` with ``surrogate``, else why not."""
+    if not usable(device_type):
+        return f"Triton kernels cannot run on {device_type}" + (f" ({failure})" if failure else "")
+    import importlib
+
+    if surrogate not in importlib.import_module(f"{__name__}.{module}").SUPPORTED_SURROGATES:
+        return f"the {kernel} kernel has no {surrogate!r} surrogate"
+    return None
+
+
 def disable(exc: BaseException) -> None:
     """A kernel failed to compile or launch (e.g. a GPU Triton does not support): warn once and use the torch
     scans for the rest of the process. Under ``--backend triton`` the network then refuses the layer."""
