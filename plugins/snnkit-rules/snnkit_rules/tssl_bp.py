@@ -269,6 +269,7 @@ class TSSLScan(torch.autograd.Function):
         ctx.save_for_backward(u, s, a, w_s, leak)
         ctx.tau_s, ctx.v_th, ctx.opts = tau_s, v_th, opts
         ctx.mark_non_differentiable(s)
+        ctx.set_materialize_grads(False)  # no (T, B, N) zeros for the spikes' gradient, which is never used
         return a, s
 
     @staticmethod
