@@ -287,3 +287,10 @@ def test_threads_do_not_change_the_numbers():
         torch.set_num_threads(before)
     assert torch.equal(one[0], three[0]) and torch.equal(one[1], three[1])
     assert all(torch.equal(a, b) for a, b in zip(one[2], three[2]))  # leak and self weights: summed in C, in order
+
+
+def test_small_calls_run_on_one_thread(monkeypatch):
+    """A per-step C call over one (B, N) step runs on one thread; whole-sequence calls use torch's count."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert cpu.threads(32 * 128) == 1
+    assert cpu.threads(cpu.MIN_PARALLEL) == 4 and cpu.threads() == 4

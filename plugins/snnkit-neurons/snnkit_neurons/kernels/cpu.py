@@ -162,5 +162,14 @@ def fn(name: str, dtype: torch.dtype):
     return getattr(_lib, f"{name}_{'f32' if dtype == torch.float32 else 'f64'}")
 
 
-def threads() -> int:
-    return max(1, torch.get_num_threads())
+#: calls over fewer elements than this run on one thread (see :func:`threads`)
+MIN_PARALLEL = 1 << 16
+
+
+def threads(work: int | None = None) -> int:
+    """Threads for one C call: torch's count, but 1 for a call over fewer than ``MIN_PARALLEL`` elements (``work``),
+    e.g. one step of a (B, N) layer: there an OpenMP fork/join per call costs more than the loop itself, and
+    far more on a machine whose cores are busy with other jobs. The results do not depend on it (elements are
+    independent; batch sums run in a fixed order)."""
+    n = max(1, torch.get_num_threads())
+    return 1 if work is not None and work < MIN_PARALLEL else n

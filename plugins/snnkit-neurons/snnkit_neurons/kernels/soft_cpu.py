@@ -30,7 +30,7 @@ def chunk_fwd(I, R, u, s_out, h_out, decay: float, v_th: float) -> None:
     L, B, N = I.shape
     if cpu.usable(I, u):
         cpu.fn("soft_fwd", I.dtype)(L, B * N, cpu.ptr(I), cpu.ptr(R), cpu.ptr(u), cpu.ptr(s_out), cpu.ptr(h_out),
-                                    decay, v_th, cpu.threads())
+                                    decay, v_th, cpu.threads(L * B * N))
         return
     for t in range(L):
         h = h_out[t]
@@ -48,7 +48,7 @@ def chunk_bwd(gs, G, h, gu, gi, decay: float, v_th: float, kind: str, width: flo
     L, B, N = h.shape
     if cpu.usable(h, gu):
         cpu.fn("soft_bwd", h.dtype)(L, B * N, cpu.ptr(gs), cpu.ptr(G), cpu.ptr(h), cpu.ptr(gu), cpu.ptr(gi),
-                                    decay, v_th, width, cpu.SURROGATE[kind], int(detach), cpu.threads())
+                                    decay, v_th, width, cpu.SURROGATE[kind], int(detach), cpu.threads(L * B * N))
         return
     sg = surrogate_grad(h - v_th, kind, width)
     for t in range(L - 1, -1, -1):
@@ -101,7 +101,7 @@ class SkipScan(torch.autograd.Function):
         rec = torch.empty(min(k, T) * B, N, dtype=cur.dtype)  # the recurrent input of one chunk, (L·B, N)
         s_rows = s.view(T * B, N)
         if cpu.usable(cur, u):  # the loop below is per chunk: bind the C call and raw pointers once
-            f, nt, step = cpu.fn("soft_fwd", cur.dtype), cpu.threads(), B * N * cur.element_size()
+            f, nt, step = cpu.fn("soft_fwd", cur.dtype), cpu.threads(min(k, T) * B * N), B * N * cur.element_size()
             pc, ps, ph, pu, pr = (x.data_ptr() for x in (cur, s, h, u, rec))
             for t0 in range(0, T, k):
                 L = min(t0 + k, T) - t0
@@ -136,7 +136,7 @@ class SkipScan(torch.autograd.Function):
         starts = list(range(0, T, k))
         use_c = cpu.usable(h, gu)
         if use_c:  # bind the C call and raw pointers once (see forward)
-            f, nt, step = cpu.fn("soft_bwd", h.dtype), cpu.threads(), B * N * h.element_size()
+            f, nt, step = cpu.fn("soft_bwd", h.dtype), cpu.threads(min(k, T) * B * N), B * N * h.element_size()
             pgs = gs.data_ptr() if gs is not None else None
             ph, pgu, pgi, pG = (x.data_ptr() for x in (h, gu, gi, G))
             code = cpu.SURROGATE[kind]
@@ -203,7 +203,7 @@ class MixedScan(torch.autograd.Function):
         windows: dict = {}
         use_c = cpu.usable(cur, u, al)
         if use_c:
-            f, mix, nt, step = cpu.fn("soft_fwd", dt), cpu.fn("mix_add", dt), cpu.threads(), BN * cur.element_size()
+            f, mix, nt, step = cpu.fn("soft_fwd", dt), cpu.fn("mix_add", dt), cpu.threads(BN), BN * cur.element_size()
             pc, ps, ph, pu, pr, pm, pa = (x.data_ptr() for x in (cur, s, h, u, rec, m, al))
         for t0 in range(0, T, L):
             t1 = min(t0 + L, T)
@@ -254,7 +254,7 @@ class MixedScan(torch.autograd.Function):
         windows: dict = {}
         use_c = use_c and cpu.usable(h, gu, al)
         if use_c:
-            f, mix, nt, step = cpu.fn("soft_bwd", dt), cpu.fn("mix_add", dt), cpu.threads(), BN * h.element_size()
+            f, mix, nt, step = cpu.fn("soft_bwd", dt), cpu.fn("mix_add", dt), cpu.threads(BN), BN * h.element_size()
             pgs = gs.data_ptr() if gs is not None else None
             ph, pgu, pgi, pgm, pG, pa = (x.data_ptr() for x in (h, gu, gi, gm, G, al))
             code = cpu.SURROGATE[kind]
