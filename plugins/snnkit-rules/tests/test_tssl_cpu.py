@@ -102,3 +102,16 @@ def test_the_c_backward_is_the_one_that_runs_and_a_wrong_form_would_be_caught():
     assert (G21 - Gsu).abs().max() > 1e-3
     u, s, a, urp = tssl_forward(cur, ws, leak, TAU_S, VTH)
     torch.testing.assert_close(G21, tssl_backward(g_a, u, s, a, urp, ws, leak, TAU_S, VTH, _opts("2021")), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("form", ["surrogate", "2021", "2020"])
+def test_without_the_c_library_the_node_runs_the_torch_loops_with_the_same_results(form, monkeypatch):
+    cur, leak, ws, g_a = _inputs(20, 3, 7, torch.float64, True)
+    opts = _opts(form)
+    fast = _fast(cur, leak, ws, g_a, opts)
+    monkeypatch.setenv("SNNKIT_CPU_KERNELS", "0")
+    assert tssl_cpu.forward(cur, ws, leak, TAU_S, VTH) is None
+    slow = _fast(cur, leak, ws, g_a, opts)
+    assert torch.equal(fast[1], slow[1]) and torch.equal(fast[0], slow[0])
+    for name, i in (("dL/dI", 2), ("dL/dw_s", 3), ("dL/dleak", 4)):
+        _close(name, slow[i], fast[i], torch.float64)
