@@ -5,8 +5,8 @@
 ``--old`` is another checkout (e.g. ``git archive 72b0cd6 | tar -x -C /tmp/prev``). Each measurement is a
 separate process (``--one``) importing either this tree or the old one, so the two never share imported
 code; the rounds alternate old/new per workload and thread count, and the medians over rounds are reported
-with ``uptime``'s load before each. Shapes: the issue's (scsr-ti46 T 100 B 50, src-psmnist T 784 B 32,
-src-ssc T 100 B 32).
+with ``uptime``'s load before each. Shapes: the issue's (scsr-ti46 T 100 B 50: bptt and tssl-bp; src-psmnist
+T 784 B 32: src and asrc; src-ssc T 100 B 32: src).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
 SHAPES = {"scsr-ti46": (None, None), "src-psmnist": (784, 32), "src-ssc": (100, 32)}
-ONLY = {"scsr-ti46/bptt", "src-psmnist/src", "src-ssc/src"}  # the rows this comparison is about
+ONLY = {"scsr-ti46/bptt", "scsr-ti46/tssl-bp", "src-psmnist/src", "src-psmnist/asrc", "src-ssc/src"}  # every CPU row of the issue
 
 
 def one(group: str, threads: int, repeats: int, warmup: int, paths: list[str]) -> dict:

@@ -155,6 +155,11 @@ class Neuron(_Component, nn.Module, ABC):
         connectivity then runs its chunked scan). Default: None."""
         return None
 
+    def mixed_scan(self, current: torch.Tensor, weight: torch.Tensor, alpha: torch.Tensor, chunk: int):
+        """A whole-sequence scan with the recurrent input ``weight @ Σ_{j=1..K} alpha[j-1] y[t-j]`` (ASRC's in
+        training), ``(y, s)``, or None (the connectivity then runs its own scan). Default: None."""
+        return None
+
 # ------------------------------------------------------------------------------------------ connectivity
 
 

@@ -34,3 +34,24 @@ def test_bench_names_the_path_and_refuses_what_a_rules_own_scan_would_override()
 def test_bench_unknown_workload():
     res = CliRunner().invoke(cli, ["bench", "--device", "cpu", "--workload", "scsr-ti64"])
     assert res.exit_code == 1 and "scsr-ti46" in res.output
+
+
+def test_bench_table_prints_the_fraction_for_every_row_including_rule_owned_scans():
+    """tssl-bp refuses the reference path, so its torch row has no speed-up; the table still prints its time and
+    fraction of the bound (it used to stop with a TypeError on the missing speed-up)."""
+    res = CliRunner().invoke(cli, ["bench", "--device", "cpu", "--workload", "scsr-ti46", "--steps", "10", "--batch", "2",
+                                   "--repeats", "1", "--warmup", "0", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {r["workload"]: r for r in json.loads(res.output)["results"]}
+    assert rows["scsr-ti46/tssl-bp"]["paths"]["torch"]["speedup_vs_reference"] is None
+    for r in rows.values():
+        assert all(p["fraction_of_bound"] > 0 for p in r["paths"].values() if "median_ms" in p)
+    import os
+
+    env = dict(os.environ, COLUMNS="200")
+    res = CliRunner(env=env).invoke(cli, ["bench", "--device", "cpu", "--workload", "scsr-ti46", "--steps", "10",
+                                          "--batch", "2", "--repeats", "1", "--warmup", "0"])
+    assert res.exit_code == 0, res.output
+    line = next(ln for ln in res.output.splitlines() if "rule:tssl-bp" in ln)
+    cells = [c.strip() for c in line.split("│") if c.strip()]
+    assert cells[-3] == "-" and float(cells[-1]) > 0  # x vs ref: none; fraction of bound: printed

@@ -105,7 +105,11 @@ def _add_recurrent(neuron, i_t, y, wt):
 
 
 def dense_scan(neuron, current: torch.Tensor, weight: torch.Tensor):
-    """Exact scan of ``I[t] += weight @ y[t-1]``: one fused addmm per step."""
+    """Exact scan of ``I[t] += weight @ y[t-1]``: one fused addmm per step; a neuron with ``skip_scan`` (``lif-soft``
+    on the CPU) runs it as SRC with k = 1 instead (one autograd node for the layer)."""
+    res = neuron.skip_scan(current, weight, 1)
+    if res is not None:
+        return res
     T, B, N = current.shape
     state = neuron.initial_state(B, current.device, current.dtype)
     ys: list[torch.Tensor] = []
@@ -131,6 +135,9 @@ def mixed_span_scan(neuron, current: torch.Tensor, weight: torch.Tensor, alpha: 
     Inside the chunk, step t0+i adds the i in-chunk terms Σ_{j=1..i} alpha[j-1] y[t-j] and one addmm with V.
     So a step costs ≤ L-1 element-wise terms instead of K, and still one product (α_1 needs y[t-1]).
     """
+    res = neuron.mixed_scan(current, weight, alpha, chunk)  # the same as one autograd node (lif-soft on the CPU)
+    if res is not None:
+        return res
     T, B, N = current.shape
     K = alpha.shape[0]
     L = max(1, min(chunk, K))

@@ -158,6 +158,17 @@ class LIFSoft(Neuron):
         s = SkipScan.apply(current, weight, k, self.decay, self.v_th, kind, width, self.detach_reset)
         return s, s
 
+    def mixed_scan(self, current, weight, alpha, chunk: int):
+        """ASRC in training, ``I[t] += weight @ Σ_j alpha[j-1] S[t-j]``, over the whole sequence as one autograd node
+        on the CPU (kernels/soft_cpu.MixedScan); None elsewhere, or where the Triton chunk kernel applies."""
+        if not self._cpu_ok(current) or self._kernel_ok(current):
+            return None
+        from .kernels.soft_cpu import MixedScan
+
+        kind, width = self.surrogate
+        s = MixedScan.apply(current, weight, alpha, chunk, self.decay, self.v_th, kind, width, self.detach_reset)
+        return s, s
+
     def fast_scan_reason(self, recurrence, device):
         """Without recurrence on the CPU the whole sequence is one CPU chunk; a recurrence's own scan is used otherwise."""
         from .kernels.cpu import SURROGATE

@@ -10,7 +10,7 @@ import shutil
 import pytest
 import torch
 
-from snnkit_connectivity.asrc import SkipRecurrence, chunked_skip_scan
+from snnkit_connectivity.asrc import AdaptiveSkipRecurrence, DenseRecurrence, SkipRecurrence, chunked_skip_scan, dense_scan, mixed_span_scan
 from snnkit_connectivity.scsr import SelfRecurrence
 from snnkit_core.scan import reference_scan
 from snnkit_core.surrogate import KINDS
@@ -111,6 +111,67 @@ def test_src_skip_scan_equals_reference(impl, k, kind, detach, dtype):
     _assert_same(ref, fast, dtype)
     # the connectivity's chunked scan takes this path on the CPU
     _assert_same(ref, _run(lambda c: chunked_skip_scan(neuron, c, rec.weight, k), cur, [rec.weight]), dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("detach", [False, True])
+def test_dense_scan_is_one_node_and_equals_reference(impl, detach, dtype):
+    """dense (V y[t-1]) on lif-soft runs SkipScan with k = 1: one autograd node for the layer."""
+    torch.manual_seed(0)
+    neuron = LIFSoft(6, detach_reset=detach).to(dtype)
+    rec = DenseRecurrence(6).to(dtype)
+    cur = torch.randn(17, 3, 6, dtype=dtype) * 1.5
+    ref = _run(lambda c: reference_scan(neuron, c, rec), cur, [rec.weight])
+    fast = _run(lambda c: dense_scan(neuron, c, rec.weight), cur, [rec.weight])
+    assert fast[1].sum() > 0 and (fast[1] == 0).any()
+    _assert_same(ref, fast, dtype)
+    y, _ = dense_scan(neuron, cur.detach().requires_grad_(), rec.weight)
+    assert type(y.grad_fn).__name__ == "SkipScanBackward"  # the whole layer is one node
+
+
+def _asrc(n, K, dtype, detach=False, kind="triangle", seed=0):
+    torch.manual_seed(seed)
+    neuron = LIFSoft(n, detach_reset=detach).to(dtype)
+    neuron.set_surrogate(kind, 1.0)
+    rec = AdaptiveSkipRecurrence(n, K).to(dtype).train()
+    rec.kernel.data = torch.randn(K, dtype=dtype)  # a spread-out kernel: every span contributes
+    rec.tau.fill_(0.7)
+    return neuron, rec
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("detach", [False, True])
+@pytest.mark.parametrize("K,chunk", [(5, 8), (12, 4), (51, 8), (1, 8)])  # K > T; chunks shorter than K; K = 1 (dense)
+def test_asrc_mixed_scan_equals_reference_with_kernel_gradient(impl, K, chunk, detach, dtype):
+    """ASRC in training on lif-soft: one autograd node (MixedScan) equal to the reference step loop, with the
+    gradients to the input, V and α (a leaf here: in float32 the gradient to p = softmax⁻¹ cancels to below the
+    size of α's, so it is compared in float64 only, where it is checked too)."""
+    neuron, rec = _asrc(6, K, dtype, detach)
+    cur = torch.randn(37, 3, 6, dtype=dtype) * 1.5
+    alpha = rec.alpha().detach().requires_grad_()
+    rec.alpha = lambda: alpha  # the reference's recurrent_input reads this leaf too
+    ref = _run(lambda c: reference_scan(neuron, c, rec), cur, [rec.weight, alpha])
+    fast = _run(lambda c: mixed_span_scan(neuron, c, rec.weight, alpha, chunk), cur, [rec.weight, alpha])
+    assert fast[1].sum() > 0 and (fast[1] == 0).any()
+    _assert_same(ref, fast, dtype)
+    if K > 1:
+        assert float(fast[2][2].abs().max()) > 1e-3  # the span-kernel gradient is exercised
+    y, _ = mixed_span_scan(neuron, cur.detach().requires_grad_(), rec.weight, alpha, chunk)
+    assert type(y.grad_fn).__name__ == "MixedScanBackward"
+    if dtype == torch.float64:  # through α = softmax(p/τ) to the kernel parameter p
+        del rec.alpha
+        params = [rec.weight, rec.kernel]
+        _assert_same(_run(lambda c: reference_scan(neuron, c, rec), cur, params),
+                     _run(lambda c: mixed_span_scan(neuron, c, rec.weight, rec.alpha(), chunk), cur, params), dtype)
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 5), (3, 2, 300)])  # T = 1; more elements than one C block
+def test_asrc_mixed_scan_shapes(impl, shape):
+    neuron, rec = _asrc(shape[2], 5, torch.float64)
+    cur = torch.randn(*shape, dtype=torch.float64) * 1.5
+    params = [rec.weight, rec.kernel]
+    _assert_same(_run(lambda c: reference_scan(neuron, c, rec), cur, params),
+                 _run(lambda c: neuron.mixed_scan(c, rec.weight, rec.alpha(), 8), cur, params), torch.float64)
 
 
 @pytest.mark.parametrize("T", [1, 4])  # T <= k: no recurrent input at all
@@ -226,3 +287,10 @@ def test_threads_do_not_change_the_numbers():
         torch.set_num_threads(before)
     assert torch.equal(one[0], three[0]) and torch.equal(one[1], three[1])
     assert all(torch.equal(a, b) for a, b in zip(one[2], three[2]))  # leak and self weights: summed in C, in order
+
+
+def test_small_calls_run_on_one_thread(monkeypatch):
+    """A per-step C call over one (B, N) step runs on one thread; whole-sequence calls use torch's count."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert cpu.threads(32 * 128) == 1
+    assert cpu.threads(cpu.MIN_PARALLEL) == 4 and cpu.threads() == 4

@@ -76,6 +76,7 @@ import torch.nn.functional as F
 
 from snnkit_core import Compatibility, LearningRule, Param
 from snnkit_core.errors import IncompatibleError
+from snnkit_neurons.kernels import tssl_cpu
 
 # ----------------------------------------------------------------------------------------- layer scan
 
@@ -253,23 +254,49 @@ class TSSLScan(torch.autograd.Function):
     """One spiking layer: forward = §1.2 LIF (+ self term), backward = TSSL-BP (§2.3 / §2.4 + §3.5).
 
     Inputs: current (T, B, N), w_s (N,) or None, leak (N,), tau_s, v_th, opts. Outputs (a, s); only a carries
-    gradient.
+    gradient. On the CPU the forward and the backward are each one call into C (``snnkit_neurons.kernels.tssl_cpu``:
+    identical spikes and PSC, gradients equal to rounding); elsewhere, or without the C library, the torch loops
+    :func:`tssl_forward` / :func:`tssl_backward` (the oracle) run. Saved: u, s, a (ũ[t-1] is recomputed).
     """
 
     @staticmethod
     def forward(ctx, current, w_s, leak, tau_s, v_th, opts):
-        u, s, a, ur_prev = tssl_forward(current, w_s, leak, tau_s, v_th)
-        ctx.save_for_backward(u, s, a, ur_prev, w_s, leak)
+        fast = tssl_cpu.forward(current, w_s, leak, tau_s, v_th)
+        if fast is not None:
+            u, s, a = fast
+        else:
+            u, s, a, _ = tssl_forward(current, w_s, leak, tau_s, v_th)
+        ctx.save_for_backward(u, s, a, w_s, leak)
         ctx.tau_s, ctx.v_th, ctx.opts = tau_s, v_th, opts
         ctx.mark_non_differentiable(s)
+        ctx.set_materialize_grads(False)  # no (T, B, N) zeros for the spikes' gradient, which is never used
         return a, s
 
     @staticmethod
     def backward(ctx, grad_a, grad_s):
-        u, s, a, ur_prev, w_s, leak = ctx.saved_tensors
+        u, s, a, w_s, leak = ctx.saved_tensors
         if grad_a is None:
             grad_a = torch.zeros_like(a)
-        G = tssl_backward(grad_a, u, s, a, ur_prev, w_s, leak, ctx.tau_s, ctx.v_th, ctx.opts)
+        opts = ctx.opts
+        fast = tssl_cpu.backward(grad_a, u, s, a, w_s, leak, ctx.tau_s, ctx.v_th, opts)
+        if fast is not None:
+            G, g_ws, g_leak, cnt, active = fast
+            stats = opts.get("stats")
+            if stats is not None:
+                n = float(u.numel())
+                if opts["backward"] == "2021":
+                    stats.branches(opts["layer"], exact_spike=float(cnt[0]) / n, exact_silent=float(cnt[1]) / n,
+                                   bounded=float(cnt[2]) / n)
+                elif opts["backward"] == "2020":
+                    sm = float(s.mean())
+                    stats.branches(opts["layer"], exact_spike=sm if active else 0.0,
+                                   exact_silent=(1 - sm) if active else 0.0, bounded=float(cnt[2]) / n if active else 0.0)
+                else:
+                    stats.branches(opts["layer"], exact_spike=0.0, exact_silent=0.0, bounded=0.0)
+            return (G, g_ws if w_s is not None and ctx.needs_input_grad[1] else None,
+                    g_leak if ctx.needs_input_grad[2] else None, None, None, None)
+        ur_prev = torch.cat([torch.zeros_like(u[:1]), u[:-1] * (1 - s[:-1])])  # ũ[t-1], as tssl_forward computed it
+        G = tssl_backward(grad_a, u, s, a, ur_prev, w_s, leak, ctx.tau_s, ctx.v_th, opts)
         g_ws = g_leak = None
         if w_s is not None and ctx.needs_input_grad[1]:
             a_prev = torch.cat([torch.zeros_like(a[:1]), a[:-1]])

@@ -31,7 +31,7 @@ import torch
 HERE = Path(__file__).parent
 SOURCE = HERE / "cpu_scan.c"
 SOURCES = (SOURCE, HERE / "cpu_scan_body.h")  # the .c includes the body once per float type
-ABI = 2  # 2: lif_bwd sums ∂L/∂λ and ∂L/∂w over the batch itself
+ABI = 3  # 2: lif_bwd sums ∂L/∂λ and ∂L/∂w over the batch itself; 3: tssl_bwd (tssl-bp's backward), mix_add (ASRC)
 #: exactness needs every a*b+c rounded twice (no FMA contraction) and IEEE semantics (no -ffast-math)
 CFLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-std=gnu99"]
 SURROGATE = {"sigmoid": 0, "triangle": 1, "fast-sigmoid": 2, "atan": 3, "rectangle": 4}
@@ -110,7 +110,10 @@ def _load(path: Path) -> ctypes.CDLL:
                                                    real, real, real, real, i32, i32, i32]
         getattr(lib, f"soft_fwd_{sfx}").argtypes = [i64, i64, p, p, p, p, p, real, real, i32]
         getattr(lib, f"soft_bwd_{sfx}").argtypes = [i64, i64, p, p, p, p, p, real, real, real, i32, i32, i32]
-        for name in ("lif_fwd", "lif_bwd", "soft_fwd", "soft_bwd"):
+        getattr(lib, f"tssl_bwd_{sfx}").argtypes = [i64, i64, i64, p, p, p, p, p, p, p, p, real, real, real, real, i32,
+                                                    real, real, i32, real, p, i32]
+        getattr(lib, f"mix_add_{sfx}").argtypes = [i64, p, p, i64, p, i64, i32]
+        for name in ("lif_fwd", "lif_bwd", "soft_fwd", "soft_bwd", "tssl_bwd", "mix_add"):
             getattr(lib, f"{name}_{sfx}").restype = None
     return lib
 
@@ -159,5 +162,14 @@ def fn(name: str, dtype: torch.dtype):
     return getattr(_lib, f"{name}_{'f32' if dtype == torch.float32 else 'f64'}")
 
 
-def threads() -> int:
-    return max(1, torch.get_num_threads())
+#: calls over fewer elements than this run on one thread (see :func:`threads`)
+MIN_PARALLEL = 1 << 16
+
+
+def threads(work: int | None = None) -> int:
+    """Threads for one C call: torch's count, but 1 for a call over fewer than ``MIN_PARALLEL`` elements (``work``),
+    e.g. one step of a (B, N) layer: there an OpenMP fork/join per call costs more than the loop itself, and
+    far more on a machine whose cores are busy with other jobs. The results do not depend on it (elements are
+    independent; batch sums run in a fixed order)."""
+    n = max(1, torch.get_num_threads())
+    return 1 if work is not None and work < MIN_PARALLEL else n

@@ -20,6 +20,8 @@
  *   ∂L/∂w_n += g_u[t]·a[t-1];   ∂L/∂λ_n += g_u[t]·ũ[t-1]   (per element, then summed over b in order into
  *   the first N entries of gleak / gw)
  *
+ * tssl-bp's backward (tssl_bwd): equations in cpu_scan_body.h and snnkit_rules/tssl_bp.py (its oracle).
+ *
  * lif-soft (spec §5.1), per element over a chunk of L steps from U[-1] = u0:
  *   H[t] = λ·U[t-1] + (I[t] + R[t]);  S[t] = H[t] >= V_th;  U[t] = H[t] - V_th·S[t]
  * (R: an optional second input, SRC's recurrent product, added first as the reference does)
@@ -96,5 +98,5 @@ static inline float exp_f32(float x) {
 #ifndef SNNKIT_SRC_HASH
 #define SNNKIT_SRC_HASH "unknown"
 #endif
-int snnkit_cpu_scan_abi(void) { return 2; }
+int snnkit_cpu_scan_abi(void) { return 3; }
 const char *snnkit_cpu_scan_source(void) { return SNNKIT_SRC_HASH; }

@@ -202,6 +202,142 @@ EXPORT void NAME(soft_bwd)(int64_t L, int64_t BN, const T_ *gs, const T_ *G, con
     }
 }
 
+
+/* tssl-bp's reverse-time backward (snnkit_rules/tssl_bp.py: tssl_backward is the oracle; equations there and in
+ * docs/rules/tssl-bp.md), per element, over the forward of lif_fwd (u, a; s = u > V_th, ũ[t-1] = u[t-1]·(1-s[t-1])).
+ * form 0 = surrogate, 1 = 2021, 2 = 2020 (``active``: the layer-level warm-up decided by the caller). Carried
+ * backwards: conv, c (2021) or cg (2020), and G[t+1]. f(u) = e/(w(1+e)²), e = exp(-|clamp((V_th-u)/w, ±8)|)
+ * (the symmetric form of e^z/(w(1+e^z)²)). ∂L/∂w_n, ∂L/∂θ_n summed over b into row 0 as in lif_bwd; cnt[0..2]:
+ * entries on the exact branch at a spike, between spikes, and at the derivative bound (the rule's diagnostics). */
+INLINE T_ NAME(tssl_f)(T_ u, T_ v_th, T_ width) {
+    T_ z = (v_th - u) / width;
+    z = z > (T_)8 ? (T_)8 : (z < (T_)-8 ? (T_)-8 : z);
+    T_ e = EXP(-FABS(z)), d = (T_)1 + e;
+    return e / (width * (d * d));
+}
+
+INLINE void NAME(tssl_bwd_block)(int64_t T, int64_t BN, int64_t N, int64_t e0_, int64_t m, const T_ *R_ gx,
+                                 const T_ *R_ u, const T_ *R_ a, const T_ *R_ leak, const T_ *R_ w, T_ *R_ G,
+                                 T_ *R_ gleak, T_ *R_ gw, T_ e0, T_ d, T_ v_th, T_ width, int form, T_ bound,
+                                 T_ warm_thr, int active, T_ bound20, int has_w, double *R_ cnt) {
+    T_ conv[BLK], c[BLK], gn[BLK], th[BLK], wn[BLK], accw[BLK], accl[BLK], n_sp[BLK], n_si[BLK], n_bd[BLK];
+    for (int64_t j = 0; j < m; j++) {
+        conv[j] = 0; c[j] = 0; gn[j] = 0; accw[j] = 0; accl[j] = 0; n_sp[j] = 0; n_si[j] = 0; n_bd[j] = 0;
+        th[j] = leak[(e0_ + j) % N]; wn[j] = has_w ? w[(e0_ + j) % N] : (T_)0;
+    }
+    for (int64_t t = T - 1; t >= 0; t--) {
+        const T_ *R_ gt = gx + t * BN + e0_;
+        const T_ *R_ ut = u + t * BN + e0_;
+        const T_ *R_ up = u + (t > 0 ? t - 1 : 0) * BN + e0_;  /* only read for t > 0 */
+        const T_ *R_ at = a + t * BN + e0_;
+        T_ *R_ Gt = G + t * BN + e0_;
+        if (form == 0) {
+            for (int64_t j = 0; j < m; j++) {
+                T_ g = has_w ? gt[j] + wn[j] * gn[j] : gt[j];
+                conv[j] = e0 * g + d * conv[j];
+                gn[j] = NAME(tssl_f)(ut[j], v_th, width) * conv[j];
+                Gt[j] = gn[j];
+            }
+        } else if (form == 1) {
+            for (int64_t j = 0; j < m; j++) {
+                T_ uu = ut[j], s = (T_)(uu > v_th);
+                T_ urp = t > 0 ? (up[j] > v_th ? (T_)0 : up[j]) : (T_)0;
+                T_ phi = s > 0 ? (T_)1 / (uu - urp) : (T_)0;
+                phi = phi > bound ? bound : phi;
+                T_ A = s * phi, Lk = ((T_)1 - s) * th[j];
+                T_ P = s * ((T_)1 - th[j]) * uu * phi + Lk;
+                T_ warm = (T_)(at[j] < warm_thr), M = (T_)1 - warm;
+                T_ Fm = warm > 0 ? NAME(tssl_f)(uu, v_th, width) : (T_)0;
+                T_ g = has_w ? gt[j] + wn[j] * gn[j] : gt[j];
+                conv[j] = e0 * g + d * conv[j];
+                T_ R = A * conv[j] + P * c[j];
+                c[j] = s * R + Lk * c[j];
+                gn[j] = M * R + Fm * conv[j];
+                Gt[j] = gn[j];
+                n_sp[j] += M * s; n_si[j] += M * ((T_)1 - s); n_bd[j] += M * s * (T_)(phi >= bound);
+            }
+        } else {
+            for (int64_t j = 0; j < m; j++) {
+                T_ uu = ut[j], s = (T_)(uu > v_th);
+                T_ urp = t > 0 ? (up[j] > v_th ? (T_)0 : up[j]) : (T_)0;
+                T_ phi = s > 0 ? (T_)1 / (uu - urp) : (T_)0;
+                T_ fac;
+                if (active) {
+                    T_ cl = phi > bound20 ? bound20 : (phi < -bound20 ? -bound20 : phi);
+                    fac = cl * s;
+                    n_bd[j] += s * (T_)(FABS(phi) >= bound20);
+                } else {
+                    fac = NAME(tssl_f)(uu, v_th, width);
+                }
+                T_ Hk = s * ((T_)1 - th[j]) * uu, Lk = ((T_)1 - s) * th[j];
+                T_ g = has_w ? gt[j] + wn[j] * gn[j] : gt[j];
+                conv[j] = e0 * (g + Hk * c[j]) + d * conv[j];
+                c[j] = s * g + Lk * c[j];
+                gn[j] = conv[j] * fac;
+                Gt[j] = gn[j];
+            }
+        }
+        if (t > 0) {  /* ∂L/∂w += G[t]·a[t-1];  ∂L/∂θ += G[t]·ũ[t-1] */
+            const T_ *R_ ap = a + (t - 1) * BN + e0_;
+            for (int64_t j = 0; j < m; j++) {
+                accw[j] += gn[j] * ap[j];
+                accl[j] += gn[j] * (up[j] > v_th ? (T_)0 : up[j]);
+            }
+        }
+    }
+    double c0 = 0, c1 = 0, c2 = 0;
+    for (int64_t j = 0; j < m; j++) {
+        gleak[e0_ + j] = accl[j];
+        if (has_w) gw[e0_ + j] = accw[j];
+        c0 += n_sp[j]; c1 += n_si[j]; c2 += n_bd[j];
+    }
+    cnt[0] = c0; cnt[1] = c1; cnt[2] = c2;
+}
+
+EXPORT void NAME(tssl_bwd)(int64_t T, int64_t BN, int64_t N, const T_ *gx, const T_ *u, const T_ *a, const T_ *leak,
+                    const T_ *w, T_ *G, T_ *gleak, T_ *gw, T_ e0, T_ d, T_ v_th, T_ width, int form, T_ bound,
+                    T_ warm_thr, int active, T_ bound20, double *cnt, int nthreads) {
+    int64_t nblk = (BN + BLK - 1) / BLK;
+    double c0 = 0, c1 = 0, c2 = 0;
+    #pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1) reduction(+:c0, c1, c2)
+    for (int64_t blk = 0; blk < nblk; blk++) {
+        int64_t e0_ = blk * BLK, m = BN - e0_ < BLK ? BN - e0_ : BLK;
+        int hw = w != 0;
+        const T_ *w_ = hw ? w : leak;  /* dummy, never read */
+        T_ *gw_ = hw ? gw : gleak;
+        double cb[3];
+        FTZ_BEGIN
+        /* one copy of the loop per form: the branch on form leaves the inner loops */
+        if (form == 0) NAME(tssl_bwd_block)(T, BN, N, e0_, m, gx, u, a, leak, w_, G, gleak, gw_, e0, d, v_th, width, 0, bound, warm_thr, active, bound20, hw, cb);
+        else if (form == 1) NAME(tssl_bwd_block)(T, BN, N, e0_, m, gx, u, a, leak, w_, G, gleak, gw_, e0, d, v_th, width, 1, bound, warm_thr, active, bound20, hw, cb);
+        else NAME(tssl_bwd_block)(T, BN, N, e0_, m, gx, u, a, leak, w_, G, gleak, gw_, e0, d, v_th, width, 2, bound, warm_thr, active, bound20, hw, cb);
+        FTZ_END
+        c0 += cb[0]; c1 += cb[1]; c2 += cb[2];
+    }
+    cnt[0] = c0; cnt[1] = c1; cnt[2] = c2;
+    int64_t B = BN / N;  /* Σ over b into row 0 in the order b = 0, 1, ... (independent of the thread count) */
+    for (int64_t b = 1; b < B; b++) {
+        for (int64_t n = 0; n < N; n++) gleak[n] += gleak[b * N + n];
+        if (w) for (int64_t n = 0; n < N; n++) gw[n] += gw[b * N + n];
+    }
+}
+
+/* ASRC's in-chunk window terms (soft_cpu.MixedScan): out[e] += Σ_{q<n} coef[q]·x[q·stride + e], e < BN, the terms
+ * added one after the other in q order (stride in elements, may be negative: x walks back in time) */
+EXPORT void NAME(mix_add)(int64_t BN, T_ *out, const T_ *x, int64_t stride, const T_ *coef, int64_t n, int nthreads) {
+    int64_t nblk = (BN + BLK - 1) / BLK;
+    #pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
+    for (int64_t blk = 0; blk < nblk; blk++) {
+        int64_t e0 = blk * BLK, m = BN - e0 < BLK ? BN - e0 : BLK;
+        T_ *R_ o = out + e0;
+        for (int64_t q = 0; q < n; q++) {
+            const T_ *R_ xq = x + q * stride + e0;
+            T_ cq = coef[q];
+            for (int64_t j = 0; j < m; j++) o[j] += cq * xq[j];
+        }
+    }
+}
+
 #undef NAME
 #undef CAT
 #undef CAT_

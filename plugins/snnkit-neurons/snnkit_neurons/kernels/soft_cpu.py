@@ -30,7 +30,7 @@ def chunk_fwd(I, R, u, s_out, h_out, decay: float, v_th: float) -> None:
     L, B, N = I.shape
     if cpu.usable(I, u):
         cpu.fn("soft_fwd", I.dtype)(L, B * N, cpu.ptr(I), cpu.ptr(R), cpu.ptr(u), cpu.ptr(s_out), cpu.ptr(h_out),
-                                    decay, v_th, cpu.threads())
+                                    decay, v_th, cpu.threads(L * B * N))
         return
     for t in range(L):
         h = h_out[t]
@@ -48,7 +48,7 @@ def chunk_bwd(gs, G, h, gu, gi, decay: float, v_th: float, kind: str, width: flo
     L, B, N = h.shape
     if cpu.usable(h, gu):
         cpu.fn("soft_bwd", h.dtype)(L, B * N, cpu.ptr(gs), cpu.ptr(G), cpu.ptr(h), cpu.ptr(gu), cpu.ptr(gi),
-                                    decay, v_th, width, cpu.SURROGATE[kind], int(detach), cpu.threads())
+                                    decay, v_th, width, cpu.SURROGATE[kind], int(detach), cpu.threads(L * B * N))
         return
     sg = surrogate_grad(h - v_th, kind, width)
     for t in range(L - 1, -1, -1):
@@ -101,7 +101,7 @@ class SkipScan(torch.autograd.Function):
         rec = torch.empty(min(k, T) * B, N, dtype=cur.dtype)  # the recurrent input of one chunk, (L·B, N)
         s_rows = s.view(T * B, N)
         if cpu.usable(cur, u):  # the loop below is per chunk: bind the C call and raw pointers once
-            f, nt, step = cpu.fn("soft_fwd", cur.dtype), cpu.threads(), B * N * cur.element_size()
+            f, nt, step = cpu.fn("soft_fwd", cur.dtype), cpu.threads(min(k, T) * B * N), B * N * cur.element_size()
             pc, ps, ph, pu, pr = (x.data_ptr() for x in (cur, s, h, u, rec))
             for t0 in range(0, T, k):
                 L = min(t0 + k, T) - t0
@@ -136,7 +136,7 @@ class SkipScan(torch.autograd.Function):
         starts = list(range(0, T, k))
         use_c = cpu.usable(h, gu)
         if use_c:  # bind the C call and raw pointers once (see forward)
-            f, nt, step = cpu.fn("soft_bwd", h.dtype), cpu.threads(), B * N * h.element_size()
+            f, nt, step = cpu.fn("soft_bwd", h.dtype), cpu.threads(min(k, T) * B * N), B * N * h.element_size()
             pgs = gs.data_ptr() if gs is not None else None
             ph, pgu, pgi, pG = (x.data_ptr() for x in (h, gu, gi, G))
             code = cpu.SURROGATE[kind]
@@ -158,3 +158,144 @@ class SkipScan(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             g_w = gi[k:].reshape(-1, N).t() @ s[: T - k].reshape(-1, N) if T > k else torch.zeros_like(w)
         return gi, g_w, None, None, None, None, None, None
+
+
+def _window(alpha_pad: torch.Tensor, rows: int, cols: int, offset: int, di: int, K: int) -> torch.Tensor:
+    """(rows, cols) Toeplitz slice of the span kernel: A[i, r] = α[offset + di·(i - r)], zero where that index is
+    >= K (``alpha_pad[K]`` is 0); callers choose offsets that keep it >= 0."""
+    i = torch.arange(rows).unsqueeze(1)
+    r = torch.arange(cols).unsqueeze(0)
+    return alpha_pad[(offset + di * (i - r)).clamp(max=K)]
+
+
+class MixedScan(torch.autograd.Function):
+    """ASRC in training on lif-soft (spec §5.2 eq. 12-13) as ONE autograd node:
+    (I (T,B,N), V (N,N), α (K,)) -> S (T,B,N), with
+
+        m[t] = Σ_{j=1..K} α_j S[t-j]   (S[<0] = 0),   H[t] = λ·U[t-1] + (I[t] + V m[t]),   S, U as lif-soft.
+
+    Forward, chunks [t0, t0+L) of L = min(chunk, K) steps: the part of m over the steps before t0 is ONE Toeplitz
+    product (L, M) x (M, B·N) written into the preallocated m; per step the ≤ L-1 in-chunk terms are one C call
+    (``mix_add``), then R = m[t] Vᵀ (one (B, N) x (N, N) product into a preallocated buffer) and the neuron step
+    (one C call). Backward, reverse time: ∂L/∂S[t] from the recurrence is Σ_j α_j ∂L/∂m[t+j], with
+    ∂L/∂m = ∂L/∂I·V, again one Toeplitz product per chunk (the later chunks' part) plus ≤ L-1 in-chunk terms per
+    step; per step one C call for the neuron's reverse step and one product for ∂L/∂m[t]. Then
+    ∂L/∂V = Σ_t ∂L/∂I[t]ᵀ m[t] (one product) and ∂L/∂α_j = Σ_t ⟨∂L/∂m[t], S[t-j]⟩ (band products, 32 rows at a
+    time). Saved: H, S and m. Without the C library the same node runs chunk_fwd / chunk_bwd and torch mixes.
+    """
+
+    @staticmethod
+    def forward(ctx, current, weight, alpha, chunk, decay, v_th, kind, width, detach_reset):
+        T, B, N = current.shape
+        BN, K = B * N, alpha.shape[0]
+        L = max(1, min(chunk, K))
+        cur = current.contiguous()
+        dt = cur.dtype
+        wt = weight.detach().t()
+        al = alpha.detach().to(dt).contiguous()
+        apad = torch.cat([al, al.new_zeros(1)])
+        s, h, m = torch.empty_like(cur), torch.empty_like(cur), torch.empty_like(cur)
+        m[:L].zero_()  # later rows are written whole by each chunk's window product before the in-chunk terms
+        u = torch.zeros_like(cur[0])
+        rec = torch.empty(B, N, dtype=dt)
+        s_flat, m_flat = s.view(T, BN), m.view(T, BN)
+        m_t = m.unbind(0)  # per-step views made once (indexing per step costs more than the small product)
+        windows: dict = {}
+        use_c = cpu.usable(cur, u, al)
+        if use_c:
+            f, mix, nt, step = cpu.fn("soft_fwd", dt), cpu.fn("mix_add", dt), cpu.threads(BN), BN * cur.element_size()
+            pc, ps, ph, pu, pr, pm, pa = (x.data_ptr() for x in (cur, s, h, u, rec, m, al))
+        for t0 in range(0, T, L):
+            t1 = min(t0 + L, T)
+            M = min(K, t0)
+            if M > 0:  # the window's part before the chunk: A[i, r] = α_{t0+i - (t0-M+r)}, index M-1+i-r
+                key = (t1 - t0, M)
+                if key not in windows:
+                    windows[key] = _window(apad, t1 - t0, M, M - 1, 1, K)
+                torch.mm(windows[key], s_flat[t0 - M:t0], out=m_flat[t0:t1])
+            for t in range(t0, t1):
+                n = min(t - t0, K)  # in-chunk terms j = 1..n
+                if use_c:
+                    if n > 0:
+                        mix(BN, pm + t * step, ps + (t - 1) * step, -BN, pa, n, nt)
+                    if t > 0:
+                        torch.mm(m_t[t], wt, out=rec)
+                    f(1, BN, pc + t * step, pr if t > 0 else None, pu, ps + t * step, ph + t * step, decay, v_th, nt)
+                else:
+                    for j in range(1, n + 1):
+                        m[t].add_(s[t - j] * al[j - 1])
+                    R = None
+                    if t > 0:
+                        torch.mm(m[t], wt, out=rec)
+                        R = rec.unsqueeze(0)
+                    chunk_fwd(cur[t:t + 1], R, u, s[t:t + 1], h[t:t + 1], decay, v_th)
+        ctx.save_for_backward(h, s, m, weight, al)
+        ctx.consts = (L, decay, v_th, kind, width, detach_reset, use_c)
+        ctx.set_materialize_grads(False)
+        return s
+
+    @staticmethod
+    def backward(ctx, g_s):
+        h, s, m, weight, al = ctx.saved_tensors
+        L, decay, v_th, kind, width, detach_reset, use_c = ctx.consts
+        T, B, N = h.shape
+        BN, K = B * N, al.shape[0]
+        dt = h.dtype
+        w = weight.detach()
+        apad = torch.cat([al, al.new_zeros(1)])
+        gs = None if g_s is None else g_s.contiguous()
+        gi = torch.empty_like(h)
+        gm = torch.empty_like(h)  # ∂L/∂m[t] = ∂L/∂I[t] V, written at step t before any earlier step reads it
+        gm[0].zero_()  # (never read: m[0] = 0 has no inputs)
+        G = torch.empty(L, B, N, dtype=dt)  # ∂L/∂S of the chunk's steps through the later steps' windows
+        gu = torch.zeros_like(h[0])
+        gm_flat, G_flat = gm.view(T, BN), G.view(L, BN)
+        gi_t, gm_t = gi.unbind(0), gm.unbind(0)
+        windows: dict = {}
+        use_c = use_c and cpu.usable(h, gu, al)
+        if use_c:
+            f, mix, nt, step = cpu.fn("soft_bwd", dt), cpu.fn("mix_add", dt), cpu.threads(BN), BN * h.element_size()
+            pgs = gs.data_ptr() if gs is not None else None
+            ph, pgu, pgi, pgm, pG, pa = (x.data_ptr() for x in (h, gu, gi, gm, G, al))
+            code = cpu.SURROGATE[kind]
+        for t0 in reversed(range(0, T, L)):
+            t1 = min(t0 + L, T)
+            n = t1 - t0
+            Mp = min(K, T - t1)
+            if Mp > 0:  # from the steps after the chunk: A[i, r] = α_{t1+r - (t0+i)}, index t1-t0-1+r-i
+                key = (n, Mp)
+                if key not in windows:
+                    windows[key] = _window(apad, n, Mp, t1 - t0 - 1, -1, K)
+                torch.mm(windows[key], gm_flat[t1:t1 + Mp], out=G_flat[:n])
+            else:
+                G[:n].zero_()
+            for t in range(t1 - 1, t0 - 1, -1):
+                i = t - t0
+                nin = min(t1 - 1 - t, K)  # in-chunk later steps t+j, j = 1..nin
+                if use_c:
+                    if nin > 0:
+                        mix(BN, pG + i * step, pgm + (t + 1) * step, BN, pa, nin, nt)
+                    f(1, BN, None if pgs is None else pgs + t * step, pG + i * step, ph + t * step, pgu, pgi + t * step,
+                      decay, v_th, width, code, int(detach_reset), nt)
+                else:
+                    for j in range(1, nin + 1):
+                        G[i].add_(gm[t + j] * al[j - 1])
+                    chunk_bwd(None if gs is None else gs[t:t + 1], G[i:i + 1], h[t:t + 1], gu, gi[t:t + 1], decay, v_th,
+                              kind, width, detach_reset)
+                if t > 0:
+                    torch.mm(gi_t[t], w, out=gm_t[t])
+        g_w = g_a = None
+        if ctx.needs_input_grad[1]:
+            g_w = gi.view(T * B, N).t() @ m.view(T * B, N)
+        if ctx.needs_input_grad[2]:
+            g_a = torch.zeros(K, dtype=dt)
+            s_flat = s.view(T, BN)
+            rows = 32
+            for r0 in range(1, T, rows):  # ∂L/∂α_j = Σ_t ⟨∂L/∂m[t], S[t-j]⟩: a band of gm S^T, 32 rows at a time
+                r1 = min(r0 + rows, T)
+                c0 = max(0, r0 - K)
+                C = gm_flat[r0:r1] @ s_flat[c0:r1 - 1].t()  # (r1-r0, r1-1-c0): C[t-r0, t'-c0] = <gm[t], S[t']>
+                j = torch.arange(r0, r1).unsqueeze(1) - torch.arange(c0, r1 - 1).unsqueeze(0)
+                band = (j >= 1) & (j <= K)
+                g_a.index_add_(0, j[band] - 1, C[band])
+        return gi, g_w, g_a, None, None, None, None, None, None
