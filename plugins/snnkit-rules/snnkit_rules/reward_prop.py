@@ -107,9 +107,13 @@ class RewardProp(LearningRule):
         ys, ss = [], []
         zeros = current.new_zeros(current.shape[1:])
         span = rec.span if rec is not None else 0
+        # a masked dense recurrence (``sparse``): W ⊙ M once per sequence instead of once per step
+        wt = rec.effective_weight().t() if hasattr(rec, "effective_weight") and span == 1 else None
         for t, i_t in enumerate(current.unbind(0)):
             r_t = None
-            if rec is not None:
+            if wt is not None:
+                r_t = (ys[t - 1] if t > 0 else zeros) @ wt
+            elif rec is not None:
                 r_t = rec.recurrent_input([ys[t - j] if t - j >= 0 else zeros for j in range(1, span + 1)])
             hook = None
             if g_all is not None:
