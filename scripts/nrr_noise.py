@@ -26,7 +26,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", default=str(ROOT / "runs/nrr"))
     ap.add_argument("--datasets", default="fsdd,espeak-digits")
-    ap.add_argument("--variants", default="ff,BP-RSNN,NRR-SNN")
+    ap.add_argument("--variants", default="ff,ff+adapt,BP-RSNN,NRR-SNN,deep BP-RSNN,deep NRR-SNN")
+    ap.add_argument("--plot-variants", default="ff,BP-RSNN,NRR-SNN,deep NRR-SNN", help="the lines of the PNG")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared/datasets"))
     ap.add_argument("--out", default=str(ROOT / "docs/results/nrr"))
@@ -56,7 +57,7 @@ def main():
             curves[var] = rows
         out = Path(args.out)
         (out / f"noise-{ds}.json").write_text(json.dumps(table, indent=2))
-        plot_noise(curves, out / f"noise-{ds}.png", title=f"{ds}: test accuracy under noise")
+        plot_noise({v: r for v, r in curves.items() if v in args.plot_variants.split(",")}, out / f"noise-{ds}.png", title=f"{ds}: test accuracy under noise")
         for var, rows in curves.items():
             print(ds, var, " ".join(f"{r['p']:.1f}:{100 * r['accuracy']:.1f}±{100 * r['accuracy_sd']:.1f}"
                                     f"(r{r['ratio']:.2f})" for r in rows), flush=True)
