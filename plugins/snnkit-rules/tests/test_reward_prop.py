@@ -160,3 +160,16 @@ def test_schedule_is_step_decay():
         opt.step()  # no gradients: nothing moves, but the scheduler sees the usual order
         sched.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.8e-4)
+
+
+def test_the_deep_variant_trains_every_stage():
+    """Conv over frequency -> sparse recurrent layer -> feedforward layer -> vote readout: every stage gets a gradient."""
+    rule = RewardProp()
+    net = assemble(NRR, Sparse(conv_kernel=3, recurrent_layers="1"), [rule], input_size=4, num_classes=3,
+                   hidden=(8, 6, 5), seed=0, weight_scale=2.0)
+    assert net.layers[0].recurrence is None and net.layers[2].recurrence is None
+    g = torch.Generator().manual_seed(0)
+    batch = Batch(2 * torch.rand(10, 3, 4, generator=g), torch.tensor([0, 1, 2]), torch.arange(3))
+    rule.train_step(net, batch, _Keep())
+    for name, p in net.named_parameters():
+        assert p.grad is not None and float(p.grad.abs().sum()) > 0, name
