@@ -89,7 +89,7 @@ def noise_curve(run_dir: str | Path, proportions: Iterable[float], *, seed: int 
     """Accuracy (per sample and per frame) and ratio Acc(P)/Acc(0) of a run for each noise proportion P.
 
     P = 0 is always evaluated (the ratio's reference). With ``write``, the record goes to
-    ``RUN_DIR/eval/noise-<split>.json``.
+    ``RUN_DIR/noise/<split>.json`` (not under ``eval/``, whose files are per-split eval records).
     """
     from .protocol import load_protocol_splits, write_json_atomic
     from .training import build, load_weights, read_run_config
@@ -120,7 +120,7 @@ def noise_curve(run_dir: str | Path, proportions: Iterable[float], *, seed: int 
     rec = {"run": str(run), "split": split, "checkpoint": used, "epoch": int(ck.get("epoch", -1)) + 1, "seed": seed,
            "noise_range": [lo, hi], "ratio": "Acc(P) / Acc(0) (see snnkit_core.robustness)", "rows": rows}
     if write:
-        write_json_atomic(rec, run / "eval" / f"noise-{split}.json")
+        write_json_atomic(rec, run / "noise" / f"{split}.json")
     return rec
 
 

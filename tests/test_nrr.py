@@ -49,7 +49,7 @@ def test_eval_noise_writes_json_and_is_reproducible(nrr_run):
     for r in rec["rows"]:
         assert 0 <= r["accuracy"] <= 1 and 0 <= r["frame_accuracy"] <= 1 and r["n"] == 60
     assert rec["rows"][0]["ratio"] == 1.0
-    saved = json.loads((nrr_run / "eval" / "noise-test.json").read_text())
+    saved = json.loads((nrr_run / "noise" / "test.json").read_text())
     assert saved["rows"] == rec["rows"]
     again = json.loads(runner.invoke(cli, ["eval", str(nrr_run), "--noise", "0.2,0.5", "--json", "--no-write"]).output)[0]
     assert again["rows"] == rec["rows"]
@@ -62,7 +62,9 @@ def test_eval_noise_png_when_matplotlib_is_there(nrr_run):
     pytest.importorskip("matplotlib")
     res = CliRunner().invoke(cli, ["eval", str(nrr_run), "--noise", "0.3", "--threads", "1"])
     assert res.exit_code == 0, res.output
-    assert (nrr_run / "eval" / "noise-test.png").stat().st_size > 1000
+    assert (nrr_run / "noise" / "test.png").stat().st_size > 1000
+    res = CliRunner().invoke(cli, ["plot", str(nrr_run), "--metrics-only"])  # noise records do not confuse `plot`
+    assert res.exit_code == 0, res.output
 
 
 def test_eval_noise_refuses_bad_proportions_without_a_traceback(nrr_run):

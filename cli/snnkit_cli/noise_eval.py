@@ -32,7 +32,7 @@ def noise_eval(run_dir, noise, seed, split, checkpoint, data_dir, batch_size, de
                           batch_size=batch_size, device=device, write=not no_write)
         if not no_write:
             try:
-                rec["png"] = str(plot_noise({run.name: rec["rows"]}, run / "eval" / f"noise-{split}.png"))
+                rec["png"] = str(plot_noise({run.name: rec["rows"]}, run / "noise" / f"{split}.png"))
             except MissingDependencyError as exc:
                 rec["png"] = None
                 if not as_json:
@@ -49,6 +49,6 @@ def noise_eval(run_dir, noise, seed, split, checkpoint, data_dir, batch_size, de
                       "-" if r["ratio"] is None else f"{r['ratio']:.3f}")
         console.print(t)
         if not no_write:
-            console.print(f"wrote {escape(str(run / 'eval' / f'noise-{split}.json'))}" + (f" and {escape(rec['png'])}" if rec.get("png") else ""))
+            console.print(f"wrote {escape(str(run / 'noise' / f'{split}.json'))}" + (f" and {escape(rec['png'])}" if rec.get("png") else ""))
     if as_json:
         click.echo(json.dumps(results, indent=2))

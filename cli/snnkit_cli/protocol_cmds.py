@@ -47,7 +47,7 @@ def _expected_errors(fn):
 @click.option("--no-write", is_flag=True, help="Do not write RUN_DIR/eval/<split>.json.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans (default: torch's, one per core).")
 @click.option("--noise", metavar="P[,P...]", help="Replace a proportion P of the input entries by uniform noise (seeded) and "
-              "report per-sample and per-frame accuracy and Acc(P)/Acc(0) for each P; writes RUN_DIR/eval/noise-<split>.json "
+              "report per-sample and per-frame accuracy and Acc(P)/Acc(0) for each P; writes RUN_DIR/noise/<split>.json "
               "and a PNG (with matplotlib). See docs/rules/reward-prop.md.")
 @click.option("--noise-seed", type=int, default=0, show_default=True, help="Seed of the noise draws.")
 def eval_cmd(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write, threads,
