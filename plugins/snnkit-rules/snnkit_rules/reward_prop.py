@@ -34,26 +34,6 @@ import torch.nn.functional as F
 from snnkit_core import Compatibility, LearningRule, Param
 
 
-class _RPHook(torch.autograd.Function):
-    """Identity forward; backward returns ``g`` (or ``g - s``) whatever gradient arrives."""
-
-    @staticmethod
-    def forward(ctx, s, g, minus_h):
-        ctx.save_for_backward(s if minus_h else None, g)
-        ctx.minus_h = minus_h
-        return s.view_as(s)
-
-    @staticmethod
-    def backward(ctx, _discarded):
-        s, g = ctx.saved_tensors
-        return (g - s if ctx.minus_h else g), None, None
-
-
-def rp_hook(s: torch.Tensor, g: torch.Tensor, minus_h: bool = False) -> torch.Tensor:
-    """``s`` unchanged; its gradient becomes ``g`` (``g - s`` with ``minus_h``)."""
-    return _RPHook.apply(s, g, minus_h)
-
-
 class RewardProp(LearningRule):
     """Reward propagation (DRTP): hidden spike gradients := one-hot label x fixed random matrix; MSE readout."""
 
@@ -120,9 +100,9 @@ class RewardProp(LearningRule):
                 g = g_all[t]
 
                 def hook(s, g=g):
-                    # the same gradient as rp_hook(s, g, minus_h), without a Python backward per spike tensor: the
-                    # spikes go on detached (no gradient comes back through them) and backward() adds the
-                    # surrogate term Σ <g, s> (or Σ <g - s, s>), whose gradient at s is exactly g (g - s)
+                    # gradient replacement without a Python backward per spike tensor: the spikes go on detached
+                    # (no gradient comes back through them) and backward() adds the surrogate term Σ <g, s>
+                    # (or Σ <g - s, s>), whose gradient at s is exactly g (g - s)
                     self._replaced.append((s, g - s.detach() if minus_h else g))
                     return s.detach()
 
