@@ -231,6 +231,11 @@ class Connectivity(_Component, ABC):
         """The recurrence of the spiking output layer (e.g. lateral inhibition), or None. Default: None."""
         return None
 
+    def make_feedforward(self, layer: int, in_size: int, out_size: int, bias: bool) -> nn.Module | None:
+        """The input map of hidden layer ``layer`` ((…, in_size) -> (…, out_size), e.g. a convolution over the
+        input channels), or None for the default ``nn.Linear``. Default: None."""
+        return None
+
     def input_delay(self, layer: int) -> int:
         """Steps (0 or more) by which layer ``layer``'s feedforward input arrives late (the output layer is
         ``layer = number of hidden layers``): ``I[t] = W y_pre[t - d]``, zeros before. Default: 0."""

@@ -21,12 +21,12 @@ from .interfaces import Connectivity, LearningRule, Neuron, Recurrence
 
 class Layer(nn.Module):
     def __init__(self, in_size: int, neuron: Neuron, recurrence: Recurrence | None, bias: bool, dropout: float = 0.0,
-                 delay: int = 0):
+                 delay: int = 0, ff: nn.Module | None = None):
         super().__init__()
         if delay < 0:
             raise IncompatibleError(f"a feedforward input delay must be >= 0 steps; got {delay}")
         self.delay = delay
-        self.ff = nn.Linear(in_size, neuron.size, bias=bias)
+        self.ff = ff if ff is not None else nn.Linear(in_size, neuron.size, bias=bias)  # Connectivity.make_feedforward
         self.dropout = dropout
         self.skip_in = nn.ModuleDict()
         self.recurrence = recurrence
@@ -101,7 +101,7 @@ class Network(nn.Module):
         self.layers = nn.ModuleList()
         for i, n in enumerate(hidden):
             self.layers.append(Layer(self.sizes[i], make_neuron(n), connectivity.make_recurrence(i, n), bias, dropout,
-                                     connectivity.input_delay(i)))
+                                     connectivity.input_delay(i), connectivity.make_feedforward(i, self.sizes[i], n, bias)))
         self.skip_edges = connectivity.skip_edges(len(hidden))
         if connectivity.has_skip and not self.skip_edges:
             raise IncompatibleError(

@@ -235,6 +235,7 @@ def manifest(built: Built) -> dict[str, Any]:
         "seed": built.config.seed,
         "threads": torch.get_num_threads(),  # --threads (snnkit_core.host), or torch's default
         "dataset": built.dataset.identity(),
+        "recurrence": built.network.describe(),  # e.g. the sparse masks' seed and density
         "scan_paths": built.network.paths(),  # per spiking layer, chosen once at assembly (snnkit_core.paths)
         "git_commit": _git_commit(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -46,11 +46,21 @@ def _expected_errors(fn):
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON instead of tables.")
 @click.option("--no-write", is_flag=True, help="Do not write RUN_DIR/eval/<split>.json.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans (default: torch's, one per core).")
-def eval_cmd(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write, threads):
+@click.option("--noise", metavar="P[,P...]", help="Replace a proportion P of the input entries by uniform noise (seeded) and "
+              "report per-sample and per-frame accuracy and Acc(P)/Acc(0) for each P; writes RUN_DIR/noise/<split>.json "
+              "and a PNG (with matplotlib). See docs/rules/reward-prop.md.")
+@click.option("--noise-seed", type=int, default=0, show_default=True, help="Seed of the noise draws.")
+def eval_cmd(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write, threads,
+             noise, noise_seed):
     """Evaluate a run (or every run under a folder): accuracy, per-class accuracy and confusion matrix per split.
 
     Writes RUN_DIR/eval/<split>.json unless --no-write, --dataset or --set (numbers on other data are not the run's).
     """
+    if noise is not None:
+        from .noise_eval import noise_eval
+
+        return _expected_errors(noise_eval)(run_dir, noise, noise_seed, split, checkpoint, data_dir, batch_size, device,
+                                            as_json, no_write, threads)
     _expected_errors(_eval)(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write, threads)
 
 

@@ -1,0 +1,54 @@
+"""``snnkit eval RUN --noise P[,P...]``: parse -> snnkit_core.robustness -> render (table, JSON, PNG)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from .render import console
+
+
+def noise_eval(run_dir, noise, seed, split, checkpoint, data_dir, batch_size, device, as_json, no_write, threads=None):
+    from snnkit_core.errors import MissingDependencyError, SnnkitError
+    from snnkit_core.host import set_threads
+    from snnkit_core.protocol import find_runs
+    from snnkit_core.robustness import noise_curve, parse_proportions, plot_noise
+
+    set_threads(threads)
+    ps = parse_proportions(noise)
+    if split == "all":
+        raise SnnkitError("--noise evaluates one split at a time: use --split test (default), val or train")
+    runs = find_runs(run_dir)
+    if not runs:
+        raise SnnkitError(f"{run_dir} holds no run directory (a folder with config.toml) at any depth")
+    data_dir = data_dir and str(Path(data_dir).expanduser().absolute())
+    results = []
+    for run in runs:
+        rec = noise_curve(run, ps, seed=seed, split=split, checkpoint=checkpoint, data_dir=data_dir,
+                          batch_size=batch_size, device=device, write=not no_write)
+        if not no_write:
+            try:
+                rec["png"] = str(plot_noise({run.name: rec["rows"]}, run / "noise" / f"{split}.png"))
+            except MissingDependencyError as exc:
+                rec["png"] = None
+                if not as_json:
+                    console.print(f"[yellow]no PNG[/]: {escape(str(exc))}")
+        results.append(rec)
+        if as_json:
+            continue
+        t = Table(title=f"{escape(str(run))}: {split} under noise ({rec['checkpoint']} checkpoint, epoch {rec['epoch']}, "
+                        f"seed {seed})", show_edge=False)
+        for col in ("P", "accuracy", "frame accuracy", "Acc(P)/Acc(0)"):
+            t.add_column(col, justify="right")
+        for r in rec["rows"]:
+            t.add_row(f"{r['p']:.2f}", f"{100 * r['accuracy']:.2f}%", f"{100 * r['frame_accuracy']:.2f}%",
+                      "-" if r["ratio"] is None else f"{r['ratio']:.3f}")
+        console.print(t)
+        if not no_write:
+            console.print(f"wrote {escape(str(run / 'noise' / f'{split}.json'))}" + (f" and {escape(rec['png'])}" if rec.get("png") else ""))
+    if as_json:
+        click.echo(json.dumps(results, indent=2))

@@ -1,0 +1,169 @@
+"""``sparse``: dense recurrence under a fixed random mask (NRR-SNN's sparse loops; specs/algorithms.md §6.2).
+
+Per hidden layer with output y (the spikes S), W ∈ R^{N×N} and a fixed boolean mask M (N×N, zero diagonal):
+
+    I_r[t] = (W ⊙ M) y[t-1]                      y[-1] = 0
+
+* The mask is drawn ONCE, when the layer is built, by a topology function from :data:`TOPOLOGIES` (``random``:
+  exactly round(density·N(N-1)) of the N(N-1) off-diagonal entries kept, chosen uniformly; the diagonal is
+  always 0). It is a registered buffer, so it is saved in every checkpoint and restored on ``--resume``.
+* It is seeded: ``seed`` = -1 (default) derives layer l's seed from the run seed (``torch.initial_seed()``,
+  which assembly sets to ``--seed`` just before the weights are drawn) as ``run_seed·1000 + l``; the seed and
+  the realised density are in ``describe()``, i.e. in ``manifest.json`` and every line of ``metrics.jsonl``.
+  (The authors' code draws it unseeded.)
+* The weights under the mask never change: every forward uses ``effective_weight() = W ⊙ M`` (so masked
+  entries get a zero gradient), and W's masked entries are zeroed at construction (Adam/AdamW leave a zero
+  weight with zero gradient at zero).
+* ``init``: ``uniform`` (default) is PyTorch's ``nn.Linear`` init U(±1/√N), the authors' code; ``orthogonal``
+  (gain 1) is ``dense``'s.
+
+The deep variant (NRR-SNN's five layers: input, a convolution over frequency, the recurrent layer, a
+feedforward layer, output) is this connectivity with ``conv_kernel`` > 0 and ``recurrent_layers = 1`` on
+three hidden layers: layer 0's input map is then :class:`FreqConv` (a 1-D convolution over the input
+channels, the same at every step), layer 1 has the sparse loops, layer 2 is feedforward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from snnkit_core import Connectivity, Param
+from snnkit_core.errors import ConfigError, IncompatibleError
+
+from .asrc import DenseRecurrence, dense_scan
+
+
+def random_mask(size: int, density: float, generator: torch.Generator) -> torch.Tensor:
+    """(size, size) bool: round(density·N(N-1)) off-diagonal entries True, chosen uniformly; diagonal False."""
+    off = (~torch.eye(size, dtype=torch.bool)).flatten().nonzero().squeeze(1)
+    keep = int(round(density * off.numel()))
+    mask = torch.zeros(size * size, dtype=torch.bool)
+    mask[off[torch.randperm(off.numel(), generator=generator)[:keep]]] = True
+    return mask.reshape(size, size)
+
+
+#: topology name -> mask function ``(size, density, generator) -> (size, size) bool with a zero diagonal``.
+#: Another topology plugs in with one line, e.g. ``TOPOLOGIES["grid3d"] = grid3d_mask``.
+TOPOLOGIES: dict[str, Callable[[int, float, torch.Generator], torch.Tensor]] = {"random": random_mask}
+
+
+class SparseRecurrence(DenseRecurrence):
+    """``(W ⊙ M) y[t-1]`` with a fixed bool mask M (buffer), zero diagonal."""
+
+    def __init__(self, size: int, density: float = 0.5, topology: str = "random", seed: int = 0, init: str = "uniform"):
+        super().__init__(size)
+        if init == "uniform":  # nn.Linear's default: kaiming_uniform(a=√5) = U(±1/√N)
+            bound = 1.0 / size**0.5
+            with torch.no_grad():
+                self.weight.uniform_(-bound, bound)
+        g = torch.Generator().manual_seed(int(seed))
+        mask = TOPOLOGIES[topology](size, density, g).to(torch.bool)
+        if mask.shape != (size, size) or bool(mask.diagonal().any()):
+            raise IncompatibleError(f"topology {topology!r} returned a mask of shape {tuple(mask.shape)} with "
+                                    f"{int(mask.diagonal().sum())} self-connections; it must be ({size}, {size}) with a zero diagonal")
+        self.mask = mask  # the base class registered the buffer "mask": saved in the checkpoint
+        self.topology, self.seed = topology, int(seed)
+        with torch.no_grad():
+            self.weight.mul_(self.mask)
+
+    def effective_weight(self) -> torch.Tensor:
+        """W ⊙ M: what every forward uses (rules that need the recurrent matrix call this)."""
+        return self.weight * self.mask
+
+    def recurrent_input(self, past):
+        return past[0] @ self.effective_weight().t()
+
+    def scan(self, neuron, current):
+        return dense_scan(neuron, current, self.effective_weight())
+
+    def describe(self):
+        n = self.size
+        return {"span": 1, "topology": self.topology, "mask_seed": self.seed,
+                "density": round(float(self.mask.sum()) / max(n * (n - 1), 1), 6)}
+
+
+class FreqConv(nn.Module):
+    """A 1-D convolution over the input channels applied at every step: (…, C) -> (…, channels·C).
+
+    out[..., c·C + f] = b_c + Σ_k w[c, k]·x[..., f + k - K//2]   (zero padding, odd kernel K)
+    """
+
+    def __init__(self, in_size: int, channels: int, kernel: int, bias: bool):
+        super().__init__()
+        self.in_size, self.channels = in_size, channels
+        self.conv = nn.Conv1d(1, channels, kernel, padding=kernel // 2, bias=bias)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.conv.weight
+
+    def forward(self, x):
+        lead = x.shape[:-1]
+        y = self.conv(x.reshape(-1, 1, self.in_size))  # (T·B, channels, C)
+        return y.reshape(*lead, self.channels * self.in_size)
+
+
+def _parse_layers(text: str) -> set[int] | None:
+    if str(text).strip().lower() == "all":
+        return None
+    try:
+        return {int(v) for v in str(text).split(",") if v.strip()}
+    except ValueError:
+        raise ConfigError(f"sparse: recurrent_layers must be 'all' or a comma list of 0-based layer numbers; got {text!r}") from None
+
+
+class Sparse(Connectivity):
+    """Recurrence under a fixed random mask (density, zero diagonal), seeded from the run seed (NRR-SNN)."""
+
+    name = "sparse"
+    description = "sparse loops: (W ⊙ M) y[t-1], fixed seeded mask M (density, zero diagonal) kept in the checkpoint (NRR-SNN, spec §6.2)"
+    recurrence = "dense"
+    params = (
+        Param("density", 0.5, "fraction of the N(N-1) off-diagonal recurrent connections that exist"),
+        Param("topology", "random", "mask generator (a name in snnkit_connectivity.sparse.TOPOLOGIES)"),
+        Param("seed", -1, "mask seed of layer 0 (+l for layer l); -1: run seed·1000"),
+        Param("init", "uniform", "W init: uniform U(±1/√N) (the authors' nn.Linear) or orthogonal (dense's)",
+              choices=("uniform", "orthogonal")),
+        Param("recurrent_layers", "all", "hidden layers (0-based, comma list) that get loops; 'all'"),
+        Param("conv_kernel", 0, "> 0: hidden layer 0's input map is a convolution over the input channels with this "
+              "(odd) kernel and hidden[0]/C channels (the deep variant)", unit="channels"),
+    )
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        hp = self.hparams
+        if not 0.0 <= hp["density"] <= 1.0:
+            raise ConfigError(f"sparse needs 0 <= density <= 1; got {hp['density']}")
+        if hp["topology"] not in TOPOLOGIES:
+            raise ConfigError(f"sparse: unknown topology {hp['topology']!r}; known: {', '.join(sorted(TOPOLOGIES))}")
+        if hp["conv_kernel"] < 0 or (hp["conv_kernel"] > 0 and hp["conv_kernel"] % 2 == 0):
+            raise ConfigError(f"sparse: conv_kernel must be 0 (off) or odd; got {hp['conv_kernel']}")
+        self.layers = _parse_layers(hp["recurrent_layers"])
+
+    def _seed(self, layer: int) -> int:
+        base = self.hparams["seed"]
+        return (torch.initial_seed() % 2**31) * 1000 + layer if base < 0 else base + layer
+
+    def make_recurrence(self, layer, size):
+        if self.layers is not None and layer not in self.layers:
+            return None
+        hp = self.hparams
+        return SparseRecurrence(size, hp["density"], hp["topology"], self._seed(layer), hp["init"])
+
+    def make_feedforward(self, layer, in_size, out_size, bias):
+        k = self.hparams["conv_kernel"]
+        if k == 0 or layer != 0:
+            return None
+        if out_size % in_size:
+            raise IncompatibleError(
+                f"sparse with conv_kernel={k}: hidden layer 0 is a convolution over the {in_size} input channels, so "
+                f"its size must be a multiple of {in_size} (channels x {in_size}); got {out_size}, e.g. use --hidden "
+                f"{in_size * max(out_size // in_size, 1)},...")
+        return FreqConv(in_size, out_size // in_size, k, bias)
+
+
+def register(register):
+    register(Sparse)

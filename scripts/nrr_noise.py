@@ -1,0 +1,67 @@
+"""Noise curves of the ablation's runs (paper Fig. 6-7): accuracy and Acc(P)/Acc(0) for P in 0, 0.1, ..., 0.5,
+NRR-SNN against the feed-forward SNN (and BP-RSNN), mean ± sd over seeds. Run after scripts/nrr_ablation.py:
+
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/nrr_noise.py --out docs/results/nrr
+
+Each run is `snnkit eval RUN --noise 0,0.1,0.2,0.3,0.4,0.5` (best-on-validation weights, noise seed 0, test
+split); writes OUT/noise-<dataset>.json and OUT/noise-<dataset>.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import torch
+
+from snnkit_core.robustness import noise_curve, plot_noise
+
+ROOT = Path(__file__).resolve().parents[1]
+PS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", default=str(ROOT / "runs/nrr"))
+    ap.add_argument("--datasets", default="fsdd,espeak-digits")
+    ap.add_argument("--variants", default="ff,ff+adapt,BP-RSNN,NRR-SNN,deep BP-RSNN,deep NRR-SNN")
+    ap.add_argument("--plot-variants", default="ff,BP-RSNN,NRR-SNN,deep NRR-SNN", help="the lines of the PNG")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--data-dir", default=str(ROOT.parent / "shared/datasets"))
+    ap.add_argument("--out", default=str(ROOT / "docs/results/nrr"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    for ds in args.datasets.split(","):
+        table, curves = {"dataset": ds, "p": PS, "noise_seed": 0, "variants": {}}, {}
+        for var in args.variants.split(","):
+            per_seed = []
+            for seed in args.seeds.split(","):
+                run = Path(args.runs) / ds / f"{var.replace(' ', '-').replace('+', '_')}-seed{seed}"
+                if not (run / "summary.json").exists():
+                    continue
+                rec = noise_curve(run, PS, seed=0, data_dir=args.data_dir if ds != "espeak-digits" else None)
+                per_seed.append(rec["rows"])
+            if not per_seed:
+                continue
+            rows = []
+            for i, p in enumerate(PS):
+                row = {"p": p}
+                for key in ("accuracy", "frame_accuracy", "ratio"):
+                    vals = [r[i][key] for r in per_seed if r[i][key] is not None]
+                    row[key] = statistics.mean(vals)
+                    row[f"{key}_sd"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+                rows.append(row)
+            table["variants"][var] = {"seeds": len(per_seed), "rows": rows, "per_seed": per_seed}
+            curves[var] = rows
+        out = Path(args.out)
+        (out / f"noise-{ds}.json").write_text(json.dumps(table, indent=2))
+        plot_noise({v: r for v, r in curves.items() if v in args.plot_variants.split(",")}, out / f"noise-{ds}.png", title=f"{ds}: test accuracy under noise")
+        for var, rows in curves.items():
+            print(ds, var, " ".join(f"{r['p']:.1f}:{100 * r['accuracy']:.1f}±{100 * r['accuracy_sd']:.1f}"
+                                    f"(r{r['ratio']:.2f})" for r in rows), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Markdown tables for docs/methods/nrr-snn.md from docs/results/nrr/{ablation,noise}-*.json and timing.jsonl.
+
+    .venv/bin/python scripts/nrr_report.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parents[1] / "docs/results/nrr"
+ROWS = ["ff", "ff+adapt", "BP-RSNN", "NRR-SNN", "deep BP-RSNN", "deep NRR-SNN"]
+PAPER = {"ff": "36.25", "ff+adapt": "66.05", "BP-RSNN": "60.86 (+ sparse loop)", "NRR-SNN": "63.03",
+         "deep BP-RSNN": "-", "deep NRR-SNN": "97.40 / 98.34"}
+
+
+def pct(m, s=None):
+    return f"{100 * m:.1f}" if s is None else f"{100 * m:.1f} ± {100 * s:.1f}"
+
+
+def main():
+    abl = {p.stem.split("-", 1)[1]: json.loads(p.read_text()) for p in sorted(OUT.glob("ablation-*.json"))}
+    noise = {p.stem.split("-", 1)[1]: json.loads(p.read_text()) for p in sorted(OUT.glob("noise-*.json"))}
+    dsets = list(abl)
+    print("| variant | " + " | ".join(f"{d} test (per sample) | {d} per frame | {d} s/epoch" for d in dsets) + " | paper (TIDigits) |")
+    print("|---|" + "---|" * (3 * len(dsets)) + "---|")
+    for v in ROWS:
+        cells = []
+        for d in dsets:
+            r = abl[d]["variants"].get(v)
+            if r is None:
+                cells += ["-", "-", "-"]
+                continue
+            nz = noise.get(d, {}).get("variants", {}).get(v)
+            frame = pct(nz["rows"][0]["frame_accuracy"], nz["rows"][0]["frame_accuracy_sd"]) if nz else "-"
+            sec = sum(x["seconds_per_epoch"] for x in r["runs"]) / len(r["runs"])
+            cells += [pct(r["test_accuracy_mean"], r["test_accuracy_sd"]), frame, f"{sec:.1f}"]
+        print(f"| {v} | " + " | ".join(cells) + f" | {PAPER[v]} |")
+    for d, t in noise.items():
+        print(f"\n{d}: accuracy % (Acc(P)/Acc(0)) under noise, mean ± sd over {len(t['variants'].get('ff', {}).get('per_seed', []))} seeds\n")
+        print("| variant | " + " | ".join(f"P = {p:.1f}" for p in t["p"]) + " |")
+        print("|---|" + "---|" * len(t["p"]))
+        for v in ROWS:
+            if v in t["variants"]:
+                rows = t["variants"][v]["rows"]
+                print(f"| {v} | " + " | ".join(f"{pct(r['accuracy'], r['accuracy_sd'])} ({r['ratio']:.2f})" for r in rows) + " |")
+    tp = OUT / "timing.jsonl"
+    if tp.exists():
+        print("\n| network | reward-prop s/step | bptt s/step | bptt / reward-prop | load average |\n|---|---|---|---|---|")
+        for line in tp.read_text().splitlines():
+            r = json.loads(line)
+            name = "deep " + ",".join(map(str, r["hidden"])) if r["conn"] else ",".join(map(str, r["hidden"]))
+            print(f"| {name} | {r['rules']['reward-prop']['seconds_per_step']:.4f} | {r['rules']['bptt']['seconds_per_step']:.4f} | "
+                  f"{r['bptt_over_reward_prop']:.2f} | {r['loadavg'][0]:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Time of one training step of reward-prop against bptt on the same network (nrr + sparse, 1 thread, CPU).
+
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/nrr_timing.py --out docs/results/nrr/timing.jsonl
+
+Both rules train the identical network (same seed, sizes, neuron, mask, linear vote readout) on the same
+random batches shaped like FSDD's (T = 100 steps, 40 channels, batch 64); bptt uses cross-entropy, reward-prop
+its MSE with hooks. Reported: median seconds per step (forward + backward + Adam) and per forward alone, and the
+per-epoch estimate for FSDD's 1,500 training samples. Rounds alternate between the rules so machine load hits
+both alike; the load average is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+import torch
+
+from snnkit_core.assembly import assemble
+from snnkit_core.interfaces import Batch
+from snnkit_core.plugins import get_registry
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--hidden", default="128", help="hidden sizes; 'deep' = 160,128,128 with the conv stage (deep NRR-SNN)")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--per-round", type=int, default=4)
+    ap.add_argument("--out", default="docs/results/nrr/timing.jsonl")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    reg = get_registry()
+    deep = args.hidden == "deep"
+    hidden = [160, 128, 128] if deep else [int(h) for h in args.hidden.split(",")]
+    conn_params = {"conv_kernel": 5, "recurrent_layers": "1"} if deep else {}
+    nets = {}
+    for name in ("reward-prop", "bptt"):
+        rule = reg.get("rule", name)()
+        net = assemble(reg.get("neuron", "nrr"), reg.get("connectivity", "sparse")(**conn_params), [rule], input_size=40,
+                       num_classes=10, hidden=hidden, seed=0, readout="linear")
+        opt = rule.make_optimizer([{"params": list(net.parameters())}], 1e-3, 0.0)
+        nets[name] = (rule, net, opt)
+    g = torch.Generator().manual_seed(0)
+    batches = [Batch(torch.randn(args.steps, args.batch, 40, generator=g), torch.randint(0, 10, (args.batch,), generator=g),
+                     torch.arange(args.batch)) for _ in range(args.per_round)]
+    step_t = {k: [] for k in nets}
+    fwd_t = {k: [] for k in nets}
+    for name, (rule, net, opt) in nets.items():  # warm-up
+        rule.train_step(net, batches[0], opt)
+    for _ in range(args.rounds):
+        for name, (rule, net, opt) in nets.items():
+            for b in batches:
+                t0 = time.perf_counter()
+                rule.train_step(net, b, opt)
+                step_t[name].append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                with torch.no_grad():
+                    net(b.x)
+                fwd_t[name].append(time.perf_counter() - t0)
+    res = {"hidden": hidden, "conn": conn_params, "batch": args.batch, "steps": args.steps, "threads": 1, "loadavg": os.getloadavg(),
+           "rules": {}}
+    for name in nets:
+        s, f = statistics.median(step_t[name]), statistics.median(fwd_t[name])
+        res["rules"][name] = {"seconds_per_step": s, "seconds_forward_no_grad": f,
+                              "seconds_per_fsdd_epoch_estimate": s * 1500 / args.batch}
+    res["bptt_over_reward_prop"] = res["rules"]["bptt"]["seconds_per_step"] / res["rules"]["reward-prop"]["seconds_per_step"]
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "a") as fh:  # one JSON object per line, one line per configuration
+        fh.write(json.dumps(res) + "\n")
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
