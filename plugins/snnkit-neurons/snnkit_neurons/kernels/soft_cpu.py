@@ -195,6 +195,19 @@ class MixedScan(torch.autograd.Function):
         al = alpha.detach().to(dt).contiguous()
         apad = torch.cat([al, al.new_zeros(1)])
         s, h, m = torch.empty_like(cur), torch.empty_like(cur), torch.empty_like(cur)
+        gemm = cpu.gemm(dt)
+        if gemm is not None and cpu.usable(cur, al) and weight.dtype == dt:  # the whole layer in one C call
+            w = weight.detach().contiguous()
+            A = torch.empty(L * K, dtype=dt)
+            rec = torch.empty(B, N, dtype=dt)
+            u = torch.empty(B, N, dtype=dt)
+            cpu.fn("mixed_fwd", dt)(T, B, N, K, L, cur.data_ptr(), w.data_ptr(), al.data_ptr(), A.data_ptr(),
+                                    rec.data_ptr(), s.data_ptr(), h.data_ptr(), m.data_ptr(), u.data_ptr(), decay, v_th,
+                                    gemm)
+            ctx.save_for_backward(h, s, m, weight, al)
+            ctx.consts = (L, decay, v_th, kind, width, detach_reset, True)
+            ctx.set_materialize_grads(False)
+            return s
         m[:L].zero_()  # later rows are written whole by each chunk's window product before the in-chunk terms
         u = torch.zeros_like(cur[0])
         rec = torch.empty(B, N, dtype=dt)
@@ -249,6 +262,14 @@ class MixedScan(torch.autograd.Function):
         gm[0].zero_()  # (never read: m[0] = 0 has no inputs)
         G = torch.empty(L, B, N, dtype=dt)  # ∂L/∂S of the chunk's steps through the later steps' windows
         gu = torch.zeros_like(h[0])
+        gemm = cpu.gemm(dt) if use_c else None
+        if gemm is not None and cpu.usable(h, al):  # the whole reverse scan in one C call
+            A = torch.empty(L * K, dtype=dt)
+            wc = w.contiguous()
+            cpu.fn("mixed_bwd", dt)(T, B, N, K, L, None if gs is None else gs.data_ptr(), h.data_ptr(), wc.data_ptr(),
+                                    al.data_ptr(), A.data_ptr(), G.data_ptr(), gi.data_ptr(), gm.data_ptr(), gu.data_ptr(),
+                                    decay, v_th, width, cpu.SURROGATE[kind], int(detach_reset), gemm)
+            return (gi,) + MixedScan._param_grads(ctx, gi, gm, s, m, al)
         gm_flat, G_flat = gm.view(T, BN), G.view(L, BN)
         gi_t, gm_t = gi.unbind(0), gm.unbind(0)
         windows: dict = {}
@@ -284,6 +305,14 @@ class MixedScan(torch.autograd.Function):
                               kind, width, detach_reset)
                 if t > 0:
                     torch.mm(gi_t[t], w, out=gm_t[t])
+        return (gi,) + MixedScan._param_grads(ctx, gi, gm, s, m, al)
+
+    @staticmethod
+    def _param_grads(ctx, gi, gm, s, m, al):
+        """(∂L/∂V, ∂L/∂α, None x 6): time-batched products over the whole layer."""
+        T, B, N = gi.shape
+        BN, K, dt = B * N, al.shape[0], gi.dtype
+        gm_flat = gm.view(T, BN)
         g_w = g_a = None
         if ctx.needs_input_grad[1]:
             g_w = gi.view(T * B, N).t() @ m.view(T * B, N)
@@ -298,4 +327,4 @@ class MixedScan(torch.autograd.Function):
                 j = torch.arange(r0, r1).unsqueeze(1) - torch.arange(c0, r1 - 1).unsqueeze(0)
                 band = (j >= 1) & (j <= K)
                 g_a.index_add_(0, j[band] - 1, C[band])
-        return gi, g_w, g_a, None, None, None, None, None, None
+        return g_w, g_a, None, None, None, None, None, None
