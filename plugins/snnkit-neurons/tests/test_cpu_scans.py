@@ -315,3 +315,33 @@ def test_small_calls_run_on_one_thread(monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
     assert cpu.threads(32 * 128) == 1
     assert cpu.threads(cpu.MIN_PARALLEL) == 4 and cpu.threads() == 4
+
+
+def test_asrc_fused_scan_is_the_same_on_1_and_2_threads_and_restores_blas_threads():
+    """The fused ASRC node runs its per-step products on one BLAS thread (cpu.one_blas_thread): the numbers do
+    not depend on --threads, and MKL's thread-local setting is back to 'none' (0) afterwards."""
+    if cpu.lib() is None or cpu.gemm(torch.float32) is None:
+        pytest.skip("no C library or no BLAS gemm from torch here")
+    neuron, rec = _asrc(40, 9, torch.float32)
+    cur = torch.randn(30, 4, 40) * 1.5
+    before = torch.get_num_threads()
+    outs = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            outs.append(_run(lambda c: neuron.mixed_scan(c, rec.weight, rec.alpha(), 8), cur, [rec.weight, rec.kernel]))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(outs[0][1], outs[1][1])
+    for a, b in zip(outs[0][2], outs[1][2]):
+        assert torch.equal(a, b)
+    # MKL's thread-local count (which torch.set_num_threads sets) is what it was: after a scan under 2 torch
+    # threads it is 2 again, not the 1 the scan used
+    setter = cpu._blas_threads_local[0]
+    if setter is not None:
+        torch.set_num_threads(2)
+        try:
+            neuron.mixed_scan(cur, rec.weight, rec.alpha(), 8)[0].sum().backward()
+            assert setter(2) == 2
+        finally:
+            torch.set_num_threads(before)

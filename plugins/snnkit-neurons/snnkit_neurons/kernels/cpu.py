@@ -167,6 +167,38 @@ def gemm(dtype: torch.dtype) -> int | None:
     return _gemm[name]
 
 
+_blas_threads_local: list = []
+
+
+class one_blas_thread:
+    """``with one_blas_thread():`` the BLAS products called from C (``mixed_fwd``/``_bwd``: per step a (B, N) x
+    (N, N) product) run on this thread only, through MKL's ``MKL_Set_Num_Threads_Local`` (the C entry; the
+    lower-case names are the Fortran one, which takes a pointer) where torch's library exports it (restored on
+    exit to what was there, the count torch.set_num_threads sets; elsewhere a no-op). A per-step product of
+    32 x 128 x 128 is far too small to split: with 2 threads every one was a fork/join, and on a busy machine a
+    wait for the other core. It also keeps those products' results independent of the thread count."""
+
+    def __enter__(self):
+        if not _blas_threads_local:
+            fn = None
+            for so in sorted((Path(torch.__file__).parent / "lib").glob("libtorch_cpu*")):
+                try:
+                    fn = getattr(ctypes.CDLL(str(so)), "MKL_Set_Num_Threads_Local")  # the C entry (by value)
+                    fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+                    break
+                except (OSError, AttributeError):
+                    continue
+            _blas_threads_local.append(fn)
+        fn = _blas_threads_local[0]
+        self._prev = None if fn is None else fn(1)
+        return self
+
+    def __exit__(self, *exc):
+        if self._prev is not None:  # what was there: torch.set_num_threads sets MKL's thread-local count itself
+            _blas_threads_local[0](self._prev)
+        return False
+
+
 def usable(*tensors: torch.Tensor) -> bool:
     """The C scans apply: the library is there and every tensor is on the CPU, float32 or float64, one dtype."""
     if any(t.device.type != "cpu" for t in tensors):

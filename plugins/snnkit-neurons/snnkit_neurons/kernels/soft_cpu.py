@@ -201,9 +201,10 @@ class MixedScan(torch.autograd.Function):
             A = torch.empty(L * K, dtype=dt)
             rec = torch.empty(B, N, dtype=dt)
             u = torch.empty(B, N, dtype=dt)
-            cpu.fn("mixed_fwd", dt)(T, B, N, K, L, cur.data_ptr(), w.data_ptr(), al.data_ptr(), A.data_ptr(),
-                                    rec.data_ptr(), s.data_ptr(), h.data_ptr(), m.data_ptr(), u.data_ptr(), decay, v_th,
-                                    gemm)
+            with cpu.one_blas_thread():
+                cpu.fn("mixed_fwd", dt)(T, B, N, K, L, cur.data_ptr(), w.data_ptr(), al.data_ptr(), A.data_ptr(),
+                                        rec.data_ptr(), s.data_ptr(), h.data_ptr(), m.data_ptr(), u.data_ptr(), decay,
+                                        v_th, gemm)
             ctx.save_for_backward(h, s, m, weight, al)
             ctx.consts = (L, decay, v_th, kind, width, detach_reset, True)
             ctx.set_materialize_grads(False)
@@ -266,9 +267,11 @@ class MixedScan(torch.autograd.Function):
         if gemm is not None and cpu.usable(h, al):  # the whole reverse scan in one C call
             A = torch.empty(L * K, dtype=dt)
             wc = w.contiguous()
-            cpu.fn("mixed_bwd", dt)(T, B, N, K, L, None if gs is None else gs.data_ptr(), h.data_ptr(), wc.data_ptr(),
-                                    al.data_ptr(), A.data_ptr(), G.data_ptr(), gi.data_ptr(), gm.data_ptr(), gu.data_ptr(),
-                                    decay, v_th, width, cpu.SURROGATE[kind], int(detach_reset), gemm)
+            with cpu.one_blas_thread():
+                cpu.fn("mixed_bwd", dt)(T, B, N, K, L, None if gs is None else gs.data_ptr(), h.data_ptr(),
+                                        wc.data_ptr(), al.data_ptr(), A.data_ptr(), G.data_ptr(), gi.data_ptr(),
+                                        gm.data_ptr(), gu.data_ptr(), decay, v_th, width, cpu.SURROGATE[kind],
+                                        int(detach_reset), gemm)
             return (gi,) + MixedScan._param_grads(ctx, gi, gm, s, m, al)
         gm_flat, G_flat = gm.view(T, BN), G.view(L, BN)
         gi_t, gm_t = gi.unbind(0), gm.unbind(0)
