@@ -5,7 +5,8 @@
 ``--old`` is another checkout (e.g. ``git archive 72b0cd6 | tar -x -C /tmp/prev``). Each measurement is a
 separate process (``--one``) importing either this tree or the old one, so the two never share imported
 code; the rounds alternate old/new per workload and thread count, and the medians over rounds are reported
-with ``uptime``'s load before each. Shapes: the issue's (scsr-ti46 T 100 B 50: bptt and tssl-bp; src-psmnist
+with ``uptime``'s load before each; for ``asrc`` also the fraction of the method bound (the bound plus
+``bench.span_mixing_time``; a tree without it gets the new tree's median span term). Shapes: the issue's (scsr-ti46 T 100 B 50: bptt and tssl-bp; src-psmnist
 T 784 B 32: src and asrc; src-ssc T 100 B 32: src).
 """
 
@@ -46,6 +47,8 @@ def one(group: str, threads: int, repeats: int, warmup: int, paths: list[str]) -
         w = attrs.evolve(w, steps=steps or w.steps, batch=batch or w.batch)
         r = bench.bench_workload(w, torch.device("cpu"), paths=tuple(paths), warmup=warmup, repeats=repeats)
         r["lower_bound_ms"] = 1e3 * bench.lower_bound(w, torch.device("cpu"), bw)
+        if hasattr(bench, "span_mixing_time"):  # trees before the method bound lack it: the new tree's is used
+            r["method_extra_ms"] = 1e3 * bench.span_mixing_time(w, torch.device("cpu"))
         out.append(r)
     return {"results": out, "snnkit_core": bench.__file__}
 
@@ -90,21 +93,36 @@ def main():
                     for r in res["results"]:
                         for path, v in r["paths"].items():
                             rows.append(dict(tree=label, threads=th, workload=r["workload"], T=r["steps"] if "steps" in r else None,
-                                             path=path, ms=v["median_ms"], bound_ms=r["lower_bound_ms"], load=load, round=rnd))
+                                             path=path, ms=v["median_ms"], bound_ms=r["lower_bound_ms"],
+                                             extra_ms=r.get("method_extra_ms"), load=load, round=rnd))
                             print(json.dumps(rows[-1]), flush=True)
     summary = {}
     for row in rows:
         key = (row["threads"], row["workload"], row["path"])
         summary.setdefault(key, {}).setdefault(row["tree"], []).append(row)
-    print("\nthreads workload path | old ms | new ms | old/new | bound ms | fraction old | fraction new | load")
+    print("\nthreads workload path | old ms | new ms | old/new (paired by round: median, range) | bound ms | fraction old |"
+          " fraction new (range) | method bound: extra ms, fraction old, new (range) | load")
     for (th, wl, path), d in sorted(summary.items()):
         med = {k: statistics.median(r["ms"] for r in v) for k, v in d.items()}
-        frac = {k: statistics.median(r["bound_ms"] / r["ms"] for r in v) for k, v in d.items()}  # bound of the same process
+        frac = {k: [r["bound_ms"] / r["ms"] for r in v] for k, v in d.items()}  # bound of the same process
         bound = statistics.median(r["bound_ms"] for v in d.values() for r in v)
         loads = [r["load"] for v in d.values() for r in v]
-        if "old" in med and "new" in med:
-            print(f"{th} {wl} {path} | {med['old']:.1f} | {med['new']:.1f} | {med['old'] / med['new']:.2f} | {bound:.1f} | "
-                  f"{frac['old']:.2f} | {frac['new']:.2f} | {min(loads):.1f}-{max(loads):.1f}")
+        if "old" not in med or "new" not in med:
+            continue
+        by_round = {(r["tree"], r["round"]): r["ms"] for v in d.values() for r in v}
+        paired = [by_round[("old", k)] / by_round[("new", k)] for (t, k) in by_round if t == "new" and ("old", k) in by_round]
+        extras = [r["extra_ms"] for r in d["new"] if r.get("extra_ms") is not None]
+        method = "-"
+        if extras and statistics.median(extras) > 0:  # old trees have no span term: the new tree's median is added
+            ex = statistics.median(extras)
+            mf = {k: [(r["bound_ms"] + (r["extra_ms"] if r.get("extra_ms") is not None else ex)) / r["ms"] for r in v]
+                  for k, v in d.items()}
+            method = (f"{ex:.1f}, {statistics.median(mf['old']):.2f}, {statistics.median(mf['new']):.2f} "
+                      f"({min(mf['new']):.2f}-{max(mf['new']):.2f})")
+        print(f"{th} {wl} {path} | {med['old']:.1f} | {med['new']:.1f} | {statistics.median(paired):.2f} "
+              f"({min(paired):.2f}-{max(paired):.2f}) | {bound:.1f} | {statistics.median(frac['old']):.2f} | "
+              f"{statistics.median(frac['new']):.2f} ({min(frac['new']):.2f}-{max(frac['new']):.2f}) | {method} | "
+              f"{min(loads):.1f}-{max(loads):.1f}")
     if a.out:
         a.out.write_text(json.dumps(rows, indent=1))
 

@@ -4,6 +4,8 @@ For each workload and path: median time of a full training step (forward, backwa
 ``repeats`` steps after ``warmup`` steps, synchronised on CUDA, and peak memory. A lower bound is printed
 beside it: the same feedforward and recurrent matrix products done as time-batched GEMMs (forward + the two
 backward products), plus one read and write of every state tensor at the device's measured copy bandwidth.
+For a method with inherent extra work the "method bound" adds that work, done time-batched too (only ``asrc``:
+its span mixing, :func:`span_mixing_time`); the plain bound keeps its definition for every row.
 """
 
 from __future__ import annotations
@@ -138,6 +140,44 @@ def lower_bound(w: Workload, device: torch.device, bandwidth: float, repeats: in
     return total + state_bytes / bandwidth
 
 
+#: block lengths tried for the time-batched span mixing (:func:`span_mixing_time`); the fastest counts
+SPAN_BLOCKS = (16, 32, 64)
+
+
+def span_mixing_time(w: Workload, device: torch.device, repeats: int = 5) -> float:
+    """Seconds: ``asrc``'s span mixing done time-batched, forward and backward, summed over the hidden layers
+    (0 for every other connectivity).
+
+    ASRC mixes K past outputs per step, m[t] = Σ_{j=1..K} α_j y[t-j] (spec §5.2 eq. 12; K = ``max_span``), which
+    the plain bound does not count: 3·K·T·B·N multiply-adds per layer (forward m, backward ∂L/∂y = Σ_j α_j
+    ∂L/∂m[t+j], and ∂L/∂α_j = Σ_t ⟨∂L/∂m[t], y[t-j]⟩). Time-batched it is a block-Toeplitz product: split T into
+    blocks of L steps; block b's m is A (L, L+K) times the L+K outputs y[bL-K .. bL+L-1], the same A for every
+    block, so with the windows side by side it is ONE GEMM (L, L+K) x (L+K, ⌈T/L⌉·B·N); ∂L/∂y is Aᵀ times the
+    blocks' ∂L/∂m side by side, (L+K, L) x (L, ⌈T/L⌉·B·N); and Σ over blocks of ∂L/∂m_b y_bᵀ is one
+    (L, ⌈T/L⌉·B·N) x (⌈T/L⌉·B·N, L+K) GEMM whose K diagonals are ∂L/∂α. These multiply A's zero triangles too,
+    (L+K)/K times the needed multiply-adds, so their time (measured as the other terms) is scaled by K/(L+K):
+    the needed 3·K·T·B·N multiply-adds at the speed of those time-batched GEMMs (unscaled, the term came out
+    above the fused CPU scan's own time). The windows' overlap copy is not counted. The smallest over L in
+    :data:`SPAN_BLOCKS` counts."""
+    if w.conn != "asrc":
+        return 0.0
+    K = int(w.params.get("conn", {}).get("max_span", 51))
+    total = 0.0
+    for n in w.hidden:
+        best = None
+        for L in SPAN_BLOCKS:
+            cols = -(-w.steps // L) * w.batch * n
+            a = torch.randn(L, L + K, device=device)
+            at = a.t().contiguous()
+            win = torch.randn(L + K, cols, device=device)
+            g = torch.randn(L, cols, device=device)
+            t = statistics.median(_time(lambda: (a @ win, at @ g, g @ win.T), device, 1, repeats)) * K / (L + K)
+            best = t if best is None else min(best, t)
+            del win, g
+        total += best
+    return total
+
+
 def bench_workload(w: Workload, device: torch.device, paths=("reference", "torch"), warmup: int = 3, repeats: int = 20) -> dict[str, Any]:
     """Median time of the rule's own training step (``LearningRule.train_step``: forward, loss, backward,
     optimizer step, ``after_step``, ``clamp_``) on each backend in ``paths``, with the scan path each layer ran."""
@@ -190,7 +230,8 @@ def _ran(paths: list[str]) -> str:
 def run_benchmarks(names: list[str], device: torch.device, repeats: int = 20, warmup: int = 3,
                    steps: int | None = None, batch: int | None = None) -> dict[str, Any]:
     """Every workload of the groups ``names`` (all on CUDA, ``tiny`` on CPU when empty) on every backend that can
-    run here: ``{"meta": ..., "results": [...]}``, each result with its lower bound and each path's fraction of it.
+    run here: ``{"meta": ..., "results": [...]}``, each result with its lower bound, its method bound (the bound plus
+    :func:`span_mixing_time`; equal to the bound except for ``asrc``) and each path's fraction of both.
     ``steps`` / ``batch`` replace every workload's T / batch size. An unknown group is an
     :class:`UnknownComponentError`; a workload whose components are missing is skipped."""
     from .errors import UnknownComponentError
@@ -212,9 +253,13 @@ def run_benchmarks(names: list[str], device: torch.device, repeats: int = 20, wa
                 results.append({"workload": w.name, "skipped": str(exc)})
                 continue
             res["lower_bound_ms"] = 1e3 * lower_bound(w, device, bw)
+            extra = 1e3 * span_mixing_time(w, device)  # the method's inherent extra work (asrc), else 0
+            res["method_bound_ms"] = res["lower_bound_ms"] + extra
+            res["method_extra_ms"] = extra
             for p in res["paths"].values():
                 if "median_ms" in p:
                     p["fraction_of_bound"] = res["lower_bound_ms"] / p["median_ms"]
+                    p["fraction_of_method_bound"] = res["method_bound_ms"] / p["median_ms"]
             results.append(res)
     meta = {"torch": torch.__version__, "device": str(device),
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",

@@ -54,4 +54,35 @@ def test_bench_table_prints_the_fraction_for_every_row_including_rule_owned_scan
     assert res.exit_code == 0, res.output
     line = next(ln for ln in res.output.splitlines() if "rule:tssl-bp" in ln)
     cells = [c.strip() for c in line.split("│") if c.strip()]
-    assert cells[-3] == "-" and float(cells[-1]) > 0  # x vs ref: none; fraction of bound: printed
+    assert cells[-5] == "-" and float(cells[-3]) > 0  # x vs ref: none; fraction of bound: printed
+    assert cells[-2:] == ["-", "-"]  # no method bound: tssl-bp has no extra work beyond the bound's
+
+
+def test_asrc_has_a_method_bound_with_its_span_mixing_and_every_other_row_keeps_the_bound():
+    """asrc's window over K past outputs is work the plain bound does not count: the method bound adds it
+    (timed time-batched), both fractions are reported, and the other rows' method bound is their bound."""
+    res = CliRunner().invoke(cli, ["bench", "--device", "cpu", "--workload", "src-psmnist", "--steps", "40", "--batch", "2",
+                                   "--repeats", "1", "--warmup", "0", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {r["workload"]: r for r in json.loads(res.output)["results"]}
+    asrc, src = rows["src-psmnist/asrc"], rows["src-psmnist/src"]
+    assert src["method_extra_ms"] == 0 and src["method_bound_ms"] == src["lower_bound_ms"]
+    assert asrc["method_extra_ms"] > 0
+    assert asrc["method_bound_ms"] == asrc["lower_bound_ms"] + asrc["method_extra_ms"]
+    for p in asrc["paths"].values():
+        assert abs(p["fraction_of_method_bound"] - asrc["method_bound_ms"] / p["median_ms"]) < 1e-12
+        assert p["fraction_of_method_bound"] > p["fraction_of_bound"]
+
+
+def test_span_mixing_time_counts_only_asrc_and_grows_with_the_span():
+    import attrs
+    import torch
+
+    from snnkit_core.bench import WORKLOADS, resize, span_mixing_time
+
+    src, asrc = (resize(w, 64, 4) for w in WORKLOADS["src-psmnist"])
+    cpu = torch.device("cpu")
+    assert span_mixing_time(src, cpu) == 0.0
+    short = span_mixing_time(attrs.evolve(asrc, params={"conn": {"max_span": 4}}), cpu, repeats=3)
+    long = span_mixing_time(attrs.evolve(asrc, params={"conn": {"max_span": 2000}}), cpu, repeats=3)
+    assert 0 < short < long

@@ -35,6 +35,27 @@ def impl(request, monkeypatch):
     return request.param
 
 
+@pytest.fixture(params=["c", "c-per-step", "torch-loop"])
+def asrc_impl(request, monkeypatch):
+    """ASRC's node three ways: one C call per direction with the products through torch's BLAS (``c``), the C
+    neuron steps with the products from Python per step (``c-per-step``, SNNKIT_CPU_BLAS=0: where torch's
+    library exports no gemm), and the torch loops."""
+    if request.param == "torch-loop":
+        monkeypatch.setenv("SNNKIT_CPU_KERNELS", "0")
+        assert cpu.lib() is None
+        return request.param
+    if cpu.lib() is None:
+        if shutil.which("cc") or shutil.which("gcc"):
+            pytest.fail(f"a C compiler is here but the C scans did not build: {cpu.failure}")
+        pytest.skip("no C compiler: only the torch loops can run")
+    if request.param == "c-per-step":
+        monkeypatch.setenv("SNNKIT_CPU_BLAS", "0")
+        assert cpu.gemm(torch.float32) is None
+    elif cpu.gemm(torch.float32) is None:
+        pytest.skip("torch's library exports no sgemm_ here: the per-step products run from Python")
+    return request.param
+
+
 def _run(fn, cur, params, seed=1):
     cur = cur.detach().requires_grad_()
     y, s = fn(cur)
@@ -141,14 +162,14 @@ def _asrc(n, K, dtype, detach=False, kind="triangle", seed=0):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("detach", [False, True])
-@pytest.mark.parametrize("K,chunk", [(5, 8), (12, 4), (51, 8), (1, 8)])  # K > T; chunks shorter than K; K = 1 (dense)
-def test_asrc_mixed_scan_equals_reference_with_kernel_gradient(impl, K, chunk, detach, dtype):
+@pytest.mark.parametrize("K,chunk,T", [(5, 8, 37), (12, 4, 37), (51, 8, 37), (1, 8, 37), (9, 8, 61)])
+def test_asrc_mixed_scan_equals_reference_with_kernel_gradient(asrc_impl, K, chunk, T, detach, dtype):
     """ASRC in training on lif-soft: one autograd node (MixedScan) equal to the reference step loop, with the
     gradients to the input, V and α (a leaf here: in float32 the gradient to p = softmax⁻¹ cancels to below the
     size of α's, so it is compared in float64 only, where it is checked too)."""
     neuron, rec = _asrc(6, K, dtype, detach)
-    cur = torch.randn(37, 3, 6, dtype=dtype) * 1.5
-    alpha = rec.alpha().detach().requires_grad_()
+    cur = torch.randn(T, 3, 6, dtype=dtype) * 1.5  # K > T; chunks shorter than K; K = 1 (dense); T > K + 2·16
+    alpha = rec.alpha().detach().requires_grad_()  # (the last: full-window blocks of the α-gradient)
     rec.alpha = lambda: alpha  # the reference's recurrent_input reads this leaf too
     ref = _run(lambda c: reference_scan(neuron, c, rec), cur, [rec.weight, alpha])
     fast = _run(lambda c: mixed_span_scan(neuron, c, rec.weight, alpha, chunk), cur, [rec.weight, alpha])
@@ -166,7 +187,7 @@ def test_asrc_mixed_scan_equals_reference_with_kernel_gradient(impl, K, chunk, d
 
 
 @pytest.mark.parametrize("shape", [(1, 2, 5), (3, 2, 300)])  # T = 1; more elements than one C block
-def test_asrc_mixed_scan_shapes(impl, shape):
+def test_asrc_mixed_scan_shapes(asrc_impl, shape):
     neuron, rec = _asrc(shape[2], 5, torch.float64)
     cur = torch.randn(*shape, dtype=torch.float64) * 1.5
     params = [rec.weight, rec.kernel]
@@ -294,3 +315,33 @@ def test_small_calls_run_on_one_thread(monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
     assert cpu.threads(32 * 128) == 1
     assert cpu.threads(cpu.MIN_PARALLEL) == 4 and cpu.threads() == 4
+
+
+def test_asrc_fused_scan_is_the_same_on_1_and_2_threads_and_restores_blas_threads():
+    """The fused ASRC node runs its per-step products on one BLAS thread (cpu.one_blas_thread): the numbers do
+    not depend on --threads, and MKL's thread-local setting is back to 'none' (0) afterwards."""
+    if cpu.lib() is None or cpu.gemm(torch.float32) is None:
+        pytest.skip("no C library or no BLAS gemm from torch here")
+    neuron, rec = _asrc(40, 9, torch.float32)
+    cur = torch.randn(30, 4, 40) * 1.5
+    before = torch.get_num_threads()
+    outs = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            outs.append(_run(lambda c: neuron.mixed_scan(c, rec.weight, rec.alpha(), 8), cur, [rec.weight, rec.kernel]))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(outs[0][1], outs[1][1])
+    for a, b in zip(outs[0][2], outs[1][2]):
+        assert torch.equal(a, b)
+    # MKL's thread-local count (which torch.set_num_threads sets) is what it was: after a scan under 2 torch
+    # threads it is 2 again, not the 1 the scan used
+    setter = cpu._blas_threads_local[0]
+    if setter is not None:
+        torch.set_num_threads(2)
+        try:
+            neuron.mixed_scan(cur, rec.weight, rec.alpha(), 8)[0].sum().backward()
+            assert setter(2) == 2
+        finally:
+            torch.set_num_threads(before)

@@ -31,7 +31,8 @@ import torch
 HERE = Path(__file__).parent
 SOURCE = HERE / "cpu_scan.c"
 SOURCES = (SOURCE, HERE / "cpu_scan_body.h")  # the .c includes the body once per float type
-ABI = 3  # 2: lif_bwd sums ∂L/∂λ and ∂L/∂w over the batch itself; 3: tssl_bwd (tssl-bp's backward), mix_add (ASRC)
+ABI = 4  # 2: lif_bwd sums ∂L/∂λ and ∂L/∂w over the batch itself; 3: tssl_bwd (tssl-bp's backward), mix_add (ASRC);
+# 4: mixed_fwd / mixed_bwd (ASRC's whole layer in one call, products through torch's BLAS)
 #: exactness needs every a*b+c rounded twice (no FMA contraction) and IEEE semantics (no -ffast-math)
 CFLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-std=gnu99"]
 SURROGATE = {"sigmoid": 0, "triangle": 1, "fast-sigmoid": 2, "atan": 3, "rectangle": 4}
@@ -113,7 +114,10 @@ def _load(path: Path) -> ctypes.CDLL:
         getattr(lib, f"tssl_bwd_{sfx}").argtypes = [i64, i64, i64, p, p, p, p, p, p, p, p, real, real, real, real, i32,
                                                     real, real, i32, real, p, i32]
         getattr(lib, f"mix_add_{sfx}").argtypes = [i64, p, p, i64, p, i64, i32]
-        for name in ("lif_fwd", "lif_bwd", "soft_fwd", "soft_bwd", "tssl_bwd", "mix_add"):
+        getattr(lib, f"mixed_fwd_{sfx}").argtypes = [i64, i64, i64, i64, i64, p, p, p, p, p, p, p, p, p, real, real, p]
+        getattr(lib, f"mixed_bwd_{sfx}").argtypes = [i64, i64, i64, i64, i64, p, p, p, p, p, p, p, p, p, real, real,
+                                                     real, i32, i32, p]
+        for name in ("lif_fwd", "lif_bwd", "soft_fwd", "soft_bwd", "tssl_bwd", "mix_add", "mixed_fwd", "mixed_bwd"):
             getattr(lib, f"{name}_{sfx}").restype = None
     return lib
 
@@ -138,6 +142,61 @@ def lib() -> ctypes.CDLL | None:
             errors.append(f"{candidate.name}: {exc}")
     failure = "; ".join(errors)
     return None
+
+
+_gemm: dict = {}
+
+
+def gemm(dtype: torch.dtype) -> int | None:
+    """Address of the Fortran-interface BLAS ``sgemm_`` / ``dgemm_`` that torch's own library exports (MKL in the
+    x86-64 wheels), for the C scans that need matrix products inside their time loop (``mixed_fwd``/``_bwd``);
+    None when torch's library does not export it (then those scans run their products from Python, per step)
+    or when ``SNNKIT_CPU_BLAS=0``."""
+    if os.environ.get("SNNKIT_CPU_BLAS", "1") == "0" or dtype not in (torch.float32, torch.float64):
+        return None
+    name = "sgemm_" if dtype == torch.float32 else "dgemm_"
+    if name not in _gemm:
+        addr = None
+        for so in sorted((Path(torch.__file__).parent / "lib").glob("libtorch_cpu*")):
+            try:
+                addr = ctypes.cast(getattr(ctypes.CDLL(str(so)), name), ctypes.c_void_p).value
+                break
+            except (OSError, AttributeError):
+                continue
+        _gemm[name] = addr
+    return _gemm[name]
+
+
+_blas_threads_local: list = []
+
+
+class one_blas_thread:
+    """``with one_blas_thread():`` the BLAS products called from C (``mixed_fwd``/``_bwd``: per step a (B, N) x
+    (N, N) product) run on this thread only, through MKL's ``MKL_Set_Num_Threads_Local`` (the C entry; the
+    lower-case names are the Fortran one, which takes a pointer) where torch's library exports it (restored on
+    exit to what was there, the count torch.set_num_threads sets; elsewhere a no-op). A per-step product of
+    32 x 128 x 128 is far too small to split: with 2 threads every one was a fork/join, and on a busy machine a
+    wait for the other core. It also keeps those products' results independent of the thread count."""
+
+    def __enter__(self):
+        if not _blas_threads_local:
+            fn = None
+            for so in sorted((Path(torch.__file__).parent / "lib").glob("libtorch_cpu*")):
+                try:
+                    fn = getattr(ctypes.CDLL(str(so)), "MKL_Set_Num_Threads_Local")  # the C entry (by value)
+                    fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+                    break
+                except (OSError, AttributeError):
+                    continue
+            _blas_threads_local.append(fn)
+        fn = _blas_threads_local[0]
+        self._prev = None if fn is None else fn(1)
+        return self
+
+    def __exit__(self, *exc):
+        if self._prev is not None:  # what was there: torch.set_num_threads sets MKL's thread-local count itself
+            _blas_threads_local[0](self._prev)
+        return False
 
 
 def usable(*tensors: torch.Tensor) -> bool:

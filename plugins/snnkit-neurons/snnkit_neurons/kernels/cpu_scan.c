@@ -98,5 +98,5 @@ static inline float exp_f32(float x) {
 #ifndef SNNKIT_SRC_HASH
 #define SNNKIT_SRC_HASH "unknown"
 #endif
-int snnkit_cpu_scan_abi(void) { return 3; }
+int snnkit_cpu_scan_abi(void) { return 4; }
 const char *snnkit_cpu_scan_source(void) { return SNNKIT_SRC_HASH; }

@@ -338,6 +338,101 @@ EXPORT void NAME(mix_add)(int64_t BN, T_ *out, const T_ *x, int64_t stride, cons
     }
 }
 
+
+/* ASRC on lif-soft (soft_cpu.MixedScan; equations there): the whole layer's forward / reverse-time backward in
+ * ONE call each, the per-step (B, N) x (N, N) products and the per-chunk Toeplitz products through the BLAS
+ * gemm torch itself uses (``gemm``: a Fortran-interface ?gemm_ pointer found in torch's library by cpu.py), so
+ * no Python runs per step. Row-major (R, C) tensors are column-major (C, R) to BLAS. Integer arguments are
+ * passed as pointers to int64 holding values < 2^31: an LP64 BLAS reads their low 32 bits (little-endian), an
+ * ILP64 one all 64. Scratch: ``A`` holds L·K window coefficients, ``rec`` / ``G`` one (L, B, N) chunk. */
+typedef void (*NAME(gemm_fn))(const char *, const char *, const int64_t *, const int64_t *, const int64_t *,
+                              const T_ *, const T_ *, const int64_t *, const T_ *, const int64_t *, const T_ *,
+                              T_ *, const int64_t *);
+
+EXPORT void NAME(mixed_fwd)(int64_t T, int64_t B, int64_t N, int64_t K, int64_t L, const T_ *I, const T_ *W,
+                            const T_ *alpha, T_ *A, T_ *rec, T_ *s, T_ *h, T_ *mm, T_ *u, T_ decay, T_ v_th,
+                            void *gemm_) {
+    NAME(gemm_fn) gemm = (NAME(gemm_fn))gemm_;
+    const int64_t BN = B * N;
+    const T_ f1 = 1, f0 = 0;
+    for (int64_t e = 0; e < BN; e++) u[e] = 0;
+    for (int64_t t0 = 0; t0 < T; t0 += L) {
+        int64_t t1 = t0 + L < T ? t0 + L : T, n = t1 - t0, M = K < t0 ? K : t0;
+        if (M > 0) {  /* m[t0+i] = Σ_r A[i, r] S[t0-M+r], A[i, r] = α[M-1+i-r] (zero at index >= K) */
+            for (int64_t i = 0; i < n; i++)
+                for (int64_t r = 0; r < M; r++) { int64_t q = M - 1 + i - r; A[i * M + r] = q < K ? alpha[q] : (T_)0; }
+            gemm("N", "N", &BN, &n, &M, &f1, s + (t0 - M) * BN, &BN, A, &M, &f0, mm + t0 * BN, &BN);
+        } else {
+            for (int64_t e = 0; e < n * BN; e++) mm[t0 * BN + e] = 0;
+        }
+        for (int64_t t = t0; t < t1; t++) {
+            int64_t nin = t - t0 < K ? t - t0 : K;
+            T_ *R_ mt = mm + t * BN;
+            for (int64_t q = 0; q < nin; q++) {  /* the in-chunk terms, j = q+1 (mix_add's order) */
+                const T_ *R_ sq = s + (t - 1 - q) * BN;
+                T_ c = alpha[q];
+                for (int64_t e = 0; e < BN; e++) mt[e] += c * sq[e];
+            }
+            if (t > 0)  /* rec = m[t] Vᵀ */
+                gemm("T", "N", &N, &B, &N, &f1, W, &N, mt, &N, &f0, rec, &N);
+            for (int64_t e0 = 0; e0 < BN; e0 += BLK) {
+                int64_t m = BN - e0 < BLK ? BN - e0 : BLK;
+                if (t > 0) NAME(soft_fwd_block)(1, BN, e0, m, I + t * BN, rec, u, s + t * BN, h + t * BN, decay, v_th, 1);
+                else NAME(soft_fwd_block)(1, BN, e0, m, I + t * BN, I + t * BN, u, s + t * BN, h + t * BN, decay, v_th, 0);
+            }
+        }
+    }
+}
+
+/* gm[t] = ∂L/∂m[t] = gi[t] V (gm[0] is set to 0); gu: ∂L/∂U carried, zero on entry */
+EXPORT void NAME(mixed_bwd)(int64_t T, int64_t B, int64_t N, int64_t K, int64_t L, const T_ *gs, const T_ *h,
+                            const T_ *W, const T_ *alpha, T_ *A, T_ *G, T_ *gi, T_ *gm, T_ *gu, T_ decay, T_ v_th,
+                            T_ width, int kind, int detach, void *gemm_) {
+    NAME(gemm_fn) gemm = (NAME(gemm_fn))gemm_;
+    const int64_t BN = B * N;
+    const T_ f1 = 1, f0 = 0;
+    int64_t nchunks = (T + L - 1) / L;
+    for (int64_t e = 0; e < BN; e++) { gu[e] = 0; gm[e] = 0; }
+    for (int64_t c = nchunks - 1; c >= 0; c--) {
+        int64_t t0 = c * L, t1 = t0 + L < T ? t0 + L : T, n = t1 - t0, Mp = K < T - t1 ? K : T - t1;
+        if (Mp > 0) {  /* G[i] = Σ_r A[i, r] gm[t1+r], A[i, r] = α[n-1+r-i] (zero at index >= K) */
+            for (int64_t i = 0; i < n; i++)
+                for (int64_t r = 0; r < Mp; r++) { int64_t q = n - 1 + r - i; A[i * Mp + r] = q < K ? alpha[q] : (T_)0; }
+            gemm("N", "N", &BN, &n, &Mp, &f1, gm + t1 * BN, &BN, A, &Mp, &f0, G, &BN);
+        } else {
+            for (int64_t e = 0; e < n * BN; e++) G[e] = 0;
+        }
+        for (int64_t t = t1 - 1; t >= t0; t--) {
+            int64_t i = t - t0, nin = t1 - 1 - t < K ? t1 - 1 - t : K;
+            T_ *R_ Gi = G + i * BN;
+            for (int64_t q = 0; q < nin; q++) {  /* the later in-chunk steps t+q+1 */
+                const T_ *R_ gq = gm + (t + 1 + q) * BN;
+                T_ cq = alpha[q];
+                for (int64_t e = 0; e < BN; e++) Gi[e] += cq * gq[e];
+            }
+            FTZ_BEGIN  /* around the neuron's step only, as in soft_bwd (the products run as torch's would) */
+            for (int64_t e0 = 0; e0 < BN; e0 += BLK) {
+                int64_t m = BN - e0 < BLK ? BN - e0 : BLK;
+                const T_ *gs_ = gs ? gs + t * BN : h;  /* dummy, never read without gs */
+#define MIXED_BWD(KD, D) NAME(soft_bwd_block)(1, BN, e0, m, gs_, Gi, h + t * BN, gu, gi + t * BN, decay, v_th, width, KD, D, gs != 0, 1)
+#define MIXED_BWD_K(KD) if (detach) MIXED_BWD(KD, 1); else MIXED_BWD(KD, 0); break
+                switch (kind) {
+                case SIGMOID: MIXED_BWD_K(SIGMOID);
+                case TRIANGLE: MIXED_BWD_K(TRIANGLE);
+                case FAST_SIGMOID: MIXED_BWD_K(FAST_SIGMOID);
+                case ATAN: MIXED_BWD_K(ATAN);
+                default: MIXED_BWD_K(RECTANGLE);
+                }
+#undef MIXED_BWD
+#undef MIXED_BWD_K
+            }
+            FTZ_END
+            if (t > 0)  /* gm[t] = gi[t] V */
+                gemm("N", "N", &N, &B, &N, &f1, W, &N, gi + t * BN, &N, &f0, gm + t * BN, &N);
+        }
+    }
+}
+
 #undef NAME
 #undef CAT
 #undef CAT_

@@ -180,7 +180,7 @@ class MixedScan(torch.autograd.Function):
     (one C call). Backward, reverse time: ∂L/∂S[t] from the recurrence is Σ_j α_j ∂L/∂m[t+j], with
     ∂L/∂m = ∂L/∂I·V, again one Toeplitz product per chunk (the later chunks' part) plus ≤ L-1 in-chunk terms per
     step; per step one C call for the neuron's reverse step and one product for ∂L/∂m[t]. Then
-    ∂L/∂V = Σ_t ∂L/∂I[t]ᵀ m[t] (one product) and ∂L/∂α_j = Σ_t ⟨∂L/∂m[t], S[t-j]⟩ (band products, 32 rows at a
+    ∂L/∂V = Σ_t ∂L/∂I[t]ᵀ m[t] (one product) and ∂L/∂α_j = Σ_t ⟨∂L/∂m[t], S[t-j]⟩ (band products, 16 rows at a
     time). Saved: H, S and m. Without the C library the same node runs chunk_fwd / chunk_bwd and torch mixes.
     """
 
@@ -195,6 +195,20 @@ class MixedScan(torch.autograd.Function):
         al = alpha.detach().to(dt).contiguous()
         apad = torch.cat([al, al.new_zeros(1)])
         s, h, m = torch.empty_like(cur), torch.empty_like(cur), torch.empty_like(cur)
+        gemm = cpu.gemm(dt)
+        if gemm is not None and cpu.usable(cur, al) and weight.dtype == dt:  # the whole layer in one C call
+            w = weight.detach().contiguous()
+            A = torch.empty(L * K, dtype=dt)
+            rec = torch.empty(B, N, dtype=dt)
+            u = torch.empty(B, N, dtype=dt)
+            with cpu.one_blas_thread():
+                cpu.fn("mixed_fwd", dt)(T, B, N, K, L, cur.data_ptr(), w.data_ptr(), al.data_ptr(), A.data_ptr(),
+                                        rec.data_ptr(), s.data_ptr(), h.data_ptr(), m.data_ptr(), u.data_ptr(), decay,
+                                        v_th, gemm)
+            ctx.save_for_backward(h, s, m, weight, al)
+            ctx.consts = (L, decay, v_th, kind, width, detach_reset, True)
+            ctx.set_materialize_grads(False)
+            return s
         m[:L].zero_()  # later rows are written whole by each chunk's window product before the in-chunk terms
         u = torch.zeros_like(cur[0])
         rec = torch.empty(B, N, dtype=dt)
@@ -249,6 +263,16 @@ class MixedScan(torch.autograd.Function):
         gm[0].zero_()  # (never read: m[0] = 0 has no inputs)
         G = torch.empty(L, B, N, dtype=dt)  # ∂L/∂S of the chunk's steps through the later steps' windows
         gu = torch.zeros_like(h[0])
+        gemm = cpu.gemm(dt) if use_c else None
+        if gemm is not None and cpu.usable(h, al):  # the whole reverse scan in one C call
+            A = torch.empty(L * K, dtype=dt)
+            wc = w.contiguous()
+            with cpu.one_blas_thread():
+                cpu.fn("mixed_bwd", dt)(T, B, N, K, L, None if gs is None else gs.data_ptr(), h.data_ptr(),
+                                        wc.data_ptr(), al.data_ptr(), A.data_ptr(), G.data_ptr(), gi.data_ptr(),
+                                        gm.data_ptr(), gu.data_ptr(), decay, v_th, width, cpu.SURROGATE[kind],
+                                        int(detach_reset), gemm)
+            return (gi,) + MixedScan._param_grads(ctx, gi, gm, s, m, al)
         gm_flat, G_flat = gm.view(T, BN), G.view(L, BN)
         gi_t, gm_t = gi.unbind(0), gm.unbind(0)
         windows: dict = {}
@@ -284,18 +308,32 @@ class MixedScan(torch.autograd.Function):
                               kind, width, detach_reset)
                 if t > 0:
                     torch.mm(gi_t[t], w, out=gm_t[t])
+        return (gi,) + MixedScan._param_grads(ctx, gi, gm, s, m, al)
+
+    @staticmethod
+    def _param_grads(ctx, gi, gm, s, m, al):
+        """(∂L/∂V, ∂L/∂α, None x 6): time-batched products over the whole layer."""
+        T, B, N = gi.shape
+        BN, K, dt = B * N, al.shape[0], gi.dtype
+        gm_flat = gm.view(T, BN)
         g_w = g_a = None
         if ctx.needs_input_grad[1]:
             g_w = gi.view(T * B, N).t() @ m.view(T * B, N)
         if ctx.needs_input_grad[2]:
             g_a = torch.zeros(K, dtype=dt)
             s_flat = s.view(T, BN)
-            rows = 32
-            for r0 in range(1, T, rows):  # ∂L/∂α_j = Σ_t ⟨∂L/∂m[t], S[t-j]⟩: a band of gm S^T, 32 rows at a time
+            rows = 16  # band blocks of 16 rows: the fastest of 8-64 at the PS-MNIST shapes (less waste than 32)
+            D = torch.zeros(rows, K, dtype=dt)  # D[i, K - j] summed: the diagonals j = 1..K of one block
+            for r0 in range(1, T, rows):  # ∂L/∂α_j = Σ_t ⟨∂L/∂m[t], S[t-j]⟩: a band of gm Sᵀ, one block at a time
                 r1 = min(r0 + rows, T)
                 c0 = max(0, r0 - K)
                 C = gm_flat[r0:r1] @ s_flat[c0:r1 - 1].t()  # (r1-r0, r1-1-c0): C[t-r0, t'-c0] = <gm[t], S[t']>
-                j = torch.arange(r0, r1).unsqueeze(1) - torch.arange(c0, r1 - 1).unsqueeze(0)
-                band = (j >= 1) & (j <= K)
-                g_a.index_add_(0, j[band] - 1, C[band])
-        return gi, g_w, g_a, None, None, None, None, None, None
+                if c0 == r0 - K:  # full window: row i holds j = K..1 at columns i..i+K-1, a strided view
+                    R = r1 - r0
+                    D[:R] += C.as_strided((R, K), (C.stride(0) + 1, 1))
+                else:  # the first blocks (t < K): fewer past steps
+                    j = torch.arange(r0, r1).unsqueeze(1) - torch.arange(c0, r1 - 1).unsqueeze(0)
+                    band = (j >= 1) & (j <= K)
+                    g_a.index_add_(0, j[band] - 1, C[band])
+            g_a += D.sum(0).flip(0)
+        return g_w, g_a, None, None, None, None, None, None
