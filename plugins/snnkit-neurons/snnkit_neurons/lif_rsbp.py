@@ -76,7 +76,7 @@ class LIFRSBP(Neuron):
         Param("tau_s", 8.0, "synaptic time constant", unit="steps"),
         Param("v_th", 10.0, "firing threshold (fires when v > V_th - 1e-6)"),
         Param("t_ref", 2, "refractory period: the membrane is held at 0 for this many steps after a spike", unit="steps"),
-        Param("delay", True, "feedforward input arrives one step late, I[t-1] (the reference's synaptic delay)"),
+        Param("delay", True, "feedforward input arrives one step late, I(t-1) (the reference's synaptic delay)"),
         Param("surrogate_width", 1.0, "width of the sigmoid surrogate used only when a gradient rule (bptt) "
               "differentiates step; ST-RSBP does not"),
     )
