@@ -135,7 +135,7 @@ def propagation_matrix(a: torch.Tensor, phi: torch.Tensor, orientation: str = "p
 
 
 def layer_backward(delta, e, o_post, o_pre, w, nu_post, nu_pre, table, e_rec=None, w_rec=None, lam=None,
-                   orientation="paper", fallback="pinv", max_gain=1e6, need_delta=True):
+                   orientation="paper", fallback="pinv", max_gain=1e6, need_delta=True, omega_min=OMEGA_MIN):
     """One layer of §4.5/§4.6 for a batch: returns ``(grad_w, grad_w_rec, delta_pre, info)``.
 
     delta (B, N_l) (already /ν_l), e (B, N_l, N_k), o_post (B, N_l), o_pre (B, N_k), w (N_l, N_k), e_rec and
@@ -150,12 +150,14 @@ def layer_backward(delta, e, o_post, o_pre, w, nu_post, nu_pre, table, e_rec=Non
         d_rec = dpoly(table, o_post, o_post, clip_post=True)
         s = s + (w_rec.unsqueeze(0) * d_rec).sum(-1)
     omega_raw = 1 - s / nu_post
-    omega = clamp_away_from_zero(omega_raw)
+    omega = clamp_away_from_zero(omega_raw, omega_min)
     scale = delta / omega
     g = scale if lam is None else scale * lam
     grad_w = torch.einsum("bl,blj->lj", g, e)
     grad_rec = torch.einsum("bl,blp->lp", scale, e_rec) if recurrent else None
-    info = {"omega_clamped": float((omega_raw.abs() < OMEGA_MIN).to(omega.dtype).mean()), "fallbacks": 0}
+    info = {"omega_clamped": float((omega_raw.abs() < omega_min).to(omega.dtype).mean()), "fallbacks": 0,
+            "omega_small": float((omega_raw.abs() < 0.1).to(omega.dtype).mean()),
+            "omega_negative": float((omega_raw < 0).to(omega.dtype).mean())}
     if not need_delta:
         return grad_w, grad_rec, None, info
     phi = w.unsqueeze(0) * t_psp_ratio(e, o_post, o_pre) / nu_pre  # (B, N_l, N_k)
@@ -231,6 +233,7 @@ class STRSBP(LearningRule):
         Param("solve_fallback", "pinv", "singular/ill-conditioned system: pinv = pseudo-inverse for that sample; "
               "error = stop with a clear error", choices=("pinv", "error")),
         Param("max_gain", 1e6, "a solve with ‖x‖ > max_gain·‖rhs‖ counts as ill-conditioned"),
+        Param("omega_min", 1e-4, "|Ω_l| is clamped to at least this, sign kept (reference: 1e-4)"),
         Param("init_w", 1.0, "initialise every feedforward and recurrent weight U(-init_w, init_w) (reference: 1); "
               "0 keeps the network's init"),
         Param("boost", False, "per-sample boosting weights on the output error, updated after each epoch (§4.8)"),
@@ -389,7 +392,7 @@ class STRSBP(LearningRule):
             nu_pre = float(layers[k - 1].neuron.v_th) if k > 0 else 1.0
             gw, grec, delta_pre, info = layer_backward(
                 delta, e, o_post, o_pre, w, float(n.v_th), nu_pre, table, e_rec, w_rec, lam,
-                hp["orientation"], hp["solve_fallback"], hp["max_gain"], need_delta=k > 0)
+                hp["orientation"], hp["solve_fallback"], hp["max_gain"], need_delta=k > 0, omega_min=hp["omega_min"])
             gw = gw + self._regulariser(w) * B
             if hp["reduction"] == "mean":
                 gw = gw / B
@@ -400,8 +403,11 @@ class STRSBP(LearningRule):
                     grec = grec * mask
                 rec = layer.recurrence
                 grads[rec.weight] = torch.diagonal(grec).clone() if rec.structure == "diagonal" else grec
-            st = stats.setdefault(self._names[k], {"count": 0.0, "grad_norm": 0.0, "omega_clamped": 0.0, "fallbacks": 0, "n": 0})
+            st = stats.setdefault(self._names[k], {"count": 0.0, "grad_norm": 0.0, "omega_clamped": 0.0, "fallbacks": 0,
+                                                   "omega_small": 0.0, "omega_negative": 0.0, "n": 0})
             st["count"] += float(o_post.mean())
+            st["omega_small"] += info["omega_small"]
+            st["omega_negative"] += info["omega_negative"]
             st["grad_norm"] += float(gw.norm())
             st["omega_clamped"] += info["omega_clamped"]
             st["fallbacks"] += info["fallbacks"]
@@ -451,7 +457,8 @@ class STRSBP(LearningRule):
         for name, st in layers.items():
             n = max(st["n"], 1)
             out[name] = {"mean_count": round(st["count"] / n, 4), "grad_norm": round(st["grad_norm"] / n, 6),
-                         "omega_clamped": round(st["omega_clamped"] / n, 6), "fallbacks": st["fallbacks"]}
+                         "omega_clamped": round(st["omega_clamped"] / n, 6), "fallbacks": st["fallbacks"],
+                         "omega_small": round(st["omega_small"] / n, 6), "omega_negative": round(st["omega_negative"] / n, 6)}
         self._stats = {}
         return {"st_rsbp": out}
 
