@@ -8,9 +8,9 @@ FSDD=(--dataset fsdd --data-dir "$DATA" --set dataset.features=cochlea --set dat
       --set dataset.steps=150 --set dataset.split=speaker --hidden 400,400,400 --batch-size 16 --threads 1 --quiet)
 EPOCHS=${EPOCHS:-4}
 case $what in
-  fsdd-st)   snnkit train --neuron lif-rsbp --set neuron.tau_m=128 --set neuron.v_th=2 --conn reservoir --rule st-rsbp \
+  fsdd-st)   snnkit train --neuron lif-rsbp --set neuron.tau_m=64 --set neuron.v_th=5 --conn reservoir --rule st-rsbp \
                  --lr 5e-3 "${FSDD[@]}" --epochs "$EPOCHS" --seeds 3 --out "$out/fsdd-st-rsbp" ;;
-  fsdd-bptt) snnkit train --neuron lif-rsbp --set neuron.tau_m=128 --set neuron.v_th=2 --conn reservoir --rule bptt \
+  fsdd-bptt) snnkit train --neuron lif-rsbp --set neuron.tau_m=64 --set neuron.v_th=5 --conn reservoir --rule bptt \
                  "${FSDD[@]}" --epochs "$EPOCHS" --seeds 3 --out "$out/fsdd-bptt" ;;
   fsdd-tssl) snnkit train --neuron lif --conn ff --rule tssl-bp "${FSDD[@]}" --epochs "$EPOCHS" --seeds 3 \
                  --out "$out/fsdd-tssl-bp" ;;

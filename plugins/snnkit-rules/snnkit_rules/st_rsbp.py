@@ -330,6 +330,13 @@ class STRSBP(LearningRule):
             if optimizer is None:
                 return loss, counts
             weights = self._sample_weights(batch, counts, y)
+            is_tgt = torch.zeros_like(counts, dtype=torch.bool)
+            is_tgt[torch.arange(len(y), device=y.device), y] = True
+            out_st = self._stats.setdefault("output_counts", {"target": 0.0, "other": 0.0, "target_silent": 0.0, "n": 0})
+            out_st["target"] += float(counts[is_tgt].mean())
+            out_st["other"] += float(counts[~is_tgt].mean())
+            out_st["target_silent"] += float((counts[is_tgt] == 0).to(counts.dtype).mean())
+            out_st["n"] += 1
             delta = active * diff * weights.unsqueeze(1).to(diff.dtype) / float(self._layers[-1].neuron.v_th)
             grads = self.gradients(network, out, y, delta)
         optimizer.zero_grad(set_to_none=True)
@@ -459,6 +466,9 @@ class STRSBP(LearningRule):
             out[name] = {"mean_count": round(st["count"] / n, 4), "grad_norm": round(st["grad_norm"] / n, 6),
                          "omega_clamped": round(st["omega_clamped"] / n, 6), "fallbacks": st["fallbacks"],
                          "omega_small": round(st["omega_small"] / n, 6), "omega_negative": round(st["omega_negative"] / n, 6)}
+        oc = self._stats.get("output_counts")
+        if oc and oc["n"]:
+            out["output_counts"] = {k: round(oc[k] / oc["n"], 4) for k in ("target", "other", "target_silent")}
         self._stats = {}
         return {"st_rsbp": out}
 
