@@ -273,3 +273,11 @@ class TestSTRSBPFeedforwardContract(RuleContract):
     params = {"init_w": 0.0, "boost": True}
     neuron_cls = LIFRSBP
     neuron_params = {"tau_m": 4.0, "tau_s": 2.0, "v_th": 0.5}
+
+
+class TestSTRSBPReferenceOrientationContract(RuleContract):
+    rule_cls = STRSBP
+    params = {"init_w": 0.0, "orientation": "reference", "solve_fallback": "error"}
+    neuron_cls = LIFRSBP
+    neuron_params = {"tau_m": 4.0, "tau_s": 2.0, "v_th": 0.5}
+    conn_cls = Dense
