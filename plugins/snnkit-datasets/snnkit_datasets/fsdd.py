@@ -33,6 +33,7 @@ from snnkit_core.errors import DatasetError
 from .audio import read_audio
 from .download import download, extract, sha256_file
 from .frontends import log_mel
+from .ti46 import encode_bsa, speech_features
 
 URL = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.tar.gz"
 #: sha256 over the sorted lines "<file name> <sha256 of file>\n" of all 3,000 recordings of v1.0.10
@@ -51,6 +52,11 @@ class FSDD(Dataset):
     params = (
         Param("n_mels", 40, "mel channels", unit="channels"),
         Param("steps", 100, "time steps per utterance", unit="steps"),
+        Param("features", "log-mel", "front-end: log-mel, or the Lyon passive-ear cochleagram (ST-RSBP's TI46 "
+              "pipeline, ti46.py)", choices=("log-mel", "cochlea")),
+        Param("channels", 64, "cochlea channels (features=cochlea; log-mel uses n_mels); at 8 kHz at most 66 Lyon channels fit below 4 kHz", unit="channels"),
+        Param("encoding", "real", "real-valued features, or 0/1 spikes by Ben's Spiker Algorithm (ST-RSBP)",
+              choices=("real", "bsa")),
         Param("download", False, "download the archive if the recordings are missing (needs internet)"),
         Param("split", "takes", "takes: FSDD's own split (takes 0-4 = test, every speaker in both); speaker: the "
               "test_speakers' recordings are the test set, the other speakers train", choices=("takes", "speaker")),
@@ -72,7 +78,7 @@ class FSDD(Dataset):
 
     @property
     def input_size(self):
-        return self.hparams["n_mels"]
+        return self.hparams["channels"] if self.hparams["features"] == "cochlea" else self.hparams["n_mels"]
 
     @property
     def class_names(self):
@@ -128,10 +134,13 @@ class FSDD(Dataset):
 
     def _cache_params(self, files: list[Path]) -> dict:
         """The cache key's parameters: front-end, the recordings' stat identity and their content digest."""
-        return {
+        key = {
             "n_mels": self.hparams["n_mels"], "steps": self.hparams["steps"],
             "files": self._identity(files), "sha256": self._content_digest(files), "v": 1,
         }
+        if self.hparams["features"] != "log-mel":  # the log-mel key stays as it was, so existing caches still match
+            key.update(features=self.hparams["features"], channels=self.hparams["channels"])
+        return key
 
     def held_out_speakers(self, files: list[Path], which: str = "test") -> list[str]:
         """The ``test_speakers`` (or ``val_speakers``) of a speaker split, checked against the speakers the
@@ -167,14 +176,21 @@ class FSDD(Dataset):
             ])
         else:
             mask = data["take"] < 5 if split == "test" else data["take"] >= 5
-        return ArrayData(data["x"][mask], data["y"][mask])
+        x = data["x"][mask]
+        if self.hparams["encoding"] == "bsa":
+            x = encode_bsa(x)  # per utterance max-normalised, as for TI46
+        return ArrayData(x, data["y"][mask])
 
     def _compute(self, files: list[Path]) -> dict[str, torch.Tensor]:
         feats, labels, takes = [], [], []
-        for p in track(files, len(files), "fsdd: log-mel features"):
+        hp = self.hparams
+        for p in track(files, len(files), f"fsdd: {hp['features']} features"):
             digit, _, take = _NAME.match(p.name).groups()
             wave, sr = read_audio(p, SAMPLE_RATE)
-            feats.append(log_mel(wave, sr, n_mels=self.hparams["n_mels"], steps=self.hparams["steps"]))
+            if hp["features"] == "cochlea":
+                feats.append(speech_features(wave, sr, "cochlea", hp["channels"], hp["steps"]))
+            else:
+                feats.append(log_mel(wave, sr, n_mels=hp["n_mels"], steps=hp["steps"]))
             labels.append(int(digit))
             takes.append(int(take))
         return {"x": torch.from_numpy(np.stack(feats)), "y": torch.tensor(labels), "take": torch.tensor(takes)}

@@ -236,3 +236,39 @@ def test_data_prepare_drives_a_progress_bar(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert (60, "fsdd: log-mel features") in calls and (1, "preparing fsdd/train") in calls
     assert "fsdd/test: 50 examples" in res.output
+
+
+# ---- ST-RSBP's front-end: Lyon cochleagram features and BSA spikes (ti46.py's pipeline, shared)
+
+
+def test_cochlea_features_and_bsa_spikes(tmp_path):
+    root = _write_fsdd(tmp_path, speakers=("ann",), takes=range(0, 6))
+    ds = FSDD(data_dir=str(root), features="cochlea", channels=24, steps=30)
+    assert ds.input_size == 24
+    real = ds.load("test")
+    assert tuple(real.x.shape[1:]) == (30, 24) and float(real.x.max()) > 0
+    # the same numbers as the TI46 pipeline on the same wave (no second copy of the front-end)
+    from snnkit_datasets.audio import read_audio
+    from snnkit_datasets.ti46 import encode_bsa, speech_features
+
+    files = sorted((root / "fsdd" / "recordings").glob("*.wav"))
+    first_test = next(p for p in files if p.stem.endswith("_0"))
+    wave, sr = read_audio(first_test, 8000)
+    np.testing.assert_allclose(real.x[0].numpy(), speech_features(wave, sr, "cochlea", 24, 30), rtol=1e-6)
+    spikes = FSDD(data_dir=str(root), features="cochlea", channels=24, steps=30, encoding="bsa").load("test")
+    assert set(spikes.x.unique().tolist()) <= {0.0, 1.0} and float(spikes.x.sum()) > 0
+    torch.testing.assert_close(spikes.x, encode_bsa(real.x))
+
+
+def test_default_stays_log_mel(tmp_path):
+    root = _write_fsdd(tmp_path, speakers=("ann",), takes=range(0, 6))
+    ds = FSDD(data_dir=str(root), n_mels=16, steps=20)
+    assert ds.hparams["features"] == "log-mel" and ds.hparams["encoding"] == "real" and ds.input_size == 16
+    x = ds.load("test").x
+    assert tuple(x.shape[1:]) == (20, 16) and float(x.min()) < 0  # log-mel values, not spikes
+
+
+def test_too_many_cochlea_channels_for_8khz_is_a_clear_error(tmp_path):
+    root = _write_fsdd(tmp_path, speakers=("ann",), takes=[0])
+    with pytest.raises(ValueError, match="Lyon channels do not fit"):
+        FSDD(data_dir=str(root), features="cochlea", channels=78).load("test")

@@ -1,0 +1,530 @@
+"""``st-rsbp``: Spike-Train level Recurrent Spiking BackPropagation (Zhang & Li, NeurIPS 2019), spec
+specs/algorithms.md §4. No autograd: the rule runs the network's forward, computes every gradient at the level of
+spike counts and writes ``.grad`` itself. Neuron: ``lif-rsbp`` (§4.1). Any batch size: the batch gradient is the
+sum of the single-sample gradients (``reduction = "sum"``), and each sample solves its own linear system.
+
+Notation per spiking layer l (post-synaptic, N_l neurons) fed by layer k (pre-synaptic, N_k; layer 0 is fed by
+the network input): o = Σ_t s[t] firing counts, ν_l = V_th, W (N_l, N_k) feedforward, W^rec (N_l, N_l) the
+recurrent matrix (``rec.effective_weight()`` when the recurrence has one, else ``rec.weight`` times ``rec.mask``;
+``diag(w)`` for a diagonal one), e (B, N_l, N_k) and e^rec (B, N_l, N_l) the S-PSPs (§4.2, st_rsbp_psp.py).
+
+Loss (§4.3), per sample, y_i = ``desired`` (35) for the label, ``undesired`` (5) otherwise, margin m = 5:
+
+    E = Σ_i [|o_i - y_i| > m] (o_i - y_i)²                       (summed, no ½, as the reference)
+    δ_i^out = [|o_i - y_i| > m] (o_i - y_i) · w_sample / ν_out
+
+Missing target (``missing_target``): if the label's neuron fired 0 spikes, after δ is computed spikes are written
+into its train at t = m·⌊T/35⌋ (m ≥ 1) for the S-PSPs of the output layer. Prediction: argmax_i o_i (lowest
+index on ties).
+
+Count derivatives (§4.4): ∂e_lj/∂o_j ≈ e_lj/o_j (0.5 if o_l or o_j is 0); ∂e_lj/∂o_l ≈ P'_n(o_l), n = o_j clipped
+to [1, 100], P_n the quartic of st_rsbp_table.py (scripts/make_eij_table.py, Monte Carlo of the neuron); a
+feedforward layer leaves o_l unclipped (0 where o_l = 0), a recurrent one clips it to [1, 100].
+
+Backward of layer l (§4.5, §4.6), δ^l already divided by ν_l:
+
+    Ω_l  = 1 - (1/ν_l) [Σ_j W_lj ∂e_lj/∂o_l + Σ_p W^rec_lp ∂e^rec_lp/∂o_l]        |Ω_l| clamped to ≥ 1e-4 (sign kept)
+    Θ_lp = (1/ν_l) W^rec_lp ∂e^rec_lp/∂o_p   (p ≠ l)          Φ_li = W_li (1/ν_k) ∂e_li/∂o_i
+    P    = (Ω - Θ)⁻¹ Φ  (paper, default);   P = Φ (Ω - Θ)⁻¹  (``orientation = "reference"``, N_k = N_l only)
+    δ^k  = Pᵀ δ^l      computed as Φᵀ (Ω - Θ)⁻ᵀ δ^l (paper) or (Ω - Θ)⁻ᵀ Φᵀ δ^l (reference): one batched
+                       ``torch.linalg.solve`` of a vector per sample instead of the N_l x N_k matrix P (same numbers)
+    ∂E/∂W_lj     = Σ_b δ_l e_lj / Ω_l · Λ_l     ∂E/∂W^rec_lp = Σ_b δ_l e^rec_lp / Ω_l   (existing synapses only)
+
+Without a recurrence Θ = 0 and this is the feedforward case (no solve). Λ_l = 1 except in the output layer with
+lateral inhibition (§4.7): the output layer also receives -w0·Σ_{p≠l} s_p[t-1] (w0 = ``lateral_inhibition``, 1;
+0 turns it off) and
+
+    Λ_j = 1 / (1 - w0² Σ_{l≠j} r_jl d_l r_lj d_j),  r_jl = e^lat_lj / o_j (0.5 if o_j or o_l is 0),
+    d = 1/ν_out where the neuron fired or is the label, else 0   (denominator clamped to |·| ≥ 1e-4)
+
+Λ is not applied to the δ sent down. Singular or ill-conditioned systems (``solve_fallback``): a sample whose
+solve fails, is not finite, or amplifies ‖δ‖ by more than ``max_gain`` (1e6) is solved again with the
+pseudo-inverse (singular values below 1e-6·σ_max dropped) under ``pinv`` (default, counted in the epoch's
+``st_rsbp.fallbacks``), or stops training with a :class:`~snnkit_core.errors.NaNLossError` under ``error``.
+
+Options (§4.8): ``boost``: per-sample weights w (start 1) multiply δ^out; after each epoch, per class c,
+err_c = Σ_{i∈c} w_i [wrong_i] / Σ_{i∈c} w_i and w_i ← w_i exp(err_c/20 · [wrong_i]). ``reg_lambda``/``reg_beta``:
+∂E/∂W_lj += λβ (W_lj/L) exp(β (mean_j (W_lj/L)² - 1)), L = ``weight_limit`` (8), per sample. Optimiser: Adam
+(β = 0.9, 0.999, ε = 1e-8), lr_epoch = lr/√(epoch+1) (``lr_decay``); weights U(-``init_w``, ``init_w``) (1).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from snnkit_core import Compatibility, LearningRule, Param
+from snnkit_core.errors import ConfigError, IncompatibleError, NaNLossError
+
+from .st_rsbp_psp import psp_trace, reset_weights, spike_response, t_psp_ratio
+
+OMEGA_MIN = 1e-4  # the reference's clamp of |Ω_ll|
+PINV_RTOL = 1e-6
+
+
+# ------------------------------------------------------------------------------------------ math pieces
+
+
+def poly_table(dtype=torch.float64, device=None) -> torch.Tensor:
+    """The (100, 5) quartic coefficients (highest power first) of §4.4 (st_rsbp_table.py)."""
+    from .st_rsbp_table import COEFFS
+
+    return torch.tensor(COEFFS, dtype=dtype, device=device)
+
+
+def dpoly(table: torch.Tensor, o_pre: torch.Tensor, o_post: torch.Tensor, clip_post: bool) -> torch.Tensor:
+    """∂e_lj/∂o_l = P'_n(o_l), n = clip(o_j, 1, rows), (B, N_l, N_j). ``clip_post``: o_l clipped to [1, rows]
+    (recurrent layer); otherwise unclipped and 0 where o_l = 0 (feedforward layer)."""
+    rows = table.shape[0]
+    n = o_pre.round().clamp(1, rows).long() - 1  # (B, J)
+    c = table[n][..., :4]  # (B, J, 4): p0..p3
+    o = o_post.clamp(1, rows) if clip_post else o_post
+    g = torch.stack([4 * o**3, 3 * o**2, 2 * o, torch.ones_like(o)], -1)  # (B, L, 4)
+    d = torch.einsum("blq,bjq->blj", g.to(c.dtype), c).to(o_post.dtype)
+    if not clip_post:
+        d = d * (o_post > 0).unsqueeze(2).to(d.dtype)
+    return d
+
+
+def clamp_away_from_zero(x: torch.Tensor, eps: float = OMEGA_MIN) -> torch.Tensor:
+    """x with |x| ≥ eps, keeping its sign (0 -> +eps)."""
+    sign = torch.where(x < 0, -torch.ones_like(x), torch.ones_like(x))
+    return sign * x.abs().clamp(min=eps)
+
+
+def solve_batched(a: torch.Tensor, rhs: torch.Tensor, fallback: str = "pinv", max_gain: float = 1e6):
+    """x with a x = rhs per sample, a (B, N, N), rhs (B, N), by one batched ``torch.linalg.solve_ex``.
+
+    A sample whose solve fails (singular), gives a non-finite x, or has ‖x‖ > max_gain·‖rhs‖ (ill-conditioned) is
+    solved with the pseudo-inverse (rtol 1e-6) under ``fallback = "pinv"``, or raises NaNLossError under
+    ``"error"``. Returns ``(x, n_fallback)``.
+    """
+    x, info = torch.linalg.solve_ex(a, rhs.unsqueeze(-1))
+    x = x.squeeze(-1)
+    bad = (info != 0) | ~torch.isfinite(x).all(-1) | (x.norm(dim=-1) > max_gain * rhs.norm(dim=-1).clamp(min=1e-30))
+    nbad = int(bad.sum())
+    if nbad:
+        if fallback == "error":
+            raise NaNLossError(
+                f"st-rsbp: the recurrent linear system (Ω - Θ) is singular or ill-conditioned for {nbad} of {len(a)} "
+                f"samples (gain > {max_gain:g}); use --set rule.st-rsbp.solve_fallback=pinv (the pseudo-inverse), "
+                f"lower --lr or a smaller init_w")
+        idx = bad.nonzero(as_tuple=True)[0]
+        sub = a[idx]
+        finite = torch.isfinite(sub).all(-1).all(-1)
+        sub = torch.where(finite[:, None, None], sub, torch.zeros_like(sub))
+        x = x.clone()
+        x[idx] = (torch.linalg.pinv(sub, rtol=PINV_RTOL) @ rhs[idx].unsqueeze(-1)).squeeze(-1)
+    return x, nbad
+
+
+def system_matrix(omega: torch.Tensor, w_rec: torch.Tensor, ratio_rec: torch.Tensor, nu: float) -> torch.Tensor:
+    """Ω - Θ (B, N, N): diag(Ω) minus Θ_lp = (1/ν) W^rec_lp ∂e^rec_lp/∂o_p off the diagonal."""
+    theta = w_rec.unsqueeze(0) * ratio_rec / nu
+    theta = theta - torch.diag_embed(torch.diagonal(theta, dim1=1, dim2=2))
+    return torch.diag_embed(omega) - theta
+
+
+def propagation_matrix(a: torch.Tensor, phi: torch.Tensor, orientation: str = "paper") -> torch.Tensor:
+    """P (B, N_l, N_k) explicitly: (Ω-Θ)⁻¹Φ (paper) or Φ(Ω-Θ)⁻¹ (reference; N_k = N_l). For tests and analysis;
+    training uses the cheaper vector form of :func:`layer_backward`."""
+    if orientation == "paper":
+        return torch.linalg.solve(a, phi)
+    return torch.linalg.solve(a, phi, left=False)
+
+
+def layer_backward(delta, e, o_post, o_pre, w, nu_post, nu_pre, table, e_rec=None, w_rec=None, lam=None,
+                   orientation="paper", fallback="pinv", max_gain=1e6, need_delta=True, omega_min=OMEGA_MIN):
+    """One layer of §4.5/§4.6 for a batch: returns ``(grad_w, grad_w_rec, delta_pre, info)``.
+
+    delta (B, N_l) (already /ν_l), e (B, N_l, N_k), o_post (B, N_l), o_pre (B, N_k), w (N_l, N_k), e_rec and
+    w_rec (N_l, N_l) or None, lam (B, N_l) the lateral-inhibition factor or None. grad_w and grad_w_rec are sums
+    over the batch; delta_pre (B, N_k) is already divided by ν_k (None when ``need_delta`` is False).
+    """
+    recurrent = w_rec is not None
+    d_ff = dpoly(table, o_pre, o_post, clip_post=recurrent)
+    s = (w.unsqueeze(0) * d_ff).sum(-1)
+    ratio_rec = None
+    if recurrent:
+        d_rec = dpoly(table, o_post, o_post, clip_post=True)
+        s = s + (w_rec.unsqueeze(0) * d_rec).sum(-1)
+    omega_raw = 1 - s / nu_post
+    omega = clamp_away_from_zero(omega_raw, omega_min)
+    scale = delta / omega
+    g = scale if lam is None else scale * lam
+    grad_w = torch.einsum("bl,blj->lj", g, e)
+    grad_rec = torch.einsum("bl,blp->lp", scale, e_rec) if recurrent else None
+    info = {"omega_clamped": float((omega_raw.abs() < omega_min).to(omega.dtype).mean()), "fallbacks": 0,
+            "omega_small": float((omega_raw.abs() < 0.1).to(omega.dtype).mean()),
+            "omega_negative": float((omega_raw < 0).to(omega.dtype).mean())}
+    if not need_delta:
+        return grad_w, grad_rec, None, info
+    phi = w.unsqueeze(0) * t_psp_ratio(e, o_post, o_pre) / nu_pre  # (B, N_l, N_k)
+    if recurrent:
+        ratio_rec = t_psp_ratio(e_rec, o_post, o_post)
+        a = system_matrix(omega, w_rec, ratio_rec, nu_post)
+        at = a.transpose(1, 2)
+        if orientation == "paper":
+            z, nbad = solve_batched(at, delta, fallback, max_gain)
+            delta_pre = torch.einsum("blk,bl->bk", phi, z)
+        else:
+            if phi.shape[1] != phi.shape[2]:
+                raise IncompatibleError(
+                    f"st-rsbp orientation 'reference' computes Φ(Ω-Θ)⁻¹, which needs a recurrent layer as wide as the "
+                    f"layer below it; got {phi.shape[1]} and {phi.shape[2]}. Use orientation 'paper'")
+            u = torch.einsum("blk,bl->bk", phi, delta)
+            delta_pre, nbad = solve_batched(at, u, fallback, max_gain)
+        info["fallbacks"] = nbad
+    else:
+        delta_pre = torch.einsum("blk,bl->bk", phi, scale)
+    return grad_w, grad_rec, delta_pre, info
+
+
+def lateral_factor(e_lat, o, is_target, nu, w0):
+    """Λ (B, K) of §4.7 from the output layer's lateral S-PSPs e_lat (B, K, K) (post l, pre j), counts o (B, K)."""
+    r = t_psp_ratio(e_lat, o, o).transpose(1, 2)  # r[b, j, l] = ∂e_lj/∂o_j
+    d = ((o > 0) | is_target).to(o.dtype) / nu  # (B, K)
+    term = torch.einsum("bjl,bl,blj->bj", r, d, r) - torch.diagonal(r, dim1=1, dim2=2) ** 2 * d  # l ≠ j
+    term = term * d
+    return 1 / clamp_away_from_zero(1 - w0**2 * term)
+
+
+def desired_counts(o: torch.Tensor, y: torch.Tensor, desired: float, undesired: float) -> torch.Tensor:
+    want = torch.full_like(o, undesired)
+    want[torch.arange(len(y), device=o.device), y] = desired
+    return want
+
+
+def recurrent_matrix(rec):
+    """``(W^rec (N, N), mask or None)`` of a recurrence: ``effective_weight()`` when it has one (sparse), else
+    ``weight`` (times ``mask`` when set); a diagonal recurrence as ``diag(weight)``. None for no recurrence."""
+    if rec is None:
+        return None, None
+    mask = getattr(rec, "mask", None)
+    if getattr(rec, "structure", "dense") == "diagonal":
+        return torch.diag(rec.weight.detach()), None
+    if hasattr(rec, "effective_weight"):
+        w = rec.effective_weight().detach()
+    else:
+        w = rec.weight.detach() if mask is None else rec.weight.detach() * mask.to(rec.weight.dtype)
+    return w, (None if mask is None else mask.to(w.dtype))
+
+
+# ------------------------------------------------------------------------------------------------ rule
+
+
+class STRSBP(LearningRule):
+    """ST-RSBP: spike-count-level backpropagation with a per-sample linear system for recurrent layers (§4)."""
+
+    name = "st-rsbp"
+    description = ("ST-RSBP: spike-train-level backprop, rate loss 35/5 with margin, (Ω-Θ)P = Φ per sample for "
+                   "recurrent layers, output lateral inhibition; no autograd (lif-rsbp; ff/dense/sparse)")
+    params = (
+        Param("lr", 1e-3, "Adam learning rate when --lr is not given (paper; the reference's TI46 runs used 5e-3)"),
+        Param("lr_decay", "sqrt", "sqrt: lr/√(epoch+1) per epoch (reference); none", choices=("sqrt", "none")),
+        Param("desired", 35.0, "desired spike count of the label's output neuron", unit="spikes"),
+        Param("undesired", 5.0, "desired spike count of the other output neurons", unit="spikes"),
+        Param("margin", 5.0, "errors |o - y| up to this are ignored (reference code)", unit="spikes"),
+        Param("missing_target", True, "write regular spikes into a silent label neuron's train for its S-PSPs (reference)"),
+        Param("lateral_inhibition", 1.0, "w0: output neuron l receives -w0·Σ_{p≠l} s_p[t-1]; 0 = off"),
+        Param("orientation", "paper", "paper: P = (Ω-Θ)⁻¹Φ; reference: P = Φ(Ω-Θ)⁻¹ as the reference code computes it",
+              choices=("paper", "reference")),
+        Param("solve_fallback", "pinv", "singular/ill-conditioned system: pinv = pseudo-inverse for that sample; "
+              "error = stop with a clear error", choices=("pinv", "error")),
+        Param("max_gain", 1e6, "a solve with ‖x‖ > max_gain·‖rhs‖ counts as ill-conditioned"),
+        Param("omega_min", 1e-4, "|Ω_l| is clamped to at least this, sign kept (reference: 1e-4)"),
+        Param("init_w", 1.0, "initialise every feedforward and recurrent weight U(-init_w, init_w) (reference: 1); "
+              "0 keeps the network's init"),
+        Param("boost", False, "per-sample boosting weights on the output error, updated after each epoch (§4.8)"),
+        Param("reg_lambda", 0.0, "λ of the exponential weight regularisation (reference FashionMNIST: 10; speech: 0)"),
+        Param("reg_beta", 0.0, "β of the exponential weight regularisation (reference FashionMNIST: 0.04)"),
+        Param("weight_limit", 8.0, "L of the exponential weight regularisation"),
+        Param("reduction", "sum", "sum: the batch gradient is the sum of per-sample gradients; mean: divided by B",
+              choices=("sum", "mean")),
+    )
+    compatibility = Compatibility(neurons=frozenset({"lif-rsbp"}), recurrence=frozenset({"none", "diagonal", "dense"}),
+                                  output_recurrence=frozenset({"none"}))
+    readout = "spiking"
+    owns_scan = True
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.sample_weight = torch.ones(0, dtype=torch.float64)
+        self._wrong = torch.zeros(0, dtype=torch.bool)
+        self._label = torch.zeros(0, dtype=torch.int64)
+        self._seen = torch.zeros(0, dtype=torch.bool)
+        self._stats: dict = {}
+
+    # ---------------------------------------------------------------------- assembly
+
+    def setup(self, network):
+        if network.readout != "spiking":
+            raise IncompatibleError("st-rsbp trains a spiking output layer; use readout 'spiking', not 'linear'")
+        layers = list(network.spiking_layers())
+        for i, layer in enumerate(layers):
+            n = layer.neuron
+            if n.name != "lif-rsbp":
+                raise IncompatibleError(f"st-rsbp needs the lif-rsbp neuron (its S-PSPs follow §4.1); layer {i} has {n.name!r}")
+            if layer.ff.bias is not None:
+                raise IncompatibleError("st-rsbp has no bias terms (the reference's ADD_BIAS is off); build without --bias")
+            if layer.skip_in:
+                raise IncompatibleError("st-rsbp propagates through consecutive layers only; use a connectivity without skip edges")
+            if layer.delay:
+                raise IncompatibleError("st-rsbp takes the synaptic delay from lif-rsbp's `delay`, not from the connectivity")
+            rec = layer.recurrence
+            if rec is not None and rec.span != 1:
+                raise IncompatibleError(f"st-rsbp takes a recurrence from s[t-1] only; layer {i}'s has span {rec.span} "
+                                        f"(use --conn dense or sparse)")
+            layer.st_rsbp_index = i
+        self._layers = layers
+        self._names = [f"layer{i}" for i in range(len(layers) - 1)] + ["output"]
+        w0 = self.hparams["init_w"]
+        if w0 < 0:
+            raise ConfigError(f"st-rsbp init_w must be >= 0; got {w0}")
+        if w0 > 0:
+            with torch.no_grad():
+                for layer in layers:
+                    layer.ff.weight.uniform_(-w0, w0)
+                    rec = layer.recurrence
+                    if rec is not None and rec.weight is not None:
+                        rec.weight.uniform_(-w0, w0)
+        if self not in network.rules:
+            network.plan(rules=(*network.rules, self))
+
+    def check_data(self, steps, channels):
+        layers = getattr(self, "_layers", None)
+        t_ref = layers[-1].neuron.t_ref if layers else 2
+        most = math.ceil(steps / (t_ref + 1))
+        if self.hparams["desired"] > most:
+            raise IncompatibleError(
+                f"st-rsbp asks the label's neuron for {self.hparams['desired']:g} spikes, but in {steps} steps with a "
+                f"refractory period of {t_ref} it can fire at most {most}; use more steps (e.g. --set dataset.steps=400) "
+                f"or a lower --set rule.st-rsbp.desired")
+
+    # ---------------------------------------------------------------------- forward
+
+    def layer_scan(self, layer, default):
+        """Every spiking layer runs the §4.1 neuron step by step without autograd, with the recurrent matrix of
+        :func:`recurrent_matrix` and, in the output layer, lateral inhibition."""
+        is_output = layer.st_rsbp_index == len(self._layers) - 1
+        w0 = float(self.hparams["lateral_inhibition"]) if is_output else 0.0
+
+        def scan(layer, current):
+            return rsbp_scan(layer.neuron, current, layer.recurrence, w0)
+
+        return scan
+
+    # ---------------------------------------------------------------------- step
+
+    def train_step(self, network, batch, optimizer):
+        with torch.no_grad():
+            out = network(batch.x)
+            counts = out.out_spikes.sum(0)
+            y = batch.y
+            want = desired_counts(counts, y, self.hparams["desired"], self.hparams["undesired"])
+            diff = counts - want
+            active = (diff.abs() > self.hparams["margin"]).to(diff.dtype)
+            per_sample = (active * diff**2).sum(1)
+            loss = per_sample.mean()
+            if optimizer is None:
+                return loss, counts
+            weights = self._sample_weights(batch, counts, y)
+            is_tgt = torch.zeros_like(counts, dtype=torch.bool)
+            is_tgt[torch.arange(len(y), device=y.device), y] = True
+            out_st = self._stats.setdefault("output_counts", {"target": 0.0, "other": 0.0, "target_silent": 0.0, "n": 0})
+            out_st["target"] += float(counts[is_tgt].mean())
+            out_st["other"] += float(counts[~is_tgt].mean())
+            out_st["target_silent"] += float((counts[is_tgt] == 0).to(counts.dtype).mean())
+            out_st["n"] += 1
+            delta = active * diff * weights.unsqueeze(1).to(diff.dtype) / float(self._layers[-1].neuron.v_th)
+            grads = self.gradients(network, out, y, delta)
+        optimizer.zero_grad(set_to_none=True)
+        for p, g in grads.items():
+            p.grad = g.to(p.dtype)
+        optimizer.step()
+        network.after_step()
+        return loss, counts
+
+    def _sample_weights(self, batch, counts, y):
+        idx = batch.index.detach().cpu().long()
+        n = int(idx.max()) + 1 if len(idx) else 0
+        if n > len(self.sample_weight):
+            grow = n - len(self.sample_weight)
+            self.sample_weight = torch.cat([self.sample_weight, torch.ones(grow, dtype=torch.float64)])
+            self._wrong = torch.cat([self._wrong, torch.zeros(grow, dtype=torch.bool)])
+            self._label = torch.cat([self._label, torch.zeros(grow, dtype=torch.int64)])
+            self._seen = torch.cat([self._seen, torch.zeros(grow, dtype=torch.bool)])
+        if not self.hparams["boost"]:
+            return torch.ones(len(idx), dtype=torch.float64, device=counts.device)
+        self._wrong[idx] = (counts.argmax(1) != y).cpu()
+        self._label[idx] = y.cpu()
+        self._seen[idx] = True
+        return self.sample_weight[idx].to(counts.device)
+
+    def gradients(self, network, out, y, delta):
+        """``{parameter: .grad}`` of every feedforward and recurrent weight for one batch (§4.4-§4.8)."""
+        hp = self.hparams
+        layers = self._layers
+        traces = out.traces
+        spikes = [tr.s for tr in traces]
+        inputs = [out.input, *spikes[:-1]]
+        table = poly_table(delta.dtype, delta.device)
+        B = delta.shape[0]
+        grads = {}
+        stats = self._stats.setdefault("layers", {})
+        for k in range(len(layers) - 1, -1, -1):
+            layer, n = layers[k], layers[k].neuron
+            s_post = spikes[k]
+            is_output = k == len(layers) - 1
+            lam = None
+            if is_output and hp["missing_target"]:
+                s_post = _fill_missing_target(s_post, y, hp["desired"])
+            o_post = s_post.sum(0)
+            A = reset_weights(s_post, n.tau_m, n.t_ref)
+            x_pre = inputs[k]
+            o_pre = x_pre.sum(0)
+            e = spike_response(A, psp_trace(x_pre, n.tau_m, n.syn_tau, 1 if n.delay else 0))
+            w = layer.ff.weight.detach()
+            w_rec, mask = recurrent_matrix(layer.recurrence)
+            e_rec = None
+            if w_rec is not None or (is_output and hp["lateral_inhibition"]):
+                e_own = spike_response(A, psp_trace(s_post, n.tau_m, n.syn_tau, 1))
+                if w_rec is not None:
+                    e_rec = e_own
+                if is_output and hp["lateral_inhibition"]:
+                    is_tgt = torch.zeros_like(o_post, dtype=torch.bool)
+                    is_tgt[torch.arange(B, device=y.device), y] = True
+                    lam = lateral_factor(e_own, o_post, is_tgt, float(n.v_th), float(hp["lateral_inhibition"]))
+            nu_pre = float(layers[k - 1].neuron.v_th) if k > 0 else 1.0
+            gw, grec, delta_pre, info = layer_backward(
+                delta, e, o_post, o_pre, w, float(n.v_th), nu_pre, table, e_rec, w_rec, lam,
+                hp["orientation"], hp["solve_fallback"], hp["max_gain"], need_delta=k > 0, omega_min=hp["omega_min"])
+            gw = gw + self._regulariser(w) * B
+            if hp["reduction"] == "mean":
+                gw = gw / B
+                grec = grec / B if grec is not None else None
+            grads[layer.ff.weight] = gw
+            if grec is not None:
+                if mask is not None:
+                    grec = grec * mask
+                rec = layer.recurrence
+                grads[rec.weight] = torch.diagonal(grec).clone() if rec.structure == "diagonal" else grec
+            st = stats.setdefault(self._names[k], {"count": 0.0, "grad_norm": 0.0, "omega_clamped": 0.0, "fallbacks": 0,
+                                                   "omega_small": 0.0, "omega_negative": 0.0, "n": 0})
+            st["count"] += float(o_post.mean())
+            st["omega_small"] += info["omega_small"]
+            st["omega_negative"] += info["omega_negative"]
+            st["grad_norm"] += float(gw.norm())
+            st["omega_clamped"] += info["omega_clamped"]
+            st["fallbacks"] += info["fallbacks"]
+            st["n"] += 1
+            delta = delta_pre
+        bad = [p for p, g in grads.items() if not bool(torch.isfinite(g).all())]
+        if bad:
+            raise NaNLossError("st-rsbp computed a non-finite gradient (exploding counts or a degenerate system); the "
+                               "weights were not changed. Lower --lr or init_w")
+        return grads
+
+    def _regulariser(self, w):
+        lam, beta, L = self.hparams["reg_lambda"], self.hparams["reg_beta"], self.hparams["weight_limit"]
+        if lam == 0 or beta == 0:
+            return torch.zeros_like(w)
+        r = w / L
+        return lam * beta * r * torch.exp(beta * ((r**2).mean(1, keepdim=True) - 1))
+
+    # ---------------------------------------------------------------------- schedule, records, state
+
+    def logits(self, output):
+        return output.out_spikes.sum(0)
+
+    def make_optimizer(self, groups, lr, weight_decay):
+        return torch.optim.Adam(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay)
+
+    def make_scheduler(self, optimizer, epochs):
+        if self.hparams["lr_decay"] == "none":
+            return None
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1 / math.sqrt(e + 1))
+
+    def on_epoch_end(self, network, epoch):
+        if not self.hparams["boost"] or not bool(self._seen.any()):
+            return
+        w, wrong = self.sample_weight, self._wrong.to(torch.float64)
+        for c in self._label[self._seen].unique():
+            members = self._seen & (self._label == c)
+            err = float((w[members] * wrong[members]).sum() / w[members].sum())
+            w[members] = w[members] * torch.exp(err / 20 * wrong[members])
+        self._seen.zero_()
+
+    def describe(self, network):
+        layers = self._stats.get("layers")
+        if not layers:
+            return {}
+        out = {}
+        for name, st in layers.items():
+            n = max(st["n"], 1)
+            out[name] = {"mean_count": round(st["count"] / n, 4), "grad_norm": round(st["grad_norm"] / n, 6),
+                         "omega_clamped": round(st["omega_clamped"] / n, 6), "fallbacks": st["fallbacks"],
+                         "omega_small": round(st["omega_small"] / n, 6), "omega_negative": round(st["omega_negative"] / n, 6)}
+        oc = self._stats.get("output_counts")
+        if oc and oc["n"]:
+            out["output_counts"] = {k: round(oc[k] / oc["n"], 4) for k in ("target", "other", "target_silent")}
+        self._stats = {}
+        return {"st_rsbp": out}
+
+    def state_dict(self):
+        return {"sample_weight": self.sample_weight.clone()} if self.hparams["boost"] else {}
+
+    def load_state_dict(self, state):
+        if "sample_weight" in state:
+            self.sample_weight = state["sample_weight"].to(torch.float64).clone()
+            n = len(self.sample_weight)
+            self._wrong = torch.zeros(n, dtype=torch.bool)
+            self._label = torch.zeros(n, dtype=torch.int64)
+            self._seen = torch.zeros(n, dtype=torch.bool)
+
+
+def _fill_missing_target(s_out, y, desired):
+    """§4.3's missing-target trick: a label neuron with no spike gets spikes at t = m·⌊T/35⌋, m ≥ 1."""
+    T, B, K = s_out.shape
+    rows = torch.arange(B, device=s_out.device)
+    silent = s_out[:, rows, y].sum(0) == 0  # (B,)
+    if not bool(silent.any()):
+        return s_out
+    step = max(T // int(desired), 1)
+    times = torch.arange(step, T, step, device=s_out.device)
+    s = s_out.clone()
+    b = rows[silent]
+    s[times.unsqueeze(1), b.unsqueeze(0), y[silent].unsqueeze(0)] = 1.0
+    return s
+
+
+@torch.no_grad()
+def rsbp_scan(neuron, current, recurrence=None, lateral: float = 0.0):
+    """``(s, s)`` (T, B, N) of ``lif-rsbp`` over ``current`` (T, B, N) with recurrent input W^rec s[t-1]
+    (:func:`recurrent_matrix`) and lateral inhibition -lateral·Σ_{p≠i} s_p[t-1]; no autograd."""
+    T, B, N = current.shape
+    w_rec, _ = recurrent_matrix(recurrence)
+    wt = None if w_rec is None else w_rec.t().to(current.dtype)
+    state = neuron.initial_state(B, current.device, current.dtype)
+    out = torch.empty_like(current)
+    s = None
+    for t, cur in enumerate(current.unbind(0)):
+        r = None
+        if s is not None:
+            if wt is not None:
+                r = s @ wt
+            if lateral:
+                lat = -lateral * (s.sum(1, keepdim=True) - s)
+                r = lat if r is None else r + lat
+        s, _, state = neuron.step(cur, state, r)
+        out[t] = s
+    return out, out
+
+
+def register(register):
+    register(STRSBP)
+
+
+__all__ = ["STRSBP", "rsbp_scan", "layer_backward", "solve_batched", "system_matrix", "propagation_matrix", "dpoly",
+           "lateral_factor", "poly_table", "recurrent_matrix"]
