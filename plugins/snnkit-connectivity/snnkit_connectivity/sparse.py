@@ -34,6 +34,7 @@ from snnkit_core import Connectivity, Param
 from snnkit_core.errors import ConfigError, IncompatibleError
 
 from .asrc import DenseRecurrence, dense_scan
+from .topology import grid3d_mask
 
 
 def random_mask(size: int, density: float, generator: torch.Generator) -> torch.Tensor:
@@ -48,6 +49,17 @@ def random_mask(size: int, density: float, generator: torch.Generator) -> torch.
 #: topology name -> mask function ``(size, density, generator) -> (size, size) bool with a zero diagonal``.
 #: Another topology plugs in with one line, e.g. ``TOPOLOGIES["grid3d"] = grid3d_mask``.
 TOPOLOGIES: dict[str, Callable[[int, float, torch.Generator], torch.Tensor]] = {"random": random_mask}
+
+
+def _grid3d(size: int, density: float, generator: torch.Generator) -> torch.Tensor:
+    """ST-RSBP's distance-based 3-D grid with E/I connection probabilities (spec §4.8, :mod:`.topology`).
+
+    Its density follows from those probabilities (a few % of pairs at the reference's λ² = 4), so ``density`` is
+    not used; the realised density is recorded by ``describe()``. No self-loops (the ``sparse`` contract)."""
+    return grid3d_mask(size, generator)
+
+
+TOPOLOGIES["grid3d"] = _grid3d
 
 
 class SparseRecurrence(DenseRecurrence):
@@ -123,7 +135,8 @@ class Sparse(Connectivity):
     recurrence = "dense"
     params = (
         Param("density", 0.5, "fraction of the N(N-1) off-diagonal recurrent connections that exist"),
-        Param("topology", "random", "mask generator (a name in snnkit_connectivity.sparse.TOPOLOGIES)"),
+        Param("topology", "random", "mask generator (a name in snnkit_connectivity.sparse.TOPOLOGIES): random (uses "
+              "density) or grid3d (ST-RSBP's 3-D E/I grid, spec §4.8; its own density)"),
         Param("seed", -1, "mask seed of layer 0 (+l for layer l); -1: run seed·1000"),
         Param("init", "uniform", "W init: uniform U(±1/√N) (the authors' nn.Linear) or orthogonal (dense's)",
               choices=("uniform", "orthogonal")),

@@ -118,3 +118,15 @@ def test_freq_conv_is_a_convolution_over_channels():
         Sparse(conv_kernel=3).make_feedforward(0, 5, 12, False)
     with pytest.raises(ConfigError, match="odd"):
         Sparse(conv_kernel=4)
+
+
+def test_grid3d_topology_is_the_st_rsbp_grid_under_the_sparse_contract():
+    from snnkit_connectivity.topology import grid3d_mask
+
+    rec = Sparse(topology="grid3d", seed=7).make_recurrence(0, 64)
+    expect = grid3d_mask(64, torch.Generator().manual_seed(7))
+    assert torch.equal(rec.mask, expect)
+    assert not bool(rec.mask.diagonal().any())
+    d = rec.describe()
+    assert d["topology"] == "grid3d"
+    assert 0.0 < d["density"] < 0.5  # distance-based wiring, far sparser than the random default
