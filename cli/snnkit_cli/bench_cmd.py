@@ -7,7 +7,7 @@ import json
 import click
 from rich.table import Table
 
-from .main import expected_errors
+from .errors import expected_errors
 from .render import console
 
 

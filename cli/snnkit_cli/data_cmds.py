@@ -8,7 +8,7 @@ import time
 import click
 from rich.table import Table
 
-from .main import expected_errors
+from .errors import expected_errors
 from .render import RichProgress, console
 
 

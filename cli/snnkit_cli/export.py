@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .main import expected_errors
+from .errors import expected_errors
 
 
 @click.command("export")

@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-
 import click
 from rich.markup import escape
 
-from snnkit_core.errors import SnnkitError
-
+from .errors import expected_errors  # noqa: F401  (re-exported for older imports)
 from .render import err_console
-
-
-def expected_errors(fn):
-    """Turn snnkit's expected errors into a clean message and exit code 1, never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except SnnkitError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper
 
 
 class SnnkitGroup(click.Group):

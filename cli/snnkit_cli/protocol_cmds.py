@@ -22,7 +22,7 @@ def _pct1(v) -> str:
 
 
 def _expected_errors(fn):
-    from .main import expected_errors
+    from .errors import expected_errors
 
     return expected_errors(fn)
 

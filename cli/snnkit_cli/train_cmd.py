@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from .main import expected_errors
+from .errors import expected_errors
 from .render import RichProgress, console, epoch_row, epoch_table, err_console
 
 
