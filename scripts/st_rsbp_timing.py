@@ -28,7 +28,7 @@ def one(batch: int, steps: int, threads: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    from snnkit_connectivity.topology import Reservoir
+    from snnkit_connectivity.reservoir import Reservoir
     from snnkit_core.assembly import assemble
     from snnkit_core.interfaces import Batch
     from snnkit_datasets.mnist import FMNIST

@@ -62,28 +62,25 @@ def _grid3d(size: int, density: float, generator: torch.Generator) -> torch.Tens
 TOPOLOGIES["grid3d"] = _grid3d
 
 
-class SparseRecurrence(DenseRecurrence):
-    """``(W ⊙ M) y[t-1]`` with a fixed bool mask M (buffer), zero diagonal."""
+class MaskedRecurrence(DenseRecurrence):
+    """``(W ⊙ M) y[t-1]`` with a fixed bool mask M (buffer ``mask``, saved in checkpoints); ``mask=None`` is dense.
 
-    def __init__(self, size: int, density: float = 0.5, topology: str = "random", seed: int = 0, init: str = "uniform"):
+    ``effective_weight()`` = W ⊙ M is what every forward uses (and what rules that need the recurrent matrix,
+    e.g. ``st-rsbp``, read); W's masked entries are zeroed at construction and get zero gradients."""
+
+    def __init__(self, size: int, mask: torch.Tensor | None = None):
         super().__init__(size)
-        if init == "uniform":  # nn.Linear's default: kaiming_uniform(a=√5) = U(±1/√N)
-            bound = 1.0 / size**0.5
+        if mask is not None:
+            mask = mask.to(torch.bool).clone()
+            if mask.shape != (size, size):
+                raise IncompatibleError(f"recurrent mask of shape {tuple(mask.shape)}; it must be ({size}, {size})")
+            self.mask = mask  # the base class registered the buffer "mask": saved in the checkpoint
             with torch.no_grad():
-                self.weight.uniform_(-bound, bound)
-        g = torch.Generator().manual_seed(int(seed))
-        mask = TOPOLOGIES[topology](size, density, g).to(torch.bool)
-        if mask.shape != (size, size) or bool(mask.diagonal().any()):
-            raise IncompatibleError(f"topology {topology!r} returned a mask of shape {tuple(mask.shape)} with "
-                                    f"{int(mask.diagonal().sum())} self-connections; it must be ({size}, {size}) with a zero diagonal")
-        self.mask = mask  # the base class registered the buffer "mask": saved in the checkpoint
-        self.topology, self.seed = topology, int(seed)
-        with torch.no_grad():
-            self.weight.mul_(self.mask)
+                self.weight.mul_(self.mask)
 
     def effective_weight(self) -> torch.Tensor:
         """W ⊙ M: what every forward uses (rules that need the recurrent matrix call this)."""
-        return self.weight * self.mask
+        return self.weight if self.mask is None else self.weight * self.mask
 
     def recurrent_input(self, past):
         return past[0] @ self.effective_weight().t()
@@ -92,9 +89,34 @@ class SparseRecurrence(DenseRecurrence):
         return dense_scan(neuron, current, self.effective_weight())
 
     def describe(self):
-        n = self.size
-        return {"span": 1, "topology": self.topology, "mask_seed": self.seed,
-                "density": round(float(self.mask.sum()) / max(n * (n - 1), 1), 6)}
+        d = {"span": 1}
+        if self.mask is not None:
+            n = self.size
+            d["density"] = round(float(self.mask.sum()) / max(n * (n - 1), 1), 6)  # of the off-diagonal pairs
+        return d
+
+
+class SparseRecurrence(MaskedRecurrence):
+    """``sparse``'s recurrence: the mask drawn by a :data:`TOPOLOGIES` function (zero diagonal), seeded."""
+
+    def __init__(self, size: int, density: float = 0.5, topology: str = "random", seed: int = 0, init: str = "uniform"):
+        g = torch.Generator().manual_seed(int(seed))
+        mask = TOPOLOGIES[topology](size, density, g).to(torch.bool)
+        if mask.shape != (size, size) or bool(mask.diagonal().any()):
+            raise IncompatibleError(f"topology {topology!r} returned a mask of shape {tuple(mask.shape)} with "
+                                    f"{int(mask.diagonal().sum())} self-connections; it must be ({size}, {size}) with a zero diagonal")
+        super().__init__(size, None)
+        if init == "uniform":  # nn.Linear's default: kaiming_uniform(a=√5) = U(±1/√N)
+            bound = 1.0 / size**0.5
+            with torch.no_grad():
+                self.weight.uniform_(-bound, bound)
+        self.mask = mask
+        with torch.no_grad():
+            self.weight.mul_(self.mask)
+        self.topology, self.seed = topology, int(seed)
+
+    def describe(self):
+        return {**super().describe(), "topology": self.topology, "mask_seed": self.seed}
 
 
 class FreqConv(nn.Module):
@@ -118,13 +140,14 @@ class FreqConv(nn.Module):
         return y.reshape(*lead, self.channels * self.in_size)
 
 
-def _parse_layers(text: str) -> set[int] | None:
+def parse_layers(text: str, who: str = "sparse", key: str = "recurrent_layers") -> set[int] | None:
+    """'all' -> None (every hidden layer), else the set of 0-based layer numbers of a comma list."""
     if str(text).strip().lower() == "all":
         return None
     try:
         return {int(v) for v in str(text).split(",") if v.strip()}
     except ValueError:
-        raise ConfigError(f"sparse: recurrent_layers must be 'all' or a comma list of 0-based layer numbers; got {text!r}") from None
+        raise ConfigError(f"{who}: {key} must be 'all' or a comma list of 0-based layer numbers; got {text!r}") from None
 
 
 class Sparse(Connectivity):
@@ -154,7 +177,7 @@ class Sparse(Connectivity):
             raise ConfigError(f"sparse: unknown topology {hp['topology']!r}; known: {', '.join(sorted(TOPOLOGIES))}")
         if hp["conv_kernel"] < 0 or (hp["conv_kernel"] > 0 and hp["conv_kernel"] % 2 == 0):
             raise ConfigError(f"sparse: conv_kernel must be 0 (off) or odd; got {hp['conv_kernel']}")
-        self.layers = _parse_layers(hp["recurrent_layers"])
+        self.layers = parse_layers(hp["recurrent_layers"])
 
     def _seed(self, layer: int) -> int:
         base = self.hparams["seed"]

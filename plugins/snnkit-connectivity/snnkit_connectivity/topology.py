@@ -1,5 +1,5 @@
-"""Recurrent wiring topologies: the distance-based 3-D grid of ST-RSBP's reservoir (specs/algorithms.md §4.8),
-and the ``reservoir`` connectivity that puts a (masked) recurrent matrix on chosen hidden layers only.
+"""Recurrent wiring topologies: the distance-based 3-D grid of ST-RSBP's reservoir (specs/algorithms.md §4.8).
+Used by the ``reservoir`` connectivity (:mod:`.reservoir`) and by ``sparse`` (``topology=grid3d``).
 
 ``grid3d_mask(n, generator, **params)`` returns a bool (n, n) mask, rows = post-synaptic neuron, columns =
 pre-synaptic (the orientation of every weight in snnkit, W[post, pre]):
@@ -23,10 +23,7 @@ import math
 
 import torch
 
-from snnkit_core import Connectivity, Param
 from snnkit_core.errors import ConfigError
-
-from .asrc import DenseRecurrence, dense_scan
 
 #: connection scale c by (pre, post) type, E = excitatory, I = inhibitory (reference values)
 C_DEFAULT = {"ee": 0.45, "ei": 0.30, "ie": 0.60, "ii": 0.15}
@@ -74,75 +71,3 @@ def grid3d_mask(n: int, generator: torch.Generator, grid=None, exc_fraction: flo
     if not self_connections:
         mask.fill_diagonal_(False)
     return mask
-
-
-# ------------------------------------------------------------------------------------------ connectivity
-
-
-class MaskedRecurrence(DenseRecurrence):
-    """``(V ⊙ M) s[t-1]`` with a fixed bool mask M (buffer ``mask``); ``effective_weight()`` = V ⊙ M."""
-
-    def __init__(self, size: int, mask: torch.Tensor | None):
-        super().__init__(size)
-        if mask is not None:
-            self.mask = mask.clone()
-            with torch.no_grad():
-                self.weight.mul_(mask.to(self.weight.dtype))
-
-    def effective_weight(self) -> torch.Tensor:
-        return self.weight if self.mask is None else self.weight * self.mask.to(self.weight.dtype)
-
-    def recurrent_input(self, past):
-        return past[0] @ self.effective_weight().t()
-
-    def scan(self, neuron, current):
-        return dense_scan(neuron, current, self.effective_weight())
-
-    def describe(self):
-        d = {"span": 1}
-        if self.mask is not None:
-            d["density"] = round(float(self.mask.float().mean()), 6)
-        return d
-
-
-class Reservoir(Connectivity):
-    """A recurrent matrix on the chosen hidden layers only (ST-RSBP's "400-R400": layer 1 recurrent), dense or
-    wired by the 3-D grid of :func:`grid3d_mask`."""
-
-    name = "reservoir"
-    description = ("recurrence V s[t-1] on chosen hidden layers only (e.g. ST-RSBP's 400-R400), dense or the 3-D "
-                   "grid with E/I distance-based probabilities (spec §4.8)")
-    recurrence = "dense"
-    params = (
-        Param("layers", "1", "0-based hidden layers that get a recurrence (comma list), or 'all'"),
-        Param("topology", "grid3d", "grid3d: spec §4.8's distance-based E/I wiring; dense: every connection",
-              choices=("grid3d", "dense")),
-        Param("seed", 5, "seed of the grid3d mask (the reference's srand(5)); layer l uses seed + l"),
-        Param("exc_fraction", 0.8, "grid3d: share of neurons labelled excitatory"),
-        Param("lambda2", 4.0, "grid3d: λ² of exp(-d²/λ²), in squared grid units"),
-        Param("self_connections", False, "grid3d: allow self-loops (the reference does; off matches `sparse`)"),
-    )
-
-    def _layers(self) -> set[int] | None:
-        spec = str(self.hparams["layers"]).strip()
-        if spec == "all":
-            return None
-        try:
-            return {int(v) for v in spec.split(",") if v.strip()}
-        except ValueError:
-            raise ConfigError(f"reservoir: layers must be 'all' or a comma list of hidden layer indices; got {spec!r}") from None
-
-    def make_recurrence(self, layer, size):
-        chosen = self._layers()
-        if chosen is not None and layer not in chosen:
-            return None
-        mask = None
-        if self.hparams["topology"] == "grid3d":
-            g = torch.Generator().manual_seed(int(self.hparams["seed"]) + layer)
-            mask = grid3d_mask(size, g, exc_fraction=self.hparams["exc_fraction"], lambda2=self.hparams["lambda2"],
-                               self_connections=self.hparams["self_connections"])
-        return MaskedRecurrence(size, mask)
-
-
-def register(register):
-    register(Reservoir)

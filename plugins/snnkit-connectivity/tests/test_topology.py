@@ -4,8 +4,8 @@ import math
 
 import torch
 
-from snnkit_connectivity.topology import (C_DEFAULT, Reservoir, connection_probability, grid3d_layout, grid3d_mask,
-                                          grid_shape)
+from snnkit_connectivity.reservoir import Reservoir
+from snnkit_connectivity.topology import C_DEFAULT, connection_probability, grid3d_layout, grid3d_mask, grid_shape
 from snnkit_core.testing import ConnectivityContract
 
 
