@@ -32,7 +32,7 @@ from snnkit_core.errors import DatasetError
 
 from .audio import read_audio
 from .download import download, extract, sha256_file
-from .frontends import log_mel
+from .frontends import fbank_l1, log_mel
 
 URL = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.tar.gz"
 #: sha256 over the sorted lines "<file name> <sha256 of file>\n" of all 3,000 recordings of v1.0.10
@@ -51,6 +51,9 @@ class FSDD(Dataset):
     params = (
         Param("n_mels", 40, "mel channels", unit="channels"),
         Param("steps", 100, "time steps per utterance", unit="steps"),
+        Param("features", "log-mel", "log-mel: log mel energies resampled to `steps`, standardised; fbank-l1: NRR-SNN's "
+              "TIDigits input (spec §6.4): exactly `steps` Hamming frames at 50 % overlap, `n_mels` linear mel energies, "
+              "each band L1-normalised over the frames (use n_mels=39, steps=39)", choices=("log-mel", "fbank-l1")),
         Param("download", False, "download the archive if the recordings are missing (needs internet)"),
         Param("split", "takes", "takes: FSDD's own split (takes 0-4 = test, every speaker in both); speaker: the "
               "test_speakers' recordings are the test set, the other speakers train", choices=("takes", "speaker")),
@@ -131,6 +134,8 @@ class FSDD(Dataset):
         return {
             "n_mels": self.hparams["n_mels"], "steps": self.hparams["steps"],
             "files": self._identity(files), "sha256": self._content_digest(files), "v": 1,
+            # only when not the default, so the log-mel cache entries keep their keys
+            **({"features": self.hparams["features"]} if self.hparams["features"] != "log-mel" else {}),
         }
 
     def held_out_speakers(self, files: list[Path], which: str = "test") -> list[str]:
@@ -171,10 +176,14 @@ class FSDD(Dataset):
 
     def _compute(self, files: list[Path]) -> dict[str, torch.Tensor]:
         feats, labels, takes = [], [], []
-        for p in track(files, len(files), "fsdd: log-mel features"):
+        fbank = self.hparams["features"] == "fbank-l1"
+        for p in track(files, len(files), f"fsdd: {self.hparams['features']} features"):
             digit, _, take = _NAME.match(p.name).groups()
             wave, sr = read_audio(p, SAMPLE_RATE)
-            feats.append(log_mel(wave, sr, n_mels=self.hparams["n_mels"], steps=self.hparams["steps"]))
+            if fbank:
+                feats.append(fbank_l1(wave, sr, n_filters=self.hparams["n_mels"], frames=self.hparams["steps"]))
+            else:
+                feats.append(log_mel(wave, sr, n_mels=self.hparams["n_mels"], steps=self.hparams["steps"]))
             labels.append(int(digit))
             takes.append(int(take))
         return {"x": torch.from_numpy(np.stack(feats)), "y": torch.tensor(labels), "take": torch.tensor(takes)}
