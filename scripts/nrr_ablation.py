@@ -100,7 +100,9 @@ def main() -> None:
         for var in args.variants.split(","):
             rows = []
             for seed in seeds:
-                tag = "".join(f"-{k}{v}" for k, v in (("lrrp", args.lr_rp), ("lrbp", args.lr_bp), ("step", args.rp_step)) if v)
+                rp = "reward-prop" in VARIANTS[var]
+                own = (("lr", args.lr_rp), ("step", args.rp_step)) if rp else (("lr", args.lr_bp),)
+                tag = "".join(f"-{k}{v}" for k, v in own if v)  # only the overrides this variant uses
                 run = Path(args.runs) / ds / f"{slug(var)}{tag}-seed{seed}"
                 cmd = [*SNNKIT, "train", "--neuron", "nrr", *override(VARIANTS[var], args), *DATASETS[ds], "--epochs", str(args.epochs),
                        "--seed", str(seed), "--threads", "1", "--quiet", "--out", str(run)]
