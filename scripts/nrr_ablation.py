@@ -124,6 +124,9 @@ def main() -> None:
                              "best_epoch": summ.get("best_epoch"), "val_accuracy": summ.get("best_val_accuracy"),
                              "test_accuracy": summ.get("test_accuracy_at_best"),
                              "final_test_accuracy": metrics[-1]["test_accuracy"],
+                             "train_accuracy_at_best": next((m["train_accuracy"] for m in metrics
+                                                             if m["epoch"] == summ.get("best_epoch")), None),
+                             "final_train_accuracy": metrics[-1]["train_accuracy"],
                              "seconds_per_epoch": statistics.mean(m["seconds"] for m in metrics),
                              "command": " ".join(cmd[2:]).replace(sys.executable, "python")})
             accs = [r["test_accuracy"] for r in rows]
