@@ -109,7 +109,7 @@ def main() -> None:
                 if ds != "espeak-digits":
                     cmd += ["--data-dir", args.data_dir]
                 done = run / "status.json"
-                if not (done.exists() and json.loads(done.read_text()).get("status") == "finished"):
+                if not (done.exists() and json.loads(done.read_text()).get("state") == "finished"):
                     if run.exists():
                         shutil.rmtree(run)
                     t0 = time.time()

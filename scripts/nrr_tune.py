@@ -46,7 +46,7 @@ def main() -> None:
                 if ds != "espeak-digits":
                     cmd += ["--data-dir", args.data_dir]
                 done = run / "status.json"
-                if not (done.exists() and json.loads(done.read_text()).get("status") == "finished"):
+                if not (done.exists() and json.loads(done.read_text()).get("state") == "finished"):
                     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
                 m = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
                 best = max(m, key=lambda r: r["val_accuracy"])
