@@ -1,6 +1,7 @@
 """Diagnose a reward-prop run layer by layer: firing rates, S = 2 share, how many membranes sit in the
 pseudo-derivative window, readout scale against the one-hot targets, and the replaced gradient against the
-true gradient of the same MSE loss (norms and cosine) on one test batch, with the run's best weights.
+true gradient of the same MSE loss (norms and cosine) on one batch of ``--split`` (test, or val: what tuning
+may look at), with the run's best weights.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/nrr_diagnose.py runs/nrr/fsdd/NRR-SNN-seed0 --data-dir ../shared/datasets
 """
@@ -32,6 +33,7 @@ def main():
     ap.add_argument("--data-dir")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--out")
+    ap.add_argument("--split", default="test", choices=("test", "val", "train"))
     args = ap.parse_args()
     torch.set_num_threads(1)
     cfg = read_run_config(args.run)
@@ -39,11 +41,12 @@ def main():
         cfg = cfg.evolve(data_dir=args.data_dir)
     built = build(cfg)
     load_weights(built, args.run, "best" if (Path(args.run) / "best.pt").exists() else "last")
-    _, _, test, _ = load_protocol_splits(built)
-    x, y, idx = next(iter(_indexed_batches(test, args.batch, False, torch.Generator().manual_seed(0))))
+    train, val, test, _ = load_protocol_splits(built)
+    data = {"train": train, "val": val, "test": test}[args.split]
+    x, y, idx = next(iter(_indexed_batches(data, args.batch, False, torch.Generator().manual_seed(0))))
     batch = to_batch(built, x, y, idx)
     net, rule = built.network, built.gradient_rule
-    report = {"run": args.run, "layers": []}
+    report = {"run": args.run, "split": args.split, "layers": []}
     with torch.no_grad():
         out = net(batch.x)
     for l, tr in enumerate(out.hidden):

@@ -1,4 +1,5 @@
-"""Markdown tables for docs/methods/nrr-snn.md from docs/results/nrr/{ablation,noise}-*.json and timing.jsonl.
+"""Markdown tables for docs/methods/nrr-snn.md from docs/results/nrr/{ablation,noise,image-ablation}-*.json,
+tune.jsonl and timing.jsonl.
 
     .venv/bin/python scripts/nrr_report.py
 """
@@ -44,6 +45,7 @@ def main():
             if v in t["variants"]:
                 rows = t["variants"][v]["rows"]
                 print(f"| {v} | " + " | ".join(f"{pct(r['accuracy'], r['accuracy_sd'])} ({r['ratio']:.2f})" for r in rows) + " |")
+    image_tables()
     tp = OUT / "timing.jsonl"
     if tp.exists():
         print("\n| network | reward-prop s/step | bptt s/step | bptt / reward-prop | load average |\n|---|---|---|---|---|")
@@ -52,6 +54,32 @@ def main():
             name = "deep " + ",".join(map(str, r["hidden"])) if r["conn"] else ",".join(map(str, r["hidden"]))
             print(f"| {name} | {r['rules']['reward-prop']['seconds_per_step']:.4f} | {r['rules']['bptt']['seconds_per_step']:.4f} | "
                   f"{r['bptt_over_reward_prop']:.2f} | {r['loadavg'][0]:.1f} |")
+
+
+def image_tables():
+    """The learning-rate choice on validation (tune.jsonl) and the deep-image runs (image-ablation-*.json)."""
+    tp = OUT / "tune.jsonl"
+    if tp.exists():
+        print("\n| dataset | variant | lr | epochs | best val (epoch) | val at 10 / 30 / last | train at best / last |")
+        print("|---|---|---|---|---|---|---|")
+        for line in tp.read_text().splitlines():
+            r = json.loads(line)
+            at = " / ".join(pct(v) for v in r["val_at_epoch"].values())
+            print(f"| {r['dataset']} | {r['variant']} | {r['lr']:g} | {r['epochs']} | {pct(r['best_val'])} ({r['best_epoch']}) | "
+                  f"{at} | {pct(r['train_at_best'])} / {pct(r['train_last'])} |")
+    for p in sorted(OUT.glob("image-ablation-*.json")):
+        t = json.loads(p.read_text())
+        print(f"\n{t['dataset']} ({t['epochs']} epochs, seeds {t['seeds']}; reward-prop lr {t['lr_rp']}, StepLR {t['rp_step']}; "
+              f"bptt lr {t['lr_bp']})\n")
+        print("| variant | test % (per sample), mean ± sd | val % at best | best epochs | train % at best | s/epoch |")
+        print("|---|---|---|---|---|---|")
+        for v, r in t["variants"].items():
+            runs = r["runs"]
+            val = sum(x["val_accuracy"] for x in runs) / len(runs)
+            tr = sum(x.get("train_accuracy_at_best", float("nan")) for x in runs) / len(runs)
+            sec = sum(x["seconds_per_epoch"] for x in runs) / len(runs)
+            print(f"| {v} | {pct(r['test_accuracy_mean'], r['test_accuracy_sd'])} | {pct(val)} | "
+                  f"{', '.join(str(x['best_epoch']) for x in runs)} | {pct(tr)} | {sec:.1f} |")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,16 @@ The deep variant (NRR-SNN's five layers: input, a convolution over frequency, th
 feedforward layer, output) is this connectivity with ``conv_kernel`` > 0 and ``recurrent_layers = 1`` on
 three hidden layers: layer 0's input map is then :class:`FreqConv` (a 1-D convolution over the input
 channels, the same at every step), layer 1 has the sparse loops, layer 2 is feedforward.
+
+``conv_input`` chooses what the convolution sees:
+
+* ``frame`` (default): :class:`FreqConv`, a 1-D convolution over frequency of each frame; time stays time.
+* ``image`` (what the authors' deep model does, spec §6.4, ``models.py:220-227``): :class:`ImageConv`. The whole
+  (frames x channels) input, e.g. the 39x39 filter-bank image, times ``conv_gain`` (the code's x10), is ONE static
+  image; a 2-D convolution (kernel K, stride ``conv_stride``, zero padding K//2) maps it to channels x H' x W'
+  input currents, and the SAME currents drive layer 0 at every one of the T steps (T = the number of frames).
+  Layer 1's input map is then :class:`PoolLinear`: a ``conv_pool`` x ``conv_pool`` average pool of layer 0's
+  spikes (the code's ``AvgPool2d(2)`` after each CONV block) followed by a linear map.
 """
 
 from __future__ import annotations
@@ -140,6 +150,60 @@ class FreqConv(nn.Module):
         return y.reshape(*lead, self.channels * self.in_size)
 
 
+class ImageConv(nn.Module):
+    """The whole sequence as one static image, convolved in 2-D and repeated at every step: (T, B, C) -> (T, B, N).
+
+        I[t, b, (c, i, j)] = b_c + Σ_{u,v} w[c, u, v]·g·x[s·i + u - K//2, b, s·j + v - K//2]   for every t
+        (x indexed [frame, sample, channel], zero padding; g = ``gain``; N = channels·H'·W',
+         H' = ⌊(frames + 2·(K//2) - K)/s⌋ + 1, W' likewise over the C input channels)
+    """
+
+    def __init__(self, frames: int, in_size: int, channels: int, kernel: int, stride: int, gain: float, bias: bool):
+        super().__init__()
+        self.frames, self.in_size, self.channels, self.gain = frames, in_size, channels, float(gain)
+        self.conv = nn.Conv2d(1, channels, kernel, stride=stride, padding=kernel // 2, bias=bias)
+        self.out_hw = image_out(frames, kernel, stride), image_out(in_size, kernel, stride)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.conv.weight
+
+    def forward(self, x):
+        t, b, c = x.shape
+        if t != self.frames or c != self.in_size:
+            raise IncompatibleError(
+                f"sparse with conv_input=image expects every input to be one {self.frames} x {self.in_size} image "
+                f"(frames x channels); got {t} x {c}. Set conn.conv_frames={t} or give the data {self.frames} frames "
+                f"(e.g. --set dataset.steps={self.frames})")
+        y = self.conv(self.gain * x.permute(1, 0, 2).unsqueeze(1))  # (B, channels, H', W')
+        return y.reshape(1, b, -1).expand(t, b, y[0].numel()).contiguous()
+
+
+class PoolLinear(nn.Module):
+    """Average-pool the spikes of an :class:`ImageConv` layer over (H', W'), then a linear map: (…, N) -> (…, out)."""
+
+    def __init__(self, channels: int, hw: tuple[int, int], pool: int, out_size: int, bias: bool):
+        super().__init__()
+        self.channels, self.hw = channels, hw
+        self.pool = nn.AvgPool2d(pool, pool) if pool > 1 else nn.Identity()
+        pooled = channels * (hw[0] // pool) * (hw[1] // pool) if pool > 1 else channels * hw[0] * hw[1]
+        self.linear = nn.Linear(pooled, out_size, bias=bias)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.linear.weight
+
+    def forward(self, x):
+        lead = x.shape[:-1]
+        y = self.pool(x.reshape(-1, self.channels, *self.hw))
+        return self.linear(y.reshape(*lead, -1))
+
+
+def image_out(size: int, kernel: int, stride: int) -> int:
+    """Output length of a zero-padded (K//2) convolution with stride s: ⌊(size + 2·(K//2) - K)/s⌋ + 1."""
+    return (size + 2 * (kernel // 2) - kernel) // stride + 1
+
+
 def parse_layers(text: str, who: str = "sparse", key: str = "recurrent_layers") -> set[int] | None:
     """'all' -> None (every hidden layer), else the set of 0-based layer numbers of a comma list."""
     if str(text).strip().lower() == "all":
@@ -166,6 +230,14 @@ class Sparse(Connectivity):
         Param("recurrent_layers", "all", "hidden layers (0-based, comma list) that get loops; 'all'"),
         Param("conv_kernel", 0, "> 0: hidden layer 0's input map is a convolution over the input channels with this "
               "(odd) kernel and hidden[0]/C channels (the deep variant)", unit="channels"),
+        Param("conv_input", "frame", "frame: 1-D conv over each frame's channels, time stays time; image: the whole "
+              "(frames x channels) input is one static image, 2-D conv, the same currents at every step (the authors' "
+              "deep model, spec §6.4)", choices=("frame", "image")),
+        Param("conv_stride", 1, "image only: stride of the 2-D convolution"),
+        Param("conv_pool", 2, "image only: average-pool size applied to layer 0's spikes before layer 1 (1: none)"),
+        Param("conv_gain", 10.0, "image only: the input image is multiplied by this (the code's x10)"),
+        Param("conv_frames", 0, "image only: frames per input (image height); 0: equal to the input channels (square)",
+              unit="steps"),
     )
 
     def __init__(self, **params):
@@ -177,7 +249,11 @@ class Sparse(Connectivity):
             raise ConfigError(f"sparse: unknown topology {hp['topology']!r}; known: {', '.join(sorted(TOPOLOGIES))}")
         if hp["conv_kernel"] < 0 or (hp["conv_kernel"] > 0 and hp["conv_kernel"] % 2 == 0):
             raise ConfigError(f"sparse: conv_kernel must be 0 (off) or odd; got {hp['conv_kernel']}")
+        if hp["conv_stride"] < 1 or hp["conv_pool"] < 1 or hp["conv_frames"] < 0:
+            raise ConfigError(f"sparse: conv_stride and conv_pool must be >= 1 and conv_frames >= 0; got "
+                              f"{hp['conv_stride']}, {hp['conv_pool']}, {hp['conv_frames']}")
         self.layers = parse_layers(hp["recurrent_layers"])
+        self._image = None  # (channels, (H', W')) of layer 0 once built with conv_input=image
 
     def _seed(self, layer: int) -> int:
         base = self.hparams["seed"]
@@ -191,6 +267,8 @@ class Sparse(Connectivity):
 
     def make_feedforward(self, layer, in_size, out_size, bias):
         k = self.hparams["conv_kernel"]
+        if k and self.hparams["conv_input"] == "image":
+            return self._image_feedforward(layer, in_size, out_size, bias)
         if k == 0 or layer != 0:
             return None
         if out_size % in_size:
@@ -199,6 +277,25 @@ class Sparse(Connectivity):
                 f"its size must be a multiple of {in_size} (channels x {in_size}); got {out_size}, e.g. use --hidden "
                 f"{in_size * max(out_size // in_size, 1)},...")
         return FreqConv(in_size, out_size // in_size, k, bias)
+
+    def _image_feedforward(self, layer, in_size, out_size, bias):
+        hp = self.hparams
+        if layer == 0:
+            frames = hp["conv_frames"] or in_size
+            hw = image_out(frames, hp["conv_kernel"], hp["conv_stride"]), image_out(in_size, hp["conv_kernel"], hp["conv_stride"])
+            per = hw[0] * hw[1]
+            if out_size % per:
+                raise IncompatibleError(
+                    f"sparse with conv_input=image: hidden layer 0 is channels x {hw[0]} x {hw[1]} (a {frames} x {in_size} "
+                    f"image, kernel {hp['conv_kernel']}, stride {hp['conv_stride']}), so its size must be a multiple of "
+                    f"{per}; got {out_size}, e.g. --hidden {per * max(out_size // per, 1)},...")
+            if hp["conv_pool"] > min(hw):
+                raise IncompatibleError(f"sparse: conv_pool={hp['conv_pool']} is larger than the {hw[0]} x {hw[1]} feature map")
+            self._image = (out_size // per, hw)
+            return ImageConv(frames, in_size, out_size // per, hp["conv_kernel"], hp["conv_stride"], hp["conv_gain"], bias)
+        if layer == 1 and self._image is not None:
+            return PoolLinear(*self._image, hp["conv_pool"], out_size, bias)
+        return None
 
 
 def register(register):

@@ -26,7 +26,7 @@ from snnkit_core import ArrayData, Dataset, Param
 from snnkit_core.data import cached
 from snnkit_core.errors import DatasetError
 
-from .frontends import log_mel
+from .frontends import fbank_l1, log_mel
 
 DATA_FILE = Path(__file__).resolve().parent / "data" / "espeak_digits.npz"
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -48,6 +48,9 @@ class EspeakDigits(Dataset):
     params = (
         Param("n_mels", 40, "mel channels", unit="channels"),
         Param("steps", 100, "time steps per utterance", unit="steps"),
+        Param("features", "log-mel", "log-mel, or fbank-l1: NRR-SNN's TIDigits input (spec §6.4; linear mel energies in "
+              "exactly `steps` frames at 50 % overlap, each band L1-normalised; use n_mels=39, steps=39)",
+              choices=("log-mel", "fbank-l1")),
     )
 
     reads_data_dir = False  # the data ships inside the package
@@ -123,6 +126,7 @@ class EspeakDigits(Dataset):
             "steps": self.hparams["steps"],
             "sha256": self.sha256,
             "v": _FEATURE_VERSION,
+            **({"features": self.hparams["features"]} if self.hparams["features"] != "log-mel" else {}),
         }
         data = cached("espeak-digits", key, self._compute)
         mask = data["split"] == self.splits.index(split)
@@ -133,13 +137,11 @@ class EspeakDigits(Dataset):
         a = self.read()
         sr = int(a["sample_rate"])
         audio, offsets, scale = a["audio"], a["offsets"], a["scale"]
+        front = fbank_l1 if self.hparams["features"] == "fbank-l1" else log_mel
+        size = {"n_filters": self.hparams["n_mels"], "frames": self.hparams["steps"]} if front is fbank_l1 else \
+            {"n_mels": self.hparams["n_mels"], "steps": self.hparams["steps"]}
         feats = [
-            log_mel(
-                audio[offsets[i] : offsets[i + 1]].astype(np.float64) * float(scale[i]),
-                sr,
-                n_mels=self.hparams["n_mels"],
-                steps=self.hparams["steps"],
-            )
+            front(audio[offsets[i] : offsets[i + 1]].astype(np.float64) * float(scale[i]), sr, **size)
             for i in range(len(scale))
         ]
         return {

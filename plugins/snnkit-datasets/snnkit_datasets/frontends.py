@@ -83,3 +83,37 @@ def resample_time(feat: np.ndarray, steps: int) -> np.ndarray:
 
 def stack(features: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(features)).float()
+
+
+def fbank_l1(
+    wave: np.ndarray,
+    sr: int,
+    n_filters: int = 39,
+    frames: int = 39,
+    n_fft: int = 4096,
+    preemph: float = 0.97,
+) -> np.ndarray:
+    """NRR-SNN's TIDigits input (specs/algorithms.md §6.4): linear mel filter-bank energies, shape (frames, n_filters).
+
+    The frame length is chosen per utterance so that exactly ``frames`` Hamming windows at 50 % overlap cover it:
+    hop h = ⌊N / (frames + 1)⌋ samples, window 2h, frame i = samples [i·h, i·h + 2h), so (frames + 1)·h ≤ N.
+    Each frame (after pre-emphasis y[n] = x[n] - 0.97·x[n-1], python_speech_features' default) gives the power
+    spectrum |FFT_{n_fft}|² / n_fft, and ``n_filters`` triangular mel filters over 0..sr/2 give its energies
+    (linear: no log). Each band is then L1-normalised over the frames: E[:, b] / Σ_i E[i, b], so every column
+    sums to 1 (dimensionless).
+    """
+    wave = np.asarray(wave, dtype=np.float64)
+    if wave.ndim != 1:
+        raise ValueError(f"fbank_l1 wants a mono waveform (samples,), got shape {wave.shape}")
+    if preemph:
+        wave = np.append(wave[:1], wave[1:] - preemph * wave[:-1])
+    hop = wave.size // (frames + 1)
+    if hop < 1:
+        raise ValueError(f"fbank_l1: an utterance of {wave.size} samples is too short for {frames} frames at 50 % overlap")
+    win = 2 * hop
+    n_fft = max(n_fft, win)
+    idx = np.arange(win)[None, :] + hop * np.arange(frames)[:, None]
+    power = np.abs(np.fft.rfft(wave[idx] * np.hamming(win)[None, :], n=n_fft, axis=1)) ** 2 / n_fft
+    energy = power @ mel_filterbank(n_filters, n_fft, sr, 0.0, sr / 2).T
+    energy = np.maximum(energy, np.finfo(np.float64).eps)
+    return (energy / energy.sum(axis=0, keepdims=True)).astype(np.float32)

@@ -32,7 +32,7 @@ from snnkit_core.errors import DatasetError
 
 from .audio import read_audio
 from .download import download, extract, sha256_file
-from .frontends import log_mel
+from .frontends import fbank_l1, log_mel
 from .ti46 import encode_bsa, speech_features
 
 URL = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.tar.gz"
@@ -52,8 +52,10 @@ class FSDD(Dataset):
     params = (
         Param("n_mels", 40, "mel channels", unit="channels"),
         Param("steps", 100, "time steps per utterance", unit="steps"),
-        Param("features", "log-mel", "front-end: log-mel, or the Lyon passive-ear cochleagram (ST-RSBP's TI46 "
-              "pipeline, ti46.py)", choices=("log-mel", "cochlea")),
+        Param("features", "log-mel", "front-end: log-mel (log mel energies resampled to `steps`, standardised); cochlea: "
+              "the Lyon passive-ear cochleagram (ST-RSBP's TI46 pipeline, ti46.py); fbank-l1: NRR-SNN's TIDigits input "
+              "(spec §6.4): exactly `steps` Hamming frames at 50 % overlap, `n_mels` linear mel energies, each band "
+              "L1-normalised over the frames (use n_mels=39, steps=39)", choices=("log-mel", "cochlea", "fbank-l1")),
         Param("channels", 64, "cochlea channels (features=cochlea; log-mel uses n_mels); at 8 kHz at most 66 Lyon channels fit below 4 kHz", unit="channels"),
         Param("encoding", "real", "real-valued features, or 0/1 spikes by Ben's Spiker Algorithm (ST-RSBP)",
               choices=("real", "bsa")),
@@ -189,6 +191,8 @@ class FSDD(Dataset):
             wave, sr = read_audio(p, SAMPLE_RATE)
             if hp["features"] == "cochlea":
                 feats.append(speech_features(wave, sr, "cochlea", hp["channels"], hp["steps"]))
+            elif hp["features"] == "fbank-l1":
+                feats.append(fbank_l1(wave, sr, n_filters=hp["n_mels"], frames=hp["steps"]))
             else:
                 feats.append(log_mel(wave, sr, n_mels=hp["n_mels"], steps=hp["steps"]))
             labels.append(int(digit))
