@@ -22,7 +22,7 @@ def pct(m, s=None):
 def main():
     abl = {p.stem.split("-", 1)[1]: json.loads(p.read_text()) for p in sorted(OUT.glob("ablation-*.json"))}
     noise = {p.stem.split("-", 1)[1]: json.loads(p.read_text()) for p in sorted(OUT.glob("noise-*.json"))
-             if not p.stem.startswith("noise-image-")}
+             if not p.stem.startswith(("noise-image-", "noise-fbank-"))}
     dsets = list(abl)
     print("| variant | " + " | ".join(f"{d} test (per sample) | {d} per frame | {d} s/epoch" for d in dsets) + " | paper (TIDigits) |")
     print("|---|" + "---|" * (3 * len(dsets)) + "---|")
@@ -89,11 +89,12 @@ def image_tables():
 
 
 def noise_image_tables():
-    """Round 2's deep-image models under noise (noise-image-*.json, scripts/nrr_noise.py --name noise-image)."""
-    for p in sorted(OUT.glob("noise-image-*.json")):
+    """Round 2's deep-image and round 3's shallow fbank-l1 models under noise (noise-{image,fbank}-*.json,
+    scripts/nrr_noise.py --name noise-image / noise-fbank)."""
+    for p in [*sorted(OUT.glob("noise-image-*.json")), *sorted(OUT.glob("noise-fbank-*.json"))]:
         t = json.loads(p.read_text())
         n = max(v["seeds"] for v in t["variants"].values())
-        print(f"\n{t['dataset']}: accuracy % (Acc(P)/Acc(0)) under noise, round 2 deep-image models, mean ± sd over {n} seeds\n")
+        print(f"\n{p.name}: {t['dataset']}: accuracy % (Acc(P)/Acc(0)) under noise, mean ± sd over {n} seeds\n")
         print("| variant | " + " | ".join(f"P = {q:.1f}" for q in t["p"]) + " |")
         print("|---|" + "---|" * len(t["p"]))
         for v, rec in t["variants"].items():
