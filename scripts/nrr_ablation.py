@@ -11,6 +11,8 @@ Every run is one ``snnkit train`` command (printed in the JSON), 1 thread, run d
 * ``ff+adapt+sparse`` = BP-RSNN: sparse loops (density 0.5), γ = 1, bptt;
 * ``NRR-SNN``: the same network trained with reward-prop;
 * ``deep`` versions of the last two: conv over frequency (kernel 5, 4 channels) -> sparse recurrent -> ff -> out.
+* ``fbank`` versions of the four shallow rows: the same networks on the fbank-l1 input below, one 39-band
+  frame per step (39 steps);
 * ``deep-image`` versions (the authors' deep model, spec §6.4): the 39 x 39 fbank-l1 input (39 linear mel
   energies x 39 frames at 50 % overlap, each band L1-normalised) x10 as one static image at each of the 39
   steps -> 2-D conv (kernel 5, stride 2, 4 channels: 4 x 20 x 20 = 1,600 spiking neurons) -> 2x2 average pool ->
@@ -54,6 +56,11 @@ VARIANTS = {
     "deep NRR-SNN": ["--conn", "sparse", *RP, *DEEP],
     "deep-image BP-RSNN": ["--conn", "sparse", *BP, *DEEP_IMAGE],
     "deep-image NRR-SNN": ["--conn", "sparse", *RP, *DEEP_IMAGE],
+    # round 3: the shallow rows on the authors' fbank-l1 input (39 bands x 39 steps, one frame per step)
+    "fbank ff": ["--conn", "ff", "--set", "neuron.gamma=0", *BP, *SHALLOW, *FBANK],
+    "fbank ff+adapt": ["--conn", "ff", *BP, *SHALLOW, *FBANK],
+    "fbank BP-RSNN": ["--conn", "sparse", *BP, *SHALLOW, *FBANK],
+    "fbank NRR-SNN": ["--conn", "sparse", *RP, *SHALLOW, *FBANK],
 }
 DEFAULT_VARIANTS = "ff,ff+adapt,BP-RSNN,NRR-SNN,deep BP-RSNN,deep NRR-SNN"
 DATASETS = {
@@ -88,6 +95,8 @@ def main() -> None:
     ap.add_argument("--lr-bp", help="learning rate of the bptt variants (default 1e-3)")
     ap.add_argument("--rp-step", help="reward-prop StepLR period in epochs (default 10)")
     ap.add_argument("--name", default="ablation")
+    ap.add_argument("--merge", action="store_true", help="keep the other variants already in OUT/<name>-<dataset>.json "
+                    "(same epochs); each variant records its own lr")
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--runs", default=str(ROOT / "runs/nrr"))
     ap.add_argument("--out", default=str(ROOT / "docs/results/nrr"))
@@ -97,6 +106,11 @@ def main() -> None:
     for ds in args.datasets.split(","):
         table = {"dataset": ds, "epochs": args.epochs, "seeds": seeds, "lr_rp": args.lr_rp or "1e-3",
                  "lr_bp": args.lr_bp or "1e-3", "rp_step": args.rp_step or "10", "variants": {}}
+        prev = out / f"{args.name}-{ds}.json"
+        if args.merge and prev.exists():  # keep the other variants of an earlier call (each with its own lr)
+            old = json.loads(prev.read_text())
+            if old.get("epochs") == args.epochs:
+                table["variants"] = old["variants"]
         for var in args.variants.split(","):
             rows = []
             for seed in seeds:
@@ -131,6 +145,7 @@ def main() -> None:
                              "command": " ".join(cmd[2:]).replace(sys.executable, "python")})
             accs = [r["test_accuracy"] for r in rows]
             table["variants"][var] = {
+                "lr": (args.lr_rp if rp else args.lr_bp) or "1e-3", "rp_step": (args.rp_step or "10") if rp else None,
                 "test_accuracy_mean": statistics.mean(accs), "test_accuracy_sd": statistics.stdev(accs) if len(accs) > 1 else 0.0,
                 "runs": rows,
             }

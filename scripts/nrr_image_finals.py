@@ -2,6 +2,11 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/nrr_image_finals.py --datasets fsdd,espeak-digits --epochs 40
 
+Round 3, the shallow rows on the fbank-l1 input (after scripts/nrr_tune.py chose their lrs at 30 epochs):
+
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/nrr_image_finals.py --datasets fsdd --epochs 30 \
+        --variants "fbank ff,fbank ff+adapt,fbank BP-RSNN,fbank NRR-SNN" --name fbank-ablation
+
 For each dataset and variant, the lr with the best validation accuracy in docs/results/nrr/tune.jsonl (seed 0,
 same epochs) is used; the seed-0 tuning run is reused (copied: the same command apart from --out), seeds 1, 2
 are trained by scripts/nrr_ablation.py, which writes docs/results/nrr/image-ablation-<dataset>.json.
@@ -20,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nrr_ablation import ROOT, slug  # noqa: E402
 
 VARS = ("deep-image NRR-SNN", "deep-image BP-RSNN")
+SHALLOW_FBANK = ("fbank ff", "fbank ff+adapt", "fbank BP-RSNN", "fbank NRR-SNN")
 
 
 def main() -> None:
@@ -28,11 +34,14 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--rp-step", default="20")
+    ap.add_argument("--variants", default=",".join(VARS), help='e.g. "fbank ff,fbank ff+adapt,fbank BP-RSNN,fbank NRR-SNN"')
+    ap.add_argument("--name", default="image-ablation")
     args = ap.parse_args()
+    variants = args.variants.split(",")
     tune = [json.loads(line) for line in (ROOT / "docs/results/nrr/tune.jsonl").read_text().splitlines() if line.strip()]
     for ds in args.datasets.split(","):
         lrs = {}
-        for var in VARS:
+        for var in variants:
             cand = [r for r in tune if r["dataset"] == ds and r["variant"] == var and r["epochs"] == args.epochs and r["seed"] == 0]
             if not cand:
                 raise SystemExit(f"no tuning run for {ds} {var} at {args.epochs} epochs: run scripts/nrr_tune.py first")
@@ -44,9 +53,10 @@ def main() -> None:
             if not dst.exists() and src.exists():
                 shutil.copytree(src, dst)
         print(ds, lrs, flush=True)
-        subprocess.run([sys.executable, str(ROOT / "scripts/nrr_ablation.py"), "--variants", ",".join(VARS), "--datasets", ds,
-                        "--epochs", str(args.epochs), "--seeds", args.seeds, "--lr-rp", lrs[VARS[0]], "--lr-bp", lrs[VARS[1]],
-                        "--rp-step", args.rp_step, "--name", "image-ablation"], check=True)
+        for var in variants:  # one call per variant: each with its own validation-chosen lr, merged into one table
+            subprocess.run([sys.executable, str(ROOT / "scripts/nrr_ablation.py"), "--variants", var, "--datasets", ds,
+                            "--epochs", str(args.epochs), "--seeds", args.seeds, "--lr-rp", lrs[var], "--lr-bp", lrs[var],
+                            "--rp-step", args.rp_step, "--name", args.name, "--merge"], check=True)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ def pct(m, s=None):
 
 def main():
     abl = {p.stem.split("-", 1)[1]: json.loads(p.read_text()) for p in sorted(OUT.glob("ablation-*.json"))}
-    noise = {p.stem.split("-", 1)[1]: json.loads(p.read_text()) for p in sorted(OUT.glob("noise-*.json"))}
+    noise = {p.stem.split("-", 1)[1]: json.loads(p.read_text()) for p in sorted(OUT.glob("noise-*.json"))
+             if not p.stem.startswith(("noise-image-", "noise-fbank-"))}
     dsets = list(abl)
     print("| variant | " + " | ".join(f"{d} test (per sample) | {d} per frame | {d} s/epoch" for d in dsets) + " | paper (TIDigits) |")
     print("|---|" + "---|" * (3 * len(dsets)) + "---|")
@@ -46,12 +47,14 @@ def main():
                 rows = t["variants"][v]["rows"]
                 print(f"| {v} | " + " | ".join(f"{pct(r['accuracy'], r['accuracy_sd'])} ({r['ratio']:.2f})" for r in rows) + " |")
     image_tables()
+    noise_image_tables()
     tp = OUT / "timing.jsonl"
     if tp.exists():
         print("\n| network | reward-prop s/step | bptt s/step | bptt / reward-prop | load average |\n|---|---|---|---|---|")
         for line in tp.read_text().splitlines():
             r = json.loads(line)
-            name = "deep " + ",".join(map(str, r["hidden"])) if r["conn"] else ",".join(map(str, r["hidden"]))
+            kind = "deep-image " if r["conn"].get("conv_input") == "image" else "deep " if r["conn"] else ""
+            name = kind + ",".join(map(str, r["hidden"])) + (f" (batch {r['batch']}, T = {r['steps']})" if kind == "deep-image " else "")
             print(f"| {name} | {r['rules']['reward-prop']['seconds_per_step']:.4f} | {r['rules']['bptt']['seconds_per_step']:.4f} | "
                   f"{r['bptt_over_reward_prop']:.2f} | {r['loadavg'][0]:.1f} |")
 
@@ -67,19 +70,38 @@ def image_tables():
             at = " / ".join(pct(v) for v in r["val_at_epoch"].values())
             print(f"| {r['dataset']} | {r['variant']} | {r['lr']:g} | {r['epochs']} | {pct(r['best_val'])} ({r['best_epoch']}) | "
                   f"{at} | {pct(r['train_at_best'])} / {pct(r['train_last'])} |")
-    for p in sorted(OUT.glob("image-ablation-*.json")):
+    for p in [*sorted(OUT.glob("image-ablation-*.json")), *sorted(OUT.glob("fbank-ablation-*.json"))]:
         t = json.loads(p.read_text())
-        print(f"\n{t['dataset']} ({t['epochs']} epochs, seeds {t['seeds']}; reward-prop lr {t['lr_rp']}, StepLR {t['rp_step']}; "
-              f"bptt lr {t['lr_bp']})\n")
-        print("| variant | test % (per sample), mean ± sd | val % at best | best epochs | train % at best | s/epoch |")
-        print("|---|---|---|---|---|---|")
+        per_var = any("lr" in r for r in t["variants"].values())
+        print(f"\n{p.name}: {t['dataset']} ({t['epochs']} epochs, seeds {t['seeds']}; " + (
+            "lr per variant, chosen on validation" if per_var else
+            f"reward-prop lr {t['lr_rp']}, StepLR {t['rp_step']}; bptt lr {t['lr_bp']}") + ")\n")
+        print("| variant | lr | test % (per sample), mean ± sd | val % at best | best epochs | train % at best | s/epoch |")
+        print("|---|---|---|---|---|---|---|")
         for v, r in t["variants"].items():
             runs = r["runs"]
             val = sum(x["val_accuracy"] for x in runs) / len(runs)
             tr = sum(x.get("train_accuracy_at_best", float("nan")) for x in runs) / len(runs)
             sec = sum(x["seconds_per_epoch"] for x in runs) / len(runs)
-            print(f"| {v} | {pct(r['test_accuracy_mean'], r['test_accuracy_sd'])} | {pct(val)} | "
+            lr = r.get("lr") or (t["lr_rp"] if "NRR" in v else t["lr_bp"])
+            print(f"| {v} | {lr} | {pct(r['test_accuracy_mean'], r['test_accuracy_sd'])} | {pct(val)} | "
                   f"{', '.join(str(x['best_epoch']) for x in runs)} | {pct(tr)} | {sec:.1f} |")
+
+
+def noise_image_tables():
+    """Round 2's deep-image and round 3's shallow fbank-l1 models under noise (noise-{image,fbank}-*.json,
+    scripts/nrr_noise.py --name noise-image / noise-fbank)."""
+    for p in [*sorted(OUT.glob("noise-image-*.json")), *sorted(OUT.glob("noise-fbank-*.json"))]:
+        t = json.loads(p.read_text())
+        n = max(v["seeds"] for v in t["variants"].values())
+        print(f"\n{p.name}: {t['dataset']}: accuracy % (Acc(P)/Acc(0)) under noise, mean ± sd over {n} seeds\n")
+        print("| variant | " + " | ".join(f"P = {q:.1f}" for q in t["p"]) + " |")
+        print("|---|" + "---|" * len(t["p"]))
+        for v, rec in t["variants"].items():
+            print(f"| {v} | " + " | ".join(f"{pct(r['accuracy'], r['accuracy_sd'])} ({r['ratio']:.2f})" for r in rec["rows"]) + " |")
+        print("\n| variant | per-frame accuracy % at P = " + " / ".join(f"{q:.1f}" for q in t["p"]) + " |\n|---|---|")
+        for v, rec in t["variants"].items():
+            print(f"| {v} | " + " / ".join(pct(r["frame_accuracy"]) for r in rec["rows"]) + " |")
 
 
 if __name__ == "__main__":
