@@ -188,6 +188,21 @@ def find_runs(root: str | Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob("config.toml") if p.is_file())
 
 
+def open_for_eval(run: Path, cfg, checkpoint: str = "best"):
+    """Build the network of a finished run ``cfg`` (its config, possibly changed), load its ``best`` weights
+    (``best.pt``; the last checkpoint when the run has none) or ``last``, and rebuild its splits exactly as
+    training saw them. Returns ``(built, used_checkpoint, checkpoint_dict, {split name: data})``."""
+    from .training import build, load_weights
+
+    if checkpoint not in ("best", "last"):
+        raise ConfigError(f"checkpoint must be best or last; got {checkpoint!r}")
+    built = build(cfg)
+    used = "best" if checkpoint == "best" and (run / "best.pt").exists() else "last"
+    ck = load_weights(built, run, used)
+    train, val, test, _info = load_protocol_splits(built)
+    return built, used, ck, {"train": train, "test": test} | ({"val": val} if val is not None else {})
+
+
 def evaluate_splits(run_dir: str | Path, splits: Iterable[str] | str = "all", *, checkpoint: str = "best",
                     dataset: str | None = None, dataset_params: dict[str, Any] | None = None, data_dir: str | None = None, batch_size: int | None = None, limit: int | None = None,
                     device: str | None = None, backend: str | None = None, write: bool = True) -> dict[str, Any]:
@@ -201,7 +216,7 @@ def evaluate_splits(run_dir: str | Path, splits: Iterable[str] | str = "all", *,
     Returns ``{"run", "checkpoint", "epoch", "splits": {name: eval_record}}`` and, with ``write``, writes
     each record to ``RUN_DIR/eval/<split>.json``.
     """
-    from .training import build, load_weights, read_run_config
+    from .training import read_run_config
 
     run = Path(run_dir)
     cfg = read_run_config(run)
@@ -209,8 +224,6 @@ def evaluate_splits(run_dir: str | Path, splits: Iterable[str] | str = "all", *,
         raise ConfigError(f"--limit must be a positive number of examples, not {limit}")
     if batch_size is not None and batch_size < 1:
         raise ConfigError(f"--batch-size must be a positive number of examples, not {batch_size}")
-    if checkpoint not in ("best", "last"):
-        raise ConfigError(f"checkpoint must be best or last; got {checkpoint!r}")
     changes: dict[str, Any] = {"device": device or cfg.device, "backend": backend or cfg.backend}
     if limit is not None:
         changes["limit"] = limit
@@ -223,11 +236,7 @@ def evaluate_splits(run_dir: str | Path, splits: Iterable[str] | str = "all", *,
         params.setdefault("dataset", {}).update(dataset_params)
         changes["params"] = params
     cfg = cfg.evolve(**changes)
-    built = build(cfg)
-    used = "best" if checkpoint == "best" and (run / "best.pt").exists() else "last"
-    ck = load_weights(built, run, used)
-    train, val, test, _info = load_protocol_splits(built)
-    have = {"train": train, "test": test} | ({"val": val} if val is not None else {})
+    built, used, ck, have = open_for_eval(run, cfg, checkpoint)
     order = [s for s in ("train", "val", "test") if s in have]
     if splits == "all":
         wanted = order

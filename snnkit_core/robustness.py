@@ -91,8 +91,8 @@ def noise_curve(run_dir: str | Path, proportions: Iterable[float], *, seed: int 
     P = 0 is always evaluated (the ratio's reference). With ``write``, the record goes to
     ``RUN_DIR/noise/<split>.json`` (not under ``eval/``, whose files are per-split eval records).
     """
-    from .protocol import load_protocol_splits, write_json_atomic
-    from .training import build, load_weights, read_run_config
+    from .protocol import open_for_eval, write_json_atomic
+    from .training import read_run_config
 
     run = Path(run_dir)
     ps = sorted(set([0.0, *[float(p) for p in proportions]]))
@@ -101,11 +101,7 @@ def noise_curve(run_dir: str | Path, proportions: Iterable[float], *, seed: int 
     if data_dir:
         changes["data_dir"] = data_dir
     cfg = cfg.evolve(**changes)
-    built = build(cfg)
-    used = "best" if checkpoint == "best" and (run / "best.pt").exists() else "last"
-    ck = load_weights(built, run, used)
-    train, val, test, _ = load_protocol_splits(built)
-    have = {"train": train, "test": test} | ({"val": val} if val is not None else {})
+    built, used, ck, have = open_for_eval(run, cfg, checkpoint)
     if split not in have:
         raise SnnkitError(f"run {run} has splits {sorted(have)}, not {split!r}")
     data, bs = have[split], batch_size or cfg.batch_size
