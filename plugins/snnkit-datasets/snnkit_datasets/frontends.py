@@ -85,6 +85,18 @@ def stack(features: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(features)).float()
 
 
+def preemphasis(wave: np.ndarray, coef: float) -> np.ndarray:
+    """y[n] = x[n] - coef·x[n-1] (y[0] = x[0]); coef 0 returns the wave unchanged."""
+    return np.append(wave[:1], wave[1:] - coef * wave[:-1]) if coef else wave
+
+
+def mel_energies(frames: np.ndarray, n_fft: int, sr: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Linear mel energies of windowed frames (F, win): power |FFT_{n_fft}|² / n_fft through ``n_mels``
+    triangular filters over fmin..fmax, shape (F, n_mels)."""
+    power = np.abs(np.fft.rfft(frames, n_fft, axis=1)) ** 2 / n_fft
+    return power @ mel_filterbank(n_mels, n_fft, sr, fmin, fmax).T
+
+
 def fbank_l1(
     wave: np.ndarray,
     sr: int,
@@ -105,15 +117,13 @@ def fbank_l1(
     wave = np.asarray(wave, dtype=np.float64)
     if wave.ndim != 1:
         raise ValueError(f"fbank_l1 wants a mono waveform (samples,), got shape {wave.shape}")
-    if preemph:
-        wave = np.append(wave[:1], wave[1:] - preemph * wave[:-1])
+    wave = preemphasis(wave, preemph)
     hop = wave.size // (frames + 1)
     if hop < 1:
         raise ValueError(f"fbank_l1: an utterance of {wave.size} samples is too short for {frames} frames at 50 % overlap")
     win = 2 * hop
     n_fft = max(n_fft, win)
     idx = np.arange(win)[None, :] + hop * np.arange(frames)[:, None]
-    power = np.abs(np.fft.rfft(wave[idx] * np.hamming(win)[None, :], n=n_fft, axis=1)) ** 2 / n_fft
-    energy = power @ mel_filterbank(n_filters, n_fft, sr, 0.0, sr / 2).T
+    energy = mel_energies(wave[idx] * np.hamming(win)[None, :], n_fft, sr, n_filters, 0.0, sr / 2)
     energy = np.maximum(energy, np.finfo(np.float64).eps)
     return (energy / energy.sum(axis=0, keepdims=True)).astype(np.float32)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .frontends import mel_filterbank
+from .frontends import mel_energies, preemphasis
 
 
 def dct_matrix(n_out: int, n_in: int) -> np.ndarray:
@@ -60,14 +60,12 @@ def mfcc(
     wave = np.asarray(wave, dtype=np.float64)
     if wave.ndim != 1:
         raise ValueError(f"mfcc wants a mono waveform (samples,), got shape {wave.shape}")
-    if preemph:
-        wave = np.append(wave[:1], wave[1:] - preemph * wave[:-1])
+    wave = preemphasis(wave, preemph)
     win = int(round(sr * win_ms / 1000))
     hop = int(round(sr * hop_ms / 1000))
     n_fft = n_fft or 1 << int(np.ceil(np.log2(win)))
     frames = frame_signal(wave, win, hop) * np.hamming(win)[None, :]
-    power = np.abs(np.fft.rfft(frames, n_fft, axis=1)) ** 2 / n_fft
-    mel = power @ mel_filterbank(n_mels, n_fft, sr, fmin, fmax or sr / 2).T
+    mel = mel_energies(frames, n_fft, sr, n_mels, fmin, fmax or sr / 2)
     ceps = np.log(np.maximum(mel, 1e-10)) @ dct_matrix(n_ceps, n_mels).T
     if with_deltas:
         d1 = deltas(ceps)
