@@ -2,7 +2,7 @@
 (docs/performance.md, "asrc: fused scan"). The same src-psmnist/asrc training step (T 784, B 32 by default) is
 timed with the fused C scan (products through torch's BLAS, ``mixed_fwd``/``mixed_bwd``) and with
 ``SNNKIT_CPU_BLAS=0`` (the same node, C neuron steps and torch products called from Python per step, as
-before); the bound and the method bound of ``snnkit_core.bench`` are measured once in the same process.
+before); the bound and the method bound of ``snnkit_cli.bench`` are measured once in the same process.
 
     OMP_NUM_THREADS=1 python scripts/asrc_ab.py --threads 1 --steps 15
 """
@@ -26,13 +26,13 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    from snnkit_core import bench
-    from snnkit_core.assembly import assemble
-    from snnkit_core.config import TrainConfig
-    from snnkit_core.host import keep_freed_memory
-    from snnkit_core.interfaces import Batch
-    from snnkit_core.plugins import get_registry
-    from snnkit_core.training import Built, make_optimizer
+    from snnkit_cli import bench
+    from snnkit_core.engine.assembly import assemble
+    from snnkit_core.engine.config import TrainConfig
+    from snnkit_core.engine.host import keep_freed_memory
+    from snnkit_core.contract.interfaces import Batch
+    from snnkit_core.contract.plugins import get_registry
+    from snnkit_core.engine.training import Built, make_optimizer
 
     keep_freed_memory()
     w = bench.resize(next(x for x in bench.WORKLOADS["src-psmnist"] if x.conn == "asrc"), a.T, a.batch)

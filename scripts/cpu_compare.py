@@ -31,12 +31,12 @@ def one(group: str, threads: int, repeats: int, warmup: int, paths: list[str]) -
 
     torch.set_num_threads(threads)
     try:  # what `snnkit bench/train` do in this tree (absent in older trees)
-        from snnkit_core.host import keep_freed_memory
+        from snnkit_core.engine.host import keep_freed_memory
 
         keep_freed_memory()
     except ImportError:
         pass
-    from snnkit_core import bench
+    from snnkit_cli import bench
 
     steps, batch = SHAPES[group]
     bw = bench.copy_bandwidth(torch.device("cpu"))

@@ -4,7 +4,7 @@
 
 Candidates (all for lif + self term, sigmoid surrogate; the shape of one scsr-ti46 layer by default):
 
-* ``reference``: the step loop, one autograd node per op per step (snnkit_core.scan.reference_scan);
+* ``reference``: the step loop, one autograd node per op per step (snnkit_core.contract.scan.reference_scan);
 * ``compiled-step``: the same loop with the step function compiled by ``torch.compile`` (inductor, C++ on
   the CPU); still one autograd graph per step;
 * ``torch-loop``: snnkit's one-node LIFScanCPU with its torch loop over preallocated buffers
@@ -34,11 +34,11 @@ def main():
     ap.add_argument("--no-compile", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    from snnkit_core.host import keep_freed_memory
+    from snnkit_core.engine.host import keep_freed_memory
 
     keep_freed_memory()  # as snnkit train/eval/bench do
     from snnkit_connectivity.scsr import SelfRecurrence
-    from snnkit_core.scan import reference_scan
+    from snnkit_core.contract.scan import reference_scan
     from snnkit_neurons.kernels import cpu
     from snnkit_neurons.lif import LIF, LIFState, lif_step
 

@@ -31,7 +31,7 @@ for r in d["results"]:
 PY
 timeout 120 python - >"$OUT/memory-vs-T.json" 2>"$OUT/memory.err" <<'PY'
 import json, torch
-from snnkit_core.bench import WORKLOADS, bench_workload
+from snnkit_cli.bench import WORKLOADS, bench_workload
 from attrs import evolve
 dev = torch.device("cuda")
 w0 = WORKLOADS["scsr-ti46"][0]

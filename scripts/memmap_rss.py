@@ -2,11 +2,11 @@
 
 SSC-sized synthetic spike counts (default 75,466 x 250 x 140, SSC's training split as ASRC bins it) are written
 once, chunk by chunk, as a uint8 ``.npy``; then two child processes each run one epoch of the training loop's
-batching (``snnkit_core.training._batches``: shuffled batches, read, made float32):
+batching (``snnkit_core.engine.training._batches``: shuffled batches, read, made float32):
 
 * ``memory``: today's in-memory path: the split as one float32 tensor (N, T, C) (what ``bin_events`` builds),
   filled from the file in chunks;
-* ``disk``: the split as :func:`snnkit_core.diskarray.open_array` maps it (uint8), converted per batch.
+* ``disk``: the split as :func:`snnkit_datasets.diskarray.open_array` maps it (uint8), converted per batch.
 
 Each child reports its peak resident set (``VmHWM``), its peak anonymous memory (``RssAnon``, sampled every
 20 ms: what the process really owns; file-backed pages of a map are the kernel's page cache and are dropped
@@ -72,7 +72,7 @@ class AnonPeak:
 
 
 def write_counts(path: Path, n: int, steps: int, channels: int) -> None:
-    from snnkit_core.diskarray import store_counts, write_array
+    from snnkit_datasets.diskarray import store_counts, write_array
 
     rng = np.random.default_rng(0)
     block = rng.poisson(0.05, (2048, steps, channels)).astype(np.uint8)
@@ -88,9 +88,9 @@ def write_counts(path: Path, n: int, steps: int, channels: int) -> None:
 def child(mode: str, path: str, batch_size: int, step_hidden: str, step_batches: int) -> dict:
     import torch
 
-    from snnkit_core.diskarray import open_array
-    from snnkit_core.interfaces import ArrayData
-    from snnkit_core.training import _batches
+    from snnkit_datasets.diskarray import open_array
+    from snnkit_core.contract.interfaces import ArrayData
+    from snnkit_core.engine.training import _batches
 
     torch.set_num_threads(1)
     peak = AnonPeak()
@@ -130,8 +130,8 @@ def step_time(data, batch_size: int, hidden: str, k: int) -> dict:
     """Seconds per training step (forward + backward + Adam) of lif/self/bptt on batches of this data."""
     import torch
 
-    from snnkit_core.config import TrainConfig
-    from snnkit_core.training import _indexed_batches, build, make_optimizer, to_batch
+    from snnkit_core.engine.config import TrainConfig
+    from snnkit_core.engine.training import _indexed_batches, build, make_optimizer, to_batch
 
     cfg = TrainConfig(neuron="lif", conn="self", rules=("bptt",), dataset="arrays", hidden=tuple(int(h) for h in hidden.split(",")),
                       batch_size=batch_size, device="cpu", params={"dataset": {"path": _tiny_npz(data.x.shape[2])}})

@@ -31,13 +31,13 @@ def main() -> None:
     import nirtorch
     from snntorch.import_nir import _nir_to_snntorch_module
 
-    from snnkit_core.nir_export import network_to_nir, simulate_nir
-    from snnkit_core.trained import load_trained
+    from snnkit_cli.nir_export import network_to_nir, simulate_nir
+    from snnkit_core.engine.trained import load_trained
 
     dt = 1e-4
     built, net = load_trained(args.run_dir)
     net.plan(backend="reference", rules=())  # the plain step loop (a rule's own scan, e.g. tssl-bp's, has the same forward)
-    from snnkit_core.training import _batches
+    from snnkit_core.engine.training import _batches
 
     cfg = built.config
     split = "test" if "test" in built.dataset.splits else built.dataset.splits[-1]

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from snnkit_core.protocol import load_protocol_splits
-from snnkit_core.training import _indexed_batches, build, load_weights, read_run_config, to_batch
+from snnkit_core.engine.protocol import load_protocol_splits
+from snnkit_core.engine.training import _indexed_batches, build, load_weights, read_run_config, to_batch
 
 
 class _Keep:

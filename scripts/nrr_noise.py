@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from snnkit_core.robustness import noise_curve, plot_noise
+from snnkit_cli.robustness import noise_curve, plot_noise
 
 ROOT = Path(__file__).resolve().parents[1]
 PS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]

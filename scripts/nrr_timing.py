@@ -24,9 +24,9 @@ import time
 
 import torch
 
-from snnkit_core.assembly import assemble
-from snnkit_core.interfaces import Batch
-from snnkit_core.plugins import get_registry
+from snnkit_core.engine.assembly import assemble
+from snnkit_core.contract.interfaces import Batch
+from snnkit_core.contract.plugins import get_registry
 
 
 def main():

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from snnkit_core.config import TrainConfig
-from snnkit_core.training import train
+from snnkit_core.engine.config import TrainConfig
+from snnkit_core.engine.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {

@@ -29,7 +29,7 @@ SPANS = {"dense": {}, "src": {"skip_span": 12}, "asrc": {"max_span": 51}}
 
 
 def config(conn: str, args):
-    from snnkit_core.config import TrainConfig
+    from snnkit_core.engine.config import TrainConfig
 
     params = dict(SPANS[conn])
     if conn == "src" and args.skip_span:
@@ -51,7 +51,7 @@ def peak_rss_mb() -> float:
 
 def run_one(conn: str, args) -> dict:
     """Train one connectivity in this process and return its record."""
-    from snnkit_core.training import build, load_splits, train
+    from snnkit_core.engine.training import build, load_splits, train
 
     torch.set_num_threads(args.threads)
     cfg = config(conn, args)
@@ -84,7 +84,7 @@ def run_one(conn: str, args) -> dict:
 
 def step_bench(conn: str, args) -> dict:
     """Seconds per training step, fast scan vs reference scan, same network, same batch, same process."""
-    from snnkit_core.training import build, make_optimizer
+    from snnkit_core.engine.training import build, make_optimizer
 
     torch.set_num_threads(args.threads)
     cfg = config(conn, args)
@@ -132,8 +132,8 @@ def _step_loop(neuron, current, rec):
 def layer_bench(conn: str, args) -> dict:
     """One hidden layer (N = last hidden size, T = 784): forward + backward seconds of the fast scan, the core's
     reference scan and the unbind step loop, interleaved, minimum of ``--layer-bench`` repeats."""
-    from snnkit_core.plugins import get_registry
-    from snnkit_core.scan import reference_scan
+    from snnkit_core.contract.plugins import get_registry
+    from snnkit_core.contract.scan import reference_scan
 
     torch.set_num_threads(args.threads)
     reg = get_registry()

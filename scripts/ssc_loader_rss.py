@@ -59,7 +59,7 @@ def child(mode: str, root: str) -> dict:
     load_s = time.perf_counter() - t0
     res = {"mode": mode, "n": len(d), "dtype": str(d.x.dtype), "load_s": load_s}
     if mode == "disk-cached":
-        from snnkit_core.training import _batches
+        from snnkit_core.engine.training import _batches
 
         t0 = time.perf_counter()
         for _ in _batches(d, 256, True, torch.Generator().manual_seed(0)):

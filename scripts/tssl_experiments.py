@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from snnkit_core.config import TrainConfig
-from snnkit_core.training import build, evaluate, load_splits, train
+from snnkit_core.engine.config import TrainConfig
+from snnkit_core.engine.training import build, evaluate, load_splits, train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,16 +4,16 @@ Imports torch, numpy, pluggy and attrs only; never click, rich or soundfile. The
 torch) are imported on first use, so ``snnkit --help`` and a plugin's entry module load without torch.
 """
 
-from .errors import SnnkitError
-from .hookspecs import hookimpl
-from .params import Param
+from .contract.errors import SnnkitError
+from .contract.hookspecs import hookimpl
+from .contract.params import Param
 
 _INTERFACES = frozenset({"ArrayData", "Batch", "Compatibility", "Connectivity", "Dataset", "LearningRule", "Neuron", "Recurrence"})
 
 
 def __getattr__(name: str):
     if name in _INTERFACES:
-        from . import interfaces
+        from .contract import interfaces
 
         return getattr(interfaces, name)
     raise AttributeError(f"module 'snnkit_core' has no attribute {name!r}")

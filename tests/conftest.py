@@ -45,7 +45,7 @@ def shared_data():
 @pytest.fixture
 def fresh_plugins(monkeypatch):
     """Reload plugins from scratch for the test and again afterwards."""
-    from snnkit_core import plugins
+    from snnkit_core.contract import plugins
 
     plugins.reset_for_tests()
     yield plugins

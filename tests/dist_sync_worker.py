@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from snnkit_core import distributed
+from snnkit_core.engine import distributed
 
 out = Path(sys.argv[1])
 world = distributed.setup(torch.device("cpu"))

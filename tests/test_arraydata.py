@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from snnkit_core import ArrayData
-from snnkit_core.config import TrainConfig
-from snnkit_core.training import EpochRecord, _batches, build, evaluate, train
+from snnkit_core.engine.config import TrainConfig
+from snnkit_core.engine.training import EpochRecord, _batches, build, evaluate, train
 
 
 

@@ -21,7 +21,7 @@ def test_bench_cpu_json():
 
 
 def test_bench_names_the_path_and_refuses_what_a_rules_own_scan_would_override():
-    from snnkit_core.bench import WORKLOADS, bench_workload
+    from snnkit_cli.bench import WORKLOADS, bench_workload
     import torch
 
     w = next(w for w in WORKLOADS["scsr-ti46"] if w.rules == ("tssl-bp",))
@@ -78,7 +78,7 @@ def test_span_mixing_time_counts_only_asrc_and_grows_with_the_span():
     import attrs
     import torch
 
-    from snnkit_core.bench import WORKLOADS, resize, span_mixing_time
+    from snnkit_cli.bench import WORKLOADS, resize, span_mixing_time
 
     src, asrc = (resize(w, 64, 4) for w in WORKLOADS["src-psmnist"])
     cpu = torch.device("cpu")

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from snnkit_connectivity.scsr import FeedForward, SelfRecurrent, Skip, SrSc
-from snnkit_core.errors import IncompatibleError
-from snnkit_core.network import Network
-from snnkit_core.scan import reference_scan
+from snnkit_core.contract.errors import IncompatibleError
+from snnkit_core.engine.network import Network
+from snnkit_core.contract.scan import reference_scan
 from snnkit_neurons.lif import LIF
 
 

@@ -1,4 +1,4 @@
-"""snnkit_core.testing catches broken components (the contract tests can fail) and is a pytest plugin."""
+"""snnkit.testing catches broken components (the contract tests can fail) and is a pytest plugin."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from snnkit_connectivity.asrc import SRC, SkipRecurrence
 from snnkit_core import Neuron
-from snnkit_core.testing import ConnectivityContract, NeuronContract
+from snnkit.testing import ConnectivityContract, NeuronContract
 
 
 class _S(NamedTuple):
@@ -76,5 +76,5 @@ def test_the_connectivity_contract_fails_a_fast_scan_that_differs_from_the_refer
 
 
 def test_the_kit_is_a_pytest_plugin(snnkit_registry):
-    """``snnkit_registry`` comes from snnkit_core.testing through the pytest11 entry point."""
+    """``snnkit_registry`` comes from snnkit.testing through the pytest11 entry point."""
     assert "lif" in snnkit_registry.names("neuron")

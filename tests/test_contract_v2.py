@@ -20,10 +20,10 @@ import torch.nn.functional as F
 from snnkit_connectivity.asrc import SRC, ASRC, Dense, DenseRecurrence
 from snnkit_connectivity.scsr import FeedForward, SrSc
 from snnkit_core import Batch, LearningRule, Neuron
-from snnkit_core.assembly import assemble
-from snnkit_core.errors import IncompatibleError
-from snnkit_core.scan import reference_scan
-from snnkit_core.surrogate import spike
+from snnkit_core.engine.assembly import assemble
+from snnkit_core.contract.errors import IncompatibleError
+from snnkit_core.contract.scan import reference_scan
+from snnkit_core.contract.surrogate import spike
 from snnkit_neurons.lif import LIF, LIFState, lif_step
 from snnkit_neurons.lif_soft import LIFSoft
 from snnkit_rules.bptt import BPTT
@@ -371,8 +371,8 @@ def test_tssl_bp_trains_a_third_party_neuron_that_declares_psc_leak_and_tau_s():
 
 
 def test_the_run_manifest_records_each_layers_scan_path_and_sample_indices_reach_the_rule(fake, tmp_path):
-    from snnkit_core.config import TrainConfig
-    from snnkit_core.training import build, train
+    from snnkit_core.engine.config import TrainConfig
+    from snnkit_core.engine.training import build, train
 
     cfg = TrainConfig(neuron="lif", conn="srsc", rules=("bptt",), dataset="tiny", hidden=(8, 8, 8), epochs=1,
                       batch_size=16, device="cpu", backend="reference")
@@ -414,7 +414,7 @@ def test_info_lists_refusals_with_the_capability_each_rule_needs():
 
 def test_nir_export_refuses_what_it_cannot_express_of_the_new_connectivity():
     pytest.importorskip("nir")
-    from snnkit_core.nir_export import network_to_nir
+    from snnkit_cli.nir_export import network_to_nir
 
     class Late(FeedForward):
         def input_delay(self, layer):

@@ -9,9 +9,9 @@ import torch
 from click.testing import CliRunner
 
 from snnkit_cli.main import cli
-from snnkit_core.bench import WORKLOADS, resize
-from snnkit_core.errors import ConfigError
-from snnkit_core.host import keep_freed_memory, set_threads
+from snnkit_cli.bench import WORKLOADS, resize
+from snnkit_core.contract.errors import ConfigError
+from snnkit_core.engine.host import keep_freed_memory, set_threads
 
 from .fakeplugin import FakePlugin
 

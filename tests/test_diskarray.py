@@ -1,4 +1,4 @@
-"""Memory-mapped compact splits (snnkit_core.diskarray): the same batches and the same training as in memory."""
+"""Memory-mapped compact splits (snnkit_datasets.diskarray): the same batches and the same training as in memory."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from snnkit_core.config import TrainConfig
-from snnkit_core.diskarray import CountOverflow, cached_array, open_array, store_counts, use_disk, write_array
-from snnkit_core.interfaces import ArrayData
-from snnkit_core.training import _batches, build, train
+from snnkit_core.engine.config import TrainConfig
+from snnkit_datasets.diskarray import CountOverflow, cached_array, open_array, store_counts, use_disk, write_array
+from snnkit_core.contract.interfaces import ArrayData
+from snnkit_core.engine.training import _batches, build, train
 
 
 def _counts(n=48, t=10, c=8, seed=0):

@@ -1,4 +1,4 @@
-"""Multi-process data-parallel training (snnkit_core.distributed) on CPU with the gloo backend.
+"""Multi-process data-parallel training (snnkit_core.engine.distributed) on CPU with the gloo backend.
 
 Two processes with --batch-size B must end an epoch with the weights of one process with 2B (same examples
 per step, gradients averaged over the global batch), and a run must resume under torchrun.
@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import torch
 
-from snnkit_core import distributed
-from snnkit_core.config import TrainConfig
-from snnkit_core.distributed import World, grad_reduction, shard
-from snnkit_core.training import build, train
+from snnkit_core.engine import distributed
+from snnkit_core.engine.config import TrainConfig
+from snnkit_core.engine.distributed import World, grad_reduction, shard
+from snnkit_core.engine.training import build, train
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")]
 

@@ -22,7 +22,7 @@ OWN_PAGES = [
 
 
 def _hookspecs():
-    from snnkit_core import hookspecs
+    from snnkit_core.contract import hookspecs
 
     return {
         name: fn for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
@@ -33,7 +33,7 @@ def _hookspecs():
 def test_every_hook_has_a_heading_with_its_exact_signature():
     text = PLUGINS_MD.read_text()
     specs = _hookspecs()
-    assert specs, "no hookspecs found in snnkit_core.hookspecs"
+    assert specs, "no hookspecs found in snnkit_core.contract.hookspecs"
     for name, fn in specs.items():
         params = ", ".join(inspect.signature(fn).parameters)
         assert re.search(rf"^### {re.escape(name)}\(", text, re.M), f"docs/plugins.md has no '### {name}(' heading"
@@ -98,8 +98,8 @@ def test_plugin_guide_code_runs(fresh_plugins):
     for body in blocks:
         exec(compile(body, str(PLUGINS_MD), "exec"), ns)
     from snnkit_core import Connectivity, LearningRule, hookimpl
-    from snnkit_core.config import TrainConfig
-    from snnkit_core.training import train
+    from snnkit_core.engine.config import TrainConfig
+    from snnkit_core.engine.training import train
 
     conns = [v for v in ns.values() if isinstance(v, type) and issubclass(v, Connectivity) and v.name]
     rules = [v for v in ns.values() if isinstance(v, type) and issubclass(v, LearningRule) and v.name]

@@ -70,7 +70,7 @@ def test_example_components_listed_and_attributed(example, fresh_plugins):
 def test_example_connectivity_and_hand_written_rule_train_through_the_cli(example, tmp_path):
     """The example's banded recurrence and its no-autograd readout rule: the rule changes only the readout."""
     from snnkit_cli.main import cli
-    from snnkit_core.training import load_checkpoint
+    from snnkit_core.engine.training import load_checkpoint
 
     run = tmp_path / "run"
     res = CliRunner().invoke(cli, [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from snnkit_core.scan import reference_scan
-from snnkit_core.surrogate import KINDS, PRIMITIVES, spike, surrogate_grad
+from snnkit_core.contract.scan import reference_scan
+from snnkit_core.contract.surrogate import KINDS, PRIMITIVES, spike, surrogate_grad
 from snnkit_neurons.lif import LIF, psc_filter
 
 

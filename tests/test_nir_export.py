@@ -13,10 +13,10 @@ from click.testing import CliRunner
 nir = pytest.importorskip("nir", reason="NIR export is the optional extra snnkit[nir]")
 
 from snnkit_cli.main import cli  # noqa: E402
-from snnkit_core.errors import IncompatibleError  # noqa: E402
-from snnkit_core.network import Network  # noqa: E402
-from snnkit_core.nir_export import network_to_nir, simulate_nir  # noqa: E402
-from snnkit_core.plugins import get_registry  # noqa: E402
+from snnkit_core.contract.errors import IncompatibleError  # noqa: E402
+from snnkit_core.engine.network import Network  # noqa: E402
+from snnkit_cli.nir_export import network_to_nir, simulate_nir  # noqa: E402
+from snnkit_core.contract.plugins import get_registry  # noqa: E402
 
 DT = 1e-4  # snnTorch's NIR import assumes dt = 1e-4 s (it hard-codes it), so the graph is exported with it
 

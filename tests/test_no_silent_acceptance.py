@@ -50,7 +50,7 @@ def test_a_text_file_named_npz_is_not_called_pickled_data(fake, tmp_path):
 def test_audio_too_short_for_one_frame(tmp_path):
     import soundfile as sf
 
-    from snnkit_core.errors import DatasetError
+    from snnkit_core.contract.errors import DatasetError
     from snnkit_datasets.audio import read_audio
 
     f = tmp_path / "0_x_0.wav"

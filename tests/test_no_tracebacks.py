@@ -25,7 +25,7 @@ def test_an_optimizer_overflow_at_an_absurd_lr_is_a_divergence(fake, tmp_path):
 
 
 def test_ctrl_c_says_how_to_resume_and_resume_finishes(fake, tmp_path, monkeypatch):
-    import snnkit_core.training as training
+    import snnkit_core.engine.training as training
 
     real = training.evaluate
     calls = []
@@ -53,8 +53,8 @@ def test_an_unsafe_checkpoint_is_refused_without_torchs_file_an_issue_text(fake,
 
     import torch
 
-    from snnkit_core.training import train
-    from snnkit_core.config import TrainConfig
+    from snnkit_core.engine.training import train
+    from snnkit_core.engine.config import TrainConfig
 
     run = tmp_path / "r"
     list(train(TrainConfig(dataset="tiny", hidden=(8, 8, 8), epochs=1, device="cpu"), run))

@@ -12,8 +12,8 @@ import torch
 from click.testing import CliRunner
 
 from snnkit_cli.main import cli
-from snnkit_core.errors import ConfigError
-from snnkit_core.robustness import add_noise, parse_proportions
+from snnkit_core.contract.errors import ConfigError
+from snnkit_cli.robustness import add_noise, parse_proportions
 
 
 def test_add_noise_replaces_the_asked_proportion_with_values_in_range():

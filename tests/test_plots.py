@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from snnkit_cli.main import cli
-from snnkit_core.metrics import BASE_COLUMNS
+from snnkit_core.engine.metrics import BASE_COLUMNS
 
 pytest.importorskip("matplotlib", reason="plotting is the optional extra snnkit[plot]")
 
@@ -95,7 +95,7 @@ def test_metrics_csv_matches_jsonl_and_survives_resume(runner, tmp_path):
         assert float(row["val_accuracy"]) == rec["val_accuracy"]  # the run carves a validation split
     # a resumed run truncates metrics.jsonl to the checkpoint; the CSV follows it
     (run / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text() + json.dumps({**records[-1], "epoch": 3}) + "\n")
-    from snnkit_core.metrics import write_csv
+    from snnkit_core.engine.metrics import write_csv
 
     write_csv(run)
     assert len((run / "metrics.csv").read_text().splitlines()) == 1 + 3

@@ -10,7 +10,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from snnkit_core.errors import UnknownComponentError
+from snnkit_core.contract.errors import UnknownComponentError
 
 from .test_plugins import _install_distribution
 
@@ -103,7 +103,7 @@ def test_the_table_shows_a_broken_plugins_whole_reason(cli_with):
 
 
 def test_a_name_clash_explains_the_components_it_dropped(cli_with):
-    from snnkit_core.plugins import get_registry
+    from snnkit_core.contract.plugins import get_registry
 
     cli = cli_with(aaa_clash=_CLASH)
     errors = _errors(CliRunner(), cli)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from snnkit_core.interfaces import Connectivity, Dataset, LearningRule, Neuron, Recurrence, _Component
+from snnkit_core.contract.interfaces import Connectivity, Dataset, LearningRule, Neuron, Recurrence, _Component
 
 PLUGINS_MD = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 BASES = (_Component, Neuron, Recurrence, Connectivity, LearningRule, Dataset)

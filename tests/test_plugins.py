@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from snnkit_core import Neuron, hookimpl
-from snnkit_core.errors import RegistrationError, UnknownComponentError
+from snnkit_core.contract.errors import RegistrationError, UnknownComponentError
 
 from .fakeplugin import ToyNeuron
 
@@ -215,7 +215,7 @@ def test_core_import_does_not_pull_in_cli_or_audio_libraries():
     code = textwrap.dedent(
         """
         import sys
-        import snnkit_core, snnkit_core.training, snnkit_core.network, snnkit_core.plugins
+        import snnkit_core, snnkit_core.engine.training, snnkit_core.engine.network, snnkit_core.contract.plugins
         bad = [m for m in ("click", "rich", "soundfile") if m in sys.modules]
         assert not bad, bad
         """

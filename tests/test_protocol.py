@@ -10,14 +10,14 @@ import sys
 import numpy as np
 import pytest
 
-from snnkit_core import rundir
+from snnkit_core.engine import rundir
 import torch
 from click.testing import CliRunner
 
 from snnkit_cli.main import cli
-from snnkit_core.config import TrainConfig
-from snnkit_core.errors import ConfigError, SnnkitError
-from snnkit_core.protocol import (
+from snnkit_core.engine.config import TrainConfig
+from snnkit_core.contract.errors import ConfigError, SnnkitError
+from snnkit_core.engine.protocol import (
     describe_run,
     evaluate_splits,
     list_runs,
@@ -26,7 +26,7 @@ from snnkit_core.protocol import (
     read_metrics,
     stratified_split,
 )
-from snnkit_core.training import train
+from snnkit_core.engine.training import train
 
 
 def _cfg(**kw):
@@ -159,7 +159,7 @@ def test_a_datasets_own_val_split_is_used(fresh_plugins, tmp_path):
 
 
 def test_a_run_from_before_validation_is_read_without_it(fake, tmp_path):
-    from snnkit_core.training import read_run_config
+    from snnkit_core.engine.training import read_run_config
 
     run = tmp_path / "run"
     list(train(_cfg(epochs=1), run))

@@ -15,10 +15,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from snnkit_core import rundir
-from snnkit_core.config import TrainConfig
-from snnkit_core.errors import CheckpointError, DivergedError, RunDirError
-from snnkit_core.training import train
+from snnkit_core.engine import rundir
+from snnkit_core.engine.config import TrainConfig
+from snnkit_core.contract.errors import CheckpointError, DivergedError, RunDirError
+from snnkit_core.engine.training import train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,11 +36,11 @@ _CHILD = textwrap.dedent(
     sys.path.insert(0, {repo!r})
     import torch
     torch.set_num_threads(1)
-    from snnkit_core import plugins
+    from snnkit_core.contract import plugins
     from tests.fakeplugin import FakePlugin
     plugins.register_plugin(FakePlugin(), name="snnkit-fake")
-    from snnkit_core.config import TrainConfig
-    from snnkit_core.training import train
+    from snnkit_core.engine.config import TrainConfig
+    from snnkit_core.engine.training import train
     cfg = TrainConfig(neuron="lif", conn="srsc", rules=("bptt",), dataset="tiny", hidden=(8, 8, 8), epochs=3,
                       batch_size=16, device="cpu")
     list(train(cfg, sys.argv[1]))
@@ -93,7 +93,7 @@ def test_a_second_process_cannot_write_into_a_locked_run_and_a_dead_holders_lock
     run = tmp_path / "r"
     run.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[2]); from snnkit_core import rundir; "
+        [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[2]); from snnkit_core.engine import rundir; "
          "rundir.acquire(sys.argv[1]); print('held', flush=True); time.sleep(60)", str(run), str(REPO)],
         stdout=subprocess.PIPE, text=True)
     try:

@@ -35,7 +35,7 @@ def test_light_commands_do_not_import_torch(tmp_path, args):
 
 
 def test_the_listing_cache_is_refreshed_when_a_plugin_source_or_the_selection_changes(tmp_path, monkeypatch):
-    from snnkit_core import plugins
+    from snnkit_core.contract import plugins
 
     from .test_plugins import _install_distribution
 

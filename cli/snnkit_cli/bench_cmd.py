@@ -1,4 +1,4 @@
-"""``snnkit bench``: parse -> snnkit_core.bench.run_benchmarks -> render."""
+"""``snnkit bench``: parse -> snnkit_cli.bench.run_benchmarks -> render."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from .render import console
 @expected_errors
 def bench(workloads, device, repeats, warmup, as_json, steps, batch, threads):
     """Time a full training step on each implementation path of the same network, with ratios and a lower bound."""
-    from snnkit_core.bench import run_benchmarks
-    from snnkit_core.host import keep_freed_memory, set_threads
-    from snnkit_core.training import resolve_device
+    from snnkit_cli.bench import run_benchmarks
+    from snnkit_core.engine.host import keep_freed_memory, set_threads
+    from snnkit_core.engine.training import resolve_device
 
     n_threads = set_threads(threads)
     keep_freed_memory()

@@ -18,10 +18,10 @@ def data():
 
 
 def _dataset(name, data_dir, sets):
-    from snnkit_core.plugins import get_registry
-    from snnkit_core.runconfig import parse_sets
+    from snnkit_core.contract.plugins import get_registry
+    from snnkit_core.engine.runconfig import parse_sets
 
-    from snnkit_core.errors import ConfigError
+    from snnkit_core.contract.errors import ConfigError
 
     params = parse_sets([f"dataset.{s}" if not s.startswith("dataset.") else s for s in sets]).get("dataset", {})
     cls = get_registry().get("dataset", name)
@@ -38,7 +38,7 @@ def _dataset(name, data_dir, sets):
 @expected_errors
 def data_prepare(name, data_dir, sets, quiet):
     """Preprocess every split of a dataset into the feature cache."""
-    from snnkit_core.data import preprocessing_progress
+    from snnkit_core.engine.data import preprocessing_progress
 
     ds = _dataset(name, data_dir, sets)
     # one bar per split (0/1 until it is loaded) and, beneath it, one per loop over the corpus's files
@@ -59,7 +59,7 @@ def data_info(name, data_dir, sets):
     """Shapes, class counts and cache location of a dataset."""
     import torch
 
-    from snnkit_core.data import USED_CACHE_FILES
+    from snnkit_core.engine.data import USED_CACHE_FILES
 
     ds = _dataset(name, data_dir, sets)
     USED_CACHE_FILES.clear()

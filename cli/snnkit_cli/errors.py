@@ -9,7 +9,7 @@ import functools
 
 import click
 
-from snnkit_core.errors import SnnkitError
+from snnkit_core.contract.errors import SnnkitError
 
 
 def expected_errors(fn):

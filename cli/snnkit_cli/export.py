@@ -1,4 +1,4 @@
-"""``snnkit export RUN_DIR --format nir --out FILE``: parse -> snnkit_core.nir_export -> render."""
+"""``snnkit export RUN_DIR --format nir --out FILE``: parse -> snnkit_cli.nir_export -> render."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def export_cmd(run_dir, fmt, out, dt, weights):
     """Write a run's trained network as a NIR graph (lif layers, affine, self/dense recurrence, skip edges)."""
     from pathlib import Path
 
-    from snnkit_core.nir_export import export_run
+    from snnkit_cli.nir_export import export_run
 
     res = export_run(run_dir, out or Path(run_dir) / "network.nir", fmt=fmt, dt=dt, weights=weights)
     click.echo(f"wrote {res['path']}: NIR graph with {res['nodes']} nodes and {res['edges']} edges (dt = {res['dt']:g} s per step)")

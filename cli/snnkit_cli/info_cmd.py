@@ -1,4 +1,4 @@
-"""``snnkit info NAME``: parse -> snnkit_core.registry / compat -> render."""
+"""``snnkit info NAME``: parse -> snnkit_core.contract.registry / compat -> render."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ def info(name, kind):
     """What a component is: description, parameters (defaults, units) and compatibility."""
     import inspect
 
-    from snnkit_core.errors import UnknownComponentError
-    from snnkit_core.plugins import get_registry
+    from snnkit_core.contract.errors import UnknownComponentError
+    from snnkit_core.contract.plugins import get_registry
 
     reg = get_registry()
     found = [c for c in reg.find(name) if kind is None or c.kind == kind]
@@ -53,7 +53,7 @@ def info(name, kind):
 
 
 def _compat_lines(comp, reg) -> list[str]:
-    from snnkit_core.compat import accepted_by, refusals, rules_for
+    from snnkit_core.contract.compat import accepted_by, refusals, rules_for
 
     cls = comp.cls
     if comp.kind == "rule":

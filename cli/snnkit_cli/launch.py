@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from snnkit_core.config import TrainConfig, dump_toml
-from snnkit_core.errors import ConfigError
+from snnkit_core.engine.config import TrainConfig, dump_toml
+from snnkit_core.contract.errors import ConfigError
 
 from .render import console
 
@@ -17,7 +17,7 @@ def launch_train(devices: int, cfg: TrainConfig, run_dir: Path, resume: bool, qu
                  threads: int | None = None) -> None:
     """Run the already-resolved ``cfg`` in ``devices`` processes: each gets the config as a file (new run) or the
     run directory (``--resume``), so every process trains exactly what this command parsed."""
-    from snnkit_core.distributed import env_world, launch
+    from snnkit_core.engine.distributed import env_world, launch
 
     if env_world().active:
         raise ConfigError("--devices starts its own processes; under torchrun, leave it out (torchrun sets the number)")
@@ -44,8 +44,8 @@ def launch_train(devices: int, cfg: TrainConfig, run_dir: Path, resume: bool, qu
 def _precheck(cfg: TrainConfig) -> None:
     """Errors every process would hit, said once here: unknown components, an unusable device. (Nothing that
     reads data: the processes do that.)"""
-    from snnkit_core.plugins import get_registry
-    from snnkit_core.training import resolve_device
+    from snnkit_core.contract.plugins import get_registry
+    from snnkit_core.engine.training import resolve_device
 
     reg = get_registry()
     for kind, name in [("neuron", cfg.neuron), ("connectivity", cfg.conn), ("dataset", cfg.dataset), *(("rule", r) for r in cfg.rules)]:

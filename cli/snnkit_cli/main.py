@@ -18,7 +18,7 @@ class SnnkitGroup(click.Group):
         if self._plugins_added:
             return
         self._plugins_added = True
-        from snnkit_core import plugins
+        from snnkit_core.contract import plugins
 
         # a plugin whose command hook fails is named; the built-in and other plugins' commands still work
         for problem in plugins.add_commands(self):

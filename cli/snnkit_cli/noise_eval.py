@@ -1,4 +1,4 @@
-"""``snnkit eval RUN --noise P[,P...]``: parse -> snnkit_core.robustness -> render (table, JSON, PNG)."""
+"""``snnkit eval RUN --noise P[,P...]``: parse -> snnkit_cli.robustness -> render (table, JSON, PNG)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from .render import console
 
 
 def noise_eval(run_dir, noise, seed, split, checkpoint, data_dir, batch_size, device, as_json, no_write, threads=None):
-    from snnkit_core.errors import MissingDependencyError, SnnkitError
-    from snnkit_core.host import set_threads
-    from snnkit_core.protocol import find_runs
-    from snnkit_core.robustness import noise_curve, parse_proportions, plot_noise
+    from snnkit_core.contract.errors import MissingDependencyError, SnnkitError
+    from snnkit_core.engine.host import set_threads
+    from snnkit_core.engine.protocol import find_runs
+    from snnkit_cli.robustness import noise_curve, parse_proportions, plot_noise
 
     set_threads(threads)
     ps = parse_proportions(noise)

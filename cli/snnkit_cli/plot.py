@@ -1,4 +1,4 @@
-"""``snnkit plot RUN_DIR``: parse -> snnkit_core.plots -> render the list of PNGs written."""
+"""``snnkit plot RUN_DIR``: parse -> snnkit_cli.plots -> render the list of PNGs written."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from .errors import expected_errors
 @expected_errors
 def plot_cmd(run_dir, sample, samples, weights, data_dir, metrics_only):
     """Write PNGs to RUN_DIR/plots/: curves, spike raster, firing rates, bip/asrc, confusion matrices."""
-    from snnkit_core.plots import plot_run
+    from snnkit_cli.plots import plot_run
 
     paths = plot_run(run_dir, sample=sample, samples=samples, weights=weights, network=not metrics_only,
                      data_dir=data_dir)

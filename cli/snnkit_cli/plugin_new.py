@@ -1,4 +1,4 @@
-"""``snnkit plugin new NAME --kind KIND``: parse -> snnkit_core.scaffold -> render."""
+"""``snnkit plugin new NAME --kind KIND``: parse -> snnkit_cli.scaffold -> render."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def plugin_cmd():
 @expected_errors
 def new_cmd(name, kind, out):
     """Write an installable plugin package (entry point, component skeleton, contract tests) whose tests pass."""
-    from snnkit_core.scaffold import new_plugin
+    from snnkit_cli.scaffold import new_plugin
 
     root, files = new_plugin(name, kind, out)
     click.echo(f"wrote {root}/ ({len(files)} files): pip install -e '{root}[test]' && (cd {root} && pytest -q)")

@@ -1,4 +1,4 @@
-"""``snnkit list-plugins``: parse -> snnkit_core.plugins -> render."""
+"""``snnkit list-plugins``: parse -> snnkit_core.contract.plugins -> render."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from .render import console
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 def list_plugins(as_json):
     """Installed plugins, their versions, the components each registers, and any that failed to load."""
-    from snnkit_core.plugins import listing
+    from snnkit_core.contract.plugins import listing
 
     rows = listing()
     if as_json:

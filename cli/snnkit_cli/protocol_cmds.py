@@ -1,5 +1,5 @@
 """``snnkit eval`` (all splits, per-class accuracy, confusion matrix, whole folders) and ``snnkit runs``;
-the rendering of ``snnkit train --seeds``. Parse -> snnkit_core.protocol -> render."""
+the rendering of ``snnkit train --seeds``. Parse -> snnkit_core.engine.protocol -> render."""
 
 from __future__ import annotations
 
@@ -65,14 +65,14 @@ def eval_cmd(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_s
 
 
 def _eval(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write, threads=None):
-    from snnkit_core.host import keep_freed_memory, set_threads
+    from snnkit_core.engine.host import keep_freed_memory, set_threads
 
     set_threads(threads)
     keep_freed_memory()
-    from snnkit_core.errors import ConfigError, SnnkitError
-    from snnkit_core.protocol import evaluate_splits, find_runs
+    from snnkit_core.contract.errors import ConfigError, SnnkitError
+    from snnkit_core.engine.protocol import evaluate_splits, find_runs
 
-    from snnkit_core.runconfig import parse_sets
+    from snnkit_core.engine.runconfig import parse_sets
 
     parsed = parse_sets(sets)
     if set(parsed) - {"dataset"}:
@@ -162,7 +162,7 @@ def runs_cmd(folder, as_json):
 
 
 def _runs(folder, as_json):
-    from snnkit_core.protocol import list_runs
+    from snnkit_core.engine.protocol import list_runs
 
     rows = list_runs(folder)
     if as_json:

@@ -1,4 +1,4 @@
-"""``snnkit train``: parse -> snnkit_core.runconfig / training -> render."""
+"""``snnkit train``: parse -> snnkit_core.engine.runconfig / training -> render."""
 
 from __future__ import annotations
 
@@ -44,9 +44,9 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
     """Train a network. With no options: a sensible default on the shipped dataset."""
     import contextlib
 
-    from snnkit_core import rundir, runconfig
-    from snnkit_core.distributed import env_world
-    from snnkit_core.host import keep_freed_memory, set_threads
+    from snnkit_core.engine import rundir, runconfig
+    from snnkit_core.engine.distributed import env_world
+    from snnkit_core.engine.host import keep_freed_memory, set_threads
 
     set_threads(threads)
     keep_freed_memory()
@@ -87,8 +87,8 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
 def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, tensorboard: bool = False, devices: int | None = None,
                  threads: int | None = None) -> None:
     """The same config once per seed into ``base/seed-K``, then ``base/seeds.json`` (mean ± sd)."""
-    from snnkit_core.errors import ConfigError
-    from snnkit_core.protocol import parse_seeds, seeds_report, write_json_atomic
+    from snnkit_core.contract.errors import ConfigError
+    from snnkit_core.engine.protocol import parse_seeds, seeds_report, write_json_atomic
 
     if seed is not None:
         raise ConfigError("--seed and --seeds together: give the seeds with --seeds alone (e.g. --seeds 0,1,2)")
@@ -111,12 +111,12 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard
                devices: int | None = None, threads: int | None = None) -> None:
     """Check everything (components, --out, data) before a run directory is written, then train and render.
     ``run_dir`` None: a unique default name under runs/."""
-    from snnkit_core import rundir
-    from snnkit_core.distributed import env_world
-    from snnkit_core.errors import ConfigError
-    from snnkit_core.protocol import load_protocol_splits
-    from snnkit_core.runconfig import default_run_name
-    from snnkit_core.training import build, check_inputs
+    from snnkit_core.engine import rundir
+    from snnkit_core.engine.distributed import env_world
+    from snnkit_core.contract.errors import ConfigError
+    from snnkit_core.engine.protocol import load_protocol_splits
+    from snnkit_core.engine.runconfig import default_run_name
+    from snnkit_core.engine.training import build, check_inputs
 
     world = env_world()
     if devices and devices > 1:
@@ -140,7 +140,7 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard
         if run_dir is None:  # unique even for two runs started in the same second
             run_dir = rundir.make_unique_dir(Path("runs"), default_run_name(cfg))
         if tensorboard and world.main:  # fail before training when the extra is missing; rank 0 alone writes
-            from snnkit_core.metrics import TensorBoardWriter
+            from snnkit_core.engine.metrics import TensorBoardWriter
 
             tb = TensorBoardWriter(run_dir)
         console.print(
@@ -158,7 +158,7 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard
 
 def _epochs(cfg, run_dir: Path, resume: bool, progress, built, data, val_info, tb):
     """Train, printing one line per epoch; returns the last record and the epoch table. Ctrl-C says how to resume."""
-    from snnkit_core.training import train as run_train
+    from snnkit_core.engine.training import train as run_train
 
     table = epoch_table()
     last = None

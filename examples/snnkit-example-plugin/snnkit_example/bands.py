@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.errors import DatasetError
+from snnkit_core.contract.errors import DatasetError
 
 
 class PoissonBands(Dataset):

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch
 
 from snnkit_core import Neuron, Param
-from snnkit_core.surrogate import KINDS, spike
+from snnkit_core.contract.surrogate import KINDS, spike
 
 
 class IFState(NamedTuple):

@@ -31,7 +31,7 @@ class ReadoutDelta(LearningRule):
 
     def setup(self, network):
         if network.readout != "linear":
-            from snnkit_core.errors import IncompatibleError
+            from snnkit_core.contract.errors import IncompatibleError
 
             raise IncompatibleError("readout-delta trains a linear readout; use readout 'linear' (its default)")
 

@@ -1,6 +1,6 @@
-"""snnkit's contract tests (snnkit_core.testing) for each component of this plugin."""
+"""snnkit's contract tests (snnkit.testing) for each component of this plugin."""
 
-from snnkit_core.testing import ConnectivityContract, DatasetContract, NeuronContract, RuleContract
+from snnkit.testing import ConnectivityContract, DatasetContract, NeuronContract, RuleContract
 from snnkit_example.bands import PoissonBands
 from snnkit_example.local import Local
 from snnkit_example.neuron import IF

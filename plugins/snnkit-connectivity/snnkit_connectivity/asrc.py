@@ -11,7 +11,7 @@ Per hidden layer with output y (the spikes for ``lif-soft``), V ∈ R^{N×N} wit
 y[t-j] = 0 for t-j < 0. V is a plain ``weight`` parameter (not an ``nn.Linear``), so the network's init of
 its Linear layers leaves the orthogonal init alone.
 
-Speed. The reference path (``snnkit_core.scan.reference_scan`` with ``recurrent_input``) stays the oracle.
+Speed. The reference path (``snnkit_core.contract.scan.reference_scan`` with ``recurrent_input``) stays the oracle.
 ``scan`` overrides it with exact equivalents:
 
 * SRC: the recurrent input of the k steps of a chunk [t0, t0+k) depends only on y[t0-k .. t0-1], the previous
@@ -35,7 +35,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from snnkit_core.errors import ConfigError
+from snnkit_core.contract.errors import ConfigError
 from snnkit_core import Connectivity, Neuron, Param, Recurrence
 
 

@@ -2,7 +2,7 @@
 
 import snnkit_connectivity
 from snnkit_core import hookimpl
-from snnkit_core.discover import register_submodules
+from snnkit_core.contract.discover import register_submodules
 
 
 @hookimpl

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from snnkit_core.errors import ConfigError
+from snnkit_core.contract.errors import ConfigError
 from snnkit_core import Connectivity, Param, Recurrence
 
 

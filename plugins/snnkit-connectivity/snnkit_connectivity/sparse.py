@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from snnkit_core import Connectivity, Param
-from snnkit_core.errors import ConfigError, IncompatibleError
+from snnkit_core.contract.errors import ConfigError, IncompatibleError
 
 from .asrc import DenseRecurrence, dense_scan
 from .topology import grid3d_mask

@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from snnkit_core.errors import ConfigError
+from snnkit_core.contract.errors import ConfigError
 
 #: connection scale c by (pre, post) type, E = excitatory, I = inhibitory (reference values)
 C_DEFAULT = {"ee": 0.45, "ei": 0.30, "ie": 0.60, "ii": 0.15}

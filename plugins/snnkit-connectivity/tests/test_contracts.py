@@ -1,8 +1,8 @@
-"""The connectivity contract of snnkit_core.testing, for each first-party connectivity."""
+"""The connectivity contract of snnkit.testing, for each first-party connectivity."""
 
 from snnkit_connectivity.asrc import ASRC, SRC, Dense
 from snnkit_connectivity.scsr import FeedForward, SelfRecurrent, Skip, SrSc
-from snnkit_core.testing import ConnectivityContract
+from snnkit.testing import ConnectivityContract
 from snnkit_neurons.lif import LIF
 from snnkit_neurons.lif_soft import LIFSoft
 

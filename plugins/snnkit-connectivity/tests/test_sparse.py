@@ -4,9 +4,9 @@ resume), the conv stage of the deep variant, and the connectivity contract tests
 import pytest
 import torch
 
-from snnkit_core.errors import ConfigError, IncompatibleError
-from snnkit_core.network import Network
-from snnkit_core.testing import ConnectivityContract
+from snnkit_core.contract.errors import ConfigError, IncompatibleError
+from snnkit_core.engine.network import Network
+from snnkit.testing import ConnectivityContract
 from snnkit_connectivity.sparse import TOPOLOGIES, FreqConv, Sparse, SparseRecurrence
 
 
@@ -81,8 +81,8 @@ def test_masked_weights_never_change_in_training():
 
 
 def test_mask_persists_through_checkpoint_and_resume(tmp_path):
-    from snnkit_core.config import TrainConfig
-    from snnkit_core.training import train
+    from snnkit_core.engine.config import TrainConfig
+    from snnkit_core.engine.training import train
 
     cfg = TrainConfig(neuron="nrr", conn="sparse", rules=("bptt",), dataset="espeak-digits", hidden=(16,), epochs=2,
                       limit=40, batch_size=20, seed=3, device="cpu")

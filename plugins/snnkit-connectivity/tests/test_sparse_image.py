@@ -5,8 +5,8 @@ reward-prop training run through the real entry point on the 39 x 39 fbank-l1 in
 import pytest
 import torch
 
-from snnkit_core.errors import ConfigError, IncompatibleError
-from snnkit_core.network import Network
+from snnkit_core.contract.errors import ConfigError, IncompatibleError
+from snnkit_core.engine.network import Network
 from snnkit_connectivity.sparse import ImageConv, PoolLinear, Sparse, image_out
 
 
@@ -67,8 +67,8 @@ def test_train_deep_image_on_fbank_input(tmp_path, monkeypatch):
     """Two epochs of deep-image reward-prop through the real entry point on espeak-digits' fbank-l1 input."""
     import json
 
-    from snnkit_core.config import TrainConfig
-    from snnkit_core.training import train
+    from snnkit_core.engine.config import TrainConfig
+    from snnkit_core.engine.training import train
 
     monkeypatch.setenv("SNNKIT_CACHE", str(tmp_path / "cache"))
     cfg = TrainConfig(neuron="nrr", conn="sparse", rules=("reward-prop",), dataset="espeak-digits", hidden=(400, 16, 16),

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from snnkit_connectivity.asrc import ASRC, SRC, Dense
-from snnkit_core.config import TrainConfig
-from snnkit_core.network import Network
-from snnkit_core.interfaces import Neuron
+from snnkit_core.engine.config import TrainConfig
+from snnkit_core.engine.network import Network
+from snnkit_core.contract.interfaces import Neuron
 from snnkit_neurons.lif_soft import LIFSoft
 
 REPO = Path(__file__).resolve().parents[3]
@@ -213,7 +213,7 @@ def _cfg(conn, **kw):
 
 
 def test_kernel_gets_own_optimizer_group():
-    from snnkit_core.training import build, make_optimizer
+    from snnkit_core.engine.training import build, make_optimizer
 
     built = build(_cfg("asrc", params={"conn": {"max_span": 7}, "rule.bptt": {"optimizer": "adamw"}}))
     opt = make_optimizer(built)
@@ -256,7 +256,7 @@ def test_bptt_onecycle_and_cosine_schedulers():
 
 
 def test_presets_load_and_resolve():
-    from snnkit_core.plugins import get_registry
+    from snnkit_core.contract.plugins import get_registry
 
     reg = get_registry()
     presets = sorted((REPO / "docs" / "presets").glob("asrc-*.toml")) + sorted((REPO / "docs" / "presets").glob("src-*.toml"))
@@ -277,7 +277,7 @@ def test_presets_load_and_resolve():
 @pytest.mark.slow
 @pytest.mark.parametrize("conn,params", [("dense", {}), ("src", {"skip_span": 4}), ("asrc", {"max_span": 6})])
 def test_short_training_run_loss_decreases(conn, params, _cache):
-    from snnkit_core.training import train
+    from snnkit_core.engine.training import train
 
     cfg = _cfg(conn, hidden=(32,), epochs=3, batch_size=50, limit=300, lr=3e-3, weight_decay=0.0, params={"conn": params})
     recs = list(train(cfg))
@@ -305,7 +305,7 @@ def test_cli_train_src_with_set(tmp_path, _cache):
 def test_asrc_toeplitz_chunks_equal_reference(K, chunk, T):
     """mixed_span_scan's chunk split (history part as one Toeplitz product) for chunk < K, > K and 1."""
     from snnkit_connectivity.asrc import mixed_span_scan
-    from snnkit_core.scan import reference_scan
+    from snnkit_core.contract.scan import reference_scan
 
     torch.manual_seed(0)
     rec = ASRC(max_span=K).make_recurrence(0, 5).double()

@@ -37,8 +37,8 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.data import files_identity
-from snnkit_core.errors import DatasetError, torch_error_reason
+from snnkit_core.engine.data import files_identity
+from snnkit_core.contract.errors import DatasetError, torch_error_reason
 
 SPLITS = ("train", "val", "test")
 #: dtypes a memory-mapped x keeps (converted to float32 per batch)

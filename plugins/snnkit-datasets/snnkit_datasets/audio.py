@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from snnkit_core.errors import DatasetError
+from snnkit_core.contract.errors import DatasetError
 
 #: a ``data`` chunk size that means "unknown" (streamed WAV, or RF64's placeholder), not a real length
 _UNKNOWN_SIZES = (0, 0xFFFFFFFF)

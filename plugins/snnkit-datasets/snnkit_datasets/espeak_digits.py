@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.data import cached
-from snnkit_core.errors import DatasetError
+from snnkit_core.engine.data import cached
+from snnkit_core.contract.errors import DatasetError
 
 from .frontends import fbank_l1, log_mel
 

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.data import cached, corpus_dir, files_identity, track
-from snnkit_core.errors import DatasetError
+from snnkit_core.engine.data import cached, corpus_dir, files_identity, track
+from snnkit_core.contract.errors import DatasetError
 
 from .audio import read_audio
 from .download import download, extract, sha256_file

@@ -40,9 +40,9 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.data import cached, data_root, track
-from snnkit_core.diskarray import cached_array, store_counts, use_disk
-from snnkit_core.errors import DatasetError
+from snnkit_core.engine.data import cached, data_root, track
+from snnkit_datasets.diskarray import cached_array, store_counts, use_disk
+from snnkit_core.contract.errors import DatasetError
 
 from .audio import read_audio
 from .download import download, extract

@@ -20,7 +20,7 @@ spikes at or after ``duration`` are dropped) and ``channel_bins`` channel groups
 event lists on every load (a vectorised bincount, seconds); ``disk`` bins 512 examples at a time into a uint8
 ``.npy`` in the feature cache (int16 if a count exceeds 255; keyed by the binning parameters, the file's size
 and mtime and the selected examples), memory-maps it on later loads and lets training read each batch's rows
-(:mod:`snnkit_core.diskarray`); ``auto`` (default) picks ``disk`` when the split is over 4 GiB as float32, as
+(:mod:`snnkit_datasets.diskarray`); ``auto`` (default) picks ``disk`` when the split is over 4 GiB as float32, as
 SSC's training set is (75,466 x 250 x 140 x 4 B = 10.6 GB; 2.6 GB as uint8). Classes: SHD 20 (English digits 0-9 then
 German 0-9), SSC 35 (the Speech Commands v0.02 words, label order alphabetical).
 
@@ -42,9 +42,9 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.data import corpus_dir, track
-from snnkit_core.diskarray import cached_array, store_counts, use_disk
-from snnkit_core.errors import DatasetError
+from snnkit_core.engine.data import corpus_dir, track
+from snnkit_datasets.diskarray import cached_array, store_counts, use_disk
+from snnkit_core.contract.errors import DatasetError
 
 from .download import download, extract
 

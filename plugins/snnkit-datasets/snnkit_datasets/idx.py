@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snnkit_core.errors import DatasetError
+from snnkit_core.contract.errors import DatasetError
 
 IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801

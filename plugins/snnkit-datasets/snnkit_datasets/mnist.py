@@ -39,8 +39,8 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.data import cache_path, cached, data_root
-from snnkit_core.errors import DatasetError
+from snnkit_core.engine.data import cache_path, cached, data_root
+from snnkit_core.contract.errors import DatasetError
 
 from .download import download_any
 from .idx import read_pair

@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.data import corpus_dir
-from snnkit_core.errors import DatasetError
+from snnkit_core.engine.data import corpus_dir
+from snnkit_core.contract.errors import DatasetError
 
 from .tidigits import CLASS_NAMES
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snnkit_core.errors import DatasetError
+from snnkit_core.contract.errors import DatasetError
 
 MAGIC = b"NIST_1A"
 

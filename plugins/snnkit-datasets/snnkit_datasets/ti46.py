@@ -44,9 +44,9 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.data import cached, corpus_dir, track
-from snnkit_core.data import files_identity as _stat_identity
-from snnkit_core.errors import DatasetError
+from snnkit_core.engine.data import cached, corpus_dir, track
+from snnkit_core.engine.data import files_identity as _stat_identity
+from snnkit_core.contract.errors import DatasetError
 
 from .cochlea import lyon_cochleagram
 from .encoders import bsa_encode

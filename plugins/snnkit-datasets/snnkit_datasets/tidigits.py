@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.data import cached, corpus_dir
-from snnkit_core.errors import DatasetError
+from snnkit_core.engine.data import cached, corpus_dir
+from snnkit_core.contract.errors import DatasetError
 
 from .frontends import mel_filterbank
 from .ti46 import compute_split, files_identity, find_dir, speech_features

@@ -43,8 +43,8 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.data import cached, corpus_dir, track
-from snnkit_core.errors import DatasetError
+from snnkit_core.engine.data import cached, corpus_dir, track
+from snnkit_core.contract.errors import DatasetError
 
 from .mfcc import mfcc
 from .sphere import read_any

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from snnkit_core.errors import DatasetError
+from snnkit_core.contract.errors import DatasetError
 from snnkit_datasets.arrays import Arrays
 
 
@@ -143,7 +143,7 @@ def test_file_errors(tmp_path):
 
 
 def test_registered_by_name():
-    from snnkit_core.plugins import get_registry
+    from snnkit_core.contract.plugins import get_registry
 
     assert get_registry().get("dataset", "arrays") is Arrays
 

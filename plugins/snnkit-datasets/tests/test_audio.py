@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from snnkit_core.errors import DatasetError
+from snnkit_core.contract.errors import DatasetError
 from snnkit_datasets.audio import read_audio
 from snnkit_datasets.sphere import read_any
 

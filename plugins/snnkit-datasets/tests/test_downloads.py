@@ -23,7 +23,7 @@ import soundfile as sf
 import snnkit_datasets.gsc as gsc_mod
 import snnkit_datasets.heidelberg as hd_mod
 import snnkit_datasets.mnist as mnist_mod
-from snnkit_core.errors import DatasetError
+from snnkit_core.contract.errors import DatasetError
 from snnkit_datasets.download import download, download_any
 from snnkit_datasets.gsc import GSC
 from snnkit_datasets.heidelberg import SHD, SSC

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from snnkit_core.errors import DatasetError
+from snnkit_core.contract.errors import DatasetError
 from snnkit_datasets.fsdd import FSDD
 
 
@@ -83,15 +83,15 @@ def test_bad_test_speakers_name_the_speakers_present(tmp_path, value, message):
 
 
 def test_split_choice_is_checked():
-    from snnkit_core.errors import ConfigError
+    from snnkit_core.contract.errors import ConfigError
 
     with pytest.raises(ConfigError, match="takes, speaker"):
         FSDD(split="speakers")
 
 
 def test_training_run_records_the_held_out_speakers(tmp_path):
-    from snnkit_core.config import TrainConfig
-    from snnkit_core.training import train
+    from snnkit_core.engine.config import TrainConfig
+    from snnkit_core.engine.training import train
 
     root = _write(tmp_path)
     cfg = TrainConfig(dataset="fsdd", data_dir=str(root), hidden=(8, 8, 8), epochs=1, device="cpu",

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from snnkit_core.errors import DatasetError
+from snnkit_core.contract.errors import DatasetError
 from snnkit_datasets.gsc import GSC, gsc_features, pad_frames
 
 
@@ -105,7 +105,7 @@ def test_layout_errors(tmp_path):
 
 
 def test_registered_by_name():
-    from snnkit_core.plugins import get_registry
+    from snnkit_core.contract.plugins import get_registry
 
     assert get_registry().get("dataset", "gsc") is GSC
 
@@ -156,7 +156,7 @@ def test_clip_cut_mid_audio_names_the_file(tmp_path):
 
 
 def test_same_size_rewrite_is_not_served_from_the_cache(tmp_path, progress_seen):
-    from snnkit_core.data import preprocessing_progress
+    from snnkit_core.engine.data import preprocessing_progress
 
     root = _write_gsc(tmp_path, per_word=2)
     ds = GSC(data_dir=str(root), silence_clips=2)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from snnkit_core.errors import DatasetError
+from snnkit_core.contract.errors import DatasetError
 from snnkit_datasets.heidelberg import SHD, SSC, bin_events
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from snnkit_core.errors import DatasetError
+from snnkit_core.contract.errors import DatasetError
 from snnkit_datasets.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx, read_pair
 from snnkit_datasets.mnist import FMNIST, MNIST, PSMNIST, SMNIST, PoissonSpikes
 
@@ -211,7 +211,7 @@ def test_poisson_spikes_are_reproducible_and_fresh_per_generator(tmp_path):
     other = MNIST(data_dir=str(tmp_path), steps=20, encoding="poisson", max_rate=0.8, seed=1).load("train")
     assert not torch.equal(tr.encode(x, g(1)), other.encode(x, g(1)))  # the dataset's seed matters
     # the test split as evaluate() draws it (a generator seeded the same on every call): the same spikes each time
-    from snnkit_core.training import _batches
+    from snnkit_core.engine.training import _batches
 
     def eval_pass():
         return [bx for bx, _ in _batches(te, 7, False, torch.Generator().manual_seed(0))]
@@ -281,7 +281,7 @@ def test_missing_and_incomplete_folders_name_the_layout(tmp_path):
 
 
 def test_registered_by_name():
-    from snnkit_core.plugins import get_registry
+    from snnkit_core.contract.plugins import get_registry
 
     reg = get_registry()
     for name, cls in (("mnist", MNIST), ("fmnist", FMNIST), ("smnist", SMNIST), ("psmnist", PSMNIST)):

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from snnkit_core.errors import DatasetError
+from snnkit_core.contract.errors import DatasetError
 from snnkit_datasets.ntidigits import NTIDigits, digit_label
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snnkit_core.errors import DatasetError
+from snnkit_core.contract.errors import DatasetError
 from snnkit_datasets.sphere import parse_header, read_any, read_sphere, write_sphere
 from snnkit_datasets.ti46 import TI46Alpha, TI46Digits
 
@@ -109,7 +109,7 @@ def test_ti46_errors(tmp_path):
 
 
 def test_same_size_rewrite_recomputes_and_progress_names_the_split(tmp_path, progress_seen):
-    from snnkit_core.data import preprocessing_progress
+    from snnkit_core.engine.data import preprocessing_progress
 
     root = _write_ti46(tmp_path)
     ds = TI46Digits(data_dir=str(root), features="log-mel", channels=8, steps=10)

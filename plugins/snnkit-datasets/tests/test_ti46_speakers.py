@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from snnkit_core.errors import DatasetError
+from snnkit_core.contract.errors import DatasetError
 from snnkit_datasets.sphere import write_sphere
 from snnkit_datasets.ti46 import TI46Digits
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from snnkit_core.errors import DatasetError
+from snnkit_core.contract.errors import DatasetError
 from snnkit_datasets.sphere import write_sphere
 from snnkit_datasets.tidigits import TIDigits, nrr_fbank
 
@@ -68,7 +68,7 @@ def test_errors(tmp_path):
 
 
 def test_preprocessing_reports_each_file(tmp_path, progress_seen):
-    from snnkit_core.data import preprocessing_progress
+    from snnkit_core.engine.data import preprocessing_progress
 
     root = _write(tmp_path)
     hook, seen = progress_seen

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snnkit_core.errors import DatasetError
+from snnkit_core.contract.errors import DatasetError
 from snnkit_datasets.sphere import write_sphere
 from snnkit_datasets.timit import FOLD, PHONES_39, PHONES_61, TIMIT, frame_labels, windows
 
@@ -104,7 +104,7 @@ def test_errors(tmp_path):
 
 
 def test_preprocessing_reports_each_utterance(tmp_path, progress_seen):
-    from snnkit_core.data import preprocessing_progress
+    from snnkit_core.engine.data import preprocessing_progress
 
     root = _write(tmp_path)
     hook, seen = progress_seen

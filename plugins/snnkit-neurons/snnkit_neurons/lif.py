@@ -19,9 +19,9 @@ from typing import NamedTuple
 
 import torch
 
-from snnkit_core.errors import ConfigError, IncompatibleError
+from snnkit_core.contract.errors import ConfigError, IncompatibleError
 from snnkit_core import Neuron, Param
-from snnkit_core.surrogate import spike
+from snnkit_core.contract.surrogate import spike
 
 
 class LIFState(NamedTuple):

@@ -30,8 +30,8 @@ from typing import NamedTuple
 import torch
 
 from snnkit_core import Neuron, Param
-from snnkit_core.errors import ConfigError
-from snnkit_core.surrogate import spike
+from snnkit_core.contract.errors import ConfigError
+from snnkit_core.contract.surrogate import spike
 
 #: the reference's firing tolerance: s = [v > V_th - 1e-6]
 FIRE_TOL = 1e-6

@@ -35,8 +35,8 @@ from typing import Callable, NamedTuple
 import torch
 
 from snnkit_core import Neuron, Param
-from snnkit_core.errors import ConfigError
-from snnkit_core.surrogate import spike
+from snnkit_core.contract.errors import ConfigError
+from snnkit_core.contract.surrogate import spike
 
 
 class NRRState(NamedTuple):

@@ -1,6 +1,6 @@
-"""The neuron contract of snnkit_core.testing, for each first-party neuron."""
+"""The neuron contract of snnkit.testing, for each first-party neuron."""
 
-from snnkit_core.testing import NeuronContract
+from snnkit.testing import NeuronContract
 from snnkit_neurons.lif import LIF
 from snnkit_neurons.lif_soft import LIFSoft
 

@@ -12,8 +12,8 @@ import torch
 
 from snnkit_connectivity.asrc import AdaptiveSkipRecurrence, DenseRecurrence, SkipRecurrence, chunked_skip_scan, dense_scan, mixed_span_scan
 from snnkit_connectivity.scsr import SelfRecurrence
-from snnkit_core.scan import reference_scan
-from snnkit_core.surrogate import KINDS
+from snnkit_core.contract.scan import reference_scan
+from snnkit_core.contract.surrogate import KINDS
 from snnkit_neurons.kernels import cpu
 from snnkit_neurons.lif import LIF
 from snnkit_neurons.lif_soft import LIFSoft
@@ -237,8 +237,8 @@ def test_soft_chunk_carries_state_and_its_gradient(impl, dtype):
 def test_network_uses_the_fast_scan_under_torch_and_auto(monkeypatch):
     """The network runs the neuron's fast_scan under --backend torch/auto (one node per layer), never under
     reference; and the result equals the reference backend's in every parameter gradient."""
-    from snnkit_core.network import Network
-    from snnkit_core.plugins import get_registry
+    from snnkit_core.engine.network import Network
+    from snnkit_core.contract.plugins import get_registry
 
     reg = get_registry()
     conn = reg.get("connectivity", "srsc")()

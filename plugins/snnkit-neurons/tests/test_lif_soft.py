@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from snnkit_core.errors import ConfigError
-from snnkit_core.scan import reference_scan
+from snnkit_core.contract.errors import ConfigError
+from snnkit_core.contract.scan import reference_scan
 from snnkit_neurons.lif_soft import LIFSoft
 
 

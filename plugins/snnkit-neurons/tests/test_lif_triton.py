@@ -20,7 +20,7 @@ if not torch.cuda.is_available():
 triton = pytest.importorskip("triton")
 
 from snnkit_connectivity.scsr import SelfRecurrence  # noqa: E402
-from snnkit_core.scan import reference_scan  # noqa: E402
+from snnkit_core.contract.scan import reference_scan  # noqa: E402
 from snnkit_neurons.lif import LIF  # noqa: E402
 
 
@@ -96,8 +96,8 @@ def test_reset_gradient_term_matters(interpreter):
 
 def test_network_uses_the_kernel_and_backend_triton_errors_clearly(interpreter):
     from snnkit_connectivity.scsr import SrSc
-    from snnkit_core.errors import IncompatibleError
-    from snnkit_core.network import Network
+    from snnkit_core.contract.errors import IncompatibleError
+    from snnkit_core.engine.network import Network
 
     torch.manual_seed(0)
     net = Network(6, [8, 8, 8], 3, lambda k: LIF(k), SrSc(), readout="linear", weight_scale=3.0)
@@ -175,8 +175,8 @@ def test_fused_lif_soft_chunk_matches_the_torch_chunk(interpreter, kind, detach,
 def test_lif_soft_kernel_in_src_network_matches_reference_and_backend_controls_it(interpreter, monkeypatch):
     from snnkit_connectivity.asrc import SRC
     from snnkit_connectivity.scsr import SelfRecurrent
-    from snnkit_core.errors import IncompatibleError
-    from snnkit_core.network import Network
+    from snnkit_core.contract.errors import IncompatibleError
+    from snnkit_core.engine.network import Network
     from snnkit_neurons.lif_soft import LIFSoft
 
     lif_soft_scan = importlib.import_module("snnkit_neurons.kernels.lif_soft_scan")
@@ -228,8 +228,8 @@ def test_fused_lif_soft_chunk_matches_the_torch_chunk_cuda(detach):
 def test_a_failing_kernel_falls_back_under_auto_and_is_refused_under_triton(interpreter, monkeypatch):
     import snnkit_neurons.kernels as kernels
     from snnkit_connectivity.asrc import SRC
-    from snnkit_core.errors import IncompatibleError
-    from snnkit_core.network import Network
+    from snnkit_core.contract.errors import IncompatibleError
+    from snnkit_core.engine.network import Network
     from snnkit_neurons.lif_soft import LIFSoft
 
     # import_module (not `from ... import`): the fixture re-imports the kernel modules, and the package attribute

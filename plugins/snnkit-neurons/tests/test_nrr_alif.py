@@ -1,5 +1,5 @@
 """``nrr`` and ``alif`` against independent step-by-step float64 implementations of their equations, plus the
-neuron contract tests (snnkit_core.testing)."""
+neuron contract tests (snnkit.testing)."""
 
 import math
 
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from snnkit_core.errors import ConfigError
-from snnkit_core.scan import reference_scan
-from snnkit_core.testing import NeuronContract
+from snnkit_core.contract.errors import ConfigError
+from snnkit_core.contract.scan import reference_scan
+from snnkit.testing import NeuronContract
 from snnkit_neurons.alif import ALIF
 from snnkit_neurons.nrr import NRR
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 
 from snnkit_core import Compatibility, LearningRule, Param
-from snnkit_core.errors import ConfigError, IncompatibleError
+from snnkit_core.contract.errors import ConfigError, IncompatibleError
 
 
 class BIP(LearningRule):

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from snnkit_core import Compatibility, LearningRule, Param
-from snnkit_core.surrogate import KINDS
+from snnkit_core.contract.surrogate import KINDS
 
 
 class BPTT(LearningRule):

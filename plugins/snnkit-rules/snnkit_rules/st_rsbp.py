@@ -40,7 +40,7 @@ lateral inhibition (§4.7): the output layer also receives -w0·Σ_{p≠l} s_p[t
 Λ is not applied to the δ sent down. Singular or ill-conditioned systems (``solve_fallback``): a sample whose
 solve fails, is not finite, or amplifies ‖δ‖ by more than ``max_gain`` (1e6) is solved again with the
 pseudo-inverse (singular values below 1e-6·σ_max dropped) under ``pinv`` (default, counted in the epoch's
-``st_rsbp.fallbacks``), or stops training with a :class:`~snnkit_core.errors.NaNLossError` under ``error``.
+``st_rsbp.fallbacks``), or stops training with a :class:`~snnkit_core.contract.errors.NaNLossError` under ``error``.
 
 Options (§4.8): ``boost``: per-sample weights w (start 1) multiply δ^out; after each epoch, per class c,
 err_c = Σ_{i∈c} w_i [wrong_i] / Σ_{i∈c} w_i and w_i ← w_i exp(err_c/20 · [wrong_i]). ``reg_lambda``/``reg_beta``:
@@ -55,7 +55,7 @@ import math
 import torch
 
 from snnkit_core import Compatibility, LearningRule, Param
-from snnkit_core.errors import ConfigError, IncompatibleError, NaNLossError
+from snnkit_core.contract.errors import ConfigError, IncompatibleError, NaNLossError
 
 from .st_rsbp_psp import psp_trace, reset_weights, spike_response, t_psp_ratio
 

@@ -75,7 +75,7 @@ import torch
 import torch.nn.functional as F
 
 from snnkit_core import Compatibility, LearningRule, Param
-from snnkit_core.errors import IncompatibleError
+from snnkit_core.contract.errors import IncompatibleError
 from snnkit_neurons.kernels import tssl_cpu
 
 # ----------------------------------------------------------------------------------------- layer scan
@@ -372,7 +372,7 @@ class TSSLBP(LearningRule):
     # ---------------------------------------------------------------------- assembly
 
     def reasons(self, neuron_cls, conn_cls):
-        from snnkit_core.compat import Reason
+        from snnkit_core.contract.compat import Reason
 
         out = []
         for r in super().reasons(neuron_cls, conn_cls):

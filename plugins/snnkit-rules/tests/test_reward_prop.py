@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from snnkit_core.assembly import assemble
-from snnkit_core.interfaces import Batch
-from snnkit_core.testing import RuleContract
+from snnkit_core.engine.assembly import assemble
+from snnkit_core.contract.interfaces import Batch
+from snnkit.testing import RuleContract
 from snnkit_connectivity.sparse import Sparse
 from snnkit_neurons.alif import ALIF
 from snnkit_neurons.nrr import NRR

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from snnkit_connectivity.asrc import Dense
-from snnkit_core.errors import IncompatibleError, NaNLossError
-from snnkit_core.interfaces import Batch
-from snnkit_core.testing import NeuronContract, RuleContract
+from snnkit_core.contract.errors import IncompatibleError, NaNLossError
+from snnkit_core.contract.interfaces import Batch
+from snnkit.testing import NeuronContract, RuleContract
 from snnkit_neurons.lif_rsbp import LIFRSBP, rsbp_step
 from snnkit_rules.st_rsbp import (STRSBP, layer_backward, poly_table, propagation_matrix, rsbp_scan, solve_batched,
                                   system_matrix)
@@ -128,8 +128,8 @@ def test_singular_system_falls_back_to_pinv_and_never_gives_nan():
 
 
 def _net(hidden=(12, 10), recurrent=True, seed=0, **rule_params):
-    from snnkit_core.assembly import assemble
-    from snnkit_core.testing import _Feedforward
+    from snnkit_core.engine.assembly import assemble
+    from snnkit.testing import _Feedforward
 
     rule = STRSBP(**{"lateral_inhibition": 1.0, "desired": 12.0, "undesired": 2.0, "margin": 1.0, "init_w": 0.0,
                      **rule_params})
@@ -227,7 +227,7 @@ def test_masked_recurrence_trains_only_existing_synapses():
 
 
 def test_rule_scan_equals_the_reference_scan_without_lateral_inhibition():
-    from snnkit_core.scan import reference_scan
+    from snnkit_core.contract.scan import reference_scan
 
     net, rule = _net()
     layer = net.layers[1]

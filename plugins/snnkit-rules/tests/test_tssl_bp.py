@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from snnkit_connectivity.scsr import FeedForward, SelfRecurrence, SrSc
-from snnkit_core.errors import IncompatibleError
-from snnkit_core.network import Network, check_compatible
-from snnkit_core.scan import reference_scan
+from snnkit_core.contract.errors import IncompatibleError
+from snnkit_core.engine.network import Network, check_compatible
+from snnkit_core.contract.scan import reference_scan
 from snnkit_neurons.lif import LIF
 from snnkit_rules.bip import BIP
 from snnkit_rules.tssl_bp import TSSLBP, TSSLScan, desired_spikes, tssl_forward
@@ -479,8 +479,8 @@ def test_logits_are_summed_output_psc(case):
 
 
 def test_incompatible_combinations_list_what_works():
-    from snnkit_core.interfaces import Connectivity, Neuron
-    from snnkit_core.plugins import get_registry
+    from snnkit_core.contract.interfaces import Connectivity, Neuron
+    from snnkit_core.contract.plugins import get_registry
 
     class NoPSC(LIF):
         name = "lif"
@@ -565,8 +565,8 @@ def _cache(tmp_path_factory):
                                          ("srsc", ("tssl-bp",)), ("srsc", ("tssl-bp", "bip"))])
 def test_short_training_learns_on_shipped_data(conn, rules, _cache):
     """ff and the four ScSr structures (Sr, Sr-BIP, SrSc, SrSc-BIP): the loss falls and accuracy rises."""
-    from snnkit_core.config import TrainConfig
-    from snnkit_core.training import train
+    from snnkit_core.engine.config import TrainConfig
+    from snnkit_core.engine.training import train
 
     cfg = TrainConfig(neuron="lif", conn=conn, rules=rules, dataset="espeak-digits", hidden=(32, 32, 32),
                       epochs=3, batch_size=20, limit=500, device="cpu", seed=0, val_fraction=0.0)  # all 500 train
@@ -582,8 +582,8 @@ def test_default_backward_learns_where_the_2021_form_does_not(backward, _cache):
     """Issue 9: the default (surrogate) backward must reach a bar that the old default (2021) misses on the same
     run: espeak-digits, 400 examples, srsc 32x3, 5 epochs, seed 0. Measured (test / train accuracy after epoch
     5, seeds 0, 1, 2): default 0.46 / 0.62, 0.42 / 0.50, 0.55 / 0.65; 2021 0.29 / 0.33, 0.27 / 0.28, 0.30 / 0.27."""
-    from snnkit_core.config import TrainConfig
-    from snnkit_core.training import train
+    from snnkit_core.engine.config import TrainConfig
+    from snnkit_core.engine.training import train
 
     cfg = TrainConfig(neuron="lif", conn="srsc", rules=("tssl-bp",), dataset="espeak-digits", hidden=(32, 32, 32),
                       epochs=5, batch_size=20, limit=400, device="cpu", seed=0,
@@ -596,8 +596,8 @@ def test_default_backward_learns_where_the_2021_form_does_not(backward, _cache):
 def test_presets_load_and_the_fsdd_one_builds():
     from pathlib import Path
 
-    from snnkit_core.config import TrainConfig
-    from snnkit_core.training import build
+    from snnkit_core.engine.config import TrainConfig
+    from snnkit_core.engine.training import build
 
     presets = sorted((Path(__file__).resolve().parents[3] / "docs" / "presets").glob("scsr-*.toml"))
     names = {p.stem for p in presets}
@@ -612,9 +612,9 @@ def test_presets_load_and_the_fsdd_one_builds():
 
 
 def test_unusable_sequence_length_fails_before_the_run_directory_is_written(tmp_path, _cache):
-    from snnkit_core.config import TrainConfig
-    from snnkit_core.interfaces import ArrayData
-    from snnkit_core.training import build, train
+    from snnkit_core.engine.config import TrainConfig
+    from snnkit_core.contract.interfaces import ArrayData
+    from snnkit_core.engine.training import build, train
 
     cfg = TrainConfig(neuron="lif", conn="srsc", rules=("tssl-bp",), dataset="espeak-digits", hidden=(8, 8, 8),
                       epochs=1, batch_size=4, device="cpu")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 
-from snnkit_core.scan import triton_available  # (the one definition lives in the core)
+from snnkit_core.contract.scan import triton_available  # (the one definition lives in the core)
 
 #: why the kernels were switched off in this process (a compile or launch failure), or None
 failure: str | None = None

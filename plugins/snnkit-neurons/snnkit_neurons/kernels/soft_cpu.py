@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from snnkit_core.surrogate import surrogate_grad
+from snnkit_core.contract.surrogate import surrogate_grad
 
 from . import cpu
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError, MissingDependencyError
+from snnkit_core.contract.errors import CheckpointError, MissingDependencyError
 
 BASE_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "seconds", "lr")
 

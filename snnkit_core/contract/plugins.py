@@ -23,9 +23,9 @@ from pathlib import Path
 import pluggy
 from attrs import define, field
 
-from . import hookspecs
-from .errors import RegistrationError, SnnkitError
-from .registry import Registry
+from snnkit_core.contract import hookspecs
+from snnkit_core.contract.errors import RegistrationError, SnnkitError
+from snnkit_core.contract.registry import Registry
 
 ENV_VAR = "SNNKIT_LOAD_PLUGINS"
 

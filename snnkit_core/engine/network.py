@@ -3,7 +3,7 @@
 Every spiking layer is a :class:`Layer` with the same attributes, so rules need no special cases per model:
 ``ff`` (Linear), ``skip_in`` (Linears from earlier layers, keyed by source index), ``recurrence`` (or None; the
 output layer may have one too), ``delay`` (steps the feedforward input arrives late), ``neuron``, and ``plan``
-(its scan path, see :mod:`snnkit_core.paths`). Feedforward and skip currents of all T steps are one matrix
+(its scan path, see :mod:`snnkit_core.engine.paths`). Feedforward and skip currents of all T steps are one matrix
 product each; only the recurrence and the neuron run step by step inside the scan.
 """
 
@@ -15,8 +15,8 @@ import torch
 from attrs import define, field
 from torch import nn
 
-from .errors import IncompatibleError
-from .interfaces import Connectivity, LearningRule, Neuron, Recurrence
+from snnkit_core.contract.errors import IncompatibleError
+from snnkit_core.contract.interfaces import Connectivity, LearningRule, Neuron, Recurrence
 
 
 class Layer(nn.Module):
@@ -51,7 +51,7 @@ class Layer(nn.Module):
     def scan(self, current: torch.Tensor):
         """The reference or recurrence scan of this layer (the network runs the planned path instead)."""
         if self.recurrence is None:
-            from .scan import reference_scan
+            from snnkit_core.contract.scan import reference_scan
 
             return reference_scan(self.neuron, current)
         return self.recurrence.scan(self.neuron, current)
@@ -146,10 +146,10 @@ class Network(nn.Module):
         self.plan(backend=value)
 
     def plan(self, backend: str | None = None, rules: Sequence[LearningRule] | None = None) -> list[str]:
-        """Choose every spiking layer's scan path once (see :mod:`snnkit_core.paths`) for ``backend`` and the
+        """Choose every spiking layer's scan path once (see :mod:`snnkit_core.engine.paths`) for ``backend`` and the
         ``rules`` attached (their ``layer_scan``, ``record_state`` and ``after_step``); returns the path names.
         Called at assembly, and again (automatically) when the backend is set or the network changes device."""
-        from .paths import plan_network
+        from snnkit_core.engine.paths import plan_network
 
         backend = self._backend if backend is None else backend
         rules = self.rules if rules is None else tuple(rules)
@@ -236,4 +236,4 @@ class Network(nn.Module):
         return info
 
 
-from .compat import check_compatible  # noqa: E402,F401  (its home is snnkit_core.compat; kept importable here)
+from snnkit_core.contract.compat import check_compatible  # noqa: E402,F401  (its home is snnkit_core.contract.compat; kept importable here)

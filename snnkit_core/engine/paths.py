@@ -6,7 +6,7 @@ plan is made when the network is assembled and again only when its backend, rule
 
 1. the default path, from ``--backend``:
 
-   * ``reference``: the plain step loop of :func:`snnkit_core.scan.reference_scan` (the oracle);
+   * ``reference``: the plain step loop of :func:`snnkit_core.contract.scan.reference_scan` (the oracle);
    * ``fused``: the neuron's ``fused_scan`` (``auto``/``triton``, when ``kernel_reason`` and
      ``fused_scan_reason`` are None);
    * ``fast``: the neuron's ``fast_scan`` (``auto``/``torch``, e.g. the CPU scans of ``lif``/``lif-soft``, when
@@ -31,8 +31,8 @@ from collections.abc import Callable, Sequence
 import torch
 from attrs import frozen
 
-from .errors import ConfigError, IncompatibleError
-from .interfaces import Recurrence
+from snnkit_core.contract.errors import ConfigError, IncompatibleError
+from snnkit_core.contract.interfaces import Recurrence
 
 BACKENDS = ("auto", "triton", "torch", "reference")
 
@@ -46,7 +46,7 @@ class LayerPlan:
 
 
 def _reference_scan(layer, current, record: tuple[str, ...] = ()):
-    from .scan import reference_scan
+    from snnkit_core.contract.scan import reference_scan
 
     return reference_scan(layer.neuron, current, layer.recurrence, record)
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from .errors import IncompatibleError
-from .interfaces import Neuron, Recurrence
+from snnkit_core.contract.errors import IncompatibleError
+from snnkit_core.contract.interfaces import Neuron, Recurrence
 
 
 def triton_available(device_type: str) -> bool:

@@ -1,9 +1,9 @@
 """Assembly: from chosen components to a network whose every layer's scan path is fixed.
 
 One function, :func:`assemble`, used by training (``build``) and by ``snnkit bench``, so both run exactly the
-same network: check the rules fit the neuron and connectivity (:mod:`snnkit_core.compat`), refuse a backend a
-rule's own scan would override, build the :class:`~snnkit_core.network.Network`, let each rule ``setup`` it,
-move it to the device and plan every layer's scan once (:mod:`snnkit_core.paths`).
+same network: check the rules fit the neuron and connectivity (:mod:`snnkit_core.contract.compat`), refuse a backend a
+rule's own scan would override, build the :class:`~snnkit_core.engine.network.Network`, let each rule ``setup`` it,
+move it to the device and plan every layer's scan once (:mod:`snnkit_core.engine.paths`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import torch
 
-from .compat import check_compatible
-from .network import Network
-from .paths import check_backend
+from snnkit_core.contract.compat import check_compatible
+from snnkit_core.engine.network import Network
+from snnkit_core.engine.paths import check_backend
 
 
 def assemble(neuron_cls, conn, rules: Sequence, *, input_size: int, num_classes: int, hidden: Sequence[int],
@@ -24,7 +24,7 @@ def assemble(neuron_cls, conn, rules: Sequence, *, input_size: int, num_classes:
     """The planned network for ``neuron_cls``, connectivity instance ``conn`` and rule instances ``rules``.
 
     ``readout`` None takes the gradient rule's; ``seed`` (when given) seeds torch just before the weights are
-    drawn. Raises :class:`~snnkit_core.errors.IncompatibleError` / ``ConfigError`` before anything trains.
+    drawn. Raises :class:`~snnkit_core.contract.errors.IncompatibleError` / ``ConfigError`` before anything trains.
     """
     check_compatible(neuron_cls, type(conn), rules, registry=registry)
     check_backend(backend, rules)

@@ -19,19 +19,19 @@ from typing import Any
 import torch
 from attrs import asdict, field, frozen
 
-from . import distributed
-from .config import TrainConfig, dump_toml
-from . import rundir
-from .errors import CheckpointError, ConfigError, DivergedError, IncompatibleError, NaNLossError, SnnkitError
-from .errors import torch_error_reason as _torch_reason
-from .interfaces import ArrayData, Batch, Dataset, LearningRule
-from .metrics import write_csv
-from .assembly import assemble
-from .compat import check_compatible
-from .network import Network
-from .paths import check_backend
-from .plugins import get_registry, plugin_infos
-from .protocol import best_from_metrics, load_protocol_splits, summary, write_json_atomic
+from snnkit_core.engine import distributed
+from snnkit_core.engine.config import TrainConfig, dump_toml
+from snnkit_core.engine import rundir
+from snnkit_core.contract.errors import CheckpointError, ConfigError, DivergedError, IncompatibleError, NaNLossError, SnnkitError
+from snnkit_core.contract.errors import torch_error_reason as _torch_reason
+from snnkit_core.contract.interfaces import ArrayData, Batch, Dataset, LearningRule
+from snnkit_core.engine.metrics import write_csv
+from snnkit_core.engine.assembly import assemble
+from snnkit_core.contract.compat import check_compatible
+from snnkit_core.engine.network import Network
+from snnkit_core.engine.paths import check_backend
+from snnkit_core.contract.plugins import get_registry, plugin_infos
+from snnkit_core.engine.protocol import best_from_metrics, load_protocol_splits, summary, write_json_atomic
 
 Progress = Callable[..., Iterable]
 
@@ -50,7 +50,7 @@ class EpochRecord:
     seconds: float
     lr: float
     extra: dict = field(factory=dict)
-    #: on the validation split (snnkit_core.protocol); None when the run has no validation
+    #: on the validation split (snnkit_core.engine.protocol); None when the run has no validation
     val_loss: float | None = None
     val_accuracy: float | None = None
 
@@ -114,7 +114,7 @@ def build(cfg: TrainConfig) -> Built:
     dataset = dataset_cls(data_dir=cfg.data_dir, **p.get("dataset", {}))
     device = resolve_device(cfg.device)
     if cfg.backend == "triton":
-        from .scan import triton_available
+        from snnkit_core.contract.scan import triton_available
 
         if not triton_available(device.type):
             raise IncompatibleError(
@@ -206,9 +206,9 @@ def evaluate(built: Built, data: ArrayData, batch_size: int, progress: Progress 
 def load_splits(built: Built, progress: Progress | None = None) -> tuple[ArrayData, ArrayData]:
     """The train and test splits, ``--limit``-ed. ``progress(iterable, total=, description=)`` (the same
     protocol as :func:`train`'s) is shown the loaders' per-file preprocessing loops through
-    :func:`snnkit_core.data.preprocessing_progress`; a cached load never calls it. ``None``: no reporting
+    :func:`snnkit_core.engine.data.preprocessing_progress`; a cached load never calls it. ``None``: no reporting
     (beyond a hook the caller already set)."""
-    from .data import preprocessing_progress
+    from snnkit_core.engine.data import preprocessing_progress
 
     cfg = built.config
     with preprocessing_progress(progress):
@@ -233,10 +233,10 @@ def manifest(built: Built) -> dict[str, Any]:
         "device_name": torch.cuda.get_device_name(built.device) if built.device.type == "cuda" else platform.processor() or platform.machine(),
         "python": platform.python_version(),
         "seed": built.config.seed,
-        "threads": torch.get_num_threads(),  # --threads (snnkit_core.host), or torch's default
+        "threads": torch.get_num_threads(),  # --threads (snnkit_core.engine.host), or torch's default
         "dataset": built.dataset.identity(),
         "recurrence": built.network.describe(),  # e.g. the sparse masks' seed and density
-        "scan_paths": built.network.paths(),  # per spiking layer, chosen once at assembly (snnkit_core.paths)
+        "scan_paths": built.network.paths(),  # per spiking layer, chosen once at assembly (snnkit_core.engine.paths)
         "git_commit": _git_commit(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -398,13 +398,13 @@ def train(
 ) -> Iterator[EpochRecord]:
     """Train ``cfg``; yield one :class:`EpochRecord` per epoch. With ``run_dir``, write the run directory.
 
-    Validation (:mod:`snnkit_core.protocol`): each epoch also evaluates the validation split; the weights of
+    Validation (:mod:`snnkit_core.engine.protocol`): each epoch also evaluates the validation split; the weights of
     the epoch with the highest validation accuracy (the earliest on ties) go to ``best.pt`` and
     ``summary.json`` reports the test accuracy at that epoch. The test split is never used for a choice.
     ``data`` given as ``(train, test)`` or ``(train, val, test)`` is used as it is (no carve); ``val_info``
-    describes its validation split for the manifest (:func:`snnkit_core.protocol.load_protocol_splits` returns it).
+    describes its validation split for the manifest (:func:`snnkit_core.engine.protocol.load_protocol_splits` returns it).
 
-    The run directory is locked for the generator's life (:mod:`snnkit_core.rundir`); ``status.json`` says how
+    The run directory is locked for the generator's life (:mod:`snnkit_core.engine.rundir`); ``status.json`` says how
     it ended. A batch loss that is not finite, or above ``DIVERGENCE_FACTOR`` x the run's first batch loss,
     stops the run (:class:`NaNLossError` / :class:`DivergedError`) with the last good checkpoint kept.
     Several processes (torchrun, ``--devices``): rank 0 alone locks and writes the run directory.

@@ -6,7 +6,7 @@ Launch: ``torchrun --nproc-per-node N -m snnkit_cli train ...`` (one machine or 
 environment joins the process group in :func:`setup`; with no such variable nothing here does anything and
 training is exactly the single-process loop.
 
-What each process does (the training loop, :func:`snnkit_core.training.train`):
+What each process does (the training loop, :func:`snnkit_core.engine.training.train`):
 
 * All processes build the same network from the seed; rank 0's parameters and buffers are then broadcast, so
   they start identical whatever the initialisation did.
@@ -91,7 +91,7 @@ def setup(device: torch.device) -> World:
     want = env_world()
     if not want.active or (dist.is_available() and dist.is_initialized()):
         return current()
-    from .errors import ConfigError
+    from snnkit_core.contract.errors import ConfigError
 
     if not dist.is_available():
         raise ConfigError("WORLD_SIZE > 1 asks for multi-process training, but this torch has no torch.distributed")

@@ -29,7 +29,7 @@ leak trained by ``bip`` is kept), r = τm (= τ_mem/dt), v_leak = τm·b (the la
 v_threshold = V_th, v_reset = 0. A ``linear`` readout (y = W_o·a + b_o) becomes LI(τ = τs·dt, r = 1, v_leak = 0)
 -> Affine(W_o, b_o): the LI's Euler step is exactly the PSC filter, so the output node carries y[t].
 
-What NIR cannot express gives :class:`~snnkit_core.errors.IncompatibleError` naming the part: neurons other
+What NIR cannot express gives :class:`~snnkit_core.contract.errors.IncompatibleError` naming the part: neurons other
 than ``lif`` (``lif-soft``'s subtractive reset, for one: NIR's neurons reset to v_reset), recurrences with a
 span above 1 step (``src``'s and ``asrc``'s delays), and ``lif`` with ``filter_input = false`` (its first
 layer would then need an unfiltered feedforward input beside a filtered recurrent one).
@@ -44,8 +44,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import ConfigError, IncompatibleError, MissingDependencyError
-from .trained import load_trained
+from snnkit_core.contract.errors import ConfigError, IncompatibleError, MissingDependencyError
+from snnkit_core.engine.trained import load_trained
 
 
 def _nir():
@@ -109,7 +109,7 @@ def _cuba_lif(nir, layer, dt: float):
 
 
 def network_to_nir(network, dt: float = 1e-3, metadata: dict[str, Any] | None = None):
-    """The :class:`~snnkit_core.network.Network` as a ``nir.NIRGraph`` (see the module docstring for the mapping).
+    """The :class:`~snnkit_core.engine.network.Network` as a ``nir.NIRGraph`` (see the module docstring for the mapping).
 
     ``dt`` is the length of one snnkit step in seconds; it only scales the time constants (τ = steps·dt).
     Node names: ``input``, ``ff{l}`` (into hidden layer l), ``lif{l}``, ``rec{l}``, ``skip{src}_{dst}``,

@@ -7,7 +7,7 @@ hashed on every load (corpora run to gigabytes); a loader with a small source ma
 
 Progress: loaders wrap their per-file loops in :func:`track`; a caller that wants to show progress runs the
 load inside ``with preprocessing_progress(progress):``, where ``progress(iterable, total=, description=)``
-returns an iterable over the same items (the ``progress=`` protocol of :mod:`snnkit_core.training`). Without
+returns an iterable over the same items (the ``progress=`` protocol of :mod:`snnkit_core.engine.training`). Without
 one, :func:`track` returns the iterable unchanged. The core draws nothing itself (no rich here).
 """
 
@@ -33,7 +33,7 @@ def data_root(explicit: str | os.PathLike | None = None) -> Path:
     if explicit:
         p = Path(explicit).expanduser()
         if p.is_file():
-            from .errors import DatasetError
+            from snnkit_core.contract.errors import DatasetError
 
             raise DatasetError(
                 f"--data-dir {p} is a file; this dataset reads a folder (the data root holding its corpus folder, "

@@ -3,7 +3,7 @@
 snnkit registers this module as a pytest plugin (entry point ``pytest11: snnkit``), so its fixtures are
 available in any test session where snnkit is installed; the contract classes are imported as usual::
 
-    from snnkit_core.testing import NeuronContract
+    from snnkit.testing import NeuronContract
 
     class TestMyNeuron(NeuronContract):
         neuron_cls = MyNeuron
@@ -35,7 +35,7 @@ from typing import Any, ClassVar, NamedTuple
 import pytest
 import torch
 
-from .interfaces import ArrayData, Batch, Connectivity, Dataset, LearningRule, Neuron
+from snnkit_core.contract.interfaces import ArrayData, Batch, Connectivity, Dataset, LearningRule, Neuron
 
 
 class _S(NamedTuple):
@@ -47,13 +47,13 @@ class ContractIF(Neuron):
     and rules use by default (it has a surrogate, no leak, no PSC)."""
 
     name = "contract-if"
-    description = "integrate-and-fire used by snnkit_core.testing"
+    description = "integrate-and-fire used by snnkit.testing"
 
     def initial_state(self, batch, device, dtype):
         return _S(torch.zeros(batch, self.size, device=device, dtype=dtype))
 
     def step(self, current, state, recurrent=None):
-        from .surrogate import spike
+        from snnkit_core.contract.surrogate import spike
 
         v = 0.8 * state.v + self.total_input(current, recurrent)
         s = spike(v - 1.0, "triangle", 1.0)
@@ -100,7 +100,7 @@ class NeuronContract:
         assert y.shape == s.shape == (self.batch, self.size) and type(new) is type(state)
 
     def test_reference_scan_fires_and_is_a_loop_of_step(self):
-        from .scan import reference_scan
+        from snnkit_core.contract.scan import reference_scan
 
         n, cur = self.make(), self.current()
         y, s = reference_scan(n, cur)
@@ -111,7 +111,7 @@ class NeuronContract:
         assert 0 < float(s.sum()), "the neuron never fired: raise `scale` so the contract tests are not vacuous"
 
     def test_scan_chunk_equals_the_reference_scan(self):
-        from .scan import reference_scan
+        from snnkit_core.contract.scan import reference_scan
 
         n, cur = self.make(), self.current()
         rec = self.current(1) * 0.3
@@ -145,7 +145,7 @@ class NeuronContract:
         _close(a[0], b[0], "y")
 
     def test_gradient_reaches_the_input(self):
-        from .scan import reference_scan
+        from snnkit_core.contract.scan import reference_scan
 
         n = self.make()
         if not n.has_surrogate:
@@ -164,7 +164,7 @@ class NeuronContract:
             n.set_surrogate(*n.default_surrogate)
 
     def test_compatibility_verdicts_are_structured(self):
-        from .plugins import get_registry
+        from snnkit_core.contract.plugins import get_registry
 
         reg = get_registry()
         for name in reg.names("rule"):
@@ -184,7 +184,7 @@ class ConnectivityContract:
     weight_scale: ClassVar[float] = 3.0
 
     def network(self, backend: str = "auto"):
-        from .network import Network
+        from snnkit_core.engine.network import Network
 
         torch.manual_seed(0)
         net = Network(3, self.hidden, 4, lambda k: self.neuron_cls(k, **self.neuron_params), self.conn_cls(**self.params),
@@ -253,7 +253,7 @@ class RuleContract:
         return [(self.gradient_cls or _CrossEntropy)(), rule]
 
     def assemble(self, rules):
-        from .assembly import assemble
+        from snnkit_core.engine.assembly import assemble
 
         conn = (self.conn_cls or _Feedforward)()
         return assemble(self.neuron_cls, conn, rules, input_size=3, num_classes=4, hidden=self.hidden,
@@ -347,6 +347,6 @@ class _CrossEntropy(LearningRule):
 @pytest.fixture
 def snnkit_registry():
     """The registry of installed snnkit plugins (a pytest fixture from snnkit's pytest plugin)."""
-    from .plugins import get_registry
+    from snnkit_core.contract.plugins import get_registry
 
     return get_registry()

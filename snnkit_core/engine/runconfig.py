@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import TrainConfig, dump_toml
-from .errors import ConfigError
+from snnkit_core.engine.config import TrainConfig, dump_toml
+from snnkit_core.contract.errors import ConfigError
 
 #: options that may differ on --resume: where the data is and what computes, never the maths
 MAY_MOVE = ("data_dir", "device", "backend")
@@ -58,8 +58,8 @@ def resume_config(run_dir: str | Path, given: dict[str, Any], moved: dict[str, A
     """The config of the run in ``run_dir`` to resume. ``given``: the other options the user gave (option name
     -> value): any that is set is refused, since a resume continues the run exactly. ``moved``: new values of
     :data:`MAY_MOVE` keys (None: unchanged), written back to its config.toml when ``write`` (rank 0)."""
-    from . import rundir
-    from .training import read_run_config
+    from snnkit_core.engine import rundir
+    from snnkit_core.engine.training import read_run_config
 
     run_dir = Path(run_dir)
     named = [f"--{k.replace('_', '-')}" for k, v in given.items() if v not in (None, (), [])]
@@ -83,7 +83,7 @@ def resume_config(run_dir: str | Path, given: dict[str, Any], moved: dict[str, A
 
 def completed(run_dir: str | Path, cfg: TrainConfig) -> str | None:
     """Why there is nothing to resume when every epoch of ``run_dir`` is done (with how to train further), else None."""
-    from .training import load_checkpoint
+    from snnkit_core.engine.training import load_checkpoint
 
     run_dir = Path(run_dir)
     if int(load_checkpoint(run_dir)["epoch"]) + 1 < cfg.epochs:

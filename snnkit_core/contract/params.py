@@ -11,7 +11,7 @@ from typing import Any
 
 from attrs import frozen
 
-from .errors import ConfigError
+from snnkit_core.contract.errors import ConfigError
 
 
 @frozen

@@ -21,8 +21,8 @@ from attrs import evolve, field, frozen
 from attrs.validators import is_callable, optional
 from torch import nn
 
-from .errors import IncompatibleError
-from .params import Param, resolve_params
+from snnkit_core.contract.errors import IncompatibleError
+from snnkit_core.contract.params import Param, resolve_params
 
 
 class _Component:
@@ -45,7 +45,7 @@ class Neuron(_Component, nn.Module, ABC):
     """Per-layer dynamics of ``size`` neurons.
 
     ``step`` is a pure function of the inputs and the explicit state (a NamedTuple); the module only holds
-    parameters. The reference scan in :mod:`snnkit_core.scan` loops ``step`` over time and is the oracle for
+    parameters. The reference scan in :mod:`snnkit_core.contract.scan` loops ``step`` over time and is the oracle for
     every fused or custom scan. Every member a rule or connectivity uses is declared here with a default
     (docs/plugins.md lists them all).
     """
@@ -191,7 +191,7 @@ class Recurrence(nn.Module):
 
     def scan(self, neuron: Neuron, current: torch.Tensor):
         """``(y, s)`` of ``neuron`` over ``current`` (T, B, N) with this recurrence. Default: the reference scan."""
-        from .scan import reference_scan
+        from snnkit_core.contract.scan import reference_scan
 
         return reference_scan(neuron, current, self)
 
@@ -305,9 +305,9 @@ class LearningRule(_Component, ABC):
         self.hparams = self.resolve(params)
 
     def reasons(self, neuron_cls: type[Neuron] | None, conn_cls: type[Connectivity] | None) -> list:
-        """Structured reasons (:class:`snnkit_core.compat.Reason`) this rule cannot train that neuron with that
+        """Structured reasons (:class:`snnkit_core.contract.compat.Reason`) this rule cannot train that neuron with that
         connectivity; either may be None to check only the other. Default: from ``compatibility``."""
-        from .compat import declared_reasons
+        from snnkit_core.contract.compat import declared_reasons
 
         return declared_reasons(self, neuron_cls, conn_cls)
 
@@ -320,7 +320,7 @@ class LearningRule(_Component, ABC):
 
     def check_data(self, steps: int, channels: int) -> None:
         """Called once the data is loaded and before the run directory is written: raise
-        :class:`~snnkit_core.errors.IncompatibleError` if this rule cannot train on ``steps``-step sequences."""
+        :class:`~snnkit_core.contract.errors.IncompatibleError` if this rule cannot train on ``steps``-step sequences."""
 
     def layer_scan(self, layer, default: Callable) -> Callable | None:
         """A scan ``(layer, current) -> (y, s)`` (or ``(y, s, extra)``) for ``layer``, or None to keep ``default``,
@@ -395,7 +395,7 @@ class ArrayData:
     """One split: ``x`` (N, T, C) float32 (dense or 0/1 spikes) and ``y`` (N,) int64.
 
     ``x`` may also be held in a compact dtype (uint8 / int16 spike counts, float16 features), typically a
-    memory-mapped file from :mod:`snnkit_core.diskarray`, so a split larger than memory trains: :meth:`batch`
+    memory-mapped file from :mod:`snnkit_datasets.diskarray`, so a split larger than memory trains: :meth:`batch`
     reads only the indexed rows and converts them to float32 per batch. Counts up to 255 (uint8) or 32767
     (int16) convert exactly; float16 rounds features to 11 significant bits (relative error <= 2^-11).
 
@@ -474,7 +474,7 @@ class Dataset(_Component, ABC):
     """A dataset with named splits, loaded to memory as :class:`ArrayData`.
 
     ``data_dir`` is the data root (one folder per corpus) or a direct path to the corpus folder. Loaders
-    raise :class:`snnkit_core.errors.DatasetError` naming the expected layout when files are missing.
+    raise :class:`snnkit_core.contract.errors.DatasetError` naming the expected layout when files are missing.
     """
 
     source: ClassVar[str] = ""

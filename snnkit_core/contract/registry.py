@@ -6,12 +6,12 @@ import re
 
 from attrs import define, field, frozen
 
-from .errors import RegistrationError, UnknownComponentError
+from snnkit_core.contract.errors import RegistrationError, UnknownComponentError
 
 
 def _kinds() -> dict[str, type]:
     """kind -> base class; imported on first registration (the interfaces import torch)."""
-    from .interfaces import Connectivity, Dataset, LearningRule, Neuron
+    from snnkit_core.contract.interfaces import Connectivity, Dataset, LearningRule, Neuron
 
     return {"neuron": Neuron, "connectivity": Connectivity, "rule": LearningRule, "dataset": Dataset}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")

@@ -23,8 +23,8 @@ from typing import Any, Iterable
 
 import torch
 
-from .errors import ConfigError, SnnkitError
-from .interfaces import ArrayData
+from snnkit_core.contract.errors import ConfigError, SnnkitError
+from snnkit_core.contract.interfaces import ArrayData
 
 
 def add_noise(x: torch.Tensor, p: float, lo: float, hi: float, generator: torch.Generator) -> torch.Tensor:
@@ -51,7 +51,7 @@ def parse_proportions(text: str) -> list[float]:
 
 
 def _range(data: ArrayData, batch_size: int) -> tuple[float, float]:
-    from .training import _indexed_batches
+    from snnkit_core.engine.training import _indexed_batches
 
     lo, hi = float("inf"), float("-inf")
     gen = torch.Generator().manual_seed(0)
@@ -62,7 +62,7 @@ def _range(data: ArrayData, batch_size: int) -> tuple[float, float]:
 
 def noisy_accuracy(built, data: ArrayData, p: float, batch_size: int, seed: int, lo: float, hi: float) -> dict[str, float]:
     """Per-sample and per-frame accuracy of ``built`` on ``data`` with a proportion ``p`` of noise."""
-    from .training import _indexed_batches, to_batch
+    from snnkit_core.engine.training import _indexed_batches, to_batch
 
     net, rule = built.network, built.gradient_rule
     gen = torch.Generator().manual_seed(seed)
@@ -91,8 +91,8 @@ def noise_curve(run_dir: str | Path, proportions: Iterable[float], *, seed: int 
     P = 0 is always evaluated (the ratio's reference). With ``write``, the record goes to
     ``RUN_DIR/noise/<split>.json`` (not under ``eval/``, whose files are per-split eval records).
     """
-    from .protocol import open_for_eval, write_json_atomic
-    from .training import read_run_config
+    from snnkit_core.engine.protocol import open_for_eval, write_json_atomic
+    from snnkit_core.engine.training import read_run_config
 
     run = Path(run_dir)
     ps = sorted(set([0.0, *[float(p) for p in proportions]]))
@@ -114,7 +114,7 @@ def noise_curve(run_dir: str | Path, proportions: Iterable[float], *, seed: int 
         r["ratio"] = r["accuracy"] / clean["accuracy"] if clean["accuracy"] > 0 else None
         r["frame_ratio"] = r["frame_accuracy"] / clean["frame_accuracy"] if clean["frame_accuracy"] > 0 else None
     rec = {"run": str(run), "split": split, "checkpoint": used, "epoch": int(ck.get("epoch", -1)) + 1, "seed": seed,
-           "noise_range": [lo, hi], "ratio": "Acc(P) / Acc(0) (see snnkit_core.robustness)", "rows": rows}
+           "noise_range": [lo, hi], "ratio": "Acc(P) / Acc(0) (see snnkit_cli.robustness)", "rows": rows}
     if write:
         write_json_atomic(rec, run / "noise" / f"{split}.json")
     return rec
@@ -122,7 +122,7 @@ def noise_curve(run_dir: str | Path, proportions: Iterable[float], *, seed: int 
 
 def plot_noise(records: dict[str, list[dict]], path: Path, title: str = "") -> Path:
     """Accuracy and ratio against P, one line per label: ``records[label] = rows`` (or mean rows with ``sd``)."""
-    from .plots import _figure, _save
+    from snnkit_cli.plots import _figure, _save
 
     fig = _figure(figsize=(9, 3.6))
     ax1, ax2 = fig.subplots(1, 2)

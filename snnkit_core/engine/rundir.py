@@ -5,7 +5,7 @@ finished epoch), ``checkpoint.pt`` and ``status.json``. Three rules keep it cons
 
 * **One owner.** A process that writes into ``RUN`` first takes an OS-level lock on ``RUN/.lock``
   (``fcntl.flock``, held for the run's life; the file holds the holder's PID). A second process fails at
-  once with :class:`~snnkit_core.errors.RunDirError` naming that PID. The OS drops the lock when its holder
+  once with :class:`~snnkit_core.contract.errors.RunDirError` naming that PID. The OS drops the lock when its holder
   dies, so a lock left by a killed process is stale and the next process takes it over (the PID still in the
   file tells that the previous holder did not end cleanly).
 * **Write order.** At the end of epoch ``e`` the metrics line for ``e`` is appended (and fsynced) *before*
@@ -39,7 +39,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError, RunDirError
+from snnkit_core.contract.errors import CheckpointError, RunDirError
 
 try:  # POSIX; elsewhere the lock falls back to a PID file checked for a live holder
     import fcntl

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import CheckpointError, MissingDependencyError, SnnkitError
-from .metrics import read_metrics
+from snnkit_core.contract.errors import CheckpointError, MissingDependencyError, SnnkitError
+from snnkit_core.engine.metrics import read_metrics
 
 
 def _figure(**kw):
@@ -73,7 +73,7 @@ def record_spikes(built, samples: int = 64, sample: int = 0):
     """Run the trained network on the first ``samples`` test examples (no gradients). Returns
     ``(names, spikes, x, label, prediction)``: ``spikes[i]`` is layer i's (T, B, N) 0/1 array, ``x`` the input of
     example ``sample`` (T, C)."""
-    from .training import _batches
+    from snnkit_core.engine.training import _batches
 
     cfg, net = built.config, built.network
     split = "test" if "test" in built.dataset.splits else built.dataset.splits[-1]
@@ -226,7 +226,7 @@ def plot_run(run_dir: str | Path, sample: int = 0, samples: int = 64, weights: s
     written = [plot_curves(records, out / "curves.png")]
     net = None
     if network:
-        from .trained import load_trained
+        from snnkit_core.engine.trained import load_trained
 
         built, net = load_trained(run, weights, data_dir=data_dir)
         names, spikes, x, label, pred = record_spikes(built, samples=samples, sample=sample)

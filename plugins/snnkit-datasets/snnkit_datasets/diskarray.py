@@ -1,8 +1,8 @@
 """Splits larger than memory: compact arrays on disk, memory-mapped and read per batch.
 
 A loader whose split would be large as float32 (SSC: 75,466 x 250 x 140 x 4 B = 10.6 GB) writes it once, in a
-compact dtype, to a standard ``.npy`` file in the feature cache (:func:`snnkit_core.data.cache_root`) and hands
-out :class:`~snnkit_core.interfaces.ArrayData` whose ``x`` is a memory map of that file. The training loop's
+compact dtype, to a standard ``.npy`` file in the feature cache (:func:`snnkit_core.engine.data.cache_root`) and hands
+out :class:`~snnkit_core.contract.interfaces.ArrayData` whose ``x`` is a memory map of that file. The training loop's
 batching (:meth:`ArrayData.batch`) then reads only each batch's rows and converts them to float32, so the
 process holds one batch of float32, not the split; the file's pages are the kernel's page cache (clean,
 file-backed, dropped under memory pressure rather than swapped or counted against the process's anonymous
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import USED_CACHE_FILES, cache_key, cache_root
+from snnkit_core.engine.data import USED_CACHE_FILES, cache_key, cache_root
 
 #: a split whose float32 size exceeds this many bytes goes to disk under ``storage=auto``
 AUTO_DISK_BYTES = 4 * 2**30
@@ -43,7 +43,7 @@ def use_disk(storage: str, n: int, steps: int, channels: int) -> bool:
     """Whether a loader's split of ``n`` examples x ``steps`` x ``channels`` goes to disk: ``storage`` =
     ``disk``, or ``auto`` and its float32 size (4 n T C bytes) exceeds :data:`AUTO_DISK_BYTES`."""
     if storage not in STORAGES:
-        from .errors import ConfigError
+        from snnkit_core.contract.errors import ConfigError
 
         raise ConfigError(f"dataset.storage must be one of {', '.join(STORAGES)}; got {storage!r}")
     return storage == "disk" or (storage == "auto" and 4 * n * steps * channels > AUTO_DISK_BYTES)

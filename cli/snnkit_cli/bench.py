@@ -17,9 +17,9 @@ from typing import Any
 import torch
 from attrs import evolve, field, frozen
 
-from .config import TrainConfig
-from .errors import ConfigError, IncompatibleError
-from .interfaces import ArrayData, Dataset
+from snnkit_core.engine.config import TrainConfig
+from snnkit_core.contract.errors import ConfigError, IncompatibleError
+from snnkit_core.contract.interfaces import ArrayData, Dataset
 
 
 @frozen
@@ -181,10 +181,10 @@ def span_mixing_time(w: Workload, device: torch.device, repeats: int = 5) -> flo
 def bench_workload(w: Workload, device: torch.device, paths=("reference", "torch"), warmup: int = 3, repeats: int = 20) -> dict[str, Any]:
     """Median time of the rule's own training step (``LearningRule.train_step``: forward, loss, backward,
     optimizer step, ``after_step``, ``clamp_``) on each backend in ``paths``, with the scan path each layer ran."""
-    from .assembly import assemble
-    from .interfaces import Batch
-    from .plugins import get_registry
-    from .training import Built, make_optimizer
+    from snnkit_core.engine.assembly import assemble
+    from snnkit_core.contract.interfaces import Batch
+    from snnkit_core.contract.plugins import get_registry
+    from snnkit_core.engine.training import Built, make_optimizer
 
     reg = get_registry()
     neuron_cls = reg.get("neuron", w.neuron)
@@ -234,8 +234,8 @@ def run_benchmarks(names: list[str], device: torch.device, repeats: int = 20, wa
     :func:`span_mixing_time`; equal to the bound except for ``asrc``) and each path's fraction of both.
     ``steps`` / ``batch`` replace every workload's T / batch size. An unknown group is an
     :class:`UnknownComponentError`; a workload whose components are missing is skipped."""
-    from .errors import UnknownComponentError
-    from .scan import triton_available
+    from snnkit_core.contract.errors import UnknownComponentError
+    from snnkit_core.contract.scan import triton_available
 
     names = list(names) or (list(WORKLOADS) if device.type == "cuda" else ["tiny"])
     unknown = [n for n in names if n not in WORKLOADS]

@@ -18,7 +18,7 @@ import platform
 
 import torch
 
-from .errors import ConfigError
+from snnkit_core.contract.errors import ConfigError
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 

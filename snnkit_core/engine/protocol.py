@@ -28,9 +28,9 @@ from typing import Any
 import torch
 from attrs import evolve
 
-from . import rundir
-from .errors import CheckpointError, ConfigError, SnnkitError
-from .interfaces import ArrayData
+from snnkit_core.engine import rundir
+from snnkit_core.contract.errors import CheckpointError, ConfigError, SnnkitError
+from snnkit_core.contract.interfaces import ArrayData
 
 #: added to the run's seed for the validation carve, so it draws apart from ``--limit``'s subset
 VAL_SEED_OFFSET = 7919
@@ -71,7 +71,7 @@ def load_protocol_splits(built, progress=None) -> tuple[ArrayData, ArrayData | N
     """``(train, val, test, info)`` for ``built``'s config: the dataset's own ``val`` split when it has one,
     else a stratified carve of ``val_fraction`` of train (module docstring), else ``val = None``.
     ``info`` is what the manifest records under ``"validation"``."""
-    from .data import preprocessing_progress
+    from snnkit_core.engine.data import preprocessing_progress
 
     cfg, ds = built.config, built.dataset
     fraction = cfg.val_fraction
@@ -142,7 +142,7 @@ def best_from_metrics(records: list[dict]) -> dict | None:
 
 def predict(built, data: ArrayData, batch_size: int) -> tuple[float, torch.Tensor]:
     """Mean loss over ``data`` and the predicted class of every example (no gradients, fixed encoding)."""
-    from .training import _indexed_batches, to_batch
+    from snnkit_core.engine.training import _indexed_batches, to_batch
 
     net, rule = built.network, built.gradient_rule
     net.eval()
@@ -192,7 +192,7 @@ def open_for_eval(run: Path, cfg, checkpoint: str = "best"):
     """Build the network of a finished run ``cfg`` (its config, possibly changed), load its ``best`` weights
     (``best.pt``; the last checkpoint when the run has none) or ``last``, and rebuild its splits exactly as
     training saw them. Returns ``(built, used_checkpoint, checkpoint_dict, {split name: data})``."""
-    from .training import build, load_weights
+    from snnkit_core.engine.training import build, load_weights
 
     if checkpoint not in ("best", "last"):
         raise ConfigError(f"checkpoint must be best or last; got {checkpoint!r}")
@@ -216,7 +216,7 @@ def evaluate_splits(run_dir: str | Path, splits: Iterable[str] | str = "all", *,
     Returns ``{"run", "checkpoint", "epoch", "splits": {name: eval_record}}`` and, with ``write``, writes
     each record to ``RUN_DIR/eval/<split>.json``.
     """
-    from .training import read_run_config
+    from snnkit_core.engine.training import read_run_config
 
     run = Path(run_dir)
     cfg = read_run_config(run)
@@ -313,7 +313,7 @@ def seeds_report(runs: dict[int, str | Path]) -> dict[str, Any]:
 
 
 def run_status(run: Path, epochs: int | None) -> str:
-    """finished | running | killed | diverged | interrupted: :func:`snnkit_core.rundir.read_status`."""
+    """finished | running | killed | diverged | interrupted: :func:`snnkit_core.engine.rundir.read_status`."""
     return rundir.read_status(run, epochs)["state"]
 
 

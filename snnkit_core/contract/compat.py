@@ -1,6 +1,6 @@
 """Which rule can train which neuron with which connectivity: decided from declared capabilities only.
 
-A rule declares what it needs in ``LearningRule.compatibility`` (:class:`~snnkit_core.interfaces.Compatibility`):
+A rule declares what it needs in ``LearningRule.compatibility`` (:class:`~snnkit_core.contract.interfaces.Compatibility`):
 neuron class flags (``has_psc``, ``has_leak``, ``has_surrogate``), accepted recurrence structures of hidden and
 output layers (``Connectivity.recurrence`` / ``output_recurrence``), and, for a rule tied to named components,
 names. Every refusal is a :class:`Reason` (which component, which capability, the sentence shown). Assembly
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from attrs import frozen
 
-from .errors import IncompatibleError
+from snnkit_core.contract.errors import IncompatibleError
 
 
 @frozen

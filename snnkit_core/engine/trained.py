@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import IncompatibleError
+from snnkit_core.contract.errors import IncompatibleError
 
 
 def load_trained(run_dir: str | Path, weights: str = "last", data_dir: str | None = None):
-    """``(built, network)`` (see :func:`~snnkit_core.training.build`) of a run directory, with the weights of ``checkpoint.pt`` (``last``) or ``best.pt``
+    """``(built, network)`` (see :func:`~snnkit_core.engine.training.build`) of a run directory, with the weights of ``checkpoint.pt`` (``last``) or ``best.pt``
     (``best``, the best-on-validation epoch where the run wrote one), in eval mode on the CPU. ``data_dir``
     overrides the run's data root (only the dataset's shapes and, for plots, its test split are read)."""
-    from .training import build, load_weights, read_run_config
+    from snnkit_core.engine.training import build, load_weights, read_run_config
 
     cfg = read_run_config(run_dir)
     # inspection runs on the CPU (a GPU run's Triton backend falls back to torch); the data may have moved
