@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from snnkit_core.contract.interfaces import Connectivity, Dataset, LearningRule, Neuron, Recurrence, _Component
+from snnkit_core.contract.interfaces import Connectivity, Dataset, LearningRule, Neuron, Recurrence, Component
 
 PLUGINS_MD = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
-BASES = (_Component, Neuron, Recurrence, Connectivity, LearningRule, Dataset)
+BASES = (Component, Neuron, Recurrence, Connectivity, LearningRule, Dataset)
 #: members set in ``__init__`` rather than in the class body
 INSTANCE = {Neuron: ("leak", "size", "hparams"), Recurrence: ("weight", "mask", "span", "size")}
 

@@ -1,0 +1,135 @@
+"""The dataset interface: named splits loaded as :class:`ArrayData`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from attrs import evolve, field, frozen
+from attrs.validators import is_callable, optional
+
+from snnkit_core.contract.component import Component
+
+
+@frozen
+class ArrayData:
+    """One split: ``x`` (N, T, C) float32 (dense or 0/1 spikes) and ``y`` (N,) int64.
+
+    ``x`` may also be held in a compact dtype (uint8 / int16 spike counts, float16 features), typically a
+    memory-mapped file from :mod:`snnkit_datasets.diskarray`, so a split larger than memory trains: :meth:`batch`
+    reads only the indexed rows and converts them to float32 per batch. Counts up to 255 (uint8) or 32767
+    (int16) convert exactly; float16 rounds features to 11 significant bits (relative error <= 2^-11).
+
+    ``x`` may be a stride-0 ``expand`` (the same frame at every step); :meth:`rows` and :meth:`subset` keep it
+    one. ``encode``, when given, turns each indexed batch ``x[idx]`` (B, T, C) into the network input (B, T, C),
+    so a loader can keep intensities in memory and draw spikes per batch. It runs on the device the batch will
+    be used on (so it should draw on ``x.device``) and takes its randomness from ``generator``: the training
+    loop's per-epoch generator, or a fixed-seed one in evaluation, so both are reproducible; with ``None`` it
+    must still be deterministic.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    encode: Callable[[torch.Tensor, torch.Generator | None], torch.Tensor] | None = field(
+        default=None, validator=optional(is_callable())
+    )
+
+    def __attrs_post_init__(self):
+        if self.x.ndim != 3 or self.y.ndim != 1 or self.x.shape[0] != self.y.shape[0]:
+            raise ValueError(f"ArrayData wants x (N, T, C) and y (N,); got {tuple(self.x.shape)} and {tuple(self.y.shape)}")
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """``x[idx]`` for integer indices ``idx`` (B,), keeping every stride-0 dimension a view.
+
+        Plain ``x[idx]`` copies an ``expand``ed (N, T, C) into B x T x C floats; here each dimension of stride 0
+        is narrowed to size 1, the (much smaller) base is indexed, and the result is expanded again.
+        """
+        if idx.dtype not in (torch.int64, torch.int32) or idx.ndim != 1:
+            raise ValueError(f"ArrayData.rows wants integer indices (B,); got {idx.dtype} of shape {tuple(idx.shape)}")
+        base = self.compact(self.x)
+        picked = base.expand(len(idx), *base.shape[1:]) if base.shape[0] != self.x.shape[0] else base[idx]
+        return picked.expand(len(idx), *self.x.shape[1:])
+
+    @staticmethod
+    def compact(x: torch.Tensor) -> torch.Tensor:
+        """``x`` with every stride-0 dimension narrowed to size 1 (a view); ``compact(x).expand(x.shape)`` is ``x``."""
+        for d in range(x.ndim):
+            if x.stride(d) == 0 and x.shape[d] > 1:
+                x = x.narrow(d, 0, 1)
+        return x
+
+    def batch(self, idx: torch.Tensor, device: torch.device | None = None,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+        """The network input for rows ``idx`` (B,): (B, T, C) float32 on ``device`` (default: where ``x`` is).
+
+        Only the indexed rows are read (from a memory map: only their pages), moved to ``device`` in ``x``'s own
+        dtype (a compact dtype moves 1/4 or 1/2 of the bytes), converted to float32 there, then ``encode``d.
+        """
+        x = self.rows(idx)
+        if device is not None and x.device != device:
+            x = self.compact(x).to(device, non_blocking=True).expand(x.shape)  # copy the base, not the expand
+        if x.dtype != torch.float32:
+            x = self.compact(x).float().expand(x.shape)
+        if self.encode is not None:
+            return self.encode(x, generator)
+        return x.contiguous()
+
+    def to(self, device: torch.device | str) -> "ArrayData":
+        """The split on ``device`` as one tensor pair (a stride-0 ``expand`` moves only its base)."""
+        x = self.compact(self.x).to(device).expand(self.x.shape)
+        return evolve(self, x=x, y=self.y.to(device))
+
+    def subset(self, limit: int | None, seed: int = 0) -> "ArrayData":
+        """At most ``limit`` examples, drawn with a fixed seed so every class tends to appear (``encode`` kept)."""
+        if limit is None or limit >= len(self):
+            return self
+        g = torch.Generator().manual_seed(seed)
+        idx = torch.randperm(len(self), generator=g)[:limit].sort().values
+        return evolve(self, x=self.rows(idx), y=self.y[idx])
+
+
+class Dataset(Component, ABC):
+    """A dataset with named splits, loaded to memory as :class:`ArrayData`.
+
+    ``data_dir`` is the data root (one folder per corpus) or a direct path to the corpus folder. Loaders
+    raise :class:`snnkit_core.contract.errors.DatasetError` naming the expected layout when files are missing.
+    """
+
+    source: ClassVar[str] = ""
+    licence: ClassVar[str] = ""
+    splits: ClassVar[tuple[str, ...]] = ("train", "test")
+    #: False for a dataset that never reads ``data_dir`` (e.g. one shipped inside its package): ``--data-dir``
+    #: given to it is refused instead of silently ignored
+    reads_data_dir: ClassVar[bool] = True
+
+    def __init__(self, data_dir: str | None = None, **params: Any):
+        self.data_dir = data_dir
+        self.hparams = self.resolve(params)
+
+    @property
+    @abstractmethod
+    def num_classes(self) -> int:
+        """K, the number of classes (labels are 0..K-1)."""
+
+    @property
+    @abstractmethod
+    def input_size(self) -> int:
+        """C, the input channels per step."""
+
+    @property
+    def class_names(self) -> list[str]:
+        """One display name per class (default: the class numbers)."""
+        return [str(i) for i in range(self.num_classes)]
+
+    @abstractmethod
+    def load(self, split: str) -> ArrayData:
+        """The whole split as tensors (cached on disk by the loader where preprocessing is costly)."""
+
+    def identity(self) -> dict[str, Any]:
+        """What the run manifest records to identify the data (name, parameters, checksums)."""
+        return {"name": self.name, "params": dict(self.hparams)}

@@ -1,0 +1,152 @@
+"""The learning-rule interface: loss, gradients, optimizer and the training step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from abc import ABC
+from typing import Any, ClassVar
+
+import torch
+from attrs import frozen
+
+from snnkit_core.contract.component import Component
+from snnkit_core.contract.connectivity import Connectivity
+from snnkit_core.contract.neuron import Neuron
+
+
+@frozen
+class Compatibility:
+    """What a rule accepts, by declared capability; ``None`` means any.
+
+    ``neuron_caps``: class flags of :class:`Neuron` that must be true (``has_psc``, ``has_leak``, ...);
+    ``recurrence``: the hidden-layer recurrence structures accepted (``Connectivity.recurrence``);
+    ``output_recurrence``: the same for the output layer; ``neurons`` / ``connectivity``: names, for a rule that
+    really is tied to particular components (first-party rules declare capabilities instead).
+    """
+
+    neurons: frozenset[str] | None = None
+    connectivity: frozenset[str] | None = None
+    neuron_caps: tuple[str, ...] = ()
+    recurrence: frozenset[str] | None = None
+    output_recurrence: frozenset[str] | None = None
+
+
+@frozen
+class Batch:
+    """One training or evaluation batch on the network's device: ``x`` (T, B, C), labels ``y`` (B,) and
+    ``index`` (B,): each sample's row in its split (for per-sample rule state)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    index: torch.Tensor
+
+
+class LearningRule(Component, ABC):
+    """How parameters get their updates.
+
+    ``role = "gradient"`` rules own the loss, the readout, the optimizer and the training step; ``role =
+    "addon"`` rules (BIP) compose with exactly one gradient rule. The extension points a rule may use:
+
+    (a) ``train_step``: the whole step (forward, loss, update), e.g. a forward without autograd that writes
+        ``.grad`` itself, or one that sees the labels while the forward runs; the default calls (c)-(e);
+    (b) ``layer_scan``: wrap or replace a layer's scan (composed in order: gradient rule, then add-ons);
+    (c) ``setup``: add parameters or change the neurons once the network is assembled;
+    (d) ``backward``: turn the loss into ``.grad`` (default ``loss.backward()``);
+    (e) ``param_groups``: change what is optimised and how;
+    (f) ``after_step`` / ``on_epoch_end``: projections after each step, per-epoch schedules.
+    """
+
+    role: ClassVar[str] = "gradient"
+    compatibility: ClassVar[Compatibility] = Compatibility()
+    #: "spiking": an output layer of the same neuron, logits = sum over time of its output;
+    #: "linear": logits = sum over time of a linear readout of the last hidden layer (ASRC's form)
+    readout: ClassVar[str] = "spiking"
+    #: ``layer_scan`` replaces the default scan (so ``--backend triton|reference`` cannot choose it and is refused)
+    owns_scan: ClassVar[bool] = False
+    #: neuron state fields (names in ``initial_state``'s NamedTuple) to record per layer in the network output
+    record_state: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **params: Any):
+        self.hparams = self.resolve(params)
+
+    def reasons(self, neuron_cls: type[Neuron] | None, conn_cls: type[Connectivity] | None) -> list:
+        """Structured reasons (:class:`snnkit_core.contract.compat.Reason`) this rule cannot train that neuron with that
+        connectivity; either may be None to check only the other. Default: from ``compatibility``."""
+        from snnkit_core.contract.compat import declared_reasons
+
+        return declared_reasons(self, neuron_cls, conn_cls)
+
+    def check(self, neuron_cls: type[Neuron] | None, conn_cls: type[Connectivity] | None) -> list[str]:
+        """The reasons as sentences (empty if this rule can train that neuron with that connectivity)."""
+        return [r.text for r in self.reasons(neuron_cls, conn_cls)]
+
+    def setup(self, network) -> None:
+        """Called once after assembly, before the optimizer is built."""
+
+    def check_data(self, steps: int, channels: int) -> None:
+        """Called once the data is loaded and before the run directory is written: raise
+        :class:`~snnkit_core.contract.errors.IncompatibleError` if this rule cannot train on ``steps``-step sequences."""
+
+    def layer_scan(self, layer, default: Callable) -> Callable | None:
+        """A scan ``(layer, current) -> (y, s)`` (or ``(y, s, extra)``) for ``layer``, or None to keep ``default``,
+        the scan chosen so far (which the returned scan may call). Default: None."""
+        return None
+
+    def train_step(self, network, batch: Batch, optimizer: torch.optim.Optimizer | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step on ``batch``; returns the per-sample mean loss (0-dim) and the logits (B, K), both detached.
+
+        ``optimizer`` None means evaluation (called under ``torch.no_grad()``): no update. Default: forward,
+        ``loss``, zero_grad, ``backward``, ``optimizer.step()``, ``network.after_step()`` (every rule's
+        ``after_step``, then each neuron's ``clamp_``). The training loop stops on a non-finite loss right after
+        the step (the last checkpoint stays good); under several processes the optimizer it passes all-reduces
+        ``.grad`` inside ``step()``, so every rank must call ``step()`` once per batch.
+        """
+        out = network(batch.x)
+        loss = self.loss(out, batch.y)
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+            self.backward(loss, out, batch.y, network)
+            optimizer.step()
+            network.after_step()
+        return loss.detach(), self.logits(out).detach()
+
+    def loss(self, output, target: torch.Tensor) -> torch.Tensor:
+        """The mean loss over the batch from the network output and the labels (gradient rules only)."""
+        raise NotImplementedError(f"rule {self.name!r} has no loss (is it an add-on?)")
+
+    def logits(self, output) -> torch.Tensor:
+        """Class scores (B, K) used for the prediction ``argmax``."""
+        return output.logits
+
+    def backward(self, loss: torch.Tensor, output, target: torch.Tensor, network) -> None:
+        """Turn the loss into ``.grad`` on the parameters. Default: ``loss.backward()``."""
+        loss.backward()
+
+    def param_groups(self, network, groups: list[dict]) -> list[dict]:
+        """The optimizer's parameter groups, changed (e.g. bip moves the leaks into their own group)."""
+        return groups
+
+    def make_optimizer(self, groups: list[dict], lr: float, weight_decay: float) -> torch.optim.Optimizer:
+        """The optimizer over ``groups`` (gradient rules). Default: Adam."""
+        return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
+
+    def make_scheduler(self, optimizer: torch.optim.Optimizer, epochs: int):
+        """A learning-rate scheduler stepped once per epoch, or None."""
+        return None
+
+    def after_step(self, network) -> None:
+        """Called after every optimizer step (weight clamping, parameter projection)."""
+
+    def on_epoch_end(self, network, epoch: int) -> None:
+        """Per-epoch schedule, called after each epoch's evaluation."""
+
+    def describe(self, network) -> dict[str, Any]:
+        """Extra per-epoch facts to record (e.g. BIP's leak distribution)."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Rule state that a resumed run needs (tensors, numbers, strings); saved in the checkpoint."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned (on ``--resume``)."""
