@@ -35,6 +35,10 @@ class Recurrence(nn.Module):
         #: a fixed 0/1 mask of the weight's shape (None: every connection exists); ``recurrent_input`` applies it
         self.register_buffer("mask", None)
 
+    def effective_weight(self) -> torch.Tensor:
+        """The recurrent weight every forward uses: ``weight`` times ``mask`` where there is one ((N,) or (N, N))."""
+        return self.weight if self.mask is None else self.weight * self.mask
+
     def recurrent_input(self, past: Sequence[torch.Tensor]) -> torch.Tensor:  # pragma: no cover - abstract
         """The recurrent input (B, N) at step t from ``past[j-1] = y[t-j]``."""
         raise NotImplementedError

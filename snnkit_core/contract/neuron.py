@@ -30,6 +30,9 @@ class Neuron(Component, nn.Module, ABC):
     has_surrogate: ClassVar[bool] = True
     #: the membrane decays by the per-neuron tensor ``leak`` (λ), which ``make_leak_trainable`` can train
     has_leak: ClassVar[bool] = False
+    #: ``step`` takes ``hook=``: a function applied to the spikes (B, N) inside the step before they feed the state,
+    #: so a rule can replace their gradient (reward-prop); neurons without it are called without ``hook``
+    has_spike_hook: ClassVar[bool] = False
     #: ``step`` depends on its two inputs only through ``current + recurrent``, so a fast path may add them first
     sums_inputs: ClassVar[bool] = True
     #: ``scan_chunk`` runs a fused kernel when ``kernel_mode`` allows it (a connectivity's chunked scan then uses it)

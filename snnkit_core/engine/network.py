@@ -32,6 +32,8 @@ class Layer(nn.Module):
         self.recurrence = recurrence
         self.neuron = neuron
         self.size = neuron.size
+        #: position among the network's spiking layers (hidden 0..L-1, then a spiking output layer); set by Network
+        self.index = 0
 
     def drop(self, current: torch.Tensor) -> torch.Tensor:
         """Dropout with one mask per sample shared by all T steps (spikingjelly's layer.Dropout semantics)."""
@@ -126,6 +128,8 @@ class Network(nn.Module):
             self.output = nn.Linear(hidden[-1], num_classes, bias=True)
         else:
             raise IncompatibleError(f"readout must be 'spiking' or 'linear', not {readout!r}")
+        for i, layer in enumerate(self.spiking_layers()):
+            layer.index = i  # a layer's position among the spiking layers (the output layer last), for rules
         self._init_weights(init, weight_scale)
         self.rules: tuple[LearningRule, ...] = ()
         #: "auto": a fused kernel where the neuron has one for this device, else "torch";
