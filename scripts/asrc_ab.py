@@ -29,7 +29,7 @@ def main():
     from snnkit_cli import bench
     from snnkit_core.engine.assembly import assemble
     from snnkit_core.engine.config import TrainConfig
-    from snnkit_core.engine.host import keep_freed_memory
+    from snnkit_cli.host import keep_freed_memory
     from snnkit_core.contract.interfaces import Batch
     from snnkit_core.contract.plugins import get_registry
     from snnkit_core.engine.training import Built, make_optimizer

@@ -31,7 +31,7 @@ def one(group: str, threads: int, repeats: int, warmup: int, paths: list[str]) -
 
     torch.set_num_threads(threads)
     try:  # what `snnkit bench/train` do in this tree (absent in older trees)
-        from snnkit_core.engine.host import keep_freed_memory
+        from snnkit_cli.host import keep_freed_memory
 
         keep_freed_memory()
     except ImportError:

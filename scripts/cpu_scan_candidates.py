@@ -34,7 +34,7 @@ def main():
     ap.add_argument("--no-compile", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    from snnkit_core.engine.host import keep_freed_memory
+    from snnkit_cli.host import keep_freed_memory
 
     keep_freed_memory()  # as snnkit train/eval/bench do
     from snnkit_connectivity.scsr import SelfRecurrence

@@ -2,7 +2,7 @@
 
 SSC-sized synthetic spike counts (default 75,466 x 250 x 140, SSC's training split as ASRC bins it) are written
 once, chunk by chunk, as a uint8 ``.npy``; then two child processes each run one epoch of the training loop's
-batching (``snnkit_core.engine.training._batches``: shuffled batches, read, made float32):
+batching (``snnkit_core.engine.data.batches``: shuffled batches, read, made float32):
 
 * ``memory``: today's in-memory path: the split as one float32 tensor (N, T, C) (what ``bin_events`` builds),
   filled from the file in chunks;
@@ -90,7 +90,7 @@ def child(mode: str, path: str, batch_size: int, step_hidden: str, step_batches:
 
     from snnkit_datasets.diskarray import open_array
     from snnkit_core.contract.interfaces import ArrayData
-    from snnkit_core.engine.training import _batches
+    from snnkit_core.engine.data import batches
 
     torch.set_num_threads(1)
     peak = AnonPeak()
@@ -111,7 +111,7 @@ def child(mode: str, path: str, batch_size: int, step_hidden: str, step_batches:
     after_load = status()
     t0 = time.perf_counter()
     total = 0.0
-    for xb, _ in _batches(data, batch_size, True, torch.Generator().manual_seed(0)):
+    for xb, _ in batches(data, batch_size, True, torch.Generator().manual_seed(0)):
         total += float(xb[:, :, 0].sum())  # touch the batch
     epoch_s = time.perf_counter() - t0
     res = {
@@ -131,7 +131,8 @@ def step_time(data, batch_size: int, hidden: str, k: int) -> dict:
     import torch
 
     from snnkit_core.engine.config import TrainConfig
-    from snnkit_core.engine.training import _indexed_batches, build, make_optimizer, to_batch
+    from snnkit_core.engine.data import indexed_batches, to_batch
+    from snnkit_core.engine.training import build, make_optimizer
 
     cfg = TrainConfig(neuron="lif", conn="self", rules=("bptt",), dataset="arrays", hidden=tuple(int(h) for h in hidden.split(",")),
                       batch_size=batch_size, device="cpu", params={"dataset": {"path": _tiny_npz(data.x.shape[2])}})
@@ -139,7 +140,7 @@ def step_time(data, batch_size: int, hidden: str, k: int) -> dict:
     opt = make_optimizer(built)
     rule = built.gradient_rule
     times = []
-    for i, (x, y, idx) in enumerate(_indexed_batches(data, batch_size, True, torch.Generator().manual_seed(1))):
+    for i, (x, y, idx) in enumerate(indexed_batches(data, batch_size, True, torch.Generator().manual_seed(1))):
         if i > k:
             break
         t0 = time.perf_counter()

@@ -15,8 +15,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from snnkit_core.engine.protocol import load_protocol_splits
-from snnkit_core.engine.training import _indexed_batches, build, load_weights, read_run_config, to_batch
+from snnkit_core.engine.data import indexed_batches, load_protocol_splits, to_batch
+from snnkit_core.engine.rundir import RunDir
+from snnkit_core.engine.training import build, load_weights
 
 
 class _Keep:
@@ -36,14 +37,14 @@ def main():
     ap.add_argument("--split", default="test", choices=("test", "val", "train"))
     args = ap.parse_args()
     torch.set_num_threads(1)
-    cfg = read_run_config(args.run)
+    cfg = RunDir(args.run).config()
     if args.data_dir:
         cfg = cfg.evolve(data_dir=args.data_dir)
     built = build(cfg)
     load_weights(built, args.run, "best" if (Path(args.run) / "best.pt").exists() else "last")
     train, val, test, _ = load_protocol_splits(built)
     data = {"train": train, "val": val, "test": test}[args.split]
-    x, y, idx = next(iter(_indexed_batches(data, args.batch, False, torch.Generator().manual_seed(0))))
+    x, y, idx = next(iter(indexed_batches(data, args.batch, False, torch.Generator().manual_seed(0))))
     batch = to_batch(built, x, y, idx)
     net, rule = built.network, built.gradient_rule
     report = {"run": args.run, "split": args.split, "layers": []}

@@ -51,12 +51,13 @@ def peak_rss_mb() -> float:
 
 def run_one(conn: str, args) -> dict:
     """Train one connectivity in this process and return its record."""
-    from snnkit_core.engine.training import build, load_splits, train
+    from snnkit_core.engine.data import load_protocol_splits
+    from snnkit_core.engine.training import build, train
 
     torch.set_num_threads(args.threads)
     cfg = config(conn, args)
     built = build(cfg)
-    data = load_splits(built)
+    data = load_protocol_splits(built)[0::2]
     rss_before = peak_rss_mb()
     if built.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(built.device)

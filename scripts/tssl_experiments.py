@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 
 from snnkit_core.engine.config import TrainConfig
-from snnkit_core.engine.training import build, evaluate, load_splits, train
+from snnkit_core.engine.data import load_protocol_splits
+from snnkit_core.engine.training import build, evaluate, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,7 +121,7 @@ def main() -> None:
                     ch[k] = v
             cfg = TrainConfig(**ch)
             built = build(cfg)
-            tr, te = load_splits(built)
+            tr, _, te, _ = load_protocol_splits(built)
             if args.val > 0:
                 tr, va = carve(tr, args.val)
                 data = (tr, va)

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from snnkit_cli.main import cli
 from snnkit_cli.bench import WORKLOADS, resize
 from snnkit_core.contract.errors import ConfigError
-from snnkit_core.engine.host import keep_freed_memory, set_threads
+from snnkit_cli.host import keep_freed_memory, set_threads
 
 from .fakeplugin import FakePlugin
 

@@ -9,7 +9,8 @@ import torch
 from snnkit_core.engine.config import TrainConfig
 from snnkit_datasets.diskarray import CountOverflow, cached_array, open_array, store_counts, use_disk, write_array
 from snnkit_core.contract.interfaces import ArrayData
-from snnkit_core.engine.training import _batches, build, train
+from snnkit_core.engine.data import batches
+from snnkit_core.engine.training import build, train
 
 
 def _counts(n=48, t=10, c=8, seed=0):
@@ -27,14 +28,14 @@ def _on_disk(tmp_path, x, name="x"):
     return open_array(path)
 
 
-def test_memmap_batches_equal_in_memory_batches(tmp_path):
+def test_memmap_batches_equal_in_memorybatches(tmp_path):
     x, y = _counts()
     xm = _on_disk(tmp_path, x)
     assert xm.dtype == torch.uint8 and torch.equal(xm.float(), x)
     mem, disk = ArrayData(x, y), ArrayData(xm, y)
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
-    a = list(_batches(mem, 7, True, g1))
-    b = list(_batches(disk, 7, True, g2))
+    a = list(batches(mem, 7, True, g1))
+    b = list(batches(disk, 7, True, g2))
     assert len(a) == len(b) == 7
     for (xa, ya), (xb, yb) in zip(a, b):
         assert xb.dtype == torch.float32 and torch.equal(xa, xb) and torch.equal(ya, yb)

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from snnkit_cli.launch import free_port
 from snnkit_core.engine import distributed
 from snnkit_core.engine.config import TrainConfig
 from snnkit_core.engine.distributed import World, grad_reduction, shard
@@ -91,7 +92,7 @@ def test_sync_gradients_weights_and_missing_grads(tmp_path):
     """2 gloo processes: mean weights rank r's gradient by n_r / n, sum adds them; a gradient present on one rank
     only is reduced with zeros elsewhere; a parameter with no gradient anywhere keeps None."""
     worker = Path(__file__).with_name("dist_sync_worker.py")
-    env = {**_env(), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(distributed.free_port())}
+    env = {**_env(), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
     procs = [subprocess.Popen([sys.executable, str(worker), str(tmp_path)], env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in range(2)]
     for p in procs:

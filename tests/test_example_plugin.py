@@ -70,7 +70,7 @@ def test_example_components_listed_and_attributed(example, fresh_plugins):
 def test_example_connectivity_and_hand_written_rule_train_through_the_cli(example, tmp_path):
     """The example's banded recurrence and its no-autograd readout rule: the rule changes only the readout."""
     from snnkit_cli.main import cli
-    from snnkit_core.engine.training import load_checkpoint
+    from snnkit_core.engine.rundir import RunDir
 
     run = tmp_path / "run"
     res = CliRunner().invoke(cli, [
@@ -80,7 +80,7 @@ def test_example_connectivity_and_hand_written_rule_train_through_the_cli(exampl
     assert res.exit_code == 0, res.output
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["test_accuracy"] > 0.4  # chance is 0.25
-    model = load_checkpoint(run)["model"]
+    model = RunDir(run).load_checkpoint()["model"]
     assert "layers.0.recurrence.mask" in model  # the band mask is saved with the model
 
 

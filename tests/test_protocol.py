@@ -17,15 +17,9 @@ from click.testing import CliRunner
 from snnkit_cli.main import cli
 from snnkit_core.engine.config import TrainConfig
 from snnkit_core.contract.errors import ConfigError, SnnkitError
-from snnkit_core.engine.protocol import (
-    describe_run,
-    evaluate_splits,
-    list_runs,
-    mean_sd,
-    parse_seeds,
-    read_metrics,
-    stratified_split,
-)
+from snnkit_cli.runs import describe_run, list_runs, mean_sd, parse_seeds
+from snnkit_core.engine.data import stratified_split
+from snnkit_core.engine.evaluation import evaluate_splits
 from snnkit_core.engine.training import train
 
 
@@ -70,7 +64,7 @@ def test_val_fraction_is_validated_in_the_config():
 def test_best_on_validation_is_kept_and_test_is_reported_at_it(fake, tmp_path):
     run = tmp_path / "run"
     recs = list(train(_cfg(epochs=4), run))
-    rows = read_metrics(run)
+    rows = rundir.RunDir(run).metrics()
     assert all("val_loss" in r and "val_accuracy" in r for r in rows)
     assert [r.val_accuracy for r in recs] == [r["val_accuracy"] for r in rows]
     man = json.loads((run / "manifest.json").read_text())["validation"]
@@ -118,7 +112,7 @@ def test_the_choice_never_looks_at_test(fake, tmp_path, monkeypatch):
 def test_no_validation_when_the_fraction_is_zero(fake, tmp_path):
     run = tmp_path / "run"
     list(train(_cfg(epochs=2, val_fraction=0.0), run))
-    rows = read_metrics(run)
+    rows = rundir.RunDir(run).metrics()
     assert all("val_accuracy" not in r for r in rows) and not (run / "best.pt").exists()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["best_epoch"] is None and summary["final_test_accuracy"] == rows[-1]["test_accuracy"]
@@ -159,13 +153,13 @@ def test_a_datasets_own_val_split_is_used(fresh_plugins, tmp_path):
 
 
 def test_a_run_from_before_validation_is_read_without_it(fake, tmp_path):
-    from snnkit_core.engine.training import read_run_config
+    from snnkit_core.engine.rundir import RunDir
 
     run = tmp_path / "run"
     list(train(_cfg(epochs=1), run))
     text = "\n".join(ln for ln in (run / "config.toml").read_text().splitlines() if not ln.startswith("val_fraction"))
     (run / "config.toml").write_text(text + "\n")
-    assert read_run_config(run).val_fraction == 0.0
+    assert RunDir(run).config().val_fraction == 0.0
 
 
 # ---------------------------------------------------------------------------------------------- eval
@@ -239,7 +233,7 @@ def test_train_seeds_writes_sibling_runs_and_the_mean(fake, tmp_path, runner):
     assert res.exit_code == 0, res.output
     rep = json.loads((out / "seeds.json").read_text())
     assert rep["seeds"] == [0, 3]
-    finals = [read_metrics(out / f"seed-{s}")[-1]["test_accuracy"] for s in (0, 3)]
+    finals = [rundir.RunDir(out / f"seed-{s}").metrics()[-1]["test_accuracy"] for s in (0, 3)]
     assert rep["final_test_accuracy"]["values"] == finals
     assert rep["final_test_accuracy"]["mean"] == pytest.approx(sum(finals) / 2)
     assert rep["test_accuracy_at_best"]["n"] == 2 and "mean ± sd over 2 seeds" in res.output

@@ -15,6 +15,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from snnkit_core.contract.atomic import FAULT_EXIT
 from snnkit_core.engine import rundir
 from snnkit_core.engine.config import TrainConfig
 from snnkit_core.contract.errors import CheckpointError, DivergedError, RunDirError
@@ -64,8 +65,8 @@ def test_a_kill_at_any_write_resumes_to_the_uninterrupted_result(fake, tmp_path,
     run = tmp_path / "killed"
     env = dict(os.environ, SNNKIT_FAULT_AT=point, OMP_NUM_THREADS="1", SNNKIT_LOAD_PLUGINS="snnkit-neurons,snnkit-connectivity,snnkit-rules")
     res = subprocess.run([sys.executable, "-c", _CHILD.format(repo=str(REPO)), str(run)], env=env, capture_output=True, text=True, timeout=120)
-    assert res.returncode == rundir.FAULT_EXIT, res.stderr
-    assert rundir.read_status(run)["state"] in ("killed", "finished")
+    assert res.returncode == FAULT_EXIT, res.stderr
+    assert rundir.RunDir(run).status()["state"] in ("killed", "finished")
     if (run / "checkpoint.pt").exists():
         list(train(_cfg(), run, resume=True))
     else:  # killed before the first epoch ended: the same --out starts over
@@ -113,11 +114,11 @@ def test_a_second_process_cannot_write_into_a_locked_run_and_a_dead_holders_lock
 
 def test_status_reports_a_dead_running_process_as_killed(tmp_path):
     (tmp_path / "status.json").write_text(json.dumps({"state": "running", "pid": 2**22 + 7, "message": "", "updated": ""}))
-    assert rundir.read_status(tmp_path)["state"] == "killed"
+    assert rundir.RunDir(tmp_path).status()["state"] == "killed"
     (tmp_path / "status.json").unlink()
     (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2}\n')
-    assert rundir.read_status(tmp_path, epochs=2)["state"] == "finished"
-    assert rundir.read_status(tmp_path, epochs=3)["state"] == "killed"
+    assert rundir.RunDir(tmp_path).status(epochs=2)["state"] == "finished"
+    assert rundir.RunDir(tmp_path).status(epochs=3)["state"] == "killed"
 
 
 def test_default_run_names_are_unique_within_one_second(tmp_path):
@@ -224,3 +225,31 @@ def test_divergence_stops_with_the_last_good_checkpoint_and_init_from_recovers(f
     res = CliRunner().invoke(cli, ["train", "--dataset", "tiny", "--hidden", "8,16,8", "--epochs", "1",
                                    "--init-from", str(run), "--out", str(tmp_path / "misfit")])
     assert res.exit_code == 1 and "do not fit" in res.output and not (tmp_path / "misfit").exists(), res.output
+
+
+def test_a_damaged_metrics_line_is_treated_alike_by_runs_eval_plot_and_resume(fake, tmp_path):
+    """One policy for a damaged metrics line: every command skips it, says so in one line, and works; --resume then
+    rewrites metrics.jsonl (and the files derived from it) from the checkpoint."""
+    pytest.importorskip("matplotlib")
+    from snnkit_cli.main import cli
+
+    run = tmp_path / "r"
+    gen = train(_cfg(epochs=2, val_fraction=0.25), run)
+    next(gen)
+    gen.close()  # one finished epoch of two: resumable
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    (run / "metrics.jsonl").write_text('{"epoch": 1, "train_lo\n' + "\n".join(lines) + "\n")  # damaged first line
+    assert rundir.RunDir(run).metrics() == [json.loads(lines[0])]
+    runner = CliRunner()
+    outputs = {}
+    for name, args in {"runs": ["runs", str(tmp_path)], "eval": ["eval", str(run), "--no-write"],
+                       "plot": ["plot", str(run), "--metrics-only"], "resume": ["train", "--resume", str(run), "--quiet"]}.items():
+        res = runner.invoke(cli, args)
+        assert res.exit_code == 0, (name, res.output)
+        assert "Traceback" not in res.output
+        assert "skipped damaged line(s) 1" in res.output, (name, res.output)
+        outputs[name] = res.output
+    assert "1/2" in outputs["runs"]  # the listing counted the one good record
+    assert [r["epoch"] for r in _metrics(run)] == [1, 2]  # repaired from the checkpoint and continued
+    assert rundir.RunDir(run).metrics() and not rundir.RunDir(run).damaged
+    assert json.loads((run / "summary.json").read_text())["epochs_done"] == 2

@@ -96,7 +96,7 @@ def test_learning_on_a_separable_toy_task(fake):
 
 def test_train_shows_its_progress_the_preprocessing_loops(fake, monkeypatch):
     """The progress callable given to train() also receives the loaders' per-file loops (data.track)."""
-    from snnkit_core.engine.data import track
+    from snnkit_core.contract.dataset import track
 
     cfg = _cfg(epochs=1)
     built = build(cfg)

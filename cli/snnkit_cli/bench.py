@@ -19,7 +19,7 @@ from attrs import evolve, field, frozen
 
 from snnkit_core.engine.config import TrainConfig
 from snnkit_core.contract.errors import ConfigError, IncompatibleError
-from snnkit_core.contract.interfaces import ArrayData, Dataset
+from snnkit_core.contract.interfaces import Dataset
 
 
 @frozen

@@ -24,7 +24,7 @@ from .render import console
 def bench(workloads, device, repeats, warmup, as_json, steps, batch, threads):
     """Time a full training step on each implementation path of the same network, with ratios and a lower bound."""
     from snnkit_cli.bench import run_benchmarks
-    from snnkit_core.engine.host import keep_freed_memory, set_threads
+    from snnkit_cli.host import keep_freed_memory, set_threads
     from snnkit_core.engine.training import resolve_device
 
     n_threads = set_threads(threads)

@@ -19,7 +19,7 @@ def data():
 
 def _dataset(name, data_dir, sets):
     from snnkit_core.contract.plugins import get_registry
-    from snnkit_core.engine.runconfig import parse_sets
+    from snnkit_cli.options import parse_sets
 
     from snnkit_core.contract.errors import ConfigError
 
@@ -38,7 +38,7 @@ def _dataset(name, data_dir, sets):
 @expected_errors
 def data_prepare(name, data_dir, sets, quiet):
     """Preprocess every split of a dataset into the feature cache."""
-    from snnkit_core.engine.data import preprocessing_progress
+    from snnkit_core.contract.dataset import preprocessing_progress
 
     ds = _dataset(name, data_dir, sets)
     # one bar per split (0/1 until it is loaded) and, beneath it, one per loop over the corpus's files
@@ -59,7 +59,7 @@ def data_info(name, data_dir, sets):
     """Shapes, class counts and cache location of a dataset."""
     import torch
 
-    from snnkit_core.engine.data import USED_CACHE_FILES
+    from snnkit_datasets.cache import USED_CACHE_FILES
 
     ds = _dataset(name, data_dir, sets)
     USED_CACHE_FILES.clear()

@@ -37,7 +37,7 @@ layer would then need an unfiltered feedforward input beside a filtered recurren
 
 from __future__ import annotations
 
-import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,8 @@ import numpy as np
 import torch
 
 from snnkit_core.contract.errors import ConfigError, IncompatibleError, MissingDependencyError
-from snnkit_core.engine.trained import load_trained
+from snnkit_core.engine.evaluation import load_run
+from snnkit_core.contract.atomic import atomic_write
 
 
 def _nir():
@@ -165,12 +166,12 @@ def network_to_nir(network, dt: float = 1e-3, metadata: dict[str, Any] | None = 
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": dt, "exporter": "snnkit", **(metadata or {})})
 
 
-def export_run(run_dir: str | Path, out: str | Path, fmt: str = "nir", dt: float = 1e-3, weights: str = "last") -> dict:
+def export_run(run_dir: str | Path, out: str | Path, fmt: str = "nir", dt: float = 1e-3, weights: str = "best") -> dict:
     """Write a run's trained network to ``out``; returns a summary (path, nodes, edges, dt)."""
     if fmt != "nir":
         raise ConfigError(f"unknown export format {fmt!r}; snnkit exports 'nir'")
     nir = _nir()
-    built, net = load_trained(run_dir, weights)
+    built, net, weights = load_run(run_dir, weights)
     cfg = built.config
     graph = network_to_nir(net, dt=dt, metadata={
         "neuron": cfg.neuron, "conn": cfg.conn, "rules": list(cfg.rules), "dataset": cfg.dataset,
@@ -179,11 +180,10 @@ def export_run(run_dir: str | Path, out: str | Path, fmt: str = "nir", dt: float
     out = Path(out)
     if out.is_dir():
         raise ConfigError(f"--out {out} is a directory; give a file name, e.g. {out / 'network.nir'}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    nir.write(tmp, graph)
-    os.replace(tmp, out)  # an existing file is replaced only by a complete graph
-    return {"path": str(out), "nodes": len(graph.nodes), "edges": len(graph.edges), "dt": dt}
+    with tempfile.TemporaryDirectory() as tmp:  # nir writes a file by name; the bytes then go in atomically
+        nir.write(Path(tmp) / "graph.nir", graph)
+        atomic_write(out, (Path(tmp) / "graph.nir").read_bytes())  # a complete graph, or the old file
+    return {"path": str(out), "nodes": len(graph.nodes), "edges": len(graph.edges), "dt": dt, "weights": weights}
 
 
 def simulate_nir(graph, x: np.ndarray, dt: float) -> np.ndarray:

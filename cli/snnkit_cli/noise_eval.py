@@ -14,8 +14,8 @@ from .render import console
 
 def noise_eval(run_dir, noise, seed, split, checkpoint, data_dir, batch_size, device, as_json, no_write, threads=None):
     from snnkit_core.contract.errors import MissingDependencyError, SnnkitError
-    from snnkit_core.engine.host import set_threads
-    from snnkit_core.engine.protocol import find_runs
+    from snnkit_cli.host import set_threads
+    from .runs import find_runs
     from snnkit_cli.robustness import noise_curve, parse_proportions, plot_noise
 
     set_threads(threads)

@@ -17,7 +17,7 @@ object API and saved with its Agg renderer, so no display is needed and no globa
 
 from __future__ import annotations
 
-import json
+import io
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,10 @@ import numpy as np
 import torch
 
 from snnkit_core.contract.errors import CheckpointError, MissingDependencyError, SnnkitError
-from snnkit_core.engine.metrics import read_metrics
+from snnkit_core.engine.data import batches
+from snnkit_core.engine.evaluation import load_run
+from snnkit_core.contract.atomic import atomic_write
+from snnkit_core.engine.rundir import RunDir
 
 
 def _figure(**kw):
@@ -46,8 +49,9 @@ def _save(fig, path: Path) -> Path:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if ax.get_ylabel() in ("span (steps)", "span j", "neurons"):
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.savefig(path, dpi=100)  # Figure.savefig uses the Agg canvas: no display, no pyplot
-    return path
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)  # Figure.savefig uses the Agg canvas: no display, no pyplot
+    return atomic_write(path, buf.getvalue())
 
 
 def plot_curves(records: list[dict[str, Any]], path: Path) -> Path:
@@ -73,8 +77,6 @@ def record_spikes(built, samples: int = 64, sample: int = 0):
     """Run the trained network on the first ``samples`` test examples (no gradients). Returns
     ``(names, spikes, x, label, prediction)``: ``spikes[i]`` is layer i's (T, B, N) 0/1 array, ``x`` the input of
     example ``sample`` (T, C)."""
-    from snnkit_core.engine.training import _batches
-
     cfg, net = built.config, built.network
     split = "test" if "test" in built.dataset.splits else built.dataset.splits[-1]
     data = built.dataset.load(split).subset(cfg.limit, cfg.seed)
@@ -84,7 +86,7 @@ def record_spikes(built, samples: int = 64, sample: int = 0):
         raise SnnkitError(f"--sample must be in 0..{len(data) - 1} (the {split} split has {len(data)} examples); got {sample}")
     n = max(samples, sample + 1)
     gen = torch.Generator().manual_seed(0)  # the same encoding draws as `snnkit eval`
-    x, y = next(iter(_batches(data, n, False, gen, built.device)))
+    x, y = next(iter(batches(data, n, False, gen, built.device)))
     net.eval()
     with torch.no_grad():
         out = net(x.to(built.device).transpose(0, 1))  # (B, T, C) -> (T, B, C)
@@ -178,10 +180,11 @@ def plot_asrc(records, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def read_eval(path: Path) -> dict[str, Any]:
+def read_eval(run: RunDir, name: str) -> dict[str, Any]:
     """One ``RUN_DIR/eval/<split>.json``, checked: a square ``confusion`` matrix over ``classes``."""
+    path = run / name
     try:
-        d = json.loads(path.read_text())
+        d = run.read_json(name)
         classes, conf = list(d["classes"]), np.asarray(d["confusion"], dtype=float)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path} is not an eval record with 'classes' and 'confusion' ({type(exc).__name__}: {exc})") from None
@@ -214,26 +217,25 @@ def plot_confusion(d: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_run(run_dir: str | Path, sample: int = 0, samples: int = 64, weights: str = "last", network: bool = True,
+def plot_run(run_dir: str | Path, sample: int = 0, samples: int = 64, weights: str = "best", network: bool = True,
              data_dir: str | None = None) -> list[Path]:
     """Write every picture that applies to ``RUN_DIR/plots/``; returns their paths. ``network=False`` skips
     what needs the trained network (raster, rates, final τm): only metrics and eval records are read."""
-    run = Path(run_dir)
+    run = RunDir(run_dir)
     _figure()  # fail early, with the install hint, when matplotlib is missing
-    records = read_metrics(run)
+    records = run.metrics()  # damaged lines skipped, as everywhere (run.damage_note() says which)
+    if not records:
+        raise CheckpointError(f"{run} has no finished epoch in {RunDir.METRICS}; nothing to plot yet")
     out = run / "plots"
-    out.mkdir(exist_ok=True)
     written = [plot_curves(records, out / "curves.png")]
     net = None
     if network:
-        from snnkit_core.engine.trained import load_trained
-
-        built, net = load_trained(run, weights, data_dir=data_dir)
+        built, net, used = load_run(run.path, weights, data_dir=data_dir)
         names, spikes, x, label, pred = record_spikes(built, samples=samples, sample=sample)
         classes = getattr(built.dataset, "class_names", None) or [str(i) for i in range(built.dataset.num_classes)]
         written.append(plot_raster(names, spikes, x, label, pred, list(classes), out / "raster.png", sample))
         written.append(plot_rates(names, [s[:, :samples] for s in spikes], out / "rates.png"))
     written += [q for q in (plot_bip(records, net, out / "bip.png"), plot_asrc(records, out / "asrc.png")) if q is not None]
     for ev in sorted((run / "eval").glob("*.json")) if (run / "eval").is_dir() else []:
-        written.append(plot_confusion(read_eval(ev), out / f"confusion_{ev.stem}.png"))
+        written.append(plot_confusion(read_eval(run, f"eval/{ev.name}"), out / f"confusion_{ev.stem}.png"))
     return written

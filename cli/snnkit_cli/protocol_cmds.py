@@ -1,5 +1,5 @@
 """``snnkit eval`` (all splits, per-class accuracy, confusion matrix, whole folders) and ``snnkit runs``;
-the rendering of ``snnkit train --seeds``. Parse -> snnkit_core.engine.protocol -> render."""
+the rendering of ``snnkit train --seeds``. Parse -> snnkit_core.engine.evaluation / .runs -> render."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from .render import console
+from .render import console, err_console, warn_damaged
 
 
 def _pct(v) -> str:
@@ -65,14 +65,16 @@ def eval_cmd(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_s
 
 
 def _eval(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write, threads=None):
-    from snnkit_core.engine.host import keep_freed_memory, set_threads
+    from snnkit_cli.host import keep_freed_memory, set_threads
 
     set_threads(threads)
     keep_freed_memory()
     from snnkit_core.contract.errors import ConfigError, SnnkitError
-    from snnkit_core.engine.protocol import evaluate_splits, find_runs
+    from snnkit_core.engine.evaluation import evaluate_splits
 
-    from snnkit_core.engine.runconfig import parse_sets
+    from .runs import find_runs
+
+    from snnkit_cli.options import parse_sets
 
     parsed = parse_sets(sets)
     if set(parsed) - {"dataset"}:
@@ -84,6 +86,7 @@ def _eval(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size
     data_dir = data_dir and str(Path(data_dir).expanduser().absolute())
     results, failures = [], []
     for run in runs:
+        warn_damaged(run)
         try:
             res = evaluate_splits(run, splits, checkpoint=checkpoint, dataset=dataset, dataset_params=parsed.get("dataset"),
                                   data_dir=data_dir, batch_size=batch_size, limit=limit, device=device, backend=backend,
@@ -162,7 +165,7 @@ def runs_cmd(folder, as_json):
 
 
 def _runs(folder, as_json):
-    from snnkit_core.engine.protocol import list_runs
+    from .runs import list_runs
 
     rows = list_runs(folder)
     if as_json:
@@ -196,6 +199,9 @@ def _runs(folder, as_json):
             "-" if r["seconds_per_epoch"] is None else f"{r['seconds_per_epoch']:.1f}", f"[{colour.get(st, 'white')}]{st}[/]",
         )
     console.print(t)
+    for r in rows:
+        if r.get("damaged"):
+            err_console.print(f"warning: {r['damaged']}", markup=False, highlight=False, soft_wrap=True)
 
 
 # -------------------------------------------------------------------------------------------- seeds

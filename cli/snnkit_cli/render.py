@@ -64,3 +64,14 @@ def epoch_row(rec) -> list[str]:
         f"{100 * rec.test_accuracy:.2f}%",
         f"{rec.seconds:.1f}",
     ]
+
+
+def warn_damaged(run_dir) -> None:
+    """Print the one-line note of a run whose ``metrics.jsonl`` has damaged lines (the same for every command)."""
+    from snnkit_core.engine.rundir import RunDir
+
+    run = RunDir(run_dir)
+    run.metrics()
+    note = run.damage_note()
+    if note:
+        err_console.print(f"warning: {note}", markup=False, highlight=False, soft_wrap=True)

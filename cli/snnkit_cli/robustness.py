@@ -25,6 +25,9 @@ import torch
 
 from snnkit_core.contract.errors import ConfigError, SnnkitError
 from snnkit_core.contract.interfaces import ArrayData
+from snnkit_core.engine.data import indexed_batches, to_batch
+from snnkit_core.engine.evaluation import open_for_eval
+from snnkit_core.engine.rundir import RunDir
 
 
 def add_noise(x: torch.Tensor, p: float, lo: float, hi: float, generator: torch.Generator) -> torch.Tensor:
@@ -51,19 +54,15 @@ def parse_proportions(text: str) -> list[float]:
 
 
 def _range(data: ArrayData, batch_size: int) -> tuple[float, float]:
-    from snnkit_core.engine.training import _indexed_batches
-
     lo, hi = float("inf"), float("-inf")
     gen = torch.Generator().manual_seed(0)
-    for x, _, _ in _indexed_batches(data, batch_size, False, gen):
+    for x, _, _ in indexed_batches(data, batch_size, False, gen):
         lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
     return lo, hi
 
 
 def noisy_accuracy(built, data: ArrayData, p: float, batch_size: int, seed: int, lo: float, hi: float) -> dict[str, float]:
     """Per-sample and per-frame accuracy of ``built`` on ``data`` with a proportion ``p`` of noise."""
-    from snnkit_core.engine.training import _indexed_batches, to_batch
-
     net, rule = built.network, built.gradient_rule
     gen = torch.Generator().manual_seed(seed)
     enc = torch.Generator().manual_seed(0)  # the dataset's own encoding draws: as in evaluation
@@ -71,7 +70,7 @@ def noisy_accuracy(built, data: ArrayData, p: float, batch_size: int, seed: int,
     net.eval()
     try:
         with torch.no_grad():
-            for x, y, idx in _indexed_batches(data, batch_size, False, enc, built.device):
+            for x, y, idx in indexed_batches(data, batch_size, False, enc, built.device):
                 batch = to_batch(built, add_noise(x, p, lo, hi, gen), y, idx)
                 out = net(batch.x)
                 correct += int((rule.logits(out).argmax(1) == batch.y).sum())
@@ -91,17 +90,14 @@ def noise_curve(run_dir: str | Path, proportions: Iterable[float], *, seed: int 
     P = 0 is always evaluated (the ratio's reference). With ``write``, the record goes to
     ``RUN_DIR/noise/<split>.json`` (not under ``eval/``, whose files are per-split eval records).
     """
-    from snnkit_core.engine.protocol import open_for_eval, write_json_atomic
-    from snnkit_core.engine.training import read_run_config
-
-    run = Path(run_dir)
+    run = RunDir(run_dir)
     ps = sorted(set([0.0, *[float(p) for p in proportions]]))
-    cfg = read_run_config(run)
+    cfg = run.config()
     changes: dict[str, Any] = {"device": device or cfg.device}
     if data_dir:
         changes["data_dir"] = data_dir
     cfg = cfg.evolve(**changes)
-    built, used, ck, have = open_for_eval(run, cfg, checkpoint)
+    built, used, ck, have = open_for_eval(run.path, cfg, checkpoint)
     if split not in have:
         raise SnnkitError(f"run {run} has splits {sorted(have)}, not {split!r}")
     data, bs = have[split], batch_size or cfg.batch_size
@@ -116,7 +112,7 @@ def noise_curve(run_dir: str | Path, proportions: Iterable[float], *, seed: int 
     rec = {"run": str(run), "split": split, "checkpoint": used, "epoch": int(ck.get("epoch", -1)) + 1, "seed": seed,
            "noise_range": [lo, hi], "ratio": "Acc(P) / Acc(0) (see snnkit_cli.robustness)", "rows": rows}
     if write:
-        write_json_atomic(rec, run / "noise" / f"{split}.json")
+        run.write_json(f"noise/{split}.json", rec)
     return rec
 
 

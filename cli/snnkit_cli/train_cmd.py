@@ -1,8 +1,7 @@
-"""``snnkit train``: parse -> snnkit_core.engine.runconfig / training -> render."""
+"""``snnkit train``: parse -> snnkit_core.engine.config / rundir / training -> render."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import click
 from rich.markup import escape
 
 from .errors import expected_errors
-from .render import RichProgress, console, epoch_row, epoch_table, err_console
+from .render import RichProgress, console, epoch_row, epoch_table, err_console, warn_damaged
 
 
 @click.command()
@@ -44,9 +43,10 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
     """Train a network. With no options: a sensible default on the shipped dataset."""
     import contextlib
 
-    from snnkit_core.engine import rundir, runconfig
+    from snnkit_core.engine import rundir
+    from snnkit_cli.options import default_run_name, new_config
     from snnkit_core.engine.distributed import env_world
-    from snnkit_core.engine.host import keep_freed_memory, set_threads
+    from snnkit_cli.host import keep_freed_memory, set_threads
 
     set_threads(threads)
     keep_freed_memory()
@@ -58,15 +58,17 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
         if resume:
             given = dict(neuron=neuron, conn=conn, rule=rules, dataset=dataset, hidden=hidden, epochs=epochs,
                          batch_size=batch_size, lr=lr, seed=seed, seeds=seeds, val_fraction=val_fraction,
-                         data_on_device=data_on_device, out=out, limit=limit, config=config_file, set=sets,
+                         out=out, limit=limit, config=config_file, set=sets,
                          init_from=init_from)
-            run_dir = Path(resume)
+            run = rundir.RunDir(resume)
+            run_dir = run.path
+            warn_damaged(run_dir)  # --resume then rewrites metrics.jsonl from the checkpoint
             if main_rank and not (devices and devices > 1):  # --devices: its rank-0 process takes the lock
-                runconfig.resume_config(run_dir, given, {}, write=False)  # refuse options before taking the lock
-                stack.enter_context(rundir.locked(run_dir))  # nobody else writes here from now until the run ends
-            moved = dict(data_dir=data_dir, device=device, backend=backend)
-            cfg = runconfig.resume_config(run_dir, given, moved, write=main_rank)  # under torchrun rank 0 writes
-            done = runconfig.completed(run_dir, cfg)
+                run.check_resume_options(given)  # refuse options before taking the lock
+                stack.enter_context(run.locked())  # nobody else writes here from now until the run ends
+            moved = dict(data_dir=data_dir, device=device, backend=backend, data_on_device=data_on_device)
+            cfg = run.resume_config(given, moved, write=main_rank)  # under torchrun rank 0 writes
+            done = run.completed(cfg.epochs)
             if done:
                 console.print(done, markup=False, highlight=False, soft_wrap=True)
                 return
@@ -74,11 +76,11 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
             options = dict(neuron=neuron, conn=conn, dataset=dataset, data_dir=data_dir, hidden=hidden, epochs=epochs,
                            batch_size=batch_size, lr=lr, seed=seed, device=device, data_on_device=data_on_device,
                            backend=backend, limit=limit, val_fraction=val_fraction, init_from=init_from)
-            cfg = runconfig.new_config(config_file, options, tuple(rules), sets)
+            cfg = new_config(config_file, options, tuple(rules), sets)
             run_dir = Path(out) if out else None
         if seeds is not None:
             if run_dir is None:
-                run_dir = rundir.make_unique_dir(Path("runs"), runconfig.default_run_name(cfg, "-seeds"))
+                run_dir = rundir.make_unique_dir(Path("runs"), default_run_name(cfg, "-seeds"))
             _train_seeds(cfg, run_dir, seeds, seed, quiet, tensorboard, devices, threads)
             return
         _train_one(cfg, run_dir, bool(resume), quiet, tensorboard, devices, threads)
@@ -88,12 +90,14 @@ def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, tensorboard: bo
                  threads: int | None = None) -> None:
     """The same config once per seed into ``base/seed-K``, then ``base/seeds.json`` (mean ± sd)."""
     from snnkit_core.contract.errors import ConfigError
-    from snnkit_core.engine.protocol import parse_seeds, seeds_report, write_json_atomic
+    from snnkit_core.engine.rundir import RunDir
+
+    from .runs import parse_seeds, seeds_report
 
     if seed is not None:
         raise ConfigError("--seed and --seeds together: give the seeds with --seeds alone (e.g. --seeds 0,1,2)")
     chosen = parse_seeds(seeds)
-    taken = [str(base / f"seed-{s}") for s in chosen if (base / f"seed-{s}" / "checkpoint.pt").exists()]
+    taken = [str(base / f"seed-{s}") for s in chosen if (RunDir(base / f"seed-{s}") / RunDir.CHECKPOINT).exists()]
     if taken:
         raise ConfigError(f"{', '.join(taken)} already hold runs; choose another --out (each seed trains into OUT/seed-K)")
     runs = {}
@@ -101,7 +105,7 @@ def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, tensorboard: bo
         runs[s] = base / f"seed-{s}"
         _train_one(cfg.evolve(seed=s), runs[s], False, quiet, tensorboard, devices, threads)
     report = seeds_report(runs)
-    write_json_atomic(report, base / "seeds.json")
+    RunDir(base).write_json("seeds.json", report)
     from .protocol_cmds import render_seeds
 
     render_seeds(report, base / "seeds.json")
@@ -114,8 +118,8 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard
     from snnkit_core.engine import rundir
     from snnkit_core.engine.distributed import env_world
     from snnkit_core.contract.errors import ConfigError
-    from snnkit_core.engine.protocol import load_protocol_splits
-    from snnkit_core.engine.runconfig import default_run_name
+    from snnkit_cli.options import default_run_name
+    from snnkit_core.engine.data import load_protocol_splits
     from snnkit_core.engine.training import build, check_inputs
 
     world = env_world()
@@ -140,7 +144,7 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard
         if run_dir is None:  # unique even for two runs started in the same second
             run_dir = rundir.make_unique_dir(Path("runs"), default_run_name(cfg))
         if tensorboard and world.main:  # fail before training when the extra is missing; rank 0 alone writes
-            from snnkit_core.engine.metrics import TensorBoardWriter
+            from .tensorboard import TensorBoardWriter
 
             tb = TensorBoardWriter(run_dir)
         console.print(
@@ -188,19 +192,14 @@ def _render_result(run_dir: Path, last, table) -> None:
     if last is not None:
         console.print(table)
         console.print(f"final test accuracy [bold]{100 * last.test_accuracy:.2f}%[/]; run directory {escape(str(run_dir))}")
-    summary = _read_json(run_dir / "summary.json")
+    from snnkit_core.engine.rundir import RunDir
+
+    summary = RunDir(run_dir).read_json(RunDir.SUMMARY)
     if summary and summary.get("best_epoch"):
         console.print(
             f"best validation epoch {summary['best_epoch']} (val {100 * summary['best_val_accuracy']:.2f}%): "
             f"test accuracy at it [bold]{100 * summary['test_accuracy_at_best']:.2f}%[/] (weights in best.pt)"
         )
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _summary(extra: dict) -> str:

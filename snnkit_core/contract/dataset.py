@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterable, Iterator
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -133,3 +135,36 @@ class Dataset(Component, ABC):
     def identity(self) -> dict[str, Any]:
         """What the run manifest records to identify the data (name, parameters, checksums)."""
         return {"name": self.name, "params": dict(self.hparams)}
+
+
+# ----------------------------------------------------------------------------------- progress hook
+
+#: ``progress(iterable, total=None, description="") -> iterable`` in effect, or None
+_PROGRESS: contextvars.ContextVar[Callable[..., Iterable] | None] = contextvars.ContextVar(
+    "snnkit_preprocessing_progress", default=None
+)
+
+
+@contextlib.contextmanager
+def preprocessing_progress(progress: Callable[..., Iterable] | None) -> Iterator[None]:
+    """Within the block, :func:`track` hands loaders' per-file loops to ``progress(iterable, total=,
+    description=)``, which must yield the same items. ``None`` leaves the hook in effect unchanged."""
+    if progress is None:
+        yield
+        return
+    token = _PROGRESS.set(progress)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def track(iterable: Iterable, total: int | None = None, description: str = "") -> Iterable:
+    """``iterable`` reported to the :func:`preprocessing_progress` hook (``total`` defaults to ``len``);
+    with no hook set, ``iterable`` itself."""
+    progress = _PROGRESS.get()
+    if progress is None:
+        return iterable
+    if total is None and hasattr(iterable, "__len__"):
+        total = len(iterable)
+    return progress(iterable, total=total, description=description)

@@ -184,3 +184,8 @@ def dump_toml(data: dict[str, Any]) -> str:
 
 def _key(k: str) -> str:
     return k if k.replace("_", "").replace("-", "").isalnum() else '"' + k + '"'
+
+
+def absolute(path: str) -> str:
+    """``path`` with ``~`` expanded, made absolute (a config must rerun from any working directory)."""
+    return str(Path(path).expanduser().absolute())

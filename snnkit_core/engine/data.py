@@ -1,142 +1,128 @@
-"""Where data and caches live, disk caching of preprocessed tensors, and the preprocessing progress hook.
+"""The train/validation/test splits of a run, and its batches.
 
-Cache keys: a loader keys its cached features by its front-end parameters and the identity of its source
-files, :func:`files_identity` (relative path, size and ``st_mtime_ns`` of every file), so that adding,
-removing or rewriting a source file (even with the same size) computes the features again. Contents are not
-hashed on every load (corpora run to gigabytes); a loader with a small source may hash it as well.
+Validation. A run chooses its best epoch on a validation split and never on the test split:
 
-Progress: loaders wrap their per-file loops in :func:`track`; a caller that wants to show progress runs the
-load inside ``with preprocessing_progress(progress):``, where ``progress(iterable, total=, description=)``
-returns an iterable over the same items (the ``progress=`` protocol of :mod:`snnkit_core.engine.training`). Without
-one, :func:`track` returns the iterable unchanged. The core draws nothing itself (no rich here).
+* a dataset with its own ``val`` split (gsc, ssc, mnist with ``val_size``, an ``arrays`` file with ``x_val``)
+  uses it;
+* otherwise ``val_fraction`` (default 0.1) of the training split is carved off, stratified by class and drawn
+  with ``seed``: from each class ``c`` with ``n_c`` training examples, ``round(val_fraction * n_c)`` go to
+  validation (at least one when ``n_c >= 2``, never all), so every class keeps its share;
+* ``val_fraction = 0`` and no ``val`` split: no validation; nothing is chosen, the last epoch is the result.
+
+The carve runs after ``--limit`` (so ``--limit 100`` gives about 90 train and 10 validation examples) and is
+recomputed, identically, by ``snnkit eval`` from the run's config: ``RUN_DIR/config.toml`` fixes it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import hashlib
-import json
-import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from pathlib import Path
+import math
 from typing import Any
 
 import torch
+from attrs import evolve
 
-DATA_ENV = "SNNKIT_DATA"
-CACHE_ENV = "SNNKIT_CACHE"
-
-
-def data_root(explicit: str | os.PathLike | None = None) -> Path:
-    """``--data-dir``, else ``$SNNKIT_DATA``, else ``~/.cache/snnkit/data``."""
-    if explicit:
-        p = Path(explicit).expanduser()
-        if p.is_file():
-            from snnkit_core.contract.errors import DatasetError
-
-            raise DatasetError(
-                f"--data-dir {p} is a file; this dataset reads a folder (the data root holding its corpus folder, "
-                f"or the corpus folder itself). Only `arrays` takes a single file."
-            )
-        return p
-    if os.environ.get(DATA_ENV):
-        return Path(os.environ[DATA_ENV]).expanduser()
-    return Path.home() / ".cache" / "snnkit" / "data"
+from snnkit_core.contract.dataset import ArrayData, preprocessing_progress
+from snnkit_core.contract.errors import ConfigError
+from snnkit_core.contract.rule import Batch
+from snnkit_core.engine import distributed
 
 
-def corpus_dir(explicit: str | os.PathLike | None, folder: str, marker: str) -> Path:
-    """The corpus folder: ``explicit`` itself if it holds ``marker``, else ``<root>/<folder>``."""
-    if explicit:
-        p = Path(explicit).expanduser()
-        if (p / marker).exists():
-            return p
-    return data_root(explicit) / folder
 
 
-def cache_root() -> Path:
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    return Path.home() / ".cache" / "snnkit" / "features"
+# ------------------------------------------------------------------------------------- splits
 
 
-def cache_key(params: dict[str, Any]) -> str:
-    blob = json.dumps(params, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+#: added to the run's seed for the validation carve, so it draws apart from ``--limit``'s subset
+VAL_SEED_OFFSET = 7919
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file, then rename: a killed process never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def stratified_split(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices ``(keep, val)`` (each sorted) that put ``round(fraction * n_c)`` examples of every class ``c``
+    into ``val``: at least 1 when ``n_c >= 2`` and ``fraction > 0``, at most ``n_c - 1``. Deterministic in
+    ``seed``."""
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigError(f"val_fraction must be >= 0 and < 1 (0 disables validation); got {fraction!r}")
+    g = torch.Generator().manual_seed(seed + VAL_SEED_OFFSET)
+    keep, val = [], []
+    for c in torch.unique(y).tolist():
+        idx = torch.nonzero(y == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        k = int(math.floor(fraction * len(idx) + 0.5)) if fraction > 0 else 0
+        if fraction > 0 and len(idx) >= 2:
+            k = min(max(k, 1), len(idx) - 1)
+        else:
+            k = 0
+        val.append(idx[:k])
+        keep.append(idx[k:])
+    keep_t = torch.cat(keep).sort().values if keep else torch.zeros(0, dtype=torch.int64)
+    val_t = torch.cat(val).sort().values if val else torch.zeros(0, dtype=torch.int64)
+    return keep_t, val_t
 
 
-#: every cache file :func:`cached` read or wrote in this process, in order (``snnkit data info`` prints them)
-USED_CACHE_FILES: list[Path] = []
+def take(data: ArrayData, idx: torch.Tensor) -> ArrayData:
+    """The examples ``idx`` of ``data`` (a stride-0 ``expand`` stays one; ``encode`` kept)."""
+    return evolve(data, x=data.rows(idx), y=data.y[idx])
 
 
-def cached(name: str, params: dict[str, Any], compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Return ``compute()``, cached on disk under a key derived from ``params`` (front-end + source checksum)."""
-    path = cache_root() / name / f"{cache_key(params)}.pt"
-    if path not in USED_CACHE_FILES:
-        USED_CACHE_FILES.append(path)
-    if path.exists():
-        try:
-            return torch.load(path, weights_only=True)
-        except Exception:
-            path.unlink(missing_ok=True)  # a corrupt cache entry is recomputed, not trusted
-    out = compute()
-    atomic_save(out, path)
-    (path.with_suffix(".json")).write_text(json.dumps(params, sort_keys=True, indent=1, default=str))
-    return out
+def load_protocol_splits(built, progress=None) -> tuple[ArrayData, ArrayData | None, ArrayData, dict[str, Any]]:
+    """``(train, val, test, info)`` for ``built``'s config: the dataset's own ``val`` split when it has one,
+    else a stratified carve of ``val_fraction`` of train (module docstring), else ``val = None``.
+    ``info`` is what the manifest records under ``"validation"``."""
+    cfg, ds = built.config, built.dataset
+    fraction = cfg.val_fraction
+    with preprocessing_progress(progress):
+        train = ds.load("train").subset(cfg.limit, cfg.seed)
+        test_split = "test" if "test" in ds.splits else ds.splits[-1]
+        test = ds.load(test_split).subset(cfg.limit, cfg.seed)
+        if "val" in ds.splits:
+            val = ds.load("val").subset(cfg.limit, cfg.seed)
+            info: dict[str, Any] = {"source": "dataset", "split": "val"}
+        elif fraction > 0:
+            keep, vidx = stratified_split(train.y, fraction, cfg.seed)
+            if len(vidx) == 0:
+                raise ConfigError(
+                    f"val_fraction {fraction} of {len(train)} training examples leaves no validation example; "
+                    f"use more examples (--limit) or --val-fraction 0 to train without validation"
+                )
+            train, val = take(train, keep), take(train, vidx)
+            info = {"source": "carved from train", "fraction": fraction, "seed": cfg.seed,
+                    "seed_offset": VAL_SEED_OFFSET, "stratified": True}
+        else:
+            val, info = None, {"source": "none", "fraction": 0.0}
+    info["counts"] = {"train": len(train), "val": 0 if val is None else len(val), "test": len(test)}
+    info["test_split"] = test_split
+    if val is not None:
+        info["val_per_class"] = torch.bincount(val.y, minlength=ds.num_classes).tolist()
+    return train, val, test, info
 
 
-def cache_path(name: str, params: dict[str, Any]) -> Path:
-    return cache_root() / name / f"{cache_key(params)}.pt"
+# ------------------------------------------------------------------------------------ batches
 
 
-def files_identity(files: Sequence[Path], root: Path | None = None) -> str:
-    """sha256 over one line "<path> <size> <st_mtime_ns>" per file (``path`` relative to ``root`` if given,
-    else the file name): changes when a file is added, removed, renamed or rewritten, even with the same
-    size. One ``stat`` per file, no reading, so it is cheap on large corpora."""
-    h = hashlib.sha256()
-    for p in files:
-        st = Path(p).stat()
-        name = Path(p).relative_to(root).as_posix() if root is not None else Path(p).name
-        h.update(f"{name} {st.st_size} {st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
+def indexed_batches(data: ArrayData, batch_size: int, shuffle: bool, generator: torch.Generator | None,
+                     device: torch.device | None = None, world: distributed.World = distributed.World()):
+    """``(x, y, idx)`` batches, x (B, T, C), idx the rows of ``data``. With ``data.encode``, the indexed rows (an
+    ``expand`` stays a view) are moved to ``device`` and encoded there, with randomness drawn from ``generator``
+    after the shuffle. Under several processes (``world``), each global batch of ``batch_size * world.size`` is
+    split and this rank gets its part."""
+    n = len(data)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    generator = distributed.rank_generator(generator, world)
+    for start in range(0, n, batch_size * world.size):
+        idx = distributed.shard(order[start : start + batch_size * world.size], world)
+        # data.batch reads only these rows (a memory-mapped x: only their pages) and makes them float32
+        x = data.batch(idx, device if data.encode is not None or data.x.dtype != torch.float32 else None, generator)
+        yield x, data.y[idx], idx
 
 
-# ----------------------------------------------------------------------------------- progress hook
-
-#: ``progress(iterable, total=None, description="") -> iterable`` in effect, or None
-_PROGRESS: contextvars.ContextVar[Callable[..., Iterable] | None] = contextvars.ContextVar(
-    "snnkit_preprocessing_progress", default=None
-)
-
-
-@contextlib.contextmanager
-def preprocessing_progress(progress: Callable[..., Iterable] | None) -> Iterator[None]:
-    """Within the block, :func:`track` hands loaders' per-file loops to ``progress(iterable, total=,
-    description=)``, which must yield the same items. ``None`` leaves the hook in effect unchanged."""
-    if progress is None:
-        yield
-        return
-    token = _PROGRESS.set(progress)
-    try:
-        yield
-    finally:
-        _PROGRESS.reset(token)
+def batches(data: ArrayData, batch_size: int, shuffle: bool, generator: torch.Generator | None, device: torch.device | None = None,
+             world: distributed.World = distributed.World()):
+    """``(x, y)`` batches, x (B, T, C) (see :func:`indexed_batches`)."""
+    for x, y, _ in indexed_batches(data, batch_size, shuffle, generator, device, world):
+        yield x, y
 
 
-def track(iterable: Iterable, total: int | None = None, description: str = "") -> Iterable:
-    """``iterable`` reported to the :func:`preprocessing_progress` hook (``total`` defaults to ``len``);
-    with no hook set, ``iterable`` itself."""
-    progress = _PROGRESS.get()
-    if progress is None:
-        return iterable
-    if total is None and hasattr(iterable, "__len__"):
-        total = len(iterable)
-    return progress(iterable, total=total, description=description)
+def to_batch(built, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> Batch:
+    """A :class:`Batch` on the run's device, x time-major (T, B, C)."""
+    x = x.to(built.device, non_blocking=True).transpose(0, 1)  # (B, T, C) -> (T, B, C)
+    return Batch(x, y.to(built.device, non_blocking=True), idx.to(built.device, non_blocking=True))

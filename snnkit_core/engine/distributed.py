@@ -2,7 +2,7 @@
 
 Launch: ``torchrun --nproc-per-node N -m snnkit_cli train ...`` (one machine or several: torchrun's own
 ``--nnodes``/``--rdzv-*`` options), or ``snnkit train --devices N``, which starts the N processes itself
-(:func:`launch`, the same environment variables torchrun sets). A process with ``WORLD_SIZE`` > 1 in its
+(``snnkit_cli.launch``, the same environment variables torchrun sets). A process with ``WORLD_SIZE`` > 1 in its
 environment joins the process group in :func:`setup`; with no such variable nothing here does anything and
 training is exactly the single-process loop.
 
@@ -41,11 +41,7 @@ import contextlib
 import datetime
 import hashlib
 import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -263,49 +259,3 @@ def _comm_device(world: World) -> torch.device:
     if dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
-
-
-# -------------------------------------------------------------------------------------------- launcher
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def launch(nprocs: int, argv: Sequence[str], env: dict[str, str] | None = None, poll: float = 0.2) -> int:
-    """Run ``python -m snnkit_cli *argv`` in ``nprocs`` processes on this machine, as torchrun would (``RANK``,
-    ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``; ``OMP_NUM_THREADS`` = cores / N unless set),
-    and wait. When one fails, the others are stopped (they would wait for it in their next collective). Returns
-    the first non-zero exit code, or 0."""
-    port = str(free_port())
-    procs: list[subprocess.Popen] = []
-    base = dict(os.environ if env is None else env)
-    # N processes on one machine share its cores (torchrun sets 1 thread; here an even share, unless set)
-    base.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nprocs)))
-    for rank in range(nprocs):
-        e = {**base, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(nprocs), "LOCAL_WORLD_SIZE": str(nprocs),
-             "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
-        procs.append(subprocess.Popen([sys.executable, "-m", "snnkit_cli", *argv], env=e))
-    code = 0
-    try:
-        while procs:
-            for p in list(procs):
-                rc = p.poll()
-                if rc is None:
-                    continue
-                procs.remove(p)
-                if rc != 0 and code == 0:
-                    code = rc
-                    for other in procs:
-                        other.terminate()
-            time.sleep(poll)
-    finally:
-        for p in procs:  # interrupted (Ctrl-C): stop the rest of our own children
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    return code

@@ -1,4 +1,5 @@
-"""Run directories: who owns one, what makes a folder a run, and writes that a crash cannot tear.
+"""Run directories: :class:`RunDir` owns every read and write of one; who owns it, what makes a folder a run,
+and writes that a crash cannot tear.
 
 A run directory ``RUN`` holds ``config.toml``, ``manifest.json``, ``metrics.jsonl`` (one JSON object per
 finished epoch), ``checkpoint.pt`` and ``status.json``. Three rules keep it consistent:
@@ -17,7 +18,7 @@ finished epoch), ``checkpoint.pt`` and ``status.json``. Three rules keep it cons
   already has a checkpoint (that one is for ``--resume``).
 
 ``status.json`` is ``{"state": "running" | "finished" | "diverged" | "interrupted", "pid", "message",
-"updated"}``. :func:`read_status` reports a "running" run whose process is gone as "killed".
+"updated"}``. :meth:`RunDir.status` reports a "running" run whose process is gone as "killed".
 
 Fault injection (tests only): with ``SNNKIT_FAULT_AT=POINT[:N]`` the process ends with ``os._exit(86)`` at
 the N-th (default first) time it reaches ``POINT``: ``metrics`` (after the epoch's line is appended),
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import os
 import tempfile
@@ -39,7 +41,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from snnkit_core.contract.errors import CheckpointError, RunDirError
+from snnkit_core.contract.atomic import atomic_write, fault_point
+from snnkit_core.contract.errors import CheckpointError, ConfigError, RunDirError, torch_error_reason
+from snnkit_core.engine.config import TrainConfig, absolute, dump_toml
+from snnkit_core.engine.metrics import csv_text, summary
 
 try:  # POSIX; elsewhere the lock falls back to a PID file checked for a live holder
     import fcntl
@@ -49,108 +54,6 @@ except ImportError:  # pragma: no cover - not on Linux/macOS
 LOCK = ".lock"
 STATUS = "status.json"
 STATES = ("running", "finished", "diverged", "interrupted")
-FAULT_ENV = "SNNKIT_FAULT_AT"
-FAULT_EXIT = 86
-
-_fault_counts: dict[str, int] = {}
-
-
-def fault_point(name: str) -> None:
-    """End the process abruptly here when ``$SNNKIT_FAULT_AT`` names this point (crash-consistency tests)."""
-    spec = os.environ.get(FAULT_ENV)
-    if not spec:
-        return
-    point, _, nth = spec.partition(":")
-    if point != name:
-        return
-    _fault_counts[name] = _fault_counts.get(name, 0) + 1
-    if _fault_counts[name] == int(nth or 1):
-        os._exit(FAULT_EXIT)
-
-
-# ------------------------------------------------------------------------------------------ atomic writes
-
-
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f"{path.name}.tmp{os.getpid()}")
-
-
-def atomic_write_text(path: Path, text: str, fault: str | None = None) -> None:
-    """Write ``text`` to ``path`` through a temporary file, fsync and rename: readers see the old or the new
-    file, never a part."""
-    tmp = _tmp_name(path)
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    if fault:
-        fault_point(fault)
-
-
-def save_checkpoint(state: dict, path: Path) -> None:
-    """``torch.save`` to ``checkpoint.pt.tmp<pid>``, fsync, rename."""
-    import torch
-
-    tmp = _tmp_name(path)
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    fault_point("checkpoint-tmp")
-    os.replace(tmp, path)
-    fault_point("checkpoint")
-
-
-def append_metrics(path: Path, record: dict) -> None:
-    """Append one JSON line and fsync it (it must be on disk before the checkpoint that counts it)."""
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    fault_point("metrics")
-
-
-def rewrite_metrics(path: Path, records: list[dict]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
-
-
-def read_metrics(path: Path, *, tolerate_torn_tail: bool = True, skip_bad: bool = False) -> list[dict]:
-    """The records of ``metrics.jsonl``. A torn last line (a crash mid-append) is skipped; a bad line before
-    the end raises :class:`CheckpointError` naming the file and line, or is skipped with ``skip_bad`` (for
-    listings, which must show every run however damaged)."""
-    if not path.exists():
-        return []
-    lines = path.read_text(errors="replace").splitlines()
-    out = []
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-            if not isinstance(rec, dict) or not isinstance(rec.get("epoch"), int):
-                raise ValueError("not an epoch record")
-        except ValueError:
-            if skip_bad:
-                continue
-            if tolerate_torn_tail and all(not ln.strip() for ln in lines[i + 1 :]):
-                break  # the last line was cut off by a crash
-            raise CheckpointError(
-                f"{path} line {i + 1} is not a metrics record ({line[:60]!r}); fix or delete that line"
-            ) from None
-        out.append(rec)
-    return out
-
-
-def remove_leftover_tmp(run: Path) -> list[Path]:
-    """Delete ``*.tmp<pid>`` files a killed writer left (only the lock holder may call this)."""
-    removed = []
-    for p in run.iterdir():
-        if ".tmp" in p.name and p.is_file():
-            p.unlink(missing_ok=True)
-            removed.append(p)
-    return removed
-
 
 # ------------------------------------------------------------------------------------------ ownership
 
@@ -330,6 +233,12 @@ def check_new_run(path: Path, owned: bool = False) -> None:
             f"run directory {path} is in use by process {pid}, which holds {path / LOCK}. Wait for that run to end "
             f"(or stop it), or choose another --out."
         )
+    done = len(RunDir(path).metrics())
+    if done and not (path / "checkpoint.pt").exists():
+        raise CheckpointError(
+            f"{path} holds a run with {done} finished epoch(s) (metrics.jsonl) whose checkpoint.pt is gone; snnkit "
+            f"will not overwrite it. Choose another --out, or move that run away first."
+        )
     if (path / "checkpoint.pt").exists():
         raise CheckpointError(
             f"{path} already holds a run; use --resume {path} to continue it, --init-from {path} to start a new "
@@ -352,35 +261,287 @@ def make_unique_dir(parent: Path, name: str) -> Path:
     raise RunDirError(f"could not find a free run directory name {name}-N under {parent}")
 
 
-# ------------------------------------------------------------------------------------------ status
+# ------------------------------------------------------------------------------------------ the run directory
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+#: config keys that may differ on ``--resume`` (where the data is and what computes, never the maths). The CLI's
+#: refusal of other options and the checkpoint-versus-config.toml check both read this one tuple.
+MAY_MOVE_ON_RESUME = ("data_dir", "device", "backend", "data_on_device")
+#: what ``--init-from RUN`` takes from RUN: its network weights only (optimizer, scheduler, RNG and records stay
+#: behind), so every config key may differ as long as the weights fit the network the new config builds.
+TAKEN_BY_INIT_FROM = ("model",)
+#: the keys a checkpoint written by ``snnkit train`` holds
+CHECKPOINT_KEYS = ("epoch", "model", "optimizer", "rng")
 
 
-def write_status(run: Path, state: str, message: str = "") -> None:
-    if state not in STATES:
-        raise ValueError(f"status state must be one of {STATES}; got {state!r}")
-    record = {"state": state, "pid": os.getpid(), "message": message, "updated": _now()}
-    atomic_write_text(Path(run) / STATUS, json.dumps(record, indent=1) + "\n", fault="status")
+class RunDir:
+    """One run directory, and the only code that reads or writes a file inside one.
 
+    Files: ``config.toml``, ``manifest.json``, ``metrics.jsonl`` (one JSON record per finished epoch; the
+    derived ``metrics.csv`` and ``summary.json`` are rebuilt from it), ``checkpoint.pt`` and ``best.pt``,
+    ``status.json``, ``eval/<split>.json``, ``noise/<split>.json``, ``seeds.json`` and ``.lock``.
 
-def read_status(run: Path, epochs: int | None = None) -> dict[str, Any]:
-    """status.json, with "running" turned into "killed" when its process is gone. Without status.json (an older
-    run): "running" while a live process holds ``.lock``, "finished" if metrics.jsonl has ``epochs`` records,
-    else "killed"."""
-    run = Path(run)
-    try:
-        st = json.loads((run / STATUS).read_text())
+    Every write goes through :meth:`write_bytes`: a temporary file in the same folder, fsync, rename, fsync of
+    the folder; readers see the old or the new file, never a part. The one exception is :meth:`append_metrics`,
+    whose line is fsynced before the checkpoint that counts it is renamed into place.
+
+    Damaged metrics lines, one policy everywhere (``runs``, ``eval``, ``plot``, ``--resume``, seeds reports): a
+    line that is not an epoch record (a torn tail from a crash, or an edit) is skipped, and :meth:`metrics`
+    records its line number in :attr:`damaged`, which the commands report in one warning line. ``--resume``
+    rewrites ``metrics.jsonl`` from the checkpoint, which carries every epoch's record, so it repairs the file.
+    """
+
+    CONFIG, MANIFEST, METRICS, CSV = "config.toml", "manifest.json", "metrics.jsonl", "metrics.csv"
+    SUMMARY, STATUS, CHECKPOINT, BEST = "summary.json", STATUS, "checkpoint.pt", "best.pt"
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        #: 1-based line numbers of ``metrics.jsonl`` that the last :meth:`metrics` call skipped
+        self.damaged: list[int] = []
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    # ---------------------------------------------------------------------------------- ownership
+
+    def acquire(self) -> int | None:
+        """Take ``.lock`` for this process (see :func:`acquire`)."""
+        return acquire(self.path)
+
+    def release(self) -> None:
+        release(self.path)
+
+    def locked(self):
+        """Hold ``.lock`` for a ``with`` block."""
+        return locked(self.path)
+
+    def holder(self) -> int | None:
+        return holder(self.path)
+
+    def is_run(self) -> bool:
+        return self.path.is_dir() and is_run(self.path)
+
+    def check_new(self, owned: bool = False) -> None:
+        check_new_run(self.path, owned)
+
+    def remove_leftover_tmp(self) -> list[Path]:
+        """Delete ``*.tmp<pid>`` files a killed writer left (only the lock holder may call this)."""
+        removed = []
+        for p in self.path.iterdir():
+            if ".tmp" in p.name and p.is_file():
+                p.unlink(missing_ok=True)
+                removed.append(p)
+        return removed
+
+    # ---------------------------------------------------------------------------------- writes
+
+    def write_bytes(self, name: str, data: bytes, fault: str | None = None) -> Path:
+        """Write ``data`` to ``name`` (a path inside the run; folders are made) with :func:`atomic_write`."""
+        return atomic_write(self.path / name, data, fault)
+
+    def write_text(self, name: str, text: str, fault: str | None = None) -> Path:
+        return self.write_bytes(name, text.encode(), fault)
+
+    def write_json(self, name: str, obj: Any, fault: str | None = None) -> Path:
+        return self.write_text(name, json.dumps(obj, indent=2) + "\n", fault)
+
+    def write_config(self, cfg) -> None:
+        """``config.toml`` from a :class:`~snnkit_core.engine.config.TrainConfig`."""
+        self.write_text(self.CONFIG, dump_toml({"train": cfg.to_dict()}), fault="config")
+
+    def save_checkpoint(self, state: dict, name: str = CHECKPOINT) -> None:
+        """``torch.save`` of ``state`` to ``name`` through :meth:`write_bytes`."""
+        import torch
+
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        self.write_bytes(name, buf.getvalue(), fault="checkpoint" if name == self.CHECKPOINT else None)
+
+    def append_metrics(self, record: dict) -> None:
+        """Append one JSON line and fsync it (it must be on disk before the checkpoint that counts it)."""
+        with open(self.path / self.METRICS, "a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        fault_point("metrics")
+
+    def write_records(self, records: list[dict]) -> None:
+        """``metrics.jsonl`` replaced by ``records``, then the files derived from them: ``metrics.csv`` and
+        ``summary.json``. Idempotent: every start, resume and epoch end calls it with the checkpoint's records."""
+        self.write_text(self.METRICS, "".join(json.dumps(r) + "\n" for r in records))
+        self.write_derived(records)
+
+    def write_derived(self, records: list[dict]) -> None:
+        """``metrics.csv`` and ``summary.json`` from ``records``."""
+        self.write_text(self.CSV, csv_text(records))
+        self.write_json(self.SUMMARY, summary(records))
+
+    def write_status(self, state: str, message: str = "") -> None:
+        if state not in STATES:
+            raise ValueError(f"status state must be one of {STATES}; got {state!r}")
+        record = {"state": state, "pid": os.getpid(), "message": message, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        self.write_text(STATUS, json.dumps(record, indent=1) + "\n", fault="status")
+
+    # ---------------------------------------------------------------------------------- reads
+
+    def read_json(self, name: str) -> Any:
+        """The JSON file ``name``, or None when it is missing or not JSON."""
+        try:
+            return json.loads((self.path / name).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def config_toml(self) -> dict:
+        """The ``[train]`` table of ``config.toml`` as plain TOML values (no validation; see :meth:`config`)."""
+        import tomllib
+
+        try:
+            data = tomllib.loads((self.path / self.CONFIG).read_text())
+        except FileNotFoundError:
+            raise CheckpointError(f"{self.path} is not a run directory: it has no {self.CONFIG}") from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise CheckpointError(f"{self.path / self.CONFIG} cannot be read ({exc}); restore it from a copy") from None
+        return data.get("train", data)
+
+    def config(self):
+        """The run's :class:`~snnkit_core.engine.config.TrainConfig`."""
+        if not (self.path / self.CONFIG).exists():
+            raise CheckpointError(f"{self.path} is not a run directory: it has no {self.CONFIG}")
+        cfg = TrainConfig.from_toml(self.path / self.CONFIG)
+        if "val_fraction" not in self.config_toml():  # a run from before validation trained on all of train
+            cfg = cfg.evolve(val_fraction=0.0)
+        return cfg
+
+    def metrics(self) -> list[dict]:
+        """The epoch records of ``metrics.jsonl`` in order, damaged lines skipped (see the class docstring)."""
+        self.damaged = []
+        try:
+            lines = (self.path / self.METRICS).read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for i, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                rec = None
+            if isinstance(rec, dict) and isinstance(rec.get("epoch"), int):
+                out.append(rec)
+            else:
+                self.damaged.append(i)
+        return out
+
+    def damage_note(self) -> str | None:
+        """One line naming the damaged metrics lines the last :meth:`metrics` skipped, or None."""
+        if not self.damaged:
+            return None
+        return (f"{self.path / self.METRICS}: skipped damaged line(s) {', '.join(map(str, self.damaged))} (not epoch "
+                f"records); `snnkit train --resume {self.path}` rewrites the file from the checkpoint")
+
+    def load_checkpoint(self, name: str = CHECKPOINT) -> dict:
+        """A checkpoint (``weights_only``), checked: every failure is a :class:`CheckpointError` naming the file and
+        the way out. ``best.pt`` may be a bare state dict (``{"model": ...}`` is returned)."""
+        import torch
+
+        path = self.path / name
+        if not path.exists():
+            raise CheckpointError(self.missing_checkpoint(name))
+        try:
+            ck = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+            raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {torch_error_reason(exc)}); it "
+                                  f"may be corrupt or truncated. Restore it from a copy, or start a new run.") from None
+        if name != self.CHECKPOINT:
+            if not isinstance(ck, dict):
+                raise CheckpointError(f"{path} is not a snnkit weights file (a dict with 'model')")
+            return ck if "model" in ck else {"model": ck}
+        missing = [k for k in CHECKPOINT_KEYS if not isinstance(ck, dict) or k not in ck]
+        if missing:
+            raise CheckpointError(f"checkpoint {path} loads but lacks {', '.join(map(repr, missing))}: it was not "
+                                  f"written by `snnkit train`. Restore it from a copy, or start a new run.")
+        if isinstance(ck["epoch"], bool) or not isinstance(ck["epoch"], int) or ck["epoch"] < 0:
+            raise CheckpointError(f"checkpoint {path} has epoch {ck['epoch']!r}, not a count of finished epochs")
+        return ck
+
+    def missing_checkpoint(self, name: str = CHECKPOINT) -> str:
+        """Why ``name`` is missing, saying what the folder holds and a safe next command."""
+        if name == self.BEST:
+            return f"{self.path} has no {self.BEST} (only runs with a validation split write one); use --weights last"
+        done = len(self.metrics())
+        if done:
+            return (f"{self.path} has {done} finished epoch(s) in {self.METRICS} but no {name} (deleted?); it cannot "
+                    f"be resumed. Its records stay; train a new run elsewhere: snnkit train --config "
+                    f"{self.path / self.CONFIG} --out NEW_DIR")
+        return (f"{self.path} has no {name} yet (the run stopped before its first epoch ended); start it again: "
+                f"snnkit train --config {self.path / self.CONFIG} --out {self.path}")
+
+    def status(self, epochs: int | None = None) -> dict[str, Any]:
+        """status.json, with "running" turned into "killed" when its process is gone. Without status.json (an older
+        run): "running" while a live process holds ``.lock``, "finished" if metrics.jsonl has ``epochs`` records,
+        else "killed"."""
+        st = self.read_json(STATUS)
         if not isinstance(st, dict) or st.get("state") not in STATES:
-            raise ValueError
-    except (OSError, ValueError):
-        done = len(read_metrics(run / "metrics.jsonl", skip_bad=True))
-        state = "running" if holder(run) else "finished" if epochs is not None and done >= epochs else "killed"
-        return {"state": state, "pid": None, "message": "", "updated": None}
-    if st["state"] == "running" and not holder(run):
-        pid = st.get("pid")
-        if not (isinstance(pid, int) and pid == os.getpid()):
-            st = dict(st, state="killed")
-    return st
+            done = len(self.metrics())
+            state = "running" if self.holder() else "finished" if epochs is not None and done >= epochs else "killed"
+            return {"state": state, "pid": None, "message": "", "updated": None}
+        if st["state"] == "running" and not self.holder():
+            pid = st.get("pid")
+            if not (isinstance(pid, int) and pid == os.getpid()):
+                st = dict(st, state="killed")
+        return st
+
+    # ---------------------------------------------------------------------------------- resume policy
+
+    def check_resume_options(self, given: dict[str, Any]) -> None:
+        """Refuse options given with ``--resume`` that are not in :data:`MAY_MOVE_ON_RESUME` (name -> value)."""
+        named = [f"--{k.replace('_', '-')}" for k, v in given.items()
+                 if k not in MAY_MOVE_ON_RESUME and v not in (None, (), [])]
+        if named:
+            cfg = self.path / self.CONFIG
+            raise ConfigError(
+                f"--resume continues {self.path} exactly as its config.toml says, so {', '.join(named)} cannot apply. "
+                f"To train a changed copy, start a new run from its config with the options you want: "
+                f"snnkit train --config {cfg} --out NEW_DIR {' '.join(g + ' ...' for g in named)}"
+                f" (add --init-from {self.path} to start from its weights)")
+
+    def check_unchanged(self, saved: dict | None, now: dict) -> None:
+        """Refuse a resume whose config differs from the checkpoint's in a key outside :data:`MAY_MOVE_ON_RESUME`."""
+        if not isinstance(saved, dict):
+            return
+        changed = sorted(k for k in set(saved) | set(now) if k not in MAY_MOVE_ON_RESUME and saved.get(k) != now.get(k))
+        if changed:
+            diff = "; ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed)
+            raise CheckpointError(
+                f"{self.path / self.CONFIG} was edited after checkpoint {self.path / self.CHECKPOINT} was written "
+                f"({diff}). --resume continues a run exactly as it was: undo the edit, or start a new run from these "
+                f"weights with snnkit train --config {self.path / self.CONFIG} --init-from {self.path} --out NEW_DIR")
+
+    def resume_config(self, given: dict[str, Any], moved: dict[str, Any], write: bool = True):
+        """The config to resume: ``given`` options outside :data:`MAY_MOVE_ON_RESUME` are refused; ``moved`` holds new
+        values of those keys (None: unchanged), written back to ``config.toml`` when ``write`` (rank 0)."""
+        self.check_resume_options(given)
+        cfg = self.config()
+        changes = {k: v for k, v in moved.items() if v is not None}
+        if changes.get("data_dir"):
+            changes["data_dir"] = absolute(changes["data_dir"])
+        if changes:
+            cfg = cfg.evolve(**changes)
+            if write:
+                self.write_config(cfg)
+        return cfg
+
+    def completed(self, epochs: int) -> str | None:
+        """Why there is nothing to resume when every epoch is done (with how to train further), else None."""
+        if int(self.load_checkpoint()["epoch"]) + 1 < epochs:
+            return None
+        return (f"{self.path} is complete: all {epochs} epochs are done, nothing to resume. To train further, start "
+                f"a new run from its weights: snnkit train --config {self.path / self.CONFIG} --init-from {self.path} "
+                f"--epochs N --out NEW_DIR")

@@ -20,18 +20,18 @@ import torch
 from attrs import asdict, field, frozen
 
 from snnkit_core.engine import distributed
-from snnkit_core.engine.config import TrainConfig, dump_toml
-from snnkit_core.engine import rundir
+from snnkit_core.engine.config import TrainConfig
 from snnkit_core.contract.errors import CheckpointError, ConfigError, DivergedError, IncompatibleError, NaNLossError, SnnkitError
 from snnkit_core.contract.errors import torch_error_reason as _torch_reason
-from snnkit_core.contract.interfaces import ArrayData, Batch, Dataset, LearningRule
-from snnkit_core.engine.metrics import write_csv
+from snnkit_core.contract.interfaces import ArrayData, Dataset, LearningRule
+from snnkit_core.engine.metrics import best_from_metrics
 from snnkit_core.engine.assembly import assemble
 from snnkit_core.contract.compat import check_compatible
 from snnkit_core.engine.network import Network
 from snnkit_core.engine.paths import check_backend
 from snnkit_core.contract.plugins import get_registry, plugin_infos
-from snnkit_core.engine.protocol import best_from_metrics, load_protocol_splits, summary, write_json_atomic
+from snnkit_core.engine.data import indexed_batches, load_protocol_splits, to_batch
+from snnkit_core.engine.rundir import RunDir
 
 Progress = Callable[..., Iterable]
 
@@ -152,35 +152,6 @@ def make_optimizer(built: Built) -> torch.optim.Optimizer:
     return rule.make_optimizer(groups, lr, wd)
 
 
-def _batches(data: ArrayData, batch_size: int, shuffle: bool, generator: torch.Generator | None, device: torch.device | None = None,
-             world: distributed.World = distributed.World()):
-    """``(x, y)`` batches, x (B, T, C) (see :func:`_indexed_batches`)."""
-    for x, y, _ in _indexed_batches(data, batch_size, shuffle, generator, device, world):
-        yield x, y
-
-
-def _indexed_batches(data: ArrayData, batch_size: int, shuffle: bool, generator: torch.Generator | None,
-                     device: torch.device | None = None, world: distributed.World = distributed.World()):
-    """``(x, y, idx)`` batches, x (B, T, C), idx the rows of ``data``. With ``data.encode``, the indexed rows (an
-    ``expand`` stays a view) are moved to ``device`` and encoded there, with randomness drawn from ``generator``
-    after the shuffle. Under several processes (``world``), each global batch of ``batch_size * world.size`` is
-    split and this rank gets its part."""
-    n = len(data)
-    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    generator = distributed.rank_generator(generator, world)
-    for start in range(0, n, batch_size * world.size):
-        idx = distributed.shard(order[start : start + batch_size * world.size], world)
-        # data.batch reads only these rows (a memory-mapped x: only their pages) and makes them float32
-        x = data.batch(idx, device if data.encode is not None or data.x.dtype != torch.float32 else None, generator)
-        yield x, data.y[idx], idx
-
-
-def to_batch(built: Built, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> Batch:
-    """A :class:`Batch` on the run's device, x time-major (T, B, C)."""
-    x = x.to(built.device, non_blocking=True).transpose(0, 1)  # (B, T, C) -> (T, B, C)
-    return Batch(x, y.to(built.device, non_blocking=True), idx.to(built.device, non_blocking=True))
-
-
 def evaluate(built: Built, data: ArrayData, batch_size: int, progress: Progress = _no_progress) -> tuple[float, float]:
     """Mean loss and accuracy over ``data`` (no gradients)."""
     net, rule = built.network, built.gradient_rule
@@ -189,7 +160,7 @@ def evaluate(built: Built, data: ArrayData, batch_size: int, progress: Progress 
     total_loss, correct, n = 0.0, 0, 0
     with torch.no_grad():
         gen = torch.Generator().manual_seed(0)  # only data.encode draws from it: every evaluation sees the same inputs
-        batches = _indexed_batches(data, batch_size, False, gen, built.device, world)
+        batches = indexed_batches(data, batch_size, False, gen, built.device, world)
         for x, y, idx in progress(batches, total=math.ceil(len(data) / (batch_size * world.size)), description="eval"):
             if not len(y):
                 continue
@@ -201,21 +172,6 @@ def evaluate(built: Built, data: ArrayData, batch_size: int, progress: Progress 
     total_loss, correct, n = distributed.sum_scalars(world, total_loss, correct, n)
     net.train()
     return total_loss / max(n, 1), correct / max(n, 1)
-
-
-def load_splits(built: Built, progress: Progress | None = None) -> tuple[ArrayData, ArrayData]:
-    """The train and test splits, ``--limit``-ed. ``progress(iterable, total=, description=)`` (the same
-    protocol as :func:`train`'s) is shown the loaders' per-file preprocessing loops through
-    :func:`snnkit_core.engine.data.preprocessing_progress`; a cached load never calls it. ``None``: no reporting
-    (beyond a hook the caller already set)."""
-    from snnkit_core.engine.data import preprocessing_progress
-
-    cfg = built.config
-    with preprocessing_progress(progress):
-        train = built.dataset.load("train").subset(cfg.limit, cfg.seed)
-        test_split = "test" if "test" in built.dataset.splits else built.dataset.splits[-1]
-        test = built.dataset.load(test_split).subset(cfg.limit, cfg.seed)
-    return train, test
 
 
 # ------------------------------------------------------------------------------------------ run dirs
@@ -233,7 +189,7 @@ def manifest(built: Built) -> dict[str, Any]:
         "device_name": torch.cuda.get_device_name(built.device) if built.device.type == "cuda" else platform.processor() or platform.machine(),
         "python": platform.python_version(),
         "seed": built.config.seed,
-        "threads": torch.get_num_threads(),  # --threads (snnkit_core.engine.host), or torch's default
+        "threads": torch.get_num_threads(),  # --threads (snnkit_cli.host), or torch's default
         "dataset": built.dataset.identity(),
         "recurrence": built.network.describe(),  # e.g. the sparse masks' seed and density
         "scan_paths": built.network.paths(),  # per spiking layer, chosen once at assembly (snnkit_core.engine.paths)
@@ -252,44 +208,6 @@ def _git_commit() -> str | None:
         return None
 
 
-def read_run_config(run_dir: str | Path) -> TrainConfig:
-    path = Path(run_dir) / "config.toml"
-    if not path.exists():
-        raise CheckpointError(f"{run_dir} is not a run directory: it has no config.toml")
-    cfg = TrainConfig.from_toml(path)
-    if "val_fraction" not in path.read_text():  # a run from before validation existed trained on all of train
-        cfg = cfg.evolve(val_fraction=0.0)
-    return cfg
-
-
-def load_checkpoint(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / "checkpoint.pt"
-    if not path.exists():
-        raise CheckpointError(
-            f"{run_dir} has no checkpoint.pt yet (the run stopped before its first epoch ended); start it again: "
-            f"snnkit train --config {Path(run_dir) / 'config.toml'} --out {run_dir}"
-        )
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise CheckpointError(
-            f"checkpoint {path} cannot be read ({type(exc).__name__}: {_torch_reason(exc)}); it may be corrupt or "
-            f"truncated. Restore it from a copy, or start a new run."
-        ) from None
-    missing = [k for k in ("epoch", "model", "optimizer", "rng") if not isinstance(ck, dict) or k not in ck]
-    if missing:
-        raise CheckpointError(
-            f"checkpoint {path} loads but lacks {', '.join(repr(k) for k in missing)}: it was not written by "
-            f"`snnkit train`. Restore it from a copy, or start a new run."
-        )
-    if isinstance(ck["epoch"], bool) or not isinstance(ck["epoch"], int) or ck["epoch"] < 0:
-        raise CheckpointError(f"checkpoint {path} has epoch {ck['epoch']!r}, not a count of finished epochs; restore it from a copy")
-    return ck
-
-
-#: config keys that may differ between a run's checkpoint and its config.toml on --resume (where the data is and
-#: what computes, not the maths)
-_MAY_MOVE = frozenset({"data_dir", "device", "backend", "data_on_device"})
 
 #: the run stops as diverged when a batch loss exceeds this many times the run's first batch loss
 DIVERGENCE_FACTOR = 1e3
@@ -299,24 +217,12 @@ def load_weights(built: Built, run: str | Path, which: str = "last") -> dict:
     """Load ``run``'s ``checkpoint.pt`` (``last``) or ``best.pt`` (``best``, the best-on-validation epoch) into
     ``built.network`` and return the checkpoint dict; every failure is a :class:`CheckpointError` naming the
     file and the way out. The one loader for eval, plot, export and resume."""
-    run = Path(run)
-    if which == "last":
-        ck, path = load_checkpoint(run), run / "checkpoint.pt"
-    elif which == "best":
-        path = run / "best.pt"
-        if not path.exists():
-            raise CheckpointError(f"{run} has no best.pt (only runs with a validation split write one); use the last checkpoint")
-        try:
-            ck = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-            raise CheckpointError(f"{path} cannot be read ({type(exc).__name__}: {_torch_reason(exc)}); it may be "
-                                  f"corrupt; use the last checkpoint") from None
-        if not isinstance(ck, dict):
-            raise CheckpointError(f"{path} is not a snnkit weights file (a dict with 'model')")
-        ck = ck if "model" in ck else {"model": ck}  # a bare state dict is accepted too
-    else:
+    if which not in ("best", "last"):
         raise ConfigError(f"checkpoint must be 'best' or 'last', not {which!r}")
-    _load_model(built, ck["model"], path, run)
+    rd = RunDir(run)
+    name = RunDir.BEST if which == "best" else RunDir.CHECKPOINT
+    ck = rd.load_checkpoint(name)
+    _load_model(built, ck["model"], rd / name, rd.path)
     return ck
 
 
@@ -330,21 +236,11 @@ def _load_model(built: Built, state, path: Path, run: Path) -> None:
         ) from None
 
 
-def _restore(built: Built, ck: dict, run: Path, opt, sched) -> None:
+def _restore(built: Built, ck: dict, run: RunDir, opt, sched) -> None:
     """Load a checkpoint into the network, optimizer, scheduler, RNG and rules, or say clearly why not."""
-    path = run / "checkpoint.pt"
-    saved = ck.get("config")
-    if isinstance(saved, dict):
-        now = built.config.to_dict()
-        changed = sorted(k for k in set(saved) | set(now) if k not in _MAY_MOVE and saved.get(k) != now.get(k))
-        if changed:
-            diff = "; ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed)
-            raise CheckpointError(
-                f"{run / 'config.toml'} was edited after checkpoint {path} was written ({diff}). --resume continues a "
-                f"run exactly as it was: undo the edit, or start a new run from these weights with "
-                f"snnkit train --config {run / 'config.toml'} --init-from {run} --out NEW_DIR"
-            )
-    _load_model(built, ck["model"], path, run)
+    path = run / RunDir.CHECKPOINT
+    run.check_unchanged(ck.get("config"), built.config.to_dict())
+    _load_model(built, ck["model"], path, run.path)
     try:
         opt.load_state_dict(ck["optimizer"])
         if sched is not None and ck.get("scheduler"):
@@ -366,7 +262,7 @@ def load_init_weights(built: Built, source: str | Path) -> None:
     src = Path(source)
     if not src.is_dir():
         raise CheckpointError(f"--init-from {src}: no such run directory")
-    ck = load_checkpoint(src)
+    ck = RunDir(src).load_checkpoint()  # TAKEN_BY_INIT_FROM: the weights only
     try:
         built.network.load_state_dict(ck["model"])
     except Exception as exc:  # noqa: BLE001
@@ -412,9 +308,9 @@ def train(
     built = built or build(cfg)
     cfg = built.config
     world = distributed.setup(built.device)  # WORLD_SIZE > 1 (torchrun, --devices): join the process group
-    run = Path(run_dir) if run_dir is not None and world.main else None
+    run = RunDir(run_dir) if run_dir is not None and world.main else None
     if run is not None and not resume:
-        rundir.check_new_run(run)  # before any data is read: an unwritable or foreign --out fails at once
+        run.check_new()  # before any data is read: an unwritable or foreign --out fails at once
     if cfg.init_from and not resume:
         load_init_weights(built, cfg.init_from)
     distributed.broadcast_module(built.network, world)
@@ -424,8 +320,8 @@ def train(
     check_inputs(built, splits[0], splits[2])  # e.g. tssl-bp's T % 10 == 0: fail before a run directory exists
     start_epoch, records, first_loss = 0, [], None
     if resume and run_dir is not None and not world.main:  # every rank resumes the same weights and state
-        ck = load_checkpoint(run_dir)
-        _restore(built, ck, Path(run_dir), opt, sched)
+        ck = RunDir(run_dir).load_checkpoint()
+        _restore(built, ck, RunDir(run_dir), opt, sched)
         start_epoch, first_loss = int(ck["epoch"]) + 1, ck.get("first_loss")
     if run is not None:
         start_epoch, records, first_loss = _open_run(built, run, resume, opt, sched, {"world_size": world.size, "validation": val_info})
@@ -441,7 +337,7 @@ def train(
                 best = {"epoch": epoch + 1, "val_accuracy": rec.val_accuracy, "test_accuracy": rec.test_accuracy}
             if run is not None:
                 records.append(json.loads(json.dumps(rec.to_json())))  # plain JSON types: weights_only can load them
-                _save_epoch(built, run, epoch, opt, sched, records, first_loss, best, improved)
+                _save_epoch(built, run, epoch, opt, sched, records, first_loss, improved)
             yield rec
 
 
@@ -490,7 +386,7 @@ def _epoch_record(built: Built, splits: tuple, epoch: int, stats: tuple, opt, sc
     )
 
 
-def _save_epoch(built: Built, run: Path, epoch: int, opt, sched, records: list[dict], first_loss, best, improved: bool) -> None:
+def _save_epoch(built: Built, run: RunDir, epoch: int, opt, sched, records: list[dict], first_loss, improved: bool) -> None:
     """best.pt (when validation improved), the metrics line, checkpoint.pt, metrics.csv and summary.json."""
     net = built.network
     state = {
@@ -505,53 +401,52 @@ def _save_epoch(built: Built, run: Path, epoch: int, opt, sched, records: list[d
         "first_loss": first_loss,
     }
     if improved:  # before checkpoint.pt: a resumed run never misses the best weights of a done epoch
-        rundir.save_checkpoint({"epoch": epoch, "model": net.state_dict(), "val_accuracy": records[-1].get("val_accuracy")},
-                               run / "best.pt")
+        run.save_checkpoint({"epoch": epoch, "model": net.state_dict(), "val_accuracy": records[-1].get("val_accuracy")},
+                            RunDir.BEST)
     # the metrics line first: a crash before the rename leaves the previous checkpoint, and resume rewrites
     # metrics.jsonl from that checkpoint's records
-    rundir.append_metrics(run / "metrics.jsonl", records[-1])
-    rundir.save_checkpoint(state, run / "checkpoint.pt")
-    write_csv(run)  # metrics.csv beside it, rebuilt from metrics.jsonl (so a resume matches it too)
-    write_json_atomic(summary(records, best), run / "summary.json")
+    run.append_metrics(records[-1])
+    run.save_checkpoint(state)
+    run.write_derived(records)  # metrics.csv and summary.json, rebuilt from the records (a resume matches them)
 
 
 @contextlib.contextmanager
-def _run_status(run: Path | None, cfg: TrainConfig, records: list[dict]):
+def _run_status(run: RunDir | None, cfg: TrainConfig, records: list[dict]):
     """``status.json`` says how the run ended (finished, diverged, interrupted); the run's lock is released."""
     try:
         yield
         if run is not None:
-            rundir.write_status(run, "finished", f"{cfg.epochs} of {cfg.epochs} epochs")
+            run.write_status("finished", f"{cfg.epochs} of {cfg.epochs} epochs")
     except NaNLossError as exc:
         if run is not None:
-            rundir.write_status(run, "diverged", str(exc))
+            run.write_status("diverged", str(exc))
         raise
     except (KeyboardInterrupt, GeneratorExit):
         if run is not None:
-            rundir.write_status(run, "interrupted", f"stopped after {len(records)} of {cfg.epochs} epochs; "
+            run.write_status("interrupted", f"stopped after {len(records)} of {cfg.epochs} epochs; "
                                                     f"continue with: snnkit train --resume {run}")
         raise
     except BaseException as exc:
         if run is not None:
-            rundir.write_status(run, "interrupted", f"{type(exc).__name__}: {exc}")
+            run.write_status("interrupted", f"{type(exc).__name__}: {exc}")
         raise
     finally:
         if run is not None:
-            rundir.release(run)
+            run.release()
 
 
-def _open_run(built: Built, run: Path, resume: bool, opt, sched, manifest_extra: dict) -> tuple[int, list[dict], float | None]:
+def _open_run(built: Built, run: RunDir, resume: bool, opt, sched, manifest_extra: dict) -> tuple[int, list[dict], float | None]:
     """Lock ``run`` and either restore its checkpoint (resume) or write a new run's status, config and manifest.
     Returns the first epoch to train, the records so far and the first batch loss (for divergence)."""
     cfg = built.config
     if not resume:
-        run.mkdir(parents=True, exist_ok=True)
-    rundir.acquire(run)
+        run.path.mkdir(parents=True, exist_ok=True)
+    run.acquire()
     start_epoch, records, first_loss = 0, [], None
     try:
-        rundir.remove_leftover_tmp(run)
+        run.remove_leftover_tmp()
         if resume:
-            ck = load_checkpoint(run)
+            ck = run.load_checkpoint()
             _restore(built, ck, run, opt, sched)
             start_epoch = int(ck["epoch"]) + 1
             first_loss = ck.get("first_loss")
@@ -559,20 +454,17 @@ def _open_run(built: Built, run: Path, resume: bool, opt, sched, manifest_extra:
             if isinstance(saved, list):
                 records = [r for r in saved if isinstance(r, dict)][:start_epoch]
             else:  # a checkpoint from before records were kept in it
-                records = [r for r in rundir.read_metrics(run / "metrics.jsonl") if r["epoch"] <= start_epoch]
-            rundir.rewrite_metrics(run / "metrics.jsonl", records)
-            if start_epoch >= cfg.epochs:  # a finished run: nothing to train, but a missing summary is rebuilt
-                write_json_atomic(summary(records, best_from_metrics(records)), run / "summary.json")
-            rundir.write_status(run, "running", f"epoch {start_epoch + 1} of {cfg.epochs}")
+                records = [r for r in run.metrics() if r["epoch"] <= start_epoch]
+            run.write_records(records)  # metrics.jsonl, metrics.csv and summary.json healed from the checkpoint
+            run.write_status("running", f"epoch {start_epoch + 1} of {cfg.epochs}")
         else:
-            rundir.check_new_run(run, owned=True)  # again, now that no other process can write here
-            (run / "metrics.jsonl").unlink(missing_ok=True)  # a killed first epoch starts over
-            rundir.write_status(run, "running", f"epoch 1 of {cfg.epochs}")  # first: it marks the folder a run
-            rundir.atomic_write_text(run / "config.toml", dump_toml({"train": cfg.to_dict()}), fault="config")
-            rundir.atomic_write_text(run / "manifest.json", json.dumps({**manifest(built), **manifest_extra}, indent=2),
-                                     fault="manifest")
+            run.check_new(owned=True)  # again, now that no other process can write here
+            run.write_status("running", f"epoch 1 of {cfg.epochs}")  # first: it marks the folder a run
+            run.write_records([])  # a killed first epoch starts over
+            run.write_config(cfg)
+            run.write_json(RunDir.MANIFEST, {**manifest(built), **manifest_extra}, fault="manifest")
     except BaseException:
-        rundir.release(run)
+        run.release()
         raise
     return start_epoch, records, first_loss
 
@@ -581,7 +473,7 @@ class _StepOptimizer(distributed.SyncedOptimizer):
     """The optimizer the rule's ``train_step`` gets: all-reduces ``.grad`` across ranks (several processes), and
     turns an overflowing step (e.g. Adam's lr / (1 - beta1^t) in float32) into a :class:`DivergedError`."""
 
-    def __init__(self, optimizer, params, reduction, world, epoch: int, run: Path | None):
+    def __init__(self, optimizer, params, reduction, world, epoch: int, run: RunDir | None):
         super().__init__(optimizer, params, reduction, world)
         self.epoch, self.run = epoch, run
 
@@ -597,7 +489,7 @@ class _StepOptimizer(distributed.SyncedOptimizer):
             ) from None
 
 
-def _train_epoch(built: Built, data: ArrayData, opt, epoch: int, world, run: Path | None, first_loss: float | None,
+def _train_epoch(built: Built, data: ArrayData, opt, epoch: int, world, run: RunDir | None, first_loss: float | None,
                  progress: Progress) -> tuple[float, int, int, float | None]:
     """One pass over ``data`` (this rank's part of every global batch) through the gradient rule's ``train_step``:
     loss, correct and count summed over the ranks, and the run's first batch loss. Stops on a non-finite or
@@ -608,7 +500,7 @@ def _train_epoch(built: Built, data: ArrayData, opt, epoch: int, world, run: Pat
     nb = math.ceil(len(data) / (cfg.batch_size * world.size))
     net.train()
     step_opt = _StepOptimizer(opt, net.parameters(), distributed.grad_reduction(rule), world, epoch, run)
-    batches = _indexed_batches(data, cfg.batch_size, True, gen, built.device, world)
+    batches = indexed_batches(data, cfg.batch_size, True, gen, built.device, world)
     for x, y, idx in progress(batches, total=nb, description=f"epoch {epoch + 1}"):
         step_opt.n_local = len(y)
         if not len(y):  # several processes, a last global batch smaller than their number: join with weight 0
@@ -629,7 +521,7 @@ def _train_epoch(built: Built, data: ArrayData, opt, epoch: int, world, run: Pat
     return total_loss, int(correct), int(n), first_loss
 
 
-def _check_loss(loss_value: float, first_loss: float, epoch: int, run: Path | None, world) -> None:
+def _check_loss(loss_value: float, first_loss: float, epoch: int, run: RunDir | None, world) -> None:
     """Raise when this batch's loss is not finite or has grown more than ``DIVERGENCE_FACTOR`` x the first, on
     any rank (every rank calls this once per step, so the ranks stop together)."""
     nan = not math.isfinite(loss_value)
@@ -647,7 +539,7 @@ def _check_loss(loss_value: float, first_loss: float, epoch: int, run: Path | No
                         + _stop_advice(run, epoch))
 
 
-def _stop_advice(run: Path | None, epoch: int) -> str:
+def _stop_advice(run: RunDir | None, epoch: int) -> str:
     if run is None:
         return "Lower --lr or check the data."
     if epoch > 0:

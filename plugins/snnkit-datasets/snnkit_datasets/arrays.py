@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.engine.data import files_identity
+from snnkit_datasets.cache import files_identity
 from snnkit_core.contract.errors import DatasetError, torch_error_reason
 
 SPLITS = ("train", "val", "test")

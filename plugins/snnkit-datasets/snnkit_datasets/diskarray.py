@@ -1,7 +1,7 @@
 """Splits larger than memory: compact arrays on disk, memory-mapped and read per batch.
 
 A loader whose split would be large as float32 (SSC: 75,466 x 250 x 140 x 4 B = 10.6 GB) writes it once, in a
-compact dtype, to a standard ``.npy`` file in the feature cache (:func:`snnkit_core.engine.data.cache_root`) and hands
+compact dtype, to a standard ``.npy`` file in the feature cache (:func:`snnkit_datasets.cache.cache_root`) and hands
 out :class:`~snnkit_core.contract.interfaces.ArrayData` whose ``x`` is a memory map of that file. The training loop's
 batching (:meth:`ArrayData.batch`) then reads only each batch's rows and converts them to float32, so the
 process holds one batch of float32, not the split; the file's pages are the kernel's page cache (clean,
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from snnkit_core.engine.data import USED_CACHE_FILES, cache_key, cache_root
+from snnkit_datasets.cache import USED_CACHE_FILES, cache_key, cache_root
 
 #: a split whose float32 size exceeds this many bytes goes to disk under ``storage=auto``
 AUTO_DISK_BYTES = 4 * 2**30

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.engine.data import cached
+from snnkit_datasets.cache import cached
 from snnkit_core.contract.errors import DatasetError
 
 from .frontends import fbank_l1, log_mel

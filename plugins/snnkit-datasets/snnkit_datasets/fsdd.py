@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.engine.data import cached, corpus_dir, files_identity, track
+from snnkit_datasets.cache import cached, corpus_dir, files_identity
+from snnkit_core.contract.dataset import track
 from snnkit_core.contract.errors import DatasetError
 
 from .audio import read_audio

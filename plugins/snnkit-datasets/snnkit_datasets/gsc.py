@@ -40,7 +40,8 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.engine.data import cached, data_root, track
+from snnkit_datasets.cache import cached, data_root
+from snnkit_core.contract.dataset import track
 from snnkit_datasets.diskarray import cached_array, store_counts, use_disk
 from snnkit_core.contract.errors import DatasetError
 

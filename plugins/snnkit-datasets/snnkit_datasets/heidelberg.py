@@ -42,7 +42,8 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.engine.data import corpus_dir, track
+from snnkit_datasets.cache import corpus_dir
+from snnkit_core.contract.dataset import track
 from snnkit_datasets.diskarray import cached_array, store_counts, use_disk
 from snnkit_core.contract.errors import DatasetError
 

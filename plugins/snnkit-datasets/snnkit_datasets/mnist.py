@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.engine.data import cache_path, cached, data_root
+from snnkit_datasets.cache import cache_path, cached, data_root
 from snnkit_core.contract.errors import DatasetError
 
 from .download import download_any

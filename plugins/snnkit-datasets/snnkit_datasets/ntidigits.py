@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.engine.data import corpus_dir
+from snnkit_datasets.cache import corpus_dir
 from snnkit_core.contract.errors import DatasetError
 
 from .tidigits import CLASS_NAMES

@@ -44,8 +44,9 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.engine.data import cached, corpus_dir, track
-from snnkit_core.engine.data import files_identity as _stat_identity
+from snnkit_datasets.cache import cached, corpus_dir
+from snnkit_core.contract.dataset import track
+from snnkit_datasets.cache import files_identity as _stat_identity
 from snnkit_core.contract.errors import DatasetError
 
 from .cochlea import lyon_cochleagram

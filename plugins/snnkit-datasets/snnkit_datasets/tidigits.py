@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.engine.data import cached, corpus_dir
+from snnkit_datasets.cache import cached, corpus_dir
 from snnkit_core.contract.errors import DatasetError
 
 from .frontends import mel_filterbank

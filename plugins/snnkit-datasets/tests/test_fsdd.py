@@ -135,7 +135,7 @@ def _cache_files(tmp_path) -> list[Path]:
 
 
 def test_same_size_rewrite_at_another_rate_is_not_served_from_the_cache(tmp_path):
-    from snnkit_core.engine.data import preprocessing_progress
+    from snnkit_core.contract.dataset import preprocessing_progress
 
     root = _write_fsdd(tmp_path, speakers=("ann",), takes=[0])
     ds = FSDD(data_dir=str(root), n_mels=16, steps=20)
@@ -151,7 +151,7 @@ def test_same_size_rewrite_at_another_rate_is_not_served_from_the_cache(tmp_path
 
 
 def test_cache_key_follows_mtime_and_content(tmp_path):
-    from snnkit_core.engine.data import preprocessing_progress
+    from snnkit_core.contract.dataset import preprocessing_progress
 
     root = _write_fsdd(tmp_path, speakers=("ann",), takes=[0])
     ds = FSDD(data_dir=str(root), n_mels=16, steps=20)
@@ -185,7 +185,7 @@ def test_cache_key_follows_mtime_and_content(tmp_path):
 
 
 def test_progress_hook_sees_every_file_once_and_no_hook_changes_nothing(tmp_path, monkeypatch):
-    from snnkit_core.engine.data import preprocessing_progress, track
+    from snnkit_core.contract.dataset import preprocessing_progress, track
 
     root = _write_fsdd(tmp_path)  # 10 digits x 2 speakers x 7 takes
     items = [1, 2, 3]
@@ -204,16 +204,17 @@ def test_progress_hook_sees_every_file_once_and_no_hook_changes_nothing(tmp_path
 
 def test_load_splits_passes_progress_through(tmp_path):
     from snnkit_core.engine.config import TrainConfig
-    from snnkit_core.engine.training import build, load_splits
+    from snnkit_core.engine.data import load_protocol_splits
+    from snnkit_core.engine.training import build
 
     root = _write_fsdd(tmp_path, speakers=("ann",), takes=range(0, 6))
-    cfg = TrainConfig(dataset="fsdd", data_dir=str(root), hidden=(4, 4, 4), epochs=1, device="cpu",
+    cfg = TrainConfig(dataset="fsdd", data_dir=str(root), hidden=(4, 4, 4), epochs=1, device="cpu", val_fraction=0.0,
                       params={"dataset": {"n_mels": 8, "steps": 10}})
     rec = _Recorder()
-    train, test = load_splits(build(cfg), progress=rec)
+    train, _, test, _ = load_protocol_splits(build(cfg), progress=rec)
     assert (len(train), len(test)) == (10, 50)
     assert [c[0] for c in rec.calls] == [60]  # one pass over all files (both splits share the cache entry)
-    again = load_splits(build(cfg))  # progress=None: works, and the cached load reports nothing
+    again = load_protocol_splits(build(cfg))  # progress=None: works, and the cached load reports nothing
     assert torch.equal(again[0].x, train.x) and len(rec.calls) == 1
 
 

@@ -156,7 +156,7 @@ def test_clip_cut_mid_audio_names_the_file(tmp_path):
 
 
 def test_same_size_rewrite_is_not_served_from_the_cache(tmp_path, progress_seen):
-    from snnkit_core.engine.data import preprocessing_progress
+    from snnkit_core.contract.dataset import preprocessing_progress
 
     root = _write_gsc(tmp_path, per_word=2)
     ds = GSC(data_dir=str(root), silence_clips=2)

@@ -109,7 +109,7 @@ def test_ti46_errors(tmp_path):
 
 
 def test_same_size_rewrite_recomputes_and_progress_names_the_split(tmp_path, progress_seen):
-    from snnkit_core.engine.data import preprocessing_progress
+    from snnkit_core.contract.dataset import preprocessing_progress
 
     root = _write_ti46(tmp_path)
     ds = TI46Digits(data_dir=str(root), features="log-mel", channels=8, steps=10)

@@ -68,7 +68,7 @@ def test_errors(tmp_path):
 
 
 def test_preprocessing_reports_each_file(tmp_path, progress_seen):
-    from snnkit_core.engine.data import preprocessing_progress
+    from snnkit_core.contract.dataset import preprocessing_progress
 
     root = _write(tmp_path)
     hook, seen = progress_seen

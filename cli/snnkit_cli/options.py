@@ -1,0 +1,47 @@
+"""A new run's configuration from the command line: the config file (or the defaults), every option given, the
+rules and the ``--set`` parameters; and the default run directory name."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from snnkit_core.contract.errors import ConfigError
+from snnkit_core.engine.config import TrainConfig, absolute
+
+
+def parse_sets(values) -> dict[str, dict]:
+    """``["neuron.tau_m=8", "rule.bptt.surrogate=triangle"]`` -> ``{"neuron": {"tau_m": "8"}, "rule.bptt": {...}}``."""
+    out: dict[str, dict] = {}
+    for item in values:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ConfigError(f"--set wants SECTION.KEY=VALUE (e.g. neuron.tau_m=8, conn.init_scale=0.3, rule.bptt.surrogate=triangle); got {item!r}")
+        key, value = item.split("=", 1)
+        section, _, name = key.rpartition(".")
+        out.setdefault(section, {})[name] = value
+    return out
+
+
+def new_config(config_file: str | None, options: dict[str, Any], rules: tuple[str, ...] = (), sets=()) -> TrainConfig:
+    """A new run's config: ``config_file`` (or the defaults), then every option that was given (not None), the
+    rules, and the ``--set`` parameters merged over the file's; paths made absolute."""
+    cfg = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
+    changes = {k: v for k, v in options.items() if v is not None}
+    if rules:
+        changes["rules"] = tuple(rules)
+    extra = parse_sets(sets)
+    if extra:
+        params = {k: dict(v) for k, v in cfg.params.items()}
+        for section, kv in extra.items():
+            params.setdefault(section, {}).update(kv)
+        changes["params"] = params
+    cfg = cfg.evolve(**changes)
+    for key in ("data_dir", "init_from"):
+        if getattr(cfg, key):
+            cfg = cfg.evolve(**{key: absolute(getattr(cfg, key))})
+    return cfg
+
+
+def default_run_name(cfg: TrainConfig, suffix: str = "") -> str:
+    """``runs/<time>-<neuron>-<conn>-<rules>-<dataset><suffix>``'s last part."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.neuron}-{cfg.conn}-{'+'.join(cfg.rules)}-{cfg.dataset}{suffix}"

@@ -1,0 +1,113 @@
+"""``snnkit runs`` and ``--seeds``: find the run directories under a folder, describe each in one row, and
+summarise a set of seeds (mean and sample sd). Reads every file through ``RunDir``."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from snnkit_core.contract.errors import ConfigError, SnnkitError
+from snnkit_core.engine.metrics import best_from_metrics
+from snnkit_core.engine.rundir import RunDir
+
+
+def find_runs(root: str | Path) -> list[Path]:
+    """``root`` itself if it is a run directory (holds config.toml), else every run directory below it, sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise SnnkitError(f"{root} is not a folder")
+    if (root / "config.toml").is_file():
+        return [root]
+    return sorted(p.parent for p in root.rglob("config.toml") if p.is_file())
+
+
+def run_status(run: Path, epochs: int | None) -> str:
+    """finished | running | killed | diverged | interrupted: ``RunDir.status``."""
+    return RunDir(run).status(epochs)["state"]
+
+
+def describe_run(run: str | Path) -> dict[str, Any]:
+    """One row of ``snnkit runs``: components, dataset, epochs done/asked, best validation epoch, test
+    accuracy at it and at the end, mean seconds per epoch, status. A config that cannot be read gives a row
+    with ``error``, not an exception."""
+    rd = RunDir(run)
+    row: dict[str, Any] = {"run": str(rd)}
+    try:
+        cfg = rd.config_toml()
+    except SnnkitError as exc:
+        row.update(status="unreadable", error=str(exc))
+        return row
+    rules = cfg.get("rules", [])
+    rules = [rules] if isinstance(rules, str) else list(rules) if isinstance(rules, list) else []
+    epochs = cfg.get("epochs") if isinstance(cfg.get("epochs"), int) else None
+    records = rd.metrics()
+    best = best_from_metrics(records)
+    secs = [r["seconds"] for r in records if isinstance(r.get("seconds"), (int, float))]
+    row.update({
+        "neuron": cfg.get("neuron"), "conn": cfg.get("conn"), "rules": rules, "dataset": cfg.get("dataset"),
+        "seed": cfg.get("seed"), "epochs_done": len(records), "epochs": epochs,
+        "best_epoch": best["epoch"] if best else None,
+        "best_val_accuracy": best["val_accuracy"] if best else None,
+        "test_accuracy_at_best": best["test_accuracy"] if best else None,
+        "final_test_accuracy": records[-1].get("test_accuracy") if records else None,
+        "seconds_per_epoch": sum(secs) / len(secs) if secs else None,
+        "status": run_status(rd.path, epochs),
+        "damaged": rd.damage_note(),
+    })
+    return row
+
+
+def list_runs(root: str | Path) -> list[dict[str, Any]]:
+    root = Path(root)
+    if not root.exists():
+        raise SnnkitError(f"{root} does not exist; `snnkit runs DIR` lists the run directories under DIR (default runs/)")
+    return [describe_run(r) for r in find_runs(root)]
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"3"`` -> [0, 1, 2]; ``"0,1,5"`` -> [0, 1, 5]. Seeds are distinct non-negative integers."""
+    t = str(text).replace(" ", "")
+    try:
+        if "," not in t:
+            n = int(t)
+            if n < 1:
+                raise ValueError
+            return list(range(n))
+        seeds = [int(p) for p in t.split(",") if p != ""]
+    except ValueError:
+        raise ConfigError(f"--seeds wants a count (3: seeds 0,1,2) or a comma list of seeds (0,1,2); got {text!r}") from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds wants distinct non-negative integers, like 0,1,2; got {text!r}")
+    return seeds
+
+
+def mean_sd(values: list[float]) -> dict[str, Any]:
+    """Mean and sample standard deviation (n - 1; 0 for a single value) of ``values``."""
+    v = [float(x) for x in values if isinstance(x, (int, float))]
+    if not v:
+        return {"mean": None, "sd": None, "n": 0, "values": []}
+    m = sum(v) / len(v)
+    sd = math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else 0.0
+    return {"mean": m, "sd": sd, "n": len(v), "values": v}
+
+
+def seeds_report(runs: dict[int, str | Path]) -> dict[str, Any]:
+    """``seeds.json``: per seed the final and best-on-validation test accuracy (from each run's
+    metrics.jsonl), and their mean and sd over the seeds."""
+    per = []
+    for seed, run in runs.items():
+        recs = RunDir(run).metrics()
+        best = best_from_metrics(recs)
+        per.append({"seed": seed, "run": str(run), "epochs_done": len(recs),
+                    "final_test_accuracy": recs[-1]["test_accuracy"] if recs else None,
+                    "best_epoch": best["epoch"] if best else None,
+                    "best_val_accuracy": best["val_accuracy"] if best else None,
+                    "test_accuracy_at_best": best["test_accuracy"] if best else None})
+    return {
+        "seeds": [p["seed"] for p in per],
+        "runs": per,
+        "final_test_accuracy": mean_sd([p["final_test_accuracy"] for p in per]),
+        "test_accuracy_at_best": mean_sd([p["test_accuracy_at_best"] for p in per]),
+        "best_val_accuracy": mean_sd([p["best_val_accuracy"] for p in per]),
+    }
