@@ -274,7 +274,7 @@ class RuleContract:
         opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.05)
         before = copy.deepcopy(net.state_dict())
         with torch.no_grad():
-            loss, logits = grad_rule.train_step(net, self.batch(), None)
+            loss, logits = grad_rule.eval_step(net, self.batch())
         assert all(torch.equal(before[k], v) for k, v in net.state_dict().items()), "evaluation changed the network"
         loss, logits = grad_rule.train_step(net, self.batch(), opt)
         assert loss.ndim == 0 and bool(torch.isfinite(loss)) and logits.shape == (4, 4)

@@ -47,8 +47,8 @@ class LearningRule(Component, ABC):
     ``role = "gradient"`` rules own the loss, the readout, the optimizer and the training step; ``role =
     "addon"`` rules (BIP) compose with exactly one gradient rule. The extension points a rule may use:
 
-    (a) ``train_step``: the whole step (forward, loss, update), e.g. a forward without autograd that writes
-        ``.grad`` itself, or one that sees the labels while the forward runs; the default calls (c)-(e);
+    (a) ``train_step`` / ``eval_step``: the whole step (forward, loss, update) and its evaluation counterpart,
+        e.g. a forward without autograd that writes ``.grad`` itself; the default calls (c)-(e);
     (b) ``layer_scan``: wrap or replace a layer's scan (composed in order: gradient rule, then add-ons);
     (c) ``setup``: add parameters or change the neurons once the network is assembled;
     (d) ``backward``: turn the loss into ``.grad`` (default ``loss.backward()``);
@@ -92,23 +92,40 @@ class LearningRule(Component, ABC):
         the scan chosen so far (which the returned scan may call). Default: None."""
         return None
 
-    def train_step(self, network, batch: Batch, optimizer: torch.optim.Optimizer | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step on ``batch``; returns the per-sample mean loss (0-dim) and the logits (B, K), both detached.
+    def train_step(self, network, batch: Batch, optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, torch.Tensor]:
+        """One training step on ``batch``; returns the per-sample mean loss (0-dim) and the logits (B, K), detached.
 
-        ``optimizer`` None means evaluation (called under ``torch.no_grad()``): no update. Default: forward,
-        ``loss``, zero_grad, ``backward``, ``optimizer.step()``, ``network.after_step()`` (every rule's
-        ``after_step``, then each neuron's ``clamp_``). The training loop stops on a non-finite loss right after
-        the step (the last checkpoint stays good); under several processes the optimizer it passes all-reduces
-        ``.grad`` inside ``step()``, so every rank must call ``step()`` once per batch.
+        Default: forward, ``loss``, zero_grad, ``backward``, ``optimizer.step()``, ``network.after_step()`` (every
+        rule's ``after_step``, then each neuron's ``clamp_``). The training loop stops on a non-finite loss right
+        after the step; under several processes ``optimizer.step()`` all-reduces ``.grad`` (see
+        :meth:`grad_reduction`), so every rank must call it once per batch.
         """
         out = network(batch.x)
         loss = self.loss(out, batch.y)
-        if optimizer is not None:
-            optimizer.zero_grad(set_to_none=True)
-            self.backward(loss, out, batch.y, network)
-            optimizer.step()
-            network.after_step()
+        optimizer.zero_grad(set_to_none=True)
+        self.backward(loss, out, batch.y, network)
+        optimizer.step()
+        network.after_step()
         return loss.detach(), self.logits(out).detach()
+
+    def eval_step(self, network, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """One evaluation step (called under ``torch.no_grad()``, network in eval mode): ``(loss, logits)`` as
+        :meth:`train_step` returns them, with no update. Default: forward, ``loss``, ``logits``."""
+        out = network(batch.x)
+        return self.loss(out, batch.y).detach(), self.logits(out).detach()
+
+    def grad_reduction(self) -> str:
+        """How per-batch gradients combine across processes: ``"mean"`` (the loss is a batch mean: the default)
+        or ``"sum"`` (a rule that back-propagates the batch sum)."""
+        return "mean"
+
+    def default_lr(self) -> float:
+        """The learning rate when ``--lr`` is not given. Default: the rule's ``lr`` parameter, else 1e-3."""
+        return float(self.hparams.get("lr", 1e-3))
+
+    def default_weight_decay(self) -> float:
+        """The weight decay when ``--weight-decay`` is not given. Default: the ``weight_decay`` parameter, else 0."""
+        return float(self.hparams.get("weight_decay", 0.0))
 
     def loss(self, output, target: torch.Tensor) -> torch.Tensor:
         """The mean loss over the batch from the network output and the labels (gradient rules only)."""

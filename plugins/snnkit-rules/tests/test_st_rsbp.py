@@ -178,7 +178,7 @@ def test_a_small_step_along_minus_grad_lowers_the_loss(recurrent):
     net, rule = _net(recurrent=recurrent)
     batch = _batch(B=12)
     with torch.no_grad():
-        before = float(rule.train_step(net, batch, None)[0])
+        before = float(rule.eval_step(net, batch)[0])
     grads = _grads(net, rule, batch)
     lowered = []
     for size in (0.02, 0.05, 0.1):  # relative step: each weight moves by at most size·max|W|
@@ -187,7 +187,7 @@ def test_a_small_step_along_minus_grad_lowers_the_loss(recurrent):
             for (p, g), q in zip(grads.items(), [dict(trial.named_parameters())[n] for n in _names(net, grads)]):
                 q.sub_(size * float(p.abs().max()) * g / float(g.abs().max()))
             trial.plan()
-            lowered.append(float(rule.train_step(trial, batch, None)[0]) < before)
+            lowered.append(float(rule.eval_step(trial, batch)[0]) < before)
     assert all(lowered), f"loss {before} not lowered at every small step: {lowered}"
 
 

@@ -209,6 +209,7 @@ def make_net(conn=None, hidden=(5, 5, 5), C=4, K=3, seed=0, bip=True, scale=1.5,
         for layer in net.layers:
             layer.neuron.leak.data = 0.6 + 0.3 * torch.rand(layer.size, generator=g)
     rule.setup(net)
+    net.plan(rules=[rule])  # a rule set up outside assembly joins the plan explicitly
     net.double()
     return net, rule
 
@@ -526,6 +527,7 @@ def test_recipe_clip_and_clamp(case):
     net, _ = make_net(seed=4)
     rule = TSSLBP(grad_clip=1.0)
     rule.setup(net)
+    net.plan(rules=[rule])  # a rule set up outside assembly joins the plan explicitly
     x, y = data(seed=4)
     out = net(x)
     loss = rule.loss(out, y)
