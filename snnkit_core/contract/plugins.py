@@ -11,14 +11,12 @@ from __future__ import annotations
 import contextlib
 import difflib
 import io
-import json
 import os
 import re
 import sys
 import traceback
 from collections.abc import Iterator
 from importlib.metadata import entry_points
-from pathlib import Path
 
 import pluggy
 from attrs import define, field
@@ -39,6 +37,8 @@ _HOOK_KIND = {
 
 @define
 class PluginInfo:
+    """One loaded (or broken) plugin: its entry-point name, version, distribution and why it is broken."""
+
     name: str
     version: str | None = None
     distribution: str | None = None
@@ -85,11 +85,6 @@ def _quarantine() -> Iterator[io.StringIO]:
         sys.argv = argv
 
 
-def _with_output(error: str, captured: io.StringIO) -> str:
-    text = captured.getvalue().strip()
-    return error + (f"; it printed: {text}" if text else "")
-
-
 def _hook_problems(module, name: str) -> str | None:
     """A hook-marked function whose name snnkit does not know (a misspelt hook), checked per plugin so that one
     plugin's typo does not stop every command."""
@@ -133,7 +128,8 @@ def load_plugins() -> None:
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # a broken plugin must not take snnkit down, whatever it raises
-            info.error = _with_output(_short_error(exc), captured)
+            printed = captured.getvalue().strip()
+            info.error = _short_error(exc) + (f"; it printed: {printed}" if printed else "")
             continue
         if pm.is_registered(module) or pm.get_plugin(ep.name) is not None:
             continue
@@ -197,46 +193,45 @@ def _collect(only: str | None = None) -> None:
             if only is not None and impl.plugin_name != only:
                 continue
             info = _state.plugins.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name))
-            if info.error:
-                if info.error.startswith(_CLASH):  # learn what else it would have provided, registering nothing
-                    _call_quietly(impl, lambda cls, _k=kind, _p=impl.plugin_name: _state.registry.mark_unavailable(
+            if not info.error:
+                _collect_one(impl, kind, hook_name, info, only)
+            elif info.error.startswith(_CLASH):  # learn what else it would have provided, registering nothing
+                with contextlib.suppress(Exception, SystemExit):
+                    impl.function(register=lambda cls, _k=kind, _p=impl.plugin_name: _state.registry.mark_unavailable(
                         _k, getattr(cls, "name", None), _p, info.error))
-                continue
-            attempted: list[tuple[str, object]] = []
-
-            def register(cls, _kind=kind, _plugin=impl.plugin_name, _attempted=attempted):
-                _attempted.append((_kind, cls))
-                _state.registry.register(_kind, cls, _plugin)
-
-            try:
-                impl.function(register=register)
-            except KeyboardInterrupt:
-                raise
-            except BaseException as exc:
-                if only is not None and isinstance(exc, SnnkitError):
-                    raise
-                if isinstance(exc, RegistrationError):
-                    info.error = f"{_CLASH}{exc}"
-                else:
-                    info.error = f"{hook_name} failed: {_short_error(exc)}"
-                dropped = [(c.kind, c.name) for c in _state.registry.by_plugin(impl.plugin_name)]
-                dropped += [(k, getattr(c, "name", None)) for k, c in attempted]
-                _state.registry.unregister_plugin(impl.plugin_name)
-                for k, n in dropped:
-                    _state.registry.mark_unavailable(k, n, impl.plugin_name, info.error)
 
 
 #: how a plugin's error starts when a registration of it was refused (name clash, wrong type, bad name)
 _CLASH = "registration refused: "
 
 
-def _call_quietly(impl, register) -> None:
+def _collect_one(impl, kind: str, hook_name: str, info: PluginInfo, only: str | None) -> None:
+    """Run one plugin's register hook; if it raises, the plugin is broken and none of its components stay."""
+    attempted: list[tuple[str, object]] = []
+
+    def register(cls):
+        attempted.append((kind, cls))
+        _state.registry.register(kind, cls, impl.plugin_name)
+
     try:
         impl.function(register=register)
     except KeyboardInterrupt:
         raise
-    except BaseException:  # noqa: BLE001 - only used to name what a broken plugin would have provided
-        pass
+    except BaseException as exc:
+        if only is not None and isinstance(exc, SnnkitError):
+            raise
+        clash = isinstance(exc, RegistrationError)
+        info.error = f"{_CLASH}{exc}" if clash else f"{hook_name} failed: {_short_error(exc)}"
+        dropped = [(c.kind, c.name) for c in _state.registry.by_plugin(impl.plugin_name)]
+        dropped += [(k, getattr(c, "name", None)) for k, c in attempted]
+        _state.registry.unregister_plugin(impl.plugin_name)
+        for k, n in dropped:
+            _state.registry.mark_unavailable(k, n, impl.plugin_name, info.error)
+
+
+def is_collected() -> bool:
+    """Whether this process has already run the register hooks (imported the components, and torch)."""
+    return _state.collected
 
 
 def get_registry() -> Registry:
@@ -279,83 +274,3 @@ def add_commands(cli) -> list[str]:
             info.error = f"register_commands failed: {_short_error(exc)}"
             problems.append(f"plugin {impl.plugin_name!r} failed to add its commands: {info.error}")
     return problems
-
-
-# ------------------------------------------------------------------------------------------ fast listing
-
-
-def _listing_cache() -> Path:
-    root = os.environ.get("SNNKIT_CACHE")
-    return (Path(root).expanduser() if root else Path.home() / ".cache" / "snnkit") / "plugin-listing.json"
-
-
-def _fingerprint() -> str:
-    """What a listing depends on: the plugin selection, every installed distribution's name and version, and
-    the size and mtime of every source file of each ``snnkit`` entry point's package (editable installs
-    change code without changing versions). Stat calls only; nothing is imported."""
-    import hashlib
-    import importlib.util
-    from importlib.metadata import distributions
-
-    h = hashlib.sha256()
-    h.update(f"{ENV_VAR}={os.environ.get(ENV_VAR)!r}\n".encode())
-    for d in sorted(f"{d.metadata['Name']} {d.version}" for d in distributions()):
-        h.update(f"{d}\n".encode())
-    roots = {Path(__file__).parent}
-    for ep in sorted(entry_points(group="snnkit"), key=lambda e: e.name):
-        h.update(f"ep {ep.name} {ep.value}\n".encode())
-        top = ep.value.split(":")[0].split(".")[0]
-        try:
-            spec = importlib.util.find_spec(top)
-        except (ImportError, ValueError):
-            spec = None
-        if spec is None:
-            continue
-        if spec.submodule_search_locations:
-            roots.update(Path(p) for p in spec.submodule_search_locations)
-        elif spec.origin:
-            roots.add(Path(spec.origin))
-    for root in sorted(roots):
-        files = [root] if root.is_file() else sorted(root.rglob("*.py"))
-        for f in files:
-            try:
-                st = f.stat()
-            except OSError:
-                continue
-            h.update(f"{f} {st.st_size} {st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
-
-
-def listing() -> list[dict]:
-    """``snnkit list-plugins`` rows: ``{"name", "version", "components": [{"kind", "name"}], "error"}``.
-
-    Listing needs every component imported (and torch with them: seconds). When nothing installed changed
-    since the last listing (:func:`_fingerprint`) and no plugin was broken, the rows come from a cache file
-    instead. A process that already collected components (or registered a plugin in-process) always lists live.
-    """
-    use_cache = not _state.collected
-    key = _fingerprint() if use_cache else None
-    path = _listing_cache()
-    if use_cache:
-        try:
-            cached = json.loads(path.read_text())
-            if cached.get("fingerprint") == key:
-                return cached["rows"]
-        except (OSError, ValueError, AttributeError, KeyError):
-            pass
-    reg = get_registry()
-    rows = [
-        {"name": info.name, "version": info.version,
-         "components": [{"kind": c.kind, "name": c.name} for c in reg.by_plugin(info.name)], "error": info.error}
-        for info in plugin_infos()
-    ]
-    from_entry_points = {ep.name for ep in entry_points(group="snnkit")}
-    if use_cache and all(r["error"] is None and r["name"] in from_entry_points for r in rows):
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-            tmp.write_text(json.dumps({"fingerprint": key, "rows": rows}))
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only home only costs speed
-    return rows

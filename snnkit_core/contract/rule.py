@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import torch
 from attrs import frozen
 
+from snnkit_core.contract.compat import declared_reasons
 from snnkit_core.contract.component import Component
 from snnkit_core.contract.connectivity import Connectivity
 from snnkit_core.contract.neuron import Neuron
@@ -70,10 +71,8 @@ class LearningRule(Component, ABC):
         self.hparams = self.resolve(params)
 
     def reasons(self, neuron_cls: type[Neuron] | None, conn_cls: type[Connectivity] | None) -> list:
-        """Structured reasons (:class:`snnkit_core.contract.compat.Reason`) this rule cannot train that neuron with that
-        connectivity; either may be None to check only the other. Default: from ``compatibility``."""
-        from snnkit_core.contract.compat import declared_reasons
-
+        """Structured reasons (:class:`~snnkit_core.contract.compat.Reason`) this rule cannot train that neuron with
+        that connectivity; either may be None to check only the other. Default: from ``compatibility``."""
         return declared_reasons(self, neuron_cls, conn_cls)
 
     def check(self, neuron_cls: type[Neuron] | None, conn_cls: type[Connectivity] | None) -> list[str]:

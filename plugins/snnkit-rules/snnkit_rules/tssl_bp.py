@@ -75,6 +75,7 @@ import torch
 import torch.nn.functional as F
 
 from snnkit_core import Compatibility, LearningRule, Param
+from snnkit_core.contract.compat import Reason
 from snnkit_core.contract.errors import IncompatibleError
 from snnkit_neurons.kernels import tssl_cpu
 
@@ -400,8 +401,6 @@ class TSSLBP(LearningRule):
     # ---------------------------------------------------------------------- assembly
 
     def reasons(self, neuron_cls, conn_cls):
-        from snnkit_core.contract.compat import Reason
-
         out = []
         for r in super().reasons(neuron_cls, conn_cls):
             if r.need == "has_psc":
