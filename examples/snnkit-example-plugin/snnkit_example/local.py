@@ -34,7 +34,7 @@ class LocalRecurrence(Recurrence):
         self.weight = nn.Parameter(torch.empty(size, size).uniform_(-init_scale, init_scale) * self.mask)
 
     def recurrent_input(self, past):
-        return past[0] @ (self.weight * self.mask).t()
+        return past[0] @ self.effective_weight().t()  # V ⊙ M (Recurrence.effective_weight)
 
 
 class Local(Connectivity):
