@@ -19,7 +19,7 @@ checks what every component of that kind promises:
 * :class:`ConnectivityContract`: declared structure and weights, its own fast scan equals the reference scan
   (forward and gradients, float64), skip edges are valid, a network with it trains one step;
 * :class:`RuleContract`: it accepts the neuron and connectivity it is tested with, ``train_step`` returns a
-  finite loss and logits and changes parameters, evaluation (``optimizer=None``) changes nothing, and its
+  finite loss and logits and changes parameters, ``eval_step`` changes nothing, and its
   ``state_dict`` survives a checkpoint round trip (``torch.save`` / ``torch.load(weights_only=True)``);
 * :class:`DatasetContract`: each split loads as ``ArrayData`` of the declared input size and classes, and
   ``identity()`` is JSON.
