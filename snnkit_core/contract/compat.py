@@ -3,8 +3,8 @@
 A rule declares what it needs in ``LearningRule.compatibility`` (:class:`~snnkit_core.contract.rule.Compatibility`):
 neuron capability flags (the boolean class attributes of ``Neuron``: ``has_psc``, ``has_leak``, ...), accepted
 recurrence structures of hidden and output layers, and, for a rule tied to named components, names. The names
-are checked when the rule registers (:func:`undeclared`); every refusal is a :class:`Reason`. Assembly
-(:func:`check_compatible`) and ``snnkit info`` (:func:`refusals`, :func:`accepted_by`) both use this module.
+are checked when the rule registers (:func:`undeclared`); every refusal is a :class:`Reason`. Assembly calls
+:func:`check_compatible`; ``snnkit info`` asks each rule's ``reasons`` directly.
 """
 
 from __future__ import annotations
@@ -81,31 +81,6 @@ def declared_reasons(rule, neuron_cls, conn_cls) -> list[Reason]:
     return out
 
 
-def refusals(registry, kind: str, cls) -> dict[str, list[Reason]]:
-    """For component ``cls`` of ``kind`` ("neuron" or "connectivity"): each installed rule that refuses it, with
-    its reasons (judged on this component alone)."""
-    out = {}
-    for name in registry.names("rule"):
-        rule = registry.get("rule", name)()
-        reasons = rule.reasons(cls, None) if kind == "neuron" else rule.reasons(None, cls)
-        if reasons:
-            out[name] = reasons
-    return out
-
-
-def rules_for(registry, kind: str, cls) -> list[str]:
-    """The installed rules that accept component ``cls`` of ``kind`` ("neuron" or "connectivity")."""
-    refused = refusals(registry, kind, cls)
-    return [n for n in registry.names("rule") if n not in refused]
-
-
-def accepted_by(registry, rule) -> tuple[list[str], list[str]]:
-    """The installed neurons and connectivities ``rule`` accepts, each judged on its own."""
-    neurons = [n for n in registry.names("neuron") if not rule.reasons(registry.get("neuron", n), None)]
-    conns = [c for c in registry.names("connectivity") if not rule.reasons(None, registry.get("connectivity", c))]
-    return neurons, conns
-
-
 def check_compatible(neuron_cls, conn_cls, rules: Sequence, registry=None) -> None:
     """Fail before training, listing what would work instead."""
     gradient = [r.name for r in rules if r.role == "gradient"]
@@ -125,9 +100,10 @@ def _alternatives(neuron_cls, conn_cls, rules, registry) -> str:
     for r in (r for r in rules if r.check(neuron_cls, conn_cls)):
         neurons = [n for n in registry.names("neuron") if not r.check(registry.get("neuron", n), conn_cls)]
         conns = [c for c in registry.names("connectivity") if not r.check(neuron_cls, registry.get("connectivity", c))]
-        parts.append(f"rule {r.name!r} works with " + (f"neurons {neurons}" if neurons else "none of the installed "
-                     f"neurons") + f" (with --conn {conn_cls.name}) and " + (f"connectivity {conns}" if conns else
-                     "none of the installed connectivity") + f" (with --neuron {neuron_cls.name})")
+        parts.append(f"rule {r.name!r} works with {f'neurons {neurons}' if neurons else 'none of the installed neurons'}"
+                     f" (with --conn {conn_cls.name}) and "
+                     f"{f'connectivity {conns}' if conns else 'none of the installed connectivity'}"
+                     f" (with --neuron {neuron_cls.name})")
     ok = [n for n in registry.names("rule") if registry.get("rule", n).role == "gradient"
           and not registry.get("rule", n)().check(neuron_cls, conn_cls)]
     return (" " + "; ".join(parts) + "." if parts else "") + (

@@ -15,7 +15,6 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Iterator
 from importlib.metadata import entry_points
 
 import pluggy
@@ -33,6 +32,12 @@ _HOOK_KIND = {
     "register_rules": "rule",
     "register_datasets": "dataset",
 }
+
+#: snnkit's own plugin distributions: on a name clash with a third-party plugin, theirs keep the name and the
+#: other plugin is reported broken (so an installed add-on cannot silently replace ``lif``)
+FIRST_PARTY = frozenset({"snnkit-neurons", "snnkit-connectivity", "snnkit-rules", "snnkit-datasets"})
+#: how a plugin's error starts when a registration of it was refused (name clash, wrong type, bad name)
+_CLASH = "registration refused: "
 
 
 @define
@@ -64,25 +69,10 @@ _state = _State(pm=_new_pm())
 pm = _state.pm
 
 
-def _short_error(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
+    """``Type: message (at file:line)`` of an exception a plugin raised."""
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
-    where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
-    return f"{type(exc).__name__}: {exc}{where}"
-
-
-@contextlib.contextmanager
-def _quarantine() -> Iterator[io.StringIO]:
-    """Run a plugin's import with ``sys.argv`` reduced to the program name (a plugin that parses the command
-    line at import must not see, or eat, snnkit's options) and its prints captured (they would corrupt
-    ``--json`` output); what it printed is returned for the error message."""
-    captured = io.StringIO()
-    argv = sys.argv
-    sys.argv = argv[:1]
-    try:
-        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
-            yield captured
-    finally:
-        sys.argv = argv
+    return f"{type(exc).__name__}: {exc}" + (f" (at {last[0].filename}:{last[0].lineno})" if last else "")
 
 
 def _hook_problems(module, name: str) -> str | None:
@@ -97,15 +87,31 @@ def _hook_problems(module, name: str) -> str | None:
         if opts is None or attr in specs or opts.get("optionalhook"):
             continue
         close = difflib.get_close_matches(attr, specs, n=1)
-        return (
-            f"it implements {attr!r}, which is not a snnkit hook" + (f" (did you mean {close[0]!r}?)" if close else "")
-            + f"; snnkit's hooks are {', '.join(specs)}. This is an issue with plugin {name!r}, not snnkit."
-        )
+        return (f"it implements {attr!r}, which is not a snnkit hook" + (f" (did you mean {close[0]!r}?)" if close
+                else "") + f"; snnkit's hooks are {', '.join(specs)}. This is an issue with plugin {name!r}, not snnkit.")
     return None
 
 
+def _import(ep, info: PluginInfo):
+    """``ep.load()`` with ``sys.argv`` reduced to the program name (a plugin that parses the command line at import
+    must not eat snnkit's options) and its prints captured (they would corrupt ``--json``); None if it failed."""
+    captured, argv = io.StringIO(), sys.argv
+    sys.argv = argv[:1]
+    try:
+        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+            return ep.load()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a broken plugin must not take snnkit down, whatever it raises
+        printed = captured.getvalue().strip()
+        info.error = short_error(exc) + (f"; it printed: {printed}" if printed else "")
+        return None
+    finally:
+        sys.argv = argv
+
+
 def load_plugins() -> None:
-    """Import every selected plugin of the ``snnkit`` entry-point group and build the registry once.
+    """Import every selected plugin of the ``snnkit`` entry-point group once.
 
     Whatever one plugin does at import (raise any exception, ``SystemExit`` included; parse ``sys.argv``;
     print), or a misspelt or malformed hook, marks that plugin broken with the reason; the others load.
@@ -119,28 +125,16 @@ def load_plugins() -> None:
         dist = ep.dist.name if ep.dist is not None else None
         if allowed is not None and ep.name not in allowed and dist not in allowed:
             continue
-        info = PluginInfo(ep.name, ep.dist.version if ep.dist is not None else None, dist)
-        _state.plugins[ep.name] = info
-        captured = io.StringIO()
-        try:
-            with _quarantine() as captured:
-                module = ep.load()
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # a broken plugin must not take snnkit down, whatever it raises
-            printed = captured.getvalue().strip()
-            info.error = _short_error(exc) + (f"; it printed: {printed}" if printed else "")
+        info = _state.plugins[ep.name] = PluginInfo(ep.name, ep.dist.version if ep.dist is not None else None, dist)
+        module = _import(ep, info)
+        if module is None or pm.is_registered(module) or pm.get_plugin(ep.name) is not None:
             continue
-        if pm.is_registered(module) or pm.get_plugin(ep.name) is not None:
-            continue
-        problem = _hook_problems(module, ep.name)
-        if problem:
-            info.error = problem
-            continue
-        try:
-            pm.register(module, name=ep.name)
-        except Exception as exc:  # noqa: BLE001 - pluggy's validation of hook signatures, per plugin
-            info.error = f"{type(exc).__name__}: {exc}. This is an issue with plugin {ep.name!r}, not snnkit."
+        info.error = _hook_problems(module, ep.name)
+        if info.error is None:
+            try:
+                pm.register(module, name=ep.name)
+            except Exception as exc:  # noqa: BLE001 - pluggy's validation of hook signatures, per plugin
+                info.error = f"{type(exc).__name__}: {exc}. This is an issue with plugin {ep.name!r}, not snnkit."
 
 
 def _ensure_collected() -> None:
@@ -161,6 +155,7 @@ def register_plugin(obj, name: str, version: str | None = None) -> None:
 
 
 def unregister_plugin(name: str) -> None:
+    """Remove an in-process plugin and its components."""
     plugin = pm.get_plugin(name)
     if plugin is not None:
         pm.unregister(plugin)
@@ -168,41 +163,30 @@ def unregister_plugin(name: str) -> None:
     _state.plugins.pop(name, None)
 
 
-#: snnkit's own plugin distributions: on a name clash with a third-party plugin, theirs keep the name and the
-#: other plugin is reported broken (so an installed add-on cannot silently replace ``lif`` or take down
-#: ``snnkit-neurons`` with it)
-FIRST_PARTY = frozenset({"snnkit-neurons", "snnkit-connectivity", "snnkit-rules", "snnkit-datasets"})
+def hook_impls(hook_name: str) -> list[tuple[object, PluginInfo]]:
+    """``(hookimpl, its plugin's info)`` of one hook, first-party plugins first, then by name (so which of two
+    clashing plugins is marked broken does not depend on entry-point order)."""
 
+    def precedence(impl) -> tuple[bool, str]:
+        dist = (_state.plugins.get(impl.plugin_name) or PluginInfo("")).distribution or ""
+        return (re.sub(r"[-_.]+", "-", dist).lower() not in FIRST_PARTY, impl.plugin_name)  # PEP 503 names
 
-def _precedence(impl) -> tuple[bool, str]:
-    info = _state.plugins.get(impl.plugin_name)
-    dist = info.distribution if info is not None and info.distribution else ""
-    canonical = re.sub(r"[-_.]+", "-", dist).lower()  # PEP 503: snnkit_neurons and snnkit-neurons are one name
-    return (canonical not in FIRST_PARTY, impl.plugin_name)
+    impls = sorted(getattr(pm.hook, hook_name).get_hookimpls(), key=precedence)
+    return [(i, _state.plugins.setdefault(i.plugin_name, PluginInfo(i.plugin_name))) for i in impls]
 
 
 def _collect(only: str | None = None) -> None:
-    """Call each plugin's register_* hooks separately so the registry knows who registered what.
-
-    Plugins are collected first-party first, then by name, so which one a duplicate name marks broken does not
-    depend on entry-point order.
-    """
+    """Call each plugin's register_* hooks separately so the registry knows who registered what."""
     for hook_name, kind in _HOOK_KIND.items():
-        hook = getattr(pm.hook, hook_name)
-        for impl in sorted(hook.get_hookimpls(), key=_precedence):
+        for impl, info in hook_impls(hook_name):
             if only is not None and impl.plugin_name != only:
                 continue
-            info = _state.plugins.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name))
             if not info.error:
                 _collect_one(impl, kind, hook_name, info, only)
             elif info.error.startswith(_CLASH):  # learn what else it would have provided, registering nothing
                 with contextlib.suppress(Exception, SystemExit):
                     impl.function(register=lambda cls, _k=kind, _p=impl.plugin_name: _state.registry.mark_unavailable(
                         _k, getattr(cls, "name", None), _p, info.error))
-
-
-#: how a plugin's error starts when a registration of it was refused (name clash, wrong type, bad name)
-_CLASH = "registration refused: "
 
 
 def _collect_one(impl, kind: str, hook_name: str, info: PluginInfo, only: str | None) -> None:
@@ -221,7 +205,7 @@ def _collect_one(impl, kind: str, hook_name: str, info: PluginInfo, only: str | 
         if only is not None and isinstance(exc, SnnkitError):
             raise
         clash = isinstance(exc, RegistrationError)
-        info.error = f"{_CLASH}{exc}" if clash else f"{hook_name} failed: {_short_error(exc)}"
+        info.error = f"{_CLASH}{exc}" if clash else f"{hook_name} failed: {short_error(exc)}"
         dropped = [(c.kind, c.name) for c in _state.registry.by_plugin(impl.plugin_name)]
         dropped += [(k, getattr(c, "name", None)) for k, c in attempted]
         _state.registry.unregister_plugin(impl.plugin_name)
@@ -248,29 +232,4 @@ def reset_for_tests() -> None:
     """Forget everything loaded (tests use this to reload under a different SNNKIT_LOAD_PLUGINS)."""
     global pm
     _state.pm = pm = _new_pm()
-    _state.registry = Registry()
-    _state.plugins = {}
-    _state.loaded = False
-    _state.collected = False
-
-
-def add_commands(cli) -> list[str]:
-    """Let every plugin add its CLI commands; returns one message per plugin whose hook raised.
-
-    Each plugin's hook runs on its own, so one failing hook neither hides the others' commands nor goes
-    unnamed: the error is recorded on that plugin (``snnkit list-plugins`` shows it).
-    """
-    load_plugins()
-    problems = []
-    for impl in sorted(pm.hook.register_commands.get_hookimpls(), key=_precedence):
-        info = _state.plugins.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name))
-        if info.error:
-            continue
-        try:
-            impl.function(cli=cli)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:
-            info.error = f"register_commands failed: {_short_error(exc)}"
-            problems.append(f"plugin {impl.plugin_name!r} failed to add its commands: {info.error}")
-    return problems
+    _state.registry, _state.plugins, _state.loaded, _state.collected = Registry(), {}, False, False
