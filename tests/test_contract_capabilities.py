@@ -35,7 +35,7 @@ def test_a_misspelt_capability_is_refused_at_registration_naming_the_plugin_and_
         fresh_plugins.register_plugin(_Plugin(_rule(neuron_caps=("has_lek",))), name="typo-plugin")
     msg = str(exc.value)
     assert "plugin 'typo-plugin'" in msg and "'typo-rule'" in msg and "'has_lek'" in msg
-    assert "did you mean 'has_leak'" in msg
+    assert "Did you mean 'has_leak'" in msg
     assert "typo-rule" not in fresh_plugins.get_registry().names("rule")
 
 
@@ -66,7 +66,7 @@ def test_an_installed_plugin_with_a_typo_is_broken_and_the_others_load(fresh_plu
     _install_distribution(tmp_path, monkeypatch, "typo-dist", "typo_dist", _TYPO_PLUGIN)
     fresh_plugins.reset_for_tests()
     info = {p.name: p for p in fresh_plugins.plugin_infos()}["typo-dist"]
-    assert info.error.startswith("registration refused:") and "did you mean 'has_psc'" in info.error
+    assert info.error.startswith("registration refused:") and "Did you mean 'has_psc'" in info.error
     assert "bptt" in fresh_plugins.get_registry().names("rule")
     assert "typo-rule" not in fresh_plugins.get_registry().names("rule")
 

@@ -9,12 +9,11 @@ are checked when the rule registers (:func:`undeclared`); every refusal is a :cl
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 
 from attrs import frozen
 
-from snnkit_core.contract.errors import IncompatibleError
+from snnkit_core.contract.errors import IncompatibleError, did_you_mean
 
 #: the recurrence structures a connectivity may declare (``Connectivity.recurrence`` / ``output_recurrence``)
 STRUCTURES = ("none", "diagonal", "dense")
@@ -46,14 +45,13 @@ def undeclared(compatibility, neuron_base: type) -> list[str]:
     caps, out = neuron_capabilities(neuron_base), []
     for cap in compatibility.neuron_caps:
         if cap not in caps:
-            close = difflib.get_close_matches(cap, caps, n=3, cutoff=0.5)
-            out.append(f"neuron capability {cap!r}, which no Neuron declares"
-                       + (f" (did you mean {' or '.join(map(repr, close))}?)" if close else "")
-                       + f"; the capabilities are {', '.join(caps)}")
+            out.append(f"Its compatibility names neuron capability {cap!r}, which no Neuron declares."
+                       f"{did_you_mean(cap, caps)} Neuron capabilities: {', '.join(caps)}.")
     for field in ("recurrence", "output_recurrence"):
         for value in sorted(getattr(compatibility, field) or ()):
             if value not in STRUCTURES:
-                out.append(f"{field} {value!r}, which is not a recurrence structure ({', '.join(STRUCTURES)})")
+                out.append(f"Its compatibility names {field} {value!r}, which is not a recurrence structure "
+                           f"({', '.join(STRUCTURES)}).")
     return out
 
 

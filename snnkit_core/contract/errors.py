@@ -10,6 +10,12 @@ import difflib
 from collections.abc import Iterable
 
 
+def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str:
+    """`` Did you mean 'a' or 'b'?`` for the close matches of ``name`` among ``choices``, or ''."""
+    close = difflib.get_close_matches(name, list(choices), n=n, cutoff=0.5)
+    return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+
+
 def torch_error_reason(exc: BaseException) -> str:
     """The useful line of a ``torch.load`` error, without torch's "Please file an issue" advice (the fault is
     the file's, not torch's)."""
@@ -26,18 +32,16 @@ class SnnkitError(Exception):
 
 
 class UnknownComponentError(SnnkitError):
+    """A component name nothing registered; says why (``note``) or offers close matches."""
+
     def __init__(self, kind: str, name: str, available: Iterable[str], note: str = ""):
         available = sorted(available)
         close = [] if note else difflib.get_close_matches(name, available, n=3, cutoff=0.5)
-        msg = f"unknown {kind} {name!r}."
-        if note:
-            msg += f" {kind.capitalize()} {name!r}: {note}."
-        if close:
-            msg += f" Did you mean {' or '.join(repr(c) for c in close)}?"
         label = "components" if kind == "component" else f"{kind} components"
-        msg += f" Installed {label}: {', '.join(available) if available else '(none)'}."
-        msg += " `snnkit list-plugins` shows which plugin provides what."
-        super().__init__(msg)
+        super().__init__(
+            f"unknown {kind} {name!r}." + (f" {kind.capitalize()} {name!r}: {note}." if note else did_you_mean(name, close))
+            + f" Installed {label}: {', '.join(available) or '(none)'}. `snnkit list-plugins` shows which plugin "
+            "provides what.")
         self.kind, self.name, self.close_matches = kind, name, close
 
 
@@ -71,6 +75,8 @@ class CheckpointError(SnnkitError):
 
 class MissingDependencyError(SnnkitError):
     """An optional extra (matplotlib, tensorboard, nir) that a command needs is not installed; says what to install."""
+
+
 class RunDirError(SnnkitError):
     """A run directory that this process may not write: owned by another process, not a run, or unwritable."""
 

@@ -26,12 +26,8 @@ from snnkit_core.contract.registry import Registry
 
 ENV_VAR = "SNNKIT_LOAD_PLUGINS"
 
-_HOOK_KIND = {
-    "register_neurons": "neuron",
-    "register_connectivity": "connectivity",
-    "register_rules": "rule",
-    "register_datasets": "dataset",
-}
+_HOOK_KIND = {"register_neurons": "neuron", "register_connectivity": "connectivity", "register_rules": "rule",
+              "register_datasets": "dataset"}
 
 #: snnkit's own plugin distributions: on a name clash with a third-party plugin, theirs keep the name and the
 #: other plugin is reported broken (so an installed add-on cannot silently replace ``lif``)
@@ -137,17 +133,9 @@ def load_plugins() -> None:
                 info.error = f"{type(exc).__name__}: {exc}. This is an issue with plugin {ep.name!r}, not snnkit."
 
 
-def _ensure_collected() -> None:
-    """Run the register_* hooks once (after :func:`load_plugins`); only commands that need components pay for it."""
-    load_plugins()
-    if not _state.collected:
-        _state.collected = True
-        _collect()
-
-
 def register_plugin(obj, name: str, version: str | None = None) -> None:
     """Register an in-process plugin (tests, notebooks) and add its components to the registry."""
-    _ensure_collected()
+    get_registry()
     pm.register(obj, name=name)
     pm.check_pending()
     _state.plugins[name] = PluginInfo(name, version)
@@ -219,12 +207,16 @@ def is_collected() -> bool:
 
 
 def get_registry() -> Registry:
-    _ensure_collected()
+    """The registry, after running the register hooks once (only commands that need components pay for it)."""
+    load_plugins()
+    if not _state.collected:
+        _state.collected = True
+        _collect()
     return _state.registry
 
 
 def plugin_infos() -> list[PluginInfo]:
-    _ensure_collected()
+    get_registry()
     return sorted(_state.plugins.values(), key=lambda p: p.name)
 
 

@@ -54,8 +54,7 @@ class Registry:
         if kind == "rule":
             problems = undeclared(cls.compatibility, kinds["neuron"])
             if problems:
-                raise RegistrationError(f"plugin {plugin!r} registered rule {name!r}, whose compatibility names "
-                                        + "; and ".join(problems) + f". {fault}")
+                raise RegistrationError(f"plugin {plugin!r} registered rule {name!r}. " + " ".join(problems) + f" {fault}")
         other = self._items.get((kind, name))
         if other is not None and other.cls is not cls:
             raise RegistrationError(f"{kind} {name!r} is registered twice: by plugin {other.plugin!r} and by plugin "
@@ -89,4 +88,4 @@ class Registry:
         return [c for _, c in sorted(self._items.items())]
 
     def by_plugin(self, plugin: str) -> list[Component]:
-        return [c for c in self.all() if c.plugin == plugin]
+        return [c for _, c in sorted(self._items.items()) if c.plugin == plugin]

@@ -17,13 +17,8 @@ from snnkit_core.contract.neuron import Neuron
 
 @frozen
 class Compatibility:
-    """What a rule accepts, by declared capability; ``None`` means any.
-
-    ``neuron_caps``: class flags of :class:`Neuron` that must be true (``has_psc``, ``has_leak``, ...);
-    ``recurrence``: the hidden-layer recurrence structures accepted (``Connectivity.recurrence``);
-    ``output_recurrence``: the same for the output layer; ``neurons`` / ``connectivity``: names, for a rule that
-    really is tied to particular components (first-party rules declare capabilities instead).
-    """
+    """What a rule accepts: ``neuron_caps`` (flags of :class:`Neuron` that must be true), the ``recurrence`` /
+    ``output_recurrence`` structures accepted, or ``neurons`` / ``connectivity`` names; ``None`` means any."""
 
     neurons: frozenset[str] | None = None
     connectivity: frozenset[str] | None = None
@@ -43,24 +38,13 @@ class Batch:
 
 
 class LearningRule(Component, ABC):
-    """How parameters get their updates.
-
-    ``role = "gradient"`` rules own the loss, the readout, the optimizer and the training step; ``role =
-    "addon"`` rules (BIP) compose with exactly one gradient rule. The extension points a rule may use:
-
-    (a) ``train_step`` / ``eval_step``: the whole step (forward, loss, update) and its evaluation counterpart,
-        e.g. a forward without autograd that writes ``.grad`` itself; the default calls (c)-(e);
-    (b) ``layer_scan``: wrap or replace a layer's scan (composed in order: gradient rule, then add-ons);
-    (c) ``setup``: add parameters or change the neurons once the network is assembled;
-    (d) ``backward``: turn the loss into ``.grad`` (default ``loss.backward()``);
-    (e) ``param_groups``: change what is optimised and how;
-    (f) ``after_step`` / ``on_epoch_end``: projections after each step, per-epoch schedules.
-    """
+    """How parameters get their updates. ``role = "gradient"`` rules own the loss, the readout, the optimizer and
+    the training step; ``role = "addon"`` rules (BIP) compose with exactly one gradient rule. docs/plugins.md
+    lists every member with its default."""
 
     role: ClassVar[str] = "gradient"
     compatibility: ClassVar[Compatibility] = Compatibility()
-    #: "spiking": an output layer of the same neuron, logits = sum over time of its output;
-    #: "linear": logits = sum over time of a linear readout of the last hidden layer (ASRC's form)
+    #: "spiking": an output layer of the same neuron; "linear": a linear readout of the last hidden layer
     readout: ClassVar[str] = "spiking"
     #: ``layer_scan`` replaces the default scan (so ``--backend triton|reference`` cannot choose it and is refused)
     owns_scan: ClassVar[bool] = False
@@ -83,8 +67,7 @@ class LearningRule(Component, ABC):
         """Called once after assembly, before the optimizer is built."""
 
     def check_data(self, steps: int, channels: int) -> None:
-        """Called once the data is loaded and before the run directory is written: raise
-        :class:`~snnkit_core.contract.errors.IncompatibleError` if this rule cannot train on ``steps``-step sequences."""
+        """Called once the data is loaded: raise ``IncompatibleError`` if this rule cannot train on that data."""
 
     def layer_scan(self, layer, default: Callable) -> Callable | None:
         """A scan ``(layer, current) -> (y, s)`` (or ``(y, s, extra)``) for ``layer``, or None to keep ``default``,
@@ -92,13 +75,9 @@ class LearningRule(Component, ABC):
         return None
 
     def train_step(self, network, batch: Batch, optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, torch.Tensor]:
-        """One training step on ``batch``; returns the per-sample mean loss (0-dim) and the logits (B, K), detached.
-
-        Default: forward, ``loss``, zero_grad, ``backward``, ``optimizer.step()``, ``network.after_step()`` (every
-        rule's ``after_step``, then each neuron's ``clamp_``). The training loop stops on a non-finite loss right
-        after the step; under several processes ``optimizer.step()`` all-reduces ``.grad`` (see
-        :meth:`grad_reduction`), so every rank must call it once per batch.
-        """
+        """One training step: ``(loss, logits)``, the per-sample mean loss (0-dim) and (B, K), detached. Default:
+        forward, ``loss``, zero_grad, ``backward``, ``optimizer.step()`` (which all-reduces ``.grad`` under several
+        processes: call it once per batch), ``network.after_step()``."""
         out = network(batch.x)
         loss = self.loss(out, batch.y)
         optimizer.zero_grad(set_to_none=True)
