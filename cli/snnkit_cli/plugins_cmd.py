@@ -112,4 +112,5 @@ def list_plugins(as_json):
         table.add_row(r["name"], r["version"] or "-", comps, status)
     console.print(table)
     if not rows:
-        console.print("No plugins loaded" + (f" ({plugins.ENV_VAR} is set)" if plugins.ENV_VAR in os.environ else "") + ".")
+        selected = f" ({plugins.ENV_VAR} is set)" if plugins.ENV_VAR in os.environ else ""
+        console.print(f"No plugins loaded{selected}.")

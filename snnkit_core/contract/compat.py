@@ -1,11 +1,7 @@
-"""Which rule can train which neuron with which connectivity: decided from declared capabilities only.
-
-A rule declares what it needs in ``LearningRule.compatibility`` (:class:`~snnkit_core.contract.rule.Compatibility`):
-neuron capability flags (the boolean class attributes of ``Neuron``: ``has_psc``, ``has_leak``, ...), accepted
-recurrence structures of hidden and output layers, and, for a rule tied to named components, names. The names
-are checked when the rule registers (:func:`undeclared`); every refusal is a :class:`Reason`. Assembly calls
-:func:`check_compatible`; ``snnkit info`` asks each rule's ``reasons`` directly.
-"""
+"""Which rule can train which neuron with which connectivity, decided from declared capabilities only: a rule's
+``compatibility`` names neuron capability flags (boolean class attributes of ``Neuron``), recurrence structures
+and, rarely, component names; the names are checked when the rule registers (:func:`undeclared`), every refusal
+is a :class:`Reason`, and assembly calls :func:`check_compatible`."""
 
 from __future__ import annotations
 
@@ -15,15 +11,13 @@ from attrs import frozen
 
 from snnkit_core.contract.errors import IncompatibleError, did_you_mean
 
-#: the recurrence structures a connectivity may declare (``Connectivity.recurrence`` / ``output_recurrence``)
-STRUCTURES = ("none", "diagonal", "dense")
+STRUCTURES = ("none", "diagonal", "dense")  # what Connectivity.recurrence / output_recurrence may declare
 
 
 @frozen
 class Reason:
-    """One reason a rule cannot train a component: ``component`` is "neuron" or "connectivity", ``name`` its
-    registered name, ``need`` the missing capability (``has_psc``, ``recurrence``, ``name``...), ``text`` the
-    sentence shown to the user."""
+    """Why a rule cannot train a ``component`` ("neuron"/"connectivity") called ``name``: the missing capability
+    ``need`` (``has_psc``, ``recurrence``, ``name``...) and the sentence ``text`` shown to the user."""
 
     rule: str
     component: str
@@ -89,19 +83,18 @@ def check_compatible(neuron_cls, conn_cls, rules: Sequence, registry=None) -> No
                                 f"as bip compose with one, e.g. --rule tssl-bp --rule bip).{hint}")
     problems = [p for r in rules for p in r.check(neuron_cls, conn_cls)]
     if problems:
-        msg = "incompatible combination: " + "; ".join(problems) + "."
-        raise IncompatibleError(msg + ("" if registry is None else _alternatives(neuron_cls, conn_cls, rules, registry)))
+        more = "" if registry is None else _alternatives(neuron_cls, conn_cls, rules, registry)
+        raise IncompatibleError("incompatible combination: " + "; ".join(problems) + "." + more)
 
 
 def _alternatives(neuron_cls, conn_cls, rules, registry) -> str:
     parts = []
     for r in (r for r in rules if r.check(neuron_cls, conn_cls)):
-        neurons = [n for n in registry.names("neuron") if not r.check(registry.get("neuron", n), conn_cls)]
-        conns = [c for c in registry.names("connectivity") if not r.check(neuron_cls, registry.get("connectivity", c))]
-        parts.append(f"rule {r.name!r} works with {f'neurons {neurons}' if neurons else 'none of the installed neurons'}"
-                     f" (with --conn {conn_cls.name}) and "
-                     f"{f'connectivity {conns}' if conns else 'none of the installed connectivity'}"
-                     f" (with --neuron {neuron_cls.name})")
+        ns = [n for n in registry.names("neuron") if not r.check(registry.get("neuron", n), conn_cls)]
+        cs = [c for c in registry.names("connectivity") if not r.check(neuron_cls, registry.get("connectivity", c))]
+        parts.append(f"rule {r.name!r} works with " + (f"neurons {ns}" if ns else "no neuron")
+                     + f" (with --conn {conn_cls.name}) and " + (f"connectivity {cs}" if cs else "no connectivity")
+                     + f" (with --neuron {neuron_cls.name})")
     ok = [n for n in registry.names("rule") if registry.get("rule", n).role == "gradient"
           and not registry.get("rule", n)().check(neuron_cls, conn_cls)]
     return (" " + "; ".join(parts) + "." if parts else "") + (

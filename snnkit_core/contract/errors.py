@@ -1,8 +1,5 @@
-"""Every error snnkit expects to happen lives here.
-
-The CLI turns a :class:`SnnkitError` into a one-paragraph message (never a traceback): each says what
-happened, whose fault it is, and how to fix it.
-"""
+"""Every error snnkit expects to happen. The CLI turns a :class:`SnnkitError` into a one-paragraph message (never a
+traceback): each says what happened, whose fault it is, and how to fix it."""
 
 from __future__ import annotations
 
@@ -19,12 +16,10 @@ def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str:
 def torch_error_reason(exc: BaseException) -> str:
     """The useful line of a ``torch.load`` error, without torch's "Please file an issue" advice (the fault is
     the file's, not torch's)."""
-    text = str(exc)
-    if "WeightsUnpickler error:" in text:
-        text = text.split("WeightsUnpickler error:", 1)[1]
+    text = str(exc).split("WeightsUnpickler error:", 1)[-1]
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "file an issue" not in ln.lower()]
-    first = lines[0] if lines else type(exc).__name__
-    return first.split(" Please use", 1)[0]  # torch's allow-listing advice is for code authors, not for a bad file
+    # torch's allow-listing advice ("Please use ...") is for code authors, not for a bad file
+    return (lines[0] if lines else type(exc).__name__).split(" Please use", 1)[0]
 
 
 class SnnkitError(Exception):
@@ -39,7 +34,7 @@ class UnknownComponentError(SnnkitError):
         close = [] if note else difflib.get_close_matches(name, available, n=3, cutoff=0.5)
         label = "components" if kind == "component" else f"{kind} components"
         super().__init__(
-            f"unknown {kind} {name!r}." + (f" {kind.capitalize()} {name!r}: {note}." if note else did_you_mean(name, close))
+            f"unknown {kind} {name!r}." + (f" {kind.title()} {name!r}: {note}." if note else did_you_mean(name, close))
             + f" Installed {label}: {', '.join(available) or '(none)'}. `snnkit list-plugins` shows which plugin "
             "provides what.")
         self.kind, self.name, self.close_matches = kind, name, close

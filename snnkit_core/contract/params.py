@@ -1,8 +1,5 @@
-"""Declared, documented component parameters.
-
-Every component lists its parameters as :class:`Param` objects; ``snnkit info NAME`` prints them, config
-files and ``--set KIND.KEY=VALUE`` override them, and unknown keys fail with close matches.
-"""
+"""Declared, documented component parameters: ``snnkit info NAME`` prints them, config files and ``--set
+KIND.KEY=VALUE`` override them, and unknown keys fail with close matches."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""Plugin loading over the ``snnkit`` entry-point group.
-
-``load_plugins()`` is idempotent. ``SNNKIT_LOAD_PLUGINS`` chooses what loads: unset loads every installed
-plugin; a comma-separated list loads only those (entry-point or distribution names); the empty string loads
-none. A plugin that fails to import, or whose hook raises, is recorded as broken with its error and the
-rest keep working.
-"""
+"""Plugin loading over the ``snnkit`` entry-point group. ``SNNKIT_LOAD_PLUGINS`` chooses what loads: unset, every
+installed plugin; a comma-separated list, only those (entry-point or distribution names); empty, none. A plugin
+that fails to import, or whose hook raises, is recorded as broken with its error and the rest keep working."""
 
 from __future__ import annotations
 
@@ -29,11 +25,9 @@ ENV_VAR = "SNNKIT_LOAD_PLUGINS"
 _HOOK_KIND = {"register_neurons": "neuron", "register_connectivity": "connectivity", "register_rules": "rule",
               "register_datasets": "dataset"}
 
-#: snnkit's own plugin distributions: on a name clash with a third-party plugin, theirs keep the name and the
-#: other plugin is reported broken (so an installed add-on cannot silently replace ``lif``)
+#: snnkit's own plugins: on a name clash with a third-party plugin, theirs keep the name and the other is broken
 FIRST_PARTY = frozenset({"snnkit-neurons", "snnkit-connectivity", "snnkit-rules", "snnkit-datasets"})
-#: how a plugin's error starts when a registration of it was refused (name clash, wrong type, bad name)
-_CLASH = "registration refused: "
+_CLASH = "registration refused: "  # how a plugin's error starts when a registration of it was refused
 
 
 @define
@@ -48,7 +42,6 @@ class PluginInfo:
 
 @define
 class _State:
-    pm: pluggy.PluginManager
     registry: Registry = field(factory=Registry)
     plugins: dict[str, PluginInfo] = field(factory=dict)
     loaded: bool = False
@@ -61,8 +54,7 @@ def _new_pm() -> pluggy.PluginManager:
     return pm
 
 
-_state = _State(pm=_new_pm())
-pm = _state.pm
+_state, pm = _State(), _new_pm()
 
 
 def short_error(exc: BaseException) -> str:
@@ -71,21 +63,17 @@ def short_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" + (f" (at {last[0].filename}:{last[0].lineno})" if last else "")
 
 
-def _hook_problems(module, name: str) -> str | None:
-    """A hook-marked function whose name snnkit does not know (a misspelt hook), checked per plugin so that one
-    plugin's typo does not stop every command."""
-    specs = sorted(n for n in dir(pm.hook) if not n.startswith("_"))
-    for attr in dir(module):
-        try:
-            opts = pm.parse_hookimpl_opts(module, attr)
-        except Exception:  # noqa: BLE001 - an attribute that cannot even be inspected is not a hook
-            continue
-        if opts is None or attr in specs or opts.get("optionalhook"):
-            continue
-        close = difflib.get_close_matches(attr, specs, n=1)
-        return (f"it implements {attr!r}, which is not a snnkit hook" + (f" (did you mean {close[0]!r}?)" if close
-                else "") + f"; snnkit's hooks are {', '.join(specs)}. This is an issue with plugin {name!r}, not snnkit.")
-    return None
+def _validation_error(exc: Exception, name: str) -> str:
+    """Why pluggy refused plugin ``name``: a hook snnkit does not have (a misspelt name, with the close match) or a
+    malformed hook signature."""
+    unknown = re.match(r"unknown hook '(\w+)'", str(exc))
+    if unknown is None:
+        return f"{type(exc).__name__}: {exc}. This is an issue with plugin {name!r}, not snnkit."
+    specs = sorted(n for n, f in vars(hookspecs).items() if hasattr(f, "snnkit_spec"))
+    close = difflib.get_close_matches(unknown.group(1), specs, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return (f"it implements {unknown.group(1)!r}, which is not a snnkit hook{hint}; snnkit's hooks are "
+            f"{', '.join(specs)}. This is an issue with plugin {name!r}, not snnkit.")
 
 
 def _import(ep, info: PluginInfo):
@@ -125,12 +113,13 @@ def load_plugins() -> None:
         module = _import(ep, info)
         if module is None or pm.is_registered(module) or pm.get_plugin(ep.name) is not None:
             continue
-        info.error = _hook_problems(module, ep.name)
-        if info.error is None:
-            try:
-                pm.register(module, name=ep.name)
-            except Exception as exc:  # noqa: BLE001 - pluggy's validation of hook signatures, per plugin
-                info.error = f"{type(exc).__name__}: {exc}. This is an issue with plugin {ep.name!r}, not snnkit."
+        try:  # pluggy validates the signatures; check_pending finds a misspelt hook (of this plugin: the others passed)
+            pm.register(module, name=ep.name)
+            pm.check_pending()
+        except Exception as exc:  # noqa: BLE001 - one plugin's mistake must not stop every command
+            info.error = _validation_error(exc, ep.name)
+            if pm.get_plugin(ep.name) is not None:
+                pm.unregister(name=ep.name)
 
 
 def register_plugin(obj, name: str, version: str | None = None) -> None:
@@ -222,6 +211,5 @@ def plugin_infos() -> list[PluginInfo]:
 
 def reset_for_tests() -> None:
     """Forget everything loaded (tests use this to reload under a different SNNKIT_LOAD_PLUGINS)."""
-    global pm
-    _state.pm = pm = _new_pm()
-    _state.registry, _state.plugins, _state.loaded, _state.collected = Registry(), {}, False, False
+    global pm, _state
+    _state, pm = _State(), _new_pm()

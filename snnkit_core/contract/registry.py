@@ -35,10 +35,10 @@ class Registry:
     #: (kind, name) -> why it is missing: a broken plugin would have provided it
     _unavailable: dict[tuple[str, str], str] = field(factory=dict)
 
-    def mark_unavailable(self, kind: str, name, plugin: str, reason: str) -> None:
-        """Remember that ``plugin`` would have provided ``kind`` ``name`` but is not loaded, and why."""
+    def mark_unavailable(self, kind: str, name, plugin: str, why: str) -> None:
+        """Remember that ``plugin`` would have provided ``kind`` ``name`` but is not loaded, and ``why``."""
         if isinstance(name, str) and name:
-            self._unavailable.setdefault((kind, name), f"plugin {plugin!r} would provide it but is not loaded: {reason}")
+            self._unavailable.setdefault((kind, name), f"plugin {plugin!r} would provide it but is not loaded: {why}")
 
     def register(self, kind: str, cls: type, plugin: str) -> None:
         """Add ``cls``; a wrong type, a bad name, a duplicate or an undeclared capability raises RegistrationError."""
@@ -54,7 +54,7 @@ class Registry:
         if kind == "rule":
             problems = undeclared(cls.compatibility, kinds["neuron"])
             if problems:
-                raise RegistrationError(f"plugin {plugin!r} registered rule {name!r}. " + " ".join(problems) + f" {fault}")
+                raise RegistrationError(f"plugin {plugin!r} registered rule {name!r}. {' '.join(problems)} {fault}")
         other = self._items.get((kind, name))
         if other is not None and other.cls is not cls:
             raise RegistrationError(f"{kind} {name!r} is registered twice: by plugin {other.plugin!r} and by plugin "
@@ -74,7 +74,7 @@ class Registry:
 
     def component(self, kind: str, name: str) -> Component:
         if (kind, name) not in self._items:
-            raise UnknownComponentError(kind, name, self.names(kind), note=self._unavailable.get((kind, name), ""))
+            raise UnknownComponentError(kind, name, self.names(kind), note=self.unavailable(kind, name))
         return self._items[(kind, name)]
 
     def names(self, kind: str) -> list[str]:

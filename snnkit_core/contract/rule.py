@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from abc import ABC
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -11,8 +11,6 @@ from attrs import frozen
 
 from snnkit_core.contract.compat import declared_reasons
 from snnkit_core.contract.component import Component
-from snnkit_core.contract.connectivity import Connectivity
-from snnkit_core.contract.neuron import Neuron
 
 
 @frozen
@@ -54,12 +52,11 @@ class LearningRule(Component, ABC):
     def __init__(self, **params: Any):
         self.hparams = self.resolve(params)
 
-    def reasons(self, neuron_cls: type[Neuron] | None, conn_cls: type[Connectivity] | None) -> list:
-        """Structured reasons (:class:`~snnkit_core.contract.compat.Reason`) this rule cannot train that neuron with
-        that connectivity; either may be None to check only the other. Default: from ``compatibility``."""
+    def reasons(self, neuron_cls: type | None, conn_cls: type | None) -> list:
+        """Why this rule cannot train that neuron with that connectivity (``compat.Reason``; either may be None)."""
         return declared_reasons(self, neuron_cls, conn_cls)
 
-    def check(self, neuron_cls: type[Neuron] | None, conn_cls: type[Connectivity] | None) -> list[str]:
+    def check(self, neuron_cls: type | None, conn_cls: type | None) -> list[str]:
         """The reasons as sentences (empty if this rule can train that neuron with that connectivity)."""
         return [r.text for r in self.reasons(neuron_cls, conn_cls)]
 
@@ -87,14 +84,12 @@ class LearningRule(Component, ABC):
         return loss.detach(), self.logits(out).detach()
 
     def eval_step(self, network, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """One evaluation step (called under ``torch.no_grad()``, network in eval mode): ``(loss, logits)`` as
-        :meth:`train_step` returns them, with no update. Default: forward, ``loss``, ``logits``."""
+        """One evaluation step under ``torch.no_grad()``: ``(loss, logits)`` as ``train_step``, no update."""
         out = network(batch.x)
         return self.loss(out, batch.y).detach(), self.logits(out).detach()
 
     def grad_reduction(self) -> str:
-        """How per-batch gradients combine across processes: ``"mean"`` (the loss is a batch mean: the default)
-        or ``"sum"`` (a rule that back-propagates the batch sum)."""
+        """How gradients combine across processes: ``"mean"`` (a batch-mean loss) or ``"sum"`` (a batch sum)."""
         return "mean"
 
     def default_lr(self) -> float:

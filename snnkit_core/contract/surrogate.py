@@ -1,10 +1,6 @@
-"""Heaviside spike functions with surrogate derivatives (shared by neurons and rules).
-
-``spike(x, kind, width)`` returns ``H(x)`` (strict ``x > 0``, or ``x >= 0`` with ``inclusive=True``) in the
-forward pass and ``kind``'s surrogate derivative in the backward pass, where ``x = u - V_th``. Each surrogate
-is the exact derivative of a smooth stand-in for H (named beside each formula; the tests check it by finite
-differences).
-"""
+"""Heaviside spikes with surrogate derivatives: ``spike(x, kind, width)`` is ``H(x)`` (``x > 0``, or ``x >= 0`` with
+``inclusive=True``) forward and ``kind``'s surrogate derivative backward, ``x = u - V_th``. Each surrogate is the
+exact derivative of the smooth stand-in for H named beside it (the tests check it by finite differences)."""
 
 from __future__ import annotations
 
