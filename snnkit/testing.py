@@ -187,8 +187,8 @@ class ConnectivityContract:
         from snnkit_core.engine.network import Network
 
         torch.manual_seed(0)
-        net = Network(3, self.hidden, 4, lambda k: self.neuron_cls(k, **self.neuron_params), self.conn_cls(**self.params),
-                      readout="linear", weight_scale=self.weight_scale).double()
+        net = Network(3, self.hidden, 4, lambda k: self.neuron_cls(k, **self.neuron_params),
+                      self.conn_cls(**self.params), readout="linear", weight_scale=self.weight_scale).double()
         net.backend = backend
         return net
 
@@ -308,7 +308,8 @@ class DatasetContract:
         for split in ds.splits:
             data = ds.load(split)
             assert isinstance(data, ArrayData) and len(data) > 0
-            assert data.x.shape[2] == ds.input_size, f"{split}: x has {data.x.shape[2]} channels, input_size {ds.input_size}"
+            channels = data.x.shape[2]
+            assert channels == ds.input_size, f"{split}: x has {channels} channels, input_size {ds.input_size}"
             assert int(data.y.min()) >= 0 and int(data.y.max()) < ds.num_classes
             assert len(ds.class_names) == ds.num_classes
 

@@ -75,7 +75,8 @@ def test_example_connectivity_and_hand_written_rule_train_through_the_cli(exampl
     run = tmp_path / "run"
     res = CliRunner().invoke(cli, [
         "train", "--neuron", "if", "--conn", "local", "--rule", "readout-delta", "--dataset", "poisson-bands",
-        "--hidden", "32", "--epochs", "2", "--limit", "128", "--lr", "0.05", "--set", "dataset.steps=25", "--out", str(run), "--quiet",
+        "--hidden", "32", "--epochs", "2", "--limit", "128", "--lr", "0.05", "--set", "dataset.steps=25",
+        "--out", str(run), "--quiet",
     ])
     assert res.exit_code == 0, res.output
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -119,7 +120,8 @@ def test_example_neuron_trains_through_the_cli(example, tmp_path):
     run = tmp_path / "run"
     res = CliRunner().invoke(cli, [
         "train", "--neuron", "if", "--conn", "srsc", "--rule", "bptt", "--dataset", "poisson-bands",
-        "--hidden", "16,16,16", "--epochs", "2", "--limit", "128", "--lr", "0.01", "--set", "dataset.steps=25", "--out", str(run), "--quiet",
+        "--hidden", "16,16,16", "--epochs", "2", "--limit", "128", "--lr", "0.01", "--set", "dataset.steps=25",
+        "--out", str(run), "--quiet",
     ])
     assert res.exit_code == 0, res.output
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

@@ -216,7 +216,10 @@ def _files(name: str, kind: str) -> dict[str, str]:
         "pyproject.toml": _PYPROJECT.format(name=name, kind=kind, pkg=pkg),
         f"{pkg}/__init__.py": f'"""snnkit plugin ``snnkit-{name}``: {kind} ``{name}``."""\n',
         f"{pkg}/{module}.py": component,
-        f"{pkg}/plugin.py": f'''"""Entry point of snnkit-{name}: snnkit calls these hooks once, each with a ``register`` callback."""
+        f"{pkg}/plugin.py": f'''"""Entry point of snnkit-{name}.
+
+snnkit calls these hooks once, each with a ``register`` callback.
+"""
 
 from snnkit_core import hookimpl
 
@@ -227,7 +230,10 @@ from .{module} import {cls}
 def {_HOOK[kind]}(register):
     register({cls})
 ''',
-        "tests/test_contracts.py": f'''"""snnkit's contract tests for {name} (snnkit.testing): they pass as generated; keep them passing."""
+        "tests/test_contracts.py": f'''"""snnkit's contract tests for {name} (snnkit.testing).
+
+They pass as generated; keep them passing.
+"""
 
 from snnkit.testing import {_CONTRACT[kind]}
 from {pkg}.{module} import {cls}
@@ -246,7 +252,8 @@ def new_plugin(name: str, kind: str, out: str | Path | None = None) -> tuple[Pat
     if kind not in KINDS:
         raise ConfigError(f"--kind must be one of {', '.join(KINDS)}; got {kind!r}")
     if not _NAME.match(name):
-        raise ConfigError(f"plugin name {name!r}: use lower-case letters, digits and '-', starting with a letter (e.g. my-lif)")
+        raise ConfigError(
+            f"plugin name {name!r}: use lower-case letters, digits and '-', starting with a letter (e.g. my-lif)")
     root = Path(out) if out is not None else Path(f"snnkit-{name}")
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise ConfigError(f"{root} already exists and is not an empty folder; choose another --out")

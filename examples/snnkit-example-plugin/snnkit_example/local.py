@@ -41,7 +41,8 @@ class Local(Connectivity):
     """Banded recurrence: each neuron hears its ring neighbours within ``radius`` (example plugin)."""
 
     name = "local"
-    description = "each neuron hears its neighbours within a radius, one step later (masked dense recurrence; example plugin)"
+    description = ("each neuron hears its neighbours within a radius, one step later (masked dense recurrence; "
+                   "example plugin)")
     recurrence = "dense"
     params = (
         Param("radius", 1, "neighbours on each side (ring distance)"),

@@ -41,7 +41,8 @@ class IF(Neuron):
     description = "integrate-and-fire, no leak, soft reset (subtract V_th); output = spikes (example plugin)"
     params = (
         Param("v_th", 1.0, "firing threshold (fires when v > V_th)"),
-        Param("surrogate", "fast-sigmoid", "surrogate derivative used when the rule does not choose one", choices=KINDS),
+        Param("surrogate", "fast-sigmoid", "surrogate derivative used when the rule does not choose one",
+              choices=KINDS),
         Param("surrogate_width", 0.5, "surrogate width, in units of membrane potential"),
     )
     has_psc = False  # y is the spike train

@@ -24,9 +24,11 @@ class RateReg(LearningRule):
     """Surrogate BPTT with a per-layer firing-rate penalty collected through the spike hook (example plugin)."""
 
     name = "rate-reg"
-    description = "surrogate BPTT + firing-rate penalty per hidden layer, spikes seen through the spike hook (example plugin)"
+    description = ("surrogate BPTT + firing-rate penalty per hidden layer, spikes seen through the spike hook "
+                   "(example plugin)")
     readout = "linear"
-    compatibility = Compatibility(neuron_caps=("has_surrogate", "has_spike_hook"), recurrence=frozenset({"none", "dense"}))
+    compatibility = Compatibility(neuron_caps=("has_surrogate", "has_spike_hook"),
+                                  recurrence=frozenset({"none", "dense"}))
     params = (
         Param("lr", 0.01, "learning rate (Adam)"),
         Param("target_rate", 0.1, "firing rate ρ each hidden layer is pulled towards", unit="spikes/step"),

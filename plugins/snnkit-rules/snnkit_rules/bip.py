@@ -16,8 +16,9 @@ neuron's own θ_i.
 
 After every optimizer step θ is clamped to [theta_min, theta_max] (default [0.5, 0.998], i.e. τm in
 [2, 512] steps, the spec's recommendation). The leak gets its own optimizer group with the weights' learning
-rate and no weight decay (``weight_decay`` = 0). Every epoch, ``describe`` records mean/std/min/max of θ and of τm = 1/(1-θ) per
-layer under the metrics key ``bip``, plus τm's deciles over the layer's neurons (``tau_m_deciles``, 11 values).
+rate and no weight decay (``weight_decay`` = 0). Every epoch, ``describe`` records mean/std/min/max of θ and of
+τm = 1/(1-θ) per layer under the metrics key ``bip``, plus τm's deciles over the layer's neurons
+(``tau_m_deciles``, 11 values).
 
 Scope [paper silent]: hidden layers only by default (``output_layer = false``): the paper describes BIP for
 the self-recurrent hidden layers, and the output layer keeps Table 1's τm. ``output_layer = true`` also
@@ -61,7 +62,8 @@ class BIP(LearningRule):
     def setup(self, network):
         for i, layer in enumerate(self.layers(network)):
             if not layer.neuron.has_leak or layer.neuron.leak is None:
-                raise IncompatibleError(f"bip needs a neuron with a per-neuron leak; layer {i} has {type(layer.neuron).__name__}")
+                raise IncompatibleError(
+                    f"bip needs a neuron with a per-neuron leak; layer {i} has {type(layer.neuron).__name__}")
             layer.neuron.make_leak_trainable()
         self.clamp(network)
 
@@ -89,7 +91,8 @@ class BIP(LearningRule):
 
     def describe(self, network):
         info = {}
-        names = [f"layer{i}" for i in range(len(network.layers))] + (["output"] if self.hparams["output_layer"] and network.readout == "spiking" else [])
+        with_output = self.hparams["output_layer"] and network.readout == "spiking"
+        names = [f"layer{i}" for i in range(len(network.layers))] + (["output"] if with_output else [])
         for name, p in zip(names, self.leaks(network)):
             th = p.detach().double().cpu()
             tau = 1 / (1 - th)

@@ -39,11 +39,13 @@ class RewardProp(LearningRule):
     """Reward propagation (DRTP): hidden spike gradients := one-hot label x fixed random matrix; MSE readout."""
 
     name = "reward-prop"
-    description = "NRR-SNN reward propagation: hidden spike grads := label one-hot x fixed random B^l, no grad between layers, MSE vote readout"
+    description = ("NRR-SNN reward propagation: hidden spike grads := label one-hot x fixed random B^l, no grad "
+                   "between layers, MSE vote readout")
     params = (
         Param("lr", 1e-4, "Adam learning rate (used when --lr is not given)"),
         Param("weight_decay", 1e-5, "Adam weight decay"),
-        Param("step_size", 20, "StepLR: multiply the learning rate by step_gamma every step_size epochs", unit="epochs"),
+        Param("step_size", 20, "StepLR: multiply the learning rate by step_gamma every step_size epochs",
+              unit="epochs"),
         Param("step_gamma", 0.8, "StepLR factor"),
         Param("minus_h", False, "paper eq. 7's '- h': the replaced gradient is RP·B - s (not in the authors' code)"),
     )
@@ -139,7 +141,8 @@ class RewardProp(LearningRule):
 
     def make_scheduler(self, optimizer, epochs):
         hp = self.hparams
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(int(hp["step_size"]), 1), gamma=hp["step_gamma"])
+        step = max(int(hp["step_size"]), 1)
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step, gamma=hp["step_gamma"])
 
     def state_dict(self):
         return {"B": [b.clone() for b in self.B]}

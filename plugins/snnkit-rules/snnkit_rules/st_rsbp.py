@@ -1,11 +1,13 @@
-"""``st-rsbp``: Spike-Train level Recurrent Spiking BackPropagation (Zhang & Li, NeurIPS 2019); the
-method is described in docs/rules/st-rsbp.md. No autograd: the rule runs the network's forward, computes every gradient at the level of
-spike counts and writes ``.grad`` itself. Neuron: one with ``has_rsbp_dynamics`` (``lif-rsbp``). Any batch size: the batch gradient is the
-sum of the single-sample gradients (``reduction = "sum"``), and each sample solves its own linear system.
+"""``st-rsbp``: Spike-Train level Recurrent Spiking BackPropagation (Zhang & Li, NeurIPS 2019); the method is
+described in docs/rules/st-rsbp.md. No autograd: the rule runs the network's forward, computes every gradient at
+the level of spike counts and writes ``.grad`` itself. Neuron: one with ``has_rsbp_dynamics`` (``lif-rsbp``). Any
+batch size: the batch gradient is the sum of the single-sample gradients (``reduction = "sum"``), and each sample
+solves its own linear system.
 
 Notation per spiking layer l (post-synaptic, N_l neurons) fed by layer k (pre-synaptic, N_k; layer 0 is fed by
 the network input): o = Σ_t s[t] firing counts, ν_l = V_th, W (N_l, N_k) feedforward, W^rec (N_l, N_l) the
-recurrent matrix (``rec.effective_weight()``; ``diag(w)`` for a diagonal one), e (B, N_l, N_k) and e^rec (B, N_l, N_l) the S-PSPs (st_rsbp_psp.py).
+recurrent matrix (``rec.effective_weight()``; ``diag(w)`` for a diagonal one), e (B, N_l, N_k) and e^rec
+(B, N_l, N_l) the S-PSPs (st_rsbp_psp.py).
 
 Loss, per sample, y_i = ``desired`` (35) for the label, ``undesired`` (5) otherwise, margin m = 5:
 
@@ -181,7 +183,8 @@ def layer_backward(delta, e, o_post, o_pre, w, nu_post, nu_pre, table, e_rec=Non
 
 
 def lateral_factor(e_lat, o, is_target, nu, w0):
-    """Λ (B, K), the lateral-inhibition factor, from the output layer's lateral S-PSPs e_lat (B, K, K) (post l, pre j), counts o (B, K)."""
+    """Λ (B, K), the lateral-inhibition factor, from the output layer's lateral S-PSPs e_lat (B, K, K) (post l,
+    pre j) and counts o (B, K)."""
     r = t_psp_ratio(e_lat, o, o).transpose(1, 2)  # r[b, j, l] = ∂e_lj/∂o_j
     d = ((o > 0) | is_target).to(o.dtype) / nu  # (B, K)
     term = torch.einsum("bjl,bl,blj->bj", r, d, r) - torch.diagonal(r, dim1=1, dim2=2) ** 2 * d  # l ≠ j
@@ -221,7 +224,8 @@ class STRSBP(LearningRule):
         Param("desired", 35.0, "desired spike count of the label's output neuron", unit="spikes"),
         Param("undesired", 5.0, "desired spike count of the other output neurons", unit="spikes"),
         Param("margin", 5.0, "errors |o - y| up to this are ignored (reference code)", unit="spikes"),
-        Param("missing_target", True, "write regular spikes into a silent label neuron's train for its S-PSPs (reference)"),
+        Param("missing_target", True,
+              "write regular spikes into a silent label neuron's train for its S-PSPs (reference)"),
         Param("lateral_inhibition", 1.0, "w0: output neuron l receives -w0·Σ_{p≠l} s_p[t-1]; 0 = off"),
         Param("orientation", "paper", "paper: P = (Ω-Θ)⁻¹Φ; reference: P = Φ(Ω-Θ)⁻¹ as the reference code computes it",
               choices=("paper", "reference")),
@@ -238,7 +242,8 @@ class STRSBP(LearningRule):
         Param("reduction", "sum", "sum: the batch gradient is the sum of per-sample gradients; mean: divided by B",
               choices=("sum", "mean")),
     )
-    compatibility = Compatibility(neuron_caps=("has_rsbp_dynamics",), recurrence=frozenset({"none", "diagonal", "dense"}),
+    compatibility = Compatibility(neuron_caps=("has_rsbp_dynamics",),
+                                  recurrence=frozenset({"none", "diagonal", "dense"}),
                                   output_recurrence=frozenset({"none"}))
     readout = "spiking"
     owns_scan = True
@@ -262,11 +267,14 @@ class STRSBP(LearningRule):
                 raise IncompatibleError(f"st-rsbp computes its S-PSPs from a neuron with has_rsbp_dynamics (e.g. "
                                         f"lif-rsbp); layer {i}'s {layer.neuron.name!r} lacks it")
             if layer.ff.bias is not None:
-                raise IncompatibleError("st-rsbp has no bias terms (the reference's ADD_BIAS is off); build without --bias")
+                raise IncompatibleError(
+                    "st-rsbp has no bias terms (the reference's ADD_BIAS is off); build without --bias")
             if layer.skip_in:
-                raise IncompatibleError("st-rsbp propagates through consecutive layers only; use a connectivity without skip edges")
+                raise IncompatibleError(
+                    "st-rsbp propagates through consecutive layers only; use a connectivity without skip edges")
             if layer.delay:
-                raise IncompatibleError("st-rsbp takes the synaptic delay from lif-rsbp's `delay`, not from the connectivity")
+                raise IncompatibleError(
+                    "st-rsbp takes the synaptic delay from lif-rsbp's `delay`, not from the connectivity")
             rec = layer.recurrence
             if rec is not None and rec.span != 1:
                 raise IncompatibleError(f"st-rsbp takes a recurrence from s[t-1] only; layer {i}'s has span {rec.span} "
@@ -291,7 +299,8 @@ class STRSBP(LearningRule):
         if self.hparams["desired"] > most:
             raise IncompatibleError(
                 f"st-rsbp asks the label's neuron for {self.hparams['desired']:g} spikes, but in {steps} steps with a "
-                f"refractory period of {t_ref} it can fire at most {most}; use more steps (e.g. --set dataset.steps=400) "
+                f"refractory period of {t_ref} it can fire at most {most}; use more steps "
+                f"(e.g. --set dataset.steps=400) "
                 f"or a lower --set rule.st-rsbp.desired")
 
     # ---------------------------------------------------------------------- forward
@@ -329,7 +338,8 @@ class STRSBP(LearningRule):
             weights = self._sample_weights(batch, counts, y)
             is_tgt = torch.zeros_like(counts, dtype=torch.bool)
             is_tgt[torch.arange(len(y), device=y.device), y] = True
-            out_st = self._stats.setdefault("output_counts", {"target": 0.0, "other": 0.0, "target_silent": 0.0, "n": 0})
+            out_st = self._stats.setdefault("output_counts",
+                                            {"target": 0.0, "other": 0.0, "target_silent": 0.0, "n": 0})
             out_st["target"] += float(counts[is_tgt].mean())
             out_st["other"] += float(counts[~is_tgt].mean())
             out_st["target_silent"] += float((counts[is_tgt] == 0).to(counts.dtype).mean())
@@ -469,7 +479,8 @@ class STRSBP(LearningRule):
             n = max(st["n"], 1)
             out[name] = {"mean_count": round(st["count"] / n, 4), "grad_norm": round(st["grad_norm"] / n, 6),
                          "omega_clamped": round(st["omega_clamped"] / n, 6), "fallbacks": st["fallbacks"],
-                         "omega_small": round(st["omega_small"] / n, 6), "omega_negative": round(st["omega_negative"] / n, 6)}
+                         "omega_small": round(st["omega_small"] / n, 6),
+                         "omega_negative": round(st["omega_negative"] / n, 6)}
         oc = self._stats.get("output_counts")
         if oc and oc["n"]:
             out["output_counts"] = {k: round(oc[k] / oc["n"], 4) for k in ("target", "other", "target_silent")}

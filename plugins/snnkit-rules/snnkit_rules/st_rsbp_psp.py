@@ -57,7 +57,8 @@ def reset_weights(s_post: torch.Tensor, tau_m: float, t_ref: int) -> torch.Tenso
         idx = sel.nonzero(as_tuple=True)
         t_f = idx[0]
         r = torch.minimum(prev[sel] + t_ref, t_f)
-        decay = torch.full(t_f.shape, 1 - 1 / tau_m, dtype=s_post.dtype, device=s_post.device).pow((t_f - r).to(s_post.dtype))
+        decay = torch.full(t_f.shape, 1 - 1 / tau_m, dtype=s_post.dtype, device=s_post.device)
+        decay = decay.pow((t_f - r).to(s_post.dtype))
         A.index_put_((r, *idx[1:]), -decay, accumulate=True)
     return A
 
@@ -68,7 +69,8 @@ def spike_response(A: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
     return torch.einsum("tbi,tbj->bij", A, Q)
 
 
-def s_psp(s_post: torch.Tensor, s_pre: torch.Tensor, tau_m: float, tau_s: float, t_ref: int, delay: int = 1) -> torch.Tensor:
+def s_psp(s_post: torch.Tensor, s_pre: torch.Tensor, tau_m: float, tau_s: float, t_ref: int,
+          delay: int = 1) -> torch.Tensor:
     """e_ij (B, N_post, N_pre) for post trains (T, B, N_post) and pre trains (T, B, N_pre)."""
     return spike_response(reset_weights(s_post, tau_m, t_ref), psp_trace(s_pre, tau_m, tau_s, delay))
 

@@ -4,7 +4,8 @@ Row n-1 holds (p0, p1, p2, p3, p4) of P_n(o) = p0 o^4 + p1 o^3 + p2 o^2 + p3 o +
 S-PSP e of n presynaptic and o postsynaptic random spikes (docs/rules/st-rsbp.md).
 """
 
-META = {"draws": 1000, "steps": 800, "max_count": 100, "tau_m": 64.0, "tau_s": 8.0, "t_ref": 2, "min_gap": 3, "seed": 0, "max_fit_error_rel": 0.0779083534462201}
+META = {"draws": 1000, "steps": 800, "max_count": 100, "tau_m": 64.0, "tau_s": 8.0, "t_ref": 2, "min_gap": 3, "seed": 0,
+        "max_fit_error_rel": 0.0779083534462201}
 
 COEFFS = (
     (-4.144573739553416e-08, 1.057867659469424e-05, -0.0009946576599829792, 0.040924832598403404, 0.08709057017797547),

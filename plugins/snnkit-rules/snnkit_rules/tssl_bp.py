@@ -19,13 +19,14 @@ Default ``backward = "surrogate"`` (docs/rules/tssl-bp.md "Why the default is no
     conv[t]  = g_tot[t]/τs + d·conv[t+1]
     G[t]     = f(u[t])·conv[t]                   at every neuron and step, in every layer, f as below with w = 0.5
 
-i.e. the 2021 form's warm-up branch everywhere (= ``backward = "2021"`` with ``warmup`` = ∞ and ``surrogate_width`` = 0.5): the same kernel
-loss, PSC error kernel ε and self/skip/BIP folding, but ∂s/∂u is the smooth f(u) instead of the all-or-none
-1/Δu and there is no reset carry. The all-or-none branch of the 2021 form multiplied the error by up to
-``bound``·(1 + reset chain) per layer (gradient norms 24-56x larger in the first layer than at the output on
-espeak digits/FSDD, 128x3 srsc, flat under this form) and left 87-91 % of (sample, output neuron) pairs silent;
-validation accuracy after 4 epochs (2 seeds): FSDD 42 % (2021) vs 95 % (this form, w = 0.2), espeak digits
-39 % vs 66 %; w = 0.5 (the default) gave 97 % on FSDD and 82 % on espeak digits (5 epochs).
+i.e. the 2021 form's warm-up branch everywhere (= ``backward = "2021"`` with ``warmup`` = ∞ and
+``surrogate_width`` = 0.5): the same kernel loss, PSC error kernel ε and self/skip/BIP folding, but ∂s/∂u is
+the smooth f(u) instead of the all-or-none 1/Δu and there is no reset carry. The all-or-none branch of the 2021
+form multiplied the error by up to ``bound``·(1 + reset chain) per layer (gradient norms 24-56x larger in the
+first layer than at the output on espeak digits/FSDD, 128x3 srsc, flat under this form) and left 87-91 % of
+(sample, output neuron) pairs silent; validation accuracy after 4 epochs (2 seeds): FSDD 42 % (2021) vs 95 %
+(this form, w = 0.2), espeak digits 39 % vs 66 %; w = 0.5 (the default) gave 97 % on FSDD and 82 % on espeak
+digits (5 epochs).
 
 ``backward = "2021"`` (the final public TSSL-BP form, with the ScSr terms folded in;
 bit-exact to the reference code for a plain layer):
@@ -157,7 +158,8 @@ def _backward_2021(g_ext, u, s, a, ur_prev, w_s, leak, tau_s, f, opts):
     e0, d = 1 / tau_s, 1 - 1 / tau_s
     theta = leak.detach()
     du = u - ur_prev
-    phi = torch.where(s > 0, 1 / torch.where(s > 0, du, torch.ones_like(du)), torch.zeros_like(du)).clamp(max=opts["bound"])
+    phi = torch.where(s > 0, 1 / torch.where(s > 0, du, torch.ones_like(du)), torch.zeros_like(du))
+    phi = phi.clamp(max=opts["bound"])
     A = s * phi  # inter-neuron factor at spikes
     Lk = (1 - s) * theta  # leak path between spikes
     P = s * (1 - theta) * u * phi + Lk  # intra-neuron factor at spikes, + leak path elsewhere
@@ -356,7 +358,8 @@ def desired_spikes(T: int, short_pattern: str = "01111") -> torch.Tensor:
             )
         return torch.tensor([0.0, 1.0] * 5, dtype=torch.float64).repeat(T // 10)
     if T % 5:
-        raise IncompatibleError(f"tssl-bp's kernel loss with T < 10 tiles a 5-step pattern, so T must be 5; got T = {T}")
+        raise IncompatibleError(
+            f"tssl-bp's kernel loss with T < 10 tiles a 5-step pattern, so T must be 5; got T = {T}")
     return torch.tensor([float(c) for c in short_pattern], dtype=torch.float64).repeat(T // 5)
 
 
@@ -367,27 +370,34 @@ class TSSLBP(LearningRule):
     """TSSL-BP with ScSr-SNN self-recurrence, skips and per-neuron leak (custom reverse-time backward)."""
 
     name = "tssl-bp"
-    description = "TSSL-BP: kernel loss on desired spike trains, PSC-kernel backward (surrogate default; the all-or-none 2021/2020 forms as options) (lif; ff/self/skip/srsc)"
+    description = ("TSSL-BP: kernel loss on desired spike trains, PSC-kernel backward (surrogate default; the "
+                   "all-or-none 2021/2020 forms as options) (lif; ff/self/skip/srsc)")
     params = (
-        Param("lr", 2e-3, "learning rate when --lr is not given (ScSr Table 1 N-TIDIGITS value; 5e-3 was unstable on FSDD)"),
+        Param("lr", 2e-3,
+              "learning rate when --lr is not given (ScSr Table 1 N-TIDIGITS value; 5e-3 was unstable on FSDD)"),
         Param("weight_decay", 0.01, "decoupled weight decay of AdamW (the reference code's PyTorch default)"),
-        Param("optimizer", "adamw", "optimizer (reference: AdamW; the ScSr paper says Adam)", choices=("adamw", "adam")),
+        Param("optimizer", "adamw", "optimizer (reference: AdamW; the ScSr paper says Adam)",
+              choices=("adamw", "adam")),
         Param("backward", "surrogate", "surrogate: G = f(u)·conv at every neuron and step (default); 2021: final "
               "public all-or-none form (the reference code); 2020: older form, layer-level warm-up; "
               "hybrid: 2021 in the output layer, surrogate in hidden layers",
               choices=("2021", "2020", "hybrid", "surrogate")),
         Param("bound", 8.0, "derivative bound φ = min(1/Δu, bound) (2021 form)"),
         Param("warmup", 0.25, "per-neuron warm-up: surrogate where the neuron's PSC a[t] < warmup/τs (2021 form)"),
-        Param("surrogate_width", 0.0, "width w of f(u) = d/du sigmoid((u-V_th)/w); 0: the form's own, 0.5 for the surrogate "
-              "form (chosen on validation), 0.2 for the 2021/2020 branches (the reference code)"),
+        Param("surrogate_width", 0.0, "width w of f(u) = d/du sigmoid((u-V_th)/w); 0: the form's own, 0.5 for the "
+              "surrogate form (chosen on validation), 0.2 for the 2021/2020 branches (the reference code)"),
         Param("bound_2020", 10.0, "derivative clamp ±bound of the 2020 form"),
         Param("warmup_rate_2020", 0.1, "2020 form: exact derivative once the layer's mean spike rate exceeds this"),
-        Param("loss", "kernel", "kernel (desired spike trains), count, or softmax (CE on Σ_t a_out)", choices=("kernel", "count", "softmax")),
-        Param("desired_filter", "double", "kernel loss target: double = ε*ε*d (reference code), single = ε*d (paper)", choices=("double", "single")),
-        Param("short_pattern", "01111", "desired pattern for T < 10 (01111: final code; 01011: paper)", choices=("01111", "01011")),
+        Param("loss", "kernel", "kernel (desired spike trains), count, or softmax (CE on Σ_t a_out)",
+              choices=("kernel", "count", "softmax")),
+        Param("desired_filter", "double", "kernel loss target: double = ε*ε*d (reference code), single = ε*d (paper)",
+              choices=("double", "single")),
+        Param("short_pattern", "01111", "desired pattern for T < 10 (01111: final code; 01011: paper)",
+              choices=("01111", "01011")),
         Param("desired_count", 15.0, "count loss: desired Σ_t a of the target neuron"),
         Param("undesired_count", 3.0, "count loss: desired Σ_t a of the other neurons"),
-        Param("reduction", "sum", "sum: back-propagate the batch sum (reference); mean: the batch mean", choices=("sum", "mean")),
+        Param("reduction", "sum", "sum: back-propagate the batch sum (reference); mean: the batch mean",
+              choices=("sum", "mean")),
         Param("grad_clip", 1.0, "clip the global gradient norm to this after autograd (0: off)"),
         Param("weight_clip", 4.0, "clamp feedforward, skip and self weights to [-c, c] after each step (0: off)"),
     )
@@ -405,8 +415,9 @@ class TSSLBP(LearningRule):
         for r in super().reasons(neuron_cls, conn_cls):
             if r.need == "has_psc":
                 r = Reason(r.rule, r.component, r.name, r.need,
-                           f"rule 'tssl-bp' needs a neuron with a PSC kernel (has_psc: its output is the synaptic trace "
-                           f"a[t], which the kernel loss and the all-or-none backward act on); {r.name!r} has none")
+                           f"rule 'tssl-bp' needs a neuron with a PSC kernel (has_psc: its output is the synaptic "
+                           f"trace a[t], which the kernel loss and the all-or-none backward act on); {r.name!r} "
+                           "has none")
             out.append(r)
         return out
 
@@ -425,12 +436,13 @@ class TSSLBP(LearningRule):
 
     def setup(self, network):
         if network.readout != "spiking":
-            raise IncompatibleError("tssl-bp trains a spiking output layer; use readout 'spiking' (the default), not 'linear'")
+            raise IncompatibleError(
+                "tssl-bp trains a spiking output layer; use readout 'spiking' (the default), not 'linear'")
         for i, layer in enumerate(network.spiking_layers()):
             n = layer.neuron
             if not n.has_psc or n.leak is None or n.tau_s is None or n.v_th is None:
-                raise IncompatibleError(f"tssl-bp needs a PSC neuron with leak, tau_s and v_th set (e.g. lif); layer {i} "
-                                        f"has {type(n).__name__}")
+                raise IncompatibleError(f"tssl-bp needs a PSC neuron with leak, tau_s and v_th set (e.g. lif); "
+                                        f"layer {i} has {type(n).__name__}")
             rec = layer.recurrence
             if rec is not None and (rec.structure != "diagonal" or rec.span != 1):
                 raise IncompatibleError(
@@ -520,7 +532,8 @@ class TSSLBP(LearningRule):
             if grads:
                 self.stats.grad(i, torch.cat(grads).norm())
         if self.hparams["grad_clip"] > 0:
-            torch.nn.utils.clip_grad_norm_([p for p in network.parameters() if p.grad is not None], self.hparams["grad_clip"])
+            params = [p for p in network.parameters() if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, self.hparams["grad_clip"])
 
     def make_optimizer(self, groups, lr, weight_decay):
         if self.hparams["optimizer"] == "adamw":
