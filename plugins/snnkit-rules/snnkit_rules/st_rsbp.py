@@ -59,6 +59,7 @@ from snnkit_core import Compatibility, LearningRule, Param
 from snnkit_core.contract.errors import ConfigError, IncompatibleError, NaNLossError
 
 from .st_rsbp_psp import psp_trace, reset_weights, spike_response, t_psp_ratio
+from .st_rsbp_table import COEFFS
 
 OMEGA_MIN = 1e-4  # the reference's clamp of |Ω_ll|
 PINV_RTOL = 1e-6
@@ -69,8 +70,6 @@ PINV_RTOL = 1e-6
 
 def poly_table(dtype=torch.float64, device=None) -> torch.Tensor:
     """The (100, 5) quartic coefficients (highest power first) of ∂e/∂o (st_rsbp_table.py)."""
-    from .st_rsbp_table import COEFFS
-
     return torch.tensor(COEFFS, dtype=dtype, device=device)
 
 
