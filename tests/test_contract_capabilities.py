@@ -120,3 +120,22 @@ def test_eval_step_does_not_update(fresh_plugins):
         loss, logits = rule.eval_step(net, batch)
     assert loss.ndim == 0 and logits.shape == (2, 2)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+@pytest.mark.parametrize("neuron, conn, rule", [("lif", "self", "tssl-bp"), ("lif-rsbp", "dense", "st-rsbp"),
+                                                ("nrr", "dense", "reward-prop")])
+def test_rules_set_no_attributes_on_the_networks_objects(fresh_plugins, neuron, conn, rule):
+    """A rule keeps its per-layer state itself (by ``layer.index``): the assembled layers carry exactly the
+    attributes they carry under bptt."""
+    from snnkit_core.engine.assembly import assemble
+
+    reg = fresh_plugins.get_registry()
+
+    def layers(rule_name):
+        r = reg.get("rule", rule_name)()
+        net = assemble(reg.get("neuron", neuron), reg.get("connectivity", conn)(), [r], input_size=3, num_classes=2,
+                       hidden=(4, 4), readout=reg.get("rule", rule).readout)
+        return [sorted(vars(layer)) for layer in net.spiking_layers()], [layer.index for layer in net.spiking_layers()]
+
+    assert layers(rule) == layers("bptt")
+    assert layers(rule)[1] == ([0, 1, 2] if reg.get("rule", rule).readout == "spiking" else [0, 1])
