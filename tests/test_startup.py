@@ -24,7 +24,11 @@ _PROBE = textwrap.dedent(
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["list-plugins"], ["list-plugins", "--json"]])
 def test_light_commands_do_not_import_torch(tmp_path, args):
     env = dict(os.environ, SNNKIT_CACHE=str(tmp_path))
-    run = lambda: subprocess.run([sys.executable, "-c", _PROBE, *args], env=env, capture_output=True, text=True, timeout=120)  # noqa: E731
+
+    def run():
+        return subprocess.run([sys.executable, "-c", _PROBE, *args], env=env, capture_output=True, text=True,
+                              timeout=120)
+
     if args[0] == "list-plugins":
         first = run()  # the first listing imports every component and writes the cache
         assert first.returncode == 0, first.stderr
