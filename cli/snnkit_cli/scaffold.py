@@ -102,8 +102,9 @@ class {cls}(Connectivity):
 
     logits = Σ_t (W h[t] + b),    L = cross-entropy(logits, y), averaged over the batch
 
-The default ``train_step`` (forward, loss, backward, optimizer step) does the rest; override ``train_step``
-to run your own forward or write ``.grad`` yourself, ``layer_scan`` to change a layer's scan.
+The default ``train_step`` (forward, loss, backward, optimizer step) and ``eval_step`` (forward, loss) do the
+rest; override ``train_step`` to run your own forward or write ``.grad`` yourself, ``eval_step`` when evaluation
+differs, ``layer_scan`` to change a layer's scan. docs/plugins.md lists every member a rule may use.
 """
 
 from __future__ import annotations
