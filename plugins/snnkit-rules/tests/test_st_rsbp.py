@@ -1,4 +1,4 @@
-"""ST-RSBP (spec §4): the S-PSP identity, the per-sample linear system, gradient direction and batching, contracts."""
+"""ST-RSBP (docs/rules/st-rsbp.md): the S-PSP identity, the per-sample linear system, gradient direction and batching, contracts."""
 
 import copy
 
@@ -75,7 +75,7 @@ def _system(B=5, N=6, K=6, seed=0):
 
 
 def _parts(d):
-    """Ω - Θ and Φ of layer_backward's inputs, built independently of it (from §4.6)."""
+    """Ω - Θ and Φ of layer_backward's inputs, built independently of it (from the equations)."""
     from snnkit_rules.st_rsbp import clamp_away_from_zero, dpoly
     from snnkit_rules.st_rsbp_psp import t_psp_ratio
 
