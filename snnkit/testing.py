@@ -19,7 +19,7 @@ checks what every component of that kind promises:
 * :class:`ConnectivityContract`: declared structure and weights, its own fast scan equals the reference scan
   (forward and gradients, float64), skip edges are valid, a network with it trains one step;
 * :class:`RuleContract`: it accepts the neuron and connectivity it is tested with, ``train_step`` returns a
-  finite loss and logits and changes parameters, evaluation (``optimizer=None``) changes nothing, and its
+  finite loss and logits and changes parameters, ``eval_step`` changes nothing, and its
   ``state_dict`` survives a checkpoint round trip (``torch.save`` / ``torch.load(weights_only=True)``);
 * :class:`DatasetContract`: each split loads as ``ArrayData`` of the declared input size and classes, and
   ``identity()`` is JSON.
@@ -36,6 +36,11 @@ import pytest
 import torch
 
 from snnkit_core.contract.interfaces import ArrayData, Batch, Connectivity, Dataset, LearningRule, Neuron
+from snnkit_core.contract.plugins import get_registry
+from snnkit_core.contract.scan import reference_scan
+from snnkit_core.contract.surrogate import spike
+from snnkit_core.engine.assembly import assemble
+from snnkit_core.engine.network import Network
 
 
 class _S(NamedTuple):
@@ -53,8 +58,6 @@ class ContractIF(Neuron):
         return _S(torch.zeros(batch, self.size, device=device, dtype=dtype))
 
     def step(self, current, state, recurrent=None):
-        from snnkit_core.contract.surrogate import spike
-
         v = 0.8 * state.v + self.total_input(current, recurrent)
         s = spike(v - 1.0, "triangle", 1.0)
         return s, s, _S(v - s)
@@ -100,8 +103,6 @@ class NeuronContract:
         assert y.shape == s.shape == (self.batch, self.size) and type(new) is type(state)
 
     def test_reference_scan_fires_and_is_a_loop_of_step(self):
-        from snnkit_core.contract.scan import reference_scan
-
         n, cur = self.make(), self.current()
         y, s = reference_scan(n, cur)
         state = n.initial_state(self.batch, cur.device, cur.dtype)
@@ -111,8 +112,6 @@ class NeuronContract:
         assert 0 < float(s.sum()), "the neuron never fired: raise `scale` so the contract tests are not vacuous"
 
     def test_scan_chunk_equals_the_reference_scan(self):
-        from snnkit_core.contract.scan import reference_scan
-
         n, cur = self.make(), self.current()
         rec = self.current(1) * 0.3
         state = n.initial_state(self.batch, cur.device, cur.dtype)
@@ -145,8 +144,6 @@ class NeuronContract:
         _close(a[0], b[0], "y")
 
     def test_gradient_reaches_the_input(self):
-        from snnkit_core.contract.scan import reference_scan
-
         n = self.make()
         if not n.has_surrogate:
             pytest.skip("has_surrogate is False")
@@ -164,8 +161,6 @@ class NeuronContract:
             n.set_surrogate(*n.default_surrogate)
 
     def test_compatibility_verdicts_are_structured(self):
-        from snnkit_core.contract.plugins import get_registry
-
         reg = get_registry()
         for name in reg.names("rule"):
             for reason in reg.get("rule", name)().reasons(self.neuron_cls, None):
@@ -184,11 +179,9 @@ class ConnectivityContract:
     weight_scale: ClassVar[float] = 3.0
 
     def network(self, backend: str = "auto"):
-        from snnkit_core.engine.network import Network
-
         torch.manual_seed(0)
-        net = Network(3, self.hidden, 4, lambda k: self.neuron_cls(k, **self.neuron_params), self.conn_cls(**self.params),
-                      readout="linear", weight_scale=self.weight_scale).double()
+        net = Network(3, self.hidden, 4, lambda k: self.neuron_cls(k, **self.neuron_params),
+                      self.conn_cls(**self.params), readout="linear", weight_scale=self.weight_scale).double()
         net.backend = backend
         return net
 
@@ -253,8 +246,6 @@ class RuleContract:
         return [(self.gradient_cls or _CrossEntropy)(), rule]
 
     def assemble(self, rules):
-        from snnkit_core.engine.assembly import assemble
-
         conn = (self.conn_cls or _Feedforward)()
         return assemble(self.neuron_cls, conn, rules, input_size=3, num_classes=4, hidden=self.hidden,
                         neuron_params=self.neuron_params, seed=0, weight_scale=self.weight_scale)
@@ -274,7 +265,7 @@ class RuleContract:
         opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.05)
         before = copy.deepcopy(net.state_dict())
         with torch.no_grad():
-            loss, logits = grad_rule.train_step(net, self.batch(), None)
+            loss, logits = grad_rule.eval_step(net, self.batch())
         assert all(torch.equal(before[k], v) for k, v in net.state_dict().items()), "evaluation changed the network"
         loss, logits = grad_rule.train_step(net, self.batch(), opt)
         assert loss.ndim == 0 and bool(torch.isfinite(loss)) and logits.shape == (4, 4)
@@ -308,7 +299,8 @@ class DatasetContract:
         for split in ds.splits:
             data = ds.load(split)
             assert isinstance(data, ArrayData) and len(data) > 0
-            assert data.x.shape[2] == ds.input_size, f"{split}: x has {data.x.shape[2]} channels, input_size {ds.input_size}"
+            channels = data.x.shape[2]
+            assert channels == ds.input_size, f"{split}: x has {channels} channels, input_size {ds.input_size}"
             assert int(data.y.min()) >= 0 and int(data.y.max()) < ds.num_classes
             assert len(ds.class_names) == ds.num_classes
 
@@ -347,6 +339,4 @@ class _CrossEntropy(LearningRule):
 @pytest.fixture
 def snnkit_registry():
     """The registry of installed snnkit plugins (a pytest fixture from snnkit's pytest plugin)."""
-    from snnkit_core.contract.plugins import get_registry
-
     return get_registry()

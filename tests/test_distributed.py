@@ -20,7 +20,7 @@ import torch
 from snnkit_cli.launch import free_port
 from snnkit_core.engine import distributed
 from snnkit_core.engine.config import TrainConfig
-from snnkit_core.engine.distributed import World, grad_reduction, shard
+from snnkit_core.engine.distributed import World, shard
 from snnkit_core.engine.training import build, train
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")]
@@ -84,8 +84,6 @@ def test_shard_splits_each_global_batch():
     parts = [shard(idx, World(r, 3)).tolist() for r in range(3)]
     assert parts == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
     assert shard(torch.arange(1), World(1, 2)).numel() == 0
-    assert grad_reduction(type("R", (), {"hparams": {"reduction": "sum"}})()) == "sum"
-    assert grad_reduction(type("R", (), {"hparams": {}})()) == "mean"
 
 
 def test_sync_gradients_weights_and_missing_grads(tmp_path):

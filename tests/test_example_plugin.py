@@ -75,7 +75,8 @@ def test_example_connectivity_and_hand_written_rule_train_through_the_cli(exampl
     run = tmp_path / "run"
     res = CliRunner().invoke(cli, [
         "train", "--neuron", "if", "--conn", "local", "--rule", "readout-delta", "--dataset", "poisson-bands",
-        "--hidden", "32", "--epochs", "2", "--limit", "128", "--lr", "0.05", "--set", "dataset.steps=25", "--out", str(run), "--quiet",
+        "--hidden", "32", "--epochs", "2", "--limit", "128", "--lr", "0.05", "--set", "dataset.steps=25",
+        "--out", str(run), "--quiet",
     ])
     assert res.exit_code == 0, res.output
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -119,7 +120,8 @@ def test_example_neuron_trains_through_the_cli(example, tmp_path):
     run = tmp_path / "run"
     res = CliRunner().invoke(cli, [
         "train", "--neuron", "if", "--conn", "srsc", "--rule", "bptt", "--dataset", "poisson-bands",
-        "--hidden", "16,16,16", "--epochs", "2", "--limit", "128", "--lr", "0.01", "--set", "dataset.steps=25", "--out", str(run), "--quiet",
+        "--hidden", "16,16,16", "--epochs", "2", "--limit", "128", "--lr", "0.01", "--set", "dataset.steps=25",
+        "--out", str(run), "--quiet",
     ])
     assert res.exit_code == 0, res.output
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -129,3 +131,37 @@ def test_example_neuron_trains_through_the_cli(example, tmp_path):
     assert manifest["plugins"]["snnkit-example-plugin"]["version"] == "0.1.0"
     res = CliRunner().invoke(cli, ["eval", str(run)])
     assert res.exit_code == 0 and "test accuracy" in " ".join(res.output.split())  # rich may wrap a long path
+
+
+def test_example_rate_rule_trains_the_example_neuron_and_connectivity_through_the_public_path(example, tmp_path):
+    """All three third-party components together (if + local + rate-reg), through build() and train(): the rule
+    sees the spikes through the neuron's hook, the masked weights stay masked, the network learns."""
+    from snnkit_core.contract.rule import Batch
+    from snnkit_core.engine.config import TrainConfig
+    from snnkit_core.engine.training import build, train
+
+    cfg = TrainConfig(neuron="if", conn="local", rules=("rate-reg",), dataset="poisson-bands", hidden=(32,),
+                      epochs=2, batch_size=16, limit=128, lr=0.02, device="cpu", seed=0,
+                      params={"dataset": {"steps": 25}, "rule.rate-reg": {"target_rate": 0.05}})
+    built = build(cfg)
+    net, rule = built.network, built.gradient_rule
+    before = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    records = list(train(cfg, tmp_path / "run", built=built))
+    assert [r.epoch for r in records] == [1, 2]
+    assert records[-1].test_accuracy > 0.4  # chance is 0.25
+    after = net.state_dict()
+    for key in ("layers.0.ff.weight", "layers.0.recurrence.weight", "output.weight"):
+        assert not torch.equal(before[key], after[key]), f"{key} did not change"
+    rec = net.layers[0].recurrence
+    assert torch.equal(rec.effective_weight(), rec.weight * rec.mask)
+    assert float(rec.weight.grad[rec.mask == 0].abs().max()) == 0.0  # outside the band: no gradient
+    x = torch.rand(25, 4, net.layers[0].ff.in_features)
+    rule.hparams["target_rate"] = -1.0  # any recorded spike rate r gives (r + 1)² >= 1
+    rule.loss(net(x), torch.zeros(4, dtype=torch.long))
+    assert rule.penalty() == 0.0  # loss() consumed what the hook recorded
+    with torch.no_grad():
+        net(x)
+    assert float(rule.penalty()) >= 1.0  # the neuron called the rule's hook at every step
+    with torch.no_grad():
+        loss, logits = rule.eval_step(net, Batch(x, torch.zeros(4, dtype=torch.long), torch.arange(4)))
+    assert logits.shape == (4, 4) and bool(torch.isfinite(loss))

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from snnkit_core.contract.scan import reference_scan
-from snnkit_core.contract.surrogate import KINDS, PRIMITIVES, spike, surrogate_grad
+from snnkit_core.contract.surrogate import KINDS, spike, surrogate_grad
 from snnkit_neurons.lif import LIF, psc_filter
+
+#: smooth functions whose derivatives are the surrogates (d/dx of each is surrogate_grad)
+PRIMITIVES = {
+    "sigmoid": lambda x, w: torch.sigmoid(x / w),
+    "triangle": lambda x, w: torch.where(
+        x < -w, torch.zeros_like(x),
+        torch.where(x > w, torch.ones_like(x), torch.where(x < 0, (x + w) ** 2 / (2 * w * w), 1 - (w - x) ** 2 / (2 * w * w))),
+    ),
+    "fast-sigmoid": lambda x, w: 0.5 * x / (w + x.abs()),
+    "atan": lambda x, w: torch.atan(math.pi * x / w) / math.pi,
+    "rectangle": lambda x, w: (x / w).clamp(-0.5, 0.5),
+}
 
 
 

@@ -1,4 +1,4 @@
-"""One plugin cannot take the CLI down (issue 13): misspelt hooks, BaseException and argv parsing at import,
+"""One plugin cannot take the CLI down: misspelt hooks, BaseException and argv parsing at import,
 whole reasons in list-plugins, name clashes explained, and the wording of unknown-name errors."""
 
 from __future__ import annotations

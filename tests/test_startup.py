@@ -1,4 +1,4 @@
-"""`snnkit --help`, `--version` and a repeated `list-plugins` start without importing torch (issue 13)."""
+"""`snnkit --help`, `--version` and a repeated `list-plugins` start without importing torch."""
 
 from __future__ import annotations
 
@@ -24,7 +24,11 @@ _PROBE = textwrap.dedent(
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["list-plugins"], ["list-plugins", "--json"]])
 def test_light_commands_do_not_import_torch(tmp_path, args):
     env = dict(os.environ, SNNKIT_CACHE=str(tmp_path))
-    run = lambda: subprocess.run([sys.executable, "-c", _PROBE, *args], env=env, capture_output=True, text=True, timeout=120)  # noqa: E731
+
+    def run():
+        return subprocess.run([sys.executable, "-c", _PROBE, *args], env=env, capture_output=True, text=True,
+                              timeout=120)
+
     if args[0] == "list-plugins":
         first = run()  # the first listing imports every component and writes the cache
         assert first.returncode == 0, first.stderr
@@ -35,15 +39,16 @@ def test_light_commands_do_not_import_torch(tmp_path, args):
 
 
 def test_the_listing_cache_is_refreshed_when_a_plugin_source_or_the_selection_changes(tmp_path, monkeypatch):
+    from snnkit_cli import plugins_cmd
     from snnkit_core.contract import plugins
 
     from .test_plugins import _install_distribution
 
     _install_distribution(tmp_path, monkeypatch, "fp-demo", "fp_demo", "X = 1\n")
-    key = plugins._fingerprint()
-    assert plugins._fingerprint() == key
+    key = plugins_cmd.fingerprint()
+    assert plugins_cmd.fingerprint() == key
     (tmp_path / "fp_demo.py").write_text("X = 22\n")  # an edited plugin (an editable install keeps its version)
-    changed = plugins._fingerprint()
+    changed = plugins_cmd.fingerprint()
     assert changed != key
     monkeypatch.setenv(plugins.ENV_VAR, "snnkit-neurons")
-    assert plugins._fingerprint() != changed
+    assert plugins_cmd.fingerprint() != changed

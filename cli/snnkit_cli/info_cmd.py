@@ -53,7 +53,7 @@ def info(name, kind):
 
 
 def _compat_lines(comp, reg) -> list[str]:
-    from snnkit_core.contract.compat import accepted_by, refusals, rules_for
+    from .compat_report import accepted_by, refusals, rules_for
 
     cls = comp.cls
     if comp.kind == "rule":

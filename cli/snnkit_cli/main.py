@@ -5,8 +5,31 @@ from __future__ import annotations
 import click
 from rich.markup import escape
 
+from snnkit_core.contract import plugins
+
 from .errors import expected_errors  # noqa: F401  (re-exported for older imports)
 from .render import err_console
+
+
+def add_commands(cli) -> list[str]:
+    """Let every plugin add its CLI commands; returns one message per plugin whose hook raised.
+
+    Each plugin's hook runs on its own, so one failing hook neither hides the others' commands nor goes
+    unnamed: the error is recorded on that plugin (``snnkit list-plugins`` shows it).
+    """
+    plugins.load_plugins()
+    problems = []
+    for impl, plugin in plugins.hook_impls("register_commands"):
+        if plugin.error:
+            continue
+        try:
+            impl.function(cli=cli)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            plugin.error = f"register_commands failed: {plugins.short_error(exc)}"
+            problems.append(f"plugin {impl.plugin_name!r} failed to add its commands: {plugin.error}")
+    return problems
 
 
 class SnnkitGroup(click.Group):
@@ -18,10 +41,7 @@ class SnnkitGroup(click.Group):
         if self._plugins_added:
             return
         self._plugins_added = True
-        from snnkit_core.contract import plugins
-
-        # a plugin whose command hook fails is named; the built-in and other plugins' commands still work
-        for problem in plugins.add_commands(self):
+        for problem in add_commands(self):
             err_console.print("[yellow]warning:[/] " + escape(problem), highlight=False)
 
     def list_commands(self, ctx):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .errors import expected_errors
+from .scaffold import new_plugin
 
 
 @click.group("plugin")
@@ -20,7 +21,5 @@ def plugin_cmd():
 @expected_errors
 def new_cmd(name, kind, out):
     """Write an installable plugin package (entry point, component skeleton, contract tests) whose tests pass."""
-    from snnkit_cli.scaffold import new_plugin
-
     root, files = new_plugin(name, kind, out)
     click.echo(f"wrote {root}/ ({len(files)} files): pip install -e '{root}[test]' && (cd {root} && pytest -q)")

@@ -102,8 +102,9 @@ class {cls}(Connectivity):
 
     logits = Σ_t (W h[t] + b),    L = cross-entropy(logits, y), averaged over the batch
 
-The default ``train_step`` (forward, loss, backward, optimizer step) does the rest; override ``train_step``
-to run your own forward or write ``.grad`` yourself, ``layer_scan`` to change a layer's scan.
+The default ``train_step`` (forward, loss, backward, optimizer step) and ``eval_step`` (forward, loss) do the
+rest; override ``train_step`` to run your own forward or write ``.grad`` yourself, ``eval_step`` when evaluation
+differs, ``layer_scan`` to change a layer's scan. docs/plugins.md lists every member a rule may use.
 """
 
 from __future__ import annotations
@@ -216,7 +217,10 @@ def _files(name: str, kind: str) -> dict[str, str]:
         "pyproject.toml": _PYPROJECT.format(name=name, kind=kind, pkg=pkg),
         f"{pkg}/__init__.py": f'"""snnkit plugin ``snnkit-{name}``: {kind} ``{name}``."""\n',
         f"{pkg}/{module}.py": component,
-        f"{pkg}/plugin.py": f'''"""Entry point of snnkit-{name}: snnkit calls these hooks once, each with a ``register`` callback."""
+        f"{pkg}/plugin.py": f'''"""Entry point of snnkit-{name}.
+
+snnkit calls these hooks once, each with a ``register`` callback.
+"""
 
 from snnkit_core import hookimpl
 
@@ -227,7 +231,10 @@ from .{module} import {cls}
 def {_HOOK[kind]}(register):
     register({cls})
 ''',
-        "tests/test_contracts.py": f'''"""snnkit's contract tests for {name} (snnkit.testing): they pass as generated; keep them passing."""
+        "tests/test_contracts.py": f'''"""snnkit's contract tests for {name} (snnkit.testing).
+
+They pass as generated; keep them passing.
+"""
 
 from snnkit.testing import {_CONTRACT[kind]}
 from {pkg}.{module} import {cls}
@@ -246,7 +253,8 @@ def new_plugin(name: str, kind: str, out: str | Path | None = None) -> tuple[Pat
     if kind not in KINDS:
         raise ConfigError(f"--kind must be one of {', '.join(KINDS)}; got {kind!r}")
     if not _NAME.match(name):
-        raise ConfigError(f"plugin name {name!r}: use lower-case letters, digits and '-', starting with a letter (e.g. my-lif)")
+        raise ConfigError(
+            f"plugin name {name!r}: use lower-case letters, digits and '-', starting with a letter (e.g. my-lif)")
     root = Path(out) if out is not None else Path(f"snnkit-{name}")
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise ConfigError(f"{root} already exists and is not an empty folder; choose another --out")

@@ -16,5 +16,5 @@ class Component:
 
     @classmethod
     def resolve(cls, given: dict[str, Any] | None) -> dict[str, Any]:
-        """``given`` merged over the ``params`` defaults, converted and checked (unknown keys fail with close matches)."""
+        """``given`` merged over the ``params`` defaults, converted and checked (unknown keys: close matches)."""
         return resolve_params(cls.name, cls.params, given or {})

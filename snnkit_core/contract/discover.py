@@ -9,9 +9,7 @@ from importlib import import_module
 def register_submodules(package: str, path, register) -> None:
     """Import each module of ``package`` (sorted) and call its ``register(register)`` if it has one."""
     for info in sorted(pkgutil.iter_modules(path), key=lambda m: m.name):
-        if info.name.startswith("_") or info.name == "plugin":
-            continue
-        module = import_module(f"{package}.{info.name}")
-        fn = getattr(module, "register", None)
+        fn = None if info.name.startswith("_") or info.name == "plugin" else getattr(
+            import_module(f"{package}.{info.name}"), "register", None)
         if callable(fn):
             fn(register)

@@ -1,8 +1,5 @@
-"""Every error snnkit expects to happen lives here.
-
-The CLI turns a :class:`SnnkitError` into a one-paragraph message (never a traceback): each says what
-happened, whose fault it is, and how to fix it.
-"""
+"""Every error snnkit expects to happen. The CLI turns a :class:`SnnkitError` into a one-paragraph message (never a
+traceback): each says what happened, whose fault it is, and how to fix it."""
 
 from __future__ import annotations
 
@@ -10,15 +7,19 @@ import difflib
 from collections.abc import Iterable
 
 
+def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str:
+    """`` Did you mean 'a' or 'b'?`` for the close matches of ``name`` among ``choices``, or ''."""
+    close = difflib.get_close_matches(name, list(choices), n=n, cutoff=0.5)
+    return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+
+
 def torch_error_reason(exc: BaseException) -> str:
     """The useful line of a ``torch.load`` error, without torch's "Please file an issue" advice (the fault is
     the file's, not torch's)."""
-    text = str(exc)
-    if "WeightsUnpickler error:" in text:
-        text = text.split("WeightsUnpickler error:", 1)[1]
+    text = str(exc).split("WeightsUnpickler error:", 1)[-1]
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "file an issue" not in ln.lower()]
-    first = lines[0] if lines else type(exc).__name__
-    return first.split(" Please use", 1)[0]  # torch's allow-listing advice is for code authors, not for a bad file
+    # torch's allow-listing advice ("Please use ...") is for code authors, not for a bad file
+    return (lines[0] if lines else type(exc).__name__).split(" Please use", 1)[0]
 
 
 class SnnkitError(Exception):
@@ -26,18 +27,16 @@ class SnnkitError(Exception):
 
 
 class UnknownComponentError(SnnkitError):
+    """A component name nothing registered; says why (``note``) or offers close matches."""
+
     def __init__(self, kind: str, name: str, available: Iterable[str], note: str = ""):
         available = sorted(available)
         close = [] if note else difflib.get_close_matches(name, available, n=3, cutoff=0.5)
-        msg = f"unknown {kind} {name!r}."
-        if note:
-            msg += f" {kind.capitalize()} {name!r}: {note}."
-        if close:
-            msg += f" Did you mean {' or '.join(repr(c) for c in close)}?"
         label = "components" if kind == "component" else f"{kind} components"
-        msg += f" Installed {label}: {', '.join(available) if available else '(none)'}."
-        msg += " `snnkit list-plugins` shows which plugin provides what."
-        super().__init__(msg)
+        super().__init__(
+            f"unknown {kind} {name!r}." + (f" {kind.title()} {name!r}: {note}." if note else did_you_mean(name, close))
+            + f" Installed {label}: {', '.join(available) or '(none)'}. `snnkit list-plugins` shows which plugin "
+            "provides what.")
         self.kind, self.name, self.close_matches = kind, name, close
 
 
@@ -71,6 +70,8 @@ class CheckpointError(SnnkitError):
 
 class MissingDependencyError(SnnkitError):
     """An optional extra (matplotlib, tensorboard, nir) that a command needs is not installed; says what to install."""
+
+
 class RunDirError(SnnkitError):
     """A run directory that this process may not write: owned by another process, not a run, or unwritable."""
 

@@ -30,6 +30,9 @@ class Neuron(Component, nn.Module, ABC):
     has_surrogate: ClassVar[bool] = True
     #: the membrane decays by the per-neuron tensor ``leak`` (λ), which ``make_leak_trainable`` can train
     has_leak: ClassVar[bool] = False
+    #: ``step`` is ST-RSBP's neuron (docs/rules/st-rsbp.md): first-order synaptic response, hard reset and a
+    #: refractory period; it exposes ``tau_m``, ``syn_tau``, ``t_ref`` (steps) and ``delay`` (bool)
+    has_rsbp_dynamics: ClassVar[bool] = False
     #: ``step`` takes ``hook=``: a function applied to the spikes (B, N) inside the step before they feed the state,
     #: so a rule can replace their gradient (reward-prop); neurons without it are called without ``hook``
     has_spike_hook: ClassVar[bool] = False

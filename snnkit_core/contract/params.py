@@ -1,21 +1,19 @@
-"""Declared, documented component parameters.
-
-Every component lists its parameters as :class:`Param` objects; ``snnkit info NAME`` prints them, config
-files and ``--set KIND.KEY=VALUE`` override them, and unknown keys fail with close matches.
-"""
+"""Declared, documented component parameters: ``snnkit info NAME`` prints them, config files and ``--set
+KIND.KEY=VALUE`` override them, and unknown keys fail with close matches."""
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 from attrs import frozen
 
-from snnkit_core.contract.errors import ConfigError
+from snnkit_core.contract.errors import ConfigError, did_you_mean
 
 
 @frozen
 class Param:
+    """One declared parameter: its name, default (whose type values convert to), help, unit and choices."""
+
     name: str
     default: Any
     help: str
@@ -29,34 +27,23 @@ def resolve_params(owner: str, declared: tuple[Param, ...], given: dict[str, Any
     out = {p.name: p.default for p in declared}
     for key, value in given.items():
         if key not in by_name:
-            close = difflib.get_close_matches(key, list(by_name), n=3, cutoff=0.5)
-            hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
-            known = ", ".join(sorted(by_name)) or "(none)"
-            raise ConfigError(f"{owner} has no parameter {key!r}.{hint} Its parameters: {known}.")
-        p = by_name[key]
-        out[key] = _convert(owner, p, value)
+            raise ConfigError(f"{owner} has no parameter {key!r}.{did_you_mean(key, by_name)} Its parameters: "
+                              f"{', '.join(sorted(by_name)) or '(none)'}.")
+        out[key] = _convert(owner, by_name[key], value)
     return out
 
 
 def _convert(owner: str, p: Param, value: Any) -> Any:
     default = p.default
     try:
-        if isinstance(default, bool):
-            if isinstance(value, str):
-                if value.lower() not in {"true", "false", "1", "0", "yes", "no"}:
-                    raise ValueError(value)
-                value = value.lower() in {"true", "1", "yes"}
-            value = bool(value)
-        elif isinstance(default, int) and not isinstance(default, bool):
-            value = int(value)
-        elif isinstance(default, float):
-            value = float(value)
-        elif isinstance(default, str):
-            value = str(value)
+        if isinstance(default, bool) and isinstance(value, str):
+            if value.lower() not in {"true", "false", "1", "0", "yes", "no"}:
+                raise ValueError(value)
+            value = value.lower() in {"true", "1", "yes"}
+        elif isinstance(default, (bool, int, float, str)):
+            value = type(default)(value)
     except (TypeError, ValueError):
-        raise ConfigError(
-            f"{owner}.{p.name} expects a {type(default).__name__} ({p.help}); got {value!r}."
-        ) from None
+        raise ConfigError(f"{owner}.{p.name} expects a {type(default).__name__} ({p.help}); got {value!r}.") from None
     if p.choices and value not in p.choices:
         raise ConfigError(f"{owner}.{p.name} must be one of {', '.join(map(str, p.choices))}; got {value!r}.")
     return value

@@ -6,19 +6,23 @@ import re
 
 from attrs import define, field, frozen
 
+from snnkit_core.contract.compat import undeclared
 from snnkit_core.contract.errors import RegistrationError, UnknownComponentError
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
 def _kinds() -> dict[str, type]:
-    """kind -> base class; imported on first registration (the interfaces import torch)."""
+    """kind -> base class; imported on first registration (the interfaces import torch, which start-up avoids)."""
     from snnkit_core.contract.interfaces import Connectivity, Dataset, LearningRule, Neuron
 
     return {"neuron": Neuron, "connectivity": Connectivity, "rule": LearningRule, "dataset": Dataset}
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
 @frozen
 class Component:
+    """A registered component: its kind, name, class and the plugin that registered it."""
+
     kind: str
     name: str
     cls: type
@@ -31,34 +35,31 @@ class Registry:
     #: (kind, name) -> why it is missing: a broken plugin would have provided it
     _unavailable: dict[tuple[str, str], str] = field(factory=dict)
 
-    def mark_unavailable(self, kind: str, name, plugin: str, reason: str) -> None:
-        """Remember that ``plugin`` would have provided ``kind`` ``name`` but is not loaded, and why."""
+    def mark_unavailable(self, kind: str, name, plugin: str, why: str) -> None:
+        """Remember that ``plugin`` would have provided ``kind`` ``name`` but is not loaded, and ``why``."""
         if isinstance(name, str) and name:
-            self._unavailable.setdefault((kind, name), f"plugin {plugin!r} would provide it but is not loaded: {reason}")
+            self._unavailable.setdefault((kind, name), f"plugin {plugin!r} would provide it but is not loaded: {why}")
 
     def register(self, kind: str, cls: type, plugin: str) -> None:
-        base = _kinds()[kind]
-        if not isinstance(cls, type) or not issubclass(cls, base):
-            raise RegistrationError(
-                f"plugin {plugin!r} registered {cls!r} as a {kind}, but it is not a subclass of "
-                f"snnkit_core.{base.__name__}. This is an issue with plugin {plugin!r}, not snnkit."
-            )
+        """Add ``cls``; a wrong type, a bad name, a duplicate or an undeclared capability raises RegistrationError."""
+        kinds = _kinds()
+        fault = f"This is an issue with plugin {plugin!r}, not snnkit."
+        if not isinstance(cls, type) or not issubclass(cls, kinds[kind]):
+            raise RegistrationError(f"plugin {plugin!r} registered {cls!r} as a {kind}, but it is not a subclass of "
+                                    f"snnkit_core.{kinds[kind].__name__}. {fault}")
         name = getattr(cls, "name", "")
         if not isinstance(name, str) or not _NAME.match(name):
-            raise RegistrationError(
-                f"plugin {plugin!r} registered {kind} class {cls.__name__} with invalid name {name!r}: names are "
-                f"lower-case letters, digits, '-', '_' and '.'. This is an issue with plugin {plugin!r}, not snnkit."
-            )
-        key = (kind, name)
-        if key in self._items:
-            other = self._items[key]
-            if other.cls is cls:
-                return  # idempotent re-registration of the very same class
-            raise RegistrationError(
-                f"{kind} {name!r} is registered twice: by plugin {other.plugin!r} and by plugin {plugin!r}. "
-                f"Uninstall one of them, or load only one with SNNKIT_LOAD_PLUGINS."
-            )
-        self._items[key] = Component(kind, name, cls, plugin)
+            raise RegistrationError(f"plugin {plugin!r} registered {kind} class {cls.__name__} with invalid name "
+                                    f"{name!r}: names are lower-case letters, digits, '-', '_' and '.'. {fault}")
+        if kind == "rule":
+            problems = undeclared(cls.compatibility, kinds["neuron"])
+            if problems:
+                raise RegistrationError(f"plugin {plugin!r} registered rule {name!r}. {' '.join(problems)} {fault}")
+        other = self._items.get((kind, name))
+        if other is not None and other.cls is not cls:
+            raise RegistrationError(f"{kind} {name!r} is registered twice: by plugin {other.plugin!r} and by plugin "
+                                    f"{plugin!r}. Uninstall one of them, or load only one with SNNKIT_LOAD_PLUGINS.")
+        self._items[(kind, name)] = Component(kind, name, cls, plugin) if other is None else other
 
     def unavailable(self, kind: str, name: str) -> str:
         """Why ``kind`` ``name`` is missing when a broken plugin would have provided it, else ''."""
@@ -72,10 +73,9 @@ class Registry:
         return self.component(kind, name).cls
 
     def component(self, kind: str, name: str) -> Component:
-        try:
-            return self._items[(kind, name)]
-        except KeyError:
-            raise UnknownComponentError(kind, name, self.names(kind), note=self._unavailable.get((kind, name), "")) from None
+        if (kind, name) not in self._items:
+            raise UnknownComponentError(kind, name, self.names(kind), note=self.unavailable(kind, name))
+        return self._items[(kind, name)]
 
     def names(self, kind: str) -> list[str]:
         return sorted(n for k, n in self._items if k == kind)
@@ -88,4 +88,4 @@ class Registry:
         return [c for _, c in sorted(self._items.items())]
 
     def by_plugin(self, plugin: str) -> list[Component]:
-        return [c for c in self.all() if c.plugin == plugin]
+        return [c for _, c in sorted(self._items.items()) if c.plugin == plugin]

@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from abc import ABC
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
 from attrs import frozen
 
+from snnkit_core.contract.compat import declared_reasons
 from snnkit_core.contract.component import Component
-from snnkit_core.contract.connectivity import Connectivity
-from snnkit_core.contract.neuron import Neuron
 
 
 @frozen
 class Compatibility:
-    """What a rule accepts, by declared capability; ``None`` means any.
-
-    ``neuron_caps``: class flags of :class:`Neuron` that must be true (``has_psc``, ``has_leak``, ...);
-    ``recurrence``: the hidden-layer recurrence structures accepted (``Connectivity.recurrence``);
-    ``output_recurrence``: the same for the output layer; ``neurons`` / ``connectivity``: names, for a rule that
-    really is tied to particular components (first-party rules declare capabilities instead).
-    """
+    """What a rule accepts: ``neuron_caps`` (flags of :class:`Neuron` that must be true), the ``recurrence`` /
+    ``output_recurrence`` structures accepted, or ``neurons`` / ``connectivity`` names; ``None`` means any."""
 
     neurons: frozenset[str] | None = None
     connectivity: frozenset[str] | None = None
@@ -42,24 +36,13 @@ class Batch:
 
 
 class LearningRule(Component, ABC):
-    """How parameters get their updates.
-
-    ``role = "gradient"`` rules own the loss, the readout, the optimizer and the training step; ``role =
-    "addon"`` rules (BIP) compose with exactly one gradient rule. The extension points a rule may use:
-
-    (a) ``train_step``: the whole step (forward, loss, update), e.g. a forward without autograd that writes
-        ``.grad`` itself, or one that sees the labels while the forward runs; the default calls (c)-(e);
-    (b) ``layer_scan``: wrap or replace a layer's scan (composed in order: gradient rule, then add-ons);
-    (c) ``setup``: add parameters or change the neurons once the network is assembled;
-    (d) ``backward``: turn the loss into ``.grad`` (default ``loss.backward()``);
-    (e) ``param_groups``: change what is optimised and how;
-    (f) ``after_step`` / ``on_epoch_end``: projections after each step, per-epoch schedules.
-    """
+    """How parameters get their updates. ``role = "gradient"`` rules own the loss, the readout, the optimizer and
+    the training step; ``role = "addon"`` rules (BIP) compose with exactly one gradient rule. docs/plugins.md
+    lists every member with its default."""
 
     role: ClassVar[str] = "gradient"
     compatibility: ClassVar[Compatibility] = Compatibility()
-    #: "spiking": an output layer of the same neuron, logits = sum over time of its output;
-    #: "linear": logits = sum over time of a linear readout of the last hidden layer (ASRC's form)
+    #: "spiking": an output layer of the same neuron; "linear": a linear readout of the last hidden layer
     readout: ClassVar[str] = "spiking"
     #: ``layer_scan`` replaces the default scan (so ``--backend triton|reference`` cannot choose it and is refused)
     owns_scan: ClassVar[bool] = False
@@ -69,14 +52,11 @@ class LearningRule(Component, ABC):
     def __init__(self, **params: Any):
         self.hparams = self.resolve(params)
 
-    def reasons(self, neuron_cls: type[Neuron] | None, conn_cls: type[Connectivity] | None) -> list:
-        """Structured reasons (:class:`snnkit_core.contract.compat.Reason`) this rule cannot train that neuron with that
-        connectivity; either may be None to check only the other. Default: from ``compatibility``."""
-        from snnkit_core.contract.compat import declared_reasons
-
+    def reasons(self, neuron_cls: type | None, conn_cls: type | None) -> list:
+        """Why this rule cannot train that neuron with that connectivity (``compat.Reason``; either may be None)."""
         return declared_reasons(self, neuron_cls, conn_cls)
 
-    def check(self, neuron_cls: type[Neuron] | None, conn_cls: type[Connectivity] | None) -> list[str]:
+    def check(self, neuron_cls: type | None, conn_cls: type | None) -> list[str]:
         """The reasons as sentences (empty if this rule can train that neuron with that connectivity)."""
         return [r.text for r in self.reasons(neuron_cls, conn_cls)]
 
@@ -84,31 +64,41 @@ class LearningRule(Component, ABC):
         """Called once after assembly, before the optimizer is built."""
 
     def check_data(self, steps: int, channels: int) -> None:
-        """Called once the data is loaded and before the run directory is written: raise
-        :class:`~snnkit_core.contract.errors.IncompatibleError` if this rule cannot train on ``steps``-step sequences."""
+        """Called once the data is loaded: raise ``IncompatibleError`` if this rule cannot train on that data."""
 
     def layer_scan(self, layer, default: Callable) -> Callable | None:
         """A scan ``(layer, current) -> (y, s)`` (or ``(y, s, extra)``) for ``layer``, or None to keep ``default``,
         the scan chosen so far (which the returned scan may call). Default: None."""
         return None
 
-    def train_step(self, network, batch: Batch, optimizer: torch.optim.Optimizer | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step on ``batch``; returns the per-sample mean loss (0-dim) and the logits (B, K), both detached.
-
-        ``optimizer`` None means evaluation (called under ``torch.no_grad()``): no update. Default: forward,
-        ``loss``, zero_grad, ``backward``, ``optimizer.step()``, ``network.after_step()`` (every rule's
-        ``after_step``, then each neuron's ``clamp_``). The training loop stops on a non-finite loss right after
-        the step (the last checkpoint stays good); under several processes the optimizer it passes all-reduces
-        ``.grad`` inside ``step()``, so every rank must call ``step()`` once per batch.
-        """
+    def train_step(self, network, batch: Batch, optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, torch.Tensor]:
+        """One training step: ``(loss, logits)``, the per-sample mean loss (0-dim) and (B, K), detached. Default:
+        forward, ``loss``, zero_grad, ``backward``, ``optimizer.step()`` (which all-reduces ``.grad`` under several
+        processes: call it once per batch), ``network.after_step()``."""
         out = network(batch.x)
         loss = self.loss(out, batch.y)
-        if optimizer is not None:
-            optimizer.zero_grad(set_to_none=True)
-            self.backward(loss, out, batch.y, network)
-            optimizer.step()
-            network.after_step()
+        optimizer.zero_grad(set_to_none=True)
+        self.backward(loss, out, batch.y, network)
+        optimizer.step()
+        network.after_step()
         return loss.detach(), self.logits(out).detach()
+
+    def eval_step(self, network, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """One evaluation step under ``torch.no_grad()``: ``(loss, logits)`` as ``train_step``, no update."""
+        out = network(batch.x)
+        return self.loss(out, batch.y).detach(), self.logits(out).detach()
+
+    def grad_reduction(self) -> str:
+        """How gradients combine across processes: ``"mean"`` (a batch-mean loss) or ``"sum"`` (a batch sum)."""
+        return "mean"
+
+    def default_lr(self) -> float:
+        """The learning rate when ``--lr`` is not given. Default: the rule's ``lr`` parameter, else 1e-3."""
+        return float(self.hparams.get("lr", 1e-3))
+
+    def default_weight_decay(self) -> float:
+        """The weight decay when ``--weight-decay`` is not given. Default: the ``weight_decay`` parameter, else 0."""
+        return float(self.hparams.get("weight_decay", 0.0))
 
     def loss(self, output, target: torch.Tensor) -> torch.Tensor:
         """The mean loss over the batch from the network output and the labels (gradient rules only)."""

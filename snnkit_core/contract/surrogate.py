@@ -1,10 +1,6 @@
-"""Heaviside spike functions with surrogate derivatives (shared by neurons and rules).
-
-``spike(x, kind, width)`` returns ``H(x)`` (strict ``x > 0``, or ``x >= 0`` with ``inclusive=True``) in the
-forward pass and ``kind``'s surrogate derivative in the backward pass, where ``x = u - V_th``. Each surrogate
-is the exact derivative of the smooth function in :data:`PRIMITIVES`, which the tests use for finite
-differences.
-"""
+"""Heaviside spikes with surrogate derivatives: ``spike(x, kind, width)`` is ``H(x)`` (``x > 0``, or ``x >= 0`` with
+``inclusive=True``) forward and ``kind``'s surrogate derivative backward, ``x = u - V_th``. Each surrogate is the
+exact derivative of the smooth stand-in for H named beside it (the tests check it by finite differences)."""
 
 from __future__ import annotations
 
@@ -31,19 +27,6 @@ def surrogate_grad(x: torch.Tensor, kind: str, width: float) -> torch.Tensor:
     raise ValueError(f"unknown surrogate {kind!r}; choose one of {', '.join(KINDS)}")
 
 
-#: smooth functions whose derivatives are the surrogates (used by the finite-difference tests)
-PRIMITIVES = {
-    "sigmoid": lambda x, w: torch.sigmoid(x / w),
-    "triangle": lambda x, w: torch.where(
-        x < -w, torch.zeros_like(x),
-        torch.where(x > w, torch.ones_like(x), torch.where(x < 0, (x + w) ** 2 / (2 * w * w), 1 - (w - x) ** 2 / (2 * w * w))),
-    ),
-    "fast-sigmoid": lambda x, w: 0.5 * x / (w + x.abs()),
-    "atan": lambda x, w: torch.atan(math.pi * x / w) / math.pi,
-    "rectangle": lambda x, w: (x / w).clamp(-0.5, 0.5),
-}
-
-
 class _Spike(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, kind, width, inclusive):
@@ -58,6 +41,7 @@ class _Spike(torch.autograd.Function):
 
 
 def spike(x: torch.Tensor, kind: str = "sigmoid", width: float = 0.2, inclusive: bool = False) -> torch.Tensor:
+    """H(x) forward, ``kind``'s surrogate derivative of width ``width`` backward."""
     if kind not in KINDS:
         raise ValueError(f"unknown surrogate {kind!r}; choose one of {', '.join(KINDS)}")
     return _Spike.apply(x, kind, width, inclusive)

@@ -22,7 +22,7 @@ What each process does (the training loop, :func:`snnkit_core.engine.training.tr
   explicit reduction after ``rule.backward`` is right for all of them. For a rule whose loss is the batch mean,
   rank r's gradient ``g_r = (1/n_r) sum_i grad l_i`` is weighted by ``n_r / n`` (``n = sum_r n_r``), which gives
   ``(1/n) sum_i grad l_i``, the mean over the global batch; for a rule that back-propagates the batch sum
-  (``hparams["reduction"] == "sum"``, as tssl-bp by default) the gradients are summed. Every rank then takes the
+  (``rule.grad_reduction() == "sum"``, as tssl-bp by default) the gradients are summed. Every rank then takes the
   same optimizer step, so parameters stay identical without further communication. A rule that clips the
   gradient norm inside its backward (``grad_clip``) clips each rank's part before the reduction, so with
   clipping active a step differs from the one-process step (without it, it is the same up to float rounding).
@@ -244,15 +244,6 @@ class SyncedOptimizer:
 
     def __getattr__(self, name):
         return getattr(self.optimizer, name)
-
-
-def grad_reduction(rule) -> str:
-    """How a rule's per-batch gradients combine across ranks: ``sum`` for a rule that back-propagates the batch
-    sum (``hparams["reduction"] == "sum"``, or a class attribute ``grad_reduction = "sum"``), else ``mean``."""
-    declared = getattr(rule, "grad_reduction", None)
-    if declared in ("sum", "mean"):
-        return declared
-    return "sum" if getattr(rule, "hparams", {}).get("reduction") == "sum" else "mean"
 
 
 def _comm_device(world: World) -> torch.device:

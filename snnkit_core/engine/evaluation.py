@@ -48,7 +48,7 @@ def predict(built, data: ArrayData, batch_size: int) -> tuple[float, torch.Tenso
         with torch.no_grad():
             gen = torch.Generator().manual_seed(0)
             for x, y, idx in indexed_batches(data, batch_size, False, gen, built.device):
-                loss, logits = rule.train_step(net, to_batch(built, x, y, idx), None)  # the rule's step, no update
+                loss, logits = rule.eval_step(net, to_batch(built, x, y, idx))
                 total += float(loss) * len(y)
                 preds.append(logits.argmax(1).cpu())
     finally:

@@ -133,8 +133,8 @@ def build(cfg: TrainConfig) -> Built:
 def make_optimizer(built: Built) -> torch.optim.Optimizer:
     cfg, net = built.config, built.network
     rule = built.gradient_rule
-    lr = cfg.lr if cfg.lr is not None else rule.hparams.get("lr", 1e-3)
-    wd = cfg.weight_decay if cfg.weight_decay is not None else rule.hparams.get("weight_decay", 0.0)
+    lr = cfg.lr if cfg.lr is not None else rule.default_lr()
+    wd = cfg.weight_decay if cfg.weight_decay is not None else rule.default_weight_decay()
     groups: list[dict] = []
     seen: set[int] = set()
     declared = [m for layer in net.spiking_layers() for m in (layer.neuron, layer.recurrence) if m is not None]
@@ -165,7 +165,7 @@ def evaluate(built: Built, data: ArrayData, batch_size: int, progress: Progress 
             if not len(y):
                 continue
             batch = to_batch(built, x, y, idx)
-            loss, logits = rule.train_step(net, batch, None)
+            loss, logits = rule.eval_step(net, batch)
             total_loss += float(loss) * len(y)
             correct += int((logits.argmax(1) == batch.y).sum())
             n += len(y)
@@ -499,7 +499,7 @@ def _train_epoch(built: Built, data: ArrayData, opt, epoch: int, world, run: Run
     total_loss, correct, n = 0.0, 0, 0
     nb = math.ceil(len(data) / (cfg.batch_size * world.size))
     net.train()
-    step_opt = _StepOptimizer(opt, net.parameters(), distributed.grad_reduction(rule), world, epoch, run)
+    step_opt = _StepOptimizer(opt, net.parameters(), rule.grad_reduction(), world, epoch, run)
     batches = indexed_batches(data, cfg.batch_size, True, gen, built.device, world)
     for x, y, idx in progress(batches, total=nb, description=f"epoch {epoch + 1}"):
         step_opt.n_local = len(y)

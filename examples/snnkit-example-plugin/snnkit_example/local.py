@@ -34,14 +34,15 @@ class LocalRecurrence(Recurrence):
         self.weight = nn.Parameter(torch.empty(size, size).uniform_(-init_scale, init_scale) * self.mask)
 
     def recurrent_input(self, past):
-        return past[0] @ (self.weight * self.mask).t()
+        return past[0] @ self.effective_weight().t()  # V ⊙ M (Recurrence.effective_weight)
 
 
 class Local(Connectivity):
     """Banded recurrence: each neuron hears its ring neighbours within ``radius`` (example plugin)."""
 
     name = "local"
-    description = "each neuron hears its neighbours within a radius, one step later (masked dense recurrence; example plugin)"
+    description = ("each neuron hears its neighbours within a radius, one step later (masked dense recurrence; "
+                   "example plugin)")
     recurrence = "dense"
     params = (
         Param("radius", 1, "neighbours on each side (ring distance)"),

@@ -24,10 +24,13 @@ class IFState(NamedTuple):
     v: torch.Tensor  # v̂: membrane after reset, (B, N)
 
 
-def if_step(current: torch.Tensor, state: IFState, v_th: float, surrogate=("fast-sigmoid", 0.5)):
-    """Pure step: ``(I[t] (B, N), state) -> (s[t], new_state)``."""
+def if_step(current: torch.Tensor, state: IFState, v_th: float, surrogate=("fast-sigmoid", 0.5), hook=None):
+    """Pure step: ``(I[t] (B, N), state) -> (s[t], new_state)``; ``hook`` (if given) maps the spikes before the
+    reset uses them (``Neuron.has_spike_hook``)."""
     v = state.v + current
     s = spike(v - v_th, *surrogate)
+    if hook is not None:
+        s = hook(s)
     return s, IFState(v - v_th * s)
 
 
@@ -38,12 +41,14 @@ class IF(Neuron):
     description = "integrate-and-fire, no leak, soft reset (subtract V_th); output = spikes (example plugin)"
     params = (
         Param("v_th", 1.0, "firing threshold (fires when v > V_th)"),
-        Param("surrogate", "fast-sigmoid", "surrogate derivative used when the rule does not choose one", choices=KINDS),
+        Param("surrogate", "fast-sigmoid", "surrogate derivative used when the rule does not choose one",
+              choices=KINDS),
         Param("surrogate_width", 0.5, "surrogate width, in units of membrane potential"),
     )
     has_psc = False  # y is the spike train
     has_surrogate = True  # step is differentiable through spike()'s surrogate: bptt accepts it
     has_leak = False  # no per-neuron leak: bip refuses it
+    has_spike_hook = True  # step takes hook= (rate-reg and reward-prop see or replace the spikes)
 
     def __init__(self, size: int, **params):
         super().__init__(size, **params)
@@ -55,7 +60,7 @@ class IF(Neuron):
     def initial_state(self, batch, device, dtype):
         return IFState(torch.zeros(batch, self.size, device=device, dtype=dtype))
 
-    def step(self, current, state, recurrent=None):
+    def step(self, current, state, recurrent=None, hook=None):
         # one membrane: the recurrent input is simply added to the feedforward current (Neuron.total_input)
-        s, state = if_step(self.total_input(current, recurrent), state, self.hparams["v_th"], self.surrogate)
+        s, state = if_step(self.total_input(current, recurrent), state, self.hparams["v_th"], self.surrogate, hook)
         return s, s, state

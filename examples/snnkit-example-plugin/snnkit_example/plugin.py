@@ -8,6 +8,7 @@ from snnkit_core import hookimpl
 from .bands import PoissonBands
 from .local import Local
 from .neuron import IF
+from .rate import RateReg
 from .readout import ReadoutDelta
 
 
@@ -29,3 +30,4 @@ def register_connectivity(register):
 @hookimpl
 def register_rules(register):
     register(ReadoutDelta)
+    register(RateReg)

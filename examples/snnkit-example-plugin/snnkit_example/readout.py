@@ -8,6 +8,7 @@ batch, and e = softmax(logits) - onehot(y) (B, K):
 
 ``train_step`` runs the forward under ``torch.no_grad()``, writes these into ``.grad`` and steps the
 optimizer: the model of a rule with its own backward (ST-RSBP-like rules do the same with their own solve).
+Evaluation is the default ``eval_step`` (forward, ``loss``, ``logits``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from snnkit_core import LearningRule, Param
+from snnkit_core.contract.errors import IncompatibleError
 
 
 class ReadoutDelta(LearningRule):
@@ -31,8 +33,6 @@ class ReadoutDelta(LearningRule):
 
     def setup(self, network):
         if network.readout != "linear":
-            from snnkit_core.contract.errors import IncompatibleError
-
             raise IncompatibleError("readout-delta trains a linear readout; use readout 'linear' (its default)")
 
     def param_groups(self, network, groups):
@@ -42,8 +42,6 @@ class ReadoutDelta(LearningRule):
         with torch.no_grad():
             out = network(batch.x)
             loss = self.loss(out, batch.y)
-            if optimizer is None:
-                return loss, out.logits
             T, B = batch.x.shape[:2]
             e = torch.softmax(out.logits, 1) - F.one_hot(batch.y, out.logits.shape[1]).to(out.logits)
             optimizer.zero_grad(set_to_none=True)

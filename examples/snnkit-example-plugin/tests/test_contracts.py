@@ -4,6 +4,7 @@ from snnkit.testing import ConnectivityContract, DatasetContract, NeuronContract
 from snnkit_example.bands import PoissonBands
 from snnkit_example.local import Local
 from snnkit_example.neuron import IF
+from snnkit_example.rate import RateReg
 from snnkit_example.readout import ReadoutDelta
 
 
@@ -19,6 +20,12 @@ class TestLocal(ConnectivityContract):
 class TestReadoutDelta(RuleContract):
     rule_cls = ReadoutDelta
     neuron_cls = IF
+
+
+class TestRateReg(RuleContract):
+    rule_cls = RateReg
+    neuron_cls = IF
+    conn_cls = Local
 
 
 class TestPoissonBands(DatasetContract):

@@ -68,7 +68,8 @@ def test_registered_with_attribution(registered):
 def test_trains_through_the_cli(registered, tmp_path):
     res = CliRunner().invoke(cli, [
         "train", "--neuron", "if", "--conn", "srsc", "--dataset", "poisson-bands", "--hidden", "16,16,16",
-        "--epochs", "2", "--limit", "128", "--lr", "0.01", "--set", "dataset.steps=25", "--out", str(tmp_path / "run"), "--quiet",
+        "--epochs", "2", "--limit", "128", "--lr", "0.01", "--set", "dataset.steps=25",
+        "--out", str(tmp_path / "run"), "--quiet",
     ])
     assert res.exit_code == 0, res.output
     last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])

@@ -83,6 +83,7 @@ class LIFRSBP(Neuron):
     has_psc = False
     has_surrogate = True
     has_leak = False
+    has_rsbp_dynamics = True  # st-rsbp computes its S-PSPs from tau_m, syn_tau, t_ref and delay
     sums_inputs = False  # the feedforward current is delayed one step, the recurrent input is not
     default_surrogate = ("sigmoid", 1.0)
 

@@ -1,22 +1,24 @@
-"""``bip``: backpropagated intrinsic plasticity (ScSr-SNN, Zhang & Li, AAAI 2021; spec §3.4).
+"""``bip``: backpropagated intrinsic plasticity (ScSr-SNN, Zhang & Li, AAAI 2021;
+docs/rules/bip.md).
 
 An add-on rule: it trains each hidden neuron's leak θ_i = 1 - 1/τm,i with the same global loss and the same
 optimizer as the weights. With the LIF update
 
     u_i[t] = θ_i·ũ_i[t-1] + I_i[t]          (ũ: membrane after the hard reset)
 
-the gradient is (ScSr eq. 21, with the post-reset potential, spec §3.3)
+the gradient is (ScSr eq. 21, with the post-reset potential)
 
     ∂L/∂θ_i = Σ_t δ_i[t]·ũ_i[t-1],          δ_i[t] = ∂L/∂u_i[t]
 
 where δ comes from the gradient rule: ``tssl-bp``'s reverse-time pass computes this sum itself (TSSLScan's
 leak gradient), ``bptt`` gets it from autograd through the scan. The intra-neuron terms of TSSL-BP use the
-neuron's own θ_i (spec §3.4 last bullet).
+neuron's own θ_i.
 
 After every optimizer step θ is clamped to [theta_min, theta_max] (default [0.5, 0.998], i.e. τm in
 [2, 512] steps, the spec's recommendation). The leak gets its own optimizer group with the weights' learning
-rate and no weight decay (``weight_decay`` = 0). Every epoch, ``describe`` records mean/std/min/max of θ and of τm = 1/(1-θ) per
-layer under the metrics key ``bip``, plus τm's deciles over the layer's neurons (``tau_m_deciles``, 11 values).
+rate and no weight decay (``weight_decay`` = 0). Every epoch, ``describe`` records mean/std/min/max of θ and of
+τm = 1/(1-θ) per layer under the metrics key ``bip``, plus τm's deciles over the layer's neurons
+(``tau_m_deciles``, 11 values).
 
 Scope [paper silent]: hidden layers only by default (``output_layer = false``): the paper describes BIP for
 the self-recurrent hidden layers, and the output layer keeps Table 1's τm. ``output_layer = true`` also
@@ -60,7 +62,8 @@ class BIP(LearningRule):
     def setup(self, network):
         for i, layer in enumerate(self.layers(network)):
             if not layer.neuron.has_leak or layer.neuron.leak is None:
-                raise IncompatibleError(f"bip needs a neuron with a per-neuron leak; layer {i} has {type(layer.neuron).__name__}")
+                raise IncompatibleError(
+                    f"bip needs a neuron with a per-neuron leak; layer {i} has {type(layer.neuron).__name__}")
             layer.neuron.make_leak_trainable()
         self.clamp(network)
 
@@ -88,7 +91,8 @@ class BIP(LearningRule):
 
     def describe(self, network):
         info = {}
-        names = [f"layer{i}" for i in range(len(network.layers))] + (["output"] if self.hparams["output_layer"] and network.readout == "spiking" else [])
+        with_output = self.hparams["output_layer"] and network.readout == "spiking"
+        names = [f"layer{i}" for i in range(len(network.layers))] + (["output"] if with_output else [])
         for name, p in zip(names, self.leaks(network)):
             th = p.detach().double().cpu()
             tau = 1 / (1 - th)

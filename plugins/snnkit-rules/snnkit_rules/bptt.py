@@ -31,7 +31,8 @@ class BPTT(LearningRule):
         Param(
             "scheduler", "none",
             "per-epoch LR schedule: onecycle = OneCycleLR(max_lr = each group's lr, total_steps = epochs, PyTorch "
-            "defaults incl. cycle_momentum, so Adam beta1 cycles 0.95 -> 0.85 -> 0.95); cosine = CosineAnnealingLR(T_max = epochs)",
+            "defaults incl. cycle_momentum, so Adam beta1 cycles 0.95 -> 0.85 -> 0.95); "
+            "cosine = CosineAnnealingLR(T_max = epochs)",
             choices=("none", "onecycle", "cosine"),
         ),
     )

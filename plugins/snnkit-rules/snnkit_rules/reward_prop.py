@@ -1,4 +1,5 @@
-"""``reward-prop``: NRR-SNN's reward propagation, as the authors' code implements it (DRTP; specs/algorithms.md §6.3).
+"""``reward-prop``: NRR-SNN's reward propagation, as the authors' code implements it (DRTP;
+docs/rules/reward-prop.md).
 
 Readout ("vote", every step): o[t] = W_o S^L[t] + b_o (``readout = "linear"``), loss
 L = mean over (t, b, k) of (o[t] - RP_t)², RP_t = one-hot label at step t (the sample's label repeated at every
@@ -38,11 +39,13 @@ class RewardProp(LearningRule):
     """Reward propagation (DRTP): hidden spike gradients := one-hot label x fixed random matrix; MSE readout."""
 
     name = "reward-prop"
-    description = "NRR-SNN reward propagation: hidden spike grads := label one-hot x fixed random B^l, no grad between layers, MSE vote readout (spec §6.3)"
+    description = ("NRR-SNN reward propagation: hidden spike grads := label one-hot x fixed random B^l, no grad "
+                   "between layers, MSE vote readout")
     params = (
         Param("lr", 1e-4, "Adam learning rate (used when --lr is not given)"),
         Param("weight_decay", 1e-5, "Adam weight decay"),
-        Param("step_size", 20, "StepLR: multiply the learning rate by step_gamma every step_size epochs", unit="epochs"),
+        Param("step_size", 20, "StepLR: multiply the learning rate by step_gamma every step_size epochs",
+              unit="epochs"),
         Param("step_gamma", 0.8, "StepLR factor"),
         Param("minus_h", False, "paper eq. 7's '- h': the replaced gradient is RP·B - s (not in the authors' code)"),
     )
@@ -58,7 +61,7 @@ class RewardProp(LearningRule):
         self._replaced: list[tuple[torch.Tensor, torch.Tensor]] = []  # (spikes, their replacement gradient)
 
     def setup(self, network):
-        self._index = {id(layer): i for i, layer in enumerate(network.layers)}
+        self._hidden = len(network.layers)
         k = network.output.out_features
         self.B = []
         for layer in network.layers:  # kaiming_uniform_(a=0) on (K, N): U(±√(6/N))
@@ -66,8 +69,8 @@ class RewardProp(LearningRule):
             self.B.append(torch.empty(k, layer.size).uniform_(-bound, bound))
 
     def layer_scan(self, layer, default):
-        index = self._index.get(id(layer))
-        if index is None:  # not a hidden layer of the network set up (a spiking output layer): keep its scan
+        index = layer.index
+        if index >= self._hidden:  # the spiking output layer: keep its scan
             return None
 
         def scan(layer, current):
@@ -88,7 +91,7 @@ class RewardProp(LearningRule):
         zeros = current.new_zeros(current.shape[1:])
         span = rec.span if rec is not None else 0
         # a masked dense recurrence (``sparse``): W ⊙ M once per sequence instead of once per step
-        wt = rec.effective_weight().t() if hasattr(rec, "effective_weight") and span == 1 else None
+        wt = rec.effective_weight().t() if rec is not None and rec.structure == "dense" and span == 1 else None
         for t, i_t in enumerate(current.unbind(0)):
             r_t = None
             if wt is not None:
@@ -120,8 +123,6 @@ class RewardProp(LearningRule):
         return F.mse_loss(output.out, self.target(output, target))
 
     def train_step(self, network, batch, optimizer):
-        if optimizer is None:
-            return super().train_step(network, batch, None)
         k = network.output.out_features
         self._rp = F.one_hot(batch.y, k).to(batch.x.dtype).unsqueeze(0).expand(batch.x.shape[0], -1, -1)
         self._replaced = []
@@ -140,7 +141,8 @@ class RewardProp(LearningRule):
 
     def make_scheduler(self, optimizer, epochs):
         hp = self.hparams
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(int(hp["step_size"]), 1), gamma=hp["step_gamma"])
+        step = max(int(hp["step_size"]), 1)
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step, gamma=hp["step_gamma"])
 
     def state_dict(self):
         return {"B": [b.clone() for b in self.B]}

@@ -1,14 +1,15 @@
-"""``st-rsbp``: Spike-Train level Recurrent Spiking BackPropagation (Zhang & Li, NeurIPS 2019), spec
-specs/algorithms.md §4. No autograd: the rule runs the network's forward, computes every gradient at the level of
-spike counts and writes ``.grad`` itself. Neuron: ``lif-rsbp`` (§4.1). Any batch size: the batch gradient is the
-sum of the single-sample gradients (``reduction = "sum"``), and each sample solves its own linear system.
+"""``st-rsbp``: Spike-Train level Recurrent Spiking BackPropagation (Zhang & Li, NeurIPS 2019); the method is
+described in docs/rules/st-rsbp.md. No autograd: the rule runs the network's forward, computes every gradient at
+the level of spike counts and writes ``.grad`` itself. Neuron: one with ``has_rsbp_dynamics`` (``lif-rsbp``). Any
+batch size: the batch gradient is the sum of the single-sample gradients (``reduction = "sum"``), and each sample
+solves its own linear system.
 
 Notation per spiking layer l (post-synaptic, N_l neurons) fed by layer k (pre-synaptic, N_k; layer 0 is fed by
 the network input): o = Σ_t s[t] firing counts, ν_l = V_th, W (N_l, N_k) feedforward, W^rec (N_l, N_l) the
-recurrent matrix (``rec.effective_weight()`` when the recurrence has one, else ``rec.weight`` times ``rec.mask``;
-``diag(w)`` for a diagonal one), e (B, N_l, N_k) and e^rec (B, N_l, N_l) the S-PSPs (§4.2, st_rsbp_psp.py).
+recurrent matrix (``rec.effective_weight()``; ``diag(w)`` for a diagonal one), e (B, N_l, N_k) and e^rec
+(B, N_l, N_l) the S-PSPs (st_rsbp_psp.py).
 
-Loss (§4.3), per sample, y_i = ``desired`` (35) for the label, ``undesired`` (5) otherwise, margin m = 5:
+Loss, per sample, y_i = ``desired`` (35) for the label, ``undesired`` (5) otherwise, margin m = 5:
 
     E = Σ_i [|o_i - y_i| > m] (o_i - y_i)²                       (summed, no ½, as the reference)
     δ_i^out = [|o_i - y_i| > m] (o_i - y_i) · w_sample / ν_out
@@ -17,11 +18,11 @@ Missing target (``missing_target``): if the label's neuron fired 0 spikes, after
 into its train at t = m·⌊T/35⌋ (m ≥ 1) for the S-PSPs of the output layer. Prediction: argmax_i o_i (lowest
 index on ties).
 
-Count derivatives (§4.4): ∂e_lj/∂o_j ≈ e_lj/o_j (0.5 if o_l or o_j is 0); ∂e_lj/∂o_l ≈ P'_n(o_l), n = o_j clipped
+Count derivatives: ∂e_lj/∂o_j ≈ e_lj/o_j (0.5 if o_l or o_j is 0); ∂e_lj/∂o_l ≈ P'_n(o_l), n = o_j clipped
 to [1, 100], P_n the quartic of st_rsbp_table.py (scripts/make_eij_table.py, Monte Carlo of the neuron); a
 feedforward layer leaves o_l unclipped (0 where o_l = 0), a recurrent one clips it to [1, 100].
 
-Backward of layer l (§4.5, §4.6), δ^l already divided by ν_l:
+Backward of layer l, δ^l already divided by ν_l:
 
     Ω_l  = 1 - (1/ν_l) [Σ_j W_lj ∂e_lj/∂o_l + Σ_p W^rec_lp ∂e^rec_lp/∂o_l]        |Ω_l| clamped to ≥ 1e-4 (sign kept)
     Θ_lp = (1/ν_l) W^rec_lp ∂e^rec_lp/∂o_p   (p ≠ l)          Φ_li = W_li (1/ν_k) ∂e_li/∂o_i
@@ -31,7 +32,7 @@ Backward of layer l (§4.5, §4.6), δ^l already divided by ν_l:
     ∂E/∂W_lj     = Σ_b δ_l e_lj / Ω_l · Λ_l     ∂E/∂W^rec_lp = Σ_b δ_l e^rec_lp / Ω_l   (existing synapses only)
 
 Without a recurrence Θ = 0 and this is the feedforward case (no solve). Λ_l = 1 except in the output layer with
-lateral inhibition (§4.7): the output layer also receives -w0·Σ_{p≠l} s_p[t-1] (w0 = ``lateral_inhibition``, 1;
+lateral inhibition: the output layer also receives -w0·Σ_{p≠l} s_p[t-1] (w0 = ``lateral_inhibition``, 1;
 0 turns it off) and
 
     Λ_j = 1 / (1 - w0² Σ_{l≠j} r_jl d_l r_lj d_j),  r_jl = e^lat_lj / o_j (0.5 if o_j or o_l is 0),
@@ -42,7 +43,7 @@ solve fails, is not finite, or amplifies ‖δ‖ by more than ``max_gain`` (1e6
 pseudo-inverse (singular values below 1e-6·σ_max dropped) under ``pinv`` (default, counted in the epoch's
 ``st_rsbp.fallbacks``), or stops training with a :class:`~snnkit_core.contract.errors.NaNLossError` under ``error``.
 
-Options (§4.8): ``boost``: per-sample weights w (start 1) multiply δ^out; after each epoch, per class c,
+Options: ``boost``: per-sample weights w (start 1) multiply δ^out; after each epoch, per class c,
 err_c = Σ_{i∈c} w_i [wrong_i] / Σ_{i∈c} w_i and w_i ← w_i exp(err_c/20 · [wrong_i]). ``reg_lambda``/``reg_beta``:
 ∂E/∂W_lj += λβ (W_lj/L) exp(β (mean_j (W_lj/L)² - 1)), L = ``weight_limit`` (8), per sample. Optimiser: Adam
 (β = 0.9, 0.999, ε = 1e-8), lr_epoch = lr/√(epoch+1) (``lr_decay``); weights U(-``init_w``, ``init_w``) (1).
@@ -58,6 +59,7 @@ from snnkit_core import Compatibility, LearningRule, Param
 from snnkit_core.contract.errors import ConfigError, IncompatibleError, NaNLossError
 
 from .st_rsbp_psp import psp_trace, reset_weights, spike_response, t_psp_ratio
+from .st_rsbp_table import COEFFS
 
 OMEGA_MIN = 1e-4  # the reference's clamp of |Ω_ll|
 PINV_RTOL = 1e-6
@@ -67,9 +69,7 @@ PINV_RTOL = 1e-6
 
 
 def poly_table(dtype=torch.float64, device=None) -> torch.Tensor:
-    """The (100, 5) quartic coefficients (highest power first) of §4.4 (st_rsbp_table.py)."""
-    from .st_rsbp_table import COEFFS
-
+    """The (100, 5) quartic coefficients (highest power first) of ∂e/∂o (st_rsbp_table.py)."""
     return torch.tensor(COEFFS, dtype=dtype, device=device)
 
 
@@ -136,7 +136,7 @@ def propagation_matrix(a: torch.Tensor, phi: torch.Tensor, orientation: str = "p
 
 def layer_backward(delta, e, o_post, o_pre, w, nu_post, nu_pre, table, e_rec=None, w_rec=None, lam=None,
                    orientation="paper", fallback="pinv", max_gain=1e6, need_delta=True, omega_min=OMEGA_MIN):
-    """One layer of §4.5/§4.6 for a batch: returns ``(grad_w, grad_w_rec, delta_pre, info)``.
+    """One layer of the backward for a batch: returns ``(grad_w, grad_w_rec, delta_pre, info)``.
 
     delta (B, N_l) (already /ν_l), e (B, N_l, N_k), o_post (B, N_l), o_pre (B, N_k), w (N_l, N_k), e_rec and
     w_rec (N_l, N_l) or None, lam (B, N_l) the lateral-inhibition factor or None. grad_w and grad_w_rec are sums
@@ -182,7 +182,8 @@ def layer_backward(delta, e, o_post, o_pre, w, nu_post, nu_pre, table, e_rec=Non
 
 
 def lateral_factor(e_lat, o, is_target, nu, w0):
-    """Λ (B, K) of §4.7 from the output layer's lateral S-PSPs e_lat (B, K, K) (post l, pre j), counts o (B, K)."""
+    """Λ (B, K), the lateral-inhibition factor, from the output layer's lateral S-PSPs e_lat (B, K, K) (post l,
+    pre j) and counts o (B, K)."""
     r = t_psp_ratio(e_lat, o, o).transpose(1, 2)  # r[b, j, l] = ∂e_lj/∂o_j
     d = ((o > 0) | is_target).to(o.dtype) / nu  # (B, K)
     term = torch.einsum("bjl,bl,blj->bj", r, d, r) - torch.diagonal(r, dim1=1, dim2=2) ** 2 * d  # l ≠ j
@@ -197,25 +198,21 @@ def desired_counts(o: torch.Tensor, y: torch.Tensor, desired: float, undesired: 
 
 
 def recurrent_matrix(rec):
-    """``(W^rec (N, N), mask or None)`` of a recurrence: ``effective_weight()`` when it has one (sparse), else
-    ``weight`` (times ``mask`` when set); a diagonal recurrence as ``diag(weight)``. None for no recurrence."""
+    """``(W^rec (N, N), mask or None)`` of a recurrence: ``effective_weight()`` (weight times mask); a diagonal
+    recurrence as ``diag(weight)``. None for no recurrence."""
     if rec is None:
         return None, None
-    mask = getattr(rec, "mask", None)
-    if getattr(rec, "structure", "dense") == "diagonal":
-        return torch.diag(rec.weight.detach()), None
-    if hasattr(rec, "effective_weight"):
-        w = rec.effective_weight().detach()
-    else:
-        w = rec.weight.detach() if mask is None else rec.weight.detach() * mask.to(rec.weight.dtype)
-    return w, (None if mask is None else mask.to(w.dtype))
+    if rec.structure == "diagonal":
+        return torch.diag(rec.effective_weight().detach()), None
+    w = rec.effective_weight().detach()
+    return w, (None if rec.mask is None else rec.mask.to(w.dtype))
 
 
 # ------------------------------------------------------------------------------------------------ rule
 
 
 class STRSBP(LearningRule):
-    """ST-RSBP: spike-count-level backpropagation with a per-sample linear system for recurrent layers (§4)."""
+    """ST-RSBP: spike-count-level backpropagation with a per-sample linear system for recurrent layers."""
 
     name = "st-rsbp"
     description = ("ST-RSBP: spike-train-level backprop, rate loss 35/5 with margin, (Ω-Θ)P = Φ per sample for "
@@ -226,7 +223,8 @@ class STRSBP(LearningRule):
         Param("desired", 35.0, "desired spike count of the label's output neuron", unit="spikes"),
         Param("undesired", 5.0, "desired spike count of the other output neurons", unit="spikes"),
         Param("margin", 5.0, "errors |o - y| up to this are ignored (reference code)", unit="spikes"),
-        Param("missing_target", True, "write regular spikes into a silent label neuron's train for its S-PSPs (reference)"),
+        Param("missing_target", True,
+              "write regular spikes into a silent label neuron's train for its S-PSPs (reference)"),
         Param("lateral_inhibition", 1.0, "w0: output neuron l receives -w0·Σ_{p≠l} s_p[t-1]; 0 = off"),
         Param("orientation", "paper", "paper: P = (Ω-Θ)⁻¹Φ; reference: P = Φ(Ω-Θ)⁻¹ as the reference code computes it",
               choices=("paper", "reference")),
@@ -236,14 +234,15 @@ class STRSBP(LearningRule):
         Param("omega_min", 1e-4, "|Ω_l| is clamped to at least this, sign kept (reference: 1e-4)"),
         Param("init_w", 1.0, "initialise every feedforward and recurrent weight U(-init_w, init_w) (reference: 1); "
               "0 keeps the network's init"),
-        Param("boost", False, "per-sample boosting weights on the output error, updated after each epoch (§4.8)"),
+        Param("boost", False, "per-sample boosting weights on the output error, updated after each epoch"),
         Param("reg_lambda", 0.0, "λ of the exponential weight regularisation (reference FashionMNIST: 10; speech: 0)"),
         Param("reg_beta", 0.0, "β of the exponential weight regularisation (reference FashionMNIST: 0.04)"),
         Param("weight_limit", 8.0, "L of the exponential weight regularisation"),
         Param("reduction", "sum", "sum: the batch gradient is the sum of per-sample gradients; mean: divided by B",
               choices=("sum", "mean")),
     )
-    compatibility = Compatibility(neurons=frozenset({"lif-rsbp"}), recurrence=frozenset({"none", "diagonal", "dense"}),
+    compatibility = Compatibility(neuron_caps=("has_rsbp_dynamics",),
+                                  recurrence=frozenset({"none", "diagonal", "dense"}),
                                   output_recurrence=frozenset({"none"}))
     readout = "spiking"
     owns_scan = True
@@ -263,20 +262,22 @@ class STRSBP(LearningRule):
             raise IncompatibleError("st-rsbp trains a spiking output layer; use readout 'spiking', not 'linear'")
         layers = list(network.spiking_layers())
         for i, layer in enumerate(layers):
-            n = layer.neuron
-            if n.name != "lif-rsbp":
-                raise IncompatibleError(f"st-rsbp needs the lif-rsbp neuron (its S-PSPs follow §4.1); layer {i} has {n.name!r}")
+            if not layer.neuron.has_rsbp_dynamics:
+                raise IncompatibleError(f"st-rsbp computes its S-PSPs from a neuron with has_rsbp_dynamics (e.g. "
+                                        f"lif-rsbp); layer {i}'s {layer.neuron.name!r} lacks it")
             if layer.ff.bias is not None:
-                raise IncompatibleError("st-rsbp has no bias terms (the reference's ADD_BIAS is off); build without --bias")
+                raise IncompatibleError(
+                    "st-rsbp has no bias terms (the reference's ADD_BIAS is off); build without --bias")
             if layer.skip_in:
-                raise IncompatibleError("st-rsbp propagates through consecutive layers only; use a connectivity without skip edges")
+                raise IncompatibleError(
+                    "st-rsbp propagates through consecutive layers only; use a connectivity without skip edges")
             if layer.delay:
-                raise IncompatibleError("st-rsbp takes the synaptic delay from lif-rsbp's `delay`, not from the connectivity")
+                raise IncompatibleError(
+                    "st-rsbp takes the synaptic delay from lif-rsbp's `delay`, not from the connectivity")
             rec = layer.recurrence
             if rec is not None and rec.span != 1:
                 raise IncompatibleError(f"st-rsbp takes a recurrence from s[t-1] only; layer {i}'s has span {rec.span} "
                                         f"(use --conn dense or sparse)")
-            layer.st_rsbp_index = i
         self._layers = layers
         self._names = [f"layer{i}" for i in range(len(layers) - 1)] + ["output"]
         w0 = self.hparams["init_w"]
@@ -289,8 +290,6 @@ class STRSBP(LearningRule):
                     rec = layer.recurrence
                     if rec is not None and rec.weight is not None:
                         rec.weight.uniform_(-w0, w0)
-        if self not in network.rules:
-            network.plan(rules=(*network.rules, self))
 
     def check_data(self, steps, channels):
         layers = getattr(self, "_layers", None)
@@ -299,15 +298,16 @@ class STRSBP(LearningRule):
         if self.hparams["desired"] > most:
             raise IncompatibleError(
                 f"st-rsbp asks the label's neuron for {self.hparams['desired']:g} spikes, but in {steps} steps with a "
-                f"refractory period of {t_ref} it can fire at most {most}; use more steps (e.g. --set dataset.steps=400) "
+                f"refractory period of {t_ref} it can fire at most {most}; use more steps "
+                f"(e.g. --set dataset.steps=400) "
                 f"or a lower --set rule.st-rsbp.desired")
 
     # ---------------------------------------------------------------------- forward
 
     def layer_scan(self, layer, default):
-        """Every spiking layer runs the §4.1 neuron step by step without autograd, with the recurrent matrix of
+        """Every spiking layer runs its neuron step by step without autograd, with the recurrent matrix of
         :func:`recurrent_matrix` and, in the output layer, lateral inhibition."""
-        is_output = layer.st_rsbp_index == len(self._layers) - 1
+        is_output = layer.index == len(self._layers) - 1
         w0 = float(self.hparams["lateral_inhibition"]) if is_output else 0.0
 
         def scan(layer, current):
@@ -317,22 +317,28 @@ class STRSBP(LearningRule):
 
     # ---------------------------------------------------------------------- step
 
-    def train_step(self, network, batch, optimizer):
+    def _forward(self, network, batch):
+        """``(output, counts, diff, active, loss)``: the forward and the margin loss of a batch, no autograd."""
         with torch.no_grad():
             out = network(batch.x)
             counts = out.out_spikes.sum(0)
-            y = batch.y
-            want = desired_counts(counts, y, self.hparams["desired"], self.hparams["undesired"])
-            diff = counts - want
+            diff = counts - desired_counts(counts, batch.y, self.hparams["desired"], self.hparams["undesired"])
             active = (diff.abs() > self.hparams["margin"]).to(diff.dtype)
-            per_sample = (active * diff**2).sum(1)
-            loss = per_sample.mean()
-            if optimizer is None:
-                return loss, counts
+            return out, counts, diff, active, (active * diff**2).sum(1).mean()
+
+    def eval_step(self, network, batch):
+        _, counts, _, _, loss = self._forward(network, batch)
+        return loss, counts
+
+    def train_step(self, network, batch, optimizer):
+        out, counts, diff, active, loss = self._forward(network, batch)
+        y = batch.y
+        with torch.no_grad():
             weights = self._sample_weights(batch, counts, y)
             is_tgt = torch.zeros_like(counts, dtype=torch.bool)
             is_tgt[torch.arange(len(y), device=y.device), y] = True
-            out_st = self._stats.setdefault("output_counts", {"target": 0.0, "other": 0.0, "target_silent": 0.0, "n": 0})
+            out_st = self._stats.setdefault("output_counts",
+                                            {"target": 0.0, "other": 0.0, "target_silent": 0.0, "n": 0})
             out_st["target"] += float(counts[is_tgt].mean())
             out_st["other"] += float(counts[~is_tgt].mean())
             out_st["target_silent"] += float((counts[is_tgt] == 0).to(counts.dtype).mean())
@@ -362,40 +368,42 @@ class STRSBP(LearningRule):
         self._seen[idx] = True
         return self.sample_weight[idx].to(counts.device)
 
+    def _layer_psps(self, k, s_post, x_pre, y):
+        """S-PSPs of layer ``k``: ``(e, e_rec or None, lam or None)`` from its spikes and its input trains."""
+        hp, n = self.hparams, self._layers[k].neuron
+        is_output = k == len(self._layers) - 1
+        A = reset_weights(s_post, n.tau_m, n.t_ref)
+        e = spike_response(A, psp_trace(x_pre, n.tau_m, n.syn_tau, 1 if n.delay else 0))
+        lateral = is_output and hp["lateral_inhibition"]
+        if self._layers[k].recurrence is None and not lateral:
+            return e, None, None
+        e_own = spike_response(A, psp_trace(s_post, n.tau_m, n.syn_tau, 1))
+        lam = None
+        if lateral:
+            o_post = s_post.sum(0)
+            is_tgt = torch.zeros_like(o_post, dtype=torch.bool)
+            is_tgt[torch.arange(len(y), device=y.device), y] = True
+            lam = lateral_factor(e_own, o_post, is_tgt, float(n.v_th), float(hp["lateral_inhibition"]))
+        return e, (e_own if self._layers[k].recurrence is not None else None), lam
+
     def gradients(self, network, out, y, delta):
-        """``{parameter: .grad}`` of every feedforward and recurrent weight for one batch (§4.4-§4.8)."""
+        """``{parameter: .grad}`` of every feedforward and recurrent weight for one batch."""
         hp = self.hparams
         layers = self._layers
-        traces = out.traces
-        spikes = [tr.s for tr in traces]
+        spikes = [tr.s for tr in out.traces]
         inputs = [out.input, *spikes[:-1]]
         table = poly_table(delta.dtype, delta.device)
         B = delta.shape[0]
         grads = {}
-        stats = self._stats.setdefault("layers", {})
         for k in range(len(layers) - 1, -1, -1):
             layer, n = layers[k], layers[k].neuron
             s_post = spikes[k]
-            is_output = k == len(layers) - 1
-            lam = None
-            if is_output and hp["missing_target"]:
+            if k == len(layers) - 1 and hp["missing_target"]:
                 s_post = _fill_missing_target(s_post, y, hp["desired"])
-            o_post = s_post.sum(0)
-            A = reset_weights(s_post, n.tau_m, n.t_ref)
-            x_pre = inputs[k]
-            o_pre = x_pre.sum(0)
-            e = spike_response(A, psp_trace(x_pre, n.tau_m, n.syn_tau, 1 if n.delay else 0))
+            o_post, o_pre = s_post.sum(0), inputs[k].sum(0)
+            e, e_rec, lam = self._layer_psps(k, s_post, inputs[k], y)
             w = layer.ff.weight.detach()
             w_rec, mask = recurrent_matrix(layer.recurrence)
-            e_rec = None
-            if w_rec is not None or (is_output and hp["lateral_inhibition"]):
-                e_own = spike_response(A, psp_trace(s_post, n.tau_m, n.syn_tau, 1))
-                if w_rec is not None:
-                    e_rec = e_own
-                if is_output and hp["lateral_inhibition"]:
-                    is_tgt = torch.zeros_like(o_post, dtype=torch.bool)
-                    is_tgt[torch.arange(B, device=y.device), y] = True
-                    lam = lateral_factor(e_own, o_post, is_tgt, float(n.v_th), float(hp["lateral_inhibition"]))
             nu_pre = float(layers[k - 1].neuron.v_th) if k > 0 else 1.0
             gw, grec, delta_pre, info = layer_backward(
                 delta, e, o_post, o_pre, w, float(n.v_th), nu_pre, table, e_rec, w_rec, lam,
@@ -410,21 +418,26 @@ class STRSBP(LearningRule):
                     grec = grec * mask
                 rec = layer.recurrence
                 grads[rec.weight] = torch.diagonal(grec).clone() if rec.structure == "diagonal" else grec
-            st = stats.setdefault(self._names[k], {"count": 0.0, "grad_norm": 0.0, "omega_clamped": 0.0, "fallbacks": 0,
-                                                   "omega_small": 0.0, "omega_negative": 0.0, "n": 0})
-            st["count"] += float(o_post.mean())
-            st["omega_small"] += info["omega_small"]
-            st["omega_negative"] += info["omega_negative"]
-            st["grad_norm"] += float(gw.norm())
-            st["omega_clamped"] += info["omega_clamped"]
-            st["fallbacks"] += info["fallbacks"]
-            st["n"] += 1
+            self._record(k, o_post, gw, info)
             delta = delta_pre
         bad = [p for p, g in grads.items() if not bool(torch.isfinite(g).all())]
         if bad:
             raise NaNLossError("st-rsbp computed a non-finite gradient (exploding counts or a degenerate system); the "
                                "weights were not changed. Lower --lr or init_w")
         return grads
+
+    def _record(self, k, o_post, gw, info):
+        st = self._stats.setdefault("layers", {}).setdefault(self._names[k], {
+            "count": 0.0, "grad_norm": 0.0, "omega_clamped": 0.0, "fallbacks": 0, "omega_small": 0.0,
+            "omega_negative": 0.0, "n": 0})
+        st["count"] += float(o_post.mean())
+        st["grad_norm"] += float(gw.norm())
+        for key in ("omega_small", "omega_negative", "omega_clamped", "fallbacks"):
+            st[key] += info[key]
+        st["n"] += 1
+
+    def grad_reduction(self):
+        return self.hparams["reduction"]
 
     def _regulariser(self, w):
         lam, beta, L = self.hparams["reg_lambda"], self.hparams["reg_beta"], self.hparams["weight_limit"]
@@ -465,7 +478,8 @@ class STRSBP(LearningRule):
             n = max(st["n"], 1)
             out[name] = {"mean_count": round(st["count"] / n, 4), "grad_norm": round(st["grad_norm"] / n, 6),
                          "omega_clamped": round(st["omega_clamped"] / n, 6), "fallbacks": st["fallbacks"],
-                         "omega_small": round(st["omega_small"] / n, 6), "omega_negative": round(st["omega_negative"] / n, 6)}
+                         "omega_small": round(st["omega_small"] / n, 6),
+                         "omega_negative": round(st["omega_negative"] / n, 6)}
         oc = self._stats.get("output_counts")
         if oc and oc["n"]:
             out["output_counts"] = {k: round(oc[k] / oc["n"], 4) for k in ("target", "other", "target_silent")}
@@ -485,7 +499,7 @@ class STRSBP(LearningRule):
 
 
 def _fill_missing_target(s_out, y, desired):
-    """§4.3's missing-target trick: a label neuron with no spike gets spikes at t = m·⌊T/35⌋, m ≥ 1."""
+    """The missing-target trick: a label neuron with no spike gets spikes at t = m·⌊T/35⌋, m ≥ 1."""
     T, B, K = s_out.shape
     rows = torch.arange(B, device=s_out.device)
     silent = s_out[:, rows, y].sum(0) == 0  # (B,)

@@ -1,6 +1,6 @@
 """``tssl-bp``: Temporal Spike Sequence Learning via Backpropagation (Zhang & Li, NeurIPS 2020), with the
 ScSr-SNN extensions (self-recurrence, l -> l+2 skips, per-neuron leak for BIP; Zhang & Li, AAAI 2021).
-Spec: specs/algorithms.md §1.2, §2, §3.
+The method, with its equations and choices, is described in docs/rules/tssl-bp.md.
 
 Forward of one spiking layer (the rule's own scan; identical to the ``lif`` reference scan), per neuron,
 t = 0 … T-1, ũ[-1] = a[-1] = 0, θ = per-neuron leak λ = 1 - 1/τm (``neuron.leak``), d = 1 - 1/τs:
@@ -13,21 +13,22 @@ t = 0 … T-1, ũ[-1] = a[-1] = 0, θ = per-neuron leak λ = 1 - 1/τm (``neuron
 Only the PSC a carries gradient. Backward, one reverse-time pass per layer, G[T] = 0; with conv[t] =
 Σ_{k≥t} ε[k-t] g_tot[k] the kernel-filtered error that reaches a[t..T-1] (∂a[k]/∂s[t] = ε[k-t]):
 
-Default ``backward = "surrogate"`` (issue 9; docs/rules/tssl-bp.md "Why the default is not the 2021 form"):
+Default ``backward = "surrogate"`` (docs/rules/tssl-bp.md "Why the default is not the 2021 form"):
 
     g_tot[t] = g_ext[t] + w_s ⊙ G[t+1]          self-recurrent term (ScSr eq. 18)
     conv[t]  = g_tot[t]/τs + d·conv[t+1]
     G[t]     = f(u[t])·conv[t]                   at every neuron and step, in every layer, f as below with w = 0.5
 
-i.e. the 2021 form's warm-up branch everywhere (= ``backward = "2021"`` with ``warmup`` = ∞ and ``surrogate_width`` = 0.5): the same kernel
-loss, PSC error kernel ε and self/skip/BIP folding, but ∂s/∂u is the smooth f(u) instead of the all-or-none
-1/Δu and there is no reset carry. The all-or-none branch of the 2021 form multiplied the error by up to
-``bound``·(1 + reset chain) per layer (gradient norms 24-56x larger in the first layer than at the output on
-espeak digits/FSDD, 128x3 srsc, flat under this form) and left 87-91 % of (sample, output neuron) pairs silent;
-validation accuracy after 4 epochs (2 seeds): FSDD 42 % (2021) vs 95 % (this form, w = 0.2), espeak digits
-39 % vs 66 %; w = 0.5 (the default) gave 97 % on FSDD and 82 % on espeak digits (5 epochs).
+i.e. the 2021 form's warm-up branch everywhere (= ``backward = "2021"`` with ``warmup`` = ∞ and
+``surrogate_width`` = 0.5): the same kernel loss, PSC error kernel ε and self/skip/BIP folding, but ∂s/∂u is
+the smooth f(u) instead of the all-or-none 1/Δu and there is no reset carry. The all-or-none branch of the 2021
+form multiplied the error by up to ``bound``·(1 + reset chain) per layer (gradient norms 24-56x larger in the
+first layer than at the output on espeak digits/FSDD, 128x3 srsc, flat under this form) and left 87-91 % of
+(sample, output neuron) pairs silent; validation accuracy after 4 epochs (2 seeds): FSDD 42 % (2021) vs 95 %
+(this form, w = 0.2), espeak digits 39 % vs 66 %; w = 0.5 (the default) gave 97 % on FSDD and 82 % on espeak
+digits (5 epochs).
 
-``backward = "2021"`` (the final public TSSL-BP form, spec §2.3, with the ScSr terms folded in per §3.5;
+``backward = "2021"`` (the final public TSSL-BP form, with the ScSr terms folded in;
 bit-exact to the reference code for a plain layer):
 
     g_tot[t] = g_ext[t] + w_s ⊙ G[t+1]                         self-recurrent term (ScSr eq. 18)
@@ -46,12 +47,12 @@ gradient to the previous layer's PSC), ∂L/∂w_s = Σ_t G[t] ⊙ a[t-1] (ScSr 
 
 ``backward = "hybrid"``: the 2021 form in the output layer, the surrogate form in the hidden layers.
 
-``backward = "2020"`` is the older camera-ready-era form (spec §2.4): with h[j] = s[j](1-θ)u[j]θ^{p-j-1}g_tot[p]
+``backward = "2020"`` is the older camera-ready-era form: with h[j] = s[j](1-θ)u[j]θ^{p-j-1}g_tot[p]
 (p the next spike after j), grad_a = ε * (g_tot + h), and a layer-level warm-up: if the layer's mean spike rate
 (over T, batch and neurons) > ``warmup_rate_2020`` (0.1), G = grad_a·clamp(1/Δu, ±bound_2020)·s, else
 G = grad_a·f(u).
 
-Loss (spec §2.1), on the output layer's PSC a_out (T, B, K):
+Loss, on the output layer's PSC a_out (T, B, K):
 
 * ``kernel`` (default): L = ½ Σ_t Σ_i (a_out,i[t] - target_i[t])², target = ε*ε*d (``desired_filter =
   "double"``, the reference code's behaviour) or ε*d (``"single"``, the paper's). d: the target neuron gets
@@ -64,7 +65,7 @@ Loss (spec §2.1), on the output layer's PSC a_out (T, B, K):
 ``reduction = "sum"`` (default, as the reference) back-propagates the batch sum; the loss value returned (and
 logged) is always per sample. Prediction: argmax_i Σ_t a_out,i[t].
 
-Recipe (spec §2.5, each switchable): AdamW(β = 0.9, 0.999, weight_decay 0.01), clip_grad_norm(all trainable
+Recipe (each switchable): AdamW(β = 0.9, 0.999, weight_decay 0.01), clip_grad_norm(all trainable
 parameters, 1.0) after autograd, weights (feedforward, skip and self weights; not the leak) clamped to
 [-4, 4] after every step.
 """
@@ -75,6 +76,7 @@ import torch
 import torch.nn.functional as F
 
 from snnkit_core import Compatibility, LearningRule, Param
+from snnkit_core.contract.compat import Reason
 from snnkit_core.contract.errors import IncompatibleError
 from snnkit_neurons.kernels import tssl_cpu
 
@@ -82,7 +84,7 @@ from snnkit_neurons.kernels import tssl_cpu
 
 
 def tssl_forward(current, w_s, leak, tau_s, v_th):
-    """The §1.2 LIF scan (+ optional diagonal self term). Returns u, s, a, ũ_prev, all (T, B, N).
+    """The LIF scan of ``lif`` (+ optional diagonal self term). Returns u, s, a, ũ_prev, all (T, B, N).
 
     The arithmetic is written in the same order as ``lif_step`` + ``SelfRecurrence`` so it equals the
     reference scan bit for bit.
@@ -114,56 +116,85 @@ def warmup_surrogate(u, v_th, width):
 
 
 def tssl_backward(g_ext, u, s, a, ur_prev, w_s, leak, tau_s, v_th, opts):
-    """Reverse-time pass of spec §2.3 (``opts['backward'] == '2021'``) or §2.4 (``'2020'``), with §3.5's
-    self-recurrent folding and per-neuron leak. Returns G = ∂L/∂I, (T, B, N)."""
-    T = u.shape[0]
+    """Reverse-time pass of the ``opts['backward']`` form (``surrogate``, ``2021`` or ``2020``; see the module
+    docstring), with the self-recurrent folding and per-neuron leak. Returns G = ∂L/∂I, (T, B, N)."""
+    f = warmup_surrogate(u, v_th, opts["width"])
+    if opts["backward"] == "surrogate":
+        return _backward_surrogate(g_ext, f, w_s, tau_s, opts)
+    if opts["backward"] == "2021":
+        return _backward_2021(g_ext, u, s, a, ur_prev, w_s, leak, tau_s, f, opts)
+    return _backward_2020(g_ext, u, s, ur_prev, w_s, leak, tau_s, f, opts)
+
+
+def _reverse_pass(g_ext, w_s, tau_s, step):
+    """G (T, B, N) from t = T-1 down to 0: ``step(t, g_tot[t]) -> G[t]``, g_tot[t] = g_ext[t] + w_s ⊙ G[t+1]."""
+    G = torch.empty_like(g_ext)
+    G_next = torch.zeros_like(g_ext[0])
+    for t in range(g_ext.shape[0] - 1, -1, -1):
+        g = g_ext[t] if w_s is None else g_ext[t] + w_s * G_next
+        G_next = step(t, g)
+        G[t] = G_next
+    return G
+
+
+def _backward_surrogate(g_ext, f, w_s, tau_s, opts):
+    """The surrogate branch at every (neuron, step): G[t] = f(u[t])·conv[t] (the 2021 warm-up branch everywhere)."""
+    e0, d = 1 / tau_s, 1 - 1 / tau_s
+    conv = torch.zeros_like(g_ext[0])
+
+    def step(t, g):
+        nonlocal conv
+        conv = e0 * g + d * conv
+        return f[t] * conv
+
+    G = _reverse_pass(g_ext, w_s, tau_s, step)
+    if opts.get("stats") is not None:
+        opts["stats"].branches(opts["layer"], exact_spike=0.0, exact_silent=0.0, bounded=0.0)
+    return G
+
+
+def _backward_2021(g_ext, u, s, a, ur_prev, w_s, leak, tau_s, f, opts):
+    """The final public form: all-or-none φ·conv plus the reset carry where a[t] ≥ warmup/τs, else f(u)·conv."""
     e0, d = 1 / tau_s, 1 - 1 / tau_s
     theta = leak.detach()
     du = u - ur_prev
-    G = torch.empty_like(u)
-    f = warmup_surrogate(u, v_th, opts["width"])
-    stats = opts.get("stats")
-    if opts["backward"] == "surrogate":
-        # surrogate branch at every (neuron, step): G[t] = f(u[t])·conv[t] (the 2021 warm-up branch everywhere)
-        conv = torch.zeros_like(u[0])
-        G_next = torch.zeros_like(u[0])
-        for t in range(T - 1, -1, -1):
-            g = g_ext[t] if w_s is None else g_ext[t] + w_s * G_next
-            conv = e0 * g + d * conv
-            G_next = f[t] * conv
-            G[t] = G_next
-        if stats is not None:
-            stats.branches(opts["layer"], exact_spike=0.0, exact_silent=0.0, bounded=0.0)
-        return G
-    if opts["backward"] == "2021":
-        phi = torch.where(s > 0, 1 / torch.where(s > 0, du, torch.ones_like(du)), torch.zeros_like(du)).clamp(max=opts["bound"])
-        A = s * phi  # inter-neuron factor at spikes
-        Lk = (1 - s) * theta  # leak path between spikes
-        P = s * (1 - theta) * u * phi + Lk  # intra-neuron factor at spikes, + leak path elsewhere
-        warm = a < opts["warmup"] / tau_s
-        M = (~warm).to(u.dtype)
-        Fm = warm.to(u.dtype) * f
-        conv = torch.zeros_like(u[0])
-        c = torch.zeros_like(u[0])
-        G_next = torch.zeros_like(u[0])
-        for t in range(T - 1, -1, -1):
-            g = g_ext[t] if w_s is None else g_ext[t] + w_s * G_next
-            conv = e0 * g + d * conv
-            R = A[t] * conv + P[t] * c
-            c = s[t] * R + Lk[t] * c
-            G_next = M[t] * R + Fm[t] * conv
-            G[t] = G_next
-        if stats is not None:
-            stats.branches(opts["layer"], exact_spike=(M * s).mean(), exact_silent=(M * (1 - s)).mean(),
-                           bounded=(M * s * (phi >= opts["bound"])).mean())
-        return G
-    # ---- 2020 form (spec §2.4): layer-level warm-up
+    phi = torch.where(s > 0, 1 / torch.where(s > 0, du, torch.ones_like(du)), torch.zeros_like(du))
+    phi = phi.clamp(max=opts["bound"])
+    A = s * phi  # inter-neuron factor at spikes
+    Lk = (1 - s) * theta  # leak path between spikes
+    P = s * (1 - theta) * u * phi + Lk  # intra-neuron factor at spikes, + leak path elsewhere
+    warm = a < opts["warmup"] / tau_s
+    M = (~warm).to(u.dtype)
+    Fm = warm.to(u.dtype) * f
+    conv = torch.zeros_like(u[0])
+    c = torch.zeros_like(u[0])
+
+    def step(t, g):
+        nonlocal conv, c
+        conv = e0 * g + d * conv
+        R = A[t] * conv + P[t] * c
+        c = s[t] * R + Lk[t] * c
+        return M[t] * R + Fm[t] * conv
+
+    G = _reverse_pass(g_ext, w_s, tau_s, step)
+    if opts.get("stats") is not None:
+        opts["stats"].branches(opts["layer"], exact_spike=(M * s).mean(), exact_silent=(M * (1 - s)).mean(),
+                               bounded=(M * s * (phi >= opts["bound"])).mean())
+    return G
+
+
+def _backward_2020(g_ext, u, s, ur_prev, w_s, leak, tau_s, f, opts):
+    """The older form: h[j] = s[j](1-θ)u[j]θ^{p-j-1}g_tot[p] and a layer-level warm-up on the mean spike rate."""
+    e0, d = 1 / tau_s, 1 - 1 / tau_s
+    theta = leak.detach()
+    du = u - ur_prev
     active = float(s.mean()) > opts["warmup_rate_2020"]
     if active:
         phi = torch.where(s > 0, 1 / torch.where(s > 0, du, torch.ones_like(du)), torch.zeros_like(du))
         factor = phi.clamp(-opts["bound_2020"], opts["bound_2020"]) * s
     else:
         factor = f
+    stats = opts.get("stats")
     if stats is not None:
         sm = s.mean()  # the 2020 form has already synchronised on it (``active``)
         stats.branches(opts["layer"], exact_spike=sm if active else 0.0, exact_silent=(1 - sm) if active else 0.0,
@@ -172,14 +203,14 @@ def tssl_backward(g_ext, u, s, a, ur_prev, w_s, leak, tau_s, v_th, opts):
     Lk = (1 - s) * theta
     conv = torch.zeros_like(u[0])
     cg = torch.zeros_like(u[0])
-    G_next = torch.zeros_like(u[0])
-    for t in range(T - 1, -1, -1):
-        g = g_ext[t] if w_s is None else g_ext[t] + w_s * G_next
+
+    def step(t, g):
+        nonlocal conv, cg
         conv = e0 * (g + Hk[t] * cg) + d * conv
         cg = s[t] * g + Lk[t] * cg
-        G_next = conv * factor[t]
-        G[t] = G_next
-    return G
+        return conv * factor[t]
+
+    return _reverse_pass(g_ext, w_s, tau_s, step)
 
 
 class TrainingStats:
@@ -251,7 +282,7 @@ class TrainingStats:
 
 
 class TSSLScan(torch.autograd.Function):
-    """One spiking layer: forward = §1.2 LIF (+ self term), backward = TSSL-BP (§2.3 / §2.4 + §3.5).
+    """One spiking layer: forward = the ``lif`` scan (+ self term), backward = TSSL-BP.
 
     Inputs: current (T, B, N), w_s (N,) or None, leak (N,), tau_s, v_th, opts. Outputs (a, s); only a carries
     gradient. On the CPU the forward and the backward are each one call into C (``snnkit_neurons.kernels.tssl_cpu``:
@@ -317,7 +348,7 @@ def psc(x: torch.Tensor, tau_s: float) -> torch.Tensor:
 
 
 def desired_spikes(T: int, short_pattern: str = "01111") -> torch.Tensor:
-    """The target neuron's desired spike train, (T,) float64 (spec §2.1)."""
+    """The target neuron's desired spike train, (T,) float64."""
     if T >= 10:
         if T % 10:
             raise IncompatibleError(
@@ -327,7 +358,8 @@ def desired_spikes(T: int, short_pattern: str = "01111") -> torch.Tensor:
             )
         return torch.tensor([0.0, 1.0] * 5, dtype=torch.float64).repeat(T // 10)
     if T % 5:
-        raise IncompatibleError(f"tssl-bp's kernel loss with T < 10 tiles a 5-step pattern, so T must be 5; got T = {T}")
+        raise IncompatibleError(
+            f"tssl-bp's kernel loss with T < 10 tiles a 5-step pattern, so T must be 5; got T = {T}")
     return torch.tensor([float(c) for c in short_pattern], dtype=torch.float64).repeat(T // 5)
 
 
@@ -338,27 +370,34 @@ class TSSLBP(LearningRule):
     """TSSL-BP with ScSr-SNN self-recurrence, skips and per-neuron leak (custom reverse-time backward)."""
 
     name = "tssl-bp"
-    description = "TSSL-BP: kernel loss on desired spike trains, PSC-kernel backward (surrogate default; the all-or-none 2021/2020 forms as options) (lif; ff/self/skip/srsc)"
+    description = ("TSSL-BP: kernel loss on desired spike trains, PSC-kernel backward (surrogate default; the "
+                   "all-or-none 2021/2020 forms as options) (lif; ff/self/skip/srsc)")
     params = (
-        Param("lr", 2e-3, "learning rate when --lr is not given (ScSr Table 1 N-TIDIGITS value; 5e-3 was unstable on FSDD)"),
+        Param("lr", 2e-3,
+              "learning rate when --lr is not given (ScSr Table 1 N-TIDIGITS value; 5e-3 was unstable on FSDD)"),
         Param("weight_decay", 0.01, "decoupled weight decay of AdamW (the reference code's PyTorch default)"),
-        Param("optimizer", "adamw", "optimizer (reference: AdamW; the ScSr paper says Adam)", choices=("adamw", "adam")),
-        Param("backward", "surrogate", "surrogate: G = f(u)·conv at every neuron and step (default, issue 9); 2021: final "
-              "public all-or-none form (spec §2.3, the reference code); 2020: older form, layer-level warm-up (§2.4); "
+        Param("optimizer", "adamw", "optimizer (reference: AdamW; the ScSr paper says Adam)",
+              choices=("adamw", "adam")),
+        Param("backward", "surrogate", "surrogate: G = f(u)·conv at every neuron and step (default); 2021: final "
+              "public all-or-none form (the reference code); 2020: older form, layer-level warm-up; "
               "hybrid: 2021 in the output layer, surrogate in hidden layers",
               choices=("2021", "2020", "hybrid", "surrogate")),
         Param("bound", 8.0, "derivative bound φ = min(1/Δu, bound) (2021 form)"),
         Param("warmup", 0.25, "per-neuron warm-up: surrogate where the neuron's PSC a[t] < warmup/τs (2021 form)"),
-        Param("surrogate_width", 0.0, "width w of f(u) = d/du sigmoid((u-V_th)/w); 0: the form's own, 0.5 for the surrogate "
-              "form (chosen on validation, issue 9), 0.2 for the 2021/2020 branches (the reference code)"),
+        Param("surrogate_width", 0.0, "width w of f(u) = d/du sigmoid((u-V_th)/w); 0: the form's own, 0.5 for the "
+              "surrogate form (chosen on validation), 0.2 for the 2021/2020 branches (the reference code)"),
         Param("bound_2020", 10.0, "derivative clamp ±bound of the 2020 form"),
         Param("warmup_rate_2020", 0.1, "2020 form: exact derivative once the layer's mean spike rate exceeds this"),
-        Param("loss", "kernel", "kernel (desired spike trains), count, or softmax (CE on Σ_t a_out)", choices=("kernel", "count", "softmax")),
-        Param("desired_filter", "double", "kernel loss target: double = ε*ε*d (reference code), single = ε*d (paper)", choices=("double", "single")),
-        Param("short_pattern", "01111", "desired pattern for T < 10 (01111: final code; 01011: paper)", choices=("01111", "01011")),
+        Param("loss", "kernel", "kernel (desired spike trains), count, or softmax (CE on Σ_t a_out)",
+              choices=("kernel", "count", "softmax")),
+        Param("desired_filter", "double", "kernel loss target: double = ε*ε*d (reference code), single = ε*d (paper)",
+              choices=("double", "single")),
+        Param("short_pattern", "01111", "desired pattern for T < 10 (01111: final code; 01011: paper)",
+              choices=("01111", "01011")),
         Param("desired_count", 15.0, "count loss: desired Σ_t a of the target neuron"),
         Param("undesired_count", 3.0, "count loss: desired Σ_t a of the other neurons"),
-        Param("reduction", "sum", "sum: back-propagate the batch sum (reference); mean: the batch mean", choices=("sum", "mean")),
+        Param("reduction", "sum", "sum: back-propagate the batch sum (reference); mean: the batch mean",
+              choices=("sum", "mean")),
         Param("grad_clip", 1.0, "clip the global gradient norm to this after autograd (0: off)"),
         Param("weight_clip", 4.0, "clamp feedforward, skip and self weights to [-c, c] after each step (0: off)"),
     )
@@ -372,14 +411,13 @@ class TSSLBP(LearningRule):
     # ---------------------------------------------------------------------- assembly
 
     def reasons(self, neuron_cls, conn_cls):
-        from snnkit_core.contract.compat import Reason
-
         out = []
         for r in super().reasons(neuron_cls, conn_cls):
             if r.need == "has_psc":
                 r = Reason(r.rule, r.component, r.name, r.need,
-                           f"rule 'tssl-bp' needs a neuron with a PSC kernel (has_psc: its output is the synaptic trace "
-                           f"a[t], which the kernel loss and the all-or-none backward act on); {r.name!r} has none")
+                           f"rule 'tssl-bp' needs a neuron with a PSC kernel (has_psc: its output is the synaptic "
+                           f"trace a[t], which the kernel loss and the all-or-none backward act on); {r.name!r} "
+                           "has none")
             out.append(r)
         return out
 
@@ -398,27 +436,24 @@ class TSSLBP(LearningRule):
 
     def setup(self, network):
         if network.readout != "spiking":
-            raise IncompatibleError("tssl-bp trains a spiking output layer; use readout 'spiking' (the default), not 'linear'")
+            raise IncompatibleError(
+                "tssl-bp trains a spiking output layer; use readout 'spiking' (the default), not 'linear'")
         for i, layer in enumerate(network.spiking_layers()):
             n = layer.neuron
             if not n.has_psc or n.leak is None or n.tau_s is None or n.v_th is None:
-                raise IncompatibleError(f"tssl-bp needs a PSC neuron with leak, tau_s and v_th set (e.g. lif); layer {i} "
-                                        f"has {type(n).__name__}")
+                raise IncompatibleError(f"tssl-bp needs a PSC neuron with leak, tau_s and v_th set (e.g. lif); "
+                                        f"layer {i} has {type(n).__name__}")
             rec = layer.recurrence
-            if rec is not None and (getattr(rec, "structure", None) != "diagonal" or rec.span != 1):
+            if rec is not None and (rec.structure != "diagonal" or rec.span != 1):
                 raise IncompatibleError(
                     f"tssl-bp folds only a diagonal 1-step self-recurrence into its backward; layer {i} has a "
-                    f"{getattr(rec, 'structure', '?')} recurrence with span {rec.span}. Use --conn ff, self, skip or srsc"
+                    f"{rec.structure} recurrence with span {rec.span}. Use --conn ff, self, skip or srsc"
                 )
         self.stats = TrainingStats()
         layers = list(network.spiking_layers())
         self._layer_names = [f"layer{i}" for i in range(len(layers) - 1)] + ["output"]
-        for i, layer in enumerate(layers):
-            layer.tssl_index = i  # travels with the layer (a copied network plans the same per-layer options)
         self._layers = layers
         self._tau_s = float(network.output.neuron.tau_s)
-        if self not in network.rules:  # set up outside assembly (tests, scripts): attach, so its scan runs
-            network.plan(rules=(*network.rules, self))
 
     def _layer_opts(self, i: int) -> dict:
         """Layer ``i``'s backward options: ``hybrid`` resolves to 2021 at the output layer, surrogate below it."""
@@ -429,7 +464,7 @@ class TSSLBP(LearningRule):
 
     def layer_scan(self, layer, default):
         """Every spiking layer runs :class:`TSSLScan` (its forward equals the reference scan)."""
-        i = layer.tssl_index
+        i = layer.index  # travels with the layer (a copied network plans the same per-layer options)
         opts = self._layer_opts(i)
 
         def scan(layer, current):
@@ -486,6 +521,9 @@ class TSSLBP(LearningRule):
     def logits(self, output):
         return output.out.sum(0)
 
+    def grad_reduction(self):
+        return self.hparams["reduction"]
+
     def backward(self, loss, output, target, network):
         scale = len(target) if self.hparams["reduction"] == "sum" else 1
         (loss * scale).backward()
@@ -494,7 +532,8 @@ class TSSLBP(LearningRule):
             if grads:
                 self.stats.grad(i, torch.cat(grads).norm())
         if self.hparams["grad_clip"] > 0:
-            torch.nn.utils.clip_grad_norm_([p for p in network.parameters() if p.grad is not None], self.hparams["grad_clip"])
+            params = [p for p in network.parameters() if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, self.hparams["grad_clip"])
 
     def make_optimizer(self, groups, lr, weight_decay):
         if self.hparams["optimizer"] == "adamw":

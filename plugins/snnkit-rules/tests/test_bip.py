@@ -123,6 +123,7 @@ def test_composes_with_gradient_rules(grad_rule):
     check_compatible(LIF, SrSc, [rule, bip])
     bip.setup(n)
     rule.setup(n)
+    n.plan(rules=[rule])  # a rule set up outside assembly joins the plan explicitly
     x, y = _rich_input(), torch.tensor([0, 2])
     out = n(x)
     loss = rule.loss(out, y)
@@ -145,6 +146,7 @@ def test_without_bip_the_leak_gets_no_gradient():
     rule = TSSLBP(grad_clip=0.0)
     n = net()
     rule.setup(n)
+    n.plan(rules=[rule])  # a rule set up outside assembly joins the plan explicitly
     out = n(_rich_input())
     rule.backward(rule.loss(out, torch.tensor([0, 1])), out, torch.tensor([0, 1]), n)
     assert all(not isinstance(layer.neuron.leak, torch.nn.Parameter) for layer in n.spiking_layers())

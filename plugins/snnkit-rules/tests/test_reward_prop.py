@@ -1,5 +1,5 @@
-"""``reward-prop``: the replaced gradients equal spec §6.3's closed form (computed here independently in float64),
-no gradient reaches layer l from layer l+1, the readout gets autograd's MSE gradient; the rule contract tests."""
+"""``reward-prop``: the replaced gradients equal the closed form of docs/rules/reward-prop.md (computed here
+independently in float64), no gradient reaches layer l from layer l+1, the readout gets autograd's MSE gradient; the rule contract tests."""
 
 import numpy as np
 import pytest
@@ -53,7 +53,7 @@ def _setup(reset="fix", gamma=1.0, minus_h=False, seed=0):
 
 
 def _closed_form(net, rule, batch, reset, gamma, minus_h):
-    """Spec §6.3 in float64 numpy: forward of each layer, then δ_f[t] = G[t]⊙1[|V_f-θ|<½] + κ r(S[t]) δ_f[t+1],
+    """The closed form in float64 numpy: forward of each layer, then δ_f[t] = G[t]⊙1[|V_f-θ|<½] + κ r(S[t]) δ_f[t+1],
     δ_r[t] = G[t]⊙1[|V_r-θ|<½] + κ r(S[t]) δ_f[t+1], ∂W_f = Σ_t δ_fᵀ x, ∂W_r = (Σ_t δ_rᵀ S[t-1]) ⊙ M."""
     kappa, th, al, be = 0.2, 0.5, 0.9, 0.1
     x = batch.x.numpy()

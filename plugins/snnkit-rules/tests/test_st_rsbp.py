@@ -1,4 +1,4 @@
-"""ST-RSBP (spec §4): the S-PSP identity, the per-sample linear system, gradient direction and batching, contracts."""
+"""ST-RSBP (docs/rules/st-rsbp.md): the S-PSP identity, the per-sample linear system, gradient direction and batching, contracts."""
 
 import copy
 
@@ -75,7 +75,7 @@ def _system(B=5, N=6, K=6, seed=0):
 
 
 def _parts(d):
-    """Ω - Θ and Φ of layer_backward's inputs, built independently of it (from §4.6)."""
+    """Ω - Θ and Φ of layer_backward's inputs, built independently of it (from the equations)."""
     from snnkit_rules.st_rsbp import clamp_away_from_zero, dpoly
     from snnkit_rules.st_rsbp_psp import t_psp_ratio
 
@@ -178,7 +178,7 @@ def test_a_small_step_along_minus_grad_lowers_the_loss(recurrent):
     net, rule = _net(recurrent=recurrent)
     batch = _batch(B=12)
     with torch.no_grad():
-        before = float(rule.train_step(net, batch, None)[0])
+        before = float(rule.eval_step(net, batch)[0])
     grads = _grads(net, rule, batch)
     lowered = []
     for size in (0.02, 0.05, 0.1):  # relative step: each weight moves by at most size·max|W|
@@ -187,7 +187,7 @@ def test_a_small_step_along_minus_grad_lowers_the_loss(recurrent):
             for (p, g), q in zip(grads.items(), [dict(trial.named_parameters())[n] for n in _names(net, grads)]):
                 q.sub_(size * float(p.abs().max()) * g / float(g.abs().max()))
             trial.plan()
-            lowered.append(float(rule.train_step(trial, batch, None)[0]) < before)
+            lowered.append(float(rule.eval_step(trial, batch)[0]) < before)
     assert all(lowered), f"loss {before} not lowered at every small step: {lowered}"
 
 

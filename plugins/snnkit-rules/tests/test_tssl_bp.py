@@ -1,5 +1,5 @@
-"""tssl-bp against a plain, independent float64 implementation of the spec (ScSr eq. 13-19, 21; spec §1.2,
-§2.1, §2.3, §2.4, §3.2-3.5).
+"""tssl-bp against a plain, independent float64 implementation of the spec (ScSr eq. 13-19, 21;
+docs/rules/tssl-bp.md).
 
 The oracle below is written with loops over samples, neurons and time, the conv sums as direct O(T²) sums and
 R through the closed form (next spike p), so it shares no code path with the rule's reverse-time recursion.
@@ -51,7 +51,7 @@ def o_psc(x, tau_s):
 
 
 def o_layer_forward(I, ws, th, tau_s=TAU_S, vth=VTH):
-    """§3.2 per neuron: u = θ ũ[t-1] + I + w_s a[t-1]; hard reset; normalised PSC. I (T, B, N)."""
+    """Per neuron: u = θ ũ[t-1] + I + w_s a[t-1]; hard reset; normalised PSC. I (T, B, N)."""
     T, B, N = I.shape
     u, s, a, urp = (np.zeros((T, B, N)) for _ in range(4))
     for b in range(B):
@@ -73,7 +73,7 @@ def f_sur(u, width=0.2, vth=VTH):
 
 
 def o_layer_backward(g_ext, u, s, a, urp, ws, th, tau_s=TAU_S, bound=8.0, warm=0.25, width=0.2, k=None, th_intra=None):
-    """§2.3 closed form with §3.5's self folding, per neuron, reverse time. Returns G (T, B, N).
+    """The 2021 closed form with the self folding, per neuron, reverse time. Returns G (T, B, N).
 
     k: term scales {"inter", "intra", "self"}; th_intra: leak used in the intra/leak-path terms (default θ_i).
     """
@@ -101,7 +101,7 @@ def o_layer_backward(g_ext, u, s, a, urp, ws, th, tau_s=TAU_S, bound=8.0, warm=0
 
 
 def o_layer_backward_2020(g_ext, u, s, urp, ws, th, tau_s=TAU_S, bound=10.0, rate=0.1, width=0.2):
-    """§2.4 with explicit matrices P_inter, D, P_intra = P_inter·D per neuron, self term folded in."""
+    """The 2020 form with explicit matrices P_inter, D, P_intra = P_inter·D per neuron, self term folded in."""
     T, B, N = u.shape
     active = s.mean() > rate
     G = np.zeros((T + 1, B, N))
@@ -198,7 +198,7 @@ def make_net(conn=None, hidden=(5, 5, 5), C=4, K=3, seed=0, bip=True, scale=1.5,
     torch.manual_seed(seed)
     net = Network(C, hidden, K, lambda n: LIF(n, tau_m=TAU_M, tau_s=TAU_S, v_th=VTH), conn or SrSc(init_scale=0.6),
                   readout="spiking", weight_scale=scale)
-    rule_params.setdefault("backward", "2021")  # the oracle is spec §2.3; other forms are asked for by name
+    rule_params.setdefault("backward", "2021")  # the oracle is the 2021 form; other forms are asked for by name
     rule = TSSLBP(grad_clip=0.0, **rule_params)
     rules = [rule]
     if bip:
@@ -209,6 +209,7 @@ def make_net(conn=None, hidden=(5, 5, 5), C=4, K=3, seed=0, bip=True, scale=1.5,
         for layer in net.layers:
             layer.neuron.leak.data = 0.6 + 0.3 * torch.rand(layer.size, generator=g)
     rule.setup(net)
+    net.plan(rules=[rule])  # a rule set up outside assembly joins the plan explicitly
     net.double()
     return net, rule
 
@@ -296,7 +297,7 @@ def test_a_dropped_or_flipped_term_is_detected(case, term, scale):
 
 
 def test_per_neuron_leak_in_intra_terms_is_detected(case):
-    """BIP: the intra-neuron terms must use each neuron's own θ_i (spec §3.4), not the initial constant."""
+    """BIP: the intra-neuron terms must use each neuron's own θ_i, not the initial constant."""
     _, bad = o_network(case["x"].numpy(), case["y"].numpy(), case["P"], th_intra=1 - 1 / TAU_M)
     assert maxdiff(case["g"], bad) > 1e-4
 
@@ -361,7 +362,7 @@ def test_forward_equals_reference_scan_exactly():
 
 
 def plain_23(g, u, s, du, a, theta_m, tau_s, bound=8.0, warm=0.25, width=0.2):
-    """Spec §2.3 pseudo-code for one neuron, O(T²) conv, constant θ_m = 1/τm (the TSSL-BP code's convention)."""
+    """The 2021 form's pseudo-code for one neuron, O(T²) conv, constant θ_m = 1/τm (the TSSL-BP code's convention)."""
     T = len(g)
     G = np.zeros(T)
     c = 0.0
@@ -376,7 +377,7 @@ def plain_23(g, u, s, du, a, theta_m, tau_s, bound=8.0, warm=0.25, width=0.2):
 
 @pytest.mark.parametrize("warmup", [0.25, 0.0, 1e9], ids=["default", "warmup-all-off", "warmup-all-on"])
 def test_reduces_to_plain_tsslbp_without_self_skip_bip(warmup):
-    """w_s = 0, constant θ, no skip: the layer backward is exactly spec §2.3 (and the warm-up extremes)."""
+    """w_s = 0, constant θ, no skip: the layer backward is exactly the 2021 form (and the warm-up extremes)."""
     torch.manual_seed(1)
     T, B, N, tau_m = 25, 3, 4, 5.0
     cur = 1.5 * torch.rand(T, B, N, dtype=torch.float64)
@@ -526,6 +527,7 @@ def test_recipe_clip_and_clamp(case):
     net, _ = make_net(seed=4)
     rule = TSSLBP(grad_clip=1.0)
     rule.setup(net)
+    net.plan(rules=[rule])  # a rule set up outside assembly joins the plan explicitly
     x, y = data(seed=4)
     out = net(x)
     loss = rule.loss(out, y)
