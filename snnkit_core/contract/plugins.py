@@ -23,7 +23,7 @@ from pathlib import Path
 import pluggy
 from attrs import define, field
 
-from snnkit_core.contract import hookspecs
+from snnkit_core.contract import hookspecs, implementations
 from snnkit_core.contract.errors import RegistrationError, SnnkitError
 from snnkit_core.contract.registry import Registry
 
@@ -224,6 +224,7 @@ def _collect(only: str | None = None) -> None:
                 _state.registry.unregister_plugin(impl.plugin_name)
                 for k, n in dropped:
                     _state.registry.mark_unavailable(k, n, impl.plugin_name, info.error)
+    implementations.collect(pm, only, {n for n, i in _state.plugins.items() if i.error})
 
 
 #: how a plugin's error starts when a registration of it was refused (name clash, wrong type, bad name)

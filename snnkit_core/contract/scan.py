@@ -5,19 +5,23 @@ It is the oracle for every faster path (chunked recurrence, custom rule backward
 
 from __future__ import annotations
 
+import importlib.util
+import os
+from typing import TYPE_CHECKING
+
 import torch
 
 from snnkit_core.contract.errors import IncompatibleError
-from snnkit_core.contract.interfaces import Neuron, Recurrence
+
+if TYPE_CHECKING:  # the interfaces import this module (Recurrence.scan's default): annotations only
+    from snnkit_core.contract.connectivity import Recurrence
+    from snnkit_core.contract.neuron import Neuron
 
 
 def triton_available(device_type: str) -> bool:
     """True when Triton kernels can run on tensors of ``device_type``: 'cuda' with Triton installed, or 'cpu'
     under Triton's interpreter when both ``TRITON_INTERPRET=1`` (read by Triton at import) and
     ``SNNKIT_TRITON_ON_CPU=1`` are set (tests only: the interpreter is very slow)."""
-    import importlib.util
-    import os
-
     if importlib.util.find_spec("triton") is None:
         return False
     if device_type == "cuda":
@@ -25,7 +29,8 @@ def triton_available(device_type: str) -> bool:
     return device_type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1" and os.environ.get("SNNKIT_TRITON_ON_CPU") == "1"
 
 
-def reference_scan(neuron: Neuron, current: torch.Tensor, recurrence: Recurrence | None = None, record: tuple[str, ...] = ()):
+def reference_scan(neuron: "Neuron", current: torch.Tensor, recurrence: "Recurrence | None" = None,
+                   record: tuple[str, ...] = ()):
     """Run ``neuron`` over ``current`` (T, B, N); returns output ``y`` and spikes ``s``, both (T, B, N).
 
     Step t calls ``neuron.step(I[t], state, R[t])`` with the feedforward current I[t] and, where there is a

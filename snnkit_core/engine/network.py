@@ -17,6 +17,8 @@ from torch import nn
 
 from snnkit_core.contract.errors import IncompatibleError
 from snnkit_core.contract.interfaces import Connectivity, LearningRule, Neuron, Recurrence
+from snnkit_core.contract.scan import reference_scan
+from snnkit_core.engine.paths import plan_network
 
 
 class Layer(nn.Module):
@@ -53,8 +55,6 @@ class Layer(nn.Module):
     def scan(self, current: torch.Tensor):
         """The reference or recurrence scan of this layer (the network runs the planned path instead)."""
         if self.recurrence is None:
-            from snnkit_core.contract.scan import reference_scan
-
             return reference_scan(self.neuron, current)
         return self.recurrence.scan(self.neuron, current)
 
@@ -137,6 +137,8 @@ class Network(nn.Module):
         #: "torch": torch only, with a recurrence's faster exact scan (e.g. chunked SRC) where it has one;
         #: "reference": always the plain step-by-step scan (the oracle; `snnkit bench` compares them)
         self._backend = "auto"
+        #: what happened at run time that the plan did not foresee (an implementation that could not take a call)
+        self.plan_events: list[str] = []
         self.plan()
 
     # ------------------------------------------------------------------------------------ scan plan
@@ -153,8 +155,6 @@ class Network(nn.Module):
         """Choose every spiking layer's scan path once (see :mod:`snnkit_core.engine.paths`) for ``backend`` and the
         ``rules`` attached (their ``layer_scan``, ``record_state`` and ``after_step``); returns the path names.
         Called at assembly, and again (automatically) when the backend is set or the network changes device."""
-        from snnkit_core.engine.paths import plan_network
-
         backend = self._backend if backend is None else backend
         rules = self.rules if rules is None else tuple(rules)
         plans = plan_network(self, backend, rules)
@@ -166,6 +166,27 @@ class Network(nn.Module):
     def paths(self) -> list[str]:
         """The planned scan path of each spiking layer (hidden layers, then a spiking output layer)."""
         return [layer.plan.path for layer in self.spiking_layers()]
+
+    def layer_names(self) -> list[str]:
+        """``layer0``, ``layer1``, ... for the hidden layers, then ``output`` for a spiking output layer."""
+        return [f"layer{i}" for i in range(len(self.layers))] + (["output"] if self.readout == "spiking" else [])
+
+    def plan_report(self) -> list[dict]:
+        """Per spiking layer: its name, the implementation that runs, the path, and the faster ones skipped, why."""
+        return [{"layer": name, "implementation": layer.plan.implementation, "path": layer.plan.path,
+                 "skipped": [{"implementation": i, "reason": why} for i, why, _ in layer.plan.skipped]}
+                for name, layer in zip(self.layer_names(), self.spiking_layers())]
+
+    def plan_notes(self) -> list[str]:
+        """One line per implementation that cannot run in this process at all (e.g. no C compiler), with the
+        layers it would have run and why: what a command prints when it starts."""
+        notes: dict[tuple[str, str], list[str]] = {}
+        for name, layer in zip(self.layer_names(), self.spiking_layers()):
+            for impl, why, gone in layer.plan.skipped:
+                if gone:
+                    notes.setdefault((impl, why), []).append(name)
+        return [f"{impl} cannot run here, so {', '.join(layers)} use{'s' * (len(layers) == 1)} a slower scan: {why}"
+                for (impl, why), layers in notes.items()]
 
     def _apply(self, fn, *args, **kwargs):
         res = super()._apply(fn, *args, **kwargs)
