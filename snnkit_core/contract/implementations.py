@@ -65,6 +65,11 @@ def candidates(neuron: str, kind: str, device: str) -> list[Implementation]:
     return sorted(_registered.get((neuron, kind, device), ()), key=lambda i: i.backend != "triton")
 
 
+def registered() -> list[Implementation]:
+    """Every registered implementation (``snnkit info`` lists a component's)."""
+    return [i for same in _registered.values() for i in same]
+
+
 def unavailable(impl: Implementation) -> str | None:
     """Why ``impl`` cannot run in this process (None: it can); asked once, then remembered."""
     if impl not in _availability:

@@ -146,6 +146,9 @@ def default_plan(layer, backend: str, device: torch.device, record: tuple[str, .
                  where: str = "", events: list | None = None) -> LayerPlan:
     """The path ``backend`` gives ``layer`` on ``device`` for ``dtype`` input before any rule acts."""
     n, rec = layer.neuron, layer.recurrence
+    if backend == "triton" and record:
+        raise IncompatibleError(f"--backend triton: a rule records the state of neuron {n.name!r}, which only the "
+                                f"reference scan gives (no fused kernel does). Use --backend torch.")
     if backend == "reference" or record:
         return LayerPlan("reference", _reference(record))
     skipped: list = []
