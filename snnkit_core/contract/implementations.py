@@ -1,23 +1,16 @@
-"""Implementations: faster exact scans that plugins register, keyed by what they accelerate.
+"""Implementations: faster exact scans that plugins register (hook ``register_implementations(register)``),
+keyed by the neuron name, the kind of recurrence and the device type they accelerate. ``kind`` sets the call:
 
-An :class:`Implementation` speeds up one neuron (by name) with one kind of recurrence on one device type. Its
-``kind`` says what it computes and how its ``scan`` is called:
+* ``"none"`` / ``"diagonal"`` (a whole layer): ``scan(neuron, current, recurrence) -> (y, s)``, each (T, B, N);
+* ``"span"``: ``scan(neuron, current, weight, k)`` for the recurrent input ``weight @ y[t-k]`` (``dense``: k = 1);
+  ``"mixed"``: ``scan(neuron, current, weight, alpha, chunk)`` for ``weight @ Σ_j alpha[j-1] y[t-j]``;
+  ``"chunk"``: ``scan(neuron, current, state) -> (y, s, state)`` for L steps. A recurrence's own scan calls
+  these (``Recurrence.kinds``); any other kind is a rule's own, found with :func:`find`.
 
-* ``"none"`` / ``"diagonal"``: a whole layer without recurrence / with a per-neuron recurrent weight,
-  ``scan(neuron, current, recurrence) -> (y, s)`` each (T, B, N); the network runs it as the layer's scan;
-* ``"span"``: ``scan(neuron, current, weight, k)``, the recurrent input ``weight @ y[t-k]`` (SRC; ``dense``
-  is k = 1); ``"mixed"``: ``scan(neuron, current, weight, alpha, chunk)``, the recurrent input
-  ``weight @ Σ_j alpha[j-1] y[t-j]`` (ASRC in training); ``"chunk"``: ``scan(neuron, current, state) ->
-  (y, s, state)`` for L steps from ``state``. A recurrence's own ``scan`` calls these (see ``Recurrence.kinds``);
-* any other kind a rule defines and finds with :func:`find` (e.g. ``tssl-bp-forward``).
-
-``name`` says what runs ("c-kernel", "torch-loop", "triton"); ``backend`` is ``"triton"`` (GPU kernels, used under
-``--backend auto|triton``) or ``"torch"`` (used under ``auto|torch``). ``available()`` says whether it can run in
-this process at all; it is asked once per process and the answer kept. ``accepts(layer)`` says whether it
-takes a layer (its neuron's settings, its recurrence); ``dtypes`` names the input types it takes. Both answer None for
-yes, else the reason in plain words. Every implementation must equal the reference scan
-(:func:`snnkit_core.contract.scan.reference_scan`): identical spikes, gradients to rounding.
-Plugins register them with the ``register_implementations(register)`` hook.
+``name`` says what runs ("c-kernel", "torch-loop", "triton"); ``backend`` is "triton" (used under ``--backend
+auto|triton``) or "torch" (``auto|torch``). ``available()`` (asked once per process) and ``accepts(layer)`` answer
+None for yes, else why not in plain words; ``dtypes`` names the input types taken. Each must equal the reference
+scan: identical spikes, gradients to rounding (docs/plugins.md, "Registering an implementation").
 """
 
 from __future__ import annotations
@@ -30,20 +23,18 @@ from attrs import frozen
 from snnkit_core.contract.errors import RegistrationError
 
 
-def _yes(*_args) -> None:
-    return None
-
-
 @frozen
 class Implementation:
+    """A faster exact scan (see the module doc); ``available`` / ``accepts`` None: always / every layer."""
+
     name: str
     neuron: str
     kind: str
     device: str
     scan: Callable
     backend: str = "torch"
-    available: Callable[[], str | None] = _yes
-    accepts: Callable[..., str | None] = _yes
+    available: Callable[[], str | None] | None = None
+    accepts: Callable[..., str | None] | None = None
     dtypes: tuple[str, ...] = ("float32", "float64")  # names of the torch dtypes it takes
 
 
@@ -74,7 +65,7 @@ def unavailable(impl: Implementation) -> str | None:
     """Why ``impl`` cannot run in this process (None: it can); asked once, then remembered."""
     if impl not in _availability:
         try:
-            _availability[impl] = impl.available()
+            _availability[impl] = impl.available() if impl.available else None
         except Exception as exc:  # noqa: BLE001 - a broken check means "not available", with its reason
             _availability[impl] = f"its availability check failed: {type(exc).__name__}: {exc}"
     return _availability[impl]

@@ -16,10 +16,9 @@ class Neuron(Component, nn.Module, ABC):
     """Per-layer dynamics of ``size`` neurons.
 
     ``step`` is a pure function of the inputs and the explicit state (a NamedTuple); the module only holds
-    parameters. The reference scan in :mod:`snnkit_core.contract.scan` loops ``step`` over time and is the oracle for
-    every faster scan; those are registered apart from the class, as implementations
-    (:mod:`snnkit_core.contract.implementations`). Every member a rule or connectivity uses is declared here with a default
-    (docs/plugins.md lists them all).
+    parameters. The reference scan (:mod:`snnkit_core.contract.scan`) loops ``step`` over time: the oracle for every
+    faster scan, which is registered apart from the class (:mod:`snnkit_core.contract.implementations`). Every
+    member a rule or connectivity uses is declared here with a default (docs/plugins.md lists them all).
     """
 
     #: output ``y`` is a normalised first-order PSC with time constant ``tau_s`` rather than the raw spikes
@@ -53,15 +52,15 @@ class Neuron(Component, nn.Module, ABC):
         """Zero state for a batch (every sample starts from rest)."""
 
     @abstractmethod
-    def step(self, current: torch.Tensor, state: NamedTuple, recurrent: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, NamedTuple]:
-        """One step: feedforward ``current`` and ``recurrent`` input (B, N, or None) -> ``(y, s, new_state)``, each (B, N)."""
+    def step(self, current: torch.Tensor, state: NamedTuple, recurrent: torch.Tensor | None = None) -> tuple:
+        """One step: ``current`` and ``recurrent`` input (B, N; or None) -> ``(y, s, new_state)``, each (B, N)."""
 
     def total_input(self, current: torch.Tensor, recurrent: torch.Tensor | None) -> torch.Tensor:
-        """``current + recurrent`` (``current`` when there is no recurrent input): what a one-membrane neuron integrates."""
+        """``current + recurrent`` (``current`` without recurrent input): what a one-membrane neuron integrates."""
         return current if recurrent is None else current + recurrent
 
     def scan_chunk(self, current: torch.Tensor, state: NamedTuple, recurrent: torch.Tensor | None = None):
-        """``current`` (L, B, N) and ``recurrent`` (L, B, N or None) -> ``(y, s, state)`` for L steps. Default: loops ``step``."""
+        """``current`` (L, B, N), ``recurrent`` (L, B, N or None) -> ``(y, s, state)``, L steps. Default: loops step."""
         ys, ss = [], []
         recs = recurrent.unbind(0) if recurrent is not None else [None] * current.shape[0]
         for i_t, r_t in zip(current.unbind(0), recs):
@@ -78,7 +77,7 @@ class Neuron(Component, nn.Module, ABC):
         """Project trainable neuron parameters back to their valid range (called after each optimizer step)."""
 
     def set_surrogate(self, kind: str, width: float) -> None:
-        """Choose the surrogate derivative ``(kind, width)`` of ``step`` (bptt calls it). Default: stores ``self.surrogate``."""
+        """Choose the surrogate ``(kind, width)`` of ``step`` (bptt calls it). Default: stores ``self.surrogate``."""
         self.surrogate = (kind, width)
 
     def make_leak_trainable(self) -> nn.Parameter:

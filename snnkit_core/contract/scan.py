@@ -1,7 +1,4 @@
-"""The plain-torch reference scan: a Python loop of ``neuron.step`` over time.
-
-It is the oracle for every faster path (chunked recurrence, custom rule backwards, fused kernels).
-"""
+"""The plain-torch reference scan, a Python loop of ``neuron.step`` over time: the oracle for every faster path."""
 
 from __future__ import annotations
 
@@ -22,11 +19,9 @@ def triton_available(device_type: str) -> bool:
     """True when Triton kernels can run on tensors of ``device_type``: 'cuda' with Triton installed, or 'cpu'
     under Triton's interpreter when both ``TRITON_INTERPRET=1`` (read by Triton at import) and
     ``SNNKIT_TRITON_ON_CPU=1`` are set (tests only: the interpreter is very slow)."""
-    if importlib.util.find_spec("triton") is None:
+    if importlib.util.find_spec("triton") is None or device_type not in ("cuda", "cpu"):
         return False
-    if device_type == "cuda":
-        return True
-    return device_type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1" and os.environ.get("SNNKIT_TRITON_ON_CPU") == "1"
+    return device_type == "cuda" or os.environ.get("TRITON_INTERPRET") == os.environ.get("SNNKIT_TRITON_ON_CPU") == "1"
 
 
 def reference_scan(neuron: "Neuron", current: torch.Tensor, recurrence: "Recurrence | None" = None,

@@ -31,6 +31,11 @@ from .kernels.soft_cpu import MixedScan, SkipScan, SoftChunk
 from .lif_soft import SoftState
 
 
+def always() -> None:
+    """Available everywhere (the torch loops; Triton on the CPU, whose check is per layer)."""
+    return None
+
+
 def c_reason() -> str | None:
     """None when the C library is loaded (or built now), else why not."""
     return None if cpu.lib() is not None else cpu.failure
@@ -110,15 +115,16 @@ def register_all(register) -> None:
     """Register every row of the module's table (snnkit-neurons' ``register_implementations`` hook)."""
     for dev in ("cuda", "cpu"):  # on the CPU (the interpreter, tests only) it is a per-plan check, not a note
         gpu = partial(Implementation, "triton", device=dev, backend="triton", dtypes=("float32",),
-                      available=partial(triton_reason, dev) if dev == "cuda" else (lambda: None))
+                      available=partial(triton_reason, dev) if dev == "cuda" else always)
         lif_ok = partial(_triton_accepts, dev=dev, module="lif_scan", kernel="lif")
         soft_ok = partial(_triton_accepts, dev=dev, module="lif_soft_scan", kernel="lif-soft")
         register(gpu(neuron="lif", kind="none", scan=lif_triton, accepts=lif_ok))
         register(gpu(neuron="lif", kind="diagonal", scan=lif_triton, accepts=lif_ok))
-        register(gpu(neuron="lif-soft", kind="none", scan=partial(soft_whole, chunk=soft_chunk_triton), accepts=soft_ok))
+        whole = partial(soft_whole, chunk=soft_chunk_triton)
+        register(gpu(neuron="lif-soft", kind="none", scan=whole, accepts=soft_ok))
         register(gpu(neuron="lif-soft", kind="chunk", scan=soft_chunk_triton, accepts=soft_ok))
     for name, use_c in (("c-kernel", True), ("torch-loop", False)):
-        host = partial(Implementation, name, device="cpu", available=c_reason if use_c else (lambda: None),
+        host = partial(Implementation, name, device="cpu", available=c_reason if use_c else always,
                        accepts=_cpu_surrogate)
         register(host(neuron="lif", kind="none", scan=partial(lif_cpu, use_c=use_c), accepts=_lif_cpu_accepts))
         register(host(neuron="lif", kind="diagonal", scan=partial(lif_cpu, use_c=use_c), accepts=_lif_cpu_accepts))

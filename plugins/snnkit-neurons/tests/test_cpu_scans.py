@@ -10,7 +10,8 @@ import shutil
 import pytest
 import torch
 
-from snnkit_connectivity.asrc import AdaptiveSkipRecurrence, DenseRecurrence, SkipRecurrence, chunked_skip_scan, dense_scan, mixed_span_scan
+from snnkit_connectivity.asrc import (AdaptiveSkipRecurrence, DenseRecurrence, SkipRecurrence, chunked_skip_scan,
+                                     dense_scan, mixed_span_scan)
 from snnkit_connectivity.scsr import SelfRecurrence
 from snnkit_core.contract.scan import reference_scan
 from snnkit_core.contract.surrogate import KINDS
