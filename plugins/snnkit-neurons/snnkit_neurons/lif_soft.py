@@ -34,7 +34,7 @@ def lif_soft_step(current, state: SoftState, decay, v_th: float, surrogate=("tri
     return s, h, SoftState(u)
 
 
-class _SoftScan(torch.autograd.Function):
+class SoftScan(torch.autograd.Function):
     """L steps of lif-soft as one autograd node: an in-place forward loop and a hand-written reverse loop.
 
     Backward (x_t = H[t] - V_th, σ'_t its surrogate derivative, g_U the gradient arriving at U[t]):
@@ -121,7 +121,7 @@ class LIFSoft(Neuron):
         """
         current = self.total_input(current, recurrent)
         kind, width = self.surrogate
-        s, u = _SoftScan.apply(current, state.u, self.decay, self.v_th, kind, width, self.detach_reset)
+        s, u = SoftScan.apply(current, state.u, self.decay, self.v_th, kind, width, self.detach_reset)
         return s, s, SoftState(u)
 
 

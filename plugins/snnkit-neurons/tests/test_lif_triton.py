@@ -116,7 +116,7 @@ def test_network_uses_the_kernel_and_backend_triton_errors_clearly(interpreter):
 
 
 def _compare_soft(device, L, B, N, kind, detach, use_gu, seed=0):
-    from snnkit_neurons.lif_soft import LIFSoft, SoftState, _SoftScan
+    from snnkit_neurons.lif_soft import LIFSoft, SoftState, SoftScan
 
     torch.manual_seed(seed)
     n = LIFSoft(N, detach_reset=detach)
@@ -133,7 +133,7 @@ def _compare_soft(device, L, B, N, kind, detach, use_gu, seed=0):
         return [s.detach(), u.detach(), cur.grad.clone(), u0.grad.clone()]
 
     kind_, width = n.surrogate
-    ref = run(lambda: _SoftScan.apply(cur, u0, n.decay, n.v_th, kind_, width, detach))
+    ref = run(lambda: SoftScan.apply(cur, u0, n.decay, n.v_th, kind_, width, detach))
     fused = run(lambda: (lambda r: (r[1], r[2].u))(scans.soft_chunk_triton(n, cur, SoftState(u0))))
     assert torch.equal(ref[0], fused[0])  # spikes identical
     assert ref[0].sum() > 0 and (1 - ref[0]).sum() > 0
@@ -144,7 +144,7 @@ def _compare_soft(device, L, B, N, kind, detach, use_gu, seed=0):
 @pytest.mark.parametrize("L", [1, 2])
 def test_fused_lif_soft_short_chunks_strided_input_several_programs(interpreter, L):
     """L = 1 (dense/asrc call one step at a time), a strided input view, B·N = 360 > BLOCK."""
-    from snnkit_neurons.lif_soft import LIFSoft, SoftState, _SoftScan
+    from snnkit_neurons.lif_soft import LIFSoft, SoftState, SoftScan
 
     torch.manual_seed(2)
     n = LIFSoft(120)
@@ -153,7 +153,7 @@ def test_fused_lif_soft_short_chunks_strided_input_several_programs(interpreter,
     u0 = torch.rand(3, 120).requires_grad_()
     g = torch.randn(L, 3, 120)
     x = cur.detach().requires_grad_()
-    s_ref, u_ref = _SoftScan.apply(x, u0, n.decay, n.v_th, "triangle", 1.0, False)
+    s_ref, u_ref = SoftScan.apply(x, u0, n.decay, n.v_th, "triangle", 1.0, False)
     grads_ref = torch.autograd.grad((s_ref * g).sum() + u_ref.sum(), (x, u0))
     x2 = cur.detach().requires_grad_()
     _, s, state = scans.soft_chunk_triton(n, x2, SoftState(u0))

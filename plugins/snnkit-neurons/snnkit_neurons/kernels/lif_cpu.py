@@ -17,7 +17,7 @@ from snnkit_core.contract.surrogate import surrogate_grad
 from . import cpu
 
 
-def _inv(tau_s: float, dtype: torch.dtype) -> float:
+def inv_tau_s(tau_s: float, dtype: torch.dtype) -> float:
     """1/τs as the reference's ``s / tau_s`` rounds it (for s = 1), in ``dtype``."""
     return float(1 / torch.tensor(tau_s, dtype=dtype))
 
@@ -39,7 +39,7 @@ class LIFScanCPU(torch.autograd.Function):
         use_c = use_c and cpu.usable(cur)
         if use_c:
             cpu.fn("lif_fwd", dt)(T, B * N, N, cpu.ptr(cur), cpu.ptr(lam), cpu.ptr(wv), cpu.ptr(a), cpu.ptr(u),
-                                  cpu.ptr(s), decay, _inv(tau_s, dt), v_th, cpu.threads())
+                                  cpu.ptr(s), decay, inv_tau_s(tau_s, dt), v_th, cpu.threads())
         else:
             _torch_fwd(cur, lam, wv, a, u, s, decay, tau_s, v_th)
         ctx.save_for_backward(a, u, lam, wv)
@@ -61,7 +61,7 @@ class LIFScanCPU(torch.autograd.Function):
         if summed:
             cpu.fn("lif_bwd", a.dtype)(T, B * N, N, cpu.ptr(g_a), cpu.ptr(g_s), cpu.ptr(a), cpu.ptr(u), cpu.ptr(lam),
                                        cpu.ptr(wv), cpu.ptr(g_i), cpu.ptr(g_lam), cpu.ptr(g_w), 1 - 1 / tau_s,
-                                       _inv(tau_s, a.dtype), v_th, width, cpu.SURROGATE[kind], int(detach_reset),
+                                       inv_tau_s(tau_s, a.dtype), v_th, width, cpu.SURROGATE[kind], int(detach_reset),
                                        cpu.threads())
         else:
             _torch_bwd(g_a, g_s, a, u, lam, wv, g_i, g_lam, g_w, tau_s, v_th, kind, width, detach_reset)

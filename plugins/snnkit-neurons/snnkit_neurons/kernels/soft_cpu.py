@@ -1,6 +1,6 @@
 """``lif-soft`` chunk scans over preallocated buffers: one L-step chunk, and SRC's whole chunked layer scan.
 
-Equations (spec §5.1; derivation of the backward in ``cpu_scan.c`` and ``lif_soft._SoftScan``):
+Equations (spec §5.1; derivation of the backward in ``cpu_scan.c`` and ``lif_soft.SoftScan``):
 
     H[t] = λ·U[t-1] + I[t];   S[t] = Θ(H[t] - V_th) (inclusive);   U[t] = H[t] - V_th·S[t]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from . import cpu
-from .lif_cpu import _inv
+from .lif_cpu import inv_tau_s
 
 FORMS = {"surrogate": 0, "2021": 1, "2020": 2}
 
@@ -40,7 +40,7 @@ def forward(current, w_s, leak, tau_s: float, v_th: float):
     cur = current.detach().contiguous()
     u, s, a = (torch.empty_like(cur) for _ in range(3))
     cpu.fn("lif_fwd", dt)(T, B * N, N, cpu.ptr(cur), cpu.ptr(lam), cpu.ptr(wv), cpu.ptr(a), cpu.ptr(u), cpu.ptr(s),
-                          1 - 1 / tau_s, _inv(tau_s, dt), v_th, cpu.threads())
+                          1 - 1 / tau_s, inv_tau_s(tau_s, dt), v_th, cpu.threads())
     return u, s, a
 
 
