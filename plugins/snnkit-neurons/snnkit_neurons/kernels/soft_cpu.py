@@ -171,6 +171,17 @@ def _window(alpha_pad: torch.Tensor, rows: int, cols: int, offset: int, di: int,
     return alpha_pad[(offset + di * (i - r)).clamp(max=K)]
 
 
+def _mixed_fwd_c(cur, w, al, L: int, s, h, m, decay: float, v_th: float, gemm: int) -> None:
+    """MixedScan's forward as ONE C call (``mixed_fwd``, products through torch's BLAS on one thread)."""
+    T, B, N = cur.shape
+    K, dt = al.shape[0], cur.dtype
+    A, rec, u = torch.empty(L * K, dtype=dt), torch.empty(B, N, dtype=dt), torch.empty(B, N, dtype=dt)
+    with cpu.one_blas_thread():
+        cpu.fn("mixed_fwd", dt)(T, B, N, K, L, cur.data_ptr(), w.data_ptr(), al.data_ptr(), A.data_ptr(),
+                                rec.data_ptr(), s.data_ptr(), h.data_ptr(), m.data_ptr(), u.data_ptr(), decay, v_th,
+                                gemm)
+
+
 class MixedScan(torch.autograd.Function):
     """ASRC in training on lif-soft (spec §5.2 eq. 12-13) as ONE autograd node:
     (I (T,B,N), V (N,N), α (K,)) -> S (T,B,N), with
@@ -200,14 +211,7 @@ class MixedScan(torch.autograd.Function):
         s, h, m = torch.empty_like(cur), torch.empty_like(cur), torch.empty_like(cur)
         gemm = cpu.gemm(dt) if use_c else None
         if gemm is not None and cpu.usable(cur, al) and weight.dtype == dt:  # the whole layer in one C call
-            w = weight.detach().contiguous()
-            A = torch.empty(L * K, dtype=dt)
-            rec = torch.empty(B, N, dtype=dt)
-            u = torch.empty(B, N, dtype=dt)
-            with cpu.one_blas_thread():
-                cpu.fn("mixed_fwd", dt)(T, B, N, K, L, cur.data_ptr(), w.data_ptr(), al.data_ptr(), A.data_ptr(),
-                                        rec.data_ptr(), s.data_ptr(), h.data_ptr(), m.data_ptr(), u.data_ptr(), decay,
-                                        v_th, gemm)
+            _mixed_fwd_c(cur, weight.detach().contiguous(), al, L, s, h, m, decay, v_th, gemm)
             ctx.save_for_backward(h, s, m, weight, al)
             ctx.consts = (L, decay, v_th, kind, width, detach_reset, True)
             ctx.set_materialize_grads(False)
