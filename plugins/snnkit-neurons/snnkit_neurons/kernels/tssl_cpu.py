@@ -1,9 +1,11 @@
 """tssl-bp's layer scan on the CPU: the forward and the reverse-time backward, each ONE call into the C library of
 ``cpu.py`` over preallocated (T, B, N) tensors.
 
-The rule (``snnkit_rules.tssl_bp.TSSLScan``) owns the autograd node and keeps its torch loops
-(``tssl_forward`` / ``tssl_backward``) as the oracle and the fallback; these functions return None where the C
-library does not apply (not built, ``SNNKIT_CPU_KERNELS=0``, a non-CPU tensor, mixed or non-float dtypes).
+They are registered as the ``lif`` implementations of kinds ``tssl-bp-forward`` / ``tssl-bp-backward`` (available
+when the C library is; :mod:`snnkit_neurons.scans`). The rule (``snnkit_rules.tssl_bp.TSSLScan``) finds them in the
+implementation registry, owns the autograd node and keeps its torch loops (``tssl_forward`` / ``tssl_backward``) as
+the oracle and the fallback; these functions return None where the C library does not apply (not built,
+``SNNKIT_CPU_KERNELS=0``, a non-CPU tensor, mixed or non-float dtypes).
 
 Forward (spec §1.2 + the ScSr self term; the same recursion as ``lif``'s, so it is ``lif_fwd``), per element,
 ũ[-1] = a[-1] = 0, d = 1 - 1/τs:
