@@ -19,7 +19,7 @@ from attrs import evolve, field, frozen
 
 from snnkit_core.engine.config import TrainConfig
 from snnkit_core.contract.errors import ConfigError, IncompatibleError
-from snnkit_core.contract.interfaces import ArrayData, Dataset
+from snnkit_core.contract.interfaces import Dataset
 
 
 @frozen
@@ -171,9 +171,10 @@ def span_mixing_time(w: Workload, device: torch.device, repeats: int = 5) -> flo
             at = a.t().contiguous()
             win = torch.randn(L + K, cols, device=device)
             g = torch.randn(L, cols, device=device)
-            t = statistics.median(_time(lambda: (a @ win, at @ g, g @ win.T), device, 1, repeats)) * K / (L + K)
+            step = lambda a=a, at=at, win=win, g=g: (a @ win, at @ g, g @ win.T)  # noqa: E731
+            t = statistics.median(_time(step, device, 1, repeats)) * K / (L + K)
             best = t if best is None else min(best, t)
-            del win, g
+            del win, g, step
         total += best
     return total
 
