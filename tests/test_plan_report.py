@@ -9,6 +9,8 @@ import json
 import pytest
 import torch
 
+from snnkit_core import hookimpl
+
 
 def test_a_cpu_runs_manifest_shows_per_layer_c_kernel_or_torch_loop_and_why(fake, tmp_path):
     from snnkit_core.engine.config import TrainConfig
@@ -59,3 +61,47 @@ def test_the_same_call_is_an_error_under_an_explicit_backend():
     net = _half_network("torch")
     with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(IncompatibleError, match="--backend torch"):
         net(torch.rand(6, 2, 3))
+
+
+class _DoubleSpeed:
+    """An in-process plugin that registers an implementation for the fake plugin's toy neuron."""
+
+    calls: list = []
+
+    @staticmethod
+    def scan(neuron, current, recurrence):
+        from snnkit_core.contract.scan import reference_scan
+
+        _DoubleSpeed.calls.append(current.shape)
+        return reference_scan(neuron, current, recurrence)
+
+    @hookimpl
+    def register_implementations(self, register):
+        from snnkit_core.contract.implementations import Implementation
+
+        register(Implementation("loop", "toy-neuron", "none", "cpu", _DoubleSpeed.scan,
+                                accepts=lambda layer: None if layer.index == 0 else "only the first layer"))
+
+
+def test_a_plugin_registers_an_implementation_through_the_hook_and_the_plan_names_it(fake, monkeypatch):
+    from snnkit_core.contract import implementations
+    from snnkit_core.contract.errors import RegistrationError
+    from snnkit_core.engine.network import Network
+
+    # the registry is per process: give this test its own copy, so the toy implementation leaves with it
+    monkeypatch.setattr(implementations, "_registered", {k: list(v) for k, v in implementations._registered.items()})
+    monkeypatch.setattr(implementations, "_owner", dict(implementations._owner))
+    fake.register_plugin(_DoubleSpeed(), name="double-speed")
+    try:
+        reg = fake.get_registry()
+        net = Network(3, (4, 4), 2, lambda n: reg.get("neuron", "toy-neuron")(n), reg.get("connectivity", "ff")())
+        report = net.plan_report()
+        assert [r["implementation"] for r in report] == ["loop", "reference", "reference"]
+        assert report[1]["skipped"] == [{"implementation": "loop", "reason": "only the first layer"}]
+        net(torch.rand(5, 2, 3))
+        assert _DoubleSpeed.calls == [(5, 2, 4)]
+        other = implementations.Implementation("loop", "toy-neuron", "none", "cpu", print)
+        with pytest.raises(RegistrationError, match="registered by plugin 'double-speed' already"):
+            implementations.register(other, plugin="someone-else")
+    finally:
+        fake.unregister_plugin("double-speed")

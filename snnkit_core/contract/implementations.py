@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from functools import partial
 
 from attrs import frozen
 
@@ -40,13 +41,17 @@ class Implementation:
 
 _registered: dict[tuple[str, str, str], list[Implementation]] = {}
 _availability: dict[Implementation, str | None] = {}
+_owner: dict[tuple[str, str, str, str], str] = {}  # (neuron, kind, device, name) -> the plugin that registered it
 
 
-def register(impl: Implementation) -> None:
-    """Add ``impl`` (the callback the ``register_implementations`` hook gets); one of the same name and key
-    is replaced (a plugin loaded again registers the same again)."""
+def register(impl: Implementation, plugin: str = "") -> None:
+    """Add ``impl`` (the callback the ``register_implementations`` hook gets); one of the same name and key from
+    the same plugin is replaced (a plugin loaded again registers the same again), from another refused."""
     if not isinstance(impl, Implementation) or impl.backend not in ("torch", "triton"):
         raise RegistrationError(f"{impl!r} is not an Implementation with backend 'torch' or 'triton'")
+    if (owner := _owner.setdefault((impl.neuron, impl.kind, impl.device, impl.name), plugin)) != plugin:
+        raise RegistrationError(f"implementation {impl.name!r} of {impl.neuron!r} ({impl.kind}, {impl.device}) is "
+                                f"registered by plugin {owner!r} already; plugin {plugin!r} cannot replace it")
     same = _registered.setdefault((impl.neuron, impl.kind, impl.device), [])
     same[:] = [i for i in same if i.name != impl.name] + [impl]
 
@@ -88,6 +93,6 @@ def collect(pm, only: str | None = None, skip: frozenset | set = frozenset()) ->
         if hook.plugin_name in skip or (only is not None and hook.plugin_name != only):
             continue
         try:
-            hook.function(register=register)
+            hook.function(register=partial(register, plugin=hook.plugin_name))
         except Exception as exc:  # noqa: BLE001 - a plugin's broken hook leaves the reference scans working
             warnings.warn(f"plugin {hook.plugin_name!r} failed to register its implementations: {exc}", RuntimeWarning)

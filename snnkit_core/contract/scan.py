@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from typing import TYPE_CHECKING
 
 import torch
 
 from snnkit_core.contract.errors import IncompatibleError
-
-if TYPE_CHECKING:  # the interfaces import this module (Recurrence.scan's default): annotations only
-    from snnkit_core.contract.connectivity import Recurrence
-    from snnkit_core.contract.neuron import Neuron
 
 
 def triton_available(device_type: str) -> bool:
@@ -24,9 +19,9 @@ def triton_available(device_type: str) -> bool:
     return device_type == "cuda" or os.environ.get("TRITON_INTERPRET") == os.environ.get("SNNKIT_TRITON_ON_CPU") == "1"
 
 
-def reference_scan(neuron: "Neuron", current: torch.Tensor, recurrence: "Recurrence | None" = None,
-                   record: tuple[str, ...] = ()):
-    """Run ``neuron`` over ``current`` (T, B, N); returns output ``y`` and spikes ``s``, both (T, B, N).
+def reference_scan(neuron, current: torch.Tensor, recurrence=None, record: tuple[str, ...] = ()):
+    """Run ``neuron`` (a Neuron) over ``current`` (T, B, N) with ``recurrence`` (a Recurrence, or None); returns
+    output ``y`` and spikes ``s``, both (T, B, N). (It imports neither: ``Recurrence.scan`` calls it.)
 
     Step t calls ``neuron.step(I[t], state, R[t])`` with the feedforward current I[t] and, where there is a
     recurrence, its input ``R[t] = recurrence.recurrent_input(past)``, ``past[j-1] = y[t-j]`` (zeros before
