@@ -217,3 +217,31 @@ def test_backend_triton_without_cuda_fails_before_the_run_directory(runner, tmp_
                               "--backend", "triton", "--out", str(out)])
     assert res.exit_code == 1 and "--backend triton needs Triton and a CUDA device" in res.output, res.output
     assert not out.exists()
+
+
+def test_a_run_without_a_c_compiler_says_so_at_start_and_in_the_manifest(runner, tmp_path, monkeypatch):
+    """No C compiler and no prebuilt library: the CPU layers run the torch loop, `snnkit train` prints why before the
+    first epoch, and manifest.json records per layer what ran and why the C kernel was skipped."""
+    from snnkit_core.contract import implementations
+    from snnkit_neurons.kernels import cpu
+
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setattr(cpu.shutil, "which", lambda name: None)
+    monkeypatch.setattr(cpu, "_installed", lambda: None)
+    monkeypatch.setenv("SNNKIT_CACHE", str(tmp_path / "cache"))
+    cpu.forget()
+    implementations.forget_availability()
+    try:
+        out = tmp_path / "run"
+        res = runner.invoke(cli, ["train", "--dataset", "tiny", "--hidden", "8,8,8", "--epochs", "1", "--out", str(out),
+                                  "--quiet", "--device", "cpu"])
+        assert res.exit_code == 0, res.output
+        assert "c-kernel cannot run here" in res.output and "no C compiler" in res.output
+        plan = json.loads((out / "manifest.json").read_text())["plan"]
+        assert [p["implementation"] for p in plan] == ["torch-loop"] * len(plan)
+        assert all(any(s["implementation"] == "c-kernel" and "no C compiler" in s["reason"] for s in p["skipped"])
+                   for p in plan)
+    finally:
+        monkeypatch.undo()
+        cpu.forget()
+        implementations.forget_availability()

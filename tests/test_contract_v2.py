@@ -326,10 +326,10 @@ def test_a_backend_the_rules_own_scan_would_override_is_refused_at_assembly(back
 def test_the_scan_path_is_chosen_once_and_not_per_call():
     net = assemble(LIFSoft, SRC(skip_span=3), [BPTT()], input_size=4, num_classes=3, hidden=(6, 6), seed=0)
     plans = [layer.plan for layer in net.spiking_layers()]
-    modes = [layer.neuron.kernel_mode for layer in net.spiking_layers()]
+    report = net.plan_report()
     net(_batch().x)
-    assert [layer.plan for layer in net.spiking_layers()] == plans
-    assert [layer.neuron.kernel_mode for layer in net.spiking_layers()] == modes
+    assert all(a is b for a, b in zip([layer.plan for layer in net.spiking_layers()], plans))
+    assert net.plan_report() == report and net.plan_events == []
     assert net.paths() == ["connectivity", "connectivity"]
 
 

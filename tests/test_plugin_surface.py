@@ -17,12 +17,6 @@ from snnkit_core.contract.component import Component
 
 PLUGINS_MD = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 CLASSES = (Component, Neuron, Recurrence, Connectivity, LearningRule, Compatibility, Batch, Dataset, ArrayData)
-#: scan plumbing leaving ``Neuron`` for the registry of implementations: tolerated in the code (never in the
-#: guide) until that change is merged; the lead deletes this list then
-BEING_REMOVED = {
-    "fused_scan", "fast_scan", "skip_scan", "mixed_scan", "kernel_reason", "fused_scan_reason", "fast_scan_reason",
-    "has_chunk_kernel", "kernel_mode",
-}
 
 
 def _instance_members(cls) -> set[str]:
@@ -65,12 +59,10 @@ def test_every_public_member_is_listed_and_every_listed_member_exists(cls):
     listed = _listed()[cls.__name__]
     assert len(listed) == len(set(listed)), f"{cls.__name__} lists a member twice"
     code = _code_members(cls)
-    missing = sorted(code - set(listed) - BEING_REMOVED)
+    missing = sorted(code - set(listed))
     assert not missing, f"docs/plugins.md does not list {cls.__name__} members {missing}"
     gone = sorted(set(listed) - code)
     assert not gone, f"docs/plugins.md lists {cls.__name__} members that do not exist: {gone}"
-    documented = sorted(set(listed) & BEING_REMOVED)
-    assert not documented, f"{documented} are leaving the contract; do not document them as plugin members"
 
 
 def test_instance_members_are_found_in_init():

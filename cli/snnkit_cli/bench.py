@@ -171,16 +171,18 @@ def span_mixing_time(w: Workload, device: torch.device, repeats: int = 5) -> flo
             at = a.t().contiguous()
             win = torch.randn(L + K, cols, device=device)
             g = torch.randn(L, cols, device=device)
-            t = statistics.median(_time(lambda: (a @ win, at @ g, g @ win.T), device, 1, repeats)) * K / (L + K)
+            step = lambda a=a, at=at, win=win, g=g: (a @ win, at @ g, g @ win.T)  # noqa: E731
+            t = statistics.median(_time(step, device, 1, repeats)) * K / (L + K)
             best = t if best is None else min(best, t)
-            del win, g
+            del win, g, step
         total += best
     return total
 
 
 def bench_workload(w: Workload, device: torch.device, paths=("reference", "torch"), warmup: int = 3, repeats: int = 20) -> dict[str, Any]:
     """Median time of the rule's own training step (``LearningRule.train_step``: forward, loss, backward,
-    optimizer step, ``after_step``, ``clamp_``) on each backend in ``paths``, with the scan path each layer ran."""
+    optimizer step, ``after_step``, ``clamp_``) on each backend in ``paths``, with the scan path and implementation
+    each layer ran (``plan``: ``Network.plan_report()``), the plan's notes and any run-time fallback events."""
     from snnkit_core.engine.assembly import assemble
     from snnkit_core.contract.interfaces import Batch
     from snnkit_core.contract.plugins import get_registry
@@ -211,7 +213,9 @@ def bench_workload(w: Workload, device: torch.device, paths=("reference", "torch
         times = _time(lambda: grad_rule.train_step(net, batch, opt), device, warmup, repeats)
         peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
         out["paths"][path] = {"median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times), "peak_mb": peak,
-                              "ran": _ran(net.paths())}
+                              "ran": _ran(net.paths()), "implementations": _ran([r["implementation"] for r in
+                                                                                 net.plan_report()]),
+                              "plan": net.plan_report(), "notes": net.plan_notes(), "events": list(net.plan_events)}
     ref = out["paths"].get("reference", {}).get("median_ms")
     for p in out["paths"].values():
         if "median_ms" in p:
@@ -220,7 +224,7 @@ def bench_workload(w: Workload, device: torch.device, paths=("reference", "torch
 
 
 def _ran(paths: list[str]) -> str:
-    """The layers' scan paths in one short string: ``rule:tssl-bp`` or ``fused x3, reference x1``."""
+    """The layers' scan paths (or implementations) in one short string: ``rule:tssl-bp`` or ``fused x3, reference x1``."""
     counts: dict[str, int] = {}
     for p in paths:
         counts[p] = counts.get(p, 0) + 1

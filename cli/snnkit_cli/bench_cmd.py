@@ -38,20 +38,24 @@ def bench(workloads, device, repeats, warmup, as_json, steps, batch, threads):
     t = Table(title=f"snnkit bench on {meta['device_name']} (torch {meta['torch']}, {n_threads} threads)",
               caption="method bound: the bound plus the method's inherent extra work done time-batched (asrc: its "
                       "span mixing); '-' where it is the bound. See docs/performance.md")
-    for col in ("workload", "backend", "ran", "T x B", "median ms", "peak MB", "x vs ref", "bound ms", "fraction of bound",
+    for col in ("workload", "backend", "ran", "implementation", "T x B", "median ms", "peak MB", "x vs ref", "bound ms", "fraction of bound",
                 "method bound ms", "of method bound"):
         t.add_column(col, justify="right" if col != "workload" else "left")
+    notes: set[str] = set()  # implementations that cannot run here, and fallbacks during the run
     for r in results:
         if "skipped" in r:
-            t.add_row(r["workload"], "-", "-", "", "skipped: " + r["skipped"].split(".")[0], "", "", "", "", "", "")
+            t.add_row(r["workload"], "-", "-", "-", "", "skipped: " + r["skipped"].split(".")[0], "", "", "", "", "", "")
             continue
         shape = f"{r['steps']} x {r['batch']}"
         for path, p in r["paths"].items():
             if "error" in p:
-                t.add_row(r["workload"], path, "refused", shape, "n/a: " + p["error"][:60], "", "", "", "", "", "")
+                t.add_row(r["workload"], path, "refused", "-", shape, "n/a: " + p["error"][:60], "", "", "", "", "", "")
                 continue
             speedup = p.get("speedup_vs_reference")  # None when the reference path was refused (tssl-bp owns its scan)
-            t.add_row(r["workload"], path, p["ran"], shape, f"{p['median_ms']:.2f}", "-" if p["peak_mb"] is None else f"{p['peak_mb']:.0f}",
+            notes.update(p["notes"] + p["events"])
+            t.add_row(r["workload"], path, p["ran"], p["implementations"], shape, f"{p['median_ms']:.2f}", "-" if p["peak_mb"] is None else f"{p['peak_mb']:.0f}",
                       "-" if speedup is None else f"{speedup:.2f}", f"{r['lower_bound_ms']:.2f}", f"{p['fraction_of_bound']:.3f}",
                       *((f"{r['method_bound_ms']:.2f}", f"{p['fraction_of_method_bound']:.3f}") if r["method_extra_ms"] else ("-", "-")))
     console.print(t)
+    for note in sorted(notes):
+        console.print(f"note: {note}", markup=False, highlight=False)

@@ -67,14 +67,44 @@ def _compat_lines(comp, reg) -> list[str]:
     if comp.kind == "neuron":
         caps = [cap for cap in ("has_psc", "has_surrogate", "has_leak") if getattr(cls, cap, False)]
         return [f"capabilities: {', '.join(caps) or '-'}", f"rules: {', '.join(rules_for(reg, 'neuron', cls)) or '-'}",
-                *_refused_lines(refusals(reg, "neuron", cls))]
+                *_refused_lines(refusals(reg, "neuron", cls)), *_implementation_lines(lambda i: i.neuron == comp.name)]
     if comp.kind == "connectivity":
+        kinds = _scan_kinds(cls)
         return [f"recurrence: {cls.recurrence}; skip edges: {'yes' if cls.has_skip else 'no'}",
                 f"rules: {', '.join(rules_for(reg, 'connectivity', cls)) or '-'}",
-                *_refused_lines(refusals(reg, "connectivity", cls))]
+                *_refused_lines(refusals(reg, "connectivity", cls)),
+                *([f"its recurrence's own scan uses implementations of kind {', '.join(kinds)}:"] if kinds else []),
+                *_implementation_lines(lambda i: i.kind in kinds, heading=False)]
     if comp.kind == "dataset":
         return [f"source: {cls.source or '-'}", f"licence: {cls.licence or '-'}", f"splits: {', '.join(cls.splits)}"]
     return []
+
+
+def _implementation_lines(keep, heading: bool = True) -> list[str]:
+    """The registered implementations ``keep`` selects, per neuron, kind and device, in the order a plan tries
+    them, and whether each can run here (Triton on the CPU, under its interpreter, is for tests: not listed)."""
+    import torch
+
+    from snnkit_core.contract.implementations import registered, unavailable
+
+    rows: dict[str, list[str]] = {}
+    for i in registered():
+        if keep(i) and not (i.device == "cpu" and i.backend == "triton"):
+            why = "no CUDA device" if i.device == "cuda" and not torch.cuda.is_available() else unavailable(i)
+            rows.setdefault(f"  {i.neuron}, {i.kind}, {i.device}: ", []).append(
+                i.name + ("" if why is None else f" (not here: {why})"))
+    lines = ["implementations (faster exact scans; a layer runs the first that can, see docs/performance.md):"] * (
+        heading and bool(rows))
+    return lines + [key + ", ".join(names) for key, names in rows.items()]
+
+
+def _scan_kinds(cls) -> tuple[str, ...]:
+    """The implementation kinds the connectivity's recurrence scan uses (of a 4-neuron layer with defaults)."""
+    try:
+        rec = cls().make_recurrence(0, 4)
+    except Exception:  # noqa: BLE001 - only for the listing; a connectivity that needs parameters shows none
+        return ()
+    return tuple(getattr(rec, "kinds", ())) if rec is not None else ()
 
 
 def _refused_lines(refused: dict) -> list[str]:

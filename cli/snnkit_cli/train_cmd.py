@@ -152,6 +152,8 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard
             + f"[bold]snnkit train[/] neuron={cfg.neuron} conn={cfg.conn} rule={'+'.join(cfg.rules)} dataset={cfg.dataset} "
             f"hidden={','.join(map(str, cfg.hidden))} epochs={cfg.epochs} -> {escape(str(run_dir))}"
         )
+        for note in built.network.plan_notes():  # e.g. no C compiler: the torch loops run (also in the manifest)
+            err_console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
         try:
             last, table = _epochs(cfg, run_dir, resume, progress, built, data, val_info, tb)
         finally:

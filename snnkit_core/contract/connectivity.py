@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from abc import ABC
 from typing import Any, ClassVar
 
@@ -11,6 +11,7 @@ from torch import nn
 
 from snnkit_core.contract.component import Component
 from snnkit_core.contract.neuron import Neuron
+from snnkit_core.contract.scan import reference_scan
 
 
 class Recurrence(nn.Module):
@@ -23,8 +24,9 @@ class Recurrence(nn.Module):
     """
 
     structure: ClassVar[str] = "dense"
-    #: its ``scan`` runs the neuron through ``Neuron.scan_chunk`` (so a neuron's chunk kernel is used there)
-    uses_scan_chunk: ClassVar[bool] = False
+    #: the implementation kinds its own ``scan`` can use ("span", "mixed", "chunk"; see
+    #: :mod:`snnkit_core.contract.implementations`): the network resolves them once and passes them to ``scan``
+    kinds: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, size: int, span: int = 1):
         super().__init__()
@@ -43,10 +45,10 @@ class Recurrence(nn.Module):
         """The recurrent input (B, N) at step t from ``past[j-1] = y[t-j]``."""
         raise NotImplementedError
 
-    def scan(self, neuron: Neuron, current: torch.Tensor):
-        """``(y, s)`` of ``neuron`` over ``current`` (T, B, N) with this recurrence. Default: the reference scan."""
-        from snnkit_core.contract.scan import reference_scan
-
+    def scan(self, neuron: Neuron, current: torch.Tensor, kernels: Mapping[str, Callable] | None = None):
+        """``(y, s)`` of ``neuron`` over ``current`` (T, B, N) with this recurrence. ``kernels`` maps each of
+        ``kinds`` that has an implementation for this layer to a callable that returns None where it does not
+        take the call (then run your own code). Default: the reference scan."""
         return reference_scan(neuron, current, self)
 
     def optim_groups(self, lr: float, weight_decay: float) -> list[dict]:

@@ -1,4 +1,4 @@
-"""The whole plugin contract of snnkit: five hooks.
+"""The whole plugin contract of snnkit: six hooks.
 
 A plugin is a module (or object) listed under the ``snnkit`` entry-point group. It implements any of the
 hooks below with ``@snnkit_core.hookimpl``. Each ``register_*`` hook receives a ``register`` callback; call
@@ -51,4 +51,14 @@ def register_commands(cli):
     """Add commands to the ``snnkit`` CLI.
 
     :param cli: the root :class:`click.Group`; call ``cli.command()`` or ``cli.add_command(...)`` on it.
+    """
+
+
+@hookspec
+def register_implementations(register):
+    """Register faster exact scans: ``register(impl)`` with ``impl`` an
+    :class:`snnkit_core.contract.implementations.Implementation`, keyed by the neuron name, the kind of
+    recurrence and the device type it accelerates. The network chooses among them once, when it is planned.
+
+    :param register: callback taking the implementation.
     """

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import nn
@@ -11,17 +11,14 @@ from torch import nn
 from snnkit_core.contract.component import Component
 from snnkit_core.contract.errors import IncompatibleError
 
-if TYPE_CHECKING:
-    from snnkit_core.contract.connectivity import Recurrence
-
 
 class Neuron(Component, nn.Module, ABC):
     """Per-layer dynamics of ``size`` neurons.
 
     ``step`` is a pure function of the inputs and the explicit state (a NamedTuple); the module only holds
-    parameters. The reference scan in :mod:`snnkit_core.contract.scan` loops ``step`` over time and is the oracle for
-    every fused or custom scan. Every member a rule or connectivity uses is declared here with a default
-    (docs/plugins.md lists them all).
+    parameters. The reference scan (:mod:`snnkit_core.contract.scan`) loops ``step`` over time: the oracle for every
+    faster scan, which is registered apart from the class (:mod:`snnkit_core.contract.implementations`). Every
+    member a rule or connectivity uses is declared here with a default (docs/plugins.md lists them all).
     """
 
     #: output ``y`` is a normalised first-order PSC with time constant ``tau_s`` rather than the raw spikes
@@ -38,16 +35,12 @@ class Neuron(Component, nn.Module, ABC):
     has_spike_hook: ClassVar[bool] = False
     #: ``step`` depends on its two inputs only through ``current + recurrent``, so a fast path may add them first
     sums_inputs: ClassVar[bool] = True
-    #: ``scan_chunk`` runs a fused kernel when ``kernel_mode`` allows it (a connectivity's chunked scan then uses it)
-    has_chunk_kernel: ClassVar[bool] = False
     #: the surrogate ``(kind, width)`` a neuron uses until a rule calls ``set_surrogate``
     default_surrogate: ClassVar[tuple[str, float]] = ("sigmoid", 0.2)
     #: synaptic time constant of the PSC output in steps (``has_psc`` neurons set it), else None
     tau_s: float | None = None
     #: firing threshold (dimensionless), for rules that use it in their backward (tssl-bp), else None
     v_th: float | None = None
-    #: "off", "auto" or "required": whether this neuron may / must run its own kernels; set once by the scan plan
-    kernel_mode: str = "auto"
 
     def __init__(self, size: int, **params: Any):
         nn.Module.__init__(self)
@@ -62,15 +55,15 @@ class Neuron(Component, nn.Module, ABC):
         """Zero state for a batch (every sample starts from rest)."""
 
     @abstractmethod
-    def step(self, current: torch.Tensor, state: NamedTuple, recurrent: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, NamedTuple]:
-        """One step: feedforward ``current`` and ``recurrent`` input (B, N, or None) -> ``(y, s, new_state)``, each (B, N)."""
+    def step(self, current: torch.Tensor, state: NamedTuple, recurrent: torch.Tensor | None = None) -> tuple:
+        """One step: ``current`` and ``recurrent`` input (B, N; or None) -> ``(y, s, new_state)``, each (B, N)."""
 
     def total_input(self, current: torch.Tensor, recurrent: torch.Tensor | None) -> torch.Tensor:
-        """``current + recurrent`` (``current`` when there is no recurrent input): what a one-membrane neuron integrates."""
+        """``current + recurrent`` (``current`` without recurrent input): what a one-membrane neuron integrates."""
         return current if recurrent is None else current + recurrent
 
     def scan_chunk(self, current: torch.Tensor, state: NamedTuple, recurrent: torch.Tensor | None = None):
-        """``current`` (L, B, N) and ``recurrent`` (L, B, N or None) -> ``(y, s, state)`` for L steps. Default: loops ``step``."""
+        """``current`` (L, B, N), ``recurrent`` (L, B, N or None) -> ``(y, s, state)``, L steps. Default: loops step."""
         ys, ss = [], []
         recs = recurrent.unbind(0) if recurrent is not None else [None] * current.shape[0]
         for i_t, r_t in zip(current.unbind(0), recs):
@@ -87,7 +80,7 @@ class Neuron(Component, nn.Module, ABC):
         """Project trainable neuron parameters back to their valid range (called after each optimizer step)."""
 
     def set_surrogate(self, kind: str, width: float) -> None:
-        """Choose the surrogate derivative ``(kind, width)`` of ``step`` (bptt calls it). Default: stores ``self.surrogate``."""
+        """Choose the surrogate ``(kind, width)`` of ``step`` (bptt calls it). Default: stores ``self.surrogate``."""
         self.surrogate = (kind, width)
 
     def make_leak_trainable(self) -> nn.Parameter:
@@ -103,39 +96,3 @@ class Neuron(Component, nn.Module, ABC):
     def optim_groups(self, lr: float, weight_decay: float) -> list[dict]:
         """Optimizer groups for parameters that need their own settings (``params``, ``lr``, ...). Default: none."""
         return []
-
-    def kernel_reason(self, device: torch.device) -> str | None:
-        """Why this neuron's own kernels cannot run on ``device`` (None: they can). Default: it has none."""
-        return f"neuron {self.name!r} has no fused kernel"
-
-    def fused_scan_reason(self, recurrence: "Recurrence | None") -> str | None:
-        """Why ``fused_scan`` cannot run this layer with ``recurrence`` (None: it can). Default: it has none."""
-        return f"neuron {self.name!r} has no fused whole-sequence scan"
-
-    def fused_scan(self, current: torch.Tensor, recurrence: "Recurrence | None"):
-        """A faster exact scan of the whole sequence, ``(y, s)`` each (T, B, N), or None for an input it cannot take.
-
-        The scan plan uses it for a layer when ``kernel_reason`` and ``fused_scan_reason`` are None; it must equal
-        the reference scan in forward and gradients. Default: None (no fused kernel).
-        """
-        return None
-
-    def fast_scan(self, current: torch.Tensor, recurrence: "Recurrence | None"):
-        """A faster exact scan without GPU kernels (e.g. one autograd node over a C or torch loop on the CPU),
-        ``(y, s)`` each (T, B, N), or None for an input it cannot take; must equal the reference scan in forward
-        and gradients. The scan plan uses it under ``--backend auto|torch`` when ``fast_scan_reason`` is None."""
-        return None
-
-    def fast_scan_reason(self, recurrence: "Recurrence | None", device: torch.device) -> str | None:
-        """Why ``fast_scan`` cannot run a layer with ``recurrence`` on ``device`` (None: it can). Default: it has none."""
-        return f"neuron {self.name!r} has no fast scan"
-
-    def skip_scan(self, current: torch.Tensor, weight: torch.Tensor, k: int):
-        """A whole-sequence scan with the recurrent input ``weight @ y[t-k]`` (SRC's), ``(y, s)``, or None (the
-        connectivity then runs its chunked scan). Default: None."""
-        return None
-
-    def mixed_scan(self, current: torch.Tensor, weight: torch.Tensor, alpha: torch.Tensor, chunk: int):
-        """A whole-sequence scan with the recurrent input ``weight @ Σ_{j=1..K} alpha[j-1] y[t-j]`` (ASRC's in
-        training), ``(y, s)``, or None (the connectivity then runs its own scan). Default: None."""
-        return None

@@ -16,7 +16,7 @@ from importlib.metadata import entry_points
 import pluggy
 from attrs import define, field
 
-from snnkit_core.contract import hookspecs
+from snnkit_core.contract import hookspecs, implementations
 from snnkit_core.contract.errors import RegistrationError, SnnkitError
 from snnkit_core.contract.registry import Registry
 
@@ -164,6 +164,7 @@ def _collect(only: str | None = None) -> None:
                 with contextlib.suppress(Exception, SystemExit):
                     impl.function(register=lambda cls, _k=kind, _p=impl.plugin_name: _state.registry.mark_unavailable(
                         _k, getattr(cls, "name", None), _p, info.error))
+    implementations.collect(pm, only, {n for n, i in _state.plugins.items() if i.error})
 
 
 def _collect_one(impl, kind: str, hook_name: str, info: PluginInfo, only: str | None) -> None:

@@ -1,32 +1,27 @@
-"""The plain-torch reference scan: a Python loop of ``neuron.step`` over time.
-
-It is the oracle for every faster path (chunked recurrence, custom rule backwards, fused kernels).
-"""
+"""The plain-torch reference scan, a Python loop of ``neuron.step`` over time: the oracle for every faster path."""
 
 from __future__ import annotations
+
+import importlib.util
+import os
 
 import torch
 
 from snnkit_core.contract.errors import IncompatibleError
-from snnkit_core.contract.interfaces import Neuron, Recurrence
 
 
 def triton_available(device_type: str) -> bool:
     """True when Triton kernels can run on tensors of ``device_type``: 'cuda' with Triton installed, or 'cpu'
     under Triton's interpreter when both ``TRITON_INTERPRET=1`` (read by Triton at import) and
     ``SNNKIT_TRITON_ON_CPU=1`` are set (tests only: the interpreter is very slow)."""
-    import importlib.util
-    import os
-
-    if importlib.util.find_spec("triton") is None:
+    if importlib.util.find_spec("triton") is None or device_type not in ("cuda", "cpu"):
         return False
-    if device_type == "cuda":
-        return True
-    return device_type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1" and os.environ.get("SNNKIT_TRITON_ON_CPU") == "1"
+    return device_type == "cuda" or os.environ.get("TRITON_INTERPRET") == os.environ.get("SNNKIT_TRITON_ON_CPU") == "1"
 
 
-def reference_scan(neuron: Neuron, current: torch.Tensor, recurrence: Recurrence | None = None, record: tuple[str, ...] = ()):
-    """Run ``neuron`` over ``current`` (T, B, N); returns output ``y`` and spikes ``s``, both (T, B, N).
+def reference_scan(neuron, current: torch.Tensor, recurrence=None, record: tuple[str, ...] = ()):
+    """Run ``neuron`` (a Neuron) over ``current`` (T, B, N) with ``recurrence`` (a Recurrence, or None); returns
+    output ``y`` and spikes ``s``, both (T, B, N). (It imports neither: ``Recurrence.scan`` calls it.)
 
     Step t calls ``neuron.step(I[t], state, R[t])`` with the feedforward current I[t] and, where there is a
     recurrence, its input ``R[t] = recurrence.recurrent_input(past)``, ``past[j-1] = y[t-j]`` (zeros before

@@ -1,10 +1,6 @@
-"""Assembly: from chosen components to a network whose every layer's scan path is fixed.
-
-One function, :func:`assemble`, used by training (``build``) and by ``snnkit bench``, so both run exactly the
-same network: check the rules fit the neuron and connectivity (:mod:`snnkit_core.contract.compat`), refuse a backend a
-rule's own scan would override, build the :class:`~snnkit_core.engine.network.Network`, let each rule ``setup`` it,
-move it to the device and plan every layer's scan once (:mod:`snnkit_core.engine.paths`).
-"""
+"""Assembly, used by training and ``snnkit bench`` so both run the same network: check the rules fit the
+components (:mod:`snnkit_core.contract.compat`) and the backend, build the network, let each rule ``setup`` it,
+move it to the device and plan every layer's scan once (:mod:`snnkit_core.engine.paths`)."""
 
 from __future__ import annotations
 

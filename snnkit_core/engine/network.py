@@ -1,11 +1,8 @@
-"""Network assembly: input -> hidden layers (feedforward + recurrence + neuron) -> readout.
-
-Every spiking layer is a :class:`Layer` with the same attributes, so rules need no special cases per model:
-``ff`` (Linear), ``skip_in`` (Linears from earlier layers, keyed by source index), ``recurrence`` (or None; the
-output layer may have one too), ``delay`` (steps the feedforward input arrives late), ``neuron``, and ``plan``
-(its scan path, see :mod:`snnkit_core.engine.paths`). Feedforward and skip currents of all T steps are one matrix
-product each; only the recurrence and the neuron run step by step inside the scan.
-"""
+"""The network: input -> hidden layers (feedforward + recurrence + neuron) -> readout. Every spiking layer is a
+:class:`Layer` with the same attributes, so rules need no special cases per model: ``ff``, ``skip_in`` (Linears
+from earlier layers, keyed by source index), ``recurrence`` (or None; the output layer may have one too),
+``delay``, ``neuron``, ``index`` and ``plan`` (its scan, :mod:`snnkit_core.engine.paths`). Feedforward and skip
+currents of all T steps are one matrix product each; only the recurrence and the neuron run step by step."""
 
 from __future__ import annotations
 
@@ -15,8 +12,10 @@ import torch
 from attrs import define, field
 from torch import nn
 
+from snnkit_core.contract.compat import check_compatible  # noqa: F401 - kept importable here; its home is compat
 from snnkit_core.contract.errors import IncompatibleError
 from snnkit_core.contract.interfaces import Connectivity, LearningRule, Neuron, Recurrence
+from snnkit_core.engine.paths import plan_network
 
 
 class Layer(nn.Module):
@@ -29,9 +28,7 @@ class Layer(nn.Module):
         self.ff = ff if ff is not None else nn.Linear(in_size, neuron.size, bias=bias)  # Connectivity.make_feedforward
         self.dropout = dropout
         self.skip_in = nn.ModuleDict()
-        self.recurrence = recurrence
-        self.neuron = neuron
-        self.size = neuron.size
+        self.recurrence, self.neuron, self.size = recurrence, neuron, neuron.size
         #: position among the network's spiking layers (hidden 0..L-1, then a spiking output layer); set by Network
         self.index = 0
 
@@ -40,23 +37,12 @@ class Layer(nn.Module):
         if not self.training or self.dropout <= 0:
             return current
         keep = 1 - self.dropout
-        mask = torch.bernoulli(current.new_full((1, *current.shape[1:]), keep)) / keep
-        return current * mask
+        return current * (torch.bernoulli(current.new_full((1, *current.shape[1:]), keep)) / keep)
 
     def delayed(self, current: torch.Tensor) -> torch.Tensor:
         """``current`` (T, B, N) shifted ``delay`` steps later in time, zeros first: I[t] <- I[t - delay]."""
         d = min(self.delay, current.shape[0])
-        if d == 0:
-            return current
-        return torch.cat([current.new_zeros(d, *current.shape[1:]), current[: current.shape[0] - d]])
-
-    def scan(self, current: torch.Tensor):
-        """The reference or recurrence scan of this layer (the network runs the planned path instead)."""
-        if self.recurrence is None:
-            from snnkit_core.contract.scan import reference_scan
-
-            return reference_scan(self.neuron, current)
-        return self.recurrence.scan(self.neuron, current)
+        return current if d == 0 else torch.cat([current.new_zeros(d, *current.shape[1:]), current[: len(current) - d]])
 
 
 @define
@@ -102,8 +88,9 @@ class Network(nn.Module):
         self.input_neuron = make_neuron(input_size)  # only for encode_input (e.g. the PSC filter)
         self.layers = nn.ModuleList()
         for i, n in enumerate(hidden):
+            ff = connectivity.make_feedforward(i, self.sizes[i], n, bias)
             self.layers.append(Layer(self.sizes[i], make_neuron(n), connectivity.make_recurrence(i, n), bias, dropout,
-                                     connectivity.input_delay(i), connectivity.make_feedforward(i, self.sizes[i], n, bias)))
+                                     connectivity.input_delay(i), ff))
         self.skip_edges = connectivity.skip_edges(len(hidden))
         if connectivity.has_skip and not self.skip_edges:
             raise IncompatibleError(
@@ -132,11 +119,9 @@ class Network(nn.Module):
             layer.index = i  # a layer's position among the spiking layers (the output layer last), for rules
         self._init_weights(init, weight_scale)
         self.rules: tuple[LearningRule, ...] = ()
-        #: "auto": a fused kernel where the neuron has one for this device, else "torch";
-        #: "triton": the fused kernel, or an error saying why it cannot run;
-        #: "torch": torch only, with a recurrence's faster exact scan (e.g. chunked SRC) where it has one;
-        #: "reference": always the plain step-by-step scan (the oracle; `snnkit bench` compares them)
+        #: "auto" (the fastest that runs), "triton" (Triton kernels or an error), "torch", "reference" (the oracle)
         self._backend = "auto"
+        self.plan_events: list[str] = []  #: an implementation that could not take a call (see engine.paths)
         self.plan()
 
     # ------------------------------------------------------------------------------------ scan plan
@@ -150,11 +135,8 @@ class Network(nn.Module):
         self.plan(backend=value)
 
     def plan(self, backend: str | None = None, rules: Sequence[LearningRule] | None = None) -> list[str]:
-        """Choose every spiking layer's scan path once (see :mod:`snnkit_core.engine.paths`) for ``backend`` and the
-        ``rules`` attached (their ``layer_scan``, ``record_state`` and ``after_step``); returns the path names.
-        Called at assembly, and again (automatically) when the backend is set or the network changes device."""
-        from snnkit_core.engine.paths import plan_network
-
+        """Choose every spiking layer's scan once (:mod:`snnkit_core.engine.paths`) for ``backend`` and ``rules``;
+        returns the paths. Called at assembly, and again when the backend is set or the device or dtype change."""
         backend = self._backend if backend is None else backend
         rules = self.rules if rules is None else tuple(rules)
         plans = plan_network(self, backend, rules)
@@ -166,6 +148,26 @@ class Network(nn.Module):
     def paths(self) -> list[str]:
         """The planned scan path of each spiking layer (hidden layers, then a spiking output layer)."""
         return [layer.plan.path for layer in self.spiking_layers()]
+
+    def layer_names(self) -> list[str]:
+        """``layer0``, ``layer1``, ... for the hidden layers, then ``output`` for a spiking output layer."""
+        return [f"layer{i}" for i in range(len(self.layers))] + (["output"] if self.readout == "spiking" else [])
+
+    def plan_report(self) -> list[dict]:
+        """Per spiking layer: its name, the implementation that runs, the path, and the faster ones skipped, why."""
+        return [{"layer": name, "implementation": layer.plan.implementation, "path": layer.plan.path,
+                 "skipped": [{"implementation": i, "reason": why} for i, why, _ in layer.plan.skipped]}
+                for name, layer in zip(self.layer_names(), self.spiking_layers())]
+
+    def plan_notes(self) -> list[str]:
+        """One line per implementation that cannot run in this process at all (e.g. no C compiler), naming the
+        layers it would have run and why: what a command prints when it starts."""
+        notes: dict[tuple[str, str], list[str]] = {}
+        for name, layer in zip(self.layer_names(), self.spiking_layers()):
+            for impl, why in [(i, why) for i, why, gone in layer.plan.skipped if gone]:
+                notes.setdefault((impl, why), []).append(name)
+        return [f"{impl} cannot run here, so {', '.join(layers)} use{'s' * (len(layers) == 1)} a slower scan: {why}"
+                for (impl, why), layers in notes.items()]
 
     def _apply(self, fn, *args, **kwargs):
         res = super()._apply(fn, *args, **kwargs)
@@ -192,10 +194,6 @@ class Network(nn.Module):
                     nn.init.zeros_(lin.bias)
             lin.weight.data.mul_(scale)
 
-    @property
-    def hidden_layers(self) -> list[Layer]:
-        return list(self.layers)
-
     def spiking_layers(self) -> list[Layer]:
         """Hidden layers, then the output layer when it is spiking."""
         return [*self.layers, self.output] if self.readout == "spiking" else list(self.layers)
@@ -221,7 +219,7 @@ class Network(nn.Module):
             h = tr.y
         if self.readout == "spiking":
             tr = self._scan(self.output, self.output.delayed(self.output.ff(h)))
-            return NetworkOutput(logits=tr.y.sum(0), out=tr.y, hidden=traces, out_spikes=tr.s, input=x_enc, output_trace=tr)
+            return NetworkOutput(tr.y.sum(0), tr.y, traces, out_spikes=tr.s, input=x_enc, output_trace=tr)
         out = self.output(h)  # (T, B, K)
         return NetworkOutput(logits=out.sum(0), out=out, hidden=traces, input=x_enc)
 
@@ -231,13 +229,6 @@ class Network(nn.Module):
                 layer.recurrence.on_epoch_end(epoch)
 
     def describe(self) -> dict:
-        info = {}
-        for i, layer in enumerate(self.layers):
-            if layer.recurrence is not None:
-                d = layer.recurrence.describe()
-                if d:
-                    info[f"layer{i}"] = d
-        return info
-
-
-from snnkit_core.contract.compat import check_compatible  # noqa: E402,F401  (its home is snnkit_core.contract.compat; kept importable here)
+        """``{"layerI": recurrence.describe()}`` for each hidden layer whose recurrence records something."""
+        return {f"layer{i}": d for i, layer in enumerate(self.layers)
+                if layer.recurrence is not None and (d := layer.recurrence.describe())}

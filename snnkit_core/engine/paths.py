@@ -1,80 +1,86 @@
-"""Scan paths: which implementation runs each spiking layer's scan, chosen once when the network is planned.
-
-A layer's scan maps its input current (T, B, N) to ``(y, s)`` (or ``(y, s, extra)`` with recorded state). The
-plan is made when the network is assembled and again only when its backend, rules or device change
-(``Network.plan``), never per call. For each layer, in order:
-
-1. the default path, from ``--backend``:
-
-   * ``reference``: the plain step loop of :func:`snnkit_core.contract.scan.reference_scan` (the oracle);
-   * ``fused``: the neuron's ``fused_scan`` (``auto``/``triton``, when ``kernel_reason`` and
-     ``fused_scan_reason`` are None);
-   * ``fast``: the neuron's ``fast_scan`` (``auto``/``torch``, e.g. the CPU scans of ``lif``/``lif-soft``, when
-     ``fast_scan_reason`` is None);
-   * ``connectivity``: the recurrence's own exact ``scan`` (e.g. SRC's k steps per product), with
-     ``+kernel`` when that scan runs the neuron's chunk kernel;
-   * ``reference`` again where none of these applies;
-
-   a rule that records neuron state (``record_state``) needs the reference path;
-2. then each rule's ``layer_scan(layer, default)`` in order (the gradient rule, then add-ons), each getting
-   the scan chosen so far, which it may wrap or replace; the path name gains ``rule:NAME``.
-
-``--backend triton`` on a layer whose path runs no kernel, and ``--backend triton|reference`` under a rule
-that owns the scan (``owns_scan``), are refused here with a message that says so.
+"""Scan paths: which implementation runs each spiking layer's scan, chosen once when the network is planned
+(at assembly; again only when its backend, rules, device or dtype change). The default path, from ``--backend``:
+``reference`` (``reference_scan``, the oracle; also when a rule records neuron state); else the first registered
+implementation (:mod:`snnkit_core.contract.implementations`) for the layer's neuron, recurrence (``"none"`` or its
+``structure``) and device that the backend allows, is available and accepts the layer (Triton: ``fused``, else
+``fast``); else the recurrence's own ``scan`` given the implementations of its ``kinds`` (``connectivity``,
+``+kernel`` when a Triton one runs); else ``reference``. Then each rule's ``layer_scan`` may wrap or replace it.
+At run time an implementation that cannot take a call is an error under an explicit backend; under ``auto`` the
+layer runs its fallback, and the event goes to ``Network.plan_events`` and a warning (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
-from attrs import frozen
+from attrs import define, frozen
 
+from snnkit_core.contract import implementations as impls
 from snnkit_core.contract.errors import ConfigError, IncompatibleError
 from snnkit_core.contract.interfaces import Recurrence
+from snnkit_core.contract.plugins import get_registry
+from snnkit_core.contract.scan import reference_scan
 
 BACKENDS = ("auto", "triton", "torch", "reference")
 
 
 @frozen
 class LayerPlan:
-    """The chosen scan of one layer: ``path`` names it (recorded in the manifest, printed by ``snnkit bench``)."""
+    """One layer's scan: ``path`` names it (as in the manifest), ``implementation`` says what runs, ``skipped``
+    the faster ones passed over as ``(name, reason, unavailable)`` (unavailable: it cannot run in this process)."""
 
     path: str
     scan: Callable
+    implementation: str = "reference"
+    skipped: tuple = ()
 
 
-def _reference_scan(layer, current, record: tuple[str, ...] = ()):
-    from snnkit_core.contract.scan import reference_scan
-
+def reference_layer_scan(layer, current, record: tuple[str, ...] = ()):
     return reference_scan(layer.neuron, current, layer.recurrence, record)
 
 
-def _reference(record: tuple[str, ...]) -> Callable:
-    """The reference scan recording ``record`` (a partial of a module function, so a plan can be pickled)."""
-    return functools.partial(_reference_scan, record=record)
+def _connectivity(layer, current, kernels=None):
+    return layer.recurrence.scan(layer.neuron, current, kernels)
 
 
-def _fused(layer, current):
-    res = layer.neuron.fused_scan(current, layer.recurrence)
-    if res is not None:
-        return res
-    if layer.neuron.kernel_mode == "required":  # e.g. float64 input: the kernels are float32 only
-        raise IncompatibleError(
-            f"--backend triton: neuron {layer.neuron.name!r} has no fused kernel for this input (dtype "
-            f"{current.dtype}, device {current.device.type}). Use --backend torch."
-        )
-    return layer.scan(current)
+@define(eq=False)
+class Guarded:
+    """A planned implementation at run time. ``fallback`` (layer, current) -> result for a whole-layer one; None
+    for a recurrence's kernel, which then returns None (the recurrence runs its own code)."""
 
+    impl: impls.Implementation
+    dtypes: frozenset
+    where: str
+    strict: str | None  # the explicit backend, None under auto
+    events: list
+    fallback: Callable | None = None
+    failed: str | None = None
 
-def _fast(layer, current):
-    res = layer.neuron.fast_scan(current, layer.recurrence)
-    return res if res is not None else layer.scan(current)  # e.g. a dtype the fast scan does not take
+    def __call__(self, first, current, *args):
+        if self.failed is None and current.dtype in self.dtypes:
+            try:
+                return self._run(first, current, args)
+            except Exception as exc:  # noqa: BLE001 - a kernel's compile or launch failure (the backward cannot fall back)
+                if self.impl.backend != "triton":
+                    raise
+                self.failed = f"it failed ({type(exc).__name__}: {exc})"
+        msg = f"{self.where}: {self.impl.name} ({self.impl.backend}) did not run: " + (
+            self.failed or f"it takes no {current.dtype} input")
+        if self.strict is not None:
+            raise IncompatibleError(f"--backend {self.strict}: {msg}, and this backend allows no fallback. Use "
+                                    f"--backend auto to fall back with a warning.")
+        if msg not in self.events:
+            self.events.append(msg)
+            warnings.warn(f"{msg}; running the torch scan for it instead", RuntimeWarning, stacklevel=3)
+        return None if self.fallback is None else self.fallback(first, current)
 
-
-def _connectivity(layer, current):
-    return layer.recurrence.scan(layer.neuron, current)
+    def _run(self, first, current, args):
+        if self.fallback is None:
+            return self.impl.scan(first, current, *args)
+        return self.impl.scan(first.neuron, current, first.recurrence)
 
 
 def has_own_scan(recurrence: Recurrence | None) -> bool:
@@ -82,31 +88,64 @@ def has_own_scan(recurrence: Recurrence | None) -> bool:
     return recurrence is not None and type(recurrence).scan is not Recurrence.scan
 
 
-def default_plan(layer, backend: str, device: torch.device, record: tuple[str, ...] = ()) -> LayerPlan:
-    """The path ``backend`` gives ``layer`` on ``device`` before any rule acts; sets ``neuron.kernel_mode`` once."""
+def _resolve(layer, kind: str, backend: str, device: torch.device, dtype: str, skipped: list):
+    """The first implementation of ``kind`` this layer may run, or None; the others tried go to ``skipped``."""
+    for impl in impls.candidates(layer.neuron.name, kind, device.type):
+        gone = impls.unavailable(impl) if backend in ("auto", impl.backend) else None
+        why = gone if backend in ("auto", impl.backend) else f"--backend {backend}"
+        if why is None and dtype not in impl.dtypes:
+            why = f"it takes {'/'.join(impl.dtypes)} input, not {dtype}"
+        if (why := why or (impl.accepts(layer) if impl.accepts else None)) is None:
+            return impl
+        skipped.append((impl.name, why, gone is not None))
+    return None
+
+
+def _kernels(layer, backend, device, dtype, skipped, guard) -> dict:
+    """The implementations of the recurrence's ``kinds``; a Triton one (a chunk kernel) runs the layer alone."""
+    kinds = layer.recurrence.kinds if has_own_scan(layer.recurrence) else ()
+    found = {k: guard(i) for k in kinds if (i := _resolve(layer, k, backend, device, dtype, skipped)) is not None}
+    if any(g.impl.backend == "triton" for g in found.values()):
+        skipped += [(g.impl.name, "a Triton kernel runs this layer", False) for g in found.values()
+                    if g.impl.backend != "triton"]
+        found = {k: g for k, g in found.items() if g.impl.backend == "triton"}
+    return found
+
+
+def default_plan(layer, backend: str, device: torch.device, record: tuple[str, ...] = (), dtype: str = "float32",
+                 where: str = "", events: list | None = None) -> LayerPlan:
+    """The path ``backend`` gives ``layer`` on ``device`` for ``dtype`` input before any rule acts."""
     n, rec = layer.neuron, layer.recurrence
-    kernel_why = n.kernel_reason(device) if backend in ("auto", "triton") else f"--backend {backend}"
-    n.kernel_mode = "off" if kernel_why is not None else ("required" if backend == "triton" else "auto")
+    if backend == "triton" and record:
+        raise IncompatibleError(f"--backend triton: a rule records the state of neuron {n.name!r}, which only the "
+                                f"reference scan gives (no fused kernel does). Use --backend torch.")
     if backend == "reference" or record:
-        n.kernel_mode = "off"
-        plan = LayerPlan("reference", _reference(record))
-    elif kernel_why is None and n.fused_scan_reason(rec) is None:
-        plan = LayerPlan("fused", _fused)
-    elif backend in ("auto", "torch") and n.fast_scan_reason(rec, device) is None:
-        plan = LayerPlan("fast", _fast)
+        return LayerPlan("reference", functools.partial(reference_layer_scan, record=record))
+    skipped: list = []
+
+    def guard(impl, fallback=None):
+        return Guarded(impl, frozenset(getattr(torch, d) for d in impl.dtypes), where,
+                       None if backend == "auto" else backend, [] if events is None else events, fallback)
+
+    kernels = _kernels(layer, backend, device, dtype, skipped, guard)
+    fallback = functools.partial(_connectivity, kernels=kernels) if has_own_scan(rec) else reference_layer_scan
+    impl = _resolve(layer, "none" if rec is None else rec.structure, backend, device, dtype, skipped)
+    if impl is not None:
+        path = "fused" if impl.backend == "triton" else "fast"
+        plan = LayerPlan(path, guard(impl, fallback), impl.name, tuple(skipped))
     elif has_own_scan(rec):
-        chunk_kernel = kernel_why is None and rec.uses_scan_chunk and n.has_chunk_kernel
-        plan = LayerPlan("connectivity+kernel" if chunk_kernel else "connectivity", _connectivity)
+        first = kernels.get(rec.kinds[0]) if rec.kinds else None
+        lead = first or next(iter(kernels.values()), None)
+        name = "chunked" if lead is None else lead.impl.name if first else f"chunked+{lead.impl.name}"
+        kernel = lead is not None and lead.impl.backend == "triton"
+        plan = LayerPlan("connectivity+kernel" if kernel else "connectivity", fallback, name, tuple(skipped))
     else:
-        plan = LayerPlan("reference", _reference(()))
-    if backend == "triton" and "kernel" not in plan.path and plan.path != "fused":
-        why = kernel_why or n.fused_scan_reason(rec) or "its recurrence's scan runs no kernel"
-        raise IncompatibleError(
-            f"--backend triton: neuron {n.name!r} has no fused kernel for this layer (recurrence "
-            f"{getattr(rec, 'structure', 'none')}, device {device.type}{', recording state' if record else ''}): "
-            f"{why}. Triton runs on CUDA (or on CPU under its interpreter: TRITON_INTERPRET=1 and "
-            f"SNNKIT_TRITON_ON_CPU=1). Use --backend torch."
-        )
+        plan = LayerPlan("reference", fallback, "reference", tuple(skipped))
+    if backend == "triton" and plan.path not in ("fused", "connectivity+kernel"):
+        why = "; ".join(f"{i}: {why}" for i, why, _ in skipped) or "no Triton implementation is registered"
+        raise IncompatibleError(f"--backend triton: neuron {n.name!r} has no fused kernel for this layer (recurrence "
+                                f"{getattr(rec, 'structure', 'none')}, {device.type}, {dtype}): {why}. Triton runs on "
+                                f"CUDA (on the CPU only under its interpreter, for tests). Use --backend torch.")
     return plan
 
 
@@ -114,31 +153,24 @@ def check_backend(backend: str, rules: Sequence = ()) -> None:
     """Refuse a ``backend`` that is not one of :data:`BACKENDS`, or that a rule's own scan would override."""
     if backend not in BACKENDS:
         raise ConfigError(f"backend must be auto, triton, torch or reference; got {backend!r}")
-    for rule in rules:
-        if rule.owns_scan and backend in ("triton", "reference"):
-            raise IncompatibleError(
-                f"rule {rule.name!r} runs its own scan for every layer, so --backend {backend} would be ignored; "
-                f"use --backend auto or torch with {rule.name}"
-            )
-
-
-def plan_layer(layer, backend: str, device: torch.device, rules: Sequence = ()) -> LayerPlan:
-    """The default path, then each rule's ``layer_scan`` in order (see the module docstring)."""
-    check_backend(backend, rules)
-    record = tuple(dict.fromkeys(f for r in rules for f in r.record_state))
-    plan = default_plan(layer, backend, device, record)
-    for rule in rules:
-        scan = rule.layer_scan(layer, plan.scan)
-        if scan is None:
-            continue
-        path = f"rule:{rule.name}" if rule.owns_scan else f"{plan.path}>rule:{rule.name}"
-        plan = LayerPlan(path, scan)
-    return plan
+    for rule in [r for r in rules if r.owns_scan and backend in ("triton", "reference")]:
+        raise IncompatibleError(f"rule {rule.name!r} runs its own scan for every layer, so --backend {backend} would "
+                                f"be ignored; use --backend auto or torch with {rule.name}")
 
 
 def plan_network(network, backend: str, rules: Sequence = (), device: torch.device | None = None) -> list[LayerPlan]:
-    """One :class:`LayerPlan` per spiking layer of ``network`` (hidden layers, then a spiking output layer)."""
+    """One :class:`LayerPlan` per spiking layer of ``network`` (hidden layers, then a spiking output layer): the
+    default path, then each rule's ``layer_scan`` in order (the gradient rule, then add-ons)."""
     check_backend(backend, rules)
-    if device is None:
-        device = next(network.parameters()).device
-    return [plan_layer(layer, backend, device, rules) for layer in network.spiking_layers()]
+    get_registry()  # the plugins' implementations are registered with their components
+    first = next(network.parameters())
+    device, dtype = first.device if device is None else device, str(first.dtype).removeprefix("torch.")
+    record, plans = tuple(dict.fromkeys(f for r in rules for f in r.record_state)), []
+    for name, layer in zip(network.layer_names(), network.spiking_layers()):
+        plan = default_plan(layer, backend, device, record, dtype, name, network.plan_events)
+        for rule in rules:
+            if (scan := rule.layer_scan(layer, plan.scan)) is not None:
+                path = f"rule:{rule.name}" if rule.owns_scan else f"{plan.path}>rule:{rule.name}"
+                plan = LayerPlan(path, scan, path if rule.owns_scan else plan.implementation, plan.skipped)
+        plans.append(plan)
+    return plans

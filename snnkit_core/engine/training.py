@@ -193,6 +193,7 @@ def manifest(built: Built) -> dict[str, Any]:
         "dataset": built.dataset.identity(),
         "recurrence": built.network.describe(),  # e.g. the sparse masks' seed and density
         "scan_paths": built.network.paths(),  # per spiking layer, chosen once at assembly (snnkit_core.engine.paths)
+        "plan": built.network.plan_report(),  # per layer: the implementation that runs, and why faster ones did not
         "git_commit": _git_commit(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

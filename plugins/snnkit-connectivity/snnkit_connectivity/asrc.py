@@ -21,7 +21,8 @@ Speed. The reference path (``snnkit_core.contract.scan.reference_scan`` with ``r
   ``addmm`` per step. For ASRC the part of the window Σ α_j y[t-j] that lies before the current chunk of
   L = 8 steps is one Toeplitz product plus one product with V per chunk; each step adds only its ≤ L-1
   in-chunk terms (see ``mixed_span_scan``).
-* The neuron runs a chunk as one autograd node when it has its own ``scan_chunk`` (``lif-soft``), else ``step``.
+* The neuron runs a chunk as one autograd node: the planned "chunk" implementation, else its own ``scan_chunk``
+  (``lif-soft``), else ``step``. The network resolves the implementations of ``kinds`` once and passes them in.
 * The recurrent input reaches the neuron as ``step``'s / ``scan_chunk``'s separate ``recurrent`` argument;
   only for a neuron that declares ``sums_inputs`` (it uses just the sum) is it added into the current first
   (one fused ``addmm``), which gives the same numbers.
@@ -50,22 +51,25 @@ def _own_chunk(neuron) -> bool:
     return type(neuron).scan_chunk is not Neuron.scan_chunk
 
 
-def _run(neuron, current, state, recurrent=None):
-    """Run the neuron over ``current`` (L, B, N) (and ``recurrent``, or None) from ``state`` with ``scan_chunk``
-    (the base class loops ``step``). Returns ``(y, s, state)`` with y, s (L, B, N)."""
+def _run(neuron, current, state, recurrent=None, chunk=None):
+    """Run the neuron over ``current`` (L, B, N) (and ``recurrent``, or None) from ``state``: the planned "chunk"
+    implementation ``chunk`` where it takes the call, else ``scan_chunk`` (the base class loops ``step``).
+    Returns ``(y, s, state)`` with y, s (L, B, N)."""
     if recurrent is not None and neuron.sums_inputs:
         current, recurrent = current + recurrent, None
+    if chunk is not None and recurrent is None and (res := chunk(neuron, current, state)) is not None:
+        return res
     return neuron.scan_chunk(current, state, recurrent)
 
 
-def chunked_skip_scan(neuron, current: torch.Tensor, weight: torch.Tensor, k: int):
+def chunked_skip_scan(neuron, current: torch.Tensor, weight: torch.Tensor, k: int, kernels=None):
     """Exact scan of ``I[t] += weight @ y[t-k]``: one GEMM per chunk of k steps, then one k-step neuron scan.
 
-    A neuron with ``skip_scan(current, weight, k)`` (``lif-soft`` on the CPU) runs the whole layer as one
+    A planned "span" implementation (``kernels``; ``lif-soft`` on the CPU) runs the whole layer as one
     autograd node over preallocated buffers instead; otherwise the chunks are concatenated at the end.
     """
-    res = neuron.skip_scan(current, weight, k)  # Neuron.skip_scan: None unless the neuron has one
-    if res is not None:
+    kernels = kernels or {}
+    if "span" in kernels and (res := kernels["span"](neuron, current, weight, k)) is not None:
         return res
     T, B, N = current.shape
     state = neuron.initial_state(B, current.device, current.dtype)
@@ -78,20 +82,21 @@ def chunked_skip_scan(neuron, current: torch.Tensor, weight: torch.Tensor, k: in
         rec = None
         if t0 > 0:  # y[t-k] for t in [t0, t1) is the previous chunk: one (L·B, N) x (N, N) product
             rec = torch.matmul(ys[-1][: t1 - t0], wt)
-        y, s, state = _run(neuron, cur, state, rec)
+        y, s, state = _run(neuron, cur, state, rec, kernels.get("chunk"))
         ys.append(y)
         ss.append(s)
     return torch.cat(ys), torch.cat(ss)
 
 
-def _one_step(neuron):
-    """A per-step function ``(I[t], state, R[t] or None) -> (y, s, state)``: the neuron's own one-node chunk
-    scan on a 1-step chunk when it has one (fewer autograd nodes than ``step``), else ``step``."""
-    if not _own_chunk(neuron):
+def _one_step(neuron, chunk=None):
+    """A per-step function ``(I[t], state, R[t] or None) -> (y, s, state)``: the planned "chunk" implementation
+    or the neuron's own one-node chunk scan on a 1-step chunk when it has one (fewer autograd nodes than
+    ``step``), else ``step``."""
+    if chunk is None and not _own_chunk(neuron):
         return neuron.step
 
     def step(i_t, state, r_t=None):
-        y, s, state = neuron.scan_chunk(i_t.unsqueeze(0), state, None if r_t is None else r_t.unsqueeze(0))
+        y, s, state = _run(neuron, i_t.unsqueeze(0), state, None if r_t is None else r_t.unsqueeze(0), chunk)
         return y[0], s[0], state
 
     return step
@@ -104,18 +109,18 @@ def _add_recurrent(neuron, i_t, y, wt):
     return i_t, torch.matmul(y, wt)
 
 
-def dense_scan(neuron, current: torch.Tensor, weight: torch.Tensor):
-    """Exact scan of ``I[t] += weight @ y[t-1]``: one fused addmm per step; a neuron with ``skip_scan`` (``lif-soft``
-    on the CPU) runs it as SRC with k = 1 instead (one autograd node for the layer)."""
-    res = neuron.skip_scan(current, weight, 1)
-    if res is not None:
+def dense_scan(neuron, current: torch.Tensor, weight: torch.Tensor, kernels=None):
+    """Exact scan of ``I[t] += weight @ y[t-1]``: one fused addmm per step; a planned "span" implementation
+    (``lif-soft`` on the CPU) runs it as SRC with k = 1 instead (one autograd node for the layer)."""
+    kernels = kernels or {}
+    if "span" in kernels and (res := kernels["span"](neuron, current, weight, 1)) is not None:
         return res
     T, B, N = current.shape
     state = neuron.initial_state(B, current.device, current.dtype)
     ys: list[torch.Tensor] = []
     ss: list[torch.Tensor] = []
     wt = weight.t()
-    step = _one_step(neuron)
+    step = _one_step(neuron, kernels.get("chunk"))
     steps = current.unbind(0)  # one autograd node; current[t] per step would cost O(T·B·N) each in backward
     y = None
     for t in range(T):
@@ -126,7 +131,8 @@ def dense_scan(neuron, current: torch.Tensor, weight: torch.Tensor):
     return torch.stack(ys), torch.stack(ss)
 
 
-def mixed_span_scan(neuron, current: torch.Tensor, weight: torch.Tensor, alpha: torch.Tensor, chunk: int = 8):
+def mixed_span_scan(neuron, current: torch.Tensor, weight: torch.Tensor, alpha: torch.Tensor, chunk: int = 8,
+                    kernels=None):
     """Exact scan of ``I[t] += weight @ Σ_{j=1..K} alpha[j-1] y[t-j]`` (terms with t-j < 0 are zero).
 
     Steps are grouped in chunks [t0, t0+L), L = min(chunk, K). The part of the window that lies before t0 is
@@ -135,8 +141,8 @@ def mixed_span_scan(neuron, current: torch.Tensor, weight: torch.Tensor, alpha: 
     Inside the chunk, step t0+i adds the i in-chunk terms Σ_{j=1..i} alpha[j-1] y[t-j] and one addmm with V.
     So a step costs ≤ L-1 element-wise terms instead of K, and still one product (α_1 needs y[t-1]).
     """
-    res = neuron.mixed_scan(current, weight, alpha, chunk)  # the same as one autograd node (lif-soft on the CPU)
-    if res is not None:
+    kernels = kernels or {}  # a planned "mixed" implementation: the same as one autograd node (lif-soft on the CPU)
+    if "mixed" in kernels and (res := kernels["mixed"](neuron, current, weight, alpha, chunk)) is not None:
         return res
     T, B, N = current.shape
     K = alpha.shape[0]
@@ -147,7 +153,7 @@ def mixed_span_scan(neuron, current: torch.Tensor, weight: torch.Tensor, alpha: 
     ys: list[torch.Tensor] = []
     ss: list[torch.Tensor] = []
     wt = weight.t()
-    step = _one_step(neuron)
+    step = _one_step(neuron, kernels.get("chunk"))
     steps = current.unbind(0)  # one autograd node (see dense_scan)
     for t0 in range(0, T, L):
         t1 = min(t0 + L, T)
@@ -187,7 +193,7 @@ class DenseRecurrence(Recurrence):
     """``V y[t-1]``, V orthogonal (gain 1), no bias."""
 
     structure = "dense"
-    uses_scan_chunk = True
+    kinds = ("span", "chunk")
 
     def __init__(self, size: int):
         super().__init__(size, span=1)
@@ -196,8 +202,8 @@ class DenseRecurrence(Recurrence):
     def recurrent_input(self, past):
         return past[0] @ self.weight.t()
 
-    def scan(self, neuron, current):
-        return dense_scan(neuron, current, self.weight)
+    def scan(self, neuron, current, kernels=None):
+        return dense_scan(neuron, current, self.weight, kernels)
 
     def describe(self):
         return {"span": 1}
@@ -207,7 +213,7 @@ class SkipRecurrence(Recurrence):
     """SRC: ``V y[t-k]``; scanned k steps per matrix product."""
 
     structure = "dense"
-    uses_scan_chunk = True
+    kinds = ("span", "chunk")
 
     def __init__(self, size: int, k: int):
         if k < 1:
@@ -218,10 +224,10 @@ class SkipRecurrence(Recurrence):
     def recurrent_input(self, past):
         return past[self.span - 1] @ self.weight.t()
 
-    def scan(self, neuron, current):
+    def scan(self, neuron, current, kernels=None):
         if self.span == 1:
-            return dense_scan(neuron, current, self.weight)
-        return chunked_skip_scan(neuron, current, self.weight, self.span)
+            return dense_scan(neuron, current, self.weight, kernels)
+        return chunked_skip_scan(neuron, current, self.weight, self.span, kernels)
 
     def describe(self):
         return {"span": self.span}
@@ -231,7 +237,7 @@ class AdaptiveSkipRecurrence(Recurrence):
     """ASRC: ``V Σ_j α_j y[t-j]``, α = softmax(p/τ) over spans 1..K; hardmax span in eval mode."""
 
     structure = "dense"
-    uses_scan_chunk = True
+    kinds = ("mixed", "span", "chunk")
 
     def __init__(self, size: int, max_span: int, lr_scale: float = 100.0, tau_decay: float = 0.96):
         if max_span < 1:
@@ -257,13 +263,13 @@ class AdaptiveSkipRecurrence(Recurrence):
         m = sum(alpha[j] * past[j] for j in range(self.span))
         return m @ self.weight.t()
 
-    def scan(self, neuron, current):
+    def scan(self, neuron, current, kernels=None):
         if not self.training:
             k = self.hard_span()
             if k == 1:
-                return dense_scan(neuron, current, self.weight)
-            return chunked_skip_scan(neuron, current, self.weight, k)
-        return mixed_span_scan(neuron, current, self.weight, self.alpha().to(current.dtype))
+                return dense_scan(neuron, current, self.weight, kernels)
+            return chunked_skip_scan(neuron, current, self.weight, k, kernels)
+        return mixed_span_scan(neuron, current, self.weight, self.alpha().to(current.dtype), kernels=kernels)
 
     def on_epoch_end(self, epoch):
         self.tau.mul_(self.tau_decay)

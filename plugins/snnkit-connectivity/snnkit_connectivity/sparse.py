@@ -95,8 +95,8 @@ class MaskedRecurrence(DenseRecurrence):
     def recurrent_input(self, past):
         return past[0] @ self.effective_weight().t()
 
-    def scan(self, neuron, current):
-        return dense_scan(neuron, current, self.effective_weight())
+    def scan(self, neuron, current, kernels=None):
+        return dense_scan(neuron, current, self.effective_weight(), kernels)
 
     def describe(self):
         d = {"span": 1}

@@ -11,6 +11,7 @@ Per neuron, per step t (1 step = dt), with ũ[-1] = 0 and a[-1] = 0:
 
 The output y = a (the PSC) is what the next layer's weights multiply. The network input x passes through
 the same synaptic filter first (``encode_input``). Units: τm, τs in steps; u, V_th dimensionless.
+Its faster scans (Triton, the CPU's C kernel and torch loop) are registered in :mod:`snnkit_neurons.scans`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import NamedTuple
 
 import torch
 
-from snnkit_core.contract.errors import ConfigError, IncompatibleError
+from snnkit_core.contract.errors import ConfigError
 from snnkit_core import Neuron, Param
 from snnkit_core.contract.surrogate import spike
 
@@ -100,65 +101,6 @@ class LIF(Neuron):
             current = current + recurrent
         a, s, _, state = lif_step(current, state, self.leak, self.tau_s, self.v_th, self.surrogate, self.hparams["detach_reset"])
         return a, s, state
-
-    def kernel_reason(self, device):
-        """None when the Triton kernels can run on ``device`` with this neuron's surrogate, else why not."""
-        from . import kernels
-
-        return kernels.unusable_reason(device.type, self.surrogate[0], "lif_scan", "lif")
-
-    def fused_scan_reason(self, recurrence):
-        """The kernel takes no recurrence or a diagonal 1-step one (ScSr's self weights)."""
-        if recurrence is None or (recurrence.structure == "diagonal" and recurrence.span == 1 and recurrence.weight is not None):
-            return None
-        return f"the lif kernel takes no {recurrence.structure} recurrence of span {recurrence.span}"
-
-    def fused_scan(self, current, recurrence):
-        """The whole scan as one Triton kernel per direction (see kernels/lif_scan.py); None for a non-float32 input."""
-        from . import kernels
-
-        if current.dtype != torch.float32 or self.kernel_mode == "off" or not kernels.usable(current.device.type):
-            return None
-        from .kernels.lif_scan import lif_scan
-
-        kind, width = self.surrogate
-        w = recurrence.weight if recurrence is not None else None
-        try:
-            return lif_scan(current, self.leak, w, self.tau_s, self.v_th, kind, width, self.hparams["detach_reset"])
-        except Exception as exc:  # compile/launch failure (the backward compiles on first use and cannot fall back)
-            kernels.disable(exc)
-            if self.kernel_mode == "required":
-                raise IncompatibleError(f"--backend triton: neuron 'lif' has no fused kernel here: it failed ({exc})") from None
-            return None
-
-    def fast_scan_reason(self, recurrence, device):
-        """The CPU scan takes a CPU layer with no recurrence or the diagonal 1-step self term, and a surrogate it implements."""
-        from .kernels.cpu import SURROGATE
-
-        if device.type != "cpu":
-            return f"the lif CPU scan runs on the CPU, not {device.type}"
-        if recurrence is not None and not (recurrence.structure == "diagonal" and recurrence.span == 1 and recurrence.weight is not None):
-            return f"the lif CPU scan takes no {recurrence.structure} recurrence of span {recurrence.span}"
-        if self.surrogate[0] not in SURROGATE:
-            return f"the lif CPU scan has no {self.surrogate[0]!r} surrogate"
-        return None
-
-    def fast_scan(self, current, recurrence):
-        """On the CPU: the whole scan as one autograd node, forward and reverse-time backward each one call into
-        C (kernels/cpu_scan.c, built on install or first use), or the same node's torch loop where C cannot be
-        built (kernels/lif_cpu.py). None elsewhere (another device, a recurrence other than the self term)."""
-        if current.device.type != "cpu" or current.dtype not in (torch.float32, torch.float64):
-            return None
-        if recurrence is not None and not (recurrence.structure == "diagonal" and recurrence.span == 1 and hasattr(recurrence, "weight")):
-            return None
-        from .kernels.cpu import SURROGATE
-        from .kernels.lif_cpu import lif_scan_cpu
-
-        kind, width = self.surrogate
-        if kind not in SURROGATE:
-            return None
-        w = recurrence.weight if recurrence is not None else None
-        return lif_scan_cpu(current, self.leak, w, self.tau_s, self.v_th, kind, width, self.hparams["detach_reset"])
 
     def encode_input(self, x):
         return psc_filter(x, self.tau_s) if self.hparams["filter_input"] else x

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import torch
 
-from snnkit_core.contract.errors import ConfigError, IncompatibleError
+from snnkit_core.contract.errors import ConfigError
 from snnkit_core import Neuron, Param
 from snnkit_core.contract.surrogate import spike, surrogate_grad
 
@@ -34,7 +34,7 @@ def lif_soft_step(current, state: SoftState, decay, v_th: float, surrogate=("tri
     return s, h, SoftState(u)
 
 
-class _SoftScan(torch.autograd.Function):
+class SoftScan(torch.autograd.Function):
     """L steps of lif-soft as one autograd node: an in-place forward loop and a hand-written reverse loop.
 
     Backward (x_t = H[t] - V_th, σ'_t its surrogate derivative, g_U the gradient arriving at U[t]):
@@ -89,7 +89,6 @@ class LIFSoft(Neuron):
     has_psc = False
     has_surrogate = True
     has_leak = False
-    has_chunk_kernel = True
     default_surrogate = ("triangle", 1.0)
 
     def __init__(self, size: int, **params):
@@ -117,99 +116,13 @@ class LIFSoft(Neuron):
         """``current`` (L, B, N) -> ``(y, s, state)`` for L steps as one autograd node (same numbers as ``step``).
 
         Recurrences whose input for the next L steps is known in advance (SRC's chunks) call this instead of
-        looping ``step``; it saves the per-op autograd graph of the step-by-step path.
+        looping ``step``; it saves the per-op autograd graph of the step-by-step path. (Its Triton and C
+        versions are the "chunk" implementations of :mod:`snnkit_neurons.scans`.)
         """
         current = self.total_input(current, recurrent)
         kind, width = self.surrogate
-        if self._kernel_ok(current):
-            from . import kernels
-            from .kernels.lif_soft_scan import soft_scan
-
-            try:
-                s, u = soft_scan(current, state.u, self.decay, self.v_th, kind, width, self.detach_reset)
-                return s, s, SoftState(u)
-            except Exception as exc:  # compile/launch failure: the torch chunk below (see kernels.disable)
-                kernels.disable(exc)
-                if self.kernel_mode == "required":
-                    raise IncompatibleError(f"--backend triton: neuron 'lif-soft' has no fused kernel here: it failed ({exc})") from None
-        if self._cpu_ok(current):  # the C chunk scan (or its torch loop) over preallocated buffers
-            from .kernels.soft_cpu import SoftChunk
-
-            s, u = SoftChunk.apply(current, state.u, self.decay, self.v_th, kind, width, self.detach_reset)
-            return s, s, SoftState(u)
-        s, u = _SoftScan.apply(current, state.u, self.decay, self.v_th, kind, width, self.detach_reset)
+        s, u = SoftScan.apply(current, state.u, self.decay, self.v_th, kind, width, self.detach_reset)
         return s, s, SoftState(u)
-
-    def _cpu_ok(self, current) -> bool:
-        """The CPU scans of kernels/soft_cpu.py apply: a CPU float32/float64 tensor and a surrogate they implement."""
-        from .kernels.cpu import SURROGATE
-
-        return current.device.type == "cpu" and current.dtype in (torch.float32, torch.float64) and self.surrogate[0] in SURROGATE
-
-    def skip_scan(self, current, weight, k: int):
-        """SRC, ``I[t] += weight @ S[t-k]``, over the whole sequence as one autograd node on the CPU (chunks of k
-        steps written into preallocated outputs, see kernels/soft_cpu.SkipScan); None elsewhere, or where the
-        Triton chunk kernel applies (the connectivity's own chunked scan then runs it per chunk)."""
-        if not self._cpu_ok(current) or self._kernel_ok(current):
-            return None
-        from .kernels.soft_cpu import SkipScan
-
-        kind, width = self.surrogate
-        s = SkipScan.apply(current, weight, k, self.decay, self.v_th, kind, width, self.detach_reset)
-        return s, s
-
-    def mixed_scan(self, current, weight, alpha, chunk: int):
-        """ASRC in training, ``I[t] += weight @ Σ_j alpha[j-1] S[t-j]``, over the whole sequence as one autograd node
-        on the CPU (kernels/soft_cpu.MixedScan); None elsewhere, or where the Triton chunk kernel applies."""
-        if not self._cpu_ok(current) or self._kernel_ok(current):
-            return None
-        from .kernels.soft_cpu import MixedScan
-
-        kind, width = self.surrogate
-        s = MixedScan.apply(current, weight, alpha, chunk, self.decay, self.v_th, kind, width, self.detach_reset)
-        return s, s
-
-    def fast_scan_reason(self, recurrence, device):
-        """Without recurrence on the CPU the whole sequence is one CPU chunk; a recurrence's own scan is used otherwise."""
-        from .kernels.cpu import SURROGATE
-
-        if recurrence is not None or device.type != "cpu":
-            return "the lif-soft CPU scan takes a CPU layer without recurrence"
-        return None if self.surrogate[0] in SURROGATE else f"the lif-soft CPU scan has no {self.surrogate[0]!r} surrogate"
-
-    def fast_scan(self, current, recurrence):
-        """Without recurrence, on the CPU: the whole sequence is one chunk (one call per direction)."""
-        if recurrence is not None or not self._cpu_ok(current):
-            return None
-        s, _, _ = self.scan_chunk(current, self.initial_state(current.shape[1], current.device, current.dtype))
-        return s, s
-
-    def _kernel_ok(self, current) -> bool:
-        """The plan allows kernels (``kernel_mode``, set from ``--backend``), float32, and no kernel failed since."""
-        if self.kernel_mode == "off" or current.dtype != torch.float32:
-            return False
-        from .kernels import usable
-
-        return usable(current.device.type)
-
-    def kernel_reason(self, device):
-        """None when the Triton chunk kernel can run on ``device`` with this neuron's surrogate, else why not."""
-        from . import kernels
-
-        return kernels.unusable_reason(device.type, self.surrogate[0], "lif_soft_scan", "lif-soft")
-
-    def fused_scan_reason(self, recurrence):
-        """Without recurrence the whole sequence is one chunk; a recurrence's own scan uses the chunk kernel instead."""
-        return None if recurrence is None else "the whole-sequence kernel takes no recurrence (its scan uses the chunk kernel)"
-
-    def fused_scan(self, current, recurrence):
-        """Without recurrence the whole sequence is one chunk: one kernel per direction."""
-        if recurrence is not None or not self._kernel_ok(current):
-            if self.kernel_mode == "required" and current.dtype == torch.float32:
-                raise IncompatibleError("--backend triton: neuron 'lif-soft' has no fused kernel here (the kernels failed)")
-            return None
-        s, _, _ = self.scan_chunk(current, self.initial_state(current.shape[1], current.device, current.dtype))
-        return s, s
 
 
 def register(register):

@@ -21,6 +21,7 @@ triton = pytest.importorskip("triton")
 
 from snnkit_connectivity.scsr import SelfRecurrence  # noqa: E402
 from snnkit_core.contract.scan import reference_scan  # noqa: E402
+from snnkit_neurons import scans  # noqa: E402
 from snnkit_neurons.lif import LIF  # noqa: E402
 
 
@@ -60,7 +61,7 @@ def _compare(device, T, B, N, kind, detach, has_w, seed=0):
         return [y.detach(), s.detach()] + [p.grad.clone() for p in params]
 
     ref = run(lambda: reference_scan(n, cur, rec))
-    fused = run(lambda: n.fused_scan(cur, rec))
+    fused = run(lambda: scans.lif_triton(n, cur, rec))
     assert torch.equal(ref[0], fused[0]) and torch.equal(ref[1], fused[1])  # spikes and PSC identical
     assert ref[1].sum() > 0 and (1 - ref[1]).sum() > 0  # the case exercises both branches
     for r, f in zip(ref[2:], fused[2:]):
@@ -86,10 +87,10 @@ def test_reset_gradient_term_matters(interpreter):
     torch.manual_seed(1)
     n = LIF(4, tau_m=4.0, tau_s=3.0)
     cur = (torch.rand(9, 2, 4) * 1.5).requires_grad_()
-    y, _ = n.fused_scan(cur, None)
+    y, _ = scans.lif_triton(n, cur, None)
     (g_attached,) = torch.autograd.grad(y.sum(), cur)
     n.hparams["detach_reset"] = True
-    y, _ = n.fused_scan(cur, None)
+    y, _ = scans.lif_triton(n, cur, None)
     (g_detached,) = torch.autograd.grad(y.sum(), cur)
     assert not torch.allclose(g_attached, g_detached)
 
@@ -106,16 +107,16 @@ def test_network_uses_the_kernel_and_backend_triton_errors_clearly(interpreter):
     ref = net(x).logits
     net.backend = "triton"
     assert torch.allclose(net(x).logits, ref, atol=1e-5)
-    net.double()  # the kernels are float32 only
+    assert [r["implementation"] for r in net.plan_report()] == ["triton"] * 3
     with pytest.raises(IncompatibleError, match="Use --backend torch"):
-        net(x.double())
+        net.double()  # the kernels are float32 only: refused when the plan is made for float64
 
 
 # ------------------------------------------------------------------------------------------- lif-soft
 
 
 def _compare_soft(device, L, B, N, kind, detach, use_gu, seed=0):
-    from snnkit_neurons.lif_soft import LIFSoft, SoftState, _SoftScan
+    from snnkit_neurons.lif_soft import LIFSoft, SoftState, SoftScan
 
     torch.manual_seed(seed)
     n = LIFSoft(N, detach_reset=detach)
@@ -132,10 +133,8 @@ def _compare_soft(device, L, B, N, kind, detach, use_gu, seed=0):
         return [s.detach(), u.detach(), cur.grad.clone(), u0.grad.clone()]
 
     kind_, width = n.surrogate
-    ref = run(lambda: _SoftScan.apply(cur, u0, n.decay, n.v_th, kind_, width, detach))
-    _, s, state = n.scan_chunk(cur, SoftState(u0))
-    assert n._kernel_ok(cur)
-    fused = run(lambda: (lambda r: (r[1], r[2].u))(n.scan_chunk(cur, SoftState(u0))))
+    ref = run(lambda: SoftScan.apply(cur, u0, n.decay, n.v_th, kind_, width, detach))
+    fused = run(lambda: (lambda r: (r[1], r[2].u))(scans.soft_chunk_triton(n, cur, SoftState(u0))))
     assert torch.equal(ref[0], fused[0])  # spikes identical
     assert ref[0].sum() > 0 and (1 - ref[0]).sum() > 0
     for r, f in zip(ref[1:], fused[1:]):
@@ -145,7 +144,7 @@ def _compare_soft(device, L, B, N, kind, detach, use_gu, seed=0):
 @pytest.mark.parametrize("L", [1, 2])
 def test_fused_lif_soft_short_chunks_strided_input_several_programs(interpreter, L):
     """L = 1 (dense/asrc call one step at a time), a strided input view, B·N = 360 > BLOCK."""
-    from snnkit_neurons.lif_soft import LIFSoft, SoftState, _SoftScan
+    from snnkit_neurons.lif_soft import LIFSoft, SoftState, SoftScan
 
     torch.manual_seed(2)
     n = LIFSoft(120)
@@ -154,11 +153,10 @@ def test_fused_lif_soft_short_chunks_strided_input_several_programs(interpreter,
     u0 = torch.rand(3, 120).requires_grad_()
     g = torch.randn(L, 3, 120)
     x = cur.detach().requires_grad_()
-    s_ref, u_ref = _SoftScan.apply(x, u0, n.decay, n.v_th, "triangle", 1.0, False)
+    s_ref, u_ref = SoftScan.apply(x, u0, n.decay, n.v_th, "triangle", 1.0, False)
     grads_ref = torch.autograd.grad((s_ref * g).sum() + u_ref.sum(), (x, u0))
     x2 = cur.detach().requires_grad_()
-    assert n._kernel_ok(x2)
-    _, s, state = n.scan_chunk(x2, SoftState(u0))
+    _, s, state = scans.soft_chunk_triton(n, x2, SoftState(u0))
     grads = torch.autograd.grad((s * g).sum() + state.u.sum(), (x2, u0))
     assert torch.equal(s, s_ref) and torch.equal(state.u, u_ref)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads, grads_ref))
@@ -226,7 +224,8 @@ def test_fused_lif_soft_chunk_matches_the_torch_chunk_cuda(detach):
 
 
 def test_a_failing_kernel_falls_back_under_auto_and_is_refused_under_triton(interpreter, monkeypatch):
-    import snnkit_neurons.kernels as kernels
+    """A kernel that fails at run time (compile or launch): under auto the layer runs the torch scan, and the
+    event is recorded on the network and warned once; under --backend triton it is an error."""
     from snnkit_connectivity.asrc import SRC
     from snnkit_core.contract.errors import IncompatibleError
     from snnkit_core.engine.network import Network
@@ -235,7 +234,6 @@ def test_a_failing_kernel_falls_back_under_auto_and_is_refused_under_triton(inte
     # import_module (not `from ... import`): the fixture re-imports the kernel modules, and the package attribute
     # may still hold the previous module object
     lif_soft_scan = importlib.import_module("snnkit_neurons.kernels.lif_soft_scan")
-    monkeypatch.setattr(kernels, "failure", None)
 
     def broken(*args, **kwargs):
         raise RuntimeError("unsupported GPU (simulated)")
@@ -247,9 +245,12 @@ def test_a_failing_kernel_falls_back_under_auto_and_is_refused_under_triton(inte
     net.backend = "torch"
     expected = net(x).logits
     net.backend = "auto"
+    assert net.paths() == ["connectivity+kernel"] * 2
     with pytest.warns(RuntimeWarning, match="unsupported GPU"):
         got = net(x).logits
-    assert torch.equal(got, expected) and kernels.failure is not None
-    assert not kernels.usable("cpu")
-    with pytest.raises(IncompatibleError, match="no fused kernel"):
-        net.backend = "triton"  # refused when the path is planned, before any forward
+    assert torch.equal(got, expected)
+    assert len(net.plan_events) == 2 and all("triton" in e and "unsupported GPU" in e for e in net.plan_events)
+    assert torch.equal(net(x).logits, expected) and len(net.plan_events) == 2  # recorded once per layer
+    net.backend = "triton"
+    with pytest.raises(IncompatibleError, match="--backend triton"):
+        net(x)  # no fallback under an explicit backend

@@ -78,7 +78,7 @@ import torch.nn.functional as F
 from snnkit_core import Compatibility, LearningRule, Param
 from snnkit_core.contract.compat import Reason
 from snnkit_core.contract.errors import IncompatibleError
-from snnkit_neurons.kernels import tssl_cpu
+from snnkit_core.contract.implementations import find
 
 # ----------------------------------------------------------------------------------------- layer scan
 
@@ -285,14 +285,16 @@ class TSSLScan(torch.autograd.Function):
     """One spiking layer: forward = the ``lif`` scan (+ self term), backward = TSSL-BP.
 
     Inputs: current (T, B, N), w_s (N,) or None, leak (N,), tau_s, v_th, opts. Outputs (a, s); only a carries
-    gradient. On the CPU the forward and the backward are each one call into C (``snnkit_neurons.kernels.tssl_cpu``:
-    identical spikes and PSC, gradients equal to rounding); elsewhere, or without the C library, the torch loops
+    gradient. On the CPU the forward and the backward are each one call into C (the ``lif`` implementations of kind
+    ``tssl-bp-forward`` / ``tssl-bp-backward`` that snnkit-neurons registers: identical spikes and PSC, gradients
+    equal to rounding); elsewhere, or without the C library, the torch loops
     :func:`tssl_forward` / :func:`tssl_backward` (the oracle) run. Saved: u, s, a (ũ[t-1] is recomputed).
     """
 
     @staticmethod
     def forward(ctx, current, w_s, leak, tau_s, v_th, opts):
-        fast = tssl_cpu.forward(current, w_s, leak, tau_s, v_th)
+        c_fwd = find("lif", "tssl-bp-forward", current.device.type)  # found once per process (cached availability)
+        fast = c_fwd.scan(current, w_s, leak, tau_s, v_th) if c_fwd is not None else None
         if fast is not None:
             u, s, a = fast
         else:
@@ -309,7 +311,8 @@ class TSSLScan(torch.autograd.Function):
         if grad_a is None:
             grad_a = torch.zeros_like(a)
         opts = ctx.opts
-        fast = tssl_cpu.backward(grad_a, u, s, a, w_s, leak, ctx.tau_s, ctx.v_th, opts)
+        c_bwd = find("lif", "tssl-bp-backward", u.device.type)
+        fast = c_bwd.scan(grad_a, u, s, a, w_s, leak, ctx.tau_s, ctx.v_th, opts) if c_bwd is not None else None
         if fast is not None:
             G, g_ws, g_leak, cnt, active = fast
             stats = opts.get("stats")

@@ -1,4 +1,5 @@
-"""tssl-bp's C scan (snnkit_neurons.kernels.tssl_cpu, one call per direction) against the rule's torch loops
+"""tssl-bp's C scan (the lif implementations of kind tssl-bp-forward / tssl-bp-backward that snnkit-neurons
+registers, one call per direction; the rule reaches them through the implementation registry) against the rule's torch loops
 (tssl_forward / tssl_backward, the oracle): identical spikes and PSC, gradients within 1e-6 (float32) / 1e-12
 (float64) relative to the tensor's largest gradient (at least 1), and the same branch diagnostics, for every
 backward form, with and without the self term, T = 1, and more elements than one C block (512)."""
@@ -10,18 +11,31 @@ import shutil
 import pytest
 import torch
 
-from snnkit_neurons.kernels import cpu, tssl_cpu
+from snnkit_core.contract.implementations import find
+from snnkit_core.contract.plugins import get_registry
+from snnkit_rules import tssl_bp
 from snnkit_rules.tssl_bp import TSSLBP, TSSLScan, TrainingStats, tssl_backward, tssl_forward
 
 TOL = {torch.float32: 1e-6, torch.float64: 1e-12}
 TAU_S, VTH = 3.0, 1.0
 
 
+class tssl_cpu:  # noqa: N801 - the two registered C scans, called as the rule calls them
+    @staticmethod
+    def forward(*args):
+        return find("lif", "tssl-bp-forward", "cpu").scan(*args)
+
+    @staticmethod
+    def backward(*args):
+        return find("lif", "tssl-bp-backward", "cpu").scan(*args)
+
+
 @pytest.fixture(autouse=True)
 def _c_library():
-    if cpu.lib() is None:
+    get_registry()
+    if find("lif", "tssl-bp-forward", "cpu") is None:
         if shutil.which("cc") or shutil.which("gcc"):
-            pytest.fail(f"a C compiler is here but the C scans did not build: {cpu.failure}")
+            pytest.fail("a C compiler is here but the C scans did not build (see snnkit info lif)")
         pytest.skip("no C compiler: tssl-bp runs its torch loops only")
 
 
@@ -109,8 +123,7 @@ def test_without_the_c_library_the_node_runs_the_torch_loops_with_the_same_resul
     cur, leak, ws, g_a = _inputs(20, 3, 7, torch.float64, True)
     opts = _opts(form)
     fast = _fast(cur, leak, ws, g_a, opts)
-    monkeypatch.setenv("SNNKIT_CPU_KERNELS", "0")
-    assert tssl_cpu.forward(cur, ws, leak, TAU_S, VTH) is None
+    monkeypatch.setattr(tssl_bp, "find", lambda *args: None)  # as where the C library cannot be had
     slow = _fast(cur, leak, ws, g_a, opts)
     assert torch.equal(fast[1], slow[1]) and torch.equal(fast[0], slow[0])
     for name, i in (("dL/dI", 2), ("dL/dw_s", 3), ("dL/dleak", 4)):

@@ -8,9 +8,10 @@ Where the library comes from, first found wins:
    build after a ``git pull``);
 2. built on first use: the system C compiler (``$CC``, else ``cc``/``gcc``) compiles it into
    ``$SNNKIT_CACHE`` (default ``~/.cache/snnkit``)``/cpu_scan-<source hash>.so``;
-3. neither works: :func:`lib` returns None, :data:`failure` says why, and the scans use their torch loops.
+3. neither works: :func:`lib` returns None, :data:`failure` says why, and the torch loops run (the plan
+   records why, and the CLI prints it when it starts).
 
-``SNNKIT_CPU_KERNELS=0`` switches the C scans off (the torch loops run; tests compare the two).
+``SNNKIT_CPU_KERNELS=0`` switches the C scans off (the torch loops run). Both are decided once per process.
 Both are plain C over contiguous float32/float64 buffers; no Python or torch headers are needed, so a build
 takes about a second. OpenMP is used when the compiler supports ``-fopenmp`` (threads = torch's).
 """
@@ -58,7 +59,7 @@ def _compile(target: Path) -> None:
     """Compile SOURCE into ``target`` (atomically: a concurrent process never sees a half-written file)."""
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if cc is None:
-        raise RuntimeError("no C compiler found (set $CC)")
+        raise RuntimeError("no C compiler was found (install gcc or clang, or set $CC)")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
@@ -123,13 +124,15 @@ def _load(path: Path) -> ctypes.CDLL:
 
 
 def lib() -> ctypes.CDLL | None:
-    """The loaded library, building it on first use if needed; None when it cannot be had (see ``failure``)."""
+    """The loaded library, building it on first use if needed; None when it cannot be had (see ``failure``).
+    Decided once per process, ``SNNKIT_CPU_KERNELS`` included (:func:`forget` starts over, for tests)."""
     global _lib, _tried, failure, path
-    if os.environ.get("SNNKIT_CPU_KERNELS", "1") == "0":
-        return None
     if _tried:
         return _lib
     _tried = True
+    if os.environ.get("SNNKIT_CPU_KERNELS", "1") == "0":
+        failure = "SNNKIT_CPU_KERNELS=0 switches the C scans off"
+        return None
     errors = []
     for candidate in _candidates():
         try:
@@ -140,8 +143,14 @@ def lib() -> ctypes.CDLL | None:
             return _lib
         except Exception as exc:  # a stale or foreign build, or no compiler: try the next, then the torch loops
             errors.append(f"{candidate.name}: {exc}")
-    failure = "; ".join(errors)
+    failure = "the C scans could not be loaded or built (" + "; ".join(errors) + ")"
     return None
+
+
+def forget() -> None:
+    """Decide again on the next :func:`lib` call (tests that change the environment)."""
+    global _lib, _tried, failure, path
+    _lib, _tried, failure, path = None, False, None, None
 
 
 _gemm: dict = {}

@@ -17,16 +17,16 @@ from snnkit_core.contract.surrogate import surrogate_grad
 from . import cpu
 
 
-def _inv(tau_s: float, dtype: torch.dtype) -> float:
+def inv_tau_s(tau_s: float, dtype: torch.dtype) -> float:
     """1/τs as the reference's ``s / tau_s`` rounds it (for s = 1), in ``dtype``."""
     return float(1 / torch.tensor(tau_s, dtype=dtype))
 
 
 class LIFScanCPU(torch.autograd.Function):
-    """(I (T,B,N), leak (N,), w (N,) or None) -> (a, s)."""
+    """(I (T,B,N), leak (N,), w (N,) or None) -> (a, s); ``use_c``: the C library, else the torch loop."""
 
     @staticmethod
-    def forward(ctx, current, leak, w, tau_s, v_th, kind, width, detach_reset):
+    def forward(ctx, current, leak, w, tau_s, v_th, kind, width, detach_reset, use_c):
         T, B, N = current.shape
         dt = current.dtype
         cur = current.contiguous()
@@ -36,10 +36,10 @@ class LIFScanCPU(torch.autograd.Function):
         u = torch.empty_like(cur)
         s = torch.empty_like(cur)
         decay = 1 - 1 / tau_s
-        use_c = cpu.usable(cur)
+        use_c = use_c and cpu.usable(cur)
         if use_c:
             cpu.fn("lif_fwd", dt)(T, B * N, N, cpu.ptr(cur), cpu.ptr(lam), cpu.ptr(wv), cpu.ptr(a), cpu.ptr(u),
-                                  cpu.ptr(s), decay, _inv(tau_s, dt), v_th, cpu.threads())
+                                  cpu.ptr(s), decay, inv_tau_s(tau_s, dt), v_th, cpu.threads())
         else:
             _torch_fwd(cur, lam, wv, a, u, s, decay, tau_s, v_th)
         ctx.save_for_backward(a, u, lam, wv)
@@ -61,13 +61,13 @@ class LIFScanCPU(torch.autograd.Function):
         if summed:
             cpu.fn("lif_bwd", a.dtype)(T, B * N, N, cpu.ptr(g_a), cpu.ptr(g_s), cpu.ptr(a), cpu.ptr(u), cpu.ptr(lam),
                                        cpu.ptr(wv), cpu.ptr(g_i), cpu.ptr(g_lam), cpu.ptr(g_w), 1 - 1 / tau_s,
-                                       _inv(tau_s, a.dtype), v_th, width, cpu.SURROGATE[kind], int(detach_reset),
+                                       inv_tau_s(tau_s, a.dtype), v_th, width, cpu.SURROGATE[kind], int(detach_reset),
                                        cpu.threads())
         else:
             _torch_bwd(g_a, g_s, a, u, lam, wv, g_i, g_lam, g_w, tau_s, v_th, kind, width, detach_reset)
         g_leak = (g_lam[0] if summed else g_lam.sum(0)) if ctx.needs_input_grad[1] else None
         g_wv = (g_w[0] if summed else g_w.sum(0)) if wv is not None and ctx.needs_input_grad[2] else None
-        return g_i, g_leak, g_wv, None, None, None, None, None
+        return g_i, g_leak, g_wv, None, None, None, None, None, None
 
 
 def _torch_fwd(cur, lam, wv, a, u, s, decay, tau_s, v_th):
@@ -128,5 +128,6 @@ def _torch_bwd(g_a_ext, g_s_ext, a, u, lam, wv, g_i, g_lam, g_w, tau_s, v_th, ki
             g_w.zero_()
 
 
-def lif_scan_cpu(current, leak, w, tau_s, v_th, kind, width, detach_reset):
-    return LIFScanCPU.apply(current, leak, w, tau_s, v_th, kind, width, detach_reset)
+def lif_scan_cpu(current, leak, w, tau_s, v_th, kind, width, detach_reset, use_c=True):
+    """The node with the C library (``use_c``, where it is loaded) or its torch loop."""
+    return LIFScanCPU.apply(current, leak, w, tau_s, v_th, kind, width, detach_reset, use_c)

@@ -26,7 +26,7 @@ import torch
 import triton
 import triton.language as tl
 
-_KIND = {"sigmoid": 0, "triangle": 1, "fast-sigmoid": 2, "atan": 3, "rectangle": 4}
+KIND_CODE = {"sigmoid": 0, "triangle": 1, "fast-sigmoid": 2, "atan": 3, "rectangle": 4}
 BLOCK = 256
 #: no fused multiply-add: the torch reference rounds a*b+c twice, and the forward must match it bit for bit
 NO_FMA = {"enable_fp_fusion": False}
@@ -38,7 +38,7 @@ def on_device(device: torch.device):
 
 
 @triton.jit
-def _surrogate(x, width, KIND: tl.constexpr):
+def surrogate_derivative(x, width, KIND: tl.constexpr):
     if KIND == 0:
         sg = 1.0 / (1.0 + tl.exp(-x / width))
         return sg * (1.0 - sg) / width
@@ -105,7 +105,7 @@ def _lif_bwd(ga_ptr, gs_ptr, a_ptr, s_ptr, u_ptr, leak_ptr, w_ptr, gi_ptr, gleak
             g_s = g_s + tl.load(gs_ptr + base, mask=mask, other=0.0)
         if not DETACH:
             g_s = g_s - u * g_ur
-        g_u = (1.0 - s) * g_ur + _surrogate(u - v_th, width, KIND) * g_s
+        g_u = (1.0 - s) * g_ur + surrogate_derivative(u - v_th, width, KIND) * g_s
         tl.store(gi_ptr + base, g_u, mask=mask)
         prev = base - BN
         has_prev = mask & (prev >= 0)  # t > 0
@@ -157,7 +157,7 @@ class LIFScan(torch.autograd.Function):
         grid = (triton.cdiv(B * N, BLOCK),)
         with on_device(a.device):
             _lif_bwd[grid](g_a, g_s_t, a, s, u, lam, wv, g_i, g_lam, g_w, T, B * N, N, 1 - 1 / tau_s, 1 / tau_s, v_th,
-                           width, HAS_W=has_w, HAS_GS=has_gs, DETACH=detach_reset, KIND=_KIND[kind], BLOCK=BLOCK, **NO_FMA)
+                           width, HAS_W=has_w, HAS_GS=has_gs, DETACH=detach_reset, KIND=KIND_CODE[kind], BLOCK=BLOCK, **NO_FMA)
         g_leak = g_lam.view(B, N).sum(0)
         g_wv = g_w.view(B, N).sum(0) if has_w else None
         return g_i.to(dtype), g_leak, g_wv, None, None, None, None, None
@@ -167,4 +167,4 @@ def lif_scan(current, leak, w, tau_s, v_th, kind, width, detach_reset):
     return LIFScan.apply(current, leak, w, tau_s, v_th, kind, width, detach_reset)
 
 
-SUPPORTED_SURROGATES = frozenset(_KIND)
+SUPPORTED_SURROGATES = frozenset(KIND_CODE)

@@ -1,6 +1,6 @@
 """One Triton kernel per direction for an L-step ``lif-soft`` chunk (``LIFSoft.scan_chunk``).
 
-The same equations as ``lif_soft._SoftScan`` (spec §5.1), per element (b, n), looping over t in the kernel:
+The same equations as ``lif_soft.SoftScan`` (spec §5.1), per element (b, n), looping over t in the kernel:
 
     H[t] = λ·U[t-1] + I[t];   S[t] = Θ(H[t] - V_th) (inclusive);   U[t] = H[t] - V_th·S[t]
 
@@ -20,7 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .lif_scan import _KIND, BLOCK, NO_FMA, _surrogate, on_device
+from .lif_scan import BLOCK, KIND_CODE, NO_FMA, on_device, surrogate_derivative
 
 
 @triton.jit
@@ -51,7 +51,7 @@ def _soft_bwd(gs_ptr, gu_ptr, h_ptr, gi_ptr, gu0_ptr, L, BN, decay, v_th, width,
     for k in range(L):
         t = L - 1 - k
         base = t * BN + offs
-        sg = _surrogate(tl.load(h_ptr + base, mask=mask, other=0.0) - v_th, width, KIND)
+        sg = surrogate_derivative(tl.load(h_ptr + base, mask=mask, other=0.0) - v_th, width, KIND)
         if HAS_GS:
             gs = tl.load(gs_ptr + base, mask=mask, other=0.0)
         else:
@@ -96,7 +96,7 @@ class SoftScanKernel(torch.autograd.Function):
         grid = (triton.cdiv(B * N, BLOCK),)
         with on_device(h.device):
             _soft_bwd[grid](gs, gu, h, g_in, g_u0, L, B * N, float(decay), float(v_th), float(width),
-                            HAS_GS=has_gs, HAS_GU=has_gu, DETACH=bool(detach_reset), KIND=_KIND[kind], BLOCK=BLOCK,
+                            HAS_GS=has_gs, HAS_GU=has_gu, DETACH=bool(detach_reset), KIND=KIND_CODE[kind], BLOCK=BLOCK,
                             **NO_FMA)
         return g_in, g_u0, None, None, None, None, None
 
@@ -105,4 +105,4 @@ def soft_scan(current, u0, decay, v_th, kind, width, detach_reset):
     return SoftScanKernel.apply(current, u0, decay, v_th, kind, width, detach_reset)
 
 
-SUPPORTED_SURROGATES = frozenset(_KIND)
+SUPPORTED_SURROGATES = frozenset(KIND_CODE)

@@ -1,6 +1,6 @@
 """``lif-soft`` chunk scans over preallocated buffers: one L-step chunk, and SRC's whole chunked layer scan.
 
-Equations (spec §5.1; derivation of the backward in ``cpu_scan.c`` and ``lif_soft._SoftScan``):
+Equations (spec §5.1; derivation of the backward in ``cpu_scan.c`` and ``lif_soft.SoftScan``):
 
     H[t] = λ·U[t-1] + I[t];   S[t] = Θ(H[t] - V_th) (inclusive);   U[t] = H[t] - V_th·S[t]
 
@@ -24,11 +24,12 @@ from snnkit_core.contract.surrogate import surrogate_grad
 from . import cpu
 
 
-def chunk_fwd(I, R, u, s_out, h_out, decay: float, v_th: float) -> None:
+def chunk_fwd(I, R, u, s_out, h_out, decay: float, v_th: float, use_c: bool = True) -> None:
     """L steps from membrane ``u`` (B, N), updated in place; writes S and H (L, B, N). ``R``: optional second
-    input added to I first (as the reference adds the recurrent input to the current)."""
+    input added to I first (as the reference adds the recurrent input to the current). ``use_c``: the C library
+    where it is loaded, else (and when False) the torch ops."""
     L, B, N = I.shape
-    if cpu.usable(I, u):
+    if use_c and cpu.usable(I, u):
         cpu.fn("soft_fwd", I.dtype)(L, B * N, cpu.ptr(I), cpu.ptr(R), cpu.ptr(u), cpu.ptr(s_out), cpu.ptr(h_out),
                                     decay, v_th, cpu.threads(L * B * N))
         return
@@ -42,11 +43,12 @@ def chunk_fwd(I, R, u, s_out, h_out, decay: float, v_th: float) -> None:
         torch.sub(h, u, out=u)
 
 
-def chunk_bwd(gs, G, h, gu, gi, decay: float, v_th: float, kind: str, width: float, detach: bool) -> None:
+def chunk_bwd(gs, G, h, gu, gi, decay: float, v_th: float, kind: str, width: float, detach: bool,
+              use_c: bool = True) -> None:
     """Reverse scan of one chunk: ``gu`` (B, N) is ∂L/∂U[t1-1] on entry and ∂L/∂U[t0-1] on exit; writes
     ∂L/∂I into ``gi``. ``gs``/``G``: gradients arriving at S (either may be None)."""
     L, B, N = h.shape
-    if cpu.usable(h, gu):
+    if use_c and cpu.usable(h, gu):
         cpu.fn("soft_bwd", h.dtype)(L, B * N, cpu.ptr(gs), cpu.ptr(G), cpu.ptr(h), cpu.ptr(gu), cpu.ptr(gi),
                                     decay, v_th, width, cpu.SURROGATE[kind], int(detach), cpu.threads(L * B * N))
         return
@@ -63,35 +65,36 @@ def chunk_bwd(gs, G, h, gu, gi, decay: float, v_th: float, kind: str, width: flo
 
 
 class SoftChunk(torch.autograd.Function):
-    """(I (L,B,N), U[-1] (B,N)) -> (S (L,B,N), U[L-1] (B,N)): one chunk as one node."""
+    """(I (L,B,N), U[-1] (B,N)) -> (S (L,B,N), U[L-1] (B,N)): one chunk as one node (``use_c``: see chunk_fwd)."""
 
     @staticmethod
-    def forward(ctx, current, u0, decay, v_th, kind, width, detach_reset):
+    def forward(ctx, current, u0, decay, v_th, kind, width, detach_reset, use_c):
         cur = current.contiguous()
         s = torch.empty_like(cur)
         h = torch.empty_like(cur)
         u = u0.detach().to(cur.dtype).contiguous().clone()
-        chunk_fwd(cur, None, u, s, h, decay, v_th)
+        chunk_fwd(cur, None, u, s, h, decay, v_th, use_c)
         ctx.save_for_backward(h)
-        ctx.consts = (decay, v_th, kind, width, detach_reset)
+        ctx.consts = (decay, v_th, kind, width, detach_reset, use_c)
         ctx.set_materialize_grads(False)
         return s, u
 
     @staticmethod
     def backward(ctx, g_s, g_u):
         (h,) = ctx.saved_tensors
-        decay, v_th, kind, width, detach_reset = ctx.consts
+        decay, v_th, kind, width, detach_reset, use_c = ctx.consts
         gu = torch.zeros_like(h[0]) if g_u is None else g_u.contiguous().clone()
         gi = torch.empty_like(h)
-        chunk_bwd(None if g_s is None else g_s.contiguous(), None, h, gu, gi, decay, v_th, kind, width, detach_reset)
-        return gi, gu, None, None, None, None, None
+        chunk_bwd(None if g_s is None else g_s.contiguous(), None, h, gu, gi, decay, v_th, kind, width, detach_reset,
+                  use_c)
+        return gi, gu, None, None, None, None, None, None
 
 
 class SkipScan(torch.autograd.Function):
     """SRC on lif-soft: (I (T,B,N), V (N,N)) -> S (T,B,N), with I[t] += V S[t-k] (zero for t < k)."""
 
     @staticmethod
-    def forward(ctx, current, weight, k, decay, v_th, kind, width, detach_reset):
+    def forward(ctx, current, weight, k, decay, v_th, kind, width, detach_reset, use_c):
         T, B, N = current.shape
         cur = current.contiguous()
         wt = weight.detach().t()
@@ -100,7 +103,7 @@ class SkipScan(torch.autograd.Function):
         u = torch.zeros_like(cur[0])
         rec = torch.empty(min(k, T) * B, N, dtype=cur.dtype)  # the recurrent input of one chunk, (L·B, N)
         s_rows = s.view(T * B, N)
-        if cpu.usable(cur, u):  # the loop below is per chunk: bind the C call and raw pointers once
+        if use_c and cpu.usable(cur, u):  # the loop below is per chunk: bind the C call and raw pointers once
             f, nt, step = cpu.fn("soft_fwd", cur.dtype), cpu.threads(min(k, T) * B * N), B * N * cur.element_size()
             pc, ps, ph, pu, pr = (x.data_ptr() for x in (cur, s, h, u, rec))
             for t0 in range(0, T, k):
@@ -116,16 +119,16 @@ class SkipScan(torch.autograd.Function):
                 if t0 > 0:
                     torch.mm(s_rows[(t0 - k) * B:(t1 - k) * B], wt, out=rec[:L * B])
                     R = rec[:L * B].view(L, B, N)
-                chunk_fwd(cur[t0:t1], R, u, s[t0:t1], h[t0:t1], decay, v_th)
+                chunk_fwd(cur[t0:t1], R, u, s[t0:t1], h[t0:t1], decay, v_th, False)
         ctx.save_for_backward(h, s, weight)
-        ctx.consts = (k, decay, v_th, kind, width, detach_reset)
+        ctx.consts = (k, decay, v_th, kind, width, detach_reset, use_c)
         ctx.set_materialize_grads(False)
         return s
 
     @staticmethod
     def backward(ctx, g_s):
         h, s, weight = ctx.saved_tensors
-        k, decay, v_th, kind, width, detach_reset = ctx.consts
+        k, decay, v_th, kind, width, detach_reset, use_c = ctx.consts
         T, B, N = h.shape
         w = weight.detach()
         gs = None if g_s is None else g_s.contiguous()
@@ -134,7 +137,7 @@ class SkipScan(torch.autograd.Function):
         G = torch.empty(min(k, T) * B, N, dtype=h.dtype)  # ∂L/∂S from the next chunk's recurrent input, (L·B, N)
         gi_rows = gi.view(T * B, N)
         starts = list(range(0, T, k))
-        use_c = cpu.usable(h, gu)
+        use_c = use_c and cpu.usable(h, gu)
         if use_c:  # bind the C call and raw pointers once (see forward)
             f, nt, step = cpu.fn("soft_bwd", h.dtype), cpu.threads(min(k, T) * B * N), B * N * h.element_size()
             pgs = gs.data_ptr() if gs is not None else None
@@ -153,11 +156,11 @@ class SkipScan(torch.autograd.Function):
                   pgi + t0 * step, decay, v_th, width, code, int(detach_reset), nt)
             else:
                 chunk_bwd(None if gs is None else gs[t0:t1], G[:L * B].view(L, B, N) if n > 0 else None, h[t0:t1], gu,
-                          gi[t0:t1], decay, v_th, kind, width, detach_reset)
+                          gi[t0:t1], decay, v_th, kind, width, detach_reset, False)
         g_w = None
         if ctx.needs_input_grad[1]:
             g_w = gi[k:].reshape(-1, N).t() @ s[: T - k].reshape(-1, N) if T > k else torch.zeros_like(w)
-        return gi, g_w, None, None, None, None, None, None
+        return gi, g_w, None, None, None, None, None, None, None
 
 
 def _window(alpha_pad: torch.Tensor, rows: int, cols: int, offset: int, di: int, K: int) -> torch.Tensor:
@@ -166,6 +169,17 @@ def _window(alpha_pad: torch.Tensor, rows: int, cols: int, offset: int, di: int,
     i = torch.arange(rows).unsqueeze(1)
     r = torch.arange(cols).unsqueeze(0)
     return alpha_pad[(offset + di * (i - r)).clamp(max=K)]
+
+
+def _mixed_fwd_c(cur, w, al, L: int, s, h, m, decay: float, v_th: float, gemm: int) -> None:
+    """MixedScan's forward as ONE C call (``mixed_fwd``, products through torch's BLAS on one thread)."""
+    T, B, N = cur.shape
+    K, dt = al.shape[0], cur.dtype
+    A, rec, u = torch.empty(L * K, dtype=dt), torch.empty(B, N, dtype=dt), torch.empty(B, N, dtype=dt)
+    with cpu.one_blas_thread():
+        cpu.fn("mixed_fwd", dt)(T, B, N, K, L, cur.data_ptr(), w.data_ptr(), al.data_ptr(), A.data_ptr(),
+                                rec.data_ptr(), s.data_ptr(), h.data_ptr(), m.data_ptr(), u.data_ptr(), decay, v_th,
+                                gemm)
 
 
 class MixedScan(torch.autograd.Function):
@@ -185,7 +199,7 @@ class MixedScan(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, current, weight, alpha, chunk, decay, v_th, kind, width, detach_reset):
+    def forward(ctx, current, weight, alpha, chunk, decay, v_th, kind, width, detach_reset, use_c):
         T, B, N = current.shape
         BN, K = B * N, alpha.shape[0]
         L = max(1, min(chunk, K))
@@ -195,16 +209,9 @@ class MixedScan(torch.autograd.Function):
         al = alpha.detach().to(dt).contiguous()
         apad = torch.cat([al, al.new_zeros(1)])
         s, h, m = torch.empty_like(cur), torch.empty_like(cur), torch.empty_like(cur)
-        gemm = cpu.gemm(dt)
+        gemm = cpu.gemm(dt) if use_c else None
         if gemm is not None and cpu.usable(cur, al) and weight.dtype == dt:  # the whole layer in one C call
-            w = weight.detach().contiguous()
-            A = torch.empty(L * K, dtype=dt)
-            rec = torch.empty(B, N, dtype=dt)
-            u = torch.empty(B, N, dtype=dt)
-            with cpu.one_blas_thread():
-                cpu.fn("mixed_fwd", dt)(T, B, N, K, L, cur.data_ptr(), w.data_ptr(), al.data_ptr(), A.data_ptr(),
-                                        rec.data_ptr(), s.data_ptr(), h.data_ptr(), m.data_ptr(), u.data_ptr(), decay,
-                                        v_th, gemm)
+            _mixed_fwd_c(cur, weight.detach().contiguous(), al, L, s, h, m, decay, v_th, gemm)
             ctx.save_for_backward(h, s, m, weight, al)
             ctx.consts = (L, decay, v_th, kind, width, detach_reset, True)
             ctx.set_materialize_grads(False)
@@ -215,7 +222,7 @@ class MixedScan(torch.autograd.Function):
         s_flat, m_flat = s.view(T, BN), m.view(T, BN)
         m_t = m.unbind(0)  # per-step views made once (indexing per step costs more than the small product)
         windows: dict = {}
-        use_c = cpu.usable(cur, u, al)
+        use_c = use_c and cpu.usable(cur, u, al)
         if use_c:
             f, mix, nt, step = cpu.fn("soft_fwd", dt), cpu.fn("mix_add", dt), cpu.threads(BN), BN * cur.element_size()
             pc, ps, ph, pu, pr, pm, pa = (x.data_ptr() for x in (cur, s, h, u, rec, m, al))
@@ -242,7 +249,7 @@ class MixedScan(torch.autograd.Function):
                     if t > 0:
                         torch.mm(m[t], wt, out=rec)
                         R = rec.unsqueeze(0)
-                    chunk_fwd(cur[t:t + 1], R, u, s[t:t + 1], h[t:t + 1], decay, v_th)
+                    chunk_fwd(cur[t:t + 1], R, u, s[t:t + 1], h[t:t + 1], decay, v_th, False)
         ctx.save_for_backward(h, s, m, weight, al)
         ctx.consts = (L, decay, v_th, kind, width, detach_reset, use_c)
         ctx.set_materialize_grads(False)
@@ -305,7 +312,7 @@ class MixedScan(torch.autograd.Function):
                     for j in range(1, nin + 1):
                         G[i].add_(gm[t + j] * al[j - 1])
                     chunk_bwd(None if gs is None else gs[t:t + 1], G[i:i + 1], h[t:t + 1], gu, gi[t:t + 1], decay, v_th,
-                              kind, width, detach_reset)
+                              kind, width, detach_reset, False)
                 if t > 0:
                     torch.mm(gi_t[t], w, out=gm_t[t])
         return (gi,) + MixedScan._param_grads(ctx, gi, gm, s, m, al)
@@ -336,4 +343,4 @@ class MixedScan(torch.autograd.Function):
                     band = (j >= 1) & (j <= K)
                     g_a.index_add_(0, j[band] - 1, C[band])
             g_a += D.sum(0).flip(0)
-        return g_w, g_a, None, None, None, None, None, None
+        return g_w, g_a, None, None, None, None, None, None, None

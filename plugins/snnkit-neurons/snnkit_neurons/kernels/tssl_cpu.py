@@ -1,9 +1,11 @@
 """tssl-bp's layer scan on the CPU: the forward and the reverse-time backward, each ONE call into the C library of
 ``cpu.py`` over preallocated (T, B, N) tensors.
 
-The rule (``snnkit_rules.tssl_bp.TSSLScan``) owns the autograd node and keeps its torch loops
-(``tssl_forward`` / ``tssl_backward``) as the oracle and the fallback; these functions return None where the C
-library does not apply (not built, ``SNNKIT_CPU_KERNELS=0``, a non-CPU tensor, mixed or non-float dtypes).
+They are registered as the ``lif`` implementations of kinds ``tssl-bp-forward`` / ``tssl-bp-backward`` (available
+when the C library is; :mod:`snnkit_neurons.scans`). The rule (``snnkit_rules.tssl_bp.TSSLScan``) finds them in the
+implementation registry, owns the autograd node and keeps its torch loops (``tssl_forward`` / ``tssl_backward``) as
+the oracle and the fallback; these functions return None where the C library does not apply (not built,
+``SNNKIT_CPU_KERNELS=0``, a non-CPU tensor, mixed or non-float dtypes).
 
 Forward (spec §1.2 + the ScSr self term; the same recursion as ``lif``'s, so it is ``lif_fwd``), per element,
 ũ[-1] = a[-1] = 0, d = 1 - 1/τs:
@@ -20,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from . import cpu
-from .lif_cpu import _inv
+from .lif_cpu import inv_tau_s
 
 FORMS = {"surrogate": 0, "2021": 1, "2020": 2}
 
@@ -40,7 +42,7 @@ def forward(current, w_s, leak, tau_s: float, v_th: float):
     cur = current.detach().contiguous()
     u, s, a = (torch.empty_like(cur) for _ in range(3))
     cpu.fn("lif_fwd", dt)(T, B * N, N, cpu.ptr(cur), cpu.ptr(lam), cpu.ptr(wv), cpu.ptr(a), cpu.ptr(u), cpu.ptr(s),
-                          1 - 1 / tau_s, _inv(tau_s, dt), v_th, cpu.threads())
+                          1 - 1 / tau_s, inv_tau_s(tau_s, dt), v_th, cpu.threads())
     return u, s, a
 
 
