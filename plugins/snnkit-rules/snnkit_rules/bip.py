@@ -1,17 +1,17 @@
-"""``bip``: backpropagated intrinsic plasticity (ScSr-SNN, Zhang & Li, AAAI 2021; spec §3.4).
+"""``bip``: backpropagated intrinsic plasticity (ScSr-SNN, Zhang & Li, AAAI 2021; docs/rules/bip.md).
 
 An add-on rule: it trains each hidden neuron's leak θ_i = 1 - 1/τm,i with the same global loss and the same
 optimizer as the weights. With the LIF update
 
     u_i[t] = θ_i·ũ_i[t-1] + I_i[t]          (ũ: membrane after the hard reset)
 
-the gradient is (ScSr eq. 21, with the post-reset potential, spec §3.3)
+the gradient is (ScSr eq. 21, with the post-reset potential)
 
     ∂L/∂θ_i = Σ_t δ_i[t]·ũ_i[t-1],          δ_i[t] = ∂L/∂u_i[t]
 
 where δ comes from the gradient rule: ``tssl-bp``'s reverse-time pass computes this sum itself (TSSLScan's
 leak gradient), ``bptt`` gets it from autograd through the scan. The intra-neuron terms of TSSL-BP use the
-neuron's own θ_i (spec §3.4 last bullet).
+neuron's own θ_i.
 
 After every optimizer step θ is clamped to [theta_min, theta_max] (default [0.5, 0.998], i.e. τm in
 [2, 512] steps, the spec's recommendation). The leak gets its own optimizer group with the weights' learning

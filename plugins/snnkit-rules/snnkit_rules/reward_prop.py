@@ -1,4 +1,4 @@
-"""``reward-prop``: NRR-SNN's reward propagation, as the authors' code implements it (DRTP; specs/algorithms.md §6.3).
+"""``reward-prop``: NRR-SNN's reward propagation, as the authors' code implements it (DRTP; docs/rules/reward-prop.md).
 
 Readout ("vote", every step): o[t] = W_o S^L[t] + b_o (``readout = "linear"``), loss
 L = mean over (t, b, k) of (o[t] - RP_t)², RP_t = one-hot label at step t (the sample's label repeated at every
@@ -38,7 +38,7 @@ class RewardProp(LearningRule):
     """Reward propagation (DRTP): hidden spike gradients := one-hot label x fixed random matrix; MSE readout."""
 
     name = "reward-prop"
-    description = "NRR-SNN reward propagation: hidden spike grads := label one-hot x fixed random B^l, no grad between layers, MSE vote readout (spec §6.3)"
+    description = "NRR-SNN reward propagation: hidden spike grads := label one-hot x fixed random B^l, no grad between layers, MSE vote readout"
     params = (
         Param("lr", 1e-4, "Adam learning rate (used when --lr is not given)"),
         Param("weight_decay", 1e-5, "Adam weight decay"),

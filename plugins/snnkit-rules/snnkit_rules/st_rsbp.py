@@ -1,14 +1,14 @@
-"""``st-rsbp``: Spike-Train level Recurrent Spiking BackPropagation (Zhang & Li, NeurIPS 2019), spec
-specs/algorithms.md §4. No autograd: the rule runs the network's forward, computes every gradient at the level of
-spike counts and writes ``.grad`` itself. Neuron: ``lif-rsbp`` (§4.1). Any batch size: the batch gradient is the
+"""``st-rsbp``: Spike-Train level Recurrent Spiking BackPropagation (Zhang & Li, NeurIPS 2019); equations
+docs/rules/st-rsbp.md. No autograd: the rule runs the network's forward, computes every gradient at the level of
+spike counts and writes ``.grad`` itself. Neuron: ``lif-rsbp``. Any batch size: the batch gradient is the
 sum of the single-sample gradients (``reduction = "sum"``), and each sample solves its own linear system.
 
 Notation per spiking layer l (post-synaptic, N_l neurons) fed by layer k (pre-synaptic, N_k; layer 0 is fed by
 the network input): o = Σ_t s[t] firing counts, ν_l = V_th, W (N_l, N_k) feedforward, W^rec (N_l, N_l) the
 recurrent matrix (``rec.effective_weight()`` when the recurrence has one, else ``rec.weight`` times ``rec.mask``;
-``diag(w)`` for a diagonal one), e (B, N_l, N_k) and e^rec (B, N_l, N_l) the S-PSPs (§4.2, st_rsbp_psp.py).
+``diag(w)`` for a diagonal one), e (B, N_l, N_k) and e^rec (B, N_l, N_l) the S-PSPs ('S-PSP', st_rsbp_psp.py).
 
-Loss (§4.3), per sample, y_i = ``desired`` (35) for the label, ``undesired`` (5) otherwise, margin m = 5:
+Loss, per sample, y_i = ``desired`` (35) for the label, ``undesired`` (5) otherwise, margin m = 5:
 
     E = Σ_i [|o_i - y_i| > m] (o_i - y_i)²                       (summed, no ½, as the reference)
     δ_i^out = [|o_i - y_i| > m] (o_i - y_i) · w_sample / ν_out
@@ -17,11 +17,11 @@ Missing target (``missing_target``): if the label's neuron fired 0 spikes, after
 into its train at t = m·⌊T/35⌋ (m ≥ 1) for the S-PSPs of the output layer. Prediction: argmax_i o_i (lowest
 index on ties).
 
-Count derivatives (§4.4): ∂e_lj/∂o_j ≈ e_lj/o_j (0.5 if o_l or o_j is 0); ∂e_lj/∂o_l ≈ P'_n(o_l), n = o_j clipped
+Count derivatives: ∂e_lj/∂o_j ≈ e_lj/o_j (0.5 if o_l or o_j is 0); ∂e_lj/∂o_l ≈ P'_n(o_l), n = o_j clipped
 to [1, 100], P_n the quartic of st_rsbp_table.py (scripts/make_eij_table.py, Monte Carlo of the neuron); a
 feedforward layer leaves o_l unclipped (0 where o_l = 0), a recurrent one clips it to [1, 100].
 
-Backward of layer l (§4.5, §4.6), δ^l already divided by ν_l:
+Backward of layer l, δ^l already divided by ν_l:
 
     Ω_l  = 1 - (1/ν_l) [Σ_j W_lj ∂e_lj/∂o_l + Σ_p W^rec_lp ∂e^rec_lp/∂o_l]        |Ω_l| clamped to ≥ 1e-4 (sign kept)
     Θ_lp = (1/ν_l) W^rec_lp ∂e^rec_lp/∂o_p   (p ≠ l)          Φ_li = W_li (1/ν_k) ∂e_li/∂o_i
@@ -31,7 +31,7 @@ Backward of layer l (§4.5, §4.6), δ^l already divided by ν_l:
     ∂E/∂W_lj     = Σ_b δ_l e_lj / Ω_l · Λ_l     ∂E/∂W^rec_lp = Σ_b δ_l e^rec_lp / Ω_l   (existing synapses only)
 
 Without a recurrence Θ = 0 and this is the feedforward case (no solve). Λ_l = 1 except in the output layer with
-lateral inhibition (§4.7): the output layer also receives -w0·Σ_{p≠l} s_p[t-1] (w0 = ``lateral_inhibition``, 1;
+lateral inhibition: the output layer also receives -w0·Σ_{p≠l} s_p[t-1] (w0 = ``lateral_inhibition``, 1;
 0 turns it off) and
 
     Λ_j = 1 / (1 - w0² Σ_{l≠j} r_jl d_l r_lj d_j),  r_jl = e^lat_lj / o_j (0.5 if o_j or o_l is 0),
@@ -42,7 +42,7 @@ solve fails, is not finite, or amplifies ‖δ‖ by more than ``max_gain`` (1e6
 pseudo-inverse (singular values below 1e-6·σ_max dropped) under ``pinv`` (default, counted in the epoch's
 ``st_rsbp.fallbacks``), or stops training with a :class:`~snnkit_core.contract.errors.NaNLossError` under ``error``.
 
-Options (§4.8): ``boost``: per-sample weights w (start 1) multiply δ^out; after each epoch, per class c,
+Options: ``boost``: per-sample weights w (start 1) multiply δ^out; after each epoch, per class c,
 err_c = Σ_{i∈c} w_i [wrong_i] / Σ_{i∈c} w_i and w_i ← w_i exp(err_c/20 · [wrong_i]). ``reg_lambda``/``reg_beta``:
 ∂E/∂W_lj += λβ (W_lj/L) exp(β (mean_j (W_lj/L)² - 1)), L = ``weight_limit`` (8), per sample. Optimiser: Adam
 (β = 0.9, 0.999, ε = 1e-8), lr_epoch = lr/√(epoch+1) (``lr_decay``); weights U(-``init_w``, ``init_w``) (1).
@@ -67,7 +67,7 @@ PINV_RTOL = 1e-6
 
 
 def poly_table(dtype=torch.float64, device=None) -> torch.Tensor:
-    """The (100, 5) quartic coefficients (highest power first) of §4.4 (st_rsbp_table.py)."""
+    """The (100, 5) quartic coefficients (highest power first) of P_n (st_rsbp_table.py)."""
     from .st_rsbp_table import COEFFS
 
     return torch.tensor(COEFFS, dtype=dtype, device=device)
@@ -136,7 +136,7 @@ def propagation_matrix(a: torch.Tensor, phi: torch.Tensor, orientation: str = "p
 
 def layer_backward(delta, e, o_post, o_pre, w, nu_post, nu_pre, table, e_rec=None, w_rec=None, lam=None,
                    orientation="paper", fallback="pinv", max_gain=1e6, need_delta=True, omega_min=OMEGA_MIN):
-    """One layer of §4.5/§4.6 for a batch: returns ``(grad_w, grad_w_rec, delta_pre, info)``.
+    """One layer's backward for a batch: returns ``(grad_w, grad_w_rec, delta_pre, info)``.
 
     delta (B, N_l) (already /ν_l), e (B, N_l, N_k), o_post (B, N_l), o_pre (B, N_k), w (N_l, N_k), e_rec and
     w_rec (N_l, N_l) or None, lam (B, N_l) the lateral-inhibition factor or None. grad_w and grad_w_rec are sums
@@ -182,7 +182,7 @@ def layer_backward(delta, e, o_post, o_pre, w, nu_post, nu_pre, table, e_rec=Non
 
 
 def lateral_factor(e_lat, o, is_target, nu, w0):
-    """Λ (B, K) of §4.7 from the output layer's lateral S-PSPs e_lat (B, K, K) (post l, pre j), counts o (B, K)."""
+    """Λ (B, K) from the output layer's lateral S-PSPs e_lat (B, K, K) (post l, pre j), counts o (B, K)."""
     r = t_psp_ratio(e_lat, o, o).transpose(1, 2)  # r[b, j, l] = ∂e_lj/∂o_j
     d = ((o > 0) | is_target).to(o.dtype) / nu  # (B, K)
     term = torch.einsum("bjl,bl,blj->bj", r, d, r) - torch.diagonal(r, dim1=1, dim2=2) ** 2 * d  # l ≠ j
@@ -215,7 +215,7 @@ def recurrent_matrix(rec):
 
 
 class STRSBP(LearningRule):
-    """ST-RSBP: spike-count-level backpropagation with a per-sample linear system for recurrent layers (§4)."""
+    """ST-RSBP: spike-count-level backpropagation with a per-sample linear system for recurrent layers."""
 
     name = "st-rsbp"
     description = ("ST-RSBP: spike-train-level backprop, rate loss 35/5 with margin, (Ω-Θ)P = Φ per sample for "
@@ -236,7 +236,7 @@ class STRSBP(LearningRule):
         Param("omega_min", 1e-4, "|Ω_l| is clamped to at least this, sign kept (reference: 1e-4)"),
         Param("init_w", 1.0, "initialise every feedforward and recurrent weight U(-init_w, init_w) (reference: 1); "
               "0 keeps the network's init"),
-        Param("boost", False, "per-sample boosting weights on the output error, updated after each epoch (§4.8)"),
+        Param("boost", False, "per-sample boosting weights on the output error, updated after each epoch"),
         Param("reg_lambda", 0.0, "λ of the exponential weight regularisation (reference FashionMNIST: 10; speech: 0)"),
         Param("reg_beta", 0.0, "β of the exponential weight regularisation (reference FashionMNIST: 0.04)"),
         Param("weight_limit", 8.0, "L of the exponential weight regularisation"),
@@ -265,7 +265,7 @@ class STRSBP(LearningRule):
         for i, layer in enumerate(layers):
             n = layer.neuron
             if n.name != "lif-rsbp":
-                raise IncompatibleError(f"st-rsbp needs the lif-rsbp neuron (its S-PSPs follow §4.1); layer {i} has {n.name!r}")
+                raise IncompatibleError(f"st-rsbp needs the lif-rsbp neuron (its S-PSPs need it); layer {i} has {n.name!r}")
             if layer.ff.bias is not None:
                 raise IncompatibleError("st-rsbp has no bias terms (the reference's ADD_BIAS is off); build without --bias")
             if layer.skip_in:
@@ -305,7 +305,7 @@ class STRSBP(LearningRule):
     # ---------------------------------------------------------------------- forward
 
     def layer_scan(self, layer, default):
-        """Every spiking layer runs the §4.1 neuron step by step without autograd, with the recurrent matrix of
+        """Every spiking layer runs the lif-rsbp step by step without autograd, with the recurrent matrix of
         :func:`recurrent_matrix` and, in the output layer, lateral inhibition."""
         is_output = layer.st_rsbp_index == len(self._layers) - 1
         w0 = float(self.hparams["lateral_inhibition"]) if is_output else 0.0
@@ -363,7 +363,7 @@ class STRSBP(LearningRule):
         return self.sample_weight[idx].to(counts.device)
 
     def gradients(self, network, out, y, delta):
-        """``{parameter: .grad}`` of every feedforward and recurrent weight for one batch (§4.4-§4.8)."""
+        """``{parameter: .grad}`` of every feedforward and recurrent weight for one batch."""
         hp = self.hparams
         layers = self._layers
         traces = out.traces
@@ -485,7 +485,7 @@ class STRSBP(LearningRule):
 
 
 def _fill_missing_target(s_out, y, desired):
-    """§4.3's missing-target trick: a label neuron with no spike gets spikes at t = m·⌊T/35⌋, m ≥ 1."""
+    """The missing-target trick: a label neuron with no spike gets spikes at t = m·⌊T/35⌋, m ≥ 1."""
     T, B, K = s_out.shape
     rows = torch.arange(B, device=s_out.device)
     silent = s_out[:, rows, y].sum(0) == 0  # (B,)

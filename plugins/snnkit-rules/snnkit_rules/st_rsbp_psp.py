@@ -1,4 +1,4 @@
-"""Spike-train-level post-synaptic potentials of ST-RSBP (specs/algorithms.md §4.2), for the ``lif-rsbp`` neuron.
+"""Spike-train-level post-synaptic potentials of ST-RSBP (docs/rules/st-rsbp.md, 'S-PSP'), for the ``lif-rsbp`` neuron.
 
 The S-PSP e_ij is the unit-weight contribution of presynaptic train j to neuron i's membrane, summed over i's
 firing times, with i's own resets and refractory clamps applied. Per pair (i, j), t = 0 … T-1:
@@ -69,12 +69,12 @@ def spike_response(A: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
 
 
 def s_psp(s_post: torch.Tensor, s_pre: torch.Tensor, tau_m: float, tau_s: float, t_ref: int, delay: int = 1) -> torch.Tensor:
-    """e_ij (B, N_post, N_pre) for post trains (T, B, N_post) and pre trains (T, B, N_pre) (§4.2)."""
+    """e_ij (B, N_post, N_pre) for post trains (T, B, N_post) and pre trains (T, B, N_pre)."""
     return spike_response(reset_weights(s_post, tau_m, t_ref), psp_trace(s_pre, tau_m, tau_s, delay))
 
 
 def t_psp_ratio(e: torch.Tensor, o_post: torch.Tensor, o_pre: torch.Tensor, zero_value: float = 0.5) -> torch.Tensor:
-    """∂e_ij/∂o_j ≈ e_ij/o_j (the T-PSP / "effect ratio" of §4.4), ``zero_value`` (0.5) where o_i or o_j is 0.
+    """∂e_ij/∂o_j ≈ e_ij/o_j (the T-PSP / "effect ratio"), ``zero_value`` (0.5) where o_i or o_j is 0.
     e (B, I, J), o_post (B, I), o_pre (B, J)."""
     silent = (o_post.unsqueeze(2) == 0) | (o_pre.unsqueeze(1) == 0)
     ratio = e / torch.where(o_pre == 0, torch.ones_like(o_pre), o_pre).unsqueeze(1)

@@ -1,6 +1,6 @@
 """``tssl-bp``: Temporal Spike Sequence Learning via Backpropagation (Zhang & Li, NeurIPS 2020), with the
 ScSr-SNN extensions (self-recurrence, l -> l+2 skips, per-neuron leak for BIP; Zhang & Li, AAAI 2021).
-Spec: specs/algorithms.md §1.2, §2, §3.
+Equations: docs/rules/tssl-bp.md ('Forward', 'Backward', 'Loss and desired output').
 
 Forward of one spiking layer (the rule's own scan; identical to the ``lif`` reference scan), per neuron,
 t = 0 … T-1, ũ[-1] = a[-1] = 0, θ = per-neuron leak λ = 1 - 1/τm (``neuron.leak``), d = 1 - 1/τs:
@@ -13,7 +13,7 @@ t = 0 … T-1, ũ[-1] = a[-1] = 0, θ = per-neuron leak λ = 1 - 1/τm (``neuron
 Only the PSC a carries gradient. Backward, one reverse-time pass per layer, G[T] = 0; with conv[t] =
 Σ_{k≥t} ε[k-t] g_tot[k] the kernel-filtered error that reaches a[t..T-1] (∂a[k]/∂s[t] = ε[k-t]):
 
-Default ``backward = "surrogate"`` (issue 9; docs/rules/tssl-bp.md "Why the default is not the 2021 form"):
+Default ``backward = "surrogate"`` (docs/rules/tssl-bp.md, "Why the default is not the 2021 form"):
 
     g_tot[t] = g_ext[t] + w_s ⊙ G[t+1]          self-recurrent term (ScSr eq. 18)
     conv[t]  = g_tot[t]/τs + d·conv[t+1]
@@ -27,7 +27,7 @@ espeak digits/FSDD, 128x3 srsc, flat under this form) and left 87-91 % of (sampl
 validation accuracy after 4 epochs (2 seeds): FSDD 42 % (2021) vs 95 % (this form, w = 0.2), espeak digits
 39 % vs 66 %; w = 0.5 (the default) gave 97 % on FSDD and 82 % on espeak digits (5 epochs).
 
-``backward = "2021"`` (the final public TSSL-BP form, spec §2.3, with the ScSr terms folded in per §3.5;
+``backward = "2021"`` (the final public TSSL-BP form, with the ScSr terms folded in;
 bit-exact to the reference code for a plain layer):
 
     g_tot[t] = g_ext[t] + w_s ⊙ G[t+1]                         self-recurrent term (ScSr eq. 18)
@@ -46,12 +46,12 @@ gradient to the previous layer's PSC), ∂L/∂w_s = Σ_t G[t] ⊙ a[t-1] (ScSr 
 
 ``backward = "hybrid"``: the 2021 form in the output layer, the surrogate form in the hidden layers.
 
-``backward = "2020"`` is the older camera-ready-era form (spec §2.4): with h[j] = s[j](1-θ)u[j]θ^{p-j-1}g_tot[p]
+``backward = "2020"`` is the older camera-ready-era form: with h[j] = s[j](1-θ)u[j]θ^{p-j-1}g_tot[p]
 (p the next spike after j), grad_a = ε * (g_tot + h), and a layer-level warm-up: if the layer's mean spike rate
 (over T, batch and neurons) > ``warmup_rate_2020`` (0.1), G = grad_a·clamp(1/Δu, ±bound_2020)·s, else
 G = grad_a·f(u).
 
-Loss (spec §2.1), on the output layer's PSC a_out (T, B, K):
+Loss, on the output layer's PSC a_out (T, B, K):
 
 * ``kernel`` (default): L = ½ Σ_t Σ_i (a_out,i[t] - target_i[t])², target = ε*ε*d (``desired_filter =
   "double"``, the reference code's behaviour) or ε*d (``"single"``, the paper's). d: the target neuron gets
@@ -64,7 +64,7 @@ Loss (spec §2.1), on the output layer's PSC a_out (T, B, K):
 ``reduction = "sum"`` (default, as the reference) back-propagates the batch sum; the loss value returned (and
 logged) is always per sample. Prediction: argmax_i Σ_t a_out,i[t].
 
-Recipe (spec §2.5, each switchable): AdamW(β = 0.9, 0.999, weight_decay 0.01), clip_grad_norm(all trainable
+Recipe (each switchable): AdamW(β = 0.9, 0.999, weight_decay 0.01), clip_grad_norm(all trainable
 parameters, 1.0) after autograd, weights (feedforward, skip and self weights; not the leak) clamped to
 [-4, 4] after every step.
 """
@@ -82,7 +82,7 @@ from snnkit_neurons.kernels import tssl_cpu
 
 
 def tssl_forward(current, w_s, leak, tau_s, v_th):
-    """The §1.2 LIF scan (+ optional diagonal self term). Returns u, s, a, ũ_prev, all (T, B, N).
+    """The LIF scan (+ optional diagonal self term). Returns u, s, a, ũ_prev, all (T, B, N).
 
     The arithmetic is written in the same order as ``lif_step`` + ``SelfRecurrence`` so it equals the
     reference scan bit for bit.
@@ -114,7 +114,7 @@ def warmup_surrogate(u, v_th, width):
 
 
 def tssl_backward(g_ext, u, s, a, ur_prev, w_s, leak, tau_s, v_th, opts):
-    """Reverse-time pass of spec §2.3 (``opts['backward'] == '2021'``) or §2.4 (``'2020'``), with §3.5's
+    """Reverse-time pass of the 2021 form (``opts['backward'] == '2021'``) or the 2020 form, with ScSr's
     self-recurrent folding and per-neuron leak. Returns G = ∂L/∂I, (T, B, N)."""
     T = u.shape[0]
     e0, d = 1 / tau_s, 1 - 1 / tau_s
@@ -157,7 +157,7 @@ def tssl_backward(g_ext, u, s, a, ur_prev, w_s, leak, tau_s, v_th, opts):
             stats.branches(opts["layer"], exact_spike=(M * s).mean(), exact_silent=(M * (1 - s)).mean(),
                            bounded=(M * s * (phi >= opts["bound"])).mean())
         return G
-    # ---- 2020 form (spec §2.4): layer-level warm-up
+    # ---- 2020 form: layer-level warm-up
     active = float(s.mean()) > opts["warmup_rate_2020"]
     if active:
         phi = torch.where(s > 0, 1 / torch.where(s > 0, du, torch.ones_like(du)), torch.zeros_like(du))
@@ -251,7 +251,7 @@ class TrainingStats:
 
 
 class TSSLScan(torch.autograd.Function):
-    """One spiking layer: forward = §1.2 LIF (+ self term), backward = TSSL-BP (§2.3 / §2.4 + §3.5).
+    """One spiking layer: forward = LIF (+ self term), backward = TSSL-BP (2021 / 2020 form, self term folded).
 
     Inputs: current (T, B, N), w_s (N,) or None, leak (N,), tau_s, v_th, opts. Outputs (a, s); only a carries
     gradient. On the CPU the forward and the backward are each one call into C (``snnkit_neurons.kernels.tssl_cpu``:
@@ -317,7 +317,7 @@ def psc(x: torch.Tensor, tau_s: float) -> torch.Tensor:
 
 
 def desired_spikes(T: int, short_pattern: str = "01111") -> torch.Tensor:
-    """The target neuron's desired spike train, (T,) float64 (spec §2.1)."""
+    """The target neuron's desired spike train, (T,) float64."""
     if T >= 10:
         if T % 10:
             raise IncompatibleError(
@@ -343,14 +343,14 @@ class TSSLBP(LearningRule):
         Param("lr", 2e-3, "learning rate when --lr is not given (ScSr Table 1 N-TIDIGITS value; 5e-3 was unstable on FSDD)"),
         Param("weight_decay", 0.01, "decoupled weight decay of AdamW (the reference code's PyTorch default)"),
         Param("optimizer", "adamw", "optimizer (reference: AdamW; the ScSr paper says Adam)", choices=("adamw", "adam")),
-        Param("backward", "surrogate", "surrogate: G = f(u)·conv at every neuron and step (default, issue 9); 2021: final "
-              "public all-or-none form (spec §2.3, the reference code); 2020: older form, layer-level warm-up (§2.4); "
+        Param("backward", "surrogate", "surrogate: G = f(u)·conv at every neuron and step (default); 2021: final "
+              "public all-or-none form (the reference code); 2020: older form, layer-level warm-up; "
               "hybrid: 2021 in the output layer, surrogate in hidden layers",
               choices=("2021", "2020", "hybrid", "surrogate")),
         Param("bound", 8.0, "derivative bound φ = min(1/Δu, bound) (2021 form)"),
         Param("warmup", 0.25, "per-neuron warm-up: surrogate where the neuron's PSC a[t] < warmup/τs (2021 form)"),
         Param("surrogate_width", 0.0, "width w of f(u) = d/du sigmoid((u-V_th)/w); 0: the form's own, 0.5 for the surrogate "
-              "form (chosen on validation, issue 9), 0.2 for the 2021/2020 branches (the reference code)"),
+              "form (chosen on validation), 0.2 for the 2021/2020 branches (the reference code)"),
         Param("bound_2020", 10.0, "derivative clamp ±bound of the 2020 form"),
         Param("warmup_rate_2020", 0.1, "2020 form: exact derivative once the layer's mean spike rate exceeds this"),
         Param("loss", "kernel", "kernel (desired spike trains), count, or softmax (CE on Σ_t a_out)", choices=("kernel", "count", "softmax")),
