@@ -20,6 +20,7 @@ FORBIDDEN = {
     "algorithms.md": re.compile(r"algorithms\.md"),
     "../shared": re.compile(r"\.\./shared"),
     "shared/datasets": re.compile(r"shared/datasets"),
+    "a /work/ path of the development machine": re.compile(r"(?<![\w.])/work/"),
     "a § section": re.compile("§"),
     "an issue number": re.compile(r"\bissues?\s*#?\s*\d+", re.IGNORECASE),
 }
@@ -55,7 +56,7 @@ def test_the_scan_covers_every_user_facing_area():
 @pytest.mark.parametrize("what, text, bad", [
     ("spec", "see specs/algorithms.md §2.3", True), ("issue", "(issue 9)", True), ("issue#", "Issue #14", True),
     ("path", "--data-dir ../shared/datasets", True), ("ok", "docs/rules/tssl-bp.md, 'Backward'", False),
-    ("ok words", "issues arise when the rate is 0", False),
+    ("machine path", "nice /work/venv/bin/python", True), ("ok words", "issues arise when the rate is 0", False),
 ])
 def test_the_patterns_catch_what_they_should(what, text, bad):
     assert bool(_offences(text)) is bad, what
