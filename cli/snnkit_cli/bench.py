@@ -148,7 +148,7 @@ def span_mixing_time(w: Workload, device: torch.device, repeats: int = 5) -> flo
     """Seconds: ``asrc``'s span mixing done time-batched, forward and backward, summed over the hidden layers
     (0 for every other connectivity).
 
-    ASRC mixes K past outputs per step, m[t] = Σ_{j=1..K} α_j y[t-j] (spec §5.2 eq. 12; K = ``max_span``), which
+    ASRC mixes K past outputs per step, m[t] = Σ_{j=1..K} α_j y[t-j] (Xu et al. eq. 12; K = ``max_span``), which
     the plain bound does not count: 3·K·T·B·N multiply-adds per layer (forward m, backward ∂L/∂y = Σ_j α_j
     ∂L/∂m[t+j], and ∂L/∂α_j = Σ_t ⟨∂L/∂m[t], y[t-j]⟩). Time-batched it is a block-Toeplitz product: split T into
     blocks of L steps; block b's m is A (L, L+K) times the L+K outputs y[bL-K .. bL+L-1], the same A for every

@@ -2,7 +2,7 @@
 
 What is exported, for ``lif`` networks (docs/export.md has the derivation):
 
-snnkit's ``lif`` (specs §1.2), per step t, with the layer's PSC a and input current I:
+snnkit's ``lif`` (docs/neurons/lif.md, 'Equations'), per step t, with the layer's PSC a and input current I:
 
     u[t] = λ·ũ[t-1] + I[t],   s[t] = H(u[t] - V_th),   ũ[t] = u[t]·(1 - s[t]),   a[t] = (1-1/τs)·a[t-1] + s[t]/τs
     I[t] = W·a_prev[t] + b + w_rec ⊙ a[t-1] (or W_rec·a[t-1]) + Σ W_skip·a_src[t]

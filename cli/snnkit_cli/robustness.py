@@ -1,4 +1,4 @@
-"""Noise robustness (NRR-SNN §5.5, Fig. 6-7): accuracy of a trained run when a proportion P of its test
+"""Noise robustness (the NRR-SNN paper's Fig. 6-7): accuracy of a trained run when a proportion P of its test
 input is replaced by uniform noise, per sample and per frame.
 
 Noise. For each evaluated batch x (T, B, C) (the network input, after the dataset's own encoding), every

@@ -1,4 +1,4 @@
-"""Dense, skip-span (SRC) and adaptive skip-span (ASRC) recurrence (Xu et al. 2025; specs/algorithms.md §5.2-5.4).
+"""Dense, skip-span (SRC) and adaptive skip-span (ASRC) recurrence (Xu et al. 2025; docs/methods/asrc.md).
 
 Per hidden layer with output y (the spikes for ``lif-soft``), V ∈ R^{N×N} with no bias, orthogonal init (gain 1):
 
@@ -294,7 +294,7 @@ class Dense(Connectivity):
     """Vanilla RSNN: full recurrent matrix, 1-step delay (eq. 4)."""
 
     name = "dense"
-    description = "R: full recurrent matrix V y[t-1], orthogonal init, no bias (vanilla RSNN, spec §5.2 eq. 4)"
+    description = "R: full recurrent matrix V y[t-1], orthogonal init, no bias (vanilla RSNN, Xu et al. eq. 4)"
     recurrence = "dense"
 
     def make_recurrence(self, layer, size):
@@ -305,7 +305,7 @@ class SRC(Connectivity):
     """Skip recurrent connection: full recurrent matrix from step t-k (eq. 9); k = 1 is ``dense``."""
 
     name = "src"
-    description = "SRC: full recurrent matrix from t-k, V y[t-k] (Xu et al. 2025, spec §5.2 eq. 9); k steps per GEMM"
+    description = "SRC: full recurrent matrix from t-k, V y[t-k] (Xu et al. 2025, eq. 9); k steps per GEMM"
     recurrence = "dense"
     params = (Param("skip_span", 12, "k: the recurrent input comes from y[t-k] (same k for every layer)", unit="steps"),)
 
@@ -317,7 +317,7 @@ class ASRC(Connectivity):
     """Adaptive SRC: softmax(p/τ)-weighted spans 1..K, τ ← 0.96 τ per epoch, hardmax span at test time."""
 
     name = "asrc"
-    description = "ASRC: V Σ_j softmax(p/τ)_j y[t-j], j = 1..K, τ annealed 0.96/epoch, hardmax in eval (spec §5.2 eq. 12-13)"
+    description = "ASRC: V Σ_j softmax(p/τ)_j y[t-j], j = 1..K, τ annealed 0.96/epoch, hardmax in eval (Xu et al. eq. 12-13)"
     recurrence = "dense"
     params = (
         Param("max_span", 51, "K: the largest span the kernel can choose", unit="steps"),

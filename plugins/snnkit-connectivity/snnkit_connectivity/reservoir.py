@@ -1,6 +1,6 @@
 """``reservoir``: a recurrent matrix on chosen hidden layers only, dense or wired by ST-RSBP's 3-D grid.
 
-ST-RSBP's "400-R400" network (specs/algorithms.md §4.8-4.9) has a recurrent ("R") layer after a feedforward
+ST-RSBP's "400-R400" network (docs/rules/st-rsbp.md) has a recurrent ("R") layer after a feedforward
 one; ``dense`` would make every hidden layer recurrent. Per chosen layer with output s:
 
     I_r[t] = (V ⊙ M) s[t-1]        M = 1 (``topology=dense``) or ``grid3d_mask`` (:mod:`.topology`)
@@ -27,11 +27,11 @@ class Reservoir(Connectivity):
 
     name = "reservoir"
     description = ("recurrence V s[t-1] on chosen hidden layers only (e.g. ST-RSBP's 400-R400), dense or the 3-D "
-                   "grid with E/I distance-based probabilities (spec §4.8)")
+                   "grid with E/I distance-based probabilities")
     recurrence = "dense"
     params = (
         Param("layers", "1", "0-based hidden layers that get a recurrence (comma list), or 'all'"),
-        Param("topology", "grid3d", "grid3d: spec §4.8's distance-based E/I wiring; dense: every connection",
+        Param("topology", "grid3d", "grid3d: ST-RSBP's distance-based E/I wiring; dense: every connection",
               choices=("grid3d", "dense")),
         Param("seed", 5, "seed of the grid3d mask (the reference's srand(5)); layer l uses seed + l"),
         Param("exc_fraction", 0.8, "grid3d: share of neurons labelled excitatory"),

@@ -1,4 +1,4 @@
-"""ScSr-SNN connectivity (Zhang & Li, AAAI 2021; specs/algorithms.md §3.1-3.2).
+"""ScSr-SNN connectivity (Zhang & Li, AAAI 2021; docs/connectivity/scsr.md, 'Equations').
 
 * ``ff``: no recurrence, no skips (the feedforward baseline).
 * ``self`` (Sr): each hidden neuron feeds only itself through one weight with a 1-step delay,
@@ -7,7 +7,7 @@
   (no delay): ``I^(l+2)[t] += W^(l,l+2) y^(l)[t]``. ScSr's 3-layer nets get exactly 1 -> 3.
 * ``srsc``: both.
 
-Initialisation [spec §3.4 marks it open; our choice]: ``w_s ~ U(-init_scale, init_scale)`` per neuron
+Initialisation [the paper gives none; our choice]: ``w_s ~ U(-init_scale, init_scale)`` per neuron
 (ST-RSBP's self-loop precedent, U(-1, 1)·strength); skip weights use the network's init (kaiming_normal,
 like every TSSL-BP linear layer).
 """

@@ -1,4 +1,4 @@
-"""``sparse``: dense recurrence under a fixed random mask (NRR-SNN's sparse loops; specs/algorithms.md §6.2).
+"""``sparse``: dense recurrence under a fixed random mask (NRR-SNN's sparse loops; docs/connectivity/sparse.md).
 
 Per hidden layer with output y (the spikes S), W ∈ R^{N×N} and a fixed boolean mask M (N×N, zero diagonal):
 
@@ -25,7 +25,7 @@ channels, the same at every step), layer 1 has the sparse loops, layer 2 is feed
 ``conv_input`` chooses what the convolution sees:
 
 * ``frame`` (default): :class:`FreqConv`, a 1-D convolution over frequency of each frame; time stays time.
-* ``image`` (what the authors' deep model does, spec §6.4, ``models.py:220-227``): :class:`ImageConv`. The whole
+* ``image`` (what the authors' deep model does, docs/methods/nrr-snn.md): :class:`ImageConv`. The whole
   (frames x channels) input, e.g. the 39x39 filter-bank image, times ``conv_gain`` (the code's x10), is ONE static
   image; a 2-D convolution (kernel K, stride ``conv_stride``, zero padding K//2) maps it to channels x H' x W'
   input currents, and the SAME currents drive layer 0 at every one of the T steps (T = the number of frames).
@@ -62,7 +62,7 @@ TOPOLOGIES: dict[str, Callable[[int, float, torch.Generator], torch.Tensor]] = {
 
 
 def _grid3d(size: int, density: float, generator: torch.Generator) -> torch.Tensor:
-    """ST-RSBP's distance-based 3-D grid with E/I connection probabilities (spec §4.8, :mod:`.topology`).
+    """ST-RSBP's distance-based 3-D grid with E/I connection probabilities (see :mod:`.topology`).
 
     Its density follows from those probabilities (a few % of pairs at the reference's λ² = 4), so ``density`` is
     not used; the realised density is recorded by ``describe()``. No self-loops (the ``sparse`` contract)."""
@@ -218,12 +218,12 @@ class Sparse(Connectivity):
     """Recurrence under a fixed random mask (density, zero diagonal), seeded from the run seed (NRR-SNN)."""
 
     name = "sparse"
-    description = "sparse loops: (W ⊙ M) y[t-1], fixed seeded mask M (density, zero diagonal) kept in the checkpoint (NRR-SNN, spec §6.2)"
+    description = "sparse loops: (W ⊙ M) y[t-1], fixed seeded mask M (density, zero diagonal) kept in the checkpoint (NRR-SNN)"
     recurrence = "dense"
     params = (
         Param("density", 0.5, "fraction of the N(N-1) off-diagonal recurrent connections that exist"),
         Param("topology", "random", "mask generator (a name in snnkit_connectivity.sparse.TOPOLOGIES): random (uses "
-              "density) or grid3d (ST-RSBP's 3-D E/I grid, spec §4.8; its own density)"),
+              "density) or grid3d (ST-RSBP's 3-D E/I grid; its own density)"),
         Param("seed", -1, "mask seed of layer 0 (+l for layer l); -1: run seed·1000"),
         Param("init", "uniform", "W init: uniform U(±1/√N) (the authors' nn.Linear) or orthogonal (dense's)",
               choices=("uniform", "orthogonal")),
@@ -232,7 +232,7 @@ class Sparse(Connectivity):
               "(odd) kernel and hidden[0]/C channels (the deep variant)", unit="channels"),
         Param("conv_input", "frame", "frame: 1-D conv over each frame's channels, time stays time; image: the whole "
               "(frames x channels) input is one static image, 2-D conv, the same currents at every step (the authors' "
-              "deep model, spec §6.4)", choices=("frame", "image")),
+              "deep model)", choices=("frame", "image")),
         Param("conv_stride", 1, "image only: stride of the 2-D convolution"),
         Param("conv_pool", 2, "image only: average-pool size applied to layer 0's spikes before layer 1 (1: none)"),
         Param("conv_gain", 10.0, "image only: the input image is multiplied by this (the code's x10)"),

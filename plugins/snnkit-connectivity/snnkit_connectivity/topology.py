@@ -1,4 +1,4 @@
-"""Recurrent wiring topologies: the distance-based 3-D grid of ST-RSBP's reservoir (specs/algorithms.md §4.8).
+"""Recurrent wiring topologies: the distance-based 3-D grid of ST-RSBP's reservoir (docs/connectivity/reservoir.md).
 Used by the ``reservoir`` connectivity (:mod:`.reservoir`) and by ``sparse`` (``topology=grid3d``).
 
 ``grid3d_mask(n, generator, **params)`` returns a bool (n, n) mask, rows = post-synaptic neuron, columns =

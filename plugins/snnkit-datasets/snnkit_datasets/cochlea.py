@@ -1,6 +1,6 @@
 """Lyon's passive cochlear model (Slaney's ``LyonPassiveEar``, Auditory Toolbox), vectorised with numpy.
 
-The TI46 experiments of ST-RSBP and ScSr-SNN feed the network 78 "Lyon ear" channels (spec §3.6, §4.9).
+The TI46 experiments of ST-RSBP and ScSr-SNN feed the network 78 "Lyon ear" channels.
 This module follows Slaney's design (Apple TR #13, 1988; Auditory Toolbox v2, 1998) stage by stage:
 
 1. **Outer/middle ear**: DC removal (first-order high-pass, corner ``dc_corner`` = 20 Hz) and pre-emphasis

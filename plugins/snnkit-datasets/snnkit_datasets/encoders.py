@@ -8,7 +8,7 @@
 * :func:`poisson_encode`: Bernoulli spikes per step with probability ``clip(x, 0, 1) * max_prob``
   (the discrete-time Poisson process), seeded, reproducible.
 * :func:`bsa_encode`: Ben's Spiker Algorithm (Schrauwen & Van Campenhout 2003), how ST-RSBP turns the 78
-  Lyon-ear channels into spike trains (spec §4.9). BSA assumes the signal is the output of a low-pass FIR
+  Lyon-ear channels into spike trains (ST-RSBP's TI46 input). BSA assumes the signal is the output of a low-pass FIR
   filter ``h`` driven by the spikes. At each step ``t`` it compares the error of placing a spike,
   ``e1 = sum_j |x[t+j] - h[j]|``, with the error of not placing one, ``e2 = sum_j |x[t+j]|``; it fires when
   ``e1 <= threshold * e2`` and then subtracts ``h`` from the signal ahead (greedy deconvolution). The filter

@@ -48,7 +48,7 @@ class EspeakDigits(Dataset):
     params = (
         Param("n_mels", 40, "mel channels", unit="channels"),
         Param("steps", 100, "time steps per utterance", unit="steps"),
-        Param("features", "log-mel", "log-mel, or fbank-l1: NRR-SNN's TIDigits input (spec §6.4; linear mel energies in "
+        Param("features", "log-mel", "log-mel, or fbank-l1: NRR-SNN's TIDigits input (linear mel energies in "
               "exactly `steps` frames at 50 % overlap, each band L1-normalised; use n_mels=39, steps=39)",
               choices=("log-mel", "fbank-l1")),
     )

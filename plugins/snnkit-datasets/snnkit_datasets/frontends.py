@@ -105,7 +105,7 @@ def fbank_l1(
     n_fft: int = 4096,
     preemph: float = 0.97,
 ) -> np.ndarray:
-    """NRR-SNN's TIDigits input (specs/algorithms.md §6.4): linear mel filter-bank energies, shape (frames, n_filters).
+    """NRR-SNN's TIDigits input (docs/methods/nrr-snn.md): linear mel filter-bank energies, shape (frames, n_filters).
 
     The frame length is chosen per utterance so that exactly ``frames`` Hamming windows at 50 % overlap cover it:
     hop h = ⌊N / (frames + 1)⌋ samples, window 2h, frame i = samples [i·h, i·h + 2h), so (frames + 1)·h ≤ N.

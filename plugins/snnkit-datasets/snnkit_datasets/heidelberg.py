@@ -13,7 +13,7 @@ Splits: SSC uses its three files (``train``, ``val`` = ``ssc_valid.h5``, ``test`
 file: ``val`` is a seeded random fraction (``val_fraction``, ``seed``) of ``shd_train.h5``, and ``train`` is
 the rest (never the test set); ``val_fraction=0`` gives the whole training file as ``train``.
 
-Binning (ASRC, spec §5.4): ``steps`` equal time bins over ``[0, duration)`` (250 over 1.4 s by default;
+Binning (ASRC-SNN's loader): ``steps`` equal time bins over ``[0, duration)`` (250 over 1.4 s by default;
 spikes at or after ``duration`` are dropped) and ``channel_bins`` channel groups (700 -> 140 sums groups of
 5 adjacent channels; must divide 700): 700 (no grouping) for SHD and 140 for SSC by default, as ASRC. Values are spike **counts** per bin (ASRC feeds counts, not 0/1);
 ``binary=true`` clips them to 1. Storage (``storage``): ``memory`` builds float32 tensors straight from the

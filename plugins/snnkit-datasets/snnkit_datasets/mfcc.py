@@ -1,7 +1,7 @@
 """MFCC front-end: DCT-II (orthonormal) of the log-mel energies, plus deltas and delta-deltas.
 
 The classic 39-dimensional speech features (13 cepstra + 13 deltas + 13 delta-deltas) that TIMIT frame
-classification uses (NRR-SNN, spec §6.4). Defaults follow the common HTK/Kaldi-style setup: 25 ms Hamming
+classification uses (NRR-SNN). Defaults follow the common HTK/Kaldi-style setup: 25 ms Hamming
 windows every 10 ms, pre-emphasis 0.97, 26 mel filters (the HTK triangular filterbank of
 :func:`snnkit_datasets.frontends.mel_filterbank`), cepstra c0..c12 (c0 stands in for the energy), and
 regression deltas over +-2 frames: ``d_t = sum_n n (c_{t+n} - c_{t-n}) / (2 sum_n n^2)`` with edge frames

@@ -64,7 +64,7 @@ MNIST_MIRRORS = (
 #: sha256 of the four .gz files, from tensorflow/datasets tensorflow_datasets/url_checksums/mnist.txt (sizes
 #: 9,912,422 / 28,881 / 1,648,877 / 4,542 bytes). The same files have the md5s pytorch/vision
 #: torchvision/datasets/mnist.py checks (f68b3c2d..., d53e105e..., 9fb629c4..., ec29112d...); both were checked
-#: against the official copies in shared/datasets/mnist/.
+#: against the official copies of the files.
 MNIST_SHA256 = {
     "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
     "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",

@@ -11,7 +11,7 @@ holds two datasets ``train_labels`` and ``test_labels`` of string keys, and four
 <digits>``, e.g. ``man-im-a-7557``, names the spoken digit string (``1``-``9``, ``z`` = zero, ``o`` = oh).
 A missing file, group or key raises :class:`DatasetError` naming it.
 
-ScSr-SNN (spec §3.6) uses the **single-digit** utterances only (keys whose digit string has one character):
+ScSr-SNN (AAAI 2021) uses the **single-digit** utterances only (keys whose digit string has one character):
 2,475 train / 2,475 test, 11 classes (``zero`` = 0, ``one``..``nine`` = 1..9, ``oh`` = 10, as in
 :mod:`snnkit_datasets.tidigits`). Each utterance is binned into ``steps`` (300) equal bins over
 ``duration`` seconds (1.5 s: 5 ms bins) counted from its first event (``align_start``; events later than

@@ -14,7 +14,7 @@ the code holds the letter (the one alphabetic character of the code, e.g. ``0a``
 ``name[1]`` as the letter, which is what we assume). Training files are the enrolment session
 (``set0``-``set9``: 10 tokens per word and speaker), test files sessions 1-8 with 2 tokens each. The split
 is the corpus's own ``train``/``test`` folders: 4,142 / 6,628 utterances for the alphabet and 1,594 / 2,542
-for the digits (a few tokens are missing from the CD), as in ScSr-SNN and ST-RSBP (spec §3.6, §4.9).
+for the digits (a few tokens are missing from the CD), as in ScSr-SNN and ST-RSBP.
 
 Audio: NIST SPHERE, 12.5 kHz, 16-bit; any other rate raises :class:`DatasetError`. Shorten-compressed
 SPHERE must first be decompressed with ``sph2pipe`` (the error says so); files converted to ``.wav`` with

@@ -14,12 +14,12 @@ the CD the ``.wav`` files are NIST SPHERE (``NIST_1A`` header), possibly shorten
 accepted as a suffix too. Any rate other than 20 kHz raises :class:`DatasetError`.
 
 Classes: ``zero`` = 0, ``one``..``nine`` = 1..9, ``oh`` = 10 (``include_oh=false`` drops "oh": 10 classes,
-as NRR-SNN uses, spec §6.4). Split: ``split=corpus`` (default) is the corpus's own train/test folders (adult
+as NRR-SNN uses). Split: ``split=corpus`` (default) is the corpus's own train/test folders (adult
 and child speakers alike); ``split=random`` pools both and draws a seeded 70/30 train/test split (``seed``),
 like NRR-SNN's (its exact permutation, from another RNG, is not reproduced).
 
 Features: ``log-mel`` (default, ``channels`` x ``steps``), ``cochlea`` (Lyon's passive ear), or
-``nrr-fbank``: NRR-SNN's input (spec §6.4): mel filterbank energies with 39 filters, nfft 4096, Hamming
+``nrr-fbank``: NRR-SNN's input (docs/methods/nrr-snn.md): mel filterbank energies with 39 filters, nfft 4096, Hamming
 window whose length is chosen per file so that exactly 39 frames at 50 % overlap cover the utterance,
 linear (no log), each band L1-normalised over the frames; always 39 x 39 (``channels``/``steps`` ignored).
 Cached keyed by the front-end parameters and the file list (paths, sizes and modification times).

@@ -11,7 +11,7 @@ duplicates next to the originals are ignored)::
 ``.WAV`` files are NIST SPHERE, 16 kHz, 16-bit PCM (RIFF copies are read too); any other rate raises
 :class:`DatasetError`. ``.PHN`` lines are ``<start sample> <end sample> <phone>`` with the 61 TIMIT phones.
 
-Preprocessing (NRR-SNN: "39 MFCCs per frame, 39 phone classes", spec §6.4):
+Preprocessing (NRR-SNN: "39 MFCCs per frame, 39 phone classes"):
 
 * the SA1/SA2 dialect sentences are dropped (``include_sa=false``), as is standard: 3,696 training
   utterances; ``test_set=core`` (default) is the 24-speaker core test set (192 utterances),

@@ -1,6 +1,6 @@
 """``lif``: leaky integrate-and-fire with a normalised first-order synaptic PSC and hard reset.
 
-Exactly the discrete update of TSSL-BP's public code (specs/algorithms.md §1.2), which ScSr-SNN builds on.
+Exactly the discrete update of TSSL-BP's public code (docs/neurons/lif.md, 'Equations'), which ScSr-SNN builds on.
 Per neuron, per step t (1 step = dt), with ũ[-1] = 0 and a[-1] = 0:
 
     Δu[t] = -(1 - λ)·ũ[t-1] + I[t]         λ = 1 - 1/τm (the leak; per neuron, BIP may train it)
@@ -66,7 +66,7 @@ class LIF(Neuron):
     """LIF with first-order synaptic PSC (TSSL-BP / ScSr form), hard reset to 0, no refractory period."""
 
     name = "lif"
-    description = "LIF, normalised first-order synaptic PSC, hard reset (TSSL-BP / ScSr-SNN, spec §1.2)"
+    description = "LIF, normalised first-order synaptic PSC, hard reset (TSSL-BP / ScSr-SNN)"
     params = (
         Param("tau_m", 16.0, "membrane time constant; leak λ = 1 - 1/τm", unit="steps"),
         Param("tau_s", 8.0, "synaptic time constant of the normalised PSC", unit="steps"),

@@ -1,4 +1,4 @@
-"""``lif-rsbp``: the ST-RSBP neuron (Zhang & Li, NeurIPS 2019; specs/algorithms.md §4.1).
+"""``lif-rsbp``: the ST-RSBP neuron (Zhang & Li, NeurIPS 2019; docs/neurons/lif-rsbp.md).
 
 LIF with a first-order synaptic response, a refractory period, a one-step synaptic delay on the feedforward
 input and a hard reset to 0. Per neuron, per step t (1 step = dt), starting from v = ep = 0, no counter:
@@ -46,7 +46,7 @@ class RSBPState(NamedTuple):
 
 def rsbp_step(current, state: RSBPState, recurrent, tau_m: float, tau_s: float, v_th: float, t_ref: int, delay: bool,
               surrogate=("sigmoid", 1.0)):
-    """One step of §4.1: ``(I[t], state, R[t] or None) -> (s[t], v_pre[t], new_state)``.
+    """One step of the neuron: ``(I[t], state, R[t] or None) -> (s[t], v_pre[t], new_state)``.
 
     ``v_pre`` is the membrane before the reset at this step (after the refractory clamp): at a spike it is the
     potential the neuron fired with, the quantity of ST-RSBP's identity Σ_j w_ij e_ij = Σ_f v_i(t_f).
@@ -67,10 +67,10 @@ def rsbp_step(current, state: RSBPState, recurrent, tau_m: float, tau_s: float, 
 
 
 class LIFRSBP(Neuron):
-    """LIF of ST-RSBP: first-order synaptic current, refractory period, 1-step input delay, hard reset (spec §4.1)."""
+    """LIF of ST-RSBP: first-order synaptic current, refractory period, 1-step input delay, hard reset."""
 
     name = "lif-rsbp"
-    description = "LIF of ST-RSBP: first-order synaptic current, refractory T_ref, 1-step input delay, hard reset (spec §4.1)"
+    description = "LIF of ST-RSBP: first-order synaptic current, refractory T_ref, 1-step input delay, hard reset"
     params = (
         Param("tau_m", 64.0, "membrane time constant (reference: 64 images, 128 speech)", unit="steps"),
         Param("tau_s", 8.0, "synaptic time constant", unit="steps"),

@@ -1,6 +1,6 @@
 """``lif-soft``: leaky integrate-and-fire with soft (subtractive) reset, the neuron of SRC/ASRC-SNN.
 
-specs/algorithms.md §5.1 (Xu et al. 2025). Per neuron, per step t, with U[-1] = 0 for every sample:
+docs/methods/asrc.md, 'Neuron lif-soft' (Xu et al. 2025). Per neuron, per step t, with U[-1] = 0 for every sample:
 
     H[t] = λ·U[t-1] + I[t]          λ = ``decay`` (0.5); the input is summed directly, no (1-λ) factor
     S[t] = Θ(H[t] - V_th)           inclusive: fires on H - V_th >= 0
@@ -77,10 +77,10 @@ class SoftScan(torch.autograd.Function):
 
 
 class LIFSoft(Neuron):
-    """LIF with soft reset (subtract V_th), output = spikes, triangle surrogate (SRC/ASRC-SNN, spec §5.1)."""
+    """LIF with soft reset (subtract V_th), output = spikes, triangle surrogate (SRC/ASRC-SNN)."""
 
     name = "lif-soft"
-    description = "LIF with soft reset U = H - V_th·S, output spikes, triangle surrogate γ=1 (SRC/ASRC, spec §5.1)"
+    description = "LIF with soft reset U = H - V_th·S, output spikes, triangle surrogate γ=1 (SRC/ASRC)"
     params = (
         Param("decay", 0.5, "membrane decay λ in H[t] = λ·U[t-1] + I[t]"),
         Param("v_th", 1.0, "firing threshold (fires when H - V_th >= 0)"),

@@ -1,4 +1,4 @@
-"""``nrr``: the two-channel adaptive-threshold neuron of NRR-SNN (Jia et al. 2021; specs/algorithms.md §6.1-6.2).
+"""``nrr``: the two-channel adaptive-threshold neuron of NRR-SNN (Jia et al. 2021; docs/neurons/nrr.md, 'Equations').
 
 Per neuron, per step t (dimensionless membrane units, one step = dt = 1 ms), with V = S = a = 0 at the start
 of every sequence:
@@ -66,10 +66,10 @@ def nrr_step(current: torch.Tensor, state: NRRState, recurrent: torch.Tensor | N
 
 
 class NRR(Neuron):
-    """Two-channel (feedforward + recurrent) adaptive-threshold neuron, S ∈ {0,1,2} (NRR-SNN, spec §6.2)."""
+    """Two-channel (feedforward + recurrent) adaptive-threshold neuron, S ∈ {0,1,2} (NRR-SNN)."""
 
     name = "nrr"
-    description = "NRR-SNN neuron: feedforward + recurrent channel, S in {0,1,2}, adaptive threshold, rect window (spec §6.2)"
+    description = "NRR-SNN neuron: feedforward + recurrent channel, S in {0,1,2}, adaptive threshold, rect window"
     params = (
         Param("decay", 0.2, "κ: the carried membrane's factor per step (↔ leak g of eq. 4)"),
         Param("v_th", 0.5, "θ: firing threshold of both channels (strict '>')"),

@@ -1,6 +1,6 @@
 """The whole ``lif`` scan (optionally with the diagonal self term) as one autograd node, for the CPU.
 
-Same equations as ``kernels/lif_scan.py`` (spec §1.2 + §3.2; see ``cpu_scan.c`` for the forward and the
+Same equations as ``kernels/lif_scan.py`` (docs/neurons/lif.md + self term; see ``cpu_scan.c`` for the forward and the
 reverse-time backward). The forward and the backward are each one call into the C library of ``cpu.py``;
 when it cannot be built the same node runs a torch loop over preallocated tensors instead (in-place ops,
 no autograd graph per step). Both equal the reference step loop: identical spikes, gradients to rounding.

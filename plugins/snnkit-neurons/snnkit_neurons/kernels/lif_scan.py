@@ -1,6 +1,6 @@
 """One Triton kernel per direction for the whole ``lif`` scan over time, with optional self-recurrence.
 
-Per element (b, n), looping over t inside the kernel (spec §1.2 plus the ScSr self term, §3.2):
+Per element (b, n), looping over t inside the kernel (docs/neurons/lif.md plus the ScSr self term):
 
     u[t]  = λ_n·ũ[t-1] + I[t] + w_n·a[t-1]        (w = 0 without self-recurrence)
     s[t]  = H(u[t] - V_th);  ũ[t] = u[t]·(1 - s[t]);  a[t] = d·a[t-1] + s[t]/τs,  d = 1 - 1/τs

@@ -1,13 +1,13 @@
 """``lif-soft`` chunk scans over preallocated buffers: one L-step chunk, and SRC's whole chunked layer scan.
 
-Equations (spec §5.1; derivation of the backward in ``cpu_scan.c`` and ``lif_soft.SoftScan``):
+Equations (docs/methods/asrc.md, "Neuron lif-soft"; derivation of the backward in ``cpu_scan.c`` and ``lif_soft.SoftScan``):
 
     H[t] = λ·U[t-1] + I[t];   S[t] = Θ(H[t] - V_th) (inclusive);   U[t] = H[t] - V_th·S[t]
 
 :func:`chunk_fwd` / :func:`chunk_bwd` run one chunk in place: the C library of ``cpu.py`` where it applies,
 else in-place torch ops per step rounded like ``lif_soft_step``.
 
-:class:`SkipScan` is SRC (spec §5.2 eq. 9, ``I[t] += V S[t-k]``) on ``lif-soft`` as ONE autograd node.
+:class:`SkipScan` is SRC (the paper's eq. 9, ``I[t] += V S[t-k]``) on ``lif-soft`` as ONE autograd node.
 Forward, per chunk c of k steps [t0, t1): R = S[t0-k : t1-k] Vᵀ (one (L·B, N) x (N, N) product into a
 preallocated buffer), then the neuron over the chunk, writing S and H straight into the (T, B, N) outputs.
 Backward, chunks in reverse: the spikes' gradient of chunk c is the outer one plus G = ∂L/∂I[t0+k : t1+k] V
@@ -183,7 +183,7 @@ def _mixed_fwd_c(cur, w, al, L: int, s, h, m, decay: float, v_th: float, gemm: i
 
 
 class MixedScan(torch.autograd.Function):
-    """ASRC in training on lif-soft (spec §5.2 eq. 12-13) as ONE autograd node:
+    """ASRC in training on lif-soft (the paper's eq. 12-13) as ONE autograd node:
     (I (T,B,N), V (N,N), α (K,)) -> S (T,B,N), with
 
         m[t] = Σ_{j=1..K} α_j S[t-j]   (S[<0] = 0),   H[t] = λ·U[t-1] + (I[t] + V m[t]),   S, U as lif-soft.

@@ -7,7 +7,7 @@ implementation registry, owns the autograd node and keeps its torch loops (``tss
 the oracle and the fallback; these functions return None where the C library does not apply (not built,
 ``SNNKIT_CPU_KERNELS=0``, a non-CPU tensor, mixed or non-float dtypes).
 
-Forward (spec §1.2 + the ScSr self term; the same recursion as ``lif``'s, so it is ``lif_fwd``), per element,
+Forward (docs/rules/tssl-bp.md, 'Forward'; the same recursion as ``lif``'s, so it is ``lif_fwd``), per element,
 ũ[-1] = a[-1] = 0, d = 1 - 1/τs:
 
     u[t] = θ·ũ[t-1] + (I[t] + w_s·a[t-1]);   s[t] = u[t] > V_th;   ũ[t] = u[t]·(1 - s[t]);   a[t] = d·a[t-1] + s[t]/τs
