@@ -24,7 +24,7 @@ import time
 import torch
 
 
-def main():
+def parse_args():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--batch", type=int, default=50)
@@ -32,39 +32,30 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-compile", action="store_true")
-    a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    from snnkit_core.engine.host import keep_freed_memory
+    return ap.parse_args()
 
-    keep_freed_memory()  # as snnkit train/eval/bench do
-    from snnkit_connectivity.scsr import SelfRecurrence
+
+def compiled_scan(step, n, rec):
+    """The LIF step loop with ``step`` (a compiled ``lif_step``) over a self-recurrence."""
+    from snnkit_neurons.lif import LIFState
+
+    def scan(cur):
+        T, B, N = cur.shape
+        state = LIFState(cur.new_zeros(B, N), cur.new_zeros(B, N))
+        ys, ss = [], []
+        for i_t in cur.unbind(0):
+            y, s, _, state = step(i_t + rec.weight * state.psc, state, n.leak, n.tau_s, n.v_th, n.surrogate)
+            ys.append(y)
+            ss.append(s)
+        return torch.stack(ys), torch.stack(ss)
+    return scan
+
+
+def candidates(a, n, rec, fwd_bwd) -> dict:
+    """name -> scan function: the reference, the torch loop, the C kernel and (unless --no-compile) the
+    compiled step loop."""
     from snnkit_core.contract.scan import reference_scan
-    from snnkit_neurons.kernels import cpu
-    from snnkit_neurons.lif import LIF, LIFState, lif_step
-
-    torch.manual_seed(0)
-    n = LIF(a.size)
-    rec = SelfRecurrence(a.size, 0.5)
-    x = torch.randn(a.steps, a.batch, a.size) * 1.5
-    assert cpu.lib() is not None, cpu.failure
-
-    def fwd_bwd(fn):
-        cur = x.clone().requires_grad_()
-        y, s = fn(cur)
-        (y.sum() + s.sum()).backward()
-        return cur.grad
-
-    def compiled_scan(step):
-        def scan(cur):
-            T, B, N = cur.shape
-            state = LIFState(cur.new_zeros(B, N), cur.new_zeros(B, N))
-            ys, ss = [], []
-            for i_t in cur.unbind(0):
-                y, s, _, state = step(i_t + rec.weight * state.psc, state, n.leak, n.tau_s, n.v_th, n.surrogate)
-                ys.append(y)
-                ss.append(s)
-            return torch.stack(ys), torch.stack(ss)
-        return scan
+    from snnkit_neurons.lif import lif_step
 
     def torch_loop(cur):
         os.environ["SNNKIT_CPU_KERNELS"] = "0"
@@ -81,9 +72,35 @@ def main():
     if not a.no_compile:
         t0 = time.perf_counter()
         step = torch.compile(lif_step, dynamic=False)
-        fwd_bwd(compiled_scan(step))
+        fwd_bwd(compiled_scan(step, n, rec))
         print(f"compiled-step: first call (compile) {time.perf_counter() - t0:.1f} s")
-        cands["compiled-step"] = compiled_scan(step)
+        cands["compiled-step"] = compiled_scan(step, n, rec)
+    return cands
+
+
+def main():
+    a = parse_args()
+    torch.set_num_threads(a.threads)
+    from snnkit_core.engine.host import keep_freed_memory
+
+    keep_freed_memory()  # as snnkit train/eval/bench do
+    from snnkit_connectivity.scsr import SelfRecurrence
+    from snnkit_neurons.kernels import cpu
+    from snnkit_neurons.lif import LIF
+
+    torch.manual_seed(0)
+    n = LIF(a.size)
+    rec = SelfRecurrence(a.size, 0.5)
+    x = torch.randn(a.steps, a.batch, a.size) * 1.5
+    assert cpu.lib() is not None, cpu.failure
+
+    def fwd_bwd(fn):
+        cur = x.clone().requires_grad_()
+        y, s = fn(cur)
+        (y.sum() + s.sum()).backward()
+        return cur.grad
+
+    cands = candidates(a, n, rec, fwd_bwd)
     ref = fwd_bwd(cands["reference"])
     for name, fn in cands.items():  # all candidates agree before they are timed
         g = fwd_bwd(fn)

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from batching import indexed_batches
 
 from snnkit_core.engine.protocol import load_protocol_splits
-from snnkit_core.engine.training import _indexed_batches, build, load_weights, read_run_config, to_batch
+from snnkit_core.engine.training import build, load_weights, read_run_config, to_batch
 
 
 class _Keep:
@@ -43,15 +44,16 @@ def main():
     load_weights(built, args.run, "best" if (Path(args.run) / "best.pt").exists() else "last")
     train, val, test, _ = load_protocol_splits(built)
     data = {"train": train, "val": val, "test": test}[args.split]
-    x, y, idx = next(iter(_indexed_batches(data, args.batch, False, torch.Generator().manual_seed(0))))
+    x, y, idx = next(iter(indexed_batches(data, args.batch, False, torch.Generator().manual_seed(0))))
     batch = to_batch(built, x, y, idx)
     net, rule = built.network, built.gradient_rule
     report = {"run": args.run, "split": args.split, "layers": []}
     with torch.no_grad():
         out = net(batch.x)
-    for l, tr in enumerate(out.hidden):
+    for layer, tr in enumerate(out.hidden):
         s = tr.s
-        info = {"layer": l, "rate": float((s > 0).float().mean()), "mean_S": float(s.mean()), "share_S2": float((s == 2).float().mean()),
+        info = {"layer": layer, "rate": float((s > 0).float().mean()), "mean_S": float(s.mean()),
+                "share_S2": float((s == 2).float().mean()),
                 "silent_neurons": float(((s > 0).float().mean((0, 1)) == 0).float().mean())}
         report["layers"].append(info)
     target = F.one_hot(batch.y, out.out.shape[-1]).float()
@@ -72,7 +74,8 @@ def main():
     report["gradients"] = {}
     for n in sorted(set(rp) | set(true)):
         a, b = rp.get(n), true.get(n)
-        rec = {"reward_prop_norm": None if a is None else float(a.norm()), "true_norm": None if b is None else float(b.norm())}
+        rec = {"reward_prop_norm": None if a is None else float(a.norm()),
+               "true_norm": None if b is None else float(b.norm())}
         if a is not None and b is not None and float(a.norm()) > 0 and float(b.norm()) > 0:
             rec["cosine"] = float(F.cosine_similarity(a.flatten(), b.flatten(), dim=0))
         report["gradients"][n] = rec

@@ -43,8 +43,8 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_core.engine.data import cached, corpus_dir, track
 from snnkit_core.contract.errors import DatasetError
+from snnkit_core.engine.data import cached, corpus_dir, track
 
 from .mfcc import mfcc
 from .sphere import read_any
@@ -116,7 +116,8 @@ class TIMIT(Dataset):
         Param("window", 11, "frames per example (the target frame plus context)", unit="frames"),
         Param("label_at", "centre", "which frame of the window gives the label", choices=("centre", "last")),
         Param("stride", 1, "use every stride-th frame as a target", unit="frames"),
-        Param("test_set", "core", "core: 24-speaker core test set (192 utterances); full: all 1,344", choices=("core", "full")),
+        Param("test_set", "core", "core: 24-speaker core test set (192 utterances); full: all 1,344",
+              choices=("core", "full")),
         Param("include_sa", False, "keep the SA1/SA2 dialect sentences"),
     )
 
@@ -156,7 +157,11 @@ class TIMIT(Dataset):
                 continue
             if not self.hparams["include_sa"] and wav.stem.lower().startswith("sa"):
                 continue
-            if split == "test" and self.hparams["test_set"] == "core" and wav.parent.name.lower() not in CORE_TEST_SPEAKERS:
+            if (
+                split == "test"
+                and self.hparams["test_set"] == "core"
+                and wav.parent.name.lower() not in CORE_TEST_SPEAKERS
+            ):
                 continue
             phn = next((wav.with_suffix(s) for s in (".PHN", ".phn") if wav.with_suffix(s).exists()), None)
             if phn is None:
@@ -188,7 +193,13 @@ class TIMIT(Dataset):
         utts = self.utterances(split)
         hp = self.hparams
         files = [p for pair in utts for p in pair]
-        key = {"split": split, "files": files_identity(files, self.folder), "mfcc": "13+d+dd/25ms/10ms/cmvn-utt", "q": "deleted", "v": 1}
+        key = {
+            "split": split,
+            "files": files_identity(files, self.folder),
+            "mfcc": "13+d+dd/25ms/10ms/cmvn-utt",
+            "q": "deleted",
+            "v": 1,
+        }
         data = cached("timit", key, lambda: self._compute(utts))
         return windows(data["frames"], data["labels"], hp["window"], hp["label_at"], hp["stride"])
 
@@ -201,7 +212,9 @@ class TIMIT(Dataset):
         return out
 
 
-def windows(frames: torch.Tensor, labels: torch.Tensor, window: int, label_at: str = "centre", stride: int = 1) -> ArrayData:
+def windows(
+    frames: torch.Tensor, labels: torch.Tensor, window: int, label_at: str = "centre", stride: int = 1
+) -> ArrayData:
     """Examples (N, window, C) as a strided view of the frame stream (F, C), labelled at the centre/last frame.
 
     The stream is edge-padded (first/last frame repeated) by the context so that every frame is a target.
