@@ -16,6 +16,7 @@ import ast
 import subprocess
 import sys
 import textwrap
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -360,9 +361,10 @@ def _judge(kind: str, found: dict, what: str, fix: str) -> None:
     allowed = ALLOWLIST[kind]
     new = sorted(v for k, v in found.items() if k not in allowed)
     stale = sorted(str(k) for k in allowed if k not in found)
-    if allowed:
-        print(f"{len(allowed)} known {what} still allowed (to be emptied by the lead at merge):")
-        print("\n".join(f"  {found[k]}" for k in sorted(allowed, key=str) if k in found))
+    still = [found[k] for k in sorted(allowed, key=str) if k in found]
+    if still:  # a warning, so every run's summary lists them
+        warnings.warn(UserWarning(f"{len(still)} known {what} still allowed by ALLOWLIST[{kind!r}] (to be emptied "
+                                  "by the lead at merge):\n" + "\n".join(still)), stacklevel=2)
     msg = []
     if new:
         msg.append(f"{len(new)} {what} ({fix}):\n" + "\n".join(new))
@@ -394,7 +396,8 @@ def test_core_loads_no_tool_cli_or_plugin():
 def test_core_is_at_most_3500_lines():
     lines, allowed = core_lines(), max(ALLOWLIST["core_lines"], default=MAX_CORE_LINES)
     if allowed > MAX_CORE_LINES:
-        print(f"snnkit_core is {lines} lines; {allowed} allowed until the merge, then {MAX_CORE_LINES}")
+        warnings.warn(UserWarning(f"snnkit_core is {lines} lines; ALLOWLIST['core_lines'] allows {allowed} until the "
+                                  f"merge, then {MAX_CORE_LINES}"), stacklevel=1)
     assert lines <= allowed, f"snnkit_core is {lines} lines (at most {allowed}): move what one tool needs beside it"
     assert allowed == MAX_CORE_LINES or lines > MAX_CORE_LINES, (
         f"snnkit_core is {lines} lines, within {MAX_CORE_LINES}: empty ALLOWLIST['core_lines']")
@@ -412,3 +415,19 @@ def test_the_checks_see_the_code():
     assert _components({"a": {"b": 1}, "b": {"c": 1}, "c": {"a": 1}, "d": {"a": 1}}) == [["a", "b", "c"]]
     rel = ast.parse("def g():\n    from ..engine import _hidden\n").body[0].body[0]
     assert _base(rel, "snnkit_core.contract.scan", False) == "snnkit_core.engine"
+
+
+def test_the_private_check_sees_every_spelling(tmp_path):
+    """``from m import _x`` (at any depth), ``m._x`` through an import alias or a package path; dunders pass."""
+    f = tmp_path / "probe.py"
+    f.write_text(textwrap.dedent("""
+        import snnkit_core.engine.training as t
+        from snnkit_core.engine import training
+
+        def g():
+            from snnkit_core.engine.training import _batches
+            import snnkit_core
+            return t._indexed_batches, training._hidden, snnkit_core.engine.training._deep, t.__name__
+    """))
+    found = {name for _, name in _private_uses(f, "__main__", package_files())}
+    assert found == {f"snnkit_core.engine.training.{n}" for n in ("_batches", "_indexed_batches", "_hidden", "_deep")}
