@@ -1,6 +1,6 @@
 """NRR-SNN ablation (paper Table 2) on FSDD (speaker split) and espeak-digits, shallow and deep, several seeds.
 
-    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python scripts/nrr_ablation.py --data-dir ../shared/datasets \
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python scripts/nrr_ablation.py \
         --epochs 30 --seeds 0,1,2 --out docs/results/nrr
 
 Every run is one ``snnkit train`` command (printed in the JSON), 1 thread, run directories under runs/nrr/
@@ -87,7 +87,8 @@ def override(argv: list[str], args) -> list[str]:
 
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-dir", default=str(ROOT.parent / "shared/datasets"))
+    ap.add_argument("--data-dir", default=None,
+                    help="where the corpora are (default: what snnkit train finds: SNNKIT_DATA, then its usual places)")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--variants", default=DEFAULT_VARIANTS)
@@ -111,7 +112,7 @@ def train_seed(args, ds: str, var: str, seed: int, out: Path) -> dict:
     run = Path(args.runs) / ds / f"{slug(var)}{tag}-seed{seed}"
     cmd = [*SNNKIT, "train", "--neuron", "nrr", *override(VARIANTS[var], args), *DATASETS[ds],
            "--epochs", str(args.epochs), "--seed", str(seed), "--threads", "1", "--quiet", "--out", str(run)]
-    if ds != "espeak-digits":
+    if ds != "espeak-digits" and args.data_dir:
         cmd += ["--data-dir", args.data_dir]
     done = run / "status.json"
     if not (done.exists() and json.loads(done.read_text()).get("state") == "finished"):

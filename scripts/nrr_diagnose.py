@@ -3,7 +3,7 @@ pseudo-derivative window, readout scale against the one-hot targets, and the rep
 true gradient of the same MSE loss (norms and cosine) on one batch of ``--split`` (test, or val: what tuning
 may look at), with the run's best weights.
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/nrr_diagnose.py runs/nrr/fsdd/NRR-SNN-seed0 --data-dir ../shared/datasets
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/nrr_diagnose.py runs/nrr/fsdd/NRR-SNN-seed0
 """
 
 from __future__ import annotations

@@ -57,7 +57,8 @@ def main():
     ap.add_argument("--variants", default="ff,ff+adapt,BP-RSNN,NRR-SNN,deep BP-RSNN,deep NRR-SNN")
     ap.add_argument("--plot-variants", default="ff,BP-RSNN,NRR-SNN,deep NRR-SNN", help="the lines of the PNG")
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--data-dir", default=str(ROOT.parent / "shared/datasets"))
+    ap.add_argument("--data-dir", default=None,
+                    help="where the corpora are (default: what snnkit train finds: SNNKIT_DATA, then its usual places)")
     ap.add_argument("--out", default=str(ROOT / "docs/results/nrr"))
     ap.add_argument("--name", default="noise", help="output file stem: OUT/<name>-<dataset>.json/.png")
     args = ap.parse_args()

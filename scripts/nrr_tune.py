@@ -23,7 +23,8 @@ from nrr_ablation import DATASETS, ROOT, SNNKIT, VARIANTS, slug  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-dir", default=str(ROOT.parent / "shared/datasets"))
+    ap.add_argument("--data-dir", default=None,
+                    help="where the corpora are (default: what snnkit train finds: SNNKIT_DATA, then its usual places)")
     ap.add_argument("--variants", default="deep-image NRR-SNN")
     ap.add_argument("--datasets", default="fsdd")
     ap.add_argument("--lrs", default="1e-4,1e-3,3e-3")
@@ -43,7 +44,7 @@ def main() -> None:
                 run = Path(args.runs) / ds / f"{slug(var)}-lr{lr}-e{args.epochs}-seed{args.seed}"
                 cmd = [*SNNKIT, "train", "--neuron", "nrr", *argv, *DATASETS[ds], "--epochs", str(args.epochs),
                        "--seed", str(args.seed), "--threads", "1", "--quiet", "--out", str(run)]
-                if ds != "espeak-digits":
+                if ds != "espeak-digits" and args.data_dir:
                     cmd += ["--data-dir", args.data_dir]
                 done = run / "status.json"
                 if not (done.exists() and json.loads(done.read_text()).get("state") == "finished"):

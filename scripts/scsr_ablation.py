@@ -1,6 +1,6 @@
 """ScSr-SNN ablation on FSDD with tssl-bp: ff, Sr, Sr-BIP, SrSc, SrSc-BIP, several seeds, mean ± sd.
 
-    nice -n 10 /work/venv/bin/python scripts/scsr_ablation.py --data-dir ../shared/datasets \
+    nice -n 10 python scripts/scsr_ablation.py \
         --hidden 64,64,64 --epochs 10 --seeds 0,1,2 --out docs/results/scsr-ablation.json
 
 Every variant uses docs/presets/scsr-fsdd.toml with only ``conn`` and ``rules`` changed, so hidden sizes,

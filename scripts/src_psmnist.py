@@ -9,7 +9,7 @@ reference scan (``backend=reference``), in the same process, and reports the rat
 Full paper scale (60k images, 200 epochs, batch 256) needs a GPU. A small CPU version:
 
     nice -n 10 python scripts/src_psmnist.py --limit 2000 --epochs 2 --threads 1 --step-bench 2 \
-        --data-dir ../shared/datasets --out /tmp/src-psmnist-cpu.json
+        --out /tmp/src-psmnist-cpu.json
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""tssl-bp vs bptt experiments for issue 9: backward forms, recipes and the done-when comparison.
+"""tssl-bp vs bptt experiments: backward forms, recipes and the done-when comparison.
 
-    OMP_NUM_THREADS=1 nice -n 10 python scripts/tssl_experiments.py --dataset fsdd --data-dir ../shared/datasets \
+    OMP_NUM_THREADS=1 nice -n 10 python scripts/tssl_experiments.py --dataset fsdd \
         --variants tssl-2021,tssl-hybrid --seeds 0,1 --epochs 5 --val 0.15 --out docs/results/tssl-fsdd-val.json
 
 Every variant is the CLI default network (``snnkit train --neuron lif --conn srsc``: 128-128-128, batch 32) with
