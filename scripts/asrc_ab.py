@@ -18,6 +18,21 @@ import time
 import torch
 
 
+def synthetic_dataset(w):
+    """A stand-in Dataset with the workload's sizes (``Built`` holds one; the batches here are made directly)."""
+    from snnkit_core import Dataset
+
+    class Synthetic(Dataset):
+        name = "asrc-ab-synthetic"
+        num_classes = w.classes
+        input_size = w.input_size
+
+        def load(self, split):
+            raise NotImplementedError("asrc_ab feeds its batches directly")
+
+    return Synthetic()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1)
@@ -27,11 +42,11 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     from snnkit_cli import bench
-    from snnkit_core.engine.assembly import assemble
-    from snnkit_core.engine.config import TrainConfig
     from snnkit_cli.host import keep_freed_memory
     from snnkit_core.contract.interfaces import Batch
     from snnkit_core.contract.plugins import get_registry
+    from snnkit_core.engine.assembly import assemble
+    from snnkit_core.engine.config import TrainConfig
     from snnkit_core.engine.training import Built, make_optimizer
 
     keep_freed_memory()
@@ -45,7 +60,7 @@ def main():
                    input_size=w.input_size, num_classes=w.classes, hidden=w.hidden, neuron_params={}, readout=None,
                    backend="torch", device=torch.device("cpu"), registry=reg, seed=0)
     cfg = TrainConfig(neuron=w.neuron, conn=w.conn, rules=w.rules, hidden=w.hidden, batch_size=w.batch)
-    opt = make_optimizer(Built(cfg, net, [rule], bench._Synthetic(w), torch.device("cpu")))
+    opt = make_optimizer(Built(cfg, net, [rule], synthetic_dataset(w), torch.device("cpu")))
     times: dict[str, list[float]] = {"fused": [], "per-step": []}
     for i in range(2 * (a.steps + 2)):
         label = "fused" if i % 2 == 0 else "per-step"

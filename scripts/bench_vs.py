@@ -5,7 +5,8 @@
 The base revision is exported with ``git archive`` into a temporary folder and imported from there through
 PYTHONPATH (its plugins too), so both run on the same interpreter, torch and machine. Each round runs
 ``snnkit bench --json`` once for the base and once for this tree (the first alternating between rounds), so a
-change in machine load hits both; the reported time of a (workload, backend) is the median over rounds of each run's median step.
+change in machine load hits both; the reported time of a (workload, backend) is the median over rounds of each run's
+median step.
 """
 
 from __future__ import annotations

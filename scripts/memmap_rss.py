@@ -2,7 +2,8 @@
 
 SSC-sized synthetic spike counts (default 75,466 x 250 x 140, SSC's training split as ASRC bins it) are written
 once, chunk by chunk, as a uint8 ``.npy``; then two child processes each run one epoch of the training loop's
-batching (``snnkit_core.engine.data.batches``: shuffled batches, read, made float32):
+batching (``snnkit_core.engine.data.batches``, the training loop's order and reads: shuffled batches,
+read, made float32):
 
 * ``memory``: today's in-memory path: the split as one float32 tensor (N, T, C) (what ``bin_events`` builds),
   filled from the file in chunks;
@@ -88,7 +89,6 @@ def write_counts(path: Path, n: int, steps: int, channels: int) -> None:
 def child(mode: str, path: str, batch_size: int, step_hidden: str, step_batches: int) -> dict:
     import torch
 
-    from snnkit_datasets.diskarray import open_array
     from snnkit_core.contract.interfaces import ArrayData
     from snnkit_core.engine.data import batches
 
@@ -96,6 +96,8 @@ def child(mode: str, path: str, batch_size: int, step_hidden: str, step_batches:
     peak = AnonPeak()
     base = status()
     t0 = time.perf_counter()
+    from snnkit_datasets.diskarray import open_array
+
     mapped = open_array(path)
     n, steps, channels = mapped.shape
     y = torch.zeros(n, dtype=torch.int64)
@@ -134,8 +136,16 @@ def step_time(data, batch_size: int, hidden: str, k: int) -> dict:
     from snnkit_core.engine.data import indexed_batches, to_batch
     from snnkit_core.engine.training import build, make_optimizer
 
-    cfg = TrainConfig(neuron="lif", conn="self", rules=("bptt",), dataset="arrays", hidden=tuple(int(h) for h in hidden.split(",")),
-                      batch_size=batch_size, device="cpu", params={"dataset": {"path": _tiny_npz(data.x.shape[2])}})
+    cfg = TrainConfig(
+        neuron="lif",
+        conn="self",
+        rules=("bptt",),
+        dataset="arrays",
+        hidden=tuple(int(h) for h in hidden.split(",")),
+        batch_size=batch_size,
+        device="cpu",
+        params={"dataset": {"path": _tiny_npz(data.x.shape[2])}},
+    )
     built = build(cfg)
     opt = make_optimizer(built)
     rule = built.gradient_rule
@@ -177,12 +187,14 @@ def main() -> None:
         path = Path(tmp) / "counts.npy"
         t0 = time.perf_counter()
         write_counts(path, a.n, a.steps, a.channels)
-        print(f"wrote {path.stat().st_size / 2**30:.2f} GiB of uint8 counts {a.n} x {a.steps} x {a.channels} in {time.perf_counter() - t0:.0f} s", flush=True)
+        print(f"wrote {path.stat().st_size / 2**30:.2f} GiB of uint8 counts {a.n} x {a.steps} x {a.channels} in "
+              f"{time.perf_counter() - t0:.0f} s", flush=True)
         results = []
         for mode in ("disk", "memory"):
             need = 4 * a.n * a.steps * a.channels
             if mode == "memory" and mem_available() < 1.3 * need:
-                print(f"memory: skipped, needs {need / 2**30:.1f} GiB and {mem_available() / 2**30:.1f} GiB is available")
+                print(f"memory: skipped, needs {need / 2**30:.1f} GiB and {mem_available() / 2**30:.1f} GiB is "
+                      f"available")
                 continue
             cmd = [sys.executable, __file__, "--child", mode, str(path), "--batch-size", str(a.batch_size),
                    "--step-hidden", a.step_hidden, "--step-batches", str(a.step_batches)]
@@ -192,7 +204,8 @@ def main() -> None:
                 continue
             r = json.loads(out.stdout.strip().splitlines()[-1])
             results.append(r)
-            print(f"{mode:6s} x {r['dtype']:13s} load {r['load_s']:6.1f} s  epoch of batches {r['epoch_data_s']:6.1f} s  "
+            print(f"{mode:6s} x {r['dtype']:13s} load {r['load_s']:6.1f} s  epoch of batches {r['epoch_data_s']:6.1f} "
+                  f"s  "
                   f"peak RSS {r['peak_rss_mb']:8.0f} MiB  peak anon {r['peak_anon_mb']:8.0f} MiB  "
                   f"file-backed at end {r['rss_file_end_mb']:7.0f} MiB"
                   + (f"  train step {r['train_step_s']:.2f} s" if "train_step_s" in r else ""), flush=True)

@@ -36,7 +36,9 @@ def main() -> None:
 
     dt = 1e-4
     built, net, _ = load_run(args.run_dir, "last")
-    net.plan(backend="reference", rules=())  # the plain step loop (a rule's own scan, e.g. tssl-bp's, has the same forward)
+    net.plan(
+        backend="reference", rules=()
+    )  # the plain step loop (a rule's own scan, e.g. tssl-bp's, has the same forward)
     from snnkit_core.engine.data import batches
 
     cfg = built.config
@@ -53,12 +55,14 @@ def main() -> None:
     t0 = time.perf_counter()
     y_np = simulate_nir(graph, x.double().numpy(), dt)
     t_np = time.perf_counter() - t0
-    res = {"run_dir": args.run_dir, "neuron": cfg.neuron, "conn": cfg.conn, "rules": list(cfg.rules), "readout": net.readout,
-           "examples": int(x.shape[1]), "steps": int(x.shape[0]), "output_values": int(ref.numel()),
+    res = {"run_dir": args.run_dir, "neuron": cfg.neuron, "conn": cfg.conn, "rules": list(cfg.rules),
+           "readout": net.readout, "examples": int(x.shape[1]), "steps": int(x.shape[0]),
+           "output_values": int(ref.numel()),
            "snnkit_output_spikes": float(ref.sum()) if out.out_spikes is not None else None,
            "numpy_nir_max_abs_diff": float(np.abs(y_np - ref.double().numpy()).max()), "numpy_seconds": round(t_np, 2)}
     if out.out_spikes is not None:
-        node_map = {t: (lambda n: _nir_to_snntorch_module(n, init_hidden=True)) for t in (nir.Linear, nir.Affine, nir.CubaLIF)}
+        node_map = {t: (lambda n: _nir_to_snntorch_module(n, init_hidden=True))
+                    for t in (nir.Linear, nir.Affine, nir.CubaLIF)}
         with contextlib.redirect_stdout(io.StringIO()):  # the importer prints a warning per node
             model = nirtorch.nir_to_torch(graph, node_map)
         ys, state = [], None

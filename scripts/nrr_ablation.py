@@ -1,6 +1,6 @@
 """NRR-SNN ablation (paper Table 2) on FSDD (speaker split) and espeak-digits, shallow and deep, several seeds.
 
-    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python scripts/nrr_ablation.py --data-dir ../shared/datasets \
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python scripts/nrr_ablation.py \
         --epochs 30 --seeds 0,1,2 --out docs/results/nrr
 
 Every run is one ``snnkit train`` command (printed in the JSON), 1 thread, run directories under runs/nrr/
@@ -85,9 +85,10 @@ def override(argv: list[str], args) -> list[str]:
     return argv
 
 
-def main() -> None:
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-dir", default=str(ROOT.parent / "shared/datasets"))
+    ap.add_argument("--data-dir", default=None,
+                    help="where the corpora are (default: what snnkit train finds: SNNKIT_DATA, then its usual places)")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--variants", default=DEFAULT_VARIANTS)
@@ -100,7 +101,44 @@ def main() -> None:
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--runs", default=str(ROOT / "runs/nrr"))
     ap.add_argument("--out", default=str(ROOT / "docs/results/nrr"))
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def train_seed(args, ds: str, var: str, seed: int, out: Path) -> dict:
+    """Train one (dataset, variant, seed) unless its run already finished; its row of the table."""
+    rp = "reward-prop" in VARIANTS[var]
+    own = (("lr", args.lr_rp), ("step", args.rp_step)) if rp else (("lr", args.lr_bp),)
+    tag = "".join(f"-{k}{v}" for k, v in own if v)  # only the overrides this variant uses
+    run = Path(args.runs) / ds / f"{slug(var)}{tag}-seed{seed}"
+    cmd = [*SNNKIT, "train", "--neuron", "nrr", *override(VARIANTS[var], args), *DATASETS[ds],
+           "--epochs", str(args.epochs), "--seed", str(seed), "--threads", "1", "--quiet", "--out", str(run)]
+    if ds != "espeak-digits" and args.data_dir:
+        cmd += ["--data-dir", args.data_dir]
+    done = run / "status.json"
+    if not (done.exists() and json.loads(done.read_text()).get("state") == "finished"):
+        if run.exists():
+            shutil.rmtree(run)
+        t0 = time.time()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        print(f"{ds} {var} seed {seed}: {time.time() - t0:.0f} s", flush=True)
+    summ = json.loads((run / "summary.json").read_text())
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    raw = out / "raw" / ds / f"{slug(var)}{tag}-seed{seed}.jsonl"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(run / "metrics.jsonl", raw)
+    return {"seed": seed, "run": str(run.relative_to(ROOT)) if run.is_relative_to(ROOT) else str(run),
+            "best_epoch": summ.get("best_epoch"), "val_accuracy": summ.get("best_val_accuracy"),
+            "test_accuracy": summ.get("test_accuracy_at_best"),
+            "final_test_accuracy": metrics[-1]["test_accuracy"],
+            "train_accuracy_at_best": next((m["train_accuracy"] for m in metrics
+                                            if m["epoch"] == summ.get("best_epoch")), None),
+            "final_train_accuracy": metrics[-1]["train_accuracy"],
+            "seconds_per_epoch": statistics.mean(m["seconds"] for m in metrics),
+            "command": " ".join(cmd[2:]).replace(sys.executable, "python")}
+
+
+def main() -> None:
+    args = parse_args()
     out = Path(args.out)
     seeds = [int(s) for s in args.seeds.split(",")]
     for ds in args.datasets.split(","):
@@ -112,41 +150,14 @@ def main() -> None:
             if old.get("epochs") == args.epochs:
                 table["variants"] = old["variants"]
         for var in args.variants.split(","):
-            rows = []
-            for seed in seeds:
-                rp = "reward-prop" in VARIANTS[var]
-                own = (("lr", args.lr_rp), ("step", args.rp_step)) if rp else (("lr", args.lr_bp),)
-                tag = "".join(f"-{k}{v}" for k, v in own if v)  # only the overrides this variant uses
-                run = Path(args.runs) / ds / f"{slug(var)}{tag}-seed{seed}"
-                cmd = [*SNNKIT, "train", "--neuron", "nrr", *override(VARIANTS[var], args), *DATASETS[ds], "--epochs", str(args.epochs),
-                       "--seed", str(seed), "--threads", "1", "--quiet", "--out", str(run)]
-                if ds != "espeak-digits":
-                    cmd += ["--data-dir", args.data_dir]
-                done = run / "status.json"
-                if not (done.exists() and json.loads(done.read_text()).get("state") == "finished"):
-                    if run.exists():
-                        shutil.rmtree(run)
-                    t0 = time.time()
-                    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-                    print(f"{ds} {var} seed {seed}: {time.time() - t0:.0f} s", flush=True)
-                summ = json.loads((run / "summary.json").read_text())
-                metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-                raw = out / "raw" / ds / f"{slug(var)}{tag}-seed{seed}.jsonl"
-                raw.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy(run / "metrics.jsonl", raw)
-                rows.append({"seed": seed, "run": str(run.relative_to(ROOT)) if run.is_relative_to(ROOT) else str(run),
-                             "best_epoch": summ.get("best_epoch"), "val_accuracy": summ.get("best_val_accuracy"),
-                             "test_accuracy": summ.get("test_accuracy_at_best"),
-                             "final_test_accuracy": metrics[-1]["test_accuracy"],
-                             "train_accuracy_at_best": next((m["train_accuracy"] for m in metrics
-                                                             if m["epoch"] == summ.get("best_epoch")), None),
-                             "final_train_accuracy": metrics[-1]["train_accuracy"],
-                             "seconds_per_epoch": statistics.mean(m["seconds"] for m in metrics),
-                             "command": " ".join(cmd[2:]).replace(sys.executable, "python")})
+            rows = [train_seed(args, ds, var, seed, out) for seed in seeds]
+            rp = "reward-prop" in VARIANTS[var]
             accs = [r["test_accuracy"] for r in rows]
             table["variants"][var] = {
-                "lr": (args.lr_rp if rp else args.lr_bp) or "1e-3", "rp_step": (args.rp_step or "10") if rp else None,
-                "test_accuracy_mean": statistics.mean(accs), "test_accuracy_sd": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                "lr": (args.lr_rp if rp else args.lr_bp) or "1e-3",
+                "rp_step": (args.rp_step or "10") if rp else None,
+                "test_accuracy_mean": statistics.mean(accs),
+                "test_accuracy_sd": statistics.stdev(accs) if len(accs) > 1 else 0.0,
                 "runs": rows,
             }
             (out / f"{args.name}-{ds}.json").write_text(json.dumps(table, indent=2))

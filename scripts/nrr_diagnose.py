@@ -3,7 +3,7 @@ pseudo-derivative window, readout scale against the one-hot targets, and the rep
 true gradient of the same MSE loss (norms and cosine) on one batch of ``--split`` (test, or val: what tuning
 may look at), with the run's best weights.
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/nrr_diagnose.py runs/nrr/fsdd/NRR-SNN-seed0 --data-dir ../shared/datasets
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/nrr_diagnose.py runs/nrr/fsdd/NRR-SNN-seed0
 """
 
 from __future__ import annotations
@@ -50,9 +50,10 @@ def main():
     report = {"run": args.run, "split": args.split, "layers": []}
     with torch.no_grad():
         out = net(batch.x)
-    for l, tr in enumerate(out.hidden):
+    for layer, tr in enumerate(out.hidden):
         s = tr.s
-        info = {"layer": l, "rate": float((s > 0).float().mean()), "mean_S": float(s.mean()), "share_S2": float((s == 2).float().mean()),
+        info = {"layer": layer, "rate": float((s > 0).float().mean()), "mean_S": float(s.mean()),
+                "share_S2": float((s == 2).float().mean()),
                 "silent_neurons": float(((s > 0).float().mean((0, 1)) == 0).float().mean())}
         report["layers"].append(info)
     target = F.one_hot(batch.y, out.out.shape[-1]).float()
@@ -73,7 +74,8 @@ def main():
     report["gradients"] = {}
     for n in sorted(set(rp) | set(true)):
         a, b = rp.get(n), true.get(n)
-        rec = {"reward_prop_norm": None if a is None else float(a.norm()), "true_norm": None if b is None else float(b.norm())}
+        rec = {"reward_prop_norm": None if a is None else float(a.norm()),
+               "true_norm": None if b is None else float(b.norm())}
         if a is not None and b is not None and float(a.norm()) > 0 and float(b.norm()) > 0:
             rec["cosine"] = float(F.cosine_similarity(a.flatten(), b.flatten(), dim=0))
         report["gradients"][n] = rec

@@ -34,15 +34,22 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--rp-step", default="20")
-    ap.add_argument("--variants", default=",".join(VARS), help='e.g. "fbank ff,fbank ff+adapt,fbank BP-RSNN,fbank NRR-SNN"')
+    ap.add_argument("--variants", default=",".join(VARS), help='e.g. "fbank ff,fbank ff+adapt,fbank BP-RSNN,fbank '
+                                                               'NRR-SNN"')
     ap.add_argument("--name", default="image-ablation")
     args = ap.parse_args()
     variants = args.variants.split(",")
-    tune = [json.loads(line) for line in (ROOT / "docs/results/nrr/tune.jsonl").read_text().splitlines() if line.strip()]
+    tune = [
+        json.loads(line) for line in (ROOT / "docs/results/nrr/tune.jsonl").read_text().splitlines() if line.strip()
+    ]
     for ds in args.datasets.split(","):
         lrs = {}
         for var in variants:
-            cand = [r for r in tune if r["dataset"] == ds and r["variant"] == var and r["epochs"] == args.epochs and r["seed"] == 0]
+            cand = [
+                r
+                for r in tune
+                if r["dataset"] == ds and r["variant"] == var and r["epochs"] == args.epochs and r["seed"] == 0
+            ]
             if not cand:
                 raise SystemExit(f"no tuning run for {ds} {var} at {args.epochs} epochs: run scripts/nrr_tune.py first")
             best = max(cand, key=lambda r: r["best_val"])
@@ -54,9 +61,30 @@ def main() -> None:
                 shutil.copytree(src, dst)
         print(ds, lrs, flush=True)
         for var in variants:  # one call per variant: each with its own validation-chosen lr, merged into one table
-            subprocess.run([sys.executable, str(ROOT / "scripts/nrr_ablation.py"), "--variants", var, "--datasets", ds,
-                            "--epochs", str(args.epochs), "--seeds", args.seeds, "--lr-rp", lrs[var], "--lr-bp", lrs[var],
-                            "--rp-step", args.rp_step, "--name", args.name, "--merge"], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(ROOT / "scripts/nrr_ablation.py"),
+                    "--variants",
+                    var,
+                    "--datasets",
+                    ds,
+                    "--epochs",
+                    str(args.epochs),
+                    "--seeds",
+                    args.seeds,
+                    "--lr-rp",
+                    lrs[var],
+                    "--lr-bp",
+                    lrs[var],
+                    "--rp-step",
+                    args.rp_step,
+                    "--name",
+                    args.name,
+                    "--merge",
+                ],
+                check=True,
+            )
 
 
 if __name__ == "__main__":

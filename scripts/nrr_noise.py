@@ -57,7 +57,8 @@ def main():
     ap.add_argument("--variants", default="ff,ff+adapt,BP-RSNN,NRR-SNN,deep BP-RSNN,deep NRR-SNN")
     ap.add_argument("--plot-variants", default="ff,BP-RSNN,NRR-SNN,deep NRR-SNN", help="the lines of the PNG")
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--data-dir", default=str(ROOT.parent / "shared/datasets"))
+    ap.add_argument("--data-dir", default=None,
+                    help="where the corpora are (default: what snnkit train finds: SNNKIT_DATA, then its usual places)")
     ap.add_argument("--out", default=str(ROOT / "docs/results/nrr"))
     ap.add_argument("--name", default="noise", help="output file stem: OUT/<name>-<dataset>.json/.png")
     args = ap.parse_args()
@@ -89,7 +90,11 @@ def main():
             table["variants"][var]["runs"] = [rel(find_run(Path(args.runs) / ds, var, s)) for s in args.seeds.split(",")
                                               if find_run(Path(args.runs) / ds, var, s) is not None]
         (out / f"{args.name}-{ds}.json").write_text(json.dumps(table, indent=2))
-        plot_noise({v: r for v, r in curves.items() if v in args.plot_variants.split(",")}, out / f"{args.name}-{ds}.png", title=f"{ds}: test accuracy under noise")
+        plot_noise(
+            {v: r for v, r in curves.items() if v in args.plot_variants.split(",")},
+            out / f"{args.name}-{ds}.png",
+            title=f"{ds}: test accuracy under noise",
+        )
         for var, rows in curves.items():
             print(ds, var, " ".join(f"{r['p']:.1f}:{100 * r['accuracy']:.1f}±{100 * r['accuracy_sd']:.1f}"
                                     f"(r{r['ratio']:.2f})" for r in rows), flush=True)

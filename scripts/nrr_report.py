@@ -24,7 +24,11 @@ def main():
     noise = {p.stem.split("-", 1)[1]: json.loads(p.read_text()) for p in sorted(OUT.glob("noise-*.json"))
              if not p.stem.startswith(("noise-image-", "noise-fbank-"))}
     dsets = list(abl)
-    print("| variant | " + " | ".join(f"{d} test (per sample) | {d} per frame | {d} s/epoch" for d in dsets) + " | paper (TIDigits) |")
+    print(
+        "| variant | "
+        + " | ".join(f"{d} test (per sample) | {d} per frame | {d} s/epoch" for d in dsets)
+        + " | paper (TIDigits) |"
+    )
     print("|---|" + "---|" * (3 * len(dsets)) + "---|")
     for v in ROWS:
         cells = []
@@ -39,23 +43,34 @@ def main():
             cells += [pct(r["test_accuracy_mean"], r["test_accuracy_sd"]), frame, f"{sec:.1f}"]
         print(f"| {v} | " + " | ".join(cells) + f" | {PAPER[v]} |")
     for d, t in noise.items():
-        print(f"\n{d}: accuracy % (Acc(P)/Acc(0)) under noise, mean ± sd over {len(t['variants'].get('ff', {}).get('per_seed', []))} seeds\n")
+        print(f"\n{d}: accuracy % (Acc(P)/Acc(0)) under noise, mean ± sd over "
+              f"{len(t['variants'].get('ff', {}).get('per_seed', []))} seeds\n")
         print("| variant | " + " | ".join(f"P = {p:.1f}" for p in t["p"]) + " |")
         print("|---|" + "---|" * len(t["p"]))
         for v in ROWS:
             if v in t["variants"]:
                 rows = t["variants"][v]["rows"]
-                print(f"| {v} | " + " | ".join(f"{pct(r['accuracy'], r['accuracy_sd'])} ({r['ratio']:.2f})" for r in rows) + " |")
+                print(
+                    f"| {v} | "
+                    + " | ".join(f"{pct(r['accuracy'], r['accuracy_sd'])} ({r['ratio']:.2f})" for r in rows)
+                    + " |"
+                )
     image_tables()
     noise_image_tables()
     tp = OUT / "timing.jsonl"
     if tp.exists():
-        print("\n| network | reward-prop s/step | bptt s/step | bptt / reward-prop | load average |\n|---|---|---|---|---|")
+        print("\n| network | reward-prop s/step | bptt s/step | bptt / reward-prop | load average "
+              "|\n|---|---|---|---|---|")
         for line in tp.read_text().splitlines():
             r = json.loads(line)
             kind = "deep-image " if r["conn"].get("conv_input") == "image" else "deep " if r["conn"] else ""
-            name = kind + ",".join(map(str, r["hidden"])) + (f" (batch {r['batch']}, T = {r['steps']})" if kind == "deep-image " else "")
-            print(f"| {name} | {r['rules']['reward-prop']['seconds_per_step']:.4f} | {r['rules']['bptt']['seconds_per_step']:.4f} | "
+            name = (
+                kind
+                + ",".join(map(str, r["hidden"]))
+                + (f" (batch {r['batch']}, T = {r['steps']})" if kind == "deep-image " else "")
+            )
+            print(f"| {name} | {r['rules']['reward-prop']['seconds_per_step']:.4f} | "
+                  f"{r['rules']['bptt']['seconds_per_step']:.4f} | "
                   f"{r['bptt_over_reward_prop']:.2f} | {r['loadavg'][0]:.1f} |")
 
 
@@ -68,7 +83,8 @@ def image_tables():
         for line in tp.read_text().splitlines():
             r = json.loads(line)
             at = " / ".join(pct(v) for v in r["val_at_epoch"].values())
-            print(f"| {r['dataset']} | {r['variant']} | {r['lr']:g} | {r['epochs']} | {pct(r['best_val'])} ({r['best_epoch']}) | "
+            print(f"| {r['dataset']} | {r['variant']} | {r['lr']:g} | {r['epochs']} | {pct(r['best_val'])} "
+                  f"({r['best_epoch']}) | "
                   f"{at} | {pct(r['train_at_best'])} / {pct(r['train_last'])} |")
     for p in [*sorted(OUT.glob("image-ablation-*.json")), *sorted(OUT.glob("fbank-ablation-*.json"))]:
         t = json.loads(p.read_text())
@@ -76,7 +92,8 @@ def image_tables():
         print(f"\n{p.name}: {t['dataset']} ({t['epochs']} epochs, seeds {t['seeds']}; " + (
             "lr per variant, chosen on validation" if per_var else
             f"reward-prop lr {t['lr_rp']}, StepLR {t['rp_step']}; bptt lr {t['lr_bp']}") + ")\n")
-        print("| variant | lr | test % (per sample), mean ± sd | val % at best | best epochs | train % at best | s/epoch |")
+        print("| variant | lr | test % (per sample), mean ± sd | val % at best | best epochs | train % at best | "
+              "s/epoch |")
         print("|---|---|---|---|---|---|---|")
         for v, r in t["variants"].items():
             runs = r["runs"]
@@ -98,7 +115,11 @@ def noise_image_tables():
         print("| variant | " + " | ".join(f"P = {q:.1f}" for q in t["p"]) + " |")
         print("|---|" + "---|" * len(t["p"]))
         for v, rec in t["variants"].items():
-            print(f"| {v} | " + " | ".join(f"{pct(r['accuracy'], r['accuracy_sd'])} ({r['ratio']:.2f})" for r in rec["rows"]) + " |")
+            print(
+                f"| {v} | "
+                + " | ".join(f"{pct(r['accuracy'], r['accuracy_sd'])} ({r['ratio']:.2f})" for r in rec["rows"])
+                + " |"
+            )
         print("\n| variant | per-frame accuracy % at P = " + " / ".join(f"{q:.1f}" for q in t["p"]) + " |\n|---|---|")
         for v, rec in t["variants"].items():
             print(f"| {v} | " + " / ".join(pct(r["frame_accuracy"]) for r in rec["rows"]) + " |")

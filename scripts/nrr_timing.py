@@ -24,21 +24,45 @@ import time
 
 import torch
 
-from snnkit_core.engine.assembly import assemble
 from snnkit_core.contract.interfaces import Batch
 from snnkit_core.contract.plugins import get_registry
+from snnkit_core.engine.assembly import assemble
 
 
-def main():
+def parse_args():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--hidden", default="128", help="hidden sizes; 'deep' = 160,128,128 with the conv stage (deep NRR-SNN); "
-                    "'deep-image' = round 2's 1600,128,128 static-image model (sets batch 32, 39 steps, 39 channels)")
+    ap.add_argument("--hidden", default="128", help="hidden sizes; 'deep' = 160,128,128 with the conv stage "
+                    "(deep NRR-SNN); 'deep-image' = round 2's 1600,128,128 static-image model "
+                    "(sets batch 32, 39 steps, 39 channels)")
     ap.add_argument("--batch", type=int, default=None, help="default 64 (32 for deep-image)")
     ap.add_argument("--steps", type=int, default=None, help="default 100 (39 for deep-image)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--per-round", type=int, default=4)
     ap.add_argument("--out", default="docs/results/nrr/timing.jsonl")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def time_rules(nets: dict, batches: list, rounds: int) -> tuple[dict, dict]:
+    """Per rule: seconds of each training step and of each forward pass without gradients, interleaved."""
+    step_t = {k: [] for k in nets}
+    fwd_t = {k: [] for k in nets}
+    for rule, net, opt in nets.values():  # warm-up
+        rule.train_step(net, batches[0], opt)
+    for _ in range(rounds):
+        for name, (rule, net, opt) in nets.items():
+            for b in batches:
+                t0 = time.perf_counter()
+                rule.train_step(net, b, opt)
+                step_t[name].append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                with torch.no_grad():
+                    net(b.x)
+                fwd_t[name].append(time.perf_counter() - t0)
+    return step_t, fwd_t
+
+
+def main():
+    args = parse_args()
     torch.set_num_threads(1)
     reg = get_registry()
     deep, image = args.hidden == "deep", args.hidden == "deep-image"
@@ -54,36 +78,24 @@ def main():
     nets = {}
     for name in ("reward-prop", "bptt"):
         rule = reg.get("rule", name)()
-        net = assemble(reg.get("neuron", "nrr"), reg.get("connectivity", "sparse")(**conn_params), [rule], input_size=chans,
-                       num_classes=10, hidden=hidden, seed=0, readout="linear")
+        net = assemble(reg.get("neuron", "nrr"), reg.get("connectivity", "sparse")(**conn_params), [rule],
+                       input_size=chans, num_classes=10, hidden=hidden, seed=0, readout="linear")
         opt = rule.make_optimizer([{"params": list(net.parameters())}], 1e-3, 0.0)
         nets[name] = (rule, net, opt)
     g = torch.Generator().manual_seed(0)
-    batches = [Batch(torch.randn(args.steps, args.batch, chans, generator=g), torch.randint(0, 10, (args.batch,), generator=g),
-                     torch.arange(args.batch)) for _ in range(args.per_round)]
-    step_t = {k: [] for k in nets}
-    fwd_t = {k: [] for k in nets}
+    batches = [Batch(torch.randn(args.steps, args.batch, chans, generator=g),
+                     torch.randint(0, 10, (args.batch,), generator=g), torch.arange(args.batch))
+               for _ in range(args.per_round)]
     load0 = os.getloadavg()
-    for name, (rule, net, opt) in nets.items():  # warm-up
-        rule.train_step(net, batches[0], opt)
-    for _ in range(args.rounds):
-        for name, (rule, net, opt) in nets.items():
-            for b in batches:
-                t0 = time.perf_counter()
-                rule.train_step(net, b, opt)
-                step_t[name].append(time.perf_counter() - t0)
-                t0 = time.perf_counter()
-                with torch.no_grad():
-                    net(b.x)
-                fwd_t[name].append(time.perf_counter() - t0)
-    res = {"hidden": hidden, "conn": conn_params, "batch": args.batch, "steps": args.steps, "threads": 1, "input": chans,
-           "loadavg_start": load0, "loadavg": os.getloadavg(),
-           "rules": {}}
+    step_t, fwd_t = time_rules(nets, batches, args.rounds)
+    res = {"hidden": hidden, "conn": conn_params, "batch": args.batch, "steps": args.steps, "threads": 1,
+           "input": chans, "loadavg_start": load0, "loadavg": os.getloadavg(), "rules": {}}
     for name in nets:
         s, f = statistics.median(step_t[name]), statistics.median(fwd_t[name])
         res["rules"][name] = {"seconds_per_step": s, "seconds_forward_no_grad": f,
                               "seconds_per_fsdd_epoch_estimate": s * 1500 / args.batch}
-    res["bptt_over_reward_prop"] = res["rules"]["bptt"]["seconds_per_step"] / res["rules"]["reward-prop"]["seconds_per_step"]
+    rules = res["rules"]
+    res["bptt_over_reward_prop"] = rules["bptt"]["seconds_per_step"] / rules["reward-prop"]["seconds_per_step"]
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "a") as fh:  # one JSON object per line, one line per configuration
         fh.write(json.dumps(res) + "\n")

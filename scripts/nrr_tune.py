@@ -23,7 +23,8 @@ from nrr_ablation import DATASETS, ROOT, SNNKIT, VARIANTS, slug  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-dir", default=str(ROOT.parent / "shared/datasets"))
+    ap.add_argument("--data-dir", default=None,
+                    help="where the corpora are (default: what snnkit train finds: SNNKIT_DATA, then its usual places)")
     ap.add_argument("--variants", default="deep-image NRR-SNN")
     ap.add_argument("--datasets", default="fsdd")
     ap.add_argument("--lrs", default="1e-4,1e-3,3e-3")
@@ -43,7 +44,7 @@ def main() -> None:
                 run = Path(args.runs) / ds / f"{slug(var)}-lr{lr}-e{args.epochs}-seed{args.seed}"
                 cmd = [*SNNKIT, "train", "--neuron", "nrr", *argv, *DATASETS[ds], "--epochs", str(args.epochs),
                        "--seed", str(args.seed), "--threads", "1", "--quiet", "--out", str(run)]
-                if ds != "espeak-digits":
+                if ds != "espeak-digits" and args.data_dir:
                     cmd += ["--data-dir", args.data_dir]
                 done = run / "status.json"
                 if not (done.exists() and json.loads(done.read_text()).get("state") == "finished"):
@@ -51,10 +52,19 @@ def main() -> None:
                 m = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
                 best = max(m, key=lambda r: r["val_accuracy"])
                 at = {e: round(m[e - 1]["val_accuracy"], 4) for e in (10, 30, len(m)) if e <= len(m)}
-                rec = {"dataset": ds, "variant": var, "lr": float(lr), "epochs": args.epochs, "seed": args.seed,
-                       "best_val": round(best["val_accuracy"], 4), "best_epoch": best["epoch"],
-                       "train_at_best": round(best["train_accuracy"], 4), "train_last": round(m[-1]["train_accuracy"], 4),
-                       "val_at_epoch": at, "command": " ".join(cmd[2:]).replace(sys.executable, "python")}
+                rec = {
+                    "dataset": ds,
+                    "variant": var,
+                    "lr": float(lr),
+                    "epochs": args.epochs,
+                    "seed": args.seed,
+                    "best_val": round(best["val_accuracy"], 4),
+                    "best_epoch": best["epoch"],
+                    "train_at_best": round(best["train_accuracy"], 4),
+                    "train_last": round(m[-1]["train_accuracy"], 4),
+                    "val_at_epoch": at,
+                    "command": " ".join(cmd[2:]).replace(sys.executable, "python"),
+                }
                 print(json.dumps(rec), flush=True)
                 with open(Path(args.out) / "tune.jsonl", "a") as f:
                     f.write(json.dumps(rec) + "\n")

@@ -56,7 +56,9 @@ class Ctx:
     def env(self, **extra) -> dict:
         env = dict(os.environ, OMP_NUM_THREADS="1", SNNKIT_CACHE=str(self.dir / ".cache"))
         env.pop("SNNKIT_FAULT_AT", None)
-        paths = [str(self.dir / "plug")] + self.pythonpath + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        paths = (
+            [str(self.dir / "plug")] + self.pythonpath + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        )
         env["PYTHONPATH"] = os.pathsep.join(paths)
         env.update(extra)
         return env
@@ -69,8 +71,14 @@ class Ctx:
         return res.returncode, out
 
     def popen(self, *args, env: dict | None = None) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-c", BOOT, *map(str, args)], cwd=self.dir, env=self.env(**(env or {})),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(
+            [sys.executable, "-c", BOOT, *map(str, args)],
+            cwd=self.dir,
+            env=self.env(**(env or {})),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
     def npz(self, name="d.npz", **over) -> Path:
         rng = np.random.default_rng(0)
@@ -85,7 +93,9 @@ class Ctx:
 
     def train(self, *args, epochs=2, env=None, data: Path | None = None) -> tuple[int, str]:
         data = data or self.npz()
-        return self.snnkit("train", "--dataset", "arrays", "--data-dir", data, "--epochs", epochs, *SMALL, *args, env=env)
+        return self.snnkit(
+            "train", "--dataset", "arrays", "--data-dir", data, "--epochs", epochs, *SMALL, *args, env=env
+        )
 
     def plugin(self, dist: str, source: str) -> None:
         root = self.dir / "plug"
@@ -207,7 +217,8 @@ for point in ("metrics:2", "checkpoint-tmp:2", "checkpoint:1", "status:1"):
 _PLUGINS = {
     "misspelt hook": "from snnkit_core import hookimpl\n\n@hookimpl\ndef register_nurons(register):\n    pass\n",
     "SystemExit at import": "raise SystemExit('plugin exits at import')\n",
-    "argv parsing at import": "import argparse\np = argparse.ArgumentParser()\np.add_argument('--mine', required=True)\np.parse_args()\n",
+    "argv parsing at import": "import argparse\np = argparse.ArgumentParser()\np.add_argument('--mine', "
+                              "required=True)\np.parse_args()\n",
     "BaseException subclass raised at import": "class Boom(BaseException):\n    pass\n\nraise Boom('base exception')\n",
 }
 
@@ -223,7 +234,12 @@ for label, source in _PLUGINS.items():
         return bool(rows.get("bad-plugin", {}).get("error")) and rows["snnkit-neurons"]["error"] is None
 
 
-@case("plugin", "name clash: a harmless component of the broken plugin", "error", ["would provide it but is not loaded", "aaa-clash"])
+@case(
+    "plugin",
+    "name clash: a harmless component of the broken plugin",
+    "error",
+    ["would provide it but is not loaded", "aaa-clash"],
+)
 def _(ctx):
     ctx.plugin("aaa-clash", """
         from snnkit_core import hookimpl
@@ -255,7 +271,8 @@ def _(ctx):
 
 def _not_written(ctx, out="run"):
     if (ctx.dir / out).exists():
-        ctx.lost.append(f"written: {out}/ was created for a refused run: {sorted(p.name for p in (ctx.dir / out).iterdir())}")
+        ctx.lost.append(f"written: {out}/ was created for a refused run: "
+                        f"{sorted(p.name for p in (ctx.dir / out).iterdir())}")
 
 
 @case("silent", "arrays file with zero training examples", "error", ["0 examples"])
@@ -289,7 +306,8 @@ def _(ctx):
 @case("silent", "unknown section next to [train] in a config file", "error", ["unknown section"])
 def _(ctx):
     data = ctx.npz()
-    (ctx.dir / "c.toml").write_text(f'[train]\ndataset = "arrays"\ndata_dir = "{data}"\nhidden = [8, 8, 8]\n\n[trian]\nepochs = 50\n')
+    (ctx.dir / "c.toml").write_text(f'[train]\ndataset = "arrays"\ndata_dir = "{data}"\nhidden = [8, 8, '
+                                    f'8]\n\n[trian]\nepochs = 50\n')
     r = ctx.snnkit("train", "--config", "c.toml", "--out", "run", "--quiet")
     _not_written(ctx)
     return r
@@ -297,7 +315,9 @@ def _(ctx):
 
 @case("silent", "--data-dir given to a dataset that ignores it", "error", ["does not read --data-dir"])
 def _(ctx):
-    r = ctx.snnkit("train", "--dataset", "espeak-digits", "--data-dir", ctx.dir, "--epochs", 1, "--out", "run", "--quiet")
+    r = ctx.snnkit(
+        "train", "--dataset", "espeak-digits", "--data-dir", ctx.dir, "--epochs", 1, "--out", "run", "--quiet"
+    )
     _not_written(ctx)
     return r
 
@@ -385,7 +405,9 @@ def _(ctx):
     import torch
 
     run = _damaged_run(ctx, lambda ck: ck["model"].update({k: torch.zeros(2) for k in ck["model"]}))
-    return ctx.snnkit("eval", run, "--checkpoint", "last")  # the file damaged is checkpoint.pt (eval reads best.pt by default)
+    return ctx.snnkit(
+        "eval", run, "--checkpoint", "last"
+    )  # the file damaged is checkpoint.pt (eval reads best.pt by default)
 
 
 @case("traceback", "--resume after config.toml was edited", "error", ["was edited"])
@@ -429,7 +451,9 @@ def _(ctx):
     return ctx.snnkit("info", "lfi")
 
 
-@case("wording", "incompatible combination with no working neuron", "error", ["incompatible"], forbidden=["neurons none"])
+@case(
+    "wording", "incompatible combination with no working neuron", "error", ["incompatible"], forbidden=["neurons none"]
+)
 def _(ctx):
     return ctx.train("--rule", "tssl-bp", "--conn", "dense", "--out", "run")
 

@@ -1,6 +1,6 @@
 """ScSr-SNN ablation on FSDD with tssl-bp: ff, Sr, Sr-BIP, SrSc, SrSc-BIP, several seeds, mean ± sd.
 
-    nice -n 10 /work/venv/bin/python scripts/scsr_ablation.py --data-dir ../shared/datasets \
+    nice -n 10 python scripts/scsr_ablation.py \
         --hidden 64,64,64 --epochs 10 --seeds 0,1,2 --out docs/results/scsr-ablation.json
 
 Every variant uses docs/presets/scsr-fsdd.toml with only ``conn`` and ``rules`` changed, so hidden sizes,
@@ -31,7 +31,7 @@ VARIANTS = {
 }
 
 
-def main() -> None:
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default=str(ROOT / "docs/presets/scsr-fsdd.toml"))
     ap.add_argument("--data-dir", default=None)
@@ -42,8 +42,11 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--out", default=str(ROOT / "docs/results/scsr-ablation.json"))
-    args = ap.parse_args()
-    torch.set_num_threads(1)
+    return ap.parse_args()
+
+
+def base_config(args) -> TrainConfig:
+    """The preset with the command line's overrides."""
     base = TrainConfig.from_toml(args.preset)
     changes = {"device": "cpu"}
     if args.data_dir:
@@ -56,12 +59,12 @@ def main() -> None:
         changes["lr"] = args.lr
     if args.limit:
         changes["limit"] = args.limit
-    base = base.evolve(**changes)
+    return base.evolve(**changes)
+
+
+def run_variants(args, base: TrainConfig, results: dict, out_path: Path) -> None:
+    """Train every (variant, seed) not yet in ``results``, saving after each."""
     seeds = [int(s) for s in args.seeds.split(",")]
-    out_path = Path(args.out)
-    results = json.loads(out_path.read_text()) if out_path.exists() else {}
-    results["config"] = {k: v for k, v in base.to_dict().items() if k not in ("conn", "rules")}
-    results.setdefault("runs", {})
     for name in args.variants.split(","):
         conn, rules = VARIANTS[name]
         for seed in seeds:
@@ -83,6 +86,10 @@ def main() -> None:
             print(f"{key}: final {recs[-1]['test_accuracy']:.4f}  ({time.perf_counter() - t0:.0f} s)", flush=True)
             out_path.parent.mkdir(parents=True, exist_ok=True)
             out_path.write_text(json.dumps(results, indent=1))
+
+
+def summarise(results: dict) -> dict:
+    """Per variant: final test accuracy mean ± sd over seeds, the best epoch's mean, seconds per epoch."""
     summary = {}
     for name in VARIANTS:
         runs = [r for r in results["runs"].values() if r["variant"] == name]
@@ -95,12 +102,25 @@ def main() -> None:
             "best_epoch_mean": statistics.mean(best),
             "seconds_per_epoch": statistics.mean(r["seconds_per_epoch"] for r in runs),
         }
-    results["summary"] = summary
+    return summary
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(1)
+    base = base_config(args)
+    out_path = Path(args.out)
+    results = json.loads(out_path.read_text()) if out_path.exists() else {}
+    results["config"] = {k: v for k, v in base.to_dict().items() if k not in ("conn", "rules")}
+    results.setdefault("runs", {})
+    run_variants(args, base, results, out_path)
+    summary = results["summary"] = summarise(results)
     out_path.write_text(json.dumps(results, indent=1))
     print("| variant | n | final test acc % (mean ± sd) | best-epoch acc % (mean) | s/epoch |")
     print("| --- | --- | --- | --- | --- |")
     for name, s in summary.items():
-        print(f"| {name} | {s['n']} | {s['mean']:.2f} ± {s['sd']:.2f} | {s['best_epoch_mean']:.2f} | {s['seconds_per_epoch']:.1f} |")
+        print(f"| {name} | {s['n']} | {s['mean']:.2f} ± {s['sd']:.2f} | {s['best_epoch_mean']:.2f} | "
+              f"{s['seconds_per_epoch']:.1f} |")
 
 
 if __name__ == "__main__":

@@ -87,24 +87,31 @@ def main() -> None:
         for s in ("valid", "test"):
             write_h5(root / "ssc" / f"ssc_{s}.h5", 8, 10, seed=1)
         size = (root / "ssc" / "ssc_train.h5").stat().st_size
-        print(f"wrote ssc_train.h5: {a.n} examples x ~{a.events} spikes, {size / 2**30:.2f} GiB in {time.perf_counter() - t0:.0f} s", flush=True)
+        print(f"wrote ssc_train.h5: {a.n} examples x ~{a.events} spikes, {size / 2**30:.2f} GiB in "
+              f"{time.perf_counter() - t0:.0f} s", flush=True)
         cache = Path(tmp) / "cache"
         results = []
         for mode in ("disk-first", "disk-cached", "memory"):
             need = 4 * a.n * 250 * 140 + 2 * size
             if mode == "memory" and mem_available() < 1.3 * need:
-                print(f"memory: skipped, needs about {need / 2**30:.1f} GiB and {mem_available() / 2**30:.1f} GiB is available")
+                print(f"memory: skipped, needs about {need / 2**30:.1f} GiB and {mem_available() / 2**30:.1f} GiB is "
+                      f"available")
                 continue
             env = dict(os.environ, OMP_NUM_THREADS="1", SNNKIT_CACHE=str(cache))
-            out = subprocess.run([sys.executable, __file__, "--child", mode, str(root)], capture_output=True, text=True, env=env)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", mode, str(root)], capture_output=True, text=True, env=env
+            )
             if out.returncode:
                 print(f"{mode}: failed\n{out.stderr[-3000:]}")
                 continue
             r = json.loads(out.stdout.strip().splitlines()[-1])
             results.append(r)
-            print(f"{mode:12s} x {r['dtype']:13s} load {r['load_s']:6.1f} s  peak RSS {r['peak_rss_mb']:8.0f} MiB  "
-                  f"peak anon {r['peak_anon_mb']:8.0f} MiB" + (f"  epoch of batches {r['epoch_data_s']:.1f} s" if "epoch_data_s" in r else ""),
-                  flush=True)
+            print(
+                f"{mode:12s} x {r['dtype']:13s} load {r['load_s']:6.1f} s  peak RSS {r['peak_rss_mb']:8.0f} MiB  "
+                f"peak anon {r['peak_anon_mb']:8.0f} MiB"
+                + (f"  epoch of batches {r['epoch_data_s']:.1f} s" if "epoch_data_s" in r else ""),
+                flush=True,
+            )
         if a.json:
             Path(a.json).write_text(json.dumps(results, indent=1))
 

@@ -29,8 +29,8 @@ def one(batch: int, steps: int, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     from snnkit_connectivity.reservoir import Reservoir
-    from snnkit_core.engine.assembly import assemble
     from snnkit_core.contract.interfaces import Batch
+    from snnkit_core.engine.assembly import assemble
     from snnkit_datasets.mnist import FMNIST
     from snnkit_neurons.lif_rsbp import LIFRSBP
     from snnkit_rules.st_rsbp import STRSBP

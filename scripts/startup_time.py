@@ -32,7 +32,9 @@ def tree_path(tree: Path) -> list[str]:
 
 def once(args, env) -> float:
     t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, "-c", BOOT, *args], env=env, capture_output=True, text=True, cwd=tempfile.gettempdir())
+    res = subprocess.run(
+        [sys.executable, "-c", BOOT, *args], env=env, capture_output=True, text=True, cwd=tempfile.gettempdir()
+    )
     dt = time.perf_counter() - t0
     if res.returncode != 0:
         raise SystemExit(f"snnkit {' '.join(args)} failed: {res.stderr[-500:]}")

@@ -1,6 +1,6 @@
-"""tssl-bp vs bptt experiments for issue 9: backward forms, recipes and the done-when comparison.
+"""tssl-bp vs bptt experiments: backward forms, recipes and the done-when comparison.
 
-    OMP_NUM_THREADS=1 nice -n 10 python scripts/tssl_experiments.py --dataset fsdd --data-dir ../shared/datasets \
+    OMP_NUM_THREADS=1 nice -n 10 python scripts/tssl_experiments.py --dataset fsdd \
         --variants tssl-2021,tssl-hybrid --seeds 0,1 --epochs 5 --val 0.15 --out docs/results/tssl-fsdd-val.json
 
 Every variant is the CLI default network (``snnkit train --neuron lif --conn srsc``: 128-128-128, batch 32) with
@@ -83,7 +83,7 @@ def carve(data, frac):
     return tuple(attrs.evolve(data, x=data.rows(i), y=data.y[i]) for i in parts)
 
 
-def main() -> None:
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="espeak-digits")
     ap.add_argument("--data-dir", default=None)
@@ -99,7 +99,51 @@ def main() -> None:
     ap.add_argument("--tag", default="", help="suffix of the run keys (to keep runs with other --set apart)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--report", action="store_true", help="only print the tables of --out (with diagnostics)")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def variant_config(args, name: str, seed: int, sets: dict) -> TrainConfig:
+    """The CLI default network with what variant ``name`` and the command line change."""
+    conn, rules, readout, params = VARIANTS[name]
+    ch = dict(neuron="lif", conn=conn, rules=rules, dataset=args.dataset, epochs=args.epochs, seed=seed,
+              device="cpu", readout=readout, params=merge(params, sets))
+    for k in ("data_dir", "hidden", "batch_size", "lr", "limit"):
+        v = getattr(args, k)
+        if v is not None:
+            ch[k] = v
+    return TrainConfig(**ch)
+
+
+def train_run(args, cfg: TrainConfig, key: str) -> list[dict]:
+    """Train one run; a row per epoch (validation on the carved split with --val, test on the test split)."""
+    built = build(cfg)
+    tr, _, te, _ = load_protocol_splits(built)
+    if args.val > 0:
+        tr, va = carve(tr, args.val)
+        data = (tr, va)
+    else:
+        data = (tr, te)
+    epochs = []
+    for rec in train(cfg, built=built, data=data):
+        d = rec.to_json()
+        row = {"epoch": d["epoch"], "train_accuracy": d["train_accuracy"], "train_loss": d["train_loss"],
+               "seconds": d["seconds"]}
+        if args.val > 0:
+            row["val_accuracy"] = d["test_accuracy"]
+            row["test_accuracy"] = evaluate(built, te, cfg.batch_size)[1]
+        else:
+            row["test_accuracy"] = d["test_accuracy"]
+        if "tssl" in d:
+            row["tssl"] = d["tssl"]
+        epochs.append(row)
+        print(f"{key} ep{row['epoch']}: train {row['train_accuracy']:.3f} "
+              + (f"val {row['val_accuracy']:.3f} " if "val_accuracy" in row else "")
+              + f"test {row['test_accuracy']:.3f} ({row['seconds']:.0f} s)", flush=True)
+    return epochs
+
+
+def main() -> None:
+    args = parse_args()
     if args.report:
         report(json.loads(Path(args.out).read_text()))
         return
@@ -108,42 +152,13 @@ def main() -> None:
     out_path = Path(args.out)
     results = json.loads(out_path.read_text()) if out_path.exists() else {"runs": {}}
     for name in args.variants.split(","):
-        conn, rules, readout, params = VARIANTS[name]
         for seed in (int(s) for s in args.seeds.split(",")):
             key = f"{name}{args.tag}/seed{seed}"
             if key in results["runs"]:
                 continue
-            ch = dict(neuron="lif", conn=conn, rules=rules, dataset=args.dataset, epochs=args.epochs, seed=seed,
-                      device="cpu", readout=readout, params=merge(params, sets))
-            for k in ("data_dir", "hidden", "batch_size", "lr", "limit"):
-                v = getattr(args, k)
-                if v is not None:
-                    ch[k] = v
-            cfg = TrainConfig(**ch)
-            built = build(cfg)
-            tr, _, te, _ = load_protocol_splits(built)
-            if args.val > 0:
-                tr, va = carve(tr, args.val)
-                data = (tr, va)
-            else:
-                data = (tr, te)
+            cfg = variant_config(args, name, seed, sets)
             t0 = time.perf_counter()
-            epochs = []
-            for rec in train(cfg, built=built, data=data):
-                d = rec.to_json()
-                row = {"epoch": d["epoch"], "train_accuracy": d["train_accuracy"], "train_loss": d["train_loss"],
-                       "seconds": d["seconds"]}
-                if args.val > 0:
-                    row["val_accuracy"] = d["test_accuracy"]
-                    row["test_accuracy"] = evaluate(built, te, cfg.batch_size)[1]
-                else:
-                    row["test_accuracy"] = d["test_accuracy"]
-                if "tssl" in d:
-                    row["tssl"] = d["tssl"]
-                epochs.append(row)
-                print(f"{key} ep{row['epoch']}: train {row['train_accuracy']:.3f} "
-                      + (f"val {row['val_accuracy']:.3f} " if "val_accuracy" in row else "")
-                      + f"test {row['test_accuracy']:.3f} ({row['seconds']:.0f} s)", flush=True)
+            epochs = train_run(args, cfg, key)
             results["runs"][key] = {"variant": name, "seed": seed, "config": cfg.to_dict(), "val": args.val,
                                     "epochs": epochs, "wall_seconds": time.perf_counter() - t0}
             out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,14 +187,15 @@ def report(results):
         print(f"| {name} | {len(runs)} | {len(runs[0]['epochs'])} | {_ms(test)} | {_ms(val)} | {_ms(at_best)} | "
               + ", ".join(f"{t:.1f}" for t in test) + " |")
     print()
-    print("| variant | layer | spike rate | silent | saturated | exact at spikes | exact between spikes | surrogate | grad norm |")
+    print("| variant | layer | spike rate | silent | saturated | exact at spikes | exact between spikes | surrogate | "
+          "grad norm |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, runs in rows.items():
         diag = [r["epochs"][-1].get("tssl") for r in runs]
         if not all(diag):
             continue
         for layer in diag[0]:
-            def m(k):
+            def m(k, layer=layer, diag=diag):
                 return statistics.mean(d[layer][k] for d in diag)
             print(f"| {name} | {layer} | {m('spike_rate'):.3f} | {m('silent'):.2f} | {m('saturated'):.2f} | "
                   f"{m('exact_spike'):.2f} | {m('exact_silent'):.2f} | {m('surrogate'):.2f} | {m('grad_norm'):.3g} |")

@@ -8,7 +8,9 @@ from .contract.errors import SnnkitError
 from .contract.hookspecs import hookimpl
 from .contract.params import Param
 
-_INTERFACES = frozenset({"ArrayData", "Batch", "Compatibility", "Connectivity", "Dataset", "LearningRule", "Neuron", "Recurrence"})
+_INTERFACES = frozenset(
+    {"ArrayData", "Batch", "Compatibility", "Connectivity", "Dataset", "LearningRule", "Neuron", "Recurrence"}
+)
 
 
 def __getattr__(name: str):

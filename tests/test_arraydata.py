@@ -12,7 +12,6 @@ from snnkit_core.engine.data import batches
 from snnkit_core.engine.training import EpochRecord, build, evaluate, train
 
 
-
 def expanded(n=50, t=400, c=30) -> ArrayData:
     g = torch.Generator().manual_seed(0)
     base = torch.rand(n, 1, c, generator=g)
@@ -90,7 +89,9 @@ def test_batches_encode_each_batch_after_indexing():
 
 def test_batches_move_the_compact_rows_to_the_device_before_encoding():
     seen = []
-    d = ArrayData(expanded().x, expanded().y, encode=lambda x, g: seen.append(x) or torch.zeros(x.shape, device=x.device))
+    d = ArrayData(
+        expanded().x, expanded().y, encode=lambda x, g: seen.append(x) or torch.zeros(x.shape, device=x.device)
+    )
     (x, y), *_ = batches(d, 16, False, None, torch.device("meta"))  # "meta" stands in for a GPU on a CPU machine
     assert seen[0].device.type == "meta" and seen[0].shape == (16, 400, 30) and seen[0].stride(1) == 0
     assert x.device.type == "meta" and y.device.type == "cpu"  # labels move in to_batch, as before
@@ -100,7 +101,9 @@ def test_batches_move_the_compact_rows_to_the_device_before_encoding():
 
 
 def _cfg(**kw):
-    base = dict(neuron="lif", conn="ff", rules=("bptt",), dataset="tiny", hidden=(8,), epochs=2, batch_size=16, device="cpu")
+    base = dict(
+        neuron="lif", conn="ff", rules=("bptt",), dataset="tiny", hidden=(8,), epochs=2, batch_size=16, device="cpu"
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -135,7 +138,9 @@ def test_training_encodes_fresh_each_epoch_and_reproducibly(fake):
 
     calls_a, calls_b = [], []
     a, b = run(calls_a), run(calls_b)
-    assert [r.train_loss for r in a] == [r.train_loss for r in b] and [r.test_loss for r in a] == [r.test_loss for r in b]
+    assert [r.train_loss for r in a] == [r.train_loss for r in b] and [r.test_loss for r in a] == [
+        r.test_loss for r in b
+    ]
     assert all(torch.equal(x, y) for (_, x), (_, y) in zip(calls_a, calls_b))
     assert len(calls_a) == 2 * (4 + 4)  # per epoch: 64 training examples in batches of 16, then 64 test examples
     train1, eval1, train2, eval2 = (calls_a[k : k + 4] for k in (0, 4, 8, 12))

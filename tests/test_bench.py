@@ -10,7 +10,9 @@ from snnkit_cli.main import cli
 
 
 def test_bench_cpu_json():
-    res = CliRunner().invoke(cli, ["bench", "--device", "cpu", "--workload", "tiny", "--repeats", "2", "--warmup", "1", "--json"])
+    res = CliRunner().invoke(
+        cli, ["bench", "--device", "cpu", "--workload", "tiny", "--repeats", "2", "--warmup", "1", "--json"]
+    )
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
     (rec,) = data["results"]
@@ -21,8 +23,9 @@ def test_bench_cpu_json():
 
 
 def test_bench_names_the_path_and_refuses_what_a_rules_own_scan_would_override():
-    from snnkit_cli.bench import WORKLOADS, bench_workload
     import torch
+
+    from snnkit_cli.bench import WORKLOADS, bench_workload
 
     w = next(w for w in WORKLOADS["scsr-ti46"] if w.rules == ("tssl-bp",))
     small = type(w)(w.name, 8, 10, 2, (6, 6, 6), 3, w.neuron, w.conn, w.rules)
@@ -39,8 +42,25 @@ def test_bench_unknown_workload():
 def test_bench_table_prints_the_fraction_for_every_row_including_rule_owned_scans():
     """tssl-bp refuses the reference path, so its torch row has no speed-up; the table still prints its time and
     fraction of the bound (it used to stop with a TypeError on the missing speed-up)."""
-    res = CliRunner().invoke(cli, ["bench", "--device", "cpu", "--workload", "scsr-ti46", "--steps", "10", "--batch", "2",
-                                   "--repeats", "1", "--warmup", "0", "--json"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "bench",
+            "--device",
+            "cpu",
+            "--workload",
+            "scsr-ti46",
+            "--steps",
+            "10",
+            "--batch",
+            "2",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     rows = {r["workload"]: r for r in json.loads(res.output)["results"]}
     assert rows["scsr-ti46/tssl-bp"]["paths"]["torch"]["speedup_vs_reference"] is None
@@ -61,8 +81,25 @@ def test_bench_table_prints_the_fraction_for_every_row_including_rule_owned_scan
 def test_asrc_has_a_method_bound_with_its_span_mixing_and_every_other_row_keeps_the_bound():
     """asrc's window over K past outputs is work the plain bound does not count: the method bound adds it
     (timed time-batched), both fractions are reported, and the other rows' method bound is their bound."""
-    res = CliRunner().invoke(cli, ["bench", "--device", "cpu", "--workload", "src-psmnist", "--steps", "40", "--batch", "2",
-                                   "--repeats", "1", "--warmup", "0", "--json"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "bench",
+            "--device",
+            "cpu",
+            "--workload",
+            "src-psmnist",
+            "--steps",
+            "40",
+            "--batch",
+            "2",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     rows = {r["workload"]: r for r in json.loads(res.output)["results"]}
     asrc, src = rows["src-psmnist/asrc"], rows["src-psmnist/src"]

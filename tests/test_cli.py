@@ -51,7 +51,20 @@ def test_info_unknown_name_suggests(runner):
 
 def test_train_eval_and_resume(runner, tmp_path):
     run = tmp_path / "run"
-    args = ["train", "--dataset", "tiny", "--hidden", "8,8,8", "--epochs", "2", "--out", str(run), "--quiet", "--set", "neuron.tau_m=8"]
+    args = [
+        "train",
+        "--dataset",
+        "tiny",
+        "--hidden",
+        "8,8,8",
+        "--epochs",
+        "2",
+        "--out",
+        str(run),
+        "--quiet",
+        "--set",
+        "neuron.tau_m=8",
+    ]
     res = runner.invoke(cli, args)
     assert res.exit_code == 0, res.output
     assert "final test accuracy" in res.output
@@ -75,7 +88,11 @@ def test_train_errors_are_clean(runner, tmp_path):
     res = runner.invoke(cli, ["train", "--rule", "picky", "--dataset", "tiny", "--out", str(tmp_path / "r")])
     assert res.exit_code == 1 and "incompatible combination" in res.output and "Traceback" not in res.output
     res = runner.invoke(cli, ["train", "--conn", "srcs", "--dataset", "tiny"])
-    assert res.exit_code == 1 and "Did you mean" in res.output and "'srsc'" in res.output.split("Did you mean")[1].split("?")[0]
+    assert (
+        res.exit_code == 1
+        and "Did you mean" in res.output
+        and "'srsc'" in res.output.split("Did you mean")[1].split("?")[0]
+    )
     res = runner.invoke(cli, ["train", "--set", "nonsense", "--dataset", "tiny"])
     assert res.exit_code == 1 and "SECTION.KEY=VALUE" in res.output
 
@@ -133,8 +150,23 @@ def test_data_dir_may_name_a_file_for_arrays_only(runner, tmp_path):
     f = tmp_path / "mine.npz"
     np.savez(f, x_train=rng.random((12, 6, 4), dtype=np.float32), y_train=np.arange(12) % 3,
              x_test=rng.random((6, 6, 4), dtype=np.float32), y_test=np.arange(6) % 3)
-    res = runner.invoke(cli, ["train", "--dataset", "arrays", "--data-dir", str(f), "--hidden", "8,8,8", "--epochs", "1",
-                              "--out", str(tmp_path / "r"), "--quiet"])
+    res = runner.invoke(
+        cli,
+        [
+            "train",
+            "--dataset",
+            "arrays",
+            "--data-dir",
+            str(f),
+            "--hidden",
+            "8,8,8",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "r"),
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     res = runner.invoke(cli, ["data", "info", "fsdd", "--data-dir", str(f)])
     assert res.exit_code == 1 and "is a file" in res.output and "Only `arrays`" in res.output, res.output
@@ -155,7 +187,9 @@ def test_data_dir_may_name_a_file_for_arrays_only(runner, tmp_path):
 )
 def test_bad_option_values_fail_cleanly_before_a_run_exists(runner, tmp_path, args, message):
     out = tmp_path / "r"
-    res = runner.invoke(cli, ["train", "--dataset", "tiny", "--hidden", "8,8,8", "--epochs", "1", "--out", str(out), *args])
+    res = runner.invoke(
+        cli, ["train", "--dataset", "tiny", "--hidden", "8,8,8", "--epochs", "1", "--out", str(out), *args]
+    )
     assert res.exit_code == 1 and message in res.output and "Traceback" not in res.output, res.output
     assert not out.exists()
 
@@ -198,7 +232,9 @@ def test_data_on_device_is_recorded_and_trains(runner, tmp_path):
 def test_eval_and_resume_may_change_device_and_backend_but_check_values(runner, tmp_path, monkeypatch):
     monkeypatch.delenv("SNNKIT_TRITON_ON_CPU", raising=False)
     run = tmp_path / "r"
-    res = runner.invoke(cli, ["train", "--dataset", "tiny", "--hidden", "8,8,8", "--epochs", "1", "--out", str(run), "--quiet"])
+    res = runner.invoke(
+        cli, ["train", "--dataset", "tiny", "--hidden", "8,8,8", "--epochs", "1", "--out", str(run), "--quiet"]
+    )
     assert res.exit_code == 0, res.output
     res = runner.invoke(cli, ["eval", str(run), "--backend", "reference", "--device", "cpu"])
     assert res.exit_code == 0 and "test accuracy" in res.output, res.output

@@ -7,8 +7,8 @@ import torch
 
 from snnkit_connectivity.scsr import FeedForward, SelfRecurrent, Skip, SrSc
 from snnkit_core.contract.errors import IncompatibleError
-from snnkit_core.engine.network import Network
 from snnkit_core.contract.scan import reference_scan
+from snnkit_core.engine.network import Network
 from snnkit_neurons.lif import LIF
 
 

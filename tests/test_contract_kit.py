@@ -7,9 +7,9 @@ from typing import NamedTuple
 import pytest
 import torch
 
+from snnkit.testing import ConnectivityContract, NeuronContract
 from snnkit_connectivity.asrc import SRC, SkipRecurrence
 from snnkit_core import Neuron
-from snnkit.testing import ConnectivityContract, NeuronContract
 
 
 class _S(NamedTuple):

@@ -17,13 +17,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from snnkit_connectivity.asrc import SRC, ASRC, Dense, DenseRecurrence
+from snnkit_connectivity.asrc import ASRC, SRC, Dense, DenseRecurrence
 from snnkit_connectivity.scsr import FeedForward, SrSc
 from snnkit_core import Batch, LearningRule, Neuron
-from snnkit_core.engine.assembly import assemble
 from snnkit_core.contract.errors import IncompatibleError
 from snnkit_core.contract.scan import reference_scan
 from snnkit_core.contract.surrogate import spike
+from snnkit_core.engine.assembly import assemble
 from snnkit_neurons.lif import LIF, LIFState, lif_step
 from snnkit_neurons.lif_soft import LIFSoft
 from snnkit_rules.bptt import BPTT
@@ -100,7 +100,8 @@ class _Replace(torch.autograd.Function):
 
 
 class LabelProjection(BPTT):
-    """BPTT, except hidden layer 0's gradient is replaced at every step t by P[t] onehot(y) (reward-propagation style)."""
+    """BPTT, except hidden layer 0's gradient is replaced at every step t by P[t] onehot(y) (reward-propagation
+    style)."""
 
     name = "label-projection"
 
@@ -395,8 +396,23 @@ def test_tssl_bp_with_backend_triton_fails_before_training_with_a_clear_message(
 
     from snnkit_cli.main import cli
 
-    res = CliRunner().invoke(cli, ["train", "--neuron", "lif", "--conn", "srsc", "--rule", "tssl-bp", "--backend", "triton",
-                                   "--out", str(tmp_path / "run"), "--quiet"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--neuron",
+            "lif",
+            "--conn",
+            "srsc",
+            "--rule",
+            "tssl-bp",
+            "--backend",
+            "triton",
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 1 and "own scan" in res.output and "--backend triton" in res.output
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
@@ -428,6 +444,8 @@ def test_nir_export_refuses_what_it_cannot_express_of_the_new_connectivity():
         def input_delay(self, layer):
             return 0
 
-    inhibited = assemble(LIF, OutputInhibition(), [BPTT()], input_size=4, num_classes=3, hidden=(6,), readout="spiking", seed=0)
+    inhibited = assemble(
+        LIF, OutputInhibition(), [BPTT()], input_size=4, num_classes=3, hidden=(6,), readout="spiking", seed=0
+    )
     with pytest.raises(IncompatibleError, match="output layer"):
         network_to_nir(inhibited)

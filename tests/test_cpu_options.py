@@ -8,10 +8,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from snnkit_cli.main import cli
 from snnkit_cli.bench import WORKLOADS, resize
-from snnkit_core.contract.errors import ConfigError
 from snnkit_cli.host import keep_freed_memory, set_threads
+from snnkit_cli.main import cli
+from snnkit_core.contract.errors import ConfigError
 
 from .fakeplugin import FakePlugin
 

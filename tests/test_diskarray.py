@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from snnkit_core.engine.config import TrainConfig
-from snnkit_datasets.diskarray import CountOverflow, cached_array, open_array, store_counts, use_disk, write_array
 from snnkit_core.contract.interfaces import ArrayData
+from snnkit_core.engine.config import TrainConfig
 from snnkit_core.engine.data import batches
 from snnkit_core.engine.training import build, train
+from snnkit_datasets.diskarray import CountOverflow, cached_array, open_array, store_counts, use_disk, write_array
 
 
 def _counts(n=48, t=10, c=8, seed=0):
@@ -51,7 +51,9 @@ def test_memmap_training_equals_in_memory_training(fake, tmp_path):
                       batch_size=16, device="cpu")
     mem = list(train(cfg, built=build(cfg), data=(ArrayData(x, y), ArrayData(xt, yt))))
     b = build(cfg)
-    disk = list(train(cfg, built=b, data=(ArrayData(_on_disk(tmp_path, x), y), ArrayData(_on_disk(tmp_path, xt, "t"), yt))))
+    disk = list(
+        train(cfg, built=b, data=(ArrayData(_on_disk(tmp_path, x), y), ArrayData(_on_disk(tmp_path, xt, "t"), yt)))
+    )
     for r1, r2 in zip(mem, disk):
         assert r1.train_loss == r2.train_loss and r1.test_accuracy == r2.test_accuracy
     ref = build(cfg)
@@ -73,7 +75,9 @@ def test_cached_array_reuses_and_widens(tmp_path, monkeypatch):
     assert torch.equal(cached_array("demo", {"a": 1}, (2, 3, 4), fill), x) and len(calls) == 2  # mapped, not refilled
     assert not list(tmp_path.rglob("*.tmp*"))  # the overflowed uint8 attempt left nothing behind
     with pytest.raises(CountOverflow):
-        cached_array("demo", {"a": 2}, (1, 1, 1), lambda out: store_counts(out, 0, np.full((1, 1, 1), 1e9)), dtypes=(np.uint8,))
+        cached_array(
+            "demo", {"a": 2}, (1, 1, 1), lambda out: store_counts(out, 0, np.full((1, 1, 1), 1e9)), dtypes=(np.uint8,)
+        )
 
 
 def test_float16_features_and_auto_threshold(tmp_path):
@@ -84,4 +88,8 @@ def test_float16_features_and_auto_threshold(tmp_path):
     got = d.batch(torch.tensor([4, 0]))
     assert got.dtype == torch.float32 and torch.allclose(got, feats[[4, 0]], rtol=2**-11, atol=0)
     assert use_disk("auto", 75_466, 250, 140)  # SSC train: 10.6 GB as float32 -> disk
-    assert use_disk("auto", 8_156, 250, 140) is False and use_disk("disk", 1, 1, 1) and not use_disk("memory", 10**9, 250, 700)
+    assert (
+        use_disk("auto", 8_156, 250, 140) is False
+        and use_disk("disk", 1, 1, 1)
+        and not use_disk("memory", 10**9, 250, 700)
+    )

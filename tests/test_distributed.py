@@ -23,7 +23,8 @@ from snnkit_core.engine.config import TrainConfig
 from snnkit_core.engine.distributed import World, shard
 from snnkit_core.engine.training import build, train
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is "
+                                                                                                "not available")]
 
 N_TRAIN = 65  # 4 global batches of 16 and one of a single example: rank 1's part of it is empty
 
@@ -91,8 +92,16 @@ def test_sync_gradients_weights_and_missing_grads(tmp_path):
     only is reduced with zeros elsewhere; a parameter with no gradient anywhere keeps None."""
     worker = Path(__file__).with_name("dist_sync_worker.py")
     env = {**_env(), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
-    procs = [subprocess.Popen([sys.executable, str(worker), str(tmp_path)], env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(worker), str(tmp_path)],
+            env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for r in range(2)
+    ]
     for p in procs:
         out, _ = p.communicate(timeout=120)
         assert p.returncode == 0, out
@@ -131,7 +140,9 @@ def test_resume_under_torchrun(ddp_run, tmp_path):
     shutil.copytree(run, killed)
     cfg_path = killed / "config.toml"
     cfg_path.write_text(cfg_path.read_text().replace("epochs = 1", "epochs = 2"))
-    ck = torch.load(killed / "checkpoint.pt", weights_only=True)  # the checkpoint records the config it was trained with
+    ck = torch.load(
+        killed / "checkpoint.pt", weights_only=True
+    )  # the checkpoint records the config it was trained with
     ck["config"]["epochs"] = 2
     torch.save(ck, killed / "checkpoint.pt")
     res = _snnkit("train", "--resume", str(killed), "--quiet",
@@ -161,5 +172,7 @@ def test_devices_refused_under_torchrun(monkeypatch, tmp_path):
     assert distributed.env_world() == World(1, 2, 0) and console.quiet
     monkeypatch.delenv("WORLD_SIZE")
     res = CliRunner().invoke(cli, ["train", "--devices", "2", "--neuron", "lfi", "--out", str(tmp_path / "r")])
-    assert res.exit_code == 1 and "lif" in res.output and "Traceback" not in res.output  # said once, before any process starts
+    assert (
+        res.exit_code == 1 and "lif" in res.output and "Traceback" not in res.output
+    )  # said once, before any process starts
     assert not (tmp_path / "r").exists()

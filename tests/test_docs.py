@@ -37,7 +37,9 @@ def test_every_hook_has_a_heading_with_its_exact_signature():
     for name, fn in specs.items():
         params = ", ".join(inspect.signature(fn).parameters)
         assert re.search(rf"^### {re.escape(name)}\(", text, re.M), f"docs/plugins.md has no '### {name}(' heading"
-        assert f"### {name}({params})" in text, f"docs/plugins.md: the heading of {name} must read '### {name}({params})'"
+        assert f"### {name}({params})" in text, (
+            f"docs/plugins.md: the heading of {name} must read '### {name}({params})'"
+        )
 
 
 def test_no_heading_for_a_hook_that_does_not_exist():

@@ -15,8 +15,11 @@ from snnkit_neurons.lif import LIF, psc_filter
 PRIMITIVES = {
     "sigmoid": lambda x, w: torch.sigmoid(x / w),
     "triangle": lambda x, w: torch.where(
-        x < -w, torch.zeros_like(x),
-        torch.where(x > w, torch.ones_like(x), torch.where(x < 0, (x + w) ** 2 / (2 * w * w), 1 - (w - x) ** 2 / (2 * w * w))),
+        x < -w,
+        torch.zeros_like(x),
+        torch.where(
+            x > w, torch.ones_like(x), torch.where(x < 0, (x + w) ** 2 / (2 * w * w), 1 - (w - x) ** 2 / (2 * w * w))
+        ),
     ),
     "fast-sigmoid": lambda x, w: 0.5 * x / (w + x.abs()),
     "atan": lambda x, w: torch.atan(math.pi * x / w) / math.pi,

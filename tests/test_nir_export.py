@@ -3,8 +3,6 @@ NIR import running the exported graph with output spikes equal to snnkit's."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -13,10 +11,10 @@ from click.testing import CliRunner
 nir = pytest.importorskip("nir", reason="NIR export is the optional extra snnkit[nir]")
 
 from snnkit_cli.main import cli  # noqa: E402
-from snnkit_core.contract.errors import IncompatibleError  # noqa: E402
-from snnkit_core.engine.network import Network  # noqa: E402
 from snnkit_cli.nir_export import network_to_nir, simulate_nir  # noqa: E402
+from snnkit_core.contract.errors import IncompatibleError  # noqa: E402
 from snnkit_core.contract.plugins import get_registry  # noqa: E402
+from snnkit_core.engine.network import Network  # noqa: E402
 
 DT = 1e-4  # snnTorch's NIR import assumes dt = 1e-4 s (it hard-codes it), so the graph is exported with it
 
@@ -44,7 +42,9 @@ def x():
     return (torch.rand(40, 3, 6, generator=g) < 0.3).float()  # (T, B, C) input spikes
 
 
-@pytest.mark.parametrize("conn,hidden", [("ff", (12, 10)), ("self", (12, 10)), ("srsc", (12, 10, 9)), ("dense", (12, 10))])
+@pytest.mark.parametrize(
+    "conn,hidden", [("ff", (12, 10)), ("self", (12, 10)), ("srsc", (12, 10, 9)), ("dense", (12, 10))]
+)
 @pytest.mark.parametrize("readout", ["spiking", "linear"])
 def test_numpy_nir_semantics_reproduce_snnkit(conn, hidden, readout, x, tmp_path):
     net = _net(conn, hidden, readout, bias=readout == "linear")
@@ -74,7 +74,9 @@ def test_recurrent_edges_matter(x):
         for layer in net.layers:
             layer.recurrence.weight.zero_()
     assert not torch.equal(a, _run(net, x).out_spikes)
-    np.testing.assert_array_equal(simulate_nir(network_to_nir(net, dt=DT), x.double().numpy(), DT), _run(net, x).out_spikes.numpy())
+    np.testing.assert_array_equal(
+        simulate_nir(network_to_nir(net, dt=DT), x.double().numpy(), DT), _run(net, x).out_spikes.numpy()
+    )
 
 
 def _snntorch_run(graph, x, recurrent: bool):
@@ -89,7 +91,10 @@ def _snntorch_run(graph, x, recurrent: bool):
         import nir as _nir
         from snntorch.import_nir import _nir_to_snntorch_module
 
-        node_map = {t: (lambda n: _nir_to_snntorch_module(n, init_hidden=True)) for t in (_nir.Linear, _nir.Affine, _nir.CubaLIF)}
+        node_map = {
+            t: (lambda n: _nir_to_snntorch_module(n, init_hidden=True))
+            for t in (_nir.Linear, _nir.Affine, _nir.CubaLIF)
+        }
         model = nirtorch.nir_to_torch(graph, node_map)
     else:
         from snntorch.import_nir import import_from_nir
@@ -162,8 +167,25 @@ def test_export_cli_writes_a_readable_graph(fake, tmp_path):
     (run / "best.pt").unlink()
     res = runner.invoke(cli, ["export", str(run), "--weights", "best"])
     assert res.exit_code == 0 and "weights: last" in res.output  # as eval: no best.pt, the last checkpoint
-    res = runner.invoke(cli, ["train", "--dataset", "tiny", "--hidden", "8", "--epochs", "1", "--out", str(tmp_path / "soft"),
-                              "--quiet", "--neuron", "lif-soft", "--conn", "ff"])
+    res = runner.invoke(
+        cli,
+        [
+            "train",
+            "--dataset",
+            "tiny",
+            "--hidden",
+            "8",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "soft"),
+            "--quiet",
+            "--neuron",
+            "lif-soft",
+            "--conn",
+            "ff",
+        ],
+    )
     assert res.exit_code == 0, res.output
     res = runner.invoke(cli, ["export", str(tmp_path / "soft")])
     assert res.exit_code == 1 and "lif-soft" in res.output and "Traceback" not in res.output

@@ -53,8 +53,8 @@ def test_an_unsafe_checkpoint_is_refused_without_torchs_file_an_issue_text(fake,
 
     import torch
 
-    from snnkit_core.engine.training import train
     from snnkit_core.engine.config import TrainConfig
+    from snnkit_core.engine.training import train
 
     run = tmp_path / "r"
     list(train(TrainConfig(dataset="tiny", hidden=(8, 8, 8), epochs=1, device="cpu"), run))

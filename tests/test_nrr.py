@@ -4,7 +4,6 @@ errors), reward-prop training through the CLI, and frame-level TIMIT (synthetic 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +11,8 @@ import torch
 from click.testing import CliRunner
 
 from snnkit_cli.main import cli
-from snnkit_core.contract.errors import ConfigError
 from snnkit_cli.robustness import add_noise, parse_proportions
+from snnkit_core.contract.errors import ConfigError
 
 
 def test_add_noise_replaces_the_asked_proportion_with_values_in_range():
@@ -33,9 +32,33 @@ def test_add_noise_replaces_the_asked_proportion_with_values_in_range():
 @pytest.fixture(scope="module")
 def nrr_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("nrr") / "run"
-    res = CliRunner().invoke(cli, ["train", "--neuron", "nrr", "--conn", "sparse", "--rule", "reward-prop", "--hidden", "16",
-                                   "--epochs", "1", "--limit", "60", "--batch-size", "20", "--lr", "1e-3", "--quiet",
-                                   "--threads", "1", "--out", str(run)])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--neuron",
+            "nrr",
+            "--conn",
+            "sparse",
+            "--rule",
+            "reward-prop",
+            "--hidden",
+            "16",
+            "--epochs",
+            "1",
+            "--limit",
+            "60",
+            "--batch-size",
+            "20",
+            "--lr",
+            "1e-3",
+            "--quiet",
+            "--threads",
+            "1",
+            "--out",
+            str(run),
+        ],
+    )
     assert res.exit_code == 0, res.output
     return run
 
@@ -51,7 +74,9 @@ def test_eval_noise_writes_json_and_is_reproducible(nrr_run):
     assert rec["rows"][0]["ratio"] == 1.0
     saved = json.loads((nrr_run / "noise" / "test.json").read_text())
     assert saved["rows"] == rec["rows"]
-    again = json.loads(runner.invoke(cli, ["eval", str(nrr_run), "--noise", "0.2,0.5", "--json", "--no-write"]).output)[0]
+    again = json.loads(runner.invoke(cli, ["eval", str(nrr_run), "--noise", "0.2,0.5", "--json", "--no-write"]).output)[
+        0
+    ]
     assert again["rows"] == rec["rows"]
     other = json.loads(runner.invoke(cli, ["eval", str(nrr_run), "--noise", "0.5", "--noise-seed", "1", "--json",
                                            "--no-write"]).output)[0]

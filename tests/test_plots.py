@@ -22,7 +22,20 @@ def runner(fake):
 
 
 def _train(runner, run, *extra, neuron=("--set", "neuron.tau_m=8", "--set", "neuron.v_th=0.3")):
-    args = ["train", "--dataset", "tiny", "--hidden", "8,8,8", "--epochs", "2", "--out", str(run), "--quiet", *neuron, *extra]
+    args = [
+        "train",
+        "--dataset",
+        "tiny",
+        "--hidden",
+        "8,8,8",
+        "--epochs",
+        "2",
+        "--out",
+        str(run),
+        "--quiet",
+        *neuron,
+        *extra,
+    ]
     res = runner.invoke(cli, args)
     assert res.exit_code == 0, res.output
     return run
@@ -57,7 +70,9 @@ def test_plot_writes_every_png_and_none_is_blank(runner, tmp_path):
 
 
 def test_plot_asrc_spans(runner, tmp_path):
-    run = _train(runner, tmp_path / "run", "--neuron", "lif-soft", "--conn", "asrc", "--set", "conn.max_span=3", neuron=())
+    run = _train(
+        runner, tmp_path / "run", "--neuron", "lif-soft", "--conn", "asrc", "--set", "conn.max_span=3", neuron=()
+    )
     res = runner.invoke(cli, ["plot", str(run), "--metrics-only"])
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (run / "plots").glob("*.png")) == ["asrc.png", "curves.png"]
@@ -94,7 +109,9 @@ def test_metrics_csv_matches_jsonl_and_survives_resume(runner, tmp_path):
         assert float(row["bip.layer1.tau_m_max"]) == rec["bip"]["layer1"]["tau_m_max"]
         assert float(row["val_accuracy"]) == rec["val_accuracy"]  # the run carves a validation split
     # a resumed run truncates metrics.jsonl to the checkpoint; the CSV follows it
-    (run / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text() + json.dumps({**records[-1], "epoch": 3}) + "\n")
+    (run / "metrics.jsonl").write_text(
+        (run / "metrics.jsonl").read_text() + json.dumps({**records[-1], "epoch": 3}) + "\n"
+    )
     from snnkit_core.engine.rundir import RunDir
 
     RunDir(run).write_derived(RunDir(run).metrics())
@@ -123,8 +140,22 @@ def test_tensorboard_scalars_are_written(runner, tmp_path):
 
 def test_tensorboard_missing_is_a_clear_error_before_training(runner, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
-    res = runner.invoke(cli, ["train", "--dataset", "tiny", "--hidden", "8,8,8", "--epochs", "1", "--out", str(tmp_path / "r"),
-                              "--quiet", "--tensorboard"])
+    res = runner.invoke(
+        cli,
+        [
+            "train",
+            "--dataset",
+            "tiny",
+            "--hidden",
+            "8,8,8",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "r"),
+            "--quiet",
+            "--tensorboard",
+        ],
+    )
     assert res.exit_code == 1 and "pip install 'snnkit[tensorboard]'" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "r").exists()
 

@@ -9,15 +9,14 @@ import sys
 
 import numpy as np
 import pytest
-
-from snnkit_core.engine import rundir
 import torch
 from click.testing import CliRunner
 
 from snnkit_cli.main import cli
-from snnkit_core.engine.config import TrainConfig
-from snnkit_core.contract.errors import ConfigError, SnnkitError
 from snnkit_cli.runs import describe_run, list_runs, mean_sd, parse_seeds
+from snnkit_core.contract.errors import ConfigError, SnnkitError
+from snnkit_core.engine import rundir
+from snnkit_core.engine.config import TrainConfig
 from snnkit_core.engine.data import stratified_split
 from snnkit_core.engine.evaluation import evaluate_splits
 from snnkit_core.engine.training import train
@@ -73,7 +72,10 @@ def test_best_on_validation_is_kept_and_test_is_reported_at_it(fake, tmp_path):
     from tests.fakeplugin import TinyDataset
 
     per_class = torch.bincount(TinyDataset().load("train").y).tolist()
-    assert man["val_per_class"] == [int(0.25 * n + 0.5) for n in per_class] and sum(man["val_per_class"]) == man["counts"]["val"]
+    assert (
+        man["val_per_class"] == [int(0.25 * n + 0.5) for n in per_class]
+        and sum(man["val_per_class"]) == man["counts"]["val"]
+    )
     summary = json.loads((run / "summary.json").read_text())
     vals = [r["val_accuracy"] for r in rows]
     best = vals.index(max(vals))  # the earliest of the best
@@ -142,7 +144,9 @@ def test_a_datasets_own_val_split_is_used(fresh_plugins, tmp_path):
     (xtr, ytr), (xv, yv), (xte, yte) = split(40), split(12), split(20)
     path = tmp_path / "d.npz"
     np.savez(path, x_train=xtr, y_train=ytr, x_val=xv, y_val=yv, x_test=xte, y_test=yte)
-    cfg = TrainConfig(dataset="arrays", data_dir=str(path), hidden=(8,), conn="ff", epochs=1, device="cpu", batch_size=8)
+    cfg = TrainConfig(
+        dataset="arrays", data_dir=str(path), hidden=(8,), conn="ff", epochs=1, device="cpu", batch_size=8
+    )
     run = tmp_path / "run"
     rec = next(train(cfg, run))
     man = json.loads((run / "manifest.json").read_text())["validation"]
@@ -202,7 +206,9 @@ def test_eval_over_a_folder_of_runs(fake, tmp_path, runner):
     assert res.exit_code == 1 and "no run directory" in res.output
     # a run that cannot be evaluated (it never finished an epoch) is listed; the others are still evaluated
     (tmp_path / "many" / "seed-9").mkdir()
-    (tmp_path / "many" / "seed-9" / "config.toml").write_text((tmp_path / "many" / "seed-0" / "config.toml").read_text())
+    (tmp_path / "many" / "seed-9" / "config.toml").write_text(
+        (tmp_path / "many" / "seed-0" / "config.toml").read_text()
+    )
     res = runner.invoke(cli, ["eval", str(tmp_path / "many"), "--no-write"])
     assert res.exit_code == 1 and "1 of 3 runs could not be evaluated" in res.output
     assert "seed-0: test" in res.output and "seed-1: test" in res.output
@@ -240,7 +246,9 @@ def test_train_seeds_writes_sibling_runs_and_the_mean(fake, tmp_path, runner):
     assert TrainConfig.from_toml(out / "seed-3" / "config.toml").seed == 3
     res = runner.invoke(cli, args)  # the seed directories are taken: refused before anything trains
     assert res.exit_code == 1 and "already hold runs" in res.output
-    res = runner.invoke(cli, ["train", "--dataset", "tiny", "--seeds", "2", "--seed", "1", "--out", str(tmp_path / "x")])
+    res = runner.invoke(
+        cli, ["train", "--dataset", "tiny", "--seeds", "2", "--seed", "1", "--out", str(tmp_path / "x")]
+    )
     assert res.exit_code == 1 and "--seeds alone" in res.output
 
 
@@ -266,7 +274,9 @@ def test_runs_table_and_status(fake, tmp_path, runner):
     list(train(_cfg(epochs=1), root / "nan"))
     (root / "nan" / "status.json").write_text(json.dumps({"state": "diverged", "pid": 1, "message": "loss nan"}))
     list(train(_cfg(epochs=2), root / "locked"))
-    (root / "locked" / "metrics.jsonl").write_text((root / "locked" / "metrics.jsonl").read_text().splitlines()[0] + "\n{torn")
+    (root / "locked" / "metrics.jsonl").write_text(
+        (root / "locked" / "metrics.jsonl").read_text().splitlines()[0] + "\n{torn"
+    )
     (root / "locked" / "status.json").unlink()  # an older run: no status.json, so the lock's holder decides
     rundir.acquire(root / "locked")
     (root / "broken").mkdir()
@@ -274,8 +284,15 @@ def test_runs_table_and_status(fake, tmp_path, runner):
     rows = {r["run"].rsplit("/", 1)[-1]: r for r in list_runs(root)}
     status = {k: r["status"] for k, r in rows.items()}
     rundir.release(root / "locked")
-    assert status == {"done": "finished", "cut": "interrupted", "crashed": "killed", "live": "running", "nan": "diverged",
-                      "locked": "running", "broken": "unreadable"}
+    assert status == {
+        "done": "finished",
+        "cut": "interrupted",
+        "crashed": "killed",
+        "live": "running",
+        "nan": "diverged",
+        "locked": "running",
+        "broken": "unreadable",
+    }
     done = rows["done"]
     summary = json.loads((root / "done" / "summary.json").read_text())
     assert (done["neuron"], done["conn"], done["rules"], done["dataset"]) == ("lif", "srsc", ["bptt"], "tiny")

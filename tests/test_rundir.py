@@ -16,9 +16,9 @@ import torch
 from click.testing import CliRunner
 
 from snnkit_core.contract.atomic import FAULT_EXIT
+from snnkit_core.contract.errors import CheckpointError, DivergedError, RunDirError
 from snnkit_core.engine import rundir
 from snnkit_core.engine.config import TrainConfig
-from snnkit_core.contract.errors import CheckpointError, DivergedError, RunDirError
 from snnkit_core.engine.training import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,8 +63,19 @@ def test_a_kill_at_any_write_resumes_to_the_uninterrupted_result(fake, tmp_path,
     ref = tmp_path / "ref"
     list(train(_cfg(), ref))
     run = tmp_path / "killed"
-    env = dict(os.environ, SNNKIT_FAULT_AT=point, OMP_NUM_THREADS="1", SNNKIT_LOAD_PLUGINS="snnkit-neurons,snnkit-connectivity,snnkit-rules")
-    res = subprocess.run([sys.executable, "-c", _CHILD.format(repo=str(REPO)), str(run)], env=env, capture_output=True, text=True, timeout=120)
+    env = dict(
+        os.environ,
+        SNNKIT_FAULT_AT=point,
+        OMP_NUM_THREADS="1",
+        SNNKIT_LOAD_PLUGINS="snnkit-neurons,snnkit-connectivity,snnkit-rules",
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", _CHILD.format(repo=str(REPO)), str(run)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == FAULT_EXIT, res.stderr
     assert rundir.RunDir(run).status()["state"] in ("killed", "finished")
     if (run / "checkpoint.pt").exists():
@@ -94,7 +105,8 @@ def test_a_second_process_cannot_write_into_a_locked_run_and_a_dead_holders_lock
     run = tmp_path / "r"
     run.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[2]); from snnkit_core.engine import rundir; "
+        [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[2]); from snnkit_core.engine import "
+                               "rundir; "
          "rundir.acquire(sys.argv[1]); print('held', flush=True); time.sleep(60)", str(run), str(REPO)],
         stdout=subprocess.PIPE, text=True)
     try:
@@ -113,7 +125,9 @@ def test_a_second_process_cannot_write_into_a_locked_run_and_a_dead_holders_lock
 
 
 def test_status_reports_a_dead_running_process_as_killed(tmp_path):
-    (tmp_path / "status.json").write_text(json.dumps({"state": "running", "pid": 2**22 + 7, "message": "", "updated": ""}))
+    (tmp_path / "status.json").write_text(
+        json.dumps({"state": "running", "pid": 2**22 + 7, "message": "", "updated": ""})
+    )
     assert rundir.RunDir(tmp_path).status()["state"] == "killed"
     (tmp_path / "status.json").unlink()
     (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2}\n')
@@ -132,7 +146,9 @@ def test_cli_refuses_a_foreign_folder_and_loses_nothing(fake, tmp_path):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "config.toml").write_text("my = 'own file'\n")
-    res = CliRunner().invoke(cli, ["train", "--dataset", "tiny", "--hidden", "8,8,8", "--epochs", "1", "--out", str(out)])
+    res = CliRunner().invoke(
+        cli, ["train", "--dataset", "tiny", "--hidden", "8,8,8", "--epochs", "1", "--out", str(out)]
+    )
     assert res.exit_code == 1 and "not a snnkit run" in res.output and "Traceback" not in res.output, res.output
     assert "snnkit train" not in res.output  # no header for a refused run
     assert sorted(p.name for p in out.iterdir()) == ["config.toml"] and "own file" in (out / "config.toml").read_text()
@@ -242,8 +258,12 @@ def test_a_damaged_metrics_line_is_treated_alike_by_runs_eval_plot_and_resume(fa
     assert rundir.RunDir(run).metrics() == [json.loads(lines[0])]
     runner = CliRunner()
     outputs = {}
-    for name, args in {"runs": ["runs", str(tmp_path)], "eval": ["eval", str(run), "--no-write"],
-                       "plot": ["plot", str(run), "--metrics-only"], "resume": ["train", "--resume", str(run), "--quiet"]}.items():
+    for name, args in {
+        "runs": ["runs", str(tmp_path)],
+        "eval": ["eval", str(run), "--no-write"],
+        "plot": ["plot", str(run), "--metrics-only"],
+        "resume": ["train", "--resume", str(run), "--quiet"],
+    }.items():
         res = runner.invoke(cli, args)
         assert res.exit_code == 0, (name, res.output)
         assert "Traceback" not in res.output

@@ -1,4 +1,5 @@
-"""``python -m snnkit_cli``: the ``snnkit`` command, e.g. under ``torchrun --nproc-per-node 2 -m snnkit_cli train ...``."""
+"""``python -m snnkit_cli``: the ``snnkit`` command, e.g. under
+``torchrun --nproc-per-node 2 -m snnkit_cli train ...``."""
 
 from .main import cli
 

@@ -17,9 +17,9 @@ from typing import Any
 import torch
 from attrs import evolve, field, frozen
 
-from snnkit_core.engine.config import TrainConfig
 from snnkit_core.contract.errors import ConfigError, IncompatibleError
 from snnkit_core.contract.interfaces import Dataset
+from snnkit_core.engine.config import TrainConfig
 
 
 @frozen
@@ -44,15 +44,50 @@ WORKLOADS: dict[str, list[Workload]] = {
         Workload("scsr-ti46/tssl-bp", 78, 100, 50, (400, 400, 400), 26, "lif", "srsc", ("tssl-bp",)),
     ],
     "src-psmnist": [
-        Workload("src-psmnist/src", 1, 784, 256, (64, 128, 128), 10, "lif-soft", "src", ("bptt",), {"conn": {"skip_span": 12}}),
-        Workload("src-psmnist/asrc", 1, 784, 256, (64, 128, 128), 10, "lif-soft", "asrc", ("bptt",), {"conn": {"max_span": 51}}),
+        Workload(
+            "src-psmnist/src",
+            1,
+            784,
+            256,
+            (64, 128, 128),
+            10,
+            "lif-soft",
+            "src",
+            ("bptt",),
+            {"conn": {"skip_span": 12}},
+        ),
+        Workload(
+            "src-psmnist/asrc",
+            1,
+            784,
+            256,
+            (64, 128, 128),
+            10,
+            "lif-soft",
+            "asrc",
+            ("bptt",),
+            {"conn": {"max_span": 51}},
+        ),
     ],
     "src-ssc": [
-        Workload("src-ssc/src", 140, 250, 128, (256, 256, 256), 35, "lif-soft", "src", ("bptt",), {"conn": {"skip_span": 3}}),
+        Workload(
+            "src-ssc/src", 140, 250, 128, (256, 256, 256), 35, "lif-soft", "src", ("bptt",), {"conn": {"skip_span": 3}}
+        ),
     ],
     "ff-16k": [
-        Workload("ff-16k", 16384, 500, 16, (16384,), 16384, "lif", "ff", ("bptt",), readout="linear",
-                 note="one Linear + LIF layer (the linear readout adds a second 16k x 16k product)"),
+        Workload(
+            "ff-16k",
+            16384,
+            500,
+            16,
+            (16384,),
+            16384,
+            "lif",
+            "ff",
+            ("bptt",),
+            readout="linear",
+            note="one Linear + LIF layer (the linear readout adds a second 16k x 16k product)",
+        ),
     ],
     "tiny": [
         Workload("tiny/srsc", 16, 50, 8, (32, 32, 32), 4, "lif", "srsc", ("bptt",)),
@@ -127,13 +162,13 @@ def lower_bound(w: Workload, device: torch.device, bandwidth: float, repeats: in
     if w.conn in ("dense", "src", "asrc"):
         gemms += [(T * B, n, n) for n in w.hidden]
     if w.conn in ("skip", "srsc"):
-        gemms += [(T * B, w.hidden[l], w.hidden[l + 2]) for l in range(len(w.hidden) - 2)]
+        gemms += [(T * B, w.hidden[i], w.hidden[i + 2]) for i in range(len(w.hidden) - 2)]
     total = 0.0
     for m, k, n in gemms:
         a = torch.randn(m, k, device=device)
         b = torch.randn(k, n, device=device)
         g = torch.randn(m, n, device=device)
-        ts = _time(lambda: (a @ b, g @ b.T, a.T @ g), device, 1, repeats)
+        ts = _time(lambda: (a @ b, g @ b.T, a.T @ g), device, 1, repeats)  # noqa: B023 - called at once
         total += statistics.median(ts)
     # state tensors: per layer ~4 (T, B, N) fp32 tensors written forward and read backward
     state_bytes = sum(4 * 2 * T * B * n * 4 for n in [*w.hidden, w.classes])
@@ -179,13 +214,15 @@ def span_mixing_time(w: Workload, device: torch.device, repeats: int = 5) -> flo
     return total
 
 
-def bench_workload(w: Workload, device: torch.device, paths=("reference", "torch"), warmup: int = 3, repeats: int = 20) -> dict[str, Any]:
+def bench_workload(
+    w: Workload, device: torch.device, paths=("reference", "torch"), warmup: int = 3, repeats: int = 20
+) -> dict[str, Any]:
     """Median time of the rule's own training step (``LearningRule.train_step``: forward, loss, backward,
     optimizer step, ``after_step``, ``clamp_``) on each backend in ``paths``, with the scan path and implementation
     each layer ran (``plan``: ``Network.plan_report()``), the plan's notes and any run-time fallback events."""
-    from snnkit_core.engine.assembly import assemble
     from snnkit_core.contract.interfaces import Batch
     from snnkit_core.contract.plugins import get_registry
+    from snnkit_core.engine.assembly import assemble
     from snnkit_core.engine.training import Built, make_optimizer
 
     reg = get_registry()
@@ -210,7 +247,7 @@ def bench_workload(w: Workload, device: torch.device, paths=("reference", "torch
         opt = make_optimizer(Built(cfg, net, rules, _Synthetic(w), device))
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        times = _time(lambda: grad_rule.train_step(net, batch, opt), device, warmup, repeats)
+        times = _time(lambda: grad_rule.train_step(net, batch, opt), device, warmup, repeats)  # noqa: B023 - called at once
         peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
         out["paths"][path] = {"median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times), "peak_mb": peak,
                               "ran": _ran(net.paths()), "implementations": _ran([r["implementation"] for r in
@@ -224,7 +261,8 @@ def bench_workload(w: Workload, device: torch.device, paths=("reference", "torch
 
 
 def _ran(paths: list[str]) -> str:
-    """The layers' scan paths (or implementations) in one short string: ``rule:tssl-bp`` or ``fused x3, reference x1``."""
+    """The layers' scan paths (or implementations) in one short string: ``rule:tssl-bp`` or
+    ``fused x3, reference x1``."""
     counts: dict[str, int] = {}
     for p in paths:
         counts[p] = counts.get(p, 0) + 1

@@ -12,14 +12,19 @@ from .render import console
 
 
 @click.command()
-@click.option("--workload", "workloads", multiple=True, help="Workload group (scsr-ti46, src-psmnist, src-ssc, ff-16k, tiny); repeatable. Default: all on CUDA, tiny on CPU.")
+@click.option("--workload", "workloads", multiple=True, help="Workload group (scsr-ti46, src-psmnist, src-ssc, ff-16k, "
+                                                             "tiny); repeatable. Default: all on CUDA, tiny on CPU.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--repeats", default=20, show_default=True, type=click.IntRange(min=1), help="Timed steps per path (median reported).")
+@click.option("--repeats", default=20, show_default=True, type=click.IntRange(min=1), help="Timed steps per path "
+                                                                                           "(median reported).")
 @click.option("--warmup", default=3, show_default=True, type=click.IntRange(min=0))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of a table.")
-@click.option("--steps", type=click.IntRange(min=1), help="Time steps T of every workload (default: each workload's own).")
-@click.option("--batch", type=click.IntRange(min=1), help="Batch size of every workload (default: each workload's own).")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans (default: torch's, one per core).")
+@click.option("--steps", type=click.IntRange(min=1), help="Time steps T of every workload (default: each workload's "
+                                                          "own).")
+@click.option("--batch", type=click.IntRange(min=1), help="Batch size of every workload (default: each workload's "
+                                                          "own).")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans (default: "
+                                                            "torch's, one per core).")
 @expected_errors
 def bench(workloads, device, repeats, warmup, as_json, steps, batch, threads):
     """Time a full training step on each implementation path of the same network, with ratios and a lower bound."""
@@ -29,7 +34,9 @@ def bench(workloads, device, repeats, warmup, as_json, steps, batch, threads):
 
     n_threads = set_threads(threads)
     keep_freed_memory()
-    report = run_benchmarks(list(workloads), resolve_device(device), repeats=repeats, warmup=warmup, steps=steps, batch=batch)
+    report = run_benchmarks(
+        list(workloads), resolve_device(device), repeats=repeats, warmup=warmup, steps=steps, batch=batch
+    )
     report["meta"]["threads"] = n_threads
     meta, results = report["meta"], report["results"]
     if as_json:
@@ -38,13 +45,27 @@ def bench(workloads, device, repeats, warmup, as_json, steps, batch, threads):
     t = Table(title=f"snnkit bench on {meta['device_name']} (torch {meta['torch']}, {n_threads} threads)",
               caption="method bound: the bound plus the method's inherent extra work done time-batched (asrc: its "
                       "span mixing); '-' where it is the bound. See docs/performance.md")
-    for col in ("workload", "backend", "ran", "implementation", "T x B", "median ms", "peak MB", "x vs ref", "bound ms", "fraction of bound",
-                "method bound ms", "of method bound"):
+    for col in (
+        "workload",
+        "backend",
+        "ran",
+        "implementation",
+        "T x B",
+        "median ms",
+        "peak MB",
+        "x vs ref",
+        "bound ms",
+        "fraction of bound",
+        "method bound ms",
+        "of method bound",
+    ):
         t.add_column(col, justify="right" if col != "workload" else "left")
     notes: set[str] = set()  # implementations that cannot run here, and fallbacks during the run
     for r in results:
         if "skipped" in r:
-            t.add_row(r["workload"], "-", "-", "-", "", "skipped: " + r["skipped"].split(".")[0], "", "", "", "", "", "")
+            t.add_row(
+                r["workload"], "-", "-", "-", "", "skipped: " + r["skipped"].split(".")[0], "", "", "", "", "", ""
+            )
             continue
         shape = f"{r['steps']} x {r['batch']}"
         for path, p in r["paths"].items():
@@ -53,9 +74,23 @@ def bench(workloads, device, repeats, warmup, as_json, steps, batch, threads):
                 continue
             speedup = p.get("speedup_vs_reference")  # None when the reference path was refused (tssl-bp owns its scan)
             notes.update(p["notes"] + p["events"])
-            t.add_row(r["workload"], path, p["ran"], p["implementations"], shape, f"{p['median_ms']:.2f}", "-" if p["peak_mb"] is None else f"{p['peak_mb']:.0f}",
-                      "-" if speedup is None else f"{speedup:.2f}", f"{r['lower_bound_ms']:.2f}", f"{p['fraction_of_bound']:.3f}",
-                      *((f"{r['method_bound_ms']:.2f}", f"{p['fraction_of_method_bound']:.3f}") if r["method_extra_ms"] else ("-", "-")))
+            t.add_row(
+                r["workload"],
+                path,
+                p["ran"],
+                p["implementations"],
+                shape,
+                f"{p['median_ms']:.2f}",
+                "-" if p["peak_mb"] is None else f"{p['peak_mb']:.0f}",
+                "-" if speedup is None else f"{speedup:.2f}",
+                f"{r['lower_bound_ms']:.2f}",
+                f"{p['fraction_of_bound']:.3f}",
+                *(
+                    (f"{r['method_bound_ms']:.2f}", f"{p['fraction_of_method_bound']:.3f}")
+                    if r["method_extra_ms"]
+                    else ("-", "-")
+                ),
+            )
     console.print(t)
     for note in sorted(notes):
         console.print(f"note: {note}", markup=False, highlight=False)

@@ -18,10 +18,9 @@ def data():
 
 
 def _dataset(name, data_dir, sets):
-    from snnkit_core.contract.plugins import get_registry
     from snnkit_cli.options import parse_sets
-
     from snnkit_core.contract.errors import ConfigError
+    from snnkit_core.contract.plugins import get_registry
 
     params = parse_sets([f"dataset.{s}" if not s.startswith("dataset.") else s for s in sets]).get("dataset", {})
     cls = get_registry().get("dataset", name)

@@ -13,7 +13,8 @@ from .render import console
 
 @click.command()
 @click.argument("name")
-@click.option("--kind", type=click.Choice(["neuron", "connectivity", "rule", "dataset"]), help="When NAME is ambiguous.")
+@click.option("--kind", type=click.Choice(["neuron", "connectivity", "rule", "dataset"]), help="When NAME is "
+                                                                                               "ambiguous.")
 @expected_errors
 def info(name, kind):
     """What a component is: description, parameters (defaults, units) and compatibility."""
@@ -28,10 +29,15 @@ def info(name, kind):
         if kind:
             others = reg.find(name)
             if others:
-                raise UnknownComponentError(kind, name, reg.names(kind), note=f"that name is a {others[0].kind}, not a {kind} (snnkit info {name})")
+                raise UnknownComponentError(kind, name, reg.names(kind), note=f"that name is a {others[0].kind}, not a "
+                                                                              f"{kind} (snnkit info {name})")
             reg.component(kind, name)  # raises, naming a broken plugin that would provide it
-        notes = [reg.unavailable(k, name) for k in ("neuron", "connectivity", "rule", "dataset") if reg.unavailable(k, name)]
-        raise UnknownComponentError("component", name, sorted({c.name for c in reg.all()}), note=notes[0] if notes else "")
+        notes = [
+            reg.unavailable(k, name) for k in ("neuron", "connectivity", "rule", "dataset") if reg.unavailable(k, name)
+        ]
+        raise UnknownComponentError(
+            "component", name, sorted({c.name for c in reg.all()}), note=notes[0] if notes else ""
+        )
     for comp in found:
         cls = comp.cls
         console.rule(f"[bold]{comp.kind} {comp.name}[/]  (plugin {comp.plugin})")
@@ -41,7 +47,10 @@ def info(name, kind):
         if doc:
             console.print(doc, markup=False, highlight=False)
         if cls.params:
-            t = Table(title="parameters (--set %s.KEY=VALUE)" % ({"connectivity": "conn", "rule": f"rule.{comp.name}"}.get(comp.kind, comp.kind)))
+            t = Table(
+                title="parameters (--set "
+                "{}.KEY=VALUE)".format({"connectivity": "conn", "rule": f"rule.{comp.name}"}.get(comp.kind, comp.kind))
+            )
             for col in ("name", "default", "unit", "meaning"):
                 t.add_column(col)
             for p in cls.params:
@@ -61,7 +70,8 @@ def _compat_lines(comp, reg) -> list[str]:
         neurons, conns = accepted_by(reg, cls())
         return [
             f"role: {cls.role}; readout: {cls.readout}",
-            f"neurons: {', '.join(neurons) or '(none installed)'}" + (f" (needs {', '.join(c.neuron_caps)})" if c.neuron_caps else ""),
+            f"neurons: {', '.join(neurons) or '(none installed)'}"
+            + (f" (needs {', '.join(c.neuron_caps)})" if c.neuron_caps else ""),
             f"connectivity: {', '.join(conns) or '(none installed)'}",
         ]
     if comp.kind == "neuron":

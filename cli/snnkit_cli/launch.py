@@ -13,8 +13,8 @@ from pathlib import Path
 
 import click
 
-from snnkit_core.engine.config import TrainConfig, dump_toml
 from snnkit_core.contract.errors import ConfigError
+from snnkit_core.engine.config import TrainConfig, dump_toml
 
 from .render import console
 
@@ -32,10 +32,15 @@ def launch_train(devices: int, cfg: TrainConfig, run_dir: Path, resume: bool, qu
         import torch
 
         if torch.cuda.is_available() and devices > torch.cuda.device_count():
-            raise ConfigError(f"--devices {devices} needs {devices} GPUs (one per process); torch sees {torch.cuda.device_count()}")
+            raise ConfigError(f"--devices {devices} needs {devices} GPUs (one per process); torch sees "
+                              f"{torch.cuda.device_count()}")
     console.print(f"[bold]snnkit train[/] --devices {devices}: {devices} processes, global batch "
                   f"{devices} x {cfg.batch_size} -> {run_dir}")
-    extra = (["--quiet"] if quiet else []) + (["--tensorboard"] if tensorboard else []) + (["--threads", str(threads)] if threads else [])
+    extra = (
+        (["--quiet"] if quiet else [])
+        + (["--tensorboard"] if tensorboard else [])
+        + (["--threads", str(threads)] if threads else [])
+    )
     if resume:
         code = launch(devices, ["train", "--resume", str(run_dir), *extra])
     else:
@@ -44,7 +49,8 @@ def launch_train(devices: int, cfg: TrainConfig, run_dir: Path, resume: bool, qu
             path.write_text(dump_toml({"train": cfg.to_dict()}))
             code = launch(devices, ["train", "--config", str(path), "--out", str(run_dir), *extra])
     if code != 0:
-        raise click.ClickException(f"a training process exited with code {code} (its message is above); the others were stopped")
+        raise click.ClickException(f"a training process exited with code {code} (its message is above); the others "
+                                   "were stopped")
 
 
 def _precheck(cfg: TrainConfig) -> None:
@@ -54,7 +60,12 @@ def _precheck(cfg: TrainConfig) -> None:
     from snnkit_core.engine.training import resolve_device
 
     reg = get_registry()
-    for kind, name in [("neuron", cfg.neuron), ("connectivity", cfg.conn), ("dataset", cfg.dataset), *(("rule", r) for r in cfg.rules)]:
+    for kind, name in [
+        ("neuron", cfg.neuron),
+        ("connectivity", cfg.conn),
+        ("dataset", cfg.dataset),
+        *(("rule", r) for r in cfg.rules),
+    ]:
         reg.get(kind, name)
     resolve_device(cfg.device)
 
@@ -76,8 +87,15 @@ def launch(nprocs: int, argv: Sequence[str], env: dict[str, str] | None = None, 
     # N processes on one machine share its cores (torchrun sets 1 thread; here an even share, unless set)
     base.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nprocs)))
     for rank in range(nprocs):
-        e = {**base, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(nprocs), "LOCAL_WORLD_SIZE": str(nprocs),
-             "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
+        e = {
+            **base,
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": str(nprocs),
+            "LOCAL_WORLD_SIZE": str(nprocs),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": port,
+        }
         procs.append(subprocess.Popen([sys.executable, "-m", "snnkit_cli", *argv], env=e))
     code = 0
     try:

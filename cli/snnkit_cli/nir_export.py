@@ -44,9 +44,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from snnkit_core.contract.atomic import atomic_write
 from snnkit_core.contract.errors import ConfigError, IncompatibleError, MissingDependencyError
 from snnkit_core.engine.evaluation import load_run
-from snnkit_core.contract.atomic import atomic_write
 
 
 def _nir():
@@ -72,7 +72,8 @@ def _check_layer(name: str, layer) -> None:
         )
         raise IncompatibleError(f"cannot export {name} to NIR: neuron {n.name!r}{extra}")
     if getattr(layer, "delay", 0):
-        raise IncompatibleError(f"cannot export {name} to NIR: its feedforward input arrives {layer.delay} step(s) late "
+        raise IncompatibleError(f"cannot export {name} to NIR: its feedforward input arrives {layer.delay} step(s) "
+                                "late "
                                 f"(Connectivity.input_delay), which NIR's Linear edge cannot express")
     rec = layer.recurrence
     if rec is not None:
@@ -110,7 +111,7 @@ def _cuba_lif(nir, layer, dt: float):
 
 
 def network_to_nir(network, dt: float = 1e-3, metadata: dict[str, Any] | None = None):
-    """The :class:`~snnkit_core.engine.network.Network` as a ``nir.NIRGraph`` (see the module docstring for the mapping).
+    """The :class:`~snnkit_core.engine.network.Network` as a ``nir.NIRGraph`` (the module docstring gives the mapping).
 
     ``dt`` is the length of one snnkit step in seconds; it only scales the time constants (τ = steps·dt).
     Node names: ``input``, ``ff{l}`` (into hidden layer l), ``lif{l}``, ``rec{l}``, ``skip{src}_{dst}``,
@@ -213,7 +214,9 @@ def simulate_nir(graph, x: np.ndarray, dt: float) -> np.ndarray:
                 y = np.zeros((B, node.weight.shape[0])) if inp is None else inp @ node.weight.T
                 now[key] = y + node.bias if isinstance(node, nir.Affine) else y
             elif isinstance(node, nir.CubaLIF):
-                st = state.setdefault(key, {"i": np.zeros((B, node.tau_mem.size)), "v": np.zeros((B, node.tau_mem.size))})
+                st = state.setdefault(
+                    key, {"i": np.zeros((B, node.tau_mem.size)), "v": np.zeros((B, node.tau_mem.size))}
+                )
                 if inp is None:
                     inp = 0.0
                 st["i"] = (1 - dt / node.tau_syn) * st["i"] + (dt / node.tau_syn) * node.w_in * inp

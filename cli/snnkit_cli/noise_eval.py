@@ -13,10 +13,11 @@ from .render import console
 
 
 def noise_eval(run_dir, noise, seed, split, checkpoint, data_dir, batch_size, device, as_json, no_write, threads=None):
-    from snnkit_core.contract.errors import MissingDependencyError, SnnkitError
     from snnkit_cli.host import set_threads
-    from .runs import find_runs
     from snnkit_cli.robustness import noise_curve, parse_proportions, plot_noise
+    from snnkit_core.contract.errors import MissingDependencyError, SnnkitError
+
+    from .runs import find_runs
 
     set_threads(threads)
     ps = parse_proportions(noise)
@@ -40,7 +41,8 @@ def noise_eval(run_dir, noise, seed, split, checkpoint, data_dir, batch_size, de
         results.append(rec)
         if as_json:
             continue
-        t = Table(title=f"{escape(str(run))}: {split} under noise ({rec['checkpoint']} checkpoint, epoch {rec['epoch']}, "
+        t = Table(title=f"{escape(str(run))}: {split} under noise ({rec['checkpoint']} checkpoint, epoch "
+                        f"{rec['epoch']}, "
                         f"seed {seed})", show_edge=False)
         for col in ("P", "accuracy", "frame accuracy", "Acc(P)/Acc(0)"):
             t.add_column(col, justify="right")
@@ -49,6 +51,9 @@ def noise_eval(run_dir, noise, seed, split, checkpoint, data_dir, batch_size, de
                       "-" if r["ratio"] is None else f"{r['ratio']:.3f}")
         console.print(t)
         if not no_write:
-            console.print(f"wrote {escape(str(run / 'noise' / f'{split}.json'))}" + (f" and {escape(rec['png'])}" if rec.get("png") else ""))
+            console.print(
+                f"wrote {escape(str(run / 'noise' / f'{split}.json'))}"
+                + (f" and {escape(rec['png'])}" if rec.get("png") else "")
+            )
     if as_json:
         click.echo(json.dumps(results, indent=2))

@@ -15,7 +15,8 @@ def parse_sets(values) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for item in values:
         if "=" not in item or "." not in item.split("=", 1)[0]:
-            raise ConfigError(f"--set wants SECTION.KEY=VALUE (e.g. neuron.tau_m=8, conn.init_scale=0.3, rule.bptt.surrogate=triangle); got {item!r}")
+            raise ConfigError("--set wants SECTION.KEY=VALUE (e.g. neuron.tau_m=8, conn.init_scale=0.3, "
+                              f"rule.bptt.surrogate=triangle); got {item!r}")
         key, value = item.split("=", 1)
         section, _, name = key.rpartition(".")
         out.setdefault(section, {})[name] = value

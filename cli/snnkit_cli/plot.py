@@ -9,12 +9,17 @@ from .errors import expected_errors
 
 @click.command("plot")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--sample", type=click.IntRange(min=0), default=0, show_default=True, help="Test example shown in the spike raster.")
-@click.option("--samples", type=click.IntRange(min=1), default=64, show_default=True, help="Test examples the firing-rate histograms average over.")
+@click.option("--sample", type=click.IntRange(min=0), default=0, show_default=True, help="Test example shown in the "
+                                                                                         "spike raster.")
+@click.option("--samples", type=click.IntRange(min=1), default=64, show_default=True, help="Test examples the "
+                                                                                           "firing-rate histograms "
+                                                                                           "average over.")
 @click.option("--weights", type=click.Choice(["best", "last"]), default="best", show_default=True,
-              help="best.pt (best validation epoch; the last checkpoint when the run has none), as `snnkit eval` and `export`, or checkpoint.pt (last).")
+              help="best.pt (best validation epoch; the last checkpoint when the run has none), as `snnkit eval` and "
+                   "`export`, or checkpoint.pt (last).")
 @click.option("--data-dir", type=click.Path(), help="Data root, when the run's data has moved (default: the run's).")
-@click.option("--metrics-only", is_flag=True, help="Only what metrics.jsonl and eval/*.json hold (no network run: no raster, no rates).")
+@click.option("--metrics-only", is_flag=True, help="Only what metrics.jsonl and eval/*.json hold (no network run: no "
+                                                   "raster, no rates).")
 @expected_errors
 def plot_cmd(run_dir, sample, samples, weights, data_dir, metrics_only):
     """Write PNGs to RUN_DIR/plots/: curves, spike raster, firing rates, bip/asrc, confusion matrices."""

@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from snnkit_core.contract.atomic import atomic_write
 from snnkit_core.contract.errors import CheckpointError, MissingDependencyError, SnnkitError
 from snnkit_core.engine.data import batches
 from snnkit_core.engine.evaluation import load_run
-from snnkit_core.contract.atomic import atomic_write
 from snnkit_core.engine.rundir import RunDir
 
 
-def _figure(**kw):
+def figure(**kw):
     try:
         from matplotlib.figure import Figure
     except ImportError:
@@ -41,7 +41,7 @@ def _figure(**kw):
     return Figure(**kw)
 
 
-def _save(fig, path: Path) -> Path:
+def save(fig, path: Path) -> Path:
     from matplotlib.ticker import MaxNLocator
 
     for ax in fig.axes:  # epochs, steps, neurons and spans are whole numbers
@@ -56,7 +56,7 @@ def _save(fig, path: Path) -> Path:
 
 def plot_curves(records: list[dict[str, Any]], path: Path) -> Path:
     epochs = [r["epoch"] for r in records]
-    fig = _figure(figsize=(10, 4), layout="constrained")
+    fig = figure(figsize=(10, 4), layout="constrained")
     ax_loss, ax_acc = fig.subplots(1, 2)
     for split, style in (("train", "-o"), ("val", "-s"), ("test", "-^")):
         for ax, key, scale in ((ax_loss, f"{split}_loss", 1), (ax_acc, f"{split}_accuracy", 100)):
@@ -70,7 +70,7 @@ def plot_curves(records: list[dict[str, Any]], path: Path) -> Path:
         ax.legend()
         if len(epochs) == 1:
             ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def record_spikes(built, samples: int = 64, sample: int = 0):
@@ -83,7 +83,8 @@ def record_spikes(built, samples: int = 64, sample: int = 0):
     if len(data) == 0:
         raise SnnkitError(f"the {split} split of {cfg.dataset!r} is empty; nothing to run the network on")
     if not 0 <= sample < len(data):
-        raise SnnkitError(f"--sample must be in 0..{len(data) - 1} (the {split} split has {len(data)} examples); got {sample}")
+        raise SnnkitError(f"--sample must be in 0..{len(data) - 1} (the {split} split has {len(data)} examples); got "
+                          f"{sample}")
     n = max(samples, sample + 1)
     gen = torch.Generator().manual_seed(0)  # the same encoding draws as `snnkit eval`
     x, y = next(iter(batches(data, n, False, gen, built.device)))
@@ -100,28 +101,32 @@ def record_spikes(built, samples: int = 64, sample: int = 0):
 
 
 def plot_raster(names, spikes, x, label, pred, classes, path: Path, sample: int) -> Path:
-    fig = _figure(figsize=(10, 2.2 * (len(names) + 1)), layout="constrained")
+    fig = figure(figsize=(10, 2.2 * (len(names) + 1)), layout="constrained")
     axes = fig.subplots(len(names) + 1, 1, sharex=True)
     axes[0].imshow(x.T, aspect="auto", origin="lower", interpolation="nearest", cmap="viridis")
-    axes[0].set(ylabel="input channel", title=f"test example {sample}: label {classes[label]}, predicted {classes[pred]}")
+    axes[0].set(ylabel="input channel", title=f"test example {sample}: label {classes[label]}, predicted "
+                                              f"{classes[pred]}")
     for ax, name, s in zip(axes[1:], names, spikes):
         t, i = np.nonzero(s[:, sample, :])
         ax.scatter(t, i, s=40, marker="|", linewidths=1, color="black")
         ax.set(ylabel=f"{name}\nneuron", ylim=(-0.5, s.shape[2] - 0.5))
-        ax.text(1.0, 1.0, f"{int(s[:, sample].sum())} spikes", transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
+        ax.text(1.0, 1.0, f"{int(s[:, sample].sum())} "
+                          "spikes", transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
     axes[-1].set(xlabel="time step", xlim=(-0.5, x.shape[0] - 0.5))
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_rates(names, spikes, path: Path) -> Path:
-    fig = _figure(figsize=(4 * len(names), 3.2), layout="constrained")
+    fig = figure(figsize=(4 * len(names), 3.2), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(names)))
     for ax, name, s in zip(axes, names, spikes):
         rates = s.mean(axis=(0, 1))  # (N,) spikes per step, over steps and examples
-        ax.hist(rates, bins=min(30, max(5, rates.size // 4)), range=(0, max(1e-3, float(rates.max()))), color="tab:blue")
+        ax.hist(
+            rates, bins=min(30, max(5, rates.size // 4)), range=(0, max(1e-3, float(rates.max()))), color="tab:blue"
+        )
         ax.set(title=f"{name}: mean {rates.mean():.3f}, silent {int((rates == 0).sum())}/{rates.size}",
                xlabel="firing rate (spikes / step)", ylabel="neurons")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_bip(records, network, path: Path) -> Path | None:
@@ -138,7 +143,7 @@ def plot_bip(records, network, path: Path) -> Path | None:
             leaks[f"layer{i}"] = getattr(layer.neuron, "leak", None)
         if network.readout == "spiking":
             leaks["output"] = getattr(network.output.neuron, "leak", None)
-    fig = _figure(figsize=(10, 3 * len(per_layer)), layout="constrained")
+    fig = figure(figsize=(10, 3 * len(per_layer)), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(per_layer), 2))
     for (ax_t, ax_h), (layer, rows) in zip(axes, per_layer.items()):
         ep = np.array([e for e, _ in rows])
@@ -155,7 +160,7 @@ def plot_bip(records, network, path: Path) -> Path | None:
             tau = 1 / (1 - theta.detach().double().cpu().numpy())
             ax_h.hist(tau, bins=30, color="tab:green")
             ax_h.set(title=f"bip {layer}: final τm per neuron", xlabel="τm (steps)", ylabel="neurons")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_asrc(records, path: Path) -> Path | None:
@@ -166,7 +171,7 @@ def plot_asrc(records, path: Path) -> Path | None:
                 per_layer.setdefault(layer, []).append((r["epoch"], d["span"], d["alpha"]))
     if not per_layer:
         return None
-    fig = _figure(figsize=(10, 3 * len(per_layer)), layout="constrained")
+    fig = figure(figsize=(10, 3 * len(per_layer)), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(per_layer), 2))
     for (ax_s, ax_a), (layer, rows) in zip(axes, per_layer.items()):
         ep = [e for e, _, _ in rows]
@@ -177,7 +182,7 @@ def plot_asrc(records, path: Path) -> Path | None:
                          extent=(ep[0] - 0.5, ep[-1] + 0.5, 0.5, alpha.shape[1] + 0.5), vmin=0, vmax=1)
         ax_a.set(title=f"asrc {layer}: span weights α", xlabel="epoch", ylabel="span j")
         fig.colorbar(im, ax=ax_a)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def read_eval(run: RunDir, name: str) -> dict[str, Any]:
@@ -187,9 +192,11 @@ def read_eval(run: RunDir, name: str) -> dict[str, Any]:
         d = run.read_json(name)
         classes, conf = list(d["classes"]), np.asarray(d["confusion"], dtype=float)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path} is not an eval record with 'classes' and 'confusion' ({type(exc).__name__}: {exc})") from None
+        raise CheckpointError(f"{path} is not an eval record with 'classes' and 'confusion' ({type(exc).__name__}: "
+                              f"{exc})") from None
     if conf.shape != (len(classes), len(classes)):
-        raise CheckpointError(f"{path}: 'confusion' is {conf.shape}, expected {len(classes)} x {len(classes)} (one row and column per class)")
+        raise CheckpointError(f"{path}: 'confusion' is {conf.shape}, expected {len(classes)} x {len(classes)} (one row "
+                              "and column per class)")
     return {**d, "classes": classes, "confusion": conf}
 
 
@@ -198,7 +205,7 @@ def plot_confusion(d: dict[str, Any], path: Path) -> Path:
     k = len(classes)
     norm = conf / np.maximum(conf.sum(axis=1, keepdims=True), 1)
     size = min(12, 2.5 + 0.45 * k)
-    fig = _figure(figsize=(size + 1, size), layout="constrained")
+    fig = figure(figsize=(size + 1, size), layout="constrained")
     ax = fig.subplots()
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     if k <= 30:
@@ -210,11 +217,15 @@ def plot_confusion(d: dict[str, Any], path: Path) -> Path:
                     ax.text(j, i, f"{int(conf[i, j])}", ha="center", va="center", fontsize=7,
                             color="white" if norm[i, j] > 0.5 else "black")
     acc = d.get("accuracy")
-    ax.set(xlabel="predicted class", ylabel="true class",
-           title=f"{d.get('split', path.stem)}: " + (f"accuracy {100 * acc:.2f} %, " if isinstance(acc, (int, float)) else "")
-           + f"n = {int(conf.sum())}")
+    ax.set(
+        xlabel="predicted class",
+        ylabel="true class",
+        title=f"{d.get('split', path.stem)}: "
+        + (f"accuracy {100 * acc:.2f} %, " if isinstance(acc, (int, float)) else "")
+        + f"n = {int(conf.sum())}",
+    )
     fig.colorbar(im, ax=ax, label="fraction of the true class")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_run(run_dir: str | Path, sample: int = 0, samples: int = 64, weights: str = "best", network: bool = True,
@@ -222,7 +233,7 @@ def plot_run(run_dir: str | Path, sample: int = 0, samples: int = 64, weights: s
     """Write every picture that applies to ``RUN_DIR/plots/``; returns their paths. ``network=False`` skips
     what needs the trained network (raster, rates, final τm): only metrics and eval records are read."""
     run = RunDir(run_dir)
-    _figure()  # fail early, with the install hint, when matplotlib is missing
+    figure()  # fail early, with the install hint, when matplotlib is missing
     records = run.metrics()  # damaged lines skipped, as everywhere (run.damage_note() says which)
     if not records:
         raise CheckpointError(f"{run} has no finished epoch in {RunDir.METRICS}; nothing to plot yet")
@@ -235,7 +246,9 @@ def plot_run(run_dir: str | Path, sample: int = 0, samples: int = 64, weights: s
         classes = getattr(built.dataset, "class_names", None) or [str(i) for i in range(built.dataset.num_classes)]
         written.append(plot_raster(names, spikes, x, label, pred, list(classes), out / "raster.png", sample))
         written.append(plot_rates(names, [s[:, :samples] for s in spikes], out / "rates.png"))
-    written += [q for q in (plot_bip(records, net, out / "bip.png"), plot_asrc(records, out / "asrc.png")) if q is not None]
+    written += [
+        q for q in (plot_bip(records, net, out / "bip.png"), plot_asrc(records, out / "asrc.png")) if q is not None
+    ]
     for ev in sorted((run / "eval").glob("*.json")) if (run / "eval").is_dir() else []:
         written.append(plot_confusion(read_eval(run, f"eval/{ev.name}"), out / f"confusion_{ev.stem}.png"))
     return written

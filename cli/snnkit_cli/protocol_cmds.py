@@ -34,24 +34,45 @@ def _expected_errors(fn):
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--split", default="test", show_default=True, help="train, val, test, or all (every split the run has).")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True,
-              help="best: the best-on-validation weights (best.pt; the last checkpoint when the run has none); last: checkpoint.pt.")
+              help="best: the best-on-validation weights (best.pt; the last checkpoint when the run has none); last: "
+                   "checkpoint.pt.")
 @click.option("--dataset", help="Evaluate on another dataset with the same shapes.")
 @click.option("--set", "sets", multiple=True, metavar="dataset.KEY=VALUE",
               help="Dataset parameter for this evaluation (e.g. dataset.test_speakers=george); repeatable.")
 @click.option("--data-dir", type=click.Path())
-@click.option("--limit", type=click.IntRange(min=1), help="At most N examples (default: the run's own --limit, if any).")
+@click.option("--limit", type=click.IntRange(min=1), help="At most N examples (default: the run's own --limit, if "
+                                                          "any).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Evaluation batch size (default: the run's).")
 @click.option("--device", help="auto, cpu or cuda (default: the run's).")
-@click.option("--backend", type=click.Choice(["auto", "triton", "torch", "reference"]), help="Scan implementation (default: the run's).")
+@click.option("--backend", type=click.Choice(["auto", "triton", "torch", "reference"]), help="Scan implementation "
+                                                                                             "(default: the run's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON instead of tables.")
 @click.option("--no-write", is_flag=True, help="Do not write RUN_DIR/eval/<split>.json.")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans (default: torch's, one per core).")
-@click.option("--noise", metavar="P[,P...]", help="Replace a proportion P of the input entries by uniform noise (seeded) and "
-              "report per-sample and per-frame accuracy and Acc(P)/Acc(0) for each P; writes RUN_DIR/noise/<split>.json "
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans (default: "
+                                                            "torch's, one per core).")
+@click.option("--noise", metavar="P[,P...]", help="Replace a proportion P of the input entries by uniform noise "
+                                                  "(seeded) and "
+              "report per-sample and per-frame accuracy and Acc(P)/Acc(0) for each P; writes "
+              "RUN_DIR/noise/<split>.json "
               "and a PNG (with matplotlib). See docs/rules/reward-prop.md.")
 @click.option("--noise-seed", type=int, default=0, show_default=True, help="Seed of the noise draws.")
-def eval_cmd(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write, threads,
-             noise, noise_seed):
+def eval_cmd(
+    run_dir,
+    split,
+    checkpoint,
+    dataset,
+    sets,
+    data_dir,
+    limit,
+    batch_size,
+    device,
+    backend,
+    as_json,
+    no_write,
+    threads,
+    noise,
+    noise_seed,
+):
     """Evaluate a run (or every run under a folder): accuracy, per-class accuracy and confusion matrix per split.
 
     Writes RUN_DIR/eval/<split>.json unless --no-write, --dataset or --set (numbers on other data are not the run's).
@@ -61,24 +82,52 @@ def eval_cmd(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_s
 
         return _expected_errors(noise_eval)(run_dir, noise, noise_seed, split, checkpoint, data_dir, batch_size, device,
                                             as_json, no_write, threads)
-    _expected_errors(_eval)(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write, threads)
+    _expected_errors(_eval)(
+        run_dir,
+        split,
+        checkpoint,
+        dataset,
+        sets,
+        data_dir,
+        limit,
+        batch_size,
+        device,
+        backend,
+        as_json,
+        no_write,
+        threads,
+    )
 
 
-def _eval(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write, threads=None):
+def _eval(
+    run_dir,
+    split,
+    checkpoint,
+    dataset,
+    sets,
+    data_dir,
+    limit,
+    batch_size,
+    device,
+    backend,
+    as_json,
+    no_write,
+    threads=None,
+):
     from snnkit_cli.host import keep_freed_memory, set_threads
 
     set_threads(threads)
     keep_freed_memory()
+    from snnkit_cli.options import parse_sets
     from snnkit_core.contract.errors import ConfigError, SnnkitError
     from snnkit_core.engine.evaluation import evaluate_splits
 
     from .runs import find_runs
 
-    from snnkit_cli.options import parse_sets
-
     parsed = parse_sets(sets)
     if set(parsed) - {"dataset"}:
-        raise ConfigError(f"eval --set takes dataset parameters only (dataset.KEY=VALUE); got {', '.join(sorted(set(parsed) - {'dataset'}))}")
+        raise ConfigError("eval --set takes dataset parameters only (dataset.KEY=VALUE); got "
+                          f"{', '.join(sorted(set(parsed) - {'dataset'}))}")
     runs = find_runs(run_dir)
     if not runs:
         raise SnnkitError(f"{run_dir} holds no run directory (a folder with config.toml) at any depth")
@@ -88,9 +137,19 @@ def _eval(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size
     for run in runs:
         warn_damaged(run)
         try:
-            res = evaluate_splits(run, splits, checkpoint=checkpoint, dataset=dataset, dataset_params=parsed.get("dataset"),
-                                  data_dir=data_dir, batch_size=batch_size, limit=limit, device=device, backend=backend,
-                                  write=not (no_write or dataset or sets))
+            res = evaluate_splits(
+                run,
+                splits,
+                checkpoint=checkpoint,
+                dataset=dataset,
+                dataset_params=parsed.get("dataset"),
+                data_dir=data_dir,
+                batch_size=batch_size,
+                limit=limit,
+                device=device,
+                backend=backend,
+                write=not (no_write or dataset or sets),
+            )
         except SnnkitError as exc:
             if len(runs) == 1:
                 raise
@@ -110,7 +169,15 @@ def _eval(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size
             t.add_column(col, justify="left" if col in ("run", "checkpoint", "split") else "right")
         for res in results:
             for s, rec in res["splits"].items():
-                t.add_row(escape(res["run"]), res["checkpoint"], str(res["epoch"]), s, str(rec["n"]), _pct(rec["accuracy"]), f"{rec['loss']:.4f}")
+                t.add_row(
+                    escape(res["run"]),
+                    res["checkpoint"],
+                    str(res["epoch"]),
+                    s,
+                    str(rec["n"]),
+                    _pct(rec["accuracy"]),
+                    f"{rec['loss']:.4f}",
+                )
         console.print(t)
         for f in failures:
             console.print(f"[red]failed[/] {escape(f['run'])}: {escape(f['error'])}")
@@ -141,7 +208,12 @@ def _render_eval(res: dict, detail: bool) -> None:
             t.add_column("acc %", justify="right", no_wrap=True)
             for i, c in enumerate(classes):
                 acc = rec["per_class_accuracy"][i]
-                t.add_row(escape(f"{i} {c}"), *[str(v) for v in cm[i]], str(sum(cm[i])), "-" if acc is None else f"{100 * acc:.1f}")
+                t.add_row(
+                    escape(f"{i} {c}"),
+                    *[str(v) for v in cm[i]],
+                    str(sum(cm[i])),
+                    "-" if acc is None else f"{100 * acc:.1f}",
+                )
         else:  # a wide matrix does not fit a terminal: per-class accuracy only; the JSON has the matrix
             t = Table(title=f"{s}: per-class accuracy (the confusion matrix is in eval/{s}.json)", show_edge=False)
             for col in ("class", "n", "accuracy", "most confused with"):
@@ -149,7 +221,12 @@ def _render_eval(res: dict, detail: bool) -> None:
             for i, c in enumerate(classes):
                 off = [(v, j) for j, v in enumerate(cm[i]) if j != i and v > 0]
                 worst = max(off)[1] if off else None
-                t.add_row(escape(c), str(sum(cm[i])), _pct(rec["per_class_accuracy"][i]), escape(classes[worst]) if worst is not None else "-")
+                t.add_row(
+                    escape(c),
+                    str(sum(cm[i])),
+                    _pct(rec["per_class_accuracy"][i]),
+                    escape(classes[worst]) if worst is not None else "-",
+                )
         console.print(t)
 
 
@@ -160,7 +237,8 @@ def _render_eval(res: dict, detail: bool) -> None:
 @click.argument("folder", default="runs", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 def runs_cmd(folder, as_json):
-    """The runs under FOLDER (default runs/): components, dataset, epochs, best validation epoch, test accuracy, status."""
+    """The runs under FOLDER (default runs/): components, dataset, epochs, best validation epoch, test accuracy,
+    status."""
     _expected_errors(_runs)(folder, as_json)
 
 
@@ -187,16 +265,27 @@ def _runs(folder, as_json):
     colour = {"finished": "green", "running": "cyan", "killed": "red", "diverged": "red", "interrupted": "yellow"}
     root = Path(folder)
     for r in rows:
-        name = str(Path(r["run"]).relative_to(root)) if Path(r["run"]) != root and Path(r["run"]).is_relative_to(root) else r["run"]
+        name = (
+            str(Path(r["run"]).relative_to(root))
+            if Path(r["run"]) != root and Path(r["run"]).is_relative_to(root)
+            else r["run"]
+        )
         if "error" in r:
             t.add_row(escape(name), escape(r["error"]), *["-"] * 8, f"[red]{escape(r['status'])}[/]")
             continue
         st = r["status"]
         t.add_row(
-            escape(name), escape(f"{r['neuron']}/{r['conn']}/{'+'.join(r['rules'])}"), escape(str(r["dataset"])),
-            str(r["seed"]), f"{r['epochs_done']}/{r['epochs']}", str(r["best_epoch"] or "-"), _pct1(r["best_val_accuracy"]),
-            _pct1(r["test_accuracy_at_best"]), _pct1(r["final_test_accuracy"]),
-            "-" if r["seconds_per_epoch"] is None else f"{r['seconds_per_epoch']:.1f}", f"[{colour.get(st, 'white')}]{st}[/]",
+            escape(name),
+            escape(f"{r['neuron']}/{r['conn']}/{'+'.join(r['rules'])}"),
+            escape(str(r["dataset"])),
+            str(r["seed"]),
+            f"{r['epochs_done']}/{r['epochs']}",
+            str(r["best_epoch"] or "-"),
+            _pct1(r["best_val_accuracy"]),
+            _pct1(r["test_accuracy_at_best"]),
+            _pct1(r["final_test_accuracy"]),
+            "-" if r["seconds_per_epoch"] is None else f"{r['seconds_per_epoch']:.1f}",
+            f"[{colour.get(st, 'white')}]{st}[/]",
         )
     console.print(t)
     for r in rows:
@@ -215,8 +304,11 @@ def render_seeds(report: dict, path: Path) -> None:
         t.add_row(str(r["seed"]), str(r["epochs_done"]), str(r["best_epoch"] or "-"), _pct(r["best_val_accuracy"]),
                   _pct(r["test_accuracy_at_best"]), _pct(r["final_test_accuracy"]))
     console.print(t)
-    for key, label in (("final_test_accuracy", "final test accuracy"), ("test_accuracy_at_best", "test accuracy at best validation epoch")):
+    for key, label in (("final_test_accuracy", "final test accuracy"), ("test_accuracy_at_best", "test accuracy at "
+                                                                                                 "best validation "
+                                                                                                 "epoch")):
         m = report[key]
         if m["mean"] is not None:
-            console.print(f"{label}: [bold]{100 * m['mean']:.2f} ± {100 * m['sd']:.2f}%[/] (mean ± sd over {m['n']} seeds)")
+            console.print(f"{label}: [bold]{100 * m['mean']:.2f} ± {100 * m['sd']:.2f}%[/] (mean ± sd over {m['n']} "
+                          "seeds)")
     console.print(f"written to {escape(str(path))}")

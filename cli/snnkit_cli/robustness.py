@@ -18,8 +18,9 @@ affected). Both numerators are the same quantity; only the reference differs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 
@@ -61,7 +62,9 @@ def _range(data: ArrayData, batch_size: int) -> tuple[float, float]:
     return lo, hi
 
 
-def noisy_accuracy(built, data: ArrayData, p: float, batch_size: int, seed: int, lo: float, hi: float) -> dict[str, float]:
+def noisy_accuracy(
+    built, data: ArrayData, p: float, batch_size: int, seed: int, lo: float, hi: float
+) -> dict[str, float]:
     """Per-sample and per-frame accuracy of ``built`` on ``data`` with a proportion ``p`` of noise."""
     net, rule = built.network, built.gradient_rule
     gen = torch.Generator().manual_seed(seed)
@@ -118,9 +121,9 @@ def noise_curve(run_dir: str | Path, proportions: Iterable[float], *, seed: int 
 
 def plot_noise(records: dict[str, list[dict]], path: Path, title: str = "") -> Path:
     """Accuracy and ratio against P, one line per label: ``records[label] = rows`` (or mean rows with ``sd``)."""
-    from snnkit_cli.plots import _figure, _save
+    from snnkit_cli.plots import figure, save
 
-    fig = _figure(figsize=(9, 3.6))
+    fig = figure(figsize=(9, 3.6))
     ax1, ax2 = fig.subplots(1, 2)
     for label, rows in records.items():
         ps = [r["p"] for r in rows]
@@ -135,4 +138,4 @@ def plot_noise(records: dict[str, list[dict]], path: Path, title: str = "") -> P
     ax1.set(xlabel="noise proportion P", ylabel="test accuracy (%)", title=title or "accuracy under noise")
     ax2.set(xlabel="noise proportion P", ylabel="Acc(P) / Acc(0)", title="robust ratio (clean-trained)")
     ax1.legend()
-    return _save(fig, path)
+    return save(fig, path)

@@ -61,7 +61,8 @@ def describe_run(run: str | Path) -> dict[str, Any]:
 def list_runs(root: str | Path) -> list[dict[str, Any]]:
     root = Path(root)
     if not root.exists():
-        raise SnnkitError(f"{root} does not exist; `snnkit runs DIR` lists the run directories under DIR (default runs/)")
+        raise SnnkitError(f"{root} does not exist; `snnkit runs DIR` lists the run directories under DIR (default "
+                          "runs/)")
     return [describe_run(r) for r in find_runs(root)]
 
 
@@ -76,7 +77,8 @@ def parse_seeds(text: str) -> list[int]:
             return list(range(n))
         seeds = [int(p) for p in t.split(",") if p != ""]
     except ValueError:
-        raise ConfigError(f"--seeds wants a count (3: seeds 0,1,2) or a comma list of seeds (0,1,2); got {text!r}") from None
+        raise ConfigError("--seeds wants a count (3: seeds 0,1,2) or a comma list of seeds (0,1,2); got "
+                          f"{text!r}") from None
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds wants distinct non-negative integers, like 0,1,2; got {text!r}")
     return seeds

@@ -15,38 +15,81 @@ from .render import RichProgress, console, epoch_row, epoch_table, err_console, 
 @click.command()
 @click.option("--neuron", help="Neuron model (snnkit list-plugins).")
 @click.option("--conn", help="Connectivity: ff, self, skip, srsc, ...")
-@click.option("--rule", "rules", multiple=True, help="Learning rule; repeat to add an add-on rule (--rule tssl-bp --rule bip).")
+@click.option("--rule", "rules", multiple=True, help="Learning rule; repeat to add an add-on rule (--rule tssl-bp "
+                                                     "--rule bip).")
 @click.option("--dataset", help="Dataset name (default: the shipped espeak-digits).")
-@click.option("--data-dir", type=click.Path(), help="Data root (or the corpus folder; for `arrays`, the file); default $SNNKIT_DATA.")
+@click.option("--data-dir", type=click.Path(), help="Data root (or the corpus folder; for `arrays`, the file); default "
+                                                    "$SNNKIT_DATA.")
 @click.option("--hidden", help="Hidden layer sizes, e.g. 400,400,400.")
 @click.option("--epochs", type=int)
 @click.option("--batch-size", type=int)
 @click.option("--lr", type=float, help="Learning rate (default: the rule's).")
 @click.option("--seed", type=int)
-@click.option("--seeds", help="Train the same config once per seed into OUT/seed-K: a count (3: seeds 0,1,2) or a list (0,1,2); writes OUT/seeds.json with mean ± sd.")
-@click.option("--val-fraction", type=float, help="Share of train held out (stratified, seeded) to choose the best epoch when the dataset has no val split; 0: none (default 0.1).")
+@click.option("--seeds", help="Train the same config once per seed into OUT/seed-K: a count (3: seeds 0,1,2) or a list "
+                              "(0,1,2); writes OUT/seeds.json with mean ± sd.")
+@click.option("--val-fraction", type=float, help="Share of train held out (stratified, seeded) to choose the best "
+                                                 "epoch when the dataset has no val split; 0: none (default 0.1).")
 @click.option("--device", help="auto (GPU when there is one), cpu or cuda.")
-@click.option("--data-on-device", is_flag=True, default=None, help="Keep each split on the GPU as one tensor (no per-batch copy).")
-@click.option("--backend", type=click.Choice(["auto", "triton", "torch", "reference"]), help="Scan implementation (auto: fused Triton kernels on CUDA where they exist).")
+@click.option("--data-on-device", is_flag=True, default=None, help="Keep each split on the GPU as one tensor (no "
+                                                                   "per-batch copy).")
+@click.option("--backend", type=click.Choice(["auto", "triton", "torch", "reference"]), help="Scan implementation "
+                                                                                             "(auto: fused Triton "
+                                                                                             "kernels on CUDA where "
+                                                                                             "they exist).")
 @click.option("--out", "out", type=click.Path(file_okay=False), help="Run directory (default runs/<time>-<combo>).")
 @click.option("--limit", type=int, help="Train and test on at most N examples each (quick checks).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML config; options given here override it.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML config; options given here "
+                                                                               "override it.")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue a killed run from its last checkpoint.")
-@click.option("--init-from", "init_from", type=click.Path(file_okay=False), help="Start a new run from the weights of RUN_DIR's checkpoint (fine-tuning; after a NaN/divergence with a lower --lr).")
-@click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Component parameter, e.g. neuron.tau_m=8 (repeatable).")
+@click.option("--init-from", "init_from", type=click.Path(file_okay=False), help="Start a new run from the weights of "
+                                                                                 "RUN_DIR's checkpoint (fine-tuning; "
+                                                                                 "after a NaN/divergence with a lower "
+                                                                                 "--lr).")
+@click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Component parameter, e.g. "
+                                                                                "neuron.tau_m=8 (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--tensorboard", is_flag=True, help="Also log each epoch's metrics to RUN_DIR/tensorboard/ (needs the tensorboard package).")
-@click.option("--devices", type=click.IntRange(min=1), help="Data-parallel over N processes on this machine (one GPU each on CUDA; gloo on CPU); --batch-size is per process. See docs/scale.md.")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans (default: torch's, one per core); recorded in the manifest.")
+@click.option("--tensorboard", is_flag=True, help="Also log each epoch's metrics to RUN_DIR/tensorboard/ (needs the "
+                                                  "tensorboard package).")
+@click.option("--devices", type=click.IntRange(min=1), help="Data-parallel over N processes on this machine (one GPU "
+                                                            "each on CUDA; gloo on CPU); --batch-size is per process. "
+                                                            "See docs/scale.md.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans (default: "
+                                                            "torch's, one per core); recorded in the manifest.")
 @expected_errors
-def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, seeds, val_fraction, device, data_on_device, backend, out, limit, config_file, resume, init_from, sets, quiet, tensorboard, devices, threads):
+def train(
+    neuron,
+    conn,
+    rules,
+    dataset,
+    data_dir,
+    hidden,
+    epochs,
+    batch_size,
+    lr,
+    seed,
+    seeds,
+    val_fraction,
+    device,
+    data_on_device,
+    backend,
+    out,
+    limit,
+    config_file,
+    resume,
+    init_from,
+    sets,
+    quiet,
+    tensorboard,
+    devices,
+    threads,
+):
     """Train a network. With no options: a sensible default on the shipped dataset."""
     import contextlib
 
-    from snnkit_core.engine import rundir
-    from snnkit_cli.options import default_run_name, new_config
-    from snnkit_core.engine.distributed import env_world
     from snnkit_cli.host import keep_freed_memory, set_threads
+    from snnkit_cli.options import default_run_name, new_config
+    from snnkit_core.engine import rundir
+    from snnkit_core.engine.distributed import env_world
 
     set_threads(threads)
     keep_freed_memory()
@@ -99,7 +142,8 @@ def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, tensorboard: bo
     chosen = parse_seeds(seeds)
     taken = [str(base / f"seed-{s}") for s in chosen if (RunDir(base / f"seed-{s}") / RunDir.CHECKPOINT).exists()]
     if taken:
-        raise ConfigError(f"{', '.join(taken)} already hold runs; choose another --out (each seed trains into OUT/seed-K)")
+        raise ConfigError(f"{', '.join(taken)} already hold runs; choose another --out (each seed trains into "
+                          "OUT/seed-K)")
     runs = {}
     for s in chosen:
         runs[s] = base / f"seed-{s}"
@@ -115,11 +159,11 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard
                devices: int | None = None, threads: int | None = None) -> None:
     """Check everything (components, --out, data) before a run directory is written, then train and render.
     ``run_dir`` None: a unique default name under runs/."""
-    from snnkit_core.engine import rundir
-    from snnkit_core.engine.distributed import env_world
-    from snnkit_core.contract.errors import ConfigError
     from snnkit_cli.options import default_run_name
+    from snnkit_core.contract.errors import ConfigError
+    from snnkit_core.engine import rundir
     from snnkit_core.engine.data import load_protocol_splits
+    from snnkit_core.engine.distributed import env_world
     from snnkit_core.engine.training import build, check_inputs
 
     world = env_world()
@@ -149,7 +193,8 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard
             tb = TensorBoardWriter(run_dir)
         console.print(
             (f"resuming [bold]{escape(str(run_dir))}[/]: " if resume else "")
-            + f"[bold]snnkit train[/] neuron={cfg.neuron} conn={cfg.conn} rule={'+'.join(cfg.rules)} dataset={cfg.dataset} "
+            + f"[bold]snnkit train[/] neuron={cfg.neuron} conn={cfg.conn} rule={'+'.join(cfg.rules)} "
+              f"dataset={cfg.dataset} "
             f"hidden={','.join(map(str, cfg.hidden))} epochs={cfg.epochs} -> {escape(str(run_dir))}"
         )
         for note in built.network.plan_notes():  # e.g. no C compiler: the torch loops run (also in the manifest)
@@ -193,7 +238,8 @@ def _epochs(cfg, run_dir: Path, resume: bool, progress, built, data, val_info, t
 def _render_result(run_dir: Path, last, table) -> None:
     if last is not None:
         console.print(table)
-        console.print(f"final test accuracy [bold]{100 * last.test_accuracy:.2f}%[/]; run directory {escape(str(run_dir))}")
+        console.print(f"final test accuracy [bold]{100 * last.test_accuracy:.2f}%[/]; run directory "
+                      f"{escape(str(run_dir))}")
     from snnkit_core.engine.rundir import RunDir
 
     summary = RunDir(run_dir).read_json(RunDir.SUMMARY)

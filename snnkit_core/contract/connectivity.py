@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
 from abc import ABC
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch

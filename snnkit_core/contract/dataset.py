@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Callable, Iterable, Iterator
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 
 import torch
@@ -40,7 +40,8 @@ class ArrayData:
 
     def __attrs_post_init__(self):
         if self.x.ndim != 3 or self.y.ndim != 1 or self.x.shape[0] != self.y.shape[0]:
-            raise ValueError(f"ArrayData wants x (N, T, C) and y (N,); got {tuple(self.x.shape)} and {tuple(self.y.shape)}")
+            raise ValueError(f"ArrayData wants x (N, T, C) and y (N,); got {tuple(self.x.shape)} and "
+                             f"{tuple(self.y.shape)}")
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -81,12 +82,12 @@ class ArrayData:
             return self.encode(x, generator)
         return x.contiguous()
 
-    def to(self, device: torch.device | str) -> "ArrayData":
+    def to(self, device: torch.device | str) -> ArrayData:
         """The split on ``device`` as one tensor pair (a stride-0 ``expand`` moves only its base)."""
         x = self.compact(self.x).to(device).expand(self.x.shape)
         return evolve(self, x=x, y=self.y.to(device))
 
-    def subset(self, limit: int | None, seed: int = 0) -> "ArrayData":
+    def subset(self, limit: int | None, seed: int = 0) -> ArrayData:
         """At most ``limit`` examples, drawn with a fixed seed so every class tends to appear (``encode`` kept)."""
         if limit is None or limit >= len(self):
             return self

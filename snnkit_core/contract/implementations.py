@@ -95,4 +95,5 @@ def collect(pm, only: str | None = None, skip: frozenset | set = frozenset()) ->
         try:
             hook.function(register=partial(register, plugin=hook.plugin_name))
         except Exception as exc:  # noqa: BLE001 - a plugin's broken hook leaves the reference scans working
-            warnings.warn(f"plugin {hook.plugin_name!r} failed to register its implementations: {exc}", RuntimeWarning)
+            warnings.warn(f"plugin {hook.plugin_name!r} failed to register its implementations: {exc}", RuntimeWarning,
+                          stacklevel=2)

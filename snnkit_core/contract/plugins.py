@@ -162,8 +162,8 @@ def _collect(only: str | None = None) -> None:
                 _collect_one(impl, kind, hook_name, info, only)
             elif info.error.startswith(_CLASH):  # learn what else it would have provided, registering nothing
                 with contextlib.suppress(Exception, SystemExit):
-                    impl.function(register=lambda cls, _k=kind, _p=impl.plugin_name: _state.registry.mark_unavailable(
-                        _k, getattr(cls, "name", None), _p, info.error))
+                    impl.function(register=lambda cls, _k=kind, _p=impl.plugin_name, _e=info.error: (
+                        _state.registry.mark_unavailable(_k, getattr(cls, "name", None), _p, _e)))
     implementations.collect(pm, only, {n for n, i in _state.plugins.items() if i.error})
 
 

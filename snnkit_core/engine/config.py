@@ -41,7 +41,8 @@ def _tuple_str(v) -> tuple[str, ...]:
         raise ConfigError(f"rules must be a rule name or a list of names, like [\"tssl-bp\", \"bip\"]; got {v!r}")
     twice = sorted({x for x in out if out.count(x) > 1})
     if twice:
-        raise ConfigError(f"rule {', '.join(map(repr, twice))} is given more than once; give each rule once (--rule tssl-bp --rule bip)")
+        raise ConfigError(f"rule {', '.join(map(repr, twice))} is given more than once; give each rule once (--rule "
+                          "tssl-bp --rule bip)")
     return out
 
 
@@ -80,13 +81,21 @@ class TrainConfig:
     hidden: tuple[int, ...] = field(default=(128, 128, 128), converter=_tuple_int)
     epochs: int = field(default=10, validator=_check("int", minimum=1))
     batch_size: int = field(default=32, validator=_check("int", minimum=1))
-    lr: float | None = field(default=None, validator=_check("float", minimum="positive", optional=True))  # None: the rule's
-    weight_decay: float | None = field(default=None, validator=_check("float", minimum=0, optional=True))  # None: the rule's
+    lr: float | None = field(
+        default=None, validator=_check("float", minimum="positive", optional=True)
+    )  # None: the rule's
+    weight_decay: float | None = field(
+        default=None, validator=_check("float", minimum=0, optional=True)
+    )  # None: the rule's
     seed: int = field(default=0, validator=_check("int", minimum=0))
     device: str = field(default="auto", validator=_check("str"))
     backend: str = field(default="auto", validator=_check("str"))  # auto | triton | torch | reference (Network.backend)
-    limit: int | None = field(default=None, validator=_check("int", minimum=1, optional=True))  # at most this many train (and test) examples
-    readout: str | None = field(default=None, validator=_check("str", optional=True))  # None: the gradient rule's default
+    limit: int | None = field(
+        default=None, validator=_check("int", minimum=1, optional=True)
+    )  # at most this many train (and test) examples
+    readout: str | None = field(
+        default=None, validator=_check("str", optional=True)
+    )  # None: the gradient rule's default
     bias: bool = field(default=False, validator=_check("bool"))
     init: str = field(default="kaiming", validator=_check("str"))
     weight_scale: float = field(default=1.0, validator=_check("float", minimum="positive"))
@@ -111,7 +120,7 @@ class TrainConfig:
             )
 
     @classmethod
-    def from_toml(cls, path: str | Path) -> "TrainConfig":
+    def from_toml(cls, path: str | Path) -> TrainConfig:
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text())
@@ -123,7 +132,8 @@ class TrainConfig:
             other = sorted(k for k in data if k != "train")
             if other:  # e.g. a misspelt [trian] next to [train] would otherwise be ignored
                 raise ConfigError(
-                    f"config file {path}: unknown section{'s' if len(other) > 1 else ''} {', '.join(map(repr, other))} next "
+                    f"config file {path}: unknown section{'s' if len(other) > 1 else ''} {', '.join(map(repr, other))} "
+                    "next "
                     f"to [train]; everything goes under [train] (component parameters under [train.params.SECTION])"
                 )
             data = data["train"]
@@ -132,20 +142,23 @@ class TrainConfig:
         return cls.from_dict(data, source=str(path))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
         names = {a.name for a in attrs.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
             import difflib
 
-            hints = [f"{k!r}" + (f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, names, 1)) else "") for k in unknown]
+            hints = [
+                f"{k!r}" + (f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, names, 1)) else "")
+                for k in unknown
+            ]
             raise ConfigError(f"{source}: unknown keys {', '.join(hints)}. Known keys: {', '.join(sorted(names))}.")
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
 
-    def evolve(self, **changes) -> "TrainConfig":
+    def evolve(self, **changes) -> TrainConfig:
         return attrs.evolve(self, **{k: v for k, v in changes.items()})
 
 

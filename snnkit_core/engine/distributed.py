@@ -204,7 +204,9 @@ def sync_gradients(params: Iterable[torch.nn.Parameter], n_local: int, reduction
         return
     dev = params[0].device
     # one small reduction: which parameters have a gradient anywhere, and the global example count
-    meta = torch.tensor([0.0 if p.grad is None else 1.0 for p in params] + [float(n_local)], dtype=torch.float64, device=dev)
+    meta = torch.tensor(
+        [0.0 if p.grad is None else 1.0 for p in params] + [float(n_local)], dtype=torch.float64, device=dev
+    )
     dist.all_reduce(meta)
     n_total = float(meta[-1])
     has = (meta[:-1] > 0).tolist()
@@ -231,7 +233,9 @@ class SyncedOptimizer:
     :func:`sync_gradients`, weighted by ``n_local``, this rank's examples in the batch), then steps. In one
     process it is the optimizer itself with no extra work. Everything else is the wrapped optimizer's."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, params: Iterable[torch.nn.Parameter], reduction: str, world: World):
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, params: Iterable[torch.nn.Parameter], reduction: str, world: World
+    ):
         self.optimizer, self.params, self.reduction, self.world = optimizer, list(params), reduction, world
         self.n_local = 0
 

@@ -75,9 +75,20 @@ def eval_record(split: str, loss: float, y: torch.Tensor, pred: torch.Tensor, cl
     }
 
 
-def evaluate_splits(run_dir: str | Path, splits: Iterable[str] | str = "all", *, checkpoint: str = "best",
-                    dataset: str | None = None, dataset_params: dict[str, Any] | None = None, data_dir: str | None = None, batch_size: int | None = None, limit: int | None = None,
-                    device: str | None = None, backend: str | None = None, write: bool = True) -> dict[str, Any]:
+def evaluate_splits(
+    run_dir: str | Path,
+    splits: Iterable[str] | str = "all",
+    *,
+    checkpoint: str = "best",
+    dataset: str | None = None,
+    dataset_params: dict[str, Any] | None = None,
+    data_dir: str | None = None,
+    batch_size: int | None = None,
+    limit: int | None = None,
+    device: str | None = None,
+    backend: str | None = None,
+    write: bool = True,
+) -> dict[str, Any]:
     """Evaluate a run on several splits at once with per-class accuracy and a confusion matrix.
 
     ``splits``: ``"all"`` (train, val if the run has one, test) or names among those. ``checkpoint``: ``best``
@@ -115,7 +126,8 @@ def evaluate_splits(run_dir: str | Path, splits: Iterable[str] | str = "all", *,
         for s in wanted:
             if s not in have:
                 raise SnnkitError(f"run {run} has splits {order}, not {s!r}" + (
-                    " (it was trained without validation: val_fraction 0 and no val split in the dataset)" if s == "val" else ""))
+                    " (it was trained without validation: val_fraction 0 and no val split in the "
+                    "dataset)" if s == "val" else ""))
     classes = list(built.dataset.class_names)
     out: dict[str, Any] = {"run": str(run), "checkpoint": used, "epoch": int(ck.get("epoch", -1)) + 1, "splits": {}}
     for s in wanted:
@@ -129,9 +141,10 @@ def evaluate_splits(run_dir: str | Path, splits: Iterable[str] | str = "all", *,
 
 
 def load_run(run_dir: str | Path, weights: str = "best", data_dir: str | None = None):
-    """``(built, network, used)`` of a run directory with its ``best`` weights (``best.pt``, the best-on-validation epoch;
-    the last checkpoint when the run has none) or ``last``, in eval mode on the CPU, for inspection (plot, export).
-    ``used`` names the weights loaded. ``data_dir`` overrides the run's data root (only the dataset's shapes and, for plots, its test split are read)."""
+    """``(built, network, used)`` of a run directory with its ``best`` weights (``best.pt``, the best-on-validation
+    epoch; the last checkpoint when the run has none) or ``last``, in eval mode on the CPU, for inspection (plot,
+    export). ``used`` names the weights loaded. ``data_dir`` overrides the run's data root (only the dataset's shapes
+    and, for plots, its test split are read)."""
     used = weights_used(run_dir, weights)
     run = RunDir(run_dir)
     cfg = run.config()

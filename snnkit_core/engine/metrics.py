@@ -20,7 +20,17 @@ import io
 from collections.abc import Iterable
 from typing import Any
 
-BASE_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "seconds", "lr")
+BASE_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "seconds",
+    "lr",
+)
 
 
 def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -92,7 +92,8 @@ def acquire(run: Path) -> int | None:
     try:
         fd = os.open(run / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise RunDirError(f"cannot lock run directory {run} ({exc.strerror}: {run / LOCK}); check its permissions") from None
+        raise RunDirError(f"cannot lock run directory {run} ({exc.strerror}: {run / LOCK}); check its "
+                          "permissions") from None
     try:
         previous = _read_pid(fd)
         if fcntl is not None:
@@ -107,7 +108,8 @@ def acquire(run: Path) -> int | None:
                     f"{run / LOCK}. Wait for that run to end (or stop it), or choose another --out."
                 ) from None
         elif previous and previous != os.getpid() and _pid_alive(previous):  # pragma: no cover - no fcntl
-            raise RunDirError(f"run directory {run} is in use by process {previous} ({run / LOCK}); choose another --out")
+            raise RunDirError(f"run directory {run} is in use by process {previous} ({run / LOCK}); choose another "
+                              "--out")
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, f"{os.getpid()}\n".encode())
@@ -385,7 +387,12 @@ class RunDir:
     def write_status(self, state: str, message: str = "") -> None:
         if state not in STATES:
             raise ValueError(f"status state must be one of {STATES}; got {state!r}")
-        record = {"state": state, "pid": os.getpid(), "message": message, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        record = {
+            "state": state,
+            "pid": os.getpid(),
+            "message": message,
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
         self.write_text(STATUS, json.dumps(record, indent=1) + "\n", fault="status")
 
     # ---------------------------------------------------------------------------------- reads
@@ -457,7 +464,8 @@ class RunDir:
         try:
             ck = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-            raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {torch_error_reason(exc)}); it "
+            raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}: "
+                                  f"{torch_error_reason(exc)}); it "
                                   f"may be corrupt or truncated. Restore it from a copy, or start a new run.") from None
         if name != self.CHECKPOINT:
             if not isinstance(ck, dict):

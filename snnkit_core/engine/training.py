@@ -19,18 +19,25 @@ from typing import Any
 import torch
 from attrs import asdict, field, frozen
 
-from snnkit_core.engine import distributed
-from snnkit_core.engine.config import TrainConfig
-from snnkit_core.contract.errors import CheckpointError, ConfigError, DivergedError, IncompatibleError, NaNLossError, SnnkitError
+from snnkit_core.contract.compat import check_compatible
+from snnkit_core.contract.errors import (
+    CheckpointError,
+    ConfigError,
+    DivergedError,
+    IncompatibleError,
+    NaNLossError,
+    SnnkitError,
+)
 from snnkit_core.contract.errors import torch_error_reason as _torch_reason
 from snnkit_core.contract.interfaces import ArrayData, Dataset, LearningRule
-from snnkit_core.engine.metrics import best_from_metrics
+from snnkit_core.contract.plugins import get_registry, plugin_infos
+from snnkit_core.engine import distributed
 from snnkit_core.engine.assembly import assemble
-from snnkit_core.contract.compat import check_compatible
+from snnkit_core.engine.config import TrainConfig
+from snnkit_core.engine.data import indexed_batches, load_protocol_splits, to_batch
+from snnkit_core.engine.metrics import best_from_metrics
 from snnkit_core.engine.network import Network
 from snnkit_core.engine.paths import check_backend
-from snnkit_core.contract.plugins import get_registry, plugin_infos
-from snnkit_core.engine.data import indexed_batches, load_protocol_splits, to_batch
 from snnkit_core.engine.rundir import RunDir
 
 Progress = Callable[..., Iterable]
@@ -182,11 +189,15 @@ def manifest(built: Built) -> dict[str, Any]:
 
     return {
         "snnkit": snnkit_core.__version__,
-        "plugins": {p.name: {"version": p.version, "distribution": p.distribution, "error": p.error} for p in plugin_infos()},
+        "plugins": {
+            p.name: {"version": p.version, "distribution": p.distribution, "error": p.error} for p in plugin_infos()
+        },
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "device": str(built.device),
-        "device_name": torch.cuda.get_device_name(built.device) if built.device.type == "cuda" else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(built.device)
+        if built.device.type == "cuda"
+        else platform.processor() or platform.machine(),
         "python": platform.python_version(),
         "seed": built.config.seed,
         "threads": torch.get_num_threads(),  # --threads (snnkit_cli.host), or torch's default
@@ -203,7 +214,9 @@ def _git_commit() -> str | None:
     import subprocess
 
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -299,7 +312,7 @@ def train(
     the epoch with the highest validation accuracy (the earliest on ties) go to ``best.pt`` and
     ``summary.json`` reports the test accuracy at that epoch. The test split is never used for a choice.
     ``data`` given as ``(train, test)`` or ``(train, val, test)`` is used as it is (no carve); ``val_info``
-    describes its validation split for the manifest (:func:`snnkit_core.engine.protocol.load_protocol_splits` returns it).
+    describes its validation split for the manifest (:func:`snnkit_core.engine.data.load_protocol_splits` returns it).
 
     The run directory is locked for the generator's life (:mod:`snnkit_core.engine.rundir`); ``status.json`` says how
     it ended. A batch loss that is not finite, or above ``DIVERGENCE_FACTOR`` x the run's first batch loss,
@@ -325,13 +338,17 @@ def train(
         _restore(built, ck, RunDir(run_dir), opt, sched)
         start_epoch, first_loss = int(ck["epoch"]) + 1, ck.get("first_loss")
     if run is not None:
-        start_epoch, records, first_loss = _open_run(built, run, resume, opt, sched, {"world_size": world.size, "validation": val_info})
+        start_epoch, records, first_loss = _open_run(
+            built, run, resume, opt, sched, {"world_size": world.size, "validation": val_info}
+        )
     distributed.seed_rank(cfg.seed, start_epoch, world)
     best = best_from_metrics(records)
     with _run_status(run, cfg, records):
         for epoch in range(start_epoch, cfg.epochs):
             t0 = time.perf_counter()
-            total_loss, correct, n, first_loss = _train_epoch(built, splits[0], opt, epoch, world, run, first_loss, progress)
+            total_loss, correct, n, first_loss = _train_epoch(
+                built, splits[0], opt, epoch, world, run, first_loss, progress
+            )
             rec = _epoch_record(built, splits, epoch, (total_loss, correct, n), opt, sched, t0)
             improved = rec.val_accuracy is not None and (best is None or rec.val_accuracy > best["val_accuracy"])
             if improved:
@@ -348,7 +365,9 @@ def _splits(built: Built, progress: Progress, data, val_info, world) -> tuple[tu
     cfg = built.config
     with distributed.rank0_first(world):  # rank 0 fills the feature cache; the others then read it
         if data is None:
-            train_data, val_data, test_data, val_info = load_protocol_splits(built, None if progress is _no_progress else progress)
+            train_data, val_data, test_data, val_info = load_protocol_splits(
+                built, None if progress is _no_progress else progress
+            )
         else:
             train_data, val_data, test_data = data if len(data) == 3 else (data[0], None, data[1])
             val_info = val_info or {"source": "given by the caller" if val_data is not None else "none"}
@@ -387,7 +406,9 @@ def _epoch_record(built: Built, splits: tuple, epoch: int, stats: tuple, opt, sc
     )
 
 
-def _save_epoch(built: Built, run: RunDir, epoch: int, opt, sched, records: list[dict], first_loss, improved: bool) -> None:
+def _save_epoch(
+    built: Built, run: RunDir, epoch: int, opt, sched, records: list[dict], first_loss, improved: bool
+) -> None:
     """best.pt (when validation improved), the metrics line, checkpoint.pt, metrics.csv and summary.json."""
     net = built.network
     state = {
@@ -402,8 +423,9 @@ def _save_epoch(built: Built, run: RunDir, epoch: int, opt, sched, records: list
         "first_loss": first_loss,
     }
     if improved:  # before checkpoint.pt: a resumed run never misses the best weights of a done epoch
-        run.save_checkpoint({"epoch": epoch, "model": net.state_dict(), "val_accuracy": records[-1].get("val_accuracy")},
-                            RunDir.BEST)
+        run.save_checkpoint(
+            {"epoch": epoch, "model": net.state_dict(), "val_accuracy": records[-1].get("val_accuracy")}, RunDir.BEST
+        )
     # the metrics line first: a crash before the rename leaves the previous checkpoint, and resume rewrites
     # metrics.jsonl from that checkpoint's records
     run.append_metrics(records[-1])
@@ -436,7 +458,9 @@ def _run_status(run: RunDir | None, cfg: TrainConfig, records: list[dict]):
             run.release()
 
 
-def _open_run(built: Built, run: RunDir, resume: bool, opt, sched, manifest_extra: dict) -> tuple[int, list[dict], float | None]:
+def _open_run(
+    built: Built, run: RunDir, resume: bool, opt, sched, manifest_extra: dict
+) -> tuple[int, list[dict], float | None]:
     """Lock ``run`` and either restore its checkpoint (resume) or write a new run's status, config and manifest.
     Returns the first epoch to train, the records so far and the first batch loss (for divergence)."""
     cfg = built.config

@@ -1,11 +1,12 @@
 """snnkit's contract tests (snnkit.testing) for each component of this plugin."""
 
-from snnkit.testing import ConnectivityContract, DatasetContract, NeuronContract, RuleContract
 from snnkit_example.bands import PoissonBands
 from snnkit_example.local import Local
 from snnkit_example.neuron import IF
 from snnkit_example.rate import RateReg
 from snnkit_example.readout import ReadoutDelta
+
+from snnkit.testing import ConnectivityContract, DatasetContract, NeuronContract, RuleContract
 
 
 class TestIF(NeuronContract):

@@ -10,12 +10,12 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
-
-from snnkit_cli.main import cli
-from snnkit_core.contract import plugins
 from snnkit_example import plugin
 from snnkit_example.bands import PoissonBands
 from snnkit_example.neuron import IF
+
+from snnkit_cli.main import cli
+from snnkit_core.contract import plugins
 
 
 @pytest.fixture

@@ -36,8 +36,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from snnkit_core.contract.errors import ConfigError
 from snnkit_core import Connectivity, Neuron, Param, Recurrence
+from snnkit_core.contract.errors import ConfigError
 
 
 def _orthogonal(size: int) -> nn.Parameter:
@@ -307,7 +307,8 @@ class SRC(Connectivity):
     name = "src"
     description = "SRC: full recurrent matrix from t-k, V y[t-k] (Xu et al. 2025, eq. 9); k steps per GEMM"
     recurrence = "dense"
-    params = (Param("skip_span", 12, "k: the recurrent input comes from y[t-k] (same k for every layer)", unit="steps"),)
+    params = (Param("skip_span", 12, "k: the recurrent input comes from y[t-k] (same k for every "
+                                     "layer)", unit="steps"),)
 
     def make_recurrence(self, layer, size):
         return SkipRecurrence(size, self.hparams["skip_span"])
@@ -317,7 +318,9 @@ class ASRC(Connectivity):
     """Adaptive SRC: softmax(p/τ)-weighted spans 1..K, τ ← 0.96 τ per epoch, hardmax span at test time."""
 
     name = "asrc"
-    description = "ASRC: V Σ_j softmax(p/τ)_j y[t-j], j = 1..K, τ annealed 0.96/epoch, hardmax in eval (Xu et al. eq. 12-13)"
+    description = (
+        "ASRC: V Σ_j softmax(p/τ)_j y[t-j], j = 1..K, τ annealed 0.96/epoch, hardmax in eval (Xu et al. eq. 12-13)"
+    )
     recurrence = "dense"
     params = (
         Param("max_span", 51, "K: the largest span the kernel can choose", unit="steps"),

@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from snnkit_core.contract.errors import ConfigError
 from snnkit_core import Connectivity, Param, Recurrence
+from snnkit_core.contract.errors import ConfigError
 
 
 class SelfRecurrence(Recurrence):
@@ -28,7 +28,8 @@ class SelfRecurrence(Recurrence):
 
     def __init__(self, size: int, init_scale: float):
         if not init_scale >= 0:
-            raise ConfigError(f"conn.init_scale must be >= 0 (self weights start in U(-init_scale, init_scale)); got {init_scale}")
+            raise ConfigError("conn.init_scale must be >= 0 (self weights start in U(-init_scale, init_scale)); got "
+                              f"{init_scale}")
         super().__init__(size, span=1)
         self.weight = nn.Parameter(torch.empty(size).uniform_(-init_scale, init_scale))
 
@@ -59,7 +60,7 @@ class SelfRecurrent(Connectivity):
 
 
 def _skip_edges(num_hidden: int) -> list[tuple[int, int]]:
-    return [(l, l + 2) for l in range(num_hidden - 2)]
+    return [(i, i + 2) for i in range(num_hidden - 2)]
 
 
 class Skip(Connectivity):

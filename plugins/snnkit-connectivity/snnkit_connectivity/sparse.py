@@ -114,7 +114,8 @@ class SparseRecurrence(MaskedRecurrence):
         mask = TOPOLOGIES[topology](size, density, g).to(torch.bool)
         if mask.shape != (size, size) or bool(mask.diagonal().any()):
             raise IncompatibleError(f"topology {topology!r} returned a mask of shape {tuple(mask.shape)} with "
-                                    f"{int(mask.diagonal().sum())} self-connections; it must be ({size}, {size}) with a zero diagonal")
+                                    f"{int(mask.diagonal().sum())} self-connections; it must be ({size}, {size}) with "
+                                    "a zero diagonal")
         super().__init__(size, None)
         if init == "uniform":  # nn.Linear's default: kaiming_uniform(a=√5) = U(±1/√N)
             bound = 1.0 / size**0.5
@@ -211,14 +212,17 @@ def parse_layers(text: str, who: str = "sparse", key: str = "recurrent_layers") 
     try:
         return {int(v) for v in str(text).split(",") if v.strip()}
     except ValueError:
-        raise ConfigError(f"{who}: {key} must be 'all' or a comma list of 0-based layer numbers; got {text!r}") from None
+        raise ConfigError(f"{who}: {key} must be 'all' or a comma list of 0-based layer numbers; got "
+                          f"{text!r}") from None
 
 
 class Sparse(Connectivity):
     """Recurrence under a fixed random mask (density, zero diagonal), seeded from the run seed (NRR-SNN)."""
 
     name = "sparse"
-    description = "sparse loops: (W ⊙ M) y[t-1], fixed seeded mask M (density, zero diagonal) kept in the checkpoint (NRR-SNN)"
+    description = (
+        "sparse loops: (W ⊙ M) y[t-1], fixed seeded mask M (density, zero diagonal) kept in the checkpoint (NRR-SNN)"
+    )
     recurrence = "dense"
     params = (
         Param("density", 0.5, "fraction of the N(N-1) off-diagonal recurrent connections that exist"),
@@ -282,17 +286,25 @@ class Sparse(Connectivity):
         hp = self.hparams
         if layer == 0:
             frames = hp["conv_frames"] or in_size
-            hw = image_out(frames, hp["conv_kernel"], hp["conv_stride"]), image_out(in_size, hp["conv_kernel"], hp["conv_stride"])
+            hw = (
+                image_out(frames, hp["conv_kernel"], hp["conv_stride"]),
+                image_out(in_size, hp["conv_kernel"], hp["conv_stride"]),
+            )
             per = hw[0] * hw[1]
             if out_size % per:
                 raise IncompatibleError(
-                    f"sparse with conv_input=image: hidden layer 0 is channels x {hw[0]} x {hw[1]} (a {frames} x {in_size} "
-                    f"image, kernel {hp['conv_kernel']}, stride {hp['conv_stride']}), so its size must be a multiple of "
+                    f"sparse with conv_input=image: hidden layer 0 is channels x {hw[0]} x {hw[1]} (a {frames} x "
+                    f"{in_size} "
+                    f"image, kernel {hp['conv_kernel']}, stride {hp['conv_stride']}), so its size must be a multiple "
+                    "of "
                     f"{per}; got {out_size}, e.g. --hidden {per * max(out_size // per, 1)},...")
             if hp["conv_pool"] > min(hw):
-                raise IncompatibleError(f"sparse: conv_pool={hp['conv_pool']} is larger than the {hw[0]} x {hw[1]} feature map")
+                raise IncompatibleError(f"sparse: conv_pool={hp['conv_pool']} is larger than the {hw[0]} x {hw[1]} "
+                                        "feature map")
             self._image = (out_size // per, hw)
-            return ImageConv(frames, in_size, out_size // per, hp["conv_kernel"], hp["conv_stride"], hp["conv_gain"], bias)
+            return ImageConv(
+                frames, in_size, out_size // per, hp["conv_kernel"], hp["conv_stride"], hp["conv_gain"], bias
+            )
         if layer == 1 and self._image is not None:
             return PoolLinear(*self._image, hp["conv_pool"], out_size, bias)
         return None

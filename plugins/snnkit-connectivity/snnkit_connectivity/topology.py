@@ -50,7 +50,9 @@ def grid3d_layout(n: int, generator: torch.Generator, grid=None, exc_fraction: f
     return pos, exc
 
 
-def connection_probability(pos: torch.Tensor, exc: torch.Tensor, lambda2: float = 4.0, c: dict | None = None) -> torch.Tensor:
+def connection_probability(
+    pos: torch.Tensor, exc: torch.Tensor, lambda2: float = 4.0, c: dict | None = None
+) -> torch.Tensor:
     """(n, n) probability that post j (row) receives pre i (column): c(type_i → type_j)·exp(-d²/lambda2)."""
     c = {**C_DEFAULT, **(c or {})}
     d2 = torch.cdist(pos, pos).pow(2)

@@ -1,8 +1,8 @@
 """The connectivity contract of snnkit.testing, for each first-party connectivity."""
 
+from snnkit.testing import ConnectivityContract
 from snnkit_connectivity.asrc import ASRC, SRC, Dense
 from snnkit_connectivity.scsr import FeedForward, SelfRecurrent, Skip, SrSc
-from snnkit.testing import ConnectivityContract
 from snnkit_neurons.lif import LIF
 from snnkit_neurons.lif_soft import LIFSoft
 

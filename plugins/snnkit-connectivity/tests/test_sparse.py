@@ -4,10 +4,10 @@ resume), the conv stage of the deep variant, and the connectivity contract tests
 import pytest
 import torch
 
-from snnkit_core.contract.errors import ConfigError, IncompatibleError
-from snnkit_core.engine.network import Network
 from snnkit.testing import ConnectivityContract
 from snnkit_connectivity.sparse import TOPOLOGIES, FreqConv, Sparse, SparseRecurrence
+from snnkit_core.contract.errors import ConfigError, IncompatibleError
+from snnkit_core.engine.network import Network
 
 
 class TestSparseContract(ConnectivityContract):

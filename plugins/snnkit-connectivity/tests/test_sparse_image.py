@@ -5,9 +5,9 @@ reward-prop training run through the real entry point on the 39 x 39 fbank-l1 in
 import pytest
 import torch
 
+from snnkit_connectivity.sparse import ImageConv, PoolLinear, Sparse, image_out
 from snnkit_core.contract.errors import ConfigError, IncompatibleError
 from snnkit_core.engine.network import Network
-from snnkit_connectivity.sparse import ImageConv, PoolLinear, Sparse, image_out
 
 
 def test_image_conv_is_a_2d_conv_of_the_whole_sequence_repeated_at_every_step():
@@ -71,10 +71,23 @@ def test_train_deep_image_on_fbank_input(tmp_path, monkeypatch):
     from snnkit_core.engine.training import train
 
     monkeypatch.setenv("SNNKIT_CACHE", str(tmp_path / "cache"))
-    cfg = TrainConfig(neuron="nrr", conn="sparse", rules=("reward-prop",), dataset="espeak-digits", hidden=(400, 16, 16),
-                      epochs=2, limit=40, batch_size=20, seed=0, device="cpu", lr=1e-3,
-                      params={"conn": {"conv_kernel": 5, "conv_input": "image", "conv_stride": 2, "recurrent_layers": "1"},
-                              "dataset": {"features": "fbank-l1", "n_mels": 39, "steps": 39}})
+    cfg = TrainConfig(
+        neuron="nrr",
+        conn="sparse",
+        rules=("reward-prop",),
+        dataset="espeak-digits",
+        hidden=(400, 16, 16),
+        epochs=2,
+        limit=40,
+        batch_size=20,
+        seed=0,
+        device="cpu",
+        lr=1e-3,
+        params={
+            "conn": {"conv_kernel": 5, "conv_input": "image", "conv_stride": 2, "recurrent_layers": "1"},
+            "dataset": {"features": "fbank-l1", "n_mels": 39, "steps": 39},
+        },
+    )
     run = tmp_path / "run"
     list(train(cfg, run))
     m = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from snnkit_connectivity.asrc import ASRC, SRC, Dense
+from snnkit_core.contract.interfaces import Neuron
 from snnkit_core.engine.config import TrainConfig
 from snnkit_core.engine.network import Network
-from snnkit_core.contract.interfaces import Neuron
 from snnkit_neurons.lif_soft import LIFSoft
 
 REPO = Path(__file__).resolve().parents[3]
@@ -42,7 +42,9 @@ def _cache(tmp_path_factory):
 
 def make_net(conn, seed=0, hidden=(5, 4)):
     torch.manual_seed(seed)
-    net = Network(3, hidden, 3, lambda n: LIFSoft(n), conn, readout="linear", bias=True, init="default", weight_scale=3.0)
+    net = Network(
+        3, hidden, 3, lambda n: LIFSoft(n), conn, readout="linear", bias=True, init="default", weight_scale=3.0
+    )
     return net.double()
 
 
@@ -72,7 +74,7 @@ def assert_same(a, b, params=None):
     keys = params if params is not None else sorted(ga)
     assert keys, "no gradients to compare"
     for k in keys:
-        torch.testing.assert_close(ga[k], gb[k], rtol=1e-9, atol=1e-11, msg=lambda m: f"{k}: {m}")
+        torch.testing.assert_close(ga[k], gb[k], rtol=1e-9, atol=1e-11, msg=lambda m, k=k: f"{k}: {m}")
     torch.testing.assert_close(xa, xb, rtol=1e-9, atol=1e-11)
 
 
@@ -259,7 +261,9 @@ def test_presets_load_and_resolve():
     from snnkit_core.contract.plugins import get_registry
 
     reg = get_registry()
-    presets = sorted((REPO / "docs" / "presets").glob("asrc-*.toml")) + sorted((REPO / "docs" / "presets").glob("src-*.toml"))
+    presets = sorted((REPO / "docs" / "presets").glob("asrc-*.toml")) + sorted(
+        (REPO / "docs" / "presets").glob("src-*.toml")
+    )
     assert len(presets) >= 8
     for path in presets:
         cfg = TrainConfig.from_toml(path)
@@ -279,7 +283,9 @@ def test_presets_load_and_resolve():
 def test_short_training_run_loss_decreases(conn, params, _cache):
     from snnkit_core.engine.training import train
 
-    cfg = _cfg(conn, hidden=(32,), epochs=3, batch_size=50, limit=300, lr=3e-3, weight_decay=0.0, params={"conn": params})
+    cfg = _cfg(
+        conn, hidden=(32,), epochs=3, batch_size=50, limit=300, lr=3e-3, weight_decay=0.0, params={"conn": params}
+    )
     recs = list(train(cfg))
     assert len(recs) == 3
     assert recs[-1].train_loss < recs[0].train_loss
@@ -290,12 +296,39 @@ def test_short_training_run_loss_decreases(conn, params, _cache):
 @pytest.mark.slow
 def test_cli_train_src_with_set(tmp_path, _cache):
     from click.testing import CliRunner
+
     from snnkit_cli.main import cli
 
     out = tmp_path / "run"
-    res = CliRunner().invoke(cli, ["train", "--neuron", "lif-soft", "--conn", "src", "--rule", "bptt", "--set", "conn.skip_span=5",
-                                   "--set", "rule.bptt.scheduler=onecycle", "--hidden", "16", "--epochs", "2", "--limit", "100",
-                                   "--batch-size", "50", "--device", "cpu", "--out", str(out), "--quiet"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--neuron",
+            "lif-soft",
+            "--conn",
+            "src",
+            "--rule",
+            "bptt",
+            "--set",
+            "conn.skip_span=5",
+            "--set",
+            "rule.bptt.scheduler=onecycle",
+            "--hidden",
+            "16",
+            "--epochs",
+            "2",
+            "--limit",
+            "100",
+            "--batch-size",
+            "50",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["recurrence"]["layer0"]["span"] for r in recs] == [5, 5]
@@ -315,7 +348,10 @@ def test_asrc_toeplitz_chunks_equal_reference(K, chunk, T):
     cur = (torch.randn(T, 2, 5, generator=g, dtype=torch.float64) + 0.7).requires_grad_()
     w = torch.randn(T, 2, 5, generator=g, dtype=torch.float64)
     results = []
-    for fn in (lambda: mixed_span_scan(neuron, cur, rec.weight, rec.alpha(), chunk=chunk), lambda: reference_scan(neuron, cur, rec)):
+    for fn in (
+        lambda: mixed_span_scan(neuron, cur, rec.weight, rec.alpha(), chunk=chunk),
+        lambda: reference_scan(neuron, cur, rec),
+    ):
         y, s = fn()
         grads = torch.autograd.grad((y * w).sum(), (cur, rec.weight, rec.kernel))
         results.append((s.detach(), grads))

@@ -4,9 +4,9 @@ import math
 
 import torch
 
+from snnkit.testing import ConnectivityContract
 from snnkit_connectivity.reservoir import Reservoir
 from snnkit_connectivity.topology import C_DEFAULT, connection_probability, grid3d_layout, grid3d_mask, grid_shape
-from snnkit.testing import ConnectivityContract
 
 
 def test_grid_shape_and_layout_follow_the_reference():

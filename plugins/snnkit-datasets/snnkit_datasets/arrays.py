@@ -1,8 +1,8 @@
 """``arrays``: your own data from one ``.npz`` or ``.pt`` file.
 
 Where: ``--data-dir FILE`` or ``--set dataset.path=FILE`` (or ``--data-dir`` naming a folder that holds
-exactly one ``.npz``/``.pt`` file). ``.pt`` files are read with ``torch.load(weights_only=True)`` and must hold a dict; ``.npz`` files
-are read without pickle (no object arrays).
+exactly one ``.npz``/``.pt`` file). ``.pt`` files are read with ``torch.load(weights_only=True)`` and must
+hold a dict; ``.npz`` files are read without pickle (no object arrays).
 
 Keys, per split ``train``, ``test`` (both required) and ``val`` (optional):
 
@@ -22,8 +22,9 @@ instead of a content hash.
 
 Optional ``class_names`` (list / array of strings) fixes the number of classes; otherwise it is the largest
 *training* label + 1, and a val/test label beyond it is an error (a class never trained on cannot be
-learnt). Splits ``train`` and ``test`` must hold at least one example. Every split must have the same C. Labels must lie in 0..num_classes-1. Errors name the key,
-the shape or value found and what was expected. Nothing is cached: the file already is the data.
+learnt). Splits ``train`` and ``test`` must hold at least one example. Every split must have the same C.
+Labels must lie in 0..num_classes-1. Errors name the key, the shape or value found and what was expected.
+Nothing is cached: the file already is the data.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_datasets.cache import files_identity
 from snnkit_core.contract.errors import DatasetError, torch_error_reason
+from snnkit_datasets.cache import files_identity
 
 SPLITS = ("train", "val", "test")
 #: dtypes a memory-mapped x keeps (converted to float32 per batch)
@@ -79,7 +80,8 @@ class Arrays(Dataset):
             found = sorted(q for q in p.iterdir() if q.suffix in (".npz", ".pt") and q.is_file())
             if len(found) != 1:
                 raise DatasetError(
-                    f"arrays: {p} holds {len(found)} .npz/.pt files ({', '.join(q.name for q in found[:5]) or 'none'}); "
+                    f"arrays: {p} holds {len(found)} .npz/.pt files "
+                    f"({', '.join(q.name for q in found[:5]) or 'none'}); "
                     f"expected exactly one. Pass --set dataset.path=FILE instead."
                 )
             p = found[0]
@@ -97,7 +99,9 @@ class Arrays(Dataset):
             try:
                 data = {q.stem: np.load(q, mmap_mode="c", allow_pickle=False) for q in sorted(p.glob("*.npy"))}
             except ValueError as exc:
-                raise DatasetError(f"{p}: {exc}. Object arrays are not read from .npy files (they need pickle).") from None
+                raise DatasetError(
+                    f"{p}: {exc}. Object arrays are not read from .npy files (they need pickle)."
+                ) from None
             except OSError as exc:
                 raise DatasetError(f"cannot map the .npy files in {p}: {exc}") from None
         elif p.suffix == ".npz":
@@ -105,9 +109,13 @@ class Arrays(Dataset):
                 with open(p, "rb") as f:
                     head = f.read(8)
                 if head.startswith(b"PK"):
-                    raise DatasetError(f"cannot read {p} as .npz: the zip archive is truncated or damaged (its directory is missing); copy or write it again")
-                kind = "an .npy array, not an .npz archive" if head.startswith(b"\x93NUMPY") else "not an .npz (zip) archive"
-                raise DatasetError(f"cannot read {p}: it is {kind} (it starts with {head!r}); write it with numpy.savez")
+                    raise DatasetError(f"cannot read {p} as .npz: the zip archive is truncated or damaged (its "
+                                       f"directory is missing); copy or write it again")
+                npy = head.startswith(b"\x93NUMPY")
+                kind = "an .npy array, not an .npz archive" if npy else "not an .npz (zip) archive"
+                raise DatasetError(
+                    f"cannot read {p}: it is {kind} (it starts with {head!r}); write it with numpy.savez"
+                )
             try:
                 with np.load(p, allow_pickle=False) as z:
                     data = {k: z[k] for k in z.files}
@@ -122,9 +130,12 @@ class Arrays(Dataset):
             try:
                 data = torch.load(p, map_location="cpu", weights_only=True)
             except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-                raise DatasetError(f"cannot read {p} with torch.load(weights_only=True): {torch_error_reason(exc)}") from None
+                raise DatasetError(
+                    f"cannot read {p} with torch.load(weights_only=True): {torch_error_reason(exc)}"
+                ) from None
             if not isinstance(data, dict):
-                raise DatasetError(f"{p} holds a {type(data).__name__}; expected a dict with x_train, y_train, x_test, y_test")
+                raise DatasetError(f"{p} holds a {type(data).__name__}; expected a dict with x_train, y_train, x_test, "
+                                   f"y_test")
         self._memo = data
         return data
 
@@ -152,7 +163,8 @@ class Arrays(Dataset):
             return torch.from_numpy(v)  # no copy: stays a map of the file
         if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
             return torch.from_numpy(np.array(v))
-        raise DatasetError(f"{p}: {key!r} is a {type(v).__name__} of dtype {getattr(v, 'dtype', '?')}; expected a numeric array")
+        raise DatasetError(f"{p}: {key!r} is a {type(v).__name__} of dtype {getattr(v, 'dtype', '?')}; expected a "
+                           f"numeric array")
 
     def _labels(self, split: str, n: int | None) -> torch.Tensor:
         key, p = f"y_{split}", self.file()
@@ -170,7 +182,9 @@ class Arrays(Dataset):
         key, p = f"x_{split}", self.file()
         x = self._tensor(key)
         if x.ndim != 3:
-            raise DatasetError(f"{p}: {key!r} has shape {_shape(x)}; expected (N, T, C): examples, time steps, channels")
+            raise DatasetError(
+                f"{p}: {key!r} has shape {_shape(x)}; expected (N, T, C): examples, time steps, channels"
+            )
         if x.dtype.is_complex:
             raise DatasetError(f"{p}: {key!r} has dtype {x.dtype}; expected real numbers")
         if not (p.is_dir() and x.dtype in COMPACT):  # a mapped compact x stays on disk, made float32 per batch
@@ -187,31 +201,37 @@ class Arrays(Dataset):
             per = [e if isinstance(e, torch.Tensor) else torch.as_tensor(np.asarray(e)) for e in ev]
             for i, e in enumerate(per):
                 if e.ndim != 2 or e.shape[1] != 2:
-                    raise DatasetError(f"{p}: {key}[{i}] has shape {_shape(e)}; expected (k, 2) pairs (channel, time step)")
+                    raise DatasetError(f"{p}: {key}[{i}] has shape {_shape(e)}; expected (k, 2) pairs (channel, time "
+                                       f"step)")
             lengths = torch.tensor([len(e) for e in per], dtype=torch.int64)
             flat = torch.cat(per) if per else torch.zeros(0, 2, dtype=torch.int64)
         else:
             flat = self._tensor(key)
             if flat.ndim != 2 or flat.shape[1] != 2:
-                raise DatasetError(f"{p}: {key!r} has shape {_shape(flat)}; expected (K, 2) (channel, time step) with {key}_offsets, or a list of (k, 2) in a .pt file")
+                raise DatasetError(f"{p}: {key!r} has shape {_shape(flat)}; expected (K, 2) (channel, time step) with "
+                                   f"{key}_offsets, or a list of (k, 2) in a .pt file")
             okey = f"{key}_offsets"
             if okey not in data:
                 raise DatasetError(f"{p}: {okey!r} is missing; expected (N + 1,) offsets into {key!r}")
             off = self._tensor(okey).to(torch.int64)
             if off.ndim != 1 or len(off) < 1 or off[0] != 0 or off[-1] != len(flat) or (off[1:] < off[:-1]).any():
-                raise DatasetError(f"{p}: {okey!r} (shape {_shape(off)}) must rise from 0 to {len(flat)} = the number of events")
+                raise DatasetError(f"{p}: {okey!r} (shape {_shape(off)}) must rise from 0 to {len(flat)} = the number "
+                                   f"of events")
             lengths = off[1:] - off[:-1]
         if flat.dtype.is_floating_point:
             if not torch.equal(flat, flat.round()):
-                raise DatasetError(f"{p}: {key!r} holds non-integer channel or time values; expected integer (channel, time step)")
+                raise DatasetError(f"{p}: {key!r} holds non-integer channel or time values; expected integer (channel, "
+                                   f"time step)")
         elif flat.dtype == torch.bool or flat.dtype.is_complex:
             raise DatasetError(f"{p}: {key!r} has dtype {flat.dtype}; expected integers")
         flat = flat.to(torch.int64)
         ch, t = flat[:, 0], flat[:, 1]
         if len(flat) and (ch.min() < 0 or ch.max() >= channels):
-            raise DatasetError(f"{p}: {key!r} has channel {int(ch.min() if ch.min() < 0 else ch.max())}; expected 0..{channels - 1} (num_channels = {channels})")
+            raise DatasetError(f"{p}: {key!r} has channel {int(ch.min() if ch.min() < 0 else ch.max())}; expected "
+                               f"0..{channels - 1} (num_channels = {channels})")
         if len(flat) and (t.min() < 0 or t.max() >= steps):
-            raise DatasetError(f"{p}: {key!r} has time step {int(t.min() if t.min() < 0 else t.max())}; expected 0..{steps - 1} (steps = {steps})")
+            raise DatasetError(f"{p}: {key!r} has time step {int(t.min() if t.min() < 0 else t.max())}; expected "
+                               f"0..{steps - 1} (steps = {steps})")
         n = len(lengths)
         example = torch.repeat_interleave(torch.arange(n), lengths)
         x = torch.zeros(n * steps * channels)
@@ -240,7 +260,9 @@ class Arrays(Dataset):
             raise DatasetError(f"{p}: the splits have different channel counts C {c}; expected one input size")
         for s, (x, _) in out.items():
             if s in ("train", "test") and x.shape[0] == 0:
-                raise DatasetError(f"{p}: the {s} split holds 0 examples ({'x' if f'x_{s}' in self._read() else 'events'}_{s} has N = 0); expected at least one")
+                raise DatasetError(f"{p}: the {s} split holds 0 examples "
+                                   f"({'x' if f'x_{s}' in self._read() else 'events'}_{s} has N = 0); expected at "
+                                   f"least one")
         k = self.num_classes_from(out)
         if "class_names" not in self._read():  # classes are the training labels: a label only seen in test is an error
             seen = sorted({int(v) for v in out["train"][1].unique()})
@@ -248,13 +270,18 @@ class Arrays(Dataset):
                 extra = sorted({int(v) for v in y.unique()} - set(seen)) if len(y) else []
                 if s != "train" and extra and max(extra) >= k:
                     raise DatasetError(
-                        f"{p}: y_{s} holds label {extra[-1]}, which y_train never uses (training labels: 0..{k - 1}); a class "
-                        f"the network never trains on cannot be learnt. Add class_names to declare every class, or fix y_{s}."
+                        f"{p}: y_{s} holds label {extra[-1]}, which y_train never uses (training labels: 0..{k - 1}); "
+                        f"a class "
+                        f"the network never trains on cannot be learnt. Add class_names to declare every class, or fix "
+                        f"y_{s}."
                     )
         for s, (_, y) in out.items():
             if len(y) and (y.min() < 0 or y.max() >= k):
                 bad = int(y.min() if y.min() < 0 else y.max())
-                raise DatasetError(f"{p}: y_{s} holds label {bad}; expected 0..{k - 1}" + (f" ({k} class_names)" if "class_names" in self._read() else ""))
+                raise DatasetError(
+                    f"{p}: y_{s} holds label {bad}; expected 0..{k - 1}"
+                    + (f" ({k} class_names)" if "class_names" in self._read() else "")
+                )
         self._checked = out
         return out
 
@@ -263,7 +290,11 @@ class Arrays(Dataset):
         if "class_names" not in data:
             return None
         v = data["class_names"]
-        names = [str(s) for s in (v.tolist() if isinstance(v, np.ndarray) else v)] if isinstance(v, (np.ndarray, list, tuple)) else None
+        names = (
+            [str(s) for s in (v.tolist() if isinstance(v, np.ndarray) else v)]
+            if isinstance(v, (np.ndarray, list, tuple))
+            else None
+        )
         if not names:
             raise DatasetError(f"{self.file()}: 'class_names' must be a non-empty list of strings; found {v!r}")
         return names

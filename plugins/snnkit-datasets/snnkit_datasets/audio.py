@@ -80,13 +80,15 @@ def read_audio(path: Path, expected_sr: int | None = None, min_samples: int = MI
         raise DatasetError(f"audio file {path} holds no samples (truncated?)")
     if data.shape[0] < declared:
         raise DatasetError(
-            f"audio file {path} is truncated: its header announces {declared} samples, only {data.shape[0]} could be read"
+            f"audio file {path} is truncated: its header announces {declared} samples, only {data.shape[0]} could be "
+            f"read"
         )
     if expected_sr is not None and sr != expected_sr:
         raise DatasetError(f"audio file {path} has sample rate {sr} Hz; this dataset expects {expected_sr} Hz")
     if data.shape[0] < min_samples:
         raise DatasetError(
-            f"audio file {path} holds {data.shape[0]} samples ({1e3 * data.shape[0] / sr:.1f} ms at {sr} Hz), fewer than one "
+            f"audio file {path} holds {data.shape[0]} samples ({1e3 * data.shape[0] / sr:.1f} ms at {sr} Hz), fewer "
+            f"than one "
             f"{min_samples}-sample analysis frame, so it gives no features; remove or replace it (truncated?)"
         )
     return data.mean(axis=1), sr

@@ -18,9 +18,8 @@ from typing import Any
 
 import torch
 
-from snnkit_core.contract.errors import DatasetError
 from snnkit_core.contract.atomic import atomic_write
-
+from snnkit_core.contract.errors import DatasetError
 
 DATA_ENV = "SNNKIT_DATA"
 
@@ -74,7 +73,9 @@ def atomic_save(obj: Any, path: Path) -> None:
 USED_CACHE_FILES: list[Path] = []
 
 
-def cached(name: str, params: dict[str, Any], compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+def cached(
+    name: str, params: dict[str, Any], compute: Callable[[], dict[str, torch.Tensor]]
+) -> dict[str, torch.Tensor]:
     """Return ``compute()``, cached on disk under a key derived from ``params`` (front-end + source checksum)."""
     path = cache_root() / name / f"{cache_key(params)}.pt"
     if path not in USED_CACHE_FILES:

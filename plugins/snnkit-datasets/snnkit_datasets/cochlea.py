@@ -60,7 +60,8 @@ def centre_frequencies(sr: float, channels: int = 78, ear_q: float = 8.0, step_f
         out[k] = f
         f = f - step_factor * bandwidth(f, ear_q)
     if out[-1] <= 0:
-        raise ValueError(f"{channels} Lyon channels do not fit below {sr / 2} Hz with ear_q={ear_q}, step_factor={step_factor}")
+        raise ValueError(f"{channels} Lyon channels do not fit below {sr / 2} Hz with ear_q={ear_q}, "
+                         f"step_factor={step_factor}")
     return out
 
 

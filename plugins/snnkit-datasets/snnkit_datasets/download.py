@@ -67,8 +67,8 @@ def download(url: str, dest: Path, sha256: str | None = None, md5: str | None = 
                 shutil.copyfileobj(resp, f)
     except urllib.error.HTTPError as exc:
         if not (have and exc.code == 416):  # 416: the range starts at the end, i.e. .part is already whole
-            raise DatasetError(f"could not download {url} ({exc}). Download it by hand to {dest}, or point --data-dir / "
-                               f"SNNKIT_DATA at a local copy.") from None
+            raise DatasetError(f"could not download {url} ({exc}). Download it by hand to {dest}, or point "
+                               f"--data-dir / SNNKIT_DATA at a local copy.") from None
     except (OSError, http.client.HTTPException) as exc:  # IncompleteRead is not an OSError
         raise DatasetError(
             f"could not download {url} ({exc}). Download it by hand to {dest}, or point --data-dir / "
@@ -78,7 +78,8 @@ def download(url: str, dest: Path, sha256: str | None = None, md5: str | None = 
     if bad is not None:
         part.unlink()
         algorithm, got, want = bad
-        raise DatasetError(f"{url} downloaded with {algorithm} {got}, expected {want}; the partial file was removed, try again")
+        raise DatasetError(f"{url} downloaded with {algorithm} {got}, expected {want}; the partial file was removed, "
+                           f"try again")
     os.replace(part, dest)
     return dest
 
@@ -97,7 +98,9 @@ def download_any(urls: list[str] | tuple[str, ...], dest: Path, sha256: str | No
             errors.append(str(exc))
     if len(errors) == 1:
         raise DatasetError(errors[0])
-    raise DatasetError(f"could not download {Path(dest).name} from any of its {len(urls)} mirrors:\n  " + "\n  ".join(errors))
+    raise DatasetError(
+        f"could not download {Path(dest).name} from any of its {len(urls)} mirrors:\n  " + "\n  ".join(errors)
+    )
 
 
 def _safe_target(root: Path, name: str) -> Path:

@@ -71,7 +71,9 @@ def bsa_filter(window: int = 8, gain: float = 1.0) -> np.ndarray:
     return h / h.sum() * gain
 
 
-def bsa_encode(x, window: int = 8, threshold: float = 0.955, gain: float = 1.0, filt: np.ndarray | None = None) -> np.ndarray:
+def bsa_encode(
+    x, window: int = 8, threshold: float = 0.955, gain: float = 1.0, filt: np.ndarray | None = None
+) -> np.ndarray:
     """Ben's Spiker Algorithm: 0/1 spikes (T, C) whose filtering by ``bsa_filter`` approximates ``x``."""
     x = _as_tc(x).T.copy()  # (C, T), consumed as spikes are placed
     h = bsa_filter(window, gain) if filt is None else np.asarray(filt, dtype=np.float64)

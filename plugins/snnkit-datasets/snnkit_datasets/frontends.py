@@ -120,7 +120,8 @@ def fbank_l1(
     wave = preemphasis(wave, preemph)
     hop = wave.size // (frames + 1)
     if hop < 1:
-        raise ValueError(f"fbank_l1: an utterance of {wave.size} samples is too short for {frames} frames at 50 % overlap")
+        raise ValueError(f"fbank_l1: an utterance of {wave.size} samples is too short for {frames} frames at 50 % "
+                         f"overlap")
     win = 2 * hop
     n_fft = max(n_fft, win)
     idx = np.arange(win)[None, :] + hop * np.arange(frames)[:, None]

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_datasets.cache import cached, corpus_dir, files_identity
 from snnkit_core.contract.dataset import track
 from snnkit_core.contract.errors import DatasetError
+from snnkit_datasets.cache import cached, corpus_dir, files_identity
 
 from .audio import read_audio
 from .download import download, extract, sha256_file
@@ -53,11 +53,13 @@ class FSDD(Dataset):
     params = (
         Param("n_mels", 40, "mel channels", unit="channels"),
         Param("steps", 100, "time steps per utterance", unit="steps"),
-        Param("features", "log-mel", "front-end: log-mel (log mel energies resampled to `steps`, standardised); cochlea: "
-              "the Lyon passive-ear cochleagram (ST-RSBP's TI46 pipeline, ti46.py); fbank-l1: NRR-SNN's TIDigits input "
-              "(NRR-SNN): exactly `steps` Hamming frames at 50 % overlap, `n_mels` linear mel energies, each band "
-              "L1-normalised over the frames (use n_mels=39, steps=39)", choices=("log-mel", "cochlea", "fbank-l1")),
-        Param("channels", 64, "cochlea channels (features=cochlea; log-mel uses n_mels); at 8 kHz at most 66 Lyon channels fit below 4 kHz", unit="channels"),
+        Param("features", "log-mel", "front-end: log-mel (log mel energies resampled to `steps`, "
+              "standardised); cochlea: the Lyon passive-ear cochleagram (ST-RSBP's TI46 pipeline, ti46.py); "
+              "fbank-l1: NRR-SNN's TIDigits input (spec §6.4): exactly `steps` Hamming frames at 50 % overlap, "
+              "`n_mels` linear mel energies, each band L1-normalised over the frames (use n_mels=39, steps=39)",
+              choices=("log-mel", "cochlea", "fbank-l1")),
+        Param("channels", 64, "cochlea channels (features=cochlea; log-mel uses n_mels); at 8 kHz at most 66 Lyon "
+                              "channels fit below 4 kHz", unit="channels"),
         Param("encoding", "real", "real-valued features, or 0/1 spikes by Ben's Spiker Algorithm (ST-RSBP)",
               choices=("real", "bsa")),
         Param("download", False, "download the archive if the recordings are missing (needs internet)"),
@@ -103,7 +105,9 @@ class FSDD(Dataset):
         files = sorted(p for p in rec.iterdir() if p.suffix == ".wav")
         bad = [p.name for p in files if not _NAME.match(p.name)]
         if bad:
-            raise DatasetError(f"unexpected file names in {rec}: {bad[:3]}; expected {{digit}}_{{speaker}}_{{take}}.wav")
+            raise DatasetError(
+                f"unexpected file names in {rec}: {bad[:3]}; expected {{digit}}_{{speaker}}_{{take}}.wav"
+            )
         if not files:
             raise DatasetError(f"{rec} holds no .wav files")
         return files
@@ -149,7 +153,10 @@ class FSDD(Dataset):
         """The ``test_speakers`` (or ``val_speakers``) of a speaker split, checked against the speakers the
         recordings have: known names, test and val disjoint, at least one speaker left for training."""
         present = sorted({_NAME.match(p.name).group(2) for p in files})
-        sets = {w: sorted({s.strip() for s in self.hparams[f"{w}_speakers"].split(",") if s.strip()}) for w in ("test", "val")}
+        sets = {
+            w: sorted({s.strip() for s in self.hparams[f"{w}_speakers"].split(",") if s.strip()})
+            for w in ("test", "val")
+        }
         for w in ("test", "val"):
             unknown = [s for s in sets[w] if s not in present]
             if (w == "test" and not sets[w]) or unknown or len(set(sets["test"]) | set(sets["val"])) >= len(present):

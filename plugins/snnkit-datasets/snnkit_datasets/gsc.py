@@ -40,10 +40,10 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_datasets.cache import cached, data_root
 from snnkit_core.contract.dataset import track
-from snnkit_datasets.diskarray import cached_array, store_counts, use_disk
 from snnkit_core.contract.errors import DatasetError
+from snnkit_datasets.cache import cached, data_root
+from snnkit_datasets.diskarray import cached_array, store_counts, use_disk
 
 from .audio import read_audio
 from .download import download, extract
@@ -116,12 +116,21 @@ class GSC(Dataset):
     licence = "CC BY 4.0"
     splits = ("train", "val", "test")
     params = (
-        Param("classes", "12", "12: 10 commands + unknown + silence (ASRC/TC-LIF); all: one class per word", choices=("12", "all")),
-        Param("silence_clips", 1, "classes=12: one-second crops taken from each background-noise file (train only)", unit="clips"),
-        Param("download", False, "download and unpack the official archive if no folder holds the corpus (needs internet; sha256-verified)"),
-        Param("download_version", "v0.01", "the archive download=true fetches, into <data root>/speech_commands_<version>/", choices=("v0.01", "v0.02")),
-        Param("storage", "auto", "memory: float32 in RAM; disk: float16 features memory-mapped from the feature cache (one file per "
-              "split), read per batch; auto: disk when the split is over 4 GiB as float32", choices=("auto", "memory", "disk")),
+        Param("classes", "12", "12: 10 commands + unknown + silence (ASRC/TC-LIF); all: one class per word",
+              choices=("12", "all")),
+        Param("silence_clips", 1, "classes=12: one-second crops taken from each background-noise file (train only)",
+              unit="clips"),
+        Param(
+            "download",
+            False,
+            "download and unpack the official archive if no folder holds the corpus (needs internet; sha256-verified)",
+        ),
+        Param("download_version", "v0.01",
+              "the archive download=true fetches, into <data root>/speech_commands_<version>/",
+              choices=("v0.01", "v0.02")),
+        Param("storage", "auto", "memory: float32 in RAM; disk: float16 features memory-mapped from the feature cache "
+              "(one file per split), read per batch; auto: disk when the split is over 4 GiB as float32",
+              choices=("auto", "memory", "disk")),
     )
 
     def __init__(self, data_dir: str | None = None, **params):
@@ -202,7 +211,9 @@ class GSC(Dataset):
     def _list(self, name: str) -> set[str]:
         path = self.folder / name
         if not path.is_file():
-            raise DatasetError(f"{path} is missing: GSC's official split needs validation_list.txt and testing_list.txt")
+            raise DatasetError(
+                f"{path} is missing: GSC's official split needs validation_list.txt and testing_list.txt"
+            )
         return {line.strip() for line in path.read_text().splitlines() if line.strip()}
 
     def clips(self) -> list[tuple[str, str]]:
@@ -215,7 +226,8 @@ class GSC(Dataset):
                 if p.suffix.lower() != ".wav":
                     continue
                 if not _NAME.match(p.name):
-                    raise DatasetError(f"unexpected file name {p}; GSC clips are named <word>/<speaker hash>_nohash_<n>.wav")
+                    raise DatasetError(f"unexpected file name {p}; GSC clips are named "
+                                       f"<word>/<speaker hash>_nohash_<n>.wav")
                 rel = f"{word}/{p.name}"
                 out.append((rel, "val" if rel in val else "test" if rel in test else "train"))
         if not out:
@@ -256,7 +268,12 @@ class GSC(Dataset):
             raise DatasetError(f"gsc has splits {self.splits}, not {split!r}")
         clips, noise = self.clips(), self.noise_files()
         params = {k: v for k, v in self.hparams.items() if k not in _NOT_IN_KEY}
-        key = {**params, "files": self._identity(clips, noise), "features": [N_FFT, HOP, N_MELS, FMIN, FMAX, FRAMES, TOP_DB], "v": 1}
+        key = {
+            **params,
+            "files": self._identity(clips, noise),
+            "features": [N_FFT, HOP, N_MELS, FMIN, FMAX, FRAMES, TOP_DB],
+            "v": 1,
+        }
         if self.hparams["storage"] != "memory":
             rows = [rel for rel, s in clips if s == split]
             crops = len(noise) * self.hparams["silence_clips"] if split == "train" else 0
@@ -307,7 +324,11 @@ class GSC(Dataset):
                 feats.append(gsc_features(wave[start : start + SAMPLE_RATE], sr))
                 labels.append(1)
                 splits.append(SPLIT_CODE["train"])
-        return {"x": torch.from_numpy(np.stack(feats)), "y": torch.tensor(labels, dtype=torch.int64), "split": torch.tensor(splits)}
+        return {
+            "x": torch.from_numpy(np.stack(feats)),
+            "y": torch.tensor(labels, dtype=torch.int64),
+            "split": torch.tensor(splits),
+        }
 
     def identity(self):
         clips, noise = self.clips(), self.noise_files()

@@ -13,16 +13,17 @@ Splits: SSC uses its three files (``train``, ``val`` = ``ssc_valid.h5``, ``test`
 file: ``val`` is a seeded random fraction (``val_fraction``, ``seed``) of ``shd_train.h5``, and ``train`` is
 the rest (never the test set); ``val_fraction=0`` gives the whole training file as ``train``.
 
-Binning (ASRC-SNN's loader): ``steps`` equal time bins over ``[0, duration)`` (250 over 1.4 s by default;
-spikes at or after ``duration`` are dropped) and ``channel_bins`` channel groups (700 -> 140 sums groups of
-5 adjacent channels; must divide 700): 700 (no grouping) for SHD and 140 for SSC by default, as ASRC. Values are spike **counts** per bin (ASRC feeds counts, not 0/1);
-``binary=true`` clips them to 1. Storage (``storage``): ``memory`` builds float32 tensors straight from the
-event lists on every load (a vectorised bincount, seconds); ``disk`` bins 512 examples at a time into a uint8
-``.npy`` in the feature cache (int16 if a count exceeds 255; keyed by the binning parameters, the file's size
-and mtime and the selected examples), memory-maps it on later loads and lets training read each batch's rows
-(:mod:`snnkit_datasets.diskarray`); ``auto`` (default) picks ``disk`` when the split is over 4 GiB as float32, as
-SSC's training set is (75,466 x 250 x 140 x 4 B = 10.6 GB; 2.6 GB as uint8). Classes: SHD 20 (English digits 0-9 then
-German 0-9), SSC 35 (the Speech Commands v0.02 words, label order alphabetical).
+Binning (ASRC, spec §5.4): ``steps`` equal time bins over ``[0, duration)`` (250 over 1.4 s by default; spikes at
+or after ``duration`` are dropped) and ``channel_bins`` channel groups (700 -> 140 sums groups of 5 adjacent
+channels; must divide 700): 700 (no grouping) for SHD and 140 for SSC by default, as ASRC. Values are spike
+**counts** per bin (ASRC feeds counts, not 0/1); ``binary=true`` clips them to 1. Storage (``storage``): ``memory``
+builds float32 tensors straight from the event lists on every load (a vectorised bincount, seconds); ``disk`` bins
+512 examples at a time into a uint8 ``.npy`` in the feature cache (int16 if a count exceeds 255; keyed by the
+binning parameters, the file's size and mtime and the selected examples), memory-maps it on later loads and lets
+training read each batch's rows (:mod:`snnkit_datasets.diskarray`); ``auto`` (default) picks ``disk`` when the
+split is over 4 GiB as float32, as SSC's training set is (75,466 x 250 x 140 x 4 B = 10.6 GB; 2.6 GB as uint8).
+Classes: SHD 20 (English digits 0-9 then German 0-9), SSC 35 (the Speech Commands v0.02 words, label order
+alphabetical).
 
 Download (opt-in, ``download=true``): a missing ``<prefix>_<split>.h5`` is fetched as zenkelab's
 ``<prefix>_<split>.h5.zip`` (:data:`BASE_URL`), resumably, verified against :data:`ZIP_MD5`, unpacked with the
@@ -32,20 +33,19 @@ not at all. The archive is deleted afterwards.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import hashlib
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_datasets.cache import corpus_dir
 from snnkit_core.contract.dataset import track
-from snnkit_datasets.diskarray import cached_array, store_counts, use_disk
 from snnkit_core.contract.errors import DatasetError
+from snnkit_datasets.cache import corpus_dir
+from snnkit_datasets.diskarray import cached_array, store_counts, use_disk
 
 from .download import download, extract
 
@@ -99,7 +99,8 @@ def read_events(path: Path) -> tuple[list[np.ndarray], list[np.ndarray], np.ndar
             raise DatasetError(f"cannot read the events of {path}: {exc}") from None
     if not (len(times) == len(units) == len(labels)):
         raise DatasetError(
-            f"{path}: spikes/times, spikes/units and labels have different lengths ({len(times)}, {len(units)}, {len(labels)})"
+            f"{path}: spikes/times, spikes/units and labels have different lengths ({len(times)}, {len(units)}, "
+            f"{len(labels)})"
         )
     return times, units, labels
 
@@ -113,7 +114,8 @@ def read_labels(path: Path) -> np.ndarray:
         except (OSError, ValueError, TypeError) as exc:
             raise DatasetError(f"cannot read the labels of {path}: {exc}") from None
     if not (n_t == n_u == len(labels)):
-        raise DatasetError(f"{path}: spikes/times, spikes/units and labels have different lengths ({n_t}, {n_u}, {len(labels)})")
+        raise DatasetError(f"{path}: spikes/times, spikes/units and labels have different lengths ({n_t}, {n_u}, "
+                           f"{len(labels)})")
     return labels
 
 
@@ -157,7 +159,8 @@ class _Heidelberg(Dataset):
     params = (
         Param("steps", 250, "time bins", unit="steps"),
         Param("duration", 1.4, "seconds covered by the bins (later spikes are dropped)", unit="s"),
-        Param("channel_bins", 700, "channel groups (700 / channel_bins adjacent channels summed); ASRC: 140", unit="channels"),
+        Param("channel_bins", 700, "channel groups (700 / channel_bins adjacent channels summed); ASRC: 140",
+              unit="channels"),
         Param("binary", False, "clip counts to 0/1"),
         Param("download", False, "download a missing .h5 file from zenkelab.org (needs internet; md5-verified)"),
         Param("storage", "auto", "memory: float32 in RAM; disk: uint8 counts memory-mapped from the feature cache, "
@@ -183,9 +186,9 @@ class _Heidelberg(Dataset):
         if not p.is_file():
             names = " ".join(f"{self.prefix}_{s}.h5" for s in self.files_by_split.values())
             raise DatasetError(
-                f"{self.name.upper()} file {p} not found: expected {self.folder}/ holding {names} (unpacked from .h5.gz or .h5.zip). Pass "
-                f"--data-dir ROOT (with ROOT/{self.prefix}) or the folder itself, or set SNNKIT_DATA; or add "
-                f"--set dataset.download=true to fetch it from {BASE_URL}"
+                f"{self.name.upper()} file {p} not found: expected {self.folder}/ holding {names} (unpacked from "
+                f".h5.gz or .h5.zip). Pass --data-dir ROOT (with ROOT/{self.prefix}) or the folder itself, or set "
+                f"SNNKIT_DATA; or add --set dataset.download=true to fetch it from {BASE_URL}"
             )
         return p
 
@@ -230,7 +233,8 @@ class _Heidelberg(Dataset):
 
     def _check_labels(self, path: Path, labels: np.ndarray) -> None:
         if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
-            raise DatasetError(f"{path}: labels must lie in 0..{self.num_classes - 1}; found {labels.min()}..{labels.max()}")
+            raise DatasetError(f"{path}: labels must lie in 0..{self.num_classes - 1}; found "
+                               f"{labels.min()}..{labels.max()}")
 
     def _disk_counts(self, path: Path, n: int, select) -> torch.Tensor:
         """The binned counts as a uint8 (int16 if a count exceeds 255) memory map in the feature cache, binned
@@ -239,8 +243,13 @@ class _Heidelberg(Dataset):
         hp = self.hparams
         st = path.stat()
         key = {k: hp[k] for k in ("steps", "duration", "channel_bins", "binary")}
-        key.update(file=path.name, size=st.st_size, mtime_ns=st.st_mtime_ns, n=n,
-                   select=None if select is None else hashlib.sha256(np.asarray(select, np.int64).tobytes()).hexdigest())
+        key.update(
+            file=path.name,
+            size=st.st_size,
+            mtime_ns=st.st_mtime_ns,
+            n=n,
+            select=None if select is None else hashlib.sha256(np.asarray(select, np.int64).tobytes()).hexdigest(),
+        )
         shape = (n, hp["steps"], hp["channel_bins"])
 
         def fill(out):
@@ -272,7 +281,8 @@ class SHD(_Heidelberg):
     """Spiking Heidelberg Digits: 20 classes (English and German digits), 700 input channels."""
 
     name = "shd"
-    description = "Spiking Heidelberg Digits: 20 classes, 700 channels binned to 250 steps x 1.4 s (val: seeded part of train)"
+    description = ("Spiking Heidelberg Digits: 20 classes, 700 channels binned to 250 steps x 1.4 s "
+                   "(val: seeded part of train)")
     prefix = "shd"
     splits = ("train", "val", "test")
     files_by_split = {"train": "train", "test": "test"}

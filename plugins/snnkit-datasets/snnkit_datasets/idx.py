@@ -18,7 +18,14 @@ from snnkit_core.contract.errors import DatasetError
 
 IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801
-_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_DTYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
 
 def read_bytes(path: Path) -> bytes:
@@ -48,9 +55,9 @@ def read_idx(path: Path, magic: int | None = None, dims: tuple[int | None, ...] 
         raise DatasetError(f"{path} is {len(data)} bytes long: too short for an IDX header (truncated?)")
     found = struct.unpack(">I", data[:4])[0]
     if magic is not None and found != magic:
+        kind = {IMAGES_MAGIC: "images, uint8, 3 dims", LABELS_MAGIC: "labels, uint8, 1 dim"}.get(magic, "IDX")
         raise DatasetError(
-            f"{path} has magic number 0x{found:08x}; expected 0x{magic:08x} "
-            f"({'images, uint8, 3 dims' if magic == IMAGES_MAGIC else 'labels, uint8, 1 dim' if magic == LABELS_MAGIC else 'IDX'}). "
+            f"{path} has magic number 0x{found:08x}; expected 0x{magic:08x} ({kind}). "
             f"Is it an IDX file of the right kind (images vs labels)?"
         )
     if found >> 16 != 0 or (found >> 8) & 0xFF not in _DTYPES or found & 0xFF == 0:
@@ -60,7 +67,9 @@ def read_idx(path: Path, magic: int | None = None, dims: tuple[int | None, ...] 
     if len(data) < header:
         raise DatasetError(f"{path} is {len(data)} bytes long: its header alone needs {header} (truncated?)")
     shape = struct.unpack(f">{ndim}I", data[4:header])
-    if dims is not None and (len(shape) != 1 + len(dims) or any(d is not None and d != s for d, s in zip(dims, shape[1:]))):
+    if dims is not None and (
+        len(shape) != 1 + len(dims) or any(d is not None and d != s for d, s in zip(dims, shape[1:]))
+    ):
         want = "(n" + "".join(f", {d if d is not None else '*'}" for d in dims) + ")"
         raise DatasetError(f"{path} holds an array of shape {shape}; expected {want}")
     need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
@@ -68,12 +77,16 @@ def read_idx(path: Path, magic: int | None = None, dims: tuple[int | None, ...] 
     if have < need:
         raise DatasetError(f"{path} is truncated: shape {shape} needs {need} data bytes after the header, found {have}")
     if have > need:
-        raise DatasetError(f"{path} has {have - need} bytes after the end of its {shape} array; expected exactly {need}")
+        raise DatasetError(
+            f"{path} has {have - need} bytes after the end of its {shape} array; expected exactly {need}"
+        )
     arr = np.frombuffer(data, dtype=dtype, count=need // dtype.itemsize, offset=header).reshape(shape)
     return arr.astype(dtype.newbyteorder("="), copy=False) if dtype.byteorder == ">" else arr
 
 
-def read_pair(images: Path, labels: Path, rows: int = 28, cols: int = 28, num_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def read_pair(
+    images: Path, labels: Path, rows: int = 28, cols: int = 28, num_classes: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
     """Images (n, rows, cols) uint8 and labels (n,) uint8 from two IDX files, with matching counts."""
     x = read_idx(images, IMAGES_MAGIC, (rows, cols))
     y = read_idx(labels, LABELS_MAGIC, ())

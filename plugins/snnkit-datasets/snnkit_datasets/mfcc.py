@@ -30,7 +30,9 @@ def deltas(feat: np.ndarray, width: int = 2) -> np.ndarray:
     """Regression deltas along time of (T, C) features."""
     t_len = feat.shape[0]
     pad = np.pad(feat, ((width, width), (0, 0)), mode="edge")
-    num = sum(n * (pad[width + n : width + n + t_len] - pad[width - n : width - n + t_len]) for n in range(1, width + 1))
+    num = sum(
+        n * (pad[width + n : width + n + t_len] - pad[width - n : width - n + t_len]) for n in range(1, width + 1)
+    )
     return num / (2 * sum(n * n for n in range(1, width + 1)))
 
 

@@ -39,8 +39,8 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_datasets.cache import cache_path, cached, data_root
 from snnkit_core.contract.errors import DatasetError
+from snnkit_datasets.cache import cache_path, cached, data_root
 
 from .download import download_any
 from .idx import read_pair
@@ -51,7 +51,9 @@ FILES = {
 }
 OFFICIAL_COUNTS = {"train": 60000, "test": 10000}
 PIXELS = 784
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"
+]
 
 #: Mirrors of the original MNIST files, tried in order: torchvision's (pytorch/vision,
 #: torchvision/datasets/mnist.py), the origin, and TensorFlow Datasets' (tensorflow/datasets,
@@ -71,7 +73,8 @@ MNIST_SHA256 = {
     "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
     "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
 }
-#: Zalando's own host of Fashion-MNIST (the URL pytorch/vision torchvision/datasets/mnist.py and tensorflow/datasets use)
+#: Zalando's own host of Fashion-MNIST (the URL that pytorch/vision torchvision/datasets/mnist.py and
+#: tensorflow/datasets use)
 FASHION_MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
 #: sha256 of the four .gz files at FASHION_MIRRORS, from tensorflow/datasets
 #: tensorflow_datasets/url_checksums/fashion_mnist.txt (sizes 26,421,880 / 29,515 / 4,422,102 / 5,148 bytes).
@@ -85,7 +88,9 @@ FASHION_SHA256 = {
 }
 
 _VAL = Param("val_size", 0, "training images held out (the last ones) as a 'val' split; 0 = none", unit="images")
-_DOWNLOAD = Param("download", False, "download the four IDX files if they are missing (needs internet; sha256-verified)")
+_DOWNLOAD = Param(
+    "download", False, "download the four IDX files if they are missing (needs internet; sha256-verified)"
+)
 
 
 class _IdxImages(Dataset):
@@ -210,7 +215,10 @@ class _IdxImages(Dataset):
     def images(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 images (N, 784), row-major, and int64 labels (N,) of a split."""
         if split not in self.splits:
-            raise DatasetError(f"{self.name} has splits {self.splits}, not {split!r}" + ("; set val_size to get 'val'" if split == "val" else ""))
+            raise DatasetError(
+                f"{self.name} has splits {self.splits}, not {split!r}"
+                + ("; set val_size to get 'val'" if split == "val" else "")
+            )
         raw = self._raw()
         if split == "test":
             return raw["test_x"], raw["test_y"]
@@ -276,10 +284,13 @@ class MNIST(_IdxImages):
     description = "MNIST, 784 inputs every step for `steps` steps (direct intensities or seeded Poisson spikes)"
     params = (
         Param("steps", 400, "time steps per image (ST-RSBP uses 400)", unit="steps"),
-        Param("encoding", "direct", "direct: intensity every step; poisson: Bernoulli spikes p = intensity x max_rate", choices=("direct", "poisson")),
+        Param("encoding", "direct", "direct: intensity every step; poisson: Bernoulli spikes p = intensity x max_rate",
+              choices=("direct", "poisson")),
         Param("max_rate", 0.2, "poisson: spike probability per step of a white (255) pixel", unit="spikes/step"),
         Param("seed", 0, "poisson: seed of the spike generator"),
-        Param("mean", 0.0, "direct: input = (intensity - mean)/std, intensity in [0, 1] (TSSL-BP's final code: 0.1307)"),
+        Param(
+            "mean", 0.0, "direct: input = (intensity - mean)/std, intensity in [0, 1] (TSSL-BP's final code: 0.1307)"
+        ),
         Param("std", 1.0, "direct: see mean (TSSL-BP's final code: 0.3081); 0 and 1 leave the intensities as they are"),
         _VAL,
         _DOWNLOAD,
@@ -292,9 +303,11 @@ class MNIST(_IdxImages):
         if not self.hparams["std"] > 0:
             raise DatasetError(f"{self.name}: std must be > 0, got {self.hparams['std']}")
         if self.hparams["encoding"] == "poisson" and (self.hparams["mean"], self.hparams["std"]) != (0.0, 1.0):
-            raise DatasetError(f"{self.name}: mean/std normalise direct inputs only; poisson spikes need intensities in [0, 1]")
+            raise DatasetError(f"{self.name}: mean/std normalise direct inputs only; poisson spikes need intensities "
+                               f"in [0, 1]")
         if not 0.0 <= self.hparams["max_rate"] <= 1.0:
-            raise DatasetError(f"{self.name}: max_rate is a probability per step, in [0, 1]; got {self.hparams['max_rate']}")
+            raise DatasetError(f"{self.name}: max_rate is a probability per step, in [0, 1]; got "
+                               f"{self.hparams['max_rate']}")
 
     @property
     def input_size(self):
@@ -339,7 +352,8 @@ class FMNIST(MNIST):
     """Fashion-MNIST (Zalando) with the same encodings as ``mnist``."""
 
     name = "fmnist"
-    description = "Fashion-MNIST, 784 inputs every step for `steps` steps (direct or seeded Poisson), 10 clothing classes"
+    description = ("Fashion-MNIST, 784 inputs every step for `steps` steps (direct or seeded Poisson), "
+                   "10 clothing classes")
     folder_name = "fashion-mnist"
     corpus = "Fashion-MNIST"
     system_dirs = ("/usr/share/datasets/fashion-mnist",)

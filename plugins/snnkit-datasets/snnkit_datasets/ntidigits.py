@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_datasets.cache import corpus_dir
 from snnkit_core.contract.errors import DatasetError
+from snnkit_datasets.cache import corpus_dir
 
 from .tidigits import CLASS_NAMES
 
@@ -54,7 +54,8 @@ class NTIDigits(Dataset):
 
     name = "ntidigits"
     description = "N-TIDIGITS single digits: 11 classes, 2,475/2,475, 64 cochlea channels, 300 binarised 5 ms bins"
-    source = "Anumula et al. 2018, Front. Neurosci. 12:23, https://doi.org/10.3389/fnins.2018.00023 (download linked there)"
+    source = ("Anumula et al. 2018, Front. Neurosci. 12:23, https://doi.org/10.3389/fnins.2018.00023 "
+              "(download linked there)")
     licence = "as stated by the dataset's distributors (INI Zurich); derived from TIDIGITS, LDC93S10"
     params = (
         Param("steps", 300, "time bins", unit="steps"),
@@ -131,7 +132,13 @@ class NTIDigits(Dataset):
     def identity(self):
         p = self.path
         st = p.stat()
-        return {"name": self.name, "params": dict(self.hparams), "file": p.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        return {
+            "name": self.name,
+            "params": dict(self.hparams),
+            "file": p.name,
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+        }
 
 
 def register(register):

@@ -44,10 +44,10 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_datasets.cache import cached, corpus_dir
 from snnkit_core.contract.dataset import track
-from snnkit_datasets.cache import files_identity as _stat_identity
 from snnkit_core.contract.errors import DatasetError
+from snnkit_datasets.cache import cached, corpus_dir
+from snnkit_datasets.cache import files_identity as _stat_identity
 
 from .cochlea import lyon_cochleagram
 from .encoders import bsa_encode
@@ -103,7 +103,8 @@ class _TI46(Dataset):
         Param("features", "cochlea", "front-end: Lyon passive ear or log-mel", choices=("cochlea", "log-mel")),
         Param("channels", 78, "cochlea channels or mel bands", unit="channels"),
         Param("steps", 100, "time steps per utterance", unit="steps"),
-        Param("encoding", "real", "real-valued features, or 0/1 spikes by Ben's Spiker Algorithm (ST-RSBP)", choices=("real", "bsa")),
+        Param("encoding", "real", "real-valued features, or 0/1 spikes by Ben's Spiker Algorithm (ST-RSBP)",
+              choices=("real", "bsa")),
         Param("split", "corpus", "corpus: the corpus's train/test folders (the same speakers in both); speaker: every "
               "utterance of test_speakers is test, the other speakers' train", choices=("corpus", "speaker")),
         Param("test_speakers", "f1,m1", "speakers held out for test when split=speaker (comma list of f1..f8, m1..m8)"),
@@ -130,7 +131,8 @@ class _TI46(Dataset):
         sub = find_dir(self.folder, self.subset)
         d = find_dir(sub, split) if sub else None
         layout = (
-            f"{self.folder}/{self.subset}/{{train,test}}/<speaker f1..f8, m1..m8>/<word><speaker>s<session>t<token>.sph "
+            f"{self.folder}/{self.subset}/{{train,test}}/"
+            f"<speaker f1..f8, m1..m8>/<word><speaker>s<session>t<token>.sph "
             f"(e.g. {self.subset}/train/f1/{'00' if self.subset == 'ti20' else '0a'}f1set0.sph)"
         )
         if d is None:

@@ -31,11 +31,10 @@ import re
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_datasets.cache import cached, corpus_dir
 from snnkit_core.contract.errors import DatasetError
+from snnkit_datasets.cache import cached, corpus_dir
 
 from .frontends import mel_filterbank
 from .ti46 import compute_split, files_identity, find_dir, speech_features
@@ -44,10 +43,13 @@ SAMPLE_RATE = 20000
 GROUPS = ("man", "woman", "boy", "girl")
 CLASS_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "oh"]
 _ISOLATED = re.compile(r"^([1-9oz])[ab]$", re.IGNORECASE)
-LAYOUT = "tidigits/{train,test}/{man,woman,boy,girl}/<speaker>/<digit><a|b>.wav (isolated digits: 1a.wav, oa.wav, za.wav, ...)"
+LAYOUT = ("tidigits/{train,test}/{man,woman,boy,girl}/<speaker>/<digit><a|b>.wav (isolated digits: 1a.wav, oa.wav, "
+          "za.wav, ...)")
 
 
-def nrr_fbank(wave: np.ndarray, sr: int, frames: int = 39, n_filters: int = 39, n_fft: int = 4096, preemph: float = 0.97) -> np.ndarray:
+def nrr_fbank(
+    wave: np.ndarray, sr: int, frames: int = 39, n_filters: int = 39, n_fft: int = 4096, preemph: float = 0.97
+) -> np.ndarray:
     """NRR-SNN's (frames, n_filters) linear filterbank energies, each band L1-normalised over the frames."""
     wave = np.asarray(wave, dtype=np.float64)
     if preemph:
@@ -77,7 +79,8 @@ class TIDigits(Dataset):
         Param("channels", 40, "mel bands or cochlea channels (nrr-fbank: always 39)", unit="channels"),
         Param("steps", 100, "time steps per utterance (nrr-fbank: always 39)", unit="steps"),
         Param("include_oh", True, "keep the 'oh' class (11 classes); false gives NRR-SNN's 10"),
-        Param("split", "corpus", "corpus train/test folders, or a seeded random 70/30 split (NRR-SNN)", choices=("corpus", "random")),
+        Param("split", "corpus", "corpus train/test folders, or a seeded random 70/30 split (NRR-SNN)",
+              choices=("corpus", "random")),
         Param("seed", 42, "seed of split=random"),
     )
 

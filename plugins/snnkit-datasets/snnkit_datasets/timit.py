@@ -43,9 +43,9 @@ import numpy as np
 import torch
 
 from snnkit_core import ArrayData, Dataset, Param
-from snnkit_datasets.cache import cached, corpus_dir
 from snnkit_core.contract.dataset import track
 from snnkit_core.contract.errors import DatasetError
+from snnkit_datasets.cache import cached, corpus_dir
 
 from .mfcc import mfcc
 from .sphere import read_any
@@ -117,7 +117,8 @@ class TIMIT(Dataset):
         Param("window", 11, "frames per example (the target frame plus context)", unit="frames"),
         Param("label_at", "centre", "which frame of the window gives the label", choices=("centre", "last")),
         Param("stride", 1, "use every stride-th frame as a target", unit="frames"),
-        Param("test_set", "core", "core: 24-speaker core test set (192 utterances); full: all 1,344", choices=("core", "full")),
+        Param("test_set", "core", "core: 24-speaker core test set (192 utterances); full: all 1,344",
+              choices=("core", "full")),
         Param("include_sa", False, "keep the SA1/SA2 dialect sentences"),
     )
 
@@ -157,7 +158,11 @@ class TIMIT(Dataset):
                 continue
             if not self.hparams["include_sa"] and wav.stem.lower().startswith("sa"):
                 continue
-            if split == "test" and self.hparams["test_set"] == "core" and wav.parent.name.lower() not in CORE_TEST_SPEAKERS:
+            if (
+                split == "test"
+                and self.hparams["test_set"] == "core"
+                and wav.parent.name.lower() not in CORE_TEST_SPEAKERS
+            ):
                 continue
             phn = next((wav.with_suffix(s) for s in (".PHN", ".phn") if wav.with_suffix(s).exists()), None)
             if phn is None:
@@ -189,7 +194,13 @@ class TIMIT(Dataset):
         utts = self.utterances(split)
         hp = self.hparams
         files = [p for pair in utts for p in pair]
-        key = {"split": split, "files": files_identity(files, self.folder), "mfcc": "13+d+dd/25ms/10ms/cmvn-utt", "q": "deleted", "v": 1}
+        key = {
+            "split": split,
+            "files": files_identity(files, self.folder),
+            "mfcc": "13+d+dd/25ms/10ms/cmvn-utt",
+            "q": "deleted",
+            "v": 1,
+        }
         data = cached("timit", key, lambda: self._compute(utts))
         return windows(data["frames"], data["labels"], hp["window"], hp["label_at"], hp["stride"])
 
@@ -202,7 +213,9 @@ class TIMIT(Dataset):
         return out
 
 
-def windows(frames: torch.Tensor, labels: torch.Tensor, window: int, label_at: str = "centre", stride: int = 1) -> ArrayData:
+def windows(
+    frames: torch.Tensor, labels: torch.Tensor, window: int, label_at: str = "centre", stride: int = 1
+) -> ArrayData:
     """Examples (N, window, C) as a strided view of the frame stream (F, C), labelled at the centre/last frame.
 
     The stream is edge-padded (first/last frame repeated) by the context so that every frame is a target.

@@ -43,7 +43,9 @@ def test_wav_cut_inside_the_audio_is_an_error(tmp_path, cut):
     with pytest.raises(DatasetError) as err:
         read_audio(p)
     msg = str(err.value)
-    assert str(p) in msg and f"declares a data chunk of {declared} bytes" in msg and f"holds {keep - start} bytes" in msg
+    assert (
+        str(p) in msg and f"declares a data chunk of {declared} bytes" in msg and f"holds {keep - start} bytes" in msg
+    )
     assert "4000 samples" in msg
     with pytest.raises(DatasetError, match=r"clip\.wav is truncated"):
         read_any(p)  # TIMIT/TI46/TIDIGITS files converted to WAV go through the same check

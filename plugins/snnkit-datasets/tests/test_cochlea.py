@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from snnkit_datasets.cochlea import cascade_response, centre_frequencies, lyon_cochleagram
-from snnkit_datasets.mfcc import deltas, dct_matrix, mfcc, num_frames
+from snnkit_datasets.mfcc import dct_matrix, deltas, mfcc, num_frames
 
 SR = 12500
 

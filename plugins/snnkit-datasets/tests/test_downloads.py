@@ -80,7 +80,8 @@ def test_download_checksum_mismatch_names_both_values_and_leaves_no_file(tmp_pat
     dest = tmp_path / "out" / "a.bin"
     want = "0" * (64 if algo == "sha256" else 32)
     got = _sha256(src) if algo == "sha256" else _md5(src)
-    with pytest.raises(DatasetError, match=rf"downloaded with {algo} {got}, expected {want}; the partial file was removed"):
+    with pytest.raises(DatasetError, match=rf"downloaded with {algo} {got}, expected {want}; the partial file was "
+                                           rf"removed"):
         download(src.as_uri(), dest, **{algo: want})
     assert _all_files(tmp_path / "out") == []
 
@@ -191,7 +192,9 @@ def test_download_any_tries_the_next_mirror_and_lists_every_failure(tmp_path):
     good.mkdir()
     (good / "f.bin").write_bytes(b"abc")
     dead = (tmp_path / "dead").as_uri() + "/"
-    dest = download_any([dead + "f.bin", good.as_uri() + "/f.bin"], tmp_path / "out" / "f.bin", sha256=_sha256(good / "f.bin"))
+    dest = download_any(
+        [dead + "f.bin", good.as_uri() + "/f.bin"], tmp_path / "out" / "f.bin", sha256=_sha256(good / "f.bin")
+    )
     assert dest.read_bytes() == b"abc"
     with pytest.raises(DatasetError, match=r"(?s)from any of its 2 mirrors:.*dead/f.bin.*expected 0000"):
         download_any([dead + "f.bin", good.as_uri() + "/f.bin"], tmp_path / "out2" / "f.bin", sha256="0" * 64)
@@ -251,7 +254,9 @@ def test_idx_loaders_download_to_the_folder_they_read_and_only_once(idx_loader, 
 def test_idx_loaders_complete_a_partial_folder(idx_loader, monkeypatch):
     cls, root, folder = idx_loader
     folder.mkdir(parents=True)
-    (folder / "train-labels-idx1-ubyte.gz").write_bytes((root.parent / "mirror" / "train-labels-idx1-ubyte.gz").read_bytes())
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(
+        (root.parent / "mirror" / "train-labels-idx1-ubyte.gz").read_bytes()
+    )
     with pytest.raises(DatasetError, match=r"incomplete: missing .*add --set dataset.download=true"):
         cls(data_dir=str(root)).load("test")
     calls = _count_calls(monkeypatch, mnist_mod, "download_any")
@@ -261,7 +266,8 @@ def test_idx_loaders_complete_a_partial_folder(idx_loader, monkeypatch):
 def test_idx_loaders_checksum_mismatch_is_an_error_and_leaves_no_file(idx_loader, monkeypatch):
     cls, root, folder = idx_loader
     monkeypatch.setattr(cls, "sha256", {**cls.sha256, "t10k-images-idx3-ubyte.gz": "0" * 64})
-    with pytest.raises(DatasetError, match=r"(?s)t10k-images-idx3-ubyte.gz from any of its 2 mirrors.*with sha256 [0-9a-f]{64}, expected 0{64}"):
+    with pytest.raises(DatasetError, match=r"(?s)t10k-images-idx3-ubyte.gz from any of its 2 mirrors.*with sha256 "
+                                           r"[0-9a-f]{64}, expected 0{64}"):
         cls(data_dir=str(root), download=True).load("train")
     assert not (folder / "t10k-images-idx3-ubyte.gz").exists() and not list(folder.glob("*.part"))
 
@@ -316,8 +322,12 @@ def test_heidelberg_downloads_only_when_asked(tmp_path, heidelberg_mirror, cls):
     assert _all_files(root) == []
 
 
-@pytest.mark.parametrize("cls, split, file, n", [(SHD, "test", "shd_test", 4), (SSC, "val", "ssc_valid", 5)], ids=["shd", "ssc"])
-def test_heidelberg_downloads_the_h5_where_it_reads_it_and_only_once(tmp_path, heidelberg_mirror, monkeypatch, cls, split, file, n):
+@pytest.mark.parametrize(
+    "cls, split, file, n", [(SHD, "test", "shd_test", 4), (SSC, "val", "ssc_valid", 5)], ids=["shd", "ssc"]
+)
+def test_heidelberg_downloads_the_h5_where_it_reads_it_and_only_once(
+    tmp_path, heidelberg_mirror, monkeypatch, cls, split, file, n
+):
     root = tmp_path / "root"
     calls = _count_calls(monkeypatch, hd_mod, "download")
     x = cls(data_dir=str(root), download=True).load(split)
@@ -333,7 +343,8 @@ def test_heidelberg_downloads_the_h5_where_it_reads_it_and_only_once(tmp_path, h
 def test_heidelberg_checksum_mismatch_is_an_error_and_leaves_no_file(tmp_path, heidelberg_mirror, monkeypatch, cls):
     monkeypatch.setitem(hd_mod.ZIP_MD5, f"{cls.prefix}_test.h5.zip", "0" * 32)
     root = tmp_path / "root"
-    with pytest.raises(DatasetError, match=rf"{cls.prefix}_test.h5.zip downloaded with md5 [0-9a-f]{{32}}, expected 0{{32}}"):
+    with pytest.raises(DatasetError, match=rf"{cls.prefix}_test.h5.zip downloaded with md5 [0-9a-f]{{32}}, expected "
+                                           rf"0{{32}}"):
         cls(data_dir=str(root), download=True).load("test")
     assert _all_files(root) == []
 
@@ -394,7 +405,11 @@ def test_gsc_downloads_and_unpacks_where_it_reads_and_only_once(tmp_path, gsc_mi
     tr, va, te = (ds.load(s) for s in ("train", "val", "test"))
     assert (len(tr), len(va), len(te)) == (3 + 1, 1, 2) and len(calls) == 1  # 3 clips + 1 silence crop
     target = root / f"speech_commands_{gsc_mirror}"
-    assert ds.folder == target and (target / "testing_list.txt").is_file() and (target / "yes" / "00000000_nohash_0.wav").is_file()
+    assert (
+        ds.folder == target
+        and (target / "testing_list.txt").is_file()
+        and (target / "yes" / "00000000_nohash_0.wav").is_file()
+    )
     assert sorted(p.name for p in root.iterdir()) == [target.name]  # archive and staging removed
     again = GSC(data_dir=str(root), download=True, download_version=gsc_mirror)
     assert len(again.load("test")) == 2 and len(calls) == 1
@@ -404,7 +419,8 @@ def test_gsc_downloads_and_unpacks_where_it_reads_and_only_once(tmp_path, gsc_mi
 def test_gsc_checksum_mismatch_is_an_error_and_leaves_no_file(tmp_path, gsc_mirror, monkeypatch):
     monkeypatch.setitem(gsc_mod.ARCHIVE_SHA256, gsc_mirror, "0" * 64)
     root = tmp_path / "root"
-    with pytest.raises(DatasetError, match=rf"speech_commands_{gsc_mirror}.tar.gz downloaded with sha256 [0-9a-f]{{64}}, expected 0{{64}}"):
+    with pytest.raises(DatasetError, match=rf"speech_commands_{gsc_mirror}.tar.gz downloaded with sha256 "
+                                           rf"[0-9a-f]{{64}}, expected 0{{64}}"):
         GSC(data_dir=str(root), download=True, download_version=gsc_mirror).load("train")
     assert _all_files(root) == [] and not (root / f"speech_commands_{gsc_mirror}").exists()
 

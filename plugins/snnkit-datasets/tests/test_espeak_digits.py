@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from snnkit_datasets.cache import cache_path
 from snnkit_core.contract.errors import DatasetError
+from snnkit_datasets.cache import cache_path
 from snnkit_datasets.espeak_digits import DATA_FILE, EspeakDigits
 
 

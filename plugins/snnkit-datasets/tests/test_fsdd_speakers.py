@@ -47,7 +47,9 @@ def test_speaker_split_holds_out_whole_speakers(tmp_path):
     assert len(every) == len(train) + len(test)
     assert not any(torch.equal(a, b) for a in test.x for b in train.x)
     ident = spk.identity()
-    assert ident["test_speakers"] == ["cid"] and ident["train_speakers"] == ["ann", "bob"] and ident["val_speakers"] == []
+    assert (
+        ident["test_speakers"] == ["cid"] and ident["train_speakers"] == ["ann", "bob"] and ident["val_speakers"] == []
+    )
     assert "test_speakers" not in std.identity() and spk.splits == ("train", "test")
 
 
@@ -104,7 +106,11 @@ def test_training_run_records_the_held_out_speakers(tmp_path):
     cfg = cfg.evolve(params={"dataset": {**cfg.params["dataset"], "val_speakers": "cid"}})
     list(train(cfg, tmp_path / "run2"))
     man = json.loads((tmp_path / "run2" / "manifest.json").read_text())
-    assert man["validation"]["source"] == "dataset" and man["validation"]["counts"] == {"train": 40, "val": 40, "test": 40}
+    assert man["validation"]["source"] == "dataset" and man["validation"]["counts"] == {
+        "train": 40,
+        "val": 40,
+        "test": 40,
+    }
     assert man["dataset"]["val_speakers"] == ["cid"]
 
 

@@ -45,7 +45,12 @@ def _write_gsc(root: Path, sr=16000, noise=True, per_word=5) -> Path:
     if noise:
         (folder / "_background_noise_").mkdir()
         for k in range(2):
-            sf.write(folder / "_background_noise_" / f"noise{k}.wav", 0.1 * rng.standard_normal(int(2.5 * sr)), sr, subtype="PCM_16")
+            sf.write(
+                folder / "_background_noise_" / f"noise{k}.wav",
+                0.1 * rng.standard_normal(int(2.5 * sr)),
+                sr,
+                subtype="PCM_16",
+            )
     return root
 
 
@@ -83,12 +88,15 @@ def test_features_frames_and_padding():
 
 def test_wrong_sample_rate_names_the_file(tmp_path):
     root = _write_gsc(tmp_path, sr=8000, per_word=1)
-    with pytest.raises(DatasetError, match=r"00000000_nohash_0.wav has sample rate 8000 Hz; this dataset expects 16000"):
+    with pytest.raises(
+        DatasetError, match=r"00000000_nohash_0.wav has sample rate 8000 Hz; this dataset expects 16000"
+    ):
         GSC(data_dir=str(root)).load("train")
 
 
 def test_layout_errors(tmp_path):
-    with pytest.raises(DatasetError, match=r"Google Speech Commands not found: .*<word>/<speaker>_nohash_<n>.wav, validation_list.txt"):
+    with pytest.raises(DatasetError, match=r"Google Speech Commands not found: .*<word>/<speaker>_nohash_<n>.wav, "
+                                           r"validation_list.txt"):
         GSC(data_dir=str(tmp_path)).load("train")
     root = _write_gsc(tmp_path / "a", noise=False, per_word=1)
     with pytest.raises(DatasetError, match=r"_background_noise_/\*.wav, which is missing or empty.*silence_clips=0"):
@@ -115,7 +123,9 @@ def test_registered_by_name():
 
 def _sample() -> Path | None:
     env = os.environ.get("SNNKIT_TEST_DATA")
-    p = (Path(env) if env else Path(__file__).resolve().parents[3] / ".." / "shared" / "datasets") / "speech-commands-v0.01-sample"
+    p = (
+        Path(env) if env else Path(__file__).resolve().parents[3] / ".." / "shared" / "datasets"
+    ) / "speech-commands-v0.01-sample"
     return p if (p / "testing_list.txt").is_file() else None
 
 
@@ -171,7 +181,8 @@ def test_same_size_rewrite_is_not_served_from_the_cache(tmp_path, progress_seen)
     sf.write(p, wave, 8000, subtype="PCM_16")  # the same samples at 8 kHz: the same number of bytes
     os.utime(p, ns=(mtime + 3_000_000_000, mtime + 3_000_000_000))
     assert p.stat().st_size == size
-    with pytest.raises(DatasetError, match=r"cat/00000001_nohash_0\.wav has sample rate 8000 Hz; this dataset expects 16000"):
+    with pytest.raises(DatasetError, match=r"cat/00000001_nohash_0\.wav has sample rate 8000 Hz; this dataset expects "
+                                           r"16000"):
         ds.load("train")
 
 

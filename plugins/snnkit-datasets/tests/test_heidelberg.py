@@ -17,8 +17,14 @@ def _write(path: Path, n: int, classes: int, seed: int = 0, drop: str | None = N
     rng = np.random.default_rng(seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "w") as f:
-        times = f.create_dataset("spikes/times", (n,), dtype=h5py.vlen_dtype(np.float32)) if drop != "spikes/times" else None
-        units = f.create_dataset("spikes/units", (n,), dtype=h5py.vlen_dtype(np.uint16)) if drop != "spikes/units" else None
+        times = (
+            f.create_dataset("spikes/times", (n,), dtype=h5py.vlen_dtype(np.float32))
+            if drop != "spikes/times"
+            else None
+        )
+        units = (
+            f.create_dataset("spikes/units", (n,), dtype=h5py.vlen_dtype(np.uint16)) if drop != "spikes/units" else None
+        )
         for i in range(n):
             k = int(rng.integers(5, 40))
             t = np.sort(rng.uniform(0, 1.5, k)).astype(np.float32)

@@ -18,7 +18,10 @@ from snnkit_core.contract.errors import DatasetError
 from snnkit_datasets.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx, read_pair
 from snnkit_datasets.mnist import FMNIST, MNIST, PSMNIST, SMNIST, PoissonSpikes
 
-STEMS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"), "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+STEMS = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 
 
 @pytest.fixture(autouse=True)
@@ -66,7 +69,8 @@ def test_idx_reads_images_and_labels(tmp_path, gz):
 
 def test_idx_wrong_magic_names_file_and_expected(tmp_path):
     labels = write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(4, np.uint8))
-    with pytest.raises(DatasetError, match=r"train-labels-idx1-ubyte.gz has magic number 0x00000801; expected 0x00000803"):
+    with pytest.raises(DatasetError, match=r"train-labels-idx1-ubyte.gz has magic number 0x00000801; expected "
+                                           r"0x00000803"):
         read_idx(labels, IMAGES_MAGIC, (28, 28))
     junk = tmp_path / "junk"
     junk.write_bytes(b"PK\x03\x04" + bytes(20))
@@ -78,7 +82,8 @@ def test_idx_truncated_raw_and_gzip(tmp_path):
     x = np.zeros((5, 28, 28), np.uint8)
     raw = write_idx(tmp_path / "raw-idx3-ubyte", x, gz=False)
     raw.write_bytes(raw.read_bytes()[:-100])
-    with pytest.raises(DatasetError, match=r"raw-idx3-ubyte is truncated: shape \(5, 28, 28\) needs 3920 data bytes after the header, found 3820"):
+    with pytest.raises(DatasetError, match=r"raw-idx3-ubyte is truncated: shape \(5, 28, 28\) needs 3920 data bytes "
+                                           r"after the header, found 3820"):
         read_idx(raw, IMAGES_MAGIC, (28, 28))
     gz = write_idx(tmp_path / "g-idx3-ubyte.gz", x)
     gz.write_bytes(gz.read_bytes()[:-12])
@@ -98,7 +103,10 @@ def test_idx_shape_count_and_label_checks(tmp_path):
     with pytest.raises(DatasetError, match=r"small holds an array of shape \(5, 14, 14\); expected \(n, 28, 28\)"):
         read_idx(small, IMAGES_MAGIC, (28, 28))
     with pytest.raises(DatasetError, match=r"holds label 10; expected labels 0..9"):
-        read_pair(write_idx(tmp_path / "i1", np.zeros((1, 28, 28), np.uint8)), write_idx(tmp_path / "l1", np.array([10], np.uint8)))
+        read_pair(
+            write_idx(tmp_path / "i1", np.zeros((1, 28, 28), np.uint8)),
+            write_idx(tmp_path / "l1", np.array([10], np.uint8)),
+        )
     extra = tmp_path / "extra"
     extra.write_bytes(idx_bytes(np.zeros(3, np.uint8)) + b"\x00")
     with pytest.raises(DatasetError, match="1 bytes after the end"):
@@ -237,14 +245,21 @@ def test_cache_path_is_the_file_written(tmp_path):
     write_corpus(tmp_path / "mnist")
     write_corpus(tmp_path / "fashion-mnist", seed=1)
     cache = tmp_path / "cache"
-    for cls, folder in ((MNIST, "mnist-idx"), (SMNIST, "mnist-idx"), (PSMNIST, "mnist-idx"), (FMNIST, "fashion-mnist-idx")):
+    for cls, folder in (
+        (MNIST, "mnist-idx"),
+        (SMNIST, "mnist-idx"),
+        (PSMNIST, "mnist-idx"),
+        (FMNIST, "fashion-mnist-idx"),
+    ):
         ds = cls(data_dir=str(tmp_path))
         path = ds.cache_path()
         assert path.parent == cache / folder and path.suffix == ".pt"
         ds.load("test")
         assert path.is_file(), cls.name
     assert SMNIST(data_dir=str(tmp_path)).cache_path() == MNIST(data_dir=str(tmp_path)).cache_path()  # shared
-    assert sorted(p.name for p in (cache / "mnist-idx").glob("*.pt")) == [MNIST(data_dir=str(tmp_path)).cache_path().name]
+    assert sorted(p.name for p in (cache / "mnist-idx").glob("*.pt")) == [
+        MNIST(data_dir=str(tmp_path)).cache_path().name
+    ]
     assert FMNIST(data_dir=str(tmp_path)).cache_path() != MNIST(data_dir=str(tmp_path)).cache_path()
     with pytest.raises(DatasetError, match="MNIST not found"):
         MNIST(data_dir=str(tmp_path / "empty")).cache_path()
@@ -272,7 +287,8 @@ def test_direct_input_normalisation_mean_std(tmp_path):
 
 
 def test_missing_and_incomplete_folders_name_the_layout(tmp_path):
-    with pytest.raises(DatasetError, match=r"MNIST not found: looked in .*expected a folder holding train-images-idx3-ubyte.gz"):
+    with pytest.raises(DatasetError, match=r"MNIST not found: looked in .*expected a folder holding "
+                                           r"train-images-idx3-ubyte.gz"):
         SMNIST(data_dir=str(tmp_path)).load("train")
     write_corpus(tmp_path / "mnist")
     (tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
@@ -310,7 +326,10 @@ def test_real_mnist_official_counts_and_smnist_time():
     assert torch.bincount(te.y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     assert 0.0 <= float(tr.x.min()) and float(tr.x.max()) == 1.0
     ident = PSMNIST(data_dir=str(_shared() / "mnist")).identity()
-    assert ident["files"]["train-images-idx3-ubyte.gz"] == "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"
+    assert (
+        ident["files"]["train-images-idx3-ubyte.gz"]
+        == "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"
+    )
 
 
 @pytest.mark.skipif(_shared() is None, reason="../shared/datasets/mnist is not present")
@@ -330,7 +349,8 @@ def test_real_mnist_poisson_rate_follows_intensity():
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
-@pytest.mark.skipif(not (FASHION / "train-images-idx3-ubyte.gz").is_file(), reason="dataset-fashion-mnist is not installed")
+@pytest.mark.skipif(not (FASHION / "train-images-idx3-ubyte.gz").is_file(), reason="dataset-fashion-mnist is not "
+                                                                                   "installed")
 def test_real_fashion_mnist_from_the_debian_package(tmp_path):
     ds = FMNIST(data_dir=str(tmp_path), steps=3)  # nothing under the data root: falls back to /usr/share
     tr, te = ds.load("train"), ds.load("test")

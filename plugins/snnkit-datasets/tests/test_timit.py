@@ -20,7 +20,8 @@ def _cache(tmp_path, monkeypatch):
 
 
 def _utt(d: Path, name: str, sr=SR):
-    """0.3 s: h# 0-800, q 800-1600, iy 1600-3200, ix 3200-4000, h# 4000-4800 samples -> 29 frames (10 ms), 5 of them q."""
+    """0.3 s: h# 0-800, q 800-1600, iy 1600-3200, ix 3200-4000, h# 4000-4800 samples -> 29 frames (10 ms),
+    5 of them q."""
     rng = np.random.default_rng(len(name))
     write_sphere(d / f"{name}.WAV", 0.1 * rng.standard_normal(int(0.3 * sr)), sr)
     (d / f"{name}.PHN").write_text("0 800 h#\n800 1600 q\n1600 3200 iy\n3200 4000 ix\n4000 4800 h#\n")
@@ -37,7 +38,9 @@ def _write(root: Path, sr=SR) -> Path:
 
 def test_folding_table():
     assert len(PHONES_61) == 61 and len(PHONES_39) == 39
-    assert FOLD["ao"] == "aa" and FOLD["ix"] == "ih" and FOLD["zh"] == "sh" and FOLD["h#"] == "sil" and FOLD["q"] is None
+    assert (
+        FOLD["ao"] == "aa" and FOLD["ix"] == "ih" and FOLD["zh"] == "sh" and FOLD["h#"] == "sil" and FOLD["q"] is None
+    )
     assert FOLD["epi"] == FOLD["pau"] == FOLD["bcl"] == "sil" and FOLD["nx"] == FOLD["en"] == "n"
 
 

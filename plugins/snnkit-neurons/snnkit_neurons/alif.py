@@ -49,7 +49,9 @@ class ALIF(Neuron):
     """Adaptive-threshold LIF: threshold V_th + β·a with a trace a decaying with τ_a (LSNN's ALIF)."""
 
     name = "alif"
-    description = "adaptive LIF (LSNN): threshold V_th + β·a, a[t] = ρ a[t-1] + (1-ρ) S[t-1], soft reset, triangle surrogate"
+    description = (
+        "adaptive LIF (LSNN): threshold V_th + β·a, a[t] = ρ a[t-1] + (1-ρ) S[t-1], soft reset, triangle surrogate"
+    )
     params = (
         Param("decay", 0.9, "λ: membrane decay per step in H[t] = λ·U[t-1] + I[t]"),
         Param("v_th", 1.0, "V_th: the threshold without adaptation"),
@@ -67,7 +69,8 @@ class ALIF(Neuron):
         if not 0.0 <= hp["decay"] <= 1.0:
             raise ConfigError(f"alif needs 0 <= decay <= 1; got {hp['decay']}")
         if hp["v_th"] <= 0 or hp["tau_a"] <= 0 or hp["beta"] < 0:
-            raise ConfigError(f"alif needs v_th > 0, tau_a > 0 and beta >= 0; got {hp['v_th']}, {hp['tau_a']}, {hp['beta']}")
+            raise ConfigError(f"alif needs v_th > 0, tau_a > 0 and beta >= 0; got {hp['v_th']}, {hp['tau_a']}, "
+                              f"{hp['beta']}")
         self.v_th = float(hp["v_th"])
         self._consts = {"decay": float(hp["decay"]), "v_th": self.v_th, "beta": float(hp["beta"]),
                         "rho": math.exp(-1.0 / float(hp["tau_a"]))}
@@ -77,7 +80,9 @@ class ALIF(Neuron):
         return ALIFState(z, z, z)
 
     def step(self, current, state, recurrent=None, hook=None):
-        s, state = alif_step(self.total_input(current, recurrent), state, surrogate=self.surrogate, hook=hook, **self._consts)
+        s, state = alif_step(
+            self.total_input(current, recurrent), state, surrogate=self.surrogate, hook=hook, **self._consts
+        )
         return s, s, state
 
 

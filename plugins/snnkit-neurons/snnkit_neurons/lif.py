@@ -20,8 +20,8 @@ from typing import NamedTuple
 
 import torch
 
-from snnkit_core.contract.errors import ConfigError
 from snnkit_core import Neuron, Param
+from snnkit_core.contract.errors import ConfigError
 from snnkit_core.contract.surrogate import spike
 
 
@@ -99,7 +99,9 @@ class LIF(Neuron):
     def step(self, current, state, recurrent=None):
         if recurrent is not None:  # one membrane: it integrates the sum (Neuron.total_input, inlined)
             current = current + recurrent
-        a, s, _, state = lif_step(current, state, self.leak, self.tau_s, self.v_th, self.surrogate, self.hparams["detach_reset"])
+        a, s, _, state = lif_step(
+            current, state, self.leak, self.tau_s, self.v_th, self.surrogate, self.hparams["detach_reset"]
+        )
         return a, s, state
 
     def encode_input(self, x):

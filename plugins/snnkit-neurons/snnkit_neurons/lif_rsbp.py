@@ -75,7 +75,8 @@ class LIFRSBP(Neuron):
         Param("tau_m", 64.0, "membrane time constant (reference: 64 images, 128 speech)", unit="steps"),
         Param("tau_s", 8.0, "synaptic time constant", unit="steps"),
         Param("v_th", 10.0, "firing threshold (fires when v > V_th - 1e-6)"),
-        Param("t_ref", 2, "refractory period: the membrane is held at 0 for this many steps after a spike", unit="steps"),
+        Param("t_ref", 2, "refractory period: the membrane is held at 0 for this many steps after a "
+                          "spike", unit="steps"),
         Param("delay", True, "feedforward input arrives one step late, I(t-1) (the reference's synaptic delay)"),
         Param("surrogate_width", 1.0, "width of the sigmoid surrogate used only when a gradient rule (bptt) "
               "differentiates step; ST-RSBP does not"),
@@ -91,7 +92,8 @@ class LIFRSBP(Neuron):
         super().__init__(size, **params)
         hp = self.hparams
         if hp["tau_m"] <= 1 or hp["tau_s"] <= 1:
-            raise ConfigError(f"lif-rsbp needs tau_m > 1 and tau_s > 1 steps; got tau_m={hp['tau_m']}, tau_s={hp['tau_s']}")
+            raise ConfigError(f"lif-rsbp needs tau_m > 1 and tau_s > 1 steps; got tau_m={hp['tau_m']}, "
+                              f"tau_s={hp['tau_s']}")
         if not hp["v_th"] > 0:
             raise ConfigError(f"lif-rsbp needs v_th > 0; got {hp['v_th']}")
         if hp["t_ref"] < 0:

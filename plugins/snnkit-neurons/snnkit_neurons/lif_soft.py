@@ -17,8 +17,8 @@ from typing import NamedTuple
 
 import torch
 
-from snnkit_core.contract.errors import ConfigError
 from snnkit_core import Neuron, Param
+from snnkit_core.contract.errors import ConfigError
 from snnkit_core.contract.surrogate import spike, surrogate_grad
 
 

@@ -30,7 +30,8 @@ spike replaces every path back into it, as the authors' ``HookFunction`` does.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
@@ -75,8 +76,10 @@ class NRR(Neuron):
         Param("v_th", 0.5, "θ: firing threshold of both channels (strict '>')"),
         Param("alpha", 0.9, "α: decay of the adaptive threshold trace a per step"),
         Param("beta", 0.1, "β: increment of a per spike (a* = β/(1-α)·S)"),
-        Param("gamma", 1.0, "γ: weight of a in the feedforward membrane (1: paper; 0: authors' code default, adaptation off)"),
-        Param("reset", "fix", "fix: r(S) = 1 - min(S,1); quirk: r(S) = 1 - S (S = 2 flips the membrane's sign, as the code)",
+        Param("gamma", 1.0, "γ: weight of a in the feedforward membrane (1: paper; 0: authors' code default, "
+                            "adaptation off)"),
+        Param("reset", "fix", "fix: r(S) = 1 - min(S,1); quirk: r(S) = 1 - S (S = 2 flips the membrane's sign, as the "
+                              "code)",
               choices=("fix", "quirk")),
     )
     has_psc = False

@@ -10,12 +10,18 @@ import shutil
 import pytest
 import torch
 
-from snnkit_connectivity.asrc import (AdaptiveSkipRecurrence, DenseRecurrence, SkipRecurrence, chunked_skip_scan,
-                                     dense_scan, mixed_span_scan)
+from snnkit_connectivity.asrc import (
+    AdaptiveSkipRecurrence,
+    DenseRecurrence,
+    SkipRecurrence,
+    chunked_skip_scan,
+    dense_scan,
+    mixed_span_scan,
+)
 from snnkit_connectivity.scsr import SelfRecurrence
+from snnkit_core.contract.plugins import get_registry
 from snnkit_core.contract.scan import reference_scan
 from snnkit_core.contract.surrogate import KINDS
-from snnkit_core.contract.plugins import get_registry
 from snnkit_neurons.kernels import cpu
 from snnkit_neurons.lif import LIF
 from snnkit_neurons.lif_soft import LIFSoft

@@ -24,7 +24,9 @@ def test_hand_computed_four_steps():
     # λ = 0.5, V_th = 1.  Neuron 0: I = .6 .8 1.5 0;  neuron 1 hits the threshold exactly (fires: H - V_th >= 0)
     #  n0: H = .6 -> U .6 | H = .3+.8 = 1.1 -> S 1, U .1 | H = .05+1.5 = 1.55 -> S 1, U .55 | H = .275 -> U .275
     #  n1: H = 1 -> S 1, U 0 | H = 0 | H = 0 | H = .5 -> U .5
-    I = torch.tensor([[0.6, 1.0], [0.8, 0.0], [1.5, 0.0], [0.0, 0.5]], dtype=torch.float64).unsqueeze(1)  # (T, B=1, N=2)
+    I = torch.tensor([[0.6, 1.0], [0.8, 0.0], [1.5, 0.0], [0.0, 0.5]], dtype=torch.float64).unsqueeze(
+        1
+    )  # (T, B=1, N=2)
     n = LIFSoft(2)
     state = n.initial_state(1, I.device, I.dtype)
     spikes, us = [], []

@@ -116,7 +116,7 @@ def test_network_uses_the_kernel_and_backend_triton_errors_clearly(interpreter):
 
 
 def _compare_soft(device, L, B, N, kind, detach, use_gu, seed=0):
-    from snnkit_neurons.lif_soft import LIFSoft, SoftState, SoftScan
+    from snnkit_neurons.lif_soft import LIFSoft, SoftScan, SoftState
 
     torch.manual_seed(seed)
     n = LIFSoft(N, detach_reset=detach)
@@ -144,7 +144,7 @@ def _compare_soft(device, L, B, N, kind, detach, use_gu, seed=0):
 @pytest.mark.parametrize("L", [1, 2])
 def test_fused_lif_soft_short_chunks_strided_input_several_programs(interpreter, L):
     """L = 1 (dense/asrc call one step at a time), a strided input view, B·N = 360 > BLOCK."""
-    from snnkit_neurons.lif_soft import LIFSoft, SoftState, SoftScan
+    from snnkit_neurons.lif_soft import LIFSoft, SoftScan, SoftState
 
     torch.manual_seed(2)
     n = LIFSoft(120)
@@ -204,7 +204,9 @@ def test_lif_soft_kernel_in_src_network_matches_reference_and_backend_controls_i
     assert len(g_ref) == len(g_fast) and all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(g_ref, g_fast))
     net2 = Network(3, [6, 6], 4, lambda k: LIFSoft(k), SelfRecurrent(), readout="linear")
     with pytest.raises(IncompatibleError, match="no fused kernel"):
-        net2.backend = "triton"  # the self-recurrence scan loops `step`: no kernel runs, so triton is refused when planned
+        net2.backend = (
+            "triton"  # the self-recurrence scan loops `step`: no kernel runs, so triton is refused when planned
+        )
 
 
 @pytest.mark.cuda

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from snnkit.testing import NeuronContract
 from snnkit_core.contract.errors import ConfigError
 from snnkit_core.contract.scan import reference_scan
-from snnkit.testing import NeuronContract
 from snnkit_neurons.alif import ALIF
 from snnkit_neurons.nrr import NRR
 

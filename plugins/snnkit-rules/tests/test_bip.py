@@ -38,7 +38,15 @@ def _cache(tmp_path_factory):
 
 def net(readout="spiking", tau_m=8.0):
     torch.manual_seed(0)
-    return Network(4, (6, 6, 6), 3, lambda n: LIF(n, tau_m=tau_m, tau_s=3.0), SrSc(init_scale=0.5), readout=readout, weight_scale=2.0)
+    return Network(
+        4,
+        (6, 6, 6),
+        3,
+        lambda n: LIF(n, tau_m=tau_m, tau_s=3.0),
+        SrSc(init_scale=0.5),
+        readout=readout,
+        weight_scale=2.0,
+    )
 
 
 def test_setup_makes_hidden_leaks_trainable_only():
@@ -155,6 +163,7 @@ def test_without_bip_the_leak_gets_no_gradient():
 @pytest.mark.slow
 def test_cli_train_tssl_bp_with_bip(tmp_path, _cache):
     from click.testing import CliRunner
+
     from snnkit_cli.main import cli
 
     out = tmp_path / "run"

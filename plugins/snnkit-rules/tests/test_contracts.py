@@ -1,7 +1,7 @@
 """The rule contract of snnkit.testing, for each first-party rule."""
 
-from snnkit_connectivity.scsr import SrSc
 from snnkit.testing import RuleContract
+from snnkit_connectivity.scsr import SrSc
 from snnkit_neurons.lif import LIF
 from snnkit_neurons.lif_soft import LIFSoft
 from snnkit_rules.bip import BIP

@@ -1,14 +1,15 @@
 """``reward-prop``: the replaced gradients equal the closed form of docs/rules/reward-prop.md (computed here
-independently in float64), no gradient reaches layer l from layer l+1, the readout gets autograd's MSE gradient; the rule contract tests."""
+independently in float64), no gradient reaches layer l from layer l+1, the readout gets autograd's MSE gradient;
+the rule contract tests."""
 
 import numpy as np
 import pytest
 import torch
 
-from snnkit_core.engine.assembly import assemble
-from snnkit_core.contract.interfaces import Batch
 from snnkit.testing import RuleContract
 from snnkit_connectivity.sparse import Sparse
+from snnkit_core.contract.interfaces import Batch
+from snnkit_core.engine.assembly import assemble
 from snnkit_neurons.alif import ALIF
 from snnkit_neurons.nrr import NRR
 from snnkit_rules.reward_prop import RewardProp
@@ -48,7 +49,9 @@ def _setup(reset="fix", gamma=1.0, minus_h=False, seed=0):
             layer.recurrence.weight.abs_().mul_(2.0)
         net.layers[1].ff.weight.mul_(3.0)
     g = torch.Generator().manual_seed(seed)
-    batch = Batch(1.5 * torch.rand(12, 4, 3, generator=g, dtype=torch.float64), torch.tensor([0, 1, 2, 1]), torch.arange(4))
+    batch = Batch(
+        1.5 * torch.rand(12, 4, 3, generator=g, dtype=torch.float64), torch.tensor([0, 1, 2, 1]), torch.arange(4)
+    )
     return rule, net, batch
 
 
@@ -163,7 +166,8 @@ def test_schedule_is_step_decay():
 
 
 def test_the_deep_variant_trains_every_stage():
-    """Conv over frequency -> sparse recurrent layer -> feedforward layer -> vote readout: every stage gets a gradient."""
+    """Conv over frequency -> sparse recurrent layer -> feedforward layer -> vote readout: every stage gets a
+    gradient."""
     rule = RewardProp()
     net = assemble(NRR, Sparse(conv_kernel=3, recurrent_layers="1"), [rule], input_size=4, num_classes=3,
                    hidden=(8, 6, 5), seed=0, weight_scale=2.0)

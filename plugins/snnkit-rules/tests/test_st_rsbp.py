@@ -1,17 +1,25 @@
-"""ST-RSBP (docs/rules/st-rsbp.md): the S-PSP identity, the per-sample linear system, gradient direction and batching, contracts."""
+"""ST-RSBP (docs/rules/st-rsbp.md): the S-PSP identity, the per-sample linear system, gradient direction and
+batching, contracts."""
 
 import copy
 
 import pytest
 import torch
 
+from snnkit.testing import NeuronContract, RuleContract
 from snnkit_connectivity.asrc import Dense
 from snnkit_core.contract.errors import IncompatibleError, NaNLossError
 from snnkit_core.contract.interfaces import Batch
-from snnkit.testing import NeuronContract, RuleContract
 from snnkit_neurons.lif_rsbp import LIFRSBP, rsbp_step
-from snnkit_rules.st_rsbp import (STRSBP, layer_backward, poly_table, propagation_matrix, rsbp_scan, solve_batched,
-                                  system_matrix)
+from snnkit_rules.st_rsbp import (
+    STRSBP,
+    layer_backward,
+    poly_table,
+    propagation_matrix,
+    rsbp_scan,
+    solve_batched,
+    system_matrix,
+)
 from snnkit_rules.st_rsbp_psp import reset_weights, s_psp
 
 
@@ -128,8 +136,8 @@ def test_singular_system_falls_back_to_pinv_and_never_gives_nan():
 
 
 def _net(hidden=(12, 10), recurrent=True, seed=0, **rule_params):
-    from snnkit_core.engine.assembly import assemble
     from snnkit.testing import _Feedforward
+    from snnkit_core.engine.assembly import assemble
 
     rule = STRSBP(**{"lateral_inhibition": 1.0, "desired": 12.0, "undesired": 2.0, "margin": 1.0, "init_w": 0.0,
                      **rule_params})
@@ -201,7 +209,9 @@ def test_training_steps_lower_the_loss_and_write_grad_themselves():
     batch = _batch(B=12)
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=0.02)
     first = float(rule.train_step(net, batch, opt)[0])
-    assert all(p.grad is not None for p in [net.layers[0].ff.weight, net.layers[1].recurrence.weight, net.output.ff.weight])
+    assert all(
+        p.grad is not None for p in [net.layers[0].ff.weight, net.layers[1].recurrence.weight, net.output.ff.weight]
+    )
     losses = [float(rule.train_step(net, batch, opt)[0]) for _ in range(15)]
     assert min(losses) < 0.75 * first, (first, losses)
 

@@ -16,8 +16,8 @@ import torch
 
 from snnkit_connectivity.scsr import FeedForward, SelfRecurrence, SrSc
 from snnkit_core.contract.errors import IncompatibleError
-from snnkit_core.engine.network import Network, check_compatible
 from snnkit_core.contract.scan import reference_scan
+from snnkit_core.engine.network import Network, check_compatible
 from snnkit_neurons.lif import LIF
 from snnkit_rules.bip import BIP
 from snnkit_rules.tssl_bp import TSSLBP, TSSLScan, desired_spikes, tssl_forward
@@ -162,8 +162,18 @@ def o_network(x, y, P, k=None, th_intra=None, warm_hidden=0.25, warm_out=0.25, w
     tgt = o_target(T, B, K, y, TAU_S)
     loss = 0.5 * ((ao - tgt) ** 2).sum() / B
     g = {}
-    Go = o_layer_backward(ao - tgt, uo, so, ao, urpo, no, P["thout"], k={kk: k[kk] for kk in ("inter", "intra")}, warm=warm_out,
-                          width=width_out)
+    Go = o_layer_backward(
+        ao - tgt,
+        uo,
+        so,
+        ao,
+        urpo,
+        no,
+        P["thout"],
+        k={kk: k[kk] for kk in ("inter", "intra")},
+        warm=warm_out,
+        width=width_out,
+    )
     g["Wout"] = np.einsum("tbk,tbn->kn", Go, acts[3])
     g_ext = {2: Go @ P["Wout"]}
     Gs = {}
@@ -221,7 +231,11 @@ def params_np(net):
         rec = layer.recurrence
         P[f"ws{l}"] = rec.weight.detach().numpy().copy() if rec is not None else np.zeros(layer.size)
         P[f"th{l}"] = layer.neuron.leak.detach().numpy().copy()
-    P["Wskip"] = net.layers[2].skip_in["0"].weight.detach().numpy().copy() if "0" in net.layers[2].skip_in else np.zeros((net.layers[2].size, net.layers[0].size))
+    P["Wskip"] = (
+        net.layers[2].skip_in["0"].weight.detach().numpy().copy()
+        if "0" in net.layers[2].skip_in
+        else np.zeros((net.layers[2].size, net.layers[0].size))
+    )
     P["Wout"] = net.output.ff.weight.detach().numpy().copy()
     P["thout"] = net.output.neuron.leak.detach().numpy().copy()
     return P
@@ -302,7 +316,8 @@ def test_per_neuron_leak_in_intra_terms_is_detected(case):
     assert maxdiff(case["g"], bad) > 1e-4
 
 
-@pytest.mark.parametrize("backward, warm_hidden, warm_out, width_out", [("surrogate", 1e9, 1e9, 0.5), ("hybrid", 1e9, 0.25, 0.2)])
+@pytest.mark.parametrize("backward, warm_hidden, warm_out, "
+                         "width_out", [("surrogate", 1e9, 1e9, 0.5), ("hybrid", 1e9, 0.25, 0.2)])
 def test_surrogate_and_hybrid_backward_equal_the_oracle(backward, warm_hidden, warm_out, width_out):
     """surrogate: G = f(u)·conv at every (neuron, step) = the oracle with the warm-up branch everywhere, with the
     surrogate form's width 0.5; hybrid: that in the hidden layers, the exact 2021 branch (warm-up width 0.2) in the
@@ -330,9 +345,11 @@ def test_diagnostics_per_layer_in_describe():
     assert list(d) == ["layer0", "layer1", "layer2", "output"]
     s_out = net(x).hidden[0].s.detach()  # grad enabled but the net is in training mode: counted, then reset below
     rule.describe(net)
-    for name, row in d.items():
+    for _name, row in d.items():
         assert 0 <= row["silent"] <= 1 and 0 <= row["saturated"] <= 1 and 0 < row["spike_rate"] < 1
-        assert row["exact_spike"] == pytest.approx(row["spike_rate"])  # 2021: every spike step with a >= 1/(4τs) is exact
+        assert row["exact_spike"] == pytest.approx(
+            row["spike_rate"]
+        )  # 2021: every spike step with a >= 1/(4τs) is exact
         assert row["exact_spike"] + row["exact_silent"] + row["surrogate"] == pytest.approx(1.0)
         assert row["grad_norm"] > 0 and row["grad_norm_max"] >= row["grad_norm"]
     assert d["layer0"]["spike_rate"] == pytest.approx(float(s_out.mean()), rel=1e-9)
@@ -394,7 +411,16 @@ def test_reduces_to_plain_tsslbp_without_self_skip_bip(warmup):
     assert s_.sum() > 10
     for b in range(B):
         for i in range(N):
-            want = plain_23(g[:, b, i].numpy(), u[:, b, i], s_[:, b, i], (u - urp)[:, b, i], a_[:, b, i], 1 / tau_m, TAU_S, warm=warmup)
+            want = plain_23(
+                g[:, b, i].numpy(),
+                u[:, b, i],
+                s_[:, b, i],
+                (u - urp)[:, b, i],
+                a_[:, b, i],
+                1 / tau_m,
+                TAU_S,
+                warm=warmup,
+            )
             np.testing.assert_allclose(cur.grad[:, b, i].numpy(), want, rtol=1e-11, atol=1e-13)
 
 
@@ -614,8 +640,8 @@ def test_presets_load_and_the_fsdd_one_builds():
 
 
 def test_unusable_sequence_length_fails_before_the_run_directory_is_written(tmp_path, _cache):
-    from snnkit_core.engine.config import TrainConfig
     from snnkit_core.contract.interfaces import ArrayData
+    from snnkit_core.engine.config import TrainConfig
     from snnkit_core.engine.training import build, train
 
     cfg = TrainConfig(neuron="lif", conn="srsc", rules=("tssl-bp",), dataset="espeak-digits", hidden=(8, 8, 8),

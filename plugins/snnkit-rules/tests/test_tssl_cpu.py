@@ -1,5 +1,6 @@
 """tssl-bp's C scan (the lif implementations of kind tssl-bp-forward / tssl-bp-backward that snnkit-neurons
-registers, one call per direction; the rule reaches them through the implementation registry) against the rule's torch loops
+registers, one call per direction; the rule reaches them through the implementation registry) against the rule's
+torch loops
 (tssl_forward / tssl_backward, the oracle): identical spikes and PSC, gradients within 1e-6 (float32) / 1e-12
 (float64) relative to the tensor's largest gradient (at least 1), and the same branch diagnostics, for every
 backward form, with and without the self term, T = 1, and more elements than one C block (512)."""
@@ -14,7 +15,7 @@ import torch
 from snnkit_core.contract.implementations import find
 from snnkit_core.contract.plugins import get_registry
 from snnkit_rules import tssl_bp
-from snnkit_rules.tssl_bp import TSSLBP, TSSLScan, TrainingStats, tssl_backward, tssl_forward
+from snnkit_rules.tssl_bp import TSSLBP, TrainingStats, TSSLScan, tssl_backward, tssl_forward
 
 TOL = {torch.float32: 1e-6, torch.float64: 1e-12}
 TAU_S, VTH = 3.0, 1.0
@@ -115,7 +116,9 @@ def test_the_c_backward_is_the_one_that_runs_and_a_wrong_form_would_be_caught():
     Gsu = tssl_cpu.backward(g_a, u, s, a, ws, leak, TAU_S, VTH, _opts("surrogate"))[0]
     assert (G21 - Gsu).abs().max() > 1e-3
     u, s, a, urp = tssl_forward(cur, ws, leak, TAU_S, VTH)
-    torch.testing.assert_close(G21, tssl_backward(g_a, u, s, a, urp, ws, leak, TAU_S, VTH, _opts("2021")), rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        G21, tssl_backward(g_a, u, s, a, urp, ws, leak, TAU_S, VTH, _opts("2021")), rtol=0, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("form", ["surrogate", "2021", "2020"])

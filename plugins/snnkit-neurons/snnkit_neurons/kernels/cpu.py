@@ -192,7 +192,7 @@ class one_blas_thread:
             fn = None
             for so in sorted((Path(torch.__file__).parent / "lib").glob("libtorch_cpu*")):
                 try:
-                    fn = getattr(ctypes.CDLL(str(so)), "MKL_Set_Num_Threads_Local")  # the C entry (by value)
+                    fn = ctypes.CDLL(str(so)).MKL_Set_Num_Threads_Local  # the C entry (by value)
                     fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
                     break
                 except (OSError, AttributeError):

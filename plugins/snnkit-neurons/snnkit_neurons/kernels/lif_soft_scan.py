@@ -1,6 +1,7 @@
 """One Triton kernel per direction for an L-step ``lif-soft`` chunk (``LIFSoft.scan_chunk``).
 
-The same equations as ``lif_soft.SoftScan`` (docs/methods/asrc.md, "Neuron lif-soft"), per element (b, n), looping over t in the kernel:
+The same equations as ``lif_soft.SoftScan`` (docs/methods/asrc.md, "Neuron lif-soft"), per element (b, n), looping
+over t in the kernel:
 
     H[t] = λ·U[t-1] + I[t];   S[t] = Θ(H[t] - V_th) (inclusive);   U[t] = H[t] - V_th·S[t]
 

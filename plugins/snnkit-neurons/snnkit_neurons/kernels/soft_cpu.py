@@ -1,6 +1,7 @@
 """``lif-soft`` chunk scans over preallocated buffers: one L-step chunk, and SRC's whole chunked layer scan.
 
-Equations (docs/methods/asrc.md, "Neuron lif-soft"; derivation of the backward in ``cpu_scan.c`` and ``lif_soft.SoftScan``):
+Equations (docs/methods/asrc.md, "Neuron lif-soft"; derivation of the backward in ``cpu_scan.c`` and
+``lif_soft.SoftScan``):
 
     H[t] = λ·U[t-1] + I[t];   S[t] = Θ(H[t] - V_th) (inclusive);   U[t] = H[t] - V_th·S[t]
 
@@ -24,7 +25,7 @@ from snnkit_core.contract.surrogate import surrogate_grad
 from . import cpu
 
 
-def chunk_fwd(I, R, u, s_out, h_out, decay: float, v_th: float, use_c: bool = True) -> None:
+def chunk_fwd(I, R, u, s_out, h_out, decay: float, v_th: float, use_c: bool = True) -> None:  # noqa: E741 - I[t], the paper's input current
     """L steps from membrane ``u`` (B, N), updated in place; writes S and H (L, B, N). ``R``: optional second
     input added to I first (as the reference adds the recurrent input to the current). ``use_c``: the C library
     where it is loaded, else (and when False) the torch ops."""
