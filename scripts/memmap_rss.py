@@ -116,13 +116,11 @@ def child(mode: str, path: str, batch_size: int, step_hidden: str, step_batches:
     for xb, _ in batches(data, batch_size, True, torch.Generator().manual_seed(0)):
         total += float(xb[:, :, 0].sum())  # touch the batch
     epoch_s = time.perf_counter() - t0
-    res = {
-        "mode": mode, "n": n, "steps": steps, "channels": channels, "dtype": str(x.dtype), "batch_size": batch_size,
-        "load_s": load_s, "epoch_data_s": epoch_s, "checksum": total,
-        "rss_before_mb": base["VmRSS"] / 2**20, "rss_after_load_mb": after_load["VmRSS"] / 2**20,
-        "peak_rss_mb": status()["VmHWM"] / 2**20, "peak_anon_mb": peak.stop() / 2**20,
-        "rss_file_end_mb": status()["RssFile"] / 2**20,
-    }
+    res = {"mode": mode, "n": n, "steps": steps, "channels": channels, "dtype": str(x.dtype), "batch_size": batch_size,
+           "load_s": load_s, "epoch_data_s": epoch_s, "checksum": total,
+           "rss_before_mb": base["VmRSS"] / 2**20, "rss_after_load_mb": after_load["VmRSS"] / 2**20,
+           "peak_rss_mb": status()["VmHWM"] / 2**20, "peak_anon_mb": peak.stop() / 2**20,
+           "rss_file_end_mb": status()["RssFile"] / 2**20}
     if step_hidden:
         res.update(step_time(data, batch_size, step_hidden, step_batches))
     return res
@@ -136,16 +134,9 @@ def step_time(data, batch_size: int, hidden: str, k: int) -> dict:
     from snnkit_core.engine.data import indexed_batches, to_batch
     from snnkit_core.engine.training import build, make_optimizer
 
-    cfg = TrainConfig(
-        neuron="lif",
-        conn="self",
-        rules=("bptt",),
-        dataset="arrays",
-        hidden=tuple(int(h) for h in hidden.split(",")),
-        batch_size=batch_size,
-        device="cpu",
-        params={"dataset": {"path": _tiny_npz(data.x.shape[2])}},
-    )
+    cfg = TrainConfig(neuron="lif", conn="self", rules=("bptt",), dataset="arrays",
+                      hidden=tuple(int(h) for h in hidden.split(",")), batch_size=batch_size, device="cpu",
+                      params={"dataset": {"path": _tiny_npz(data.x.shape[2])}})
     built = build(cfg)
     opt = make_optimizer(built)
     rule = built.gradient_rule

@@ -153,13 +153,11 @@ def main() -> None:
             rows = [train_seed(args, ds, var, seed, out) for seed in seeds]
             rp = "reward-prop" in VARIANTS[var]
             accs = [r["test_accuracy"] for r in rows]
-            table["variants"][var] = {
-                "lr": (args.lr_rp if rp else args.lr_bp) or "1e-3",
-                "rp_step": (args.rp_step or "10") if rp else None,
-                "test_accuracy_mean": statistics.mean(accs),
-                "test_accuracy_sd": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-                "runs": rows,
-            }
+            table["variants"][var] = {"lr": (args.lr_rp if rp else args.lr_bp) or "1e-3",
+                                      "rp_step": (args.rp_step or "10") if rp else None,
+                                      "test_accuracy_mean": statistics.mean(accs),
+                                      "test_accuracy_sd": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                                      "runs": rows}
             (out / f"{args.name}-{ds}.json").write_text(json.dumps(table, indent=2))
         print(json.dumps({v: f"{100 * r['test_accuracy_mean']:.2f} ± {100 * r['test_accuracy_sd']:.2f}"
                           for v, r in table["variants"].items()}), flush=True)

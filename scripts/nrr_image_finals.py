@@ -62,27 +62,9 @@ def main() -> None:
         print(ds, lrs, flush=True)
         for var in variants:  # one call per variant: each with its own validation-chosen lr, merged into one table
             subprocess.run(
-                [
-                    sys.executable,
-                    str(ROOT / "scripts/nrr_ablation.py"),
-                    "--variants",
-                    var,
-                    "--datasets",
-                    ds,
-                    "--epochs",
-                    str(args.epochs),
-                    "--seeds",
-                    args.seeds,
-                    "--lr-rp",
-                    lrs[var],
-                    "--lr-bp",
-                    lrs[var],
-                    "--rp-step",
-                    args.rp_step,
-                    "--name",
-                    args.name,
-                    "--merge",
-                ],
+                [sys.executable, str(ROOT / "scripts/nrr_ablation.py"), "--variants", var, "--datasets", ds, "--epochs",
+                 str(args.epochs), "--seeds", args.seeds, "--lr-rp", lrs[var], "--lr-bp", lrs[var], "--rp-step",
+                 args.rp_step, "--name", args.name, "--merge"],
                 check=True,
             )
 

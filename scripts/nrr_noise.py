@@ -90,11 +90,8 @@ def main():
             table["variants"][var]["runs"] = [rel(find_run(Path(args.runs) / ds, var, s)) for s in args.seeds.split(",")
                                               if find_run(Path(args.runs) / ds, var, s) is not None]
         (out / f"{args.name}-{ds}.json").write_text(json.dumps(table, indent=2))
-        plot_noise(
-            {v: r for v, r in curves.items() if v in args.plot_variants.split(",")},
-            out / f"{args.name}-{ds}.png",
-            title=f"{ds}: test accuracy under noise",
-        )
+        plot_noise({v: r for v, r in curves.items() if v in args.plot_variants.split(",")},
+                   out / f"{args.name}-{ds}.png", title=f"{ds}: test accuracy under noise")
         for var, rows in curves.items():
             print(ds, var, " ".join(f"{r['p']:.1f}:{100 * r['accuracy']:.1f}±{100 * r['accuracy_sd']:.1f}"
                                     f"(r{r['ratio']:.2f})" for r in rows), flush=True)

@@ -52,19 +52,11 @@ def main() -> None:
                 m = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
                 best = max(m, key=lambda r: r["val_accuracy"])
                 at = {e: round(m[e - 1]["val_accuracy"], 4) for e in (10, 30, len(m)) if e <= len(m)}
-                rec = {
-                    "dataset": ds,
-                    "variant": var,
-                    "lr": float(lr),
-                    "epochs": args.epochs,
-                    "seed": args.seed,
-                    "best_val": round(best["val_accuracy"], 4),
-                    "best_epoch": best["epoch"],
-                    "train_at_best": round(best["train_accuracy"], 4),
-                    "train_last": round(m[-1]["train_accuracy"], 4),
-                    "val_at_epoch": at,
-                    "command": " ".join(cmd[2:]).replace(sys.executable, "python"),
-                }
+                rec = {"dataset": ds, "variant": var, "lr": float(lr), "epochs": args.epochs, "seed": args.seed,
+                       "best_val": round(best["val_accuracy"], 4), "best_epoch": best["epoch"],
+                       "train_at_best": round(best["train_accuracy"], 4),
+                       "train_last": round(m[-1]["train_accuracy"], 4), "val_at_epoch": at,
+                       "command": " ".join(cmd[2:]).replace(sys.executable, "python")}
                 print(json.dumps(rec), flush=True)
                 with open(Path(args.out) / "tune.jsonl", "a") as f:
                     f.write(json.dumps(rec) + "\n")

@@ -71,14 +71,9 @@ class Ctx:
         return res.returncode, out
 
     def popen(self, *args, env: dict | None = None) -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-c", BOOT, *map(str, args)],
-            cwd=self.dir,
-            env=self.env(**(env or {})),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        return subprocess.Popen([sys.executable, "-c", BOOT, *map(str, args)], cwd=self.dir,
+                                env=self.env(**(env or {})), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
 
     def npz(self, name="d.npz", **over) -> Path:
         rng = np.random.default_rng(0)
@@ -234,12 +229,8 @@ for label, source in _PLUGINS.items():
         return bool(rows.get("bad-plugin", {}).get("error")) and rows["snnkit-neurons"]["error"] is None
 
 
-@case(
-    "plugin",
-    "name clash: a harmless component of the broken plugin",
-    "error",
-    ["would provide it but is not loaded", "aaa-clash"],
-)
+@case("plugin", "name clash: a harmless component of the broken plugin", "error",
+      ["would provide it but is not loaded", "aaa-clash"])
 def _(ctx):
     ctx.plugin("aaa-clash", """
         from snnkit_core import hookimpl

@@ -22,13 +22,8 @@ from snnkit_core.engine.config import TrainConfig
 from snnkit_core.engine.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = {
-    "ff (TSSL-BP)": ("ff", ("tssl-bp",)),
-    "Sr": ("self", ("tssl-bp",)),
-    "Sr-BIP": ("self", ("tssl-bp", "bip")),
-    "SrSc": ("srsc", ("tssl-bp",)),
-    "SrSc-BIP": ("srsc", ("tssl-bp", "bip")),
-}
+VARIANTS = {"ff (TSSL-BP)": ("ff", ("tssl-bp",)), "Sr": ("self", ("tssl-bp",)), "Sr-BIP": ("self", ("tssl-bp", "bip")),
+            "SrSc": ("srsc", ("tssl-bp",)), "SrSc-BIP": ("srsc", ("tssl-bp", "bip"))}
 
 
 def parse_args():
@@ -74,15 +69,12 @@ def run_variants(args, base: TrainConfig, results: dict, out_path: Path) -> None
             cfg = base.evolve(conn=conn, rules=rules, seed=seed)
             t0 = time.perf_counter()
             recs = [r.to_json() for r in train(cfg)]
-            results["runs"][key] = {
-                "variant": name, "seed": seed, "final_test_accuracy": recs[-1]["test_accuracy"],
-                "best_test_accuracy": max(r["test_accuracy"] for r in recs),
-                "final_train_accuracy": recs[-1]["train_accuracy"],
-                "test_accuracy_per_epoch": [r["test_accuracy"] for r in recs],
-                "seconds_per_epoch": statistics.mean(r["seconds"] for r in recs),
-                "wall_seconds": time.perf_counter() - t0,
-                "bip": recs[-1].get("bip"),
-            }
+            results["runs"][key] = {"variant": name, "seed": seed, "final_test_accuracy": recs[-1]["test_accuracy"],
+                                    "best_test_accuracy": max(r["test_accuracy"] for r in recs),
+                                    "final_train_accuracy": recs[-1]["train_accuracy"],
+                                    "test_accuracy_per_epoch": [r["test_accuracy"] for r in recs],
+                                    "seconds_per_epoch": statistics.mean(r["seconds"] for r in recs),
+                                    "wall_seconds": time.perf_counter() - t0, "bip": recs[-1].get("bip")}
             print(f"{key}: final {recs[-1]['test_accuracy']:.4f}  ({time.perf_counter() - t0:.0f} s)", flush=True)
             out_path.parent.mkdir(parents=True, exist_ok=True)
             out_path.write_text(json.dumps(results, indent=1))

@@ -68,11 +68,8 @@ def run_one(conn: str, args) -> dict:
             "train_loss": rec.train_loss, "train_accuracy": rec.train_accuracy, "seconds": rec.seconds, "lr": rec.lr,
             "spans": {k: v.get("span") for k, v in rec.extra.get("recurrence", {}).items()},
         })
-        print(
-            f"[{conn}] epoch {rec.epoch}: test acc {rec.test_accuracy:.4f}, {rec.seconds:.1f} s",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(f"[{conn}] epoch {rec.epoch}: test acc {rec.test_accuracy:.4f}, {rec.seconds:.1f} s", file=sys.stderr,
+              flush=True)
     out = {
         "conn": conn, "params": cfg.params["conn"], "epochs": epochs, "n_train": len(data[0]), "n_test": len(data[1]),
         "device": str(built.device), "threads": torch.get_num_threads(),
@@ -158,15 +155,9 @@ def layer_bench(conn: str, args) -> dict:
             y.sum().backward()
             best[k] = min(best[k], time.perf_counter() - t0)
             cur.grad = None
-    return {
-        "conn": conn,
-        "N": N,
-        "batch": B,
-        "T": T,
-        "seconds": best,
-        "speedup_vs_reference": best["reference"] / best["fast"],
-        "speedup_vs_steploop": best["steploop"] / best["fast"],
-    }
+    return {"conn": conn, "N": N, "batch": B, "T": T, "seconds": best,
+            "speedup_vs_reference": best["reference"] / best["fast"],
+            "speedup_vs_steploop": best["steploop"] / best["fast"]}
 
 
 def main(argv=None):
@@ -195,14 +186,9 @@ def main(argv=None):
         print(json.dumps(run_one(args.single, args)))
         return
     conns = [c for c in args.conns.split(",") if c]
-    result = {
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "torch": torch.__version__,
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "runs": [],
-        "step_bench": [],
-        "layer_bench": [],
-    }
+    result = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "torch": torch.__version__,
+              "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "runs": [],
+              "step_bench": [], "layer_bench": []}
     if not args.no_train:
         for conn in conns:
             # one subprocess per connectivity, so the CPU peak RSS belongs to that run alone

@@ -22,16 +22,5 @@ def __getattr__(name: str):
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ArrayData",
-    "Batch",
-    "Compatibility",
-    "Connectivity",
-    "Dataset",
-    "LearningRule",
-    "Neuron",
-    "Param",
-    "Recurrence",
-    "SnnkitError",
-    "hookimpl",
-]
+__all__ = ["ArrayData", "Batch", "Compatibility", "Connectivity", "Dataset", "LearningRule", "Neuron", "Param",
+           "Recurrence", "SnnkitError", "hookimpl"]

@@ -44,22 +44,8 @@ def test_bench_table_prints_the_fraction_for_every_row_including_rule_owned_scan
     fraction of the bound (it used to stop with a TypeError on the missing speed-up)."""
     res = CliRunner().invoke(
         cli,
-        [
-            "bench",
-            "--device",
-            "cpu",
-            "--workload",
-            "scsr-ti46",
-            "--steps",
-            "10",
-            "--batch",
-            "2",
-            "--repeats",
-            "1",
-            "--warmup",
-            "0",
-            "--json",
-        ],
+        ["bench", "--device", "cpu", "--workload", "scsr-ti46", "--steps", "10", "--batch", "2", "--repeats", "1",
+         "--warmup", "0", "--json"],
     )
     assert res.exit_code == 0, res.output
     rows = {r["workload"]: r for r in json.loads(res.output)["results"]}
@@ -83,22 +69,8 @@ def test_asrc_has_a_method_bound_with_its_span_mixing_and_every_other_row_keeps_
     (timed time-batched), both fractions are reported, and the other rows' method bound is their bound."""
     res = CliRunner().invoke(
         cli,
-        [
-            "bench",
-            "--device",
-            "cpu",
-            "--workload",
-            "src-psmnist",
-            "--steps",
-            "40",
-            "--batch",
-            "2",
-            "--repeats",
-            "1",
-            "--warmup",
-            "0",
-            "--json",
-        ],
+        ["bench", "--device", "cpu", "--workload", "src-psmnist", "--steps", "40", "--batch", "2", "--repeats", "1",
+         "--warmup", "0", "--json"],
     )
     assert res.exit_code == 0, res.output
     rows = {r["workload"]: r for r in json.loads(res.output)["results"]}

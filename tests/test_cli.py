@@ -51,20 +51,8 @@ def test_info_unknown_name_suggests(runner):
 
 def test_train_eval_and_resume(runner, tmp_path):
     run = tmp_path / "run"
-    args = [
-        "train",
-        "--dataset",
-        "tiny",
-        "--hidden",
-        "8,8,8",
-        "--epochs",
-        "2",
-        "--out",
-        str(run),
-        "--quiet",
-        "--set",
-        "neuron.tau_m=8",
-    ]
+    args = ["train", "--dataset", "tiny", "--hidden", "8,8,8", "--epochs", "2", "--out", str(run), "--quiet", "--set",
+            "neuron.tau_m=8"]
     res = runner.invoke(cli, args)
     assert res.exit_code == 0, res.output
     assert "final test accuracy" in res.output
@@ -152,20 +140,8 @@ def test_data_dir_may_name_a_file_for_arrays_only(runner, tmp_path):
              x_test=rng.random((6, 6, 4), dtype=np.float32), y_test=np.arange(6) % 3)
     res = runner.invoke(
         cli,
-        [
-            "train",
-            "--dataset",
-            "arrays",
-            "--data-dir",
-            str(f),
-            "--hidden",
-            "8,8,8",
-            "--epochs",
-            "1",
-            "--out",
-            str(tmp_path / "r"),
-            "--quiet",
-        ],
+        ["train", "--dataset", "arrays", "--data-dir", str(f), "--hidden", "8,8,8", "--epochs", "1", "--out",
+         str(tmp_path / "r"), "--quiet"],
     )
     assert res.exit_code == 0, res.output
     res = runner.invoke(cli, ["data", "info", "fsdd", "--data-dir", str(f)])
@@ -174,16 +150,11 @@ def test_data_dir_may_name_a_file_for_arrays_only(runner, tmp_path):
 
 @pytest.mark.parametrize(
     "args, message",
-    [
-        (["--batch-size", "0"], "batch_size must be an integer >= 1"),
-        (["--lr", "-1"], "lr must be a number > 0"),
-        (["--lr", "nan"], "lr must be a number"),
-        (["--epochs", "0"], "epochs must be an integer >= 1"),
-        (["--limit", "0"], "limit must be an integer >= 1"),
-        (["--hidden", "8,0,8"], "hidden sizes must be positive"),
-        (["--set", "neuron.tau_m=1"], "lif needs tau_m > 1"),
-        (["--set", "conn.init_scale=-1"], "conn.init_scale must be >= 0"),
-    ],
+    [(["--batch-size", "0"], "batch_size must be an integer >= 1"), (["--lr", "-1"], "lr must be a number > 0"),
+     (["--lr", "nan"], "lr must be a number"), (["--epochs", "0"], "epochs must be an integer >= 1"),
+     (["--limit", "0"], "limit must be an integer >= 1"), (["--hidden", "8,0,8"], "hidden sizes must be positive"),
+     (["--set", "neuron.tau_m=1"], "lif needs tau_m > 1"),
+     (["--set", "conn.init_scale=-1"], "conn.init_scale must be >= 0")],
 )
 def test_bad_option_values_fail_cleanly_before_a_run_exists(runner, tmp_path, args, message):
     out = tmp_path / "r"

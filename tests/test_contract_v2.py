@@ -398,20 +398,8 @@ def test_tssl_bp_with_backend_triton_fails_before_training_with_a_clear_message(
 
     res = CliRunner().invoke(
         cli,
-        [
-            "train",
-            "--neuron",
-            "lif",
-            "--conn",
-            "srsc",
-            "--rule",
-            "tssl-bp",
-            "--backend",
-            "triton",
-            "--out",
-            str(tmp_path / "run"),
-            "--quiet",
-        ],
+        ["train", "--neuron", "lif", "--conn", "srsc", "--rule", "tssl-bp", "--backend", "triton", "--out",
+         str(tmp_path / "run"), "--quiet"],
     )
     assert res.exit_code == 1 and "own scan" in res.output and "--backend triton" in res.output
     assert not (tmp_path / "run" / "checkpoint.pt").exists()

@@ -93,13 +93,9 @@ def test_sync_gradients_weights_and_missing_grads(tmp_path):
     worker = Path(__file__).with_name("dist_sync_worker.py")
     env = {**_env(), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
     procs = [
-        subprocess.Popen(
-            [sys.executable, str(worker), str(tmp_path)],
-            env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        subprocess.Popen([sys.executable, str(worker), str(tmp_path)],
+                         env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
         for r in range(2)
     ]
     for p in procs:

@@ -26,28 +26,8 @@ def test_fsdd_srsc_bptt_trains(tmp_path, shared_data):
     run = tmp_path / "run"
     res = CliRunner().invoke(
         cli,
-        [
-            "train",
-            "--neuron",
-            "lif",
-            "--conn",
-            "srsc",
-            "--rule",
-            "bptt",
-            "--dataset",
-            "fsdd",
-            "--data-dir",
-            str(shared_data),
-            "--hidden",
-            "64,64,64",
-            "--epochs",
-            "2",
-            "--limit",
-            "800",
-            "--out",
-            str(run),
-            "--quiet",
-        ],
+        ["train", "--neuron", "lif", "--conn", "srsc", "--rule", "bptt", "--dataset", "fsdd", "--data-dir",
+         str(shared_data), "--hidden", "64,64,64", "--epochs", "2", "--limit", "800", "--out", str(run), "--quiet"],
     )
     assert res.exit_code == 0, res.output
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]

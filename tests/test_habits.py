@@ -25,13 +25,9 @@ MAX_FUNCTION_LINES = 60
 MAX_CORE_LINES = 3500
 
 #: first-party import packages and the folder each lives in
-PACKAGES = {
-    "snnkit_core": REPO / "snnkit_core",
-    "snnkit": REPO / "snnkit",
-    "snnkit_cli": REPO / "cli" / "snnkit_cli",
-    **{p.name: p for p in sorted(REPO.glob("plugins/*/snnkit_*")) if (p / "__init__.py").is_file()},
-    **{p.name: p for p in sorted(REPO.glob("examples/*/snnkit_*")) if (p / "__init__.py").is_file()},
-}
+PACKAGES = {"snnkit_core": REPO / "snnkit_core", "snnkit": REPO / "snnkit", "snnkit_cli": REPO / "cli" / "snnkit_cli",
+            **{p.name: p for p in sorted(REPO.glob("plugins/*/snnkit_*")) if (p / "__init__.py").is_file()},
+            **{p.name: p for p in sorted(REPO.glob("examples/*/snnkit_*")) if (p / "__init__.py").is_file()}}
 #: standalone scripts: checked for length and private imports, never imported by anything
 SCRIPT_DIRS = [REPO / "scripts", *sorted(REPO.glob("plugins/*/scripts"))]
 #: what ``import snnkit_core`` must never load: the tools' optional dependencies, the CLI, the plugins

@@ -169,22 +169,8 @@ def test_export_cli_writes_a_readable_graph(fake, tmp_path):
     assert res.exit_code == 0 and "weights: last" in res.output  # as eval: no best.pt, the last checkpoint
     res = runner.invoke(
         cli,
-        [
-            "train",
-            "--dataset",
-            "tiny",
-            "--hidden",
-            "8",
-            "--epochs",
-            "1",
-            "--out",
-            str(tmp_path / "soft"),
-            "--quiet",
-            "--neuron",
-            "lif-soft",
-            "--conn",
-            "ff",
-        ],
+        ["train", "--dataset", "tiny", "--hidden", "8", "--epochs", "1", "--out", str(tmp_path / "soft"), "--quiet",
+         "--neuron", "lif-soft", "--conn", "ff"],
     )
     assert res.exit_code == 0, res.output
     res = runner.invoke(cli, ["export", str(tmp_path / "soft")])

@@ -34,30 +34,8 @@ def nrr_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("nrr") / "run"
     res = CliRunner().invoke(
         cli,
-        [
-            "train",
-            "--neuron",
-            "nrr",
-            "--conn",
-            "sparse",
-            "--rule",
-            "reward-prop",
-            "--hidden",
-            "16",
-            "--epochs",
-            "1",
-            "--limit",
-            "60",
-            "--batch-size",
-            "20",
-            "--lr",
-            "1e-3",
-            "--quiet",
-            "--threads",
-            "1",
-            "--out",
-            str(run),
-        ],
+        ["train", "--neuron", "nrr", "--conn", "sparse", "--rule", "reward-prop", "--hidden", "16", "--epochs", "1",
+         "--limit", "60", "--batch-size", "20", "--lr", "1e-3", "--quiet", "--threads", "1", "--out", str(run)],
     )
     assert res.exit_code == 0, res.output
     return run

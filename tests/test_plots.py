@@ -22,20 +22,8 @@ def runner(fake):
 
 
 def _train(runner, run, *extra, neuron=("--set", "neuron.tau_m=8", "--set", "neuron.v_th=0.3")):
-    args = [
-        "train",
-        "--dataset",
-        "tiny",
-        "--hidden",
-        "8,8,8",
-        "--epochs",
-        "2",
-        "--out",
-        str(run),
-        "--quiet",
-        *neuron,
-        *extra,
-    ]
+    args = ["train", "--dataset", "tiny", "--hidden", "8,8,8", "--epochs", "2", "--out", str(run), "--quiet", *neuron,
+            *extra]
     res = runner.invoke(cli, args)
     assert res.exit_code == 0, res.output
     return run
@@ -142,19 +130,8 @@ def test_tensorboard_missing_is_a_clear_error_before_training(runner, tmp_path, 
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     res = runner.invoke(
         cli,
-        [
-            "train",
-            "--dataset",
-            "tiny",
-            "--hidden",
-            "8,8,8",
-            "--epochs",
-            "1",
-            "--out",
-            str(tmp_path / "r"),
-            "--quiet",
-            "--tensorboard",
-        ],
+        ["train", "--dataset", "tiny", "--hidden", "8,8,8", "--epochs", "1", "--out", str(tmp_path / "r"), "--quiet",
+         "--tensorboard"],
     )
     assert res.exit_code == 1 and "pip install 'snnkit[tensorboard]'" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "r").exists()

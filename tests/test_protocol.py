@@ -284,15 +284,8 @@ def test_runs_table_and_status(fake, tmp_path, runner):
     rows = {r["run"].rsplit("/", 1)[-1]: r for r in list_runs(root)}
     status = {k: r["status"] for k, r in rows.items()}
     rundir.release(root / "locked")
-    assert status == {
-        "done": "finished",
-        "cut": "interrupted",
-        "crashed": "killed",
-        "live": "running",
-        "nan": "diverged",
-        "locked": "running",
-        "broken": "unreadable",
-    }
+    assert status == {"done": "finished", "cut": "interrupted", "crashed": "killed", "live": "running",
+                      "nan": "diverged", "locked": "running", "broken": "unreadable"}
     done = rows["done"]
     summary = json.loads((root / "done" / "summary.json").read_text())
     assert (done["neuron"], done["conn"], done["rules"], done["dataset"]) == ("lif", "srsc", ["bptt"], "tiny")

@@ -63,19 +63,10 @@ def test_a_kill_at_any_write_resumes_to_the_uninterrupted_result(fake, tmp_path,
     ref = tmp_path / "ref"
     list(train(_cfg(), ref))
     run = tmp_path / "killed"
-    env = dict(
-        os.environ,
-        SNNKIT_FAULT_AT=point,
-        OMP_NUM_THREADS="1",
-        SNNKIT_LOAD_PLUGINS="snnkit-neurons,snnkit-connectivity,snnkit-rules",
-    )
-    res = subprocess.run(
-        [sys.executable, "-c", _CHILD.format(repo=str(REPO)), str(run)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = dict(os.environ, SNNKIT_FAULT_AT=point, OMP_NUM_THREADS="1",
+               SNNKIT_LOAD_PLUGINS="snnkit-neurons,snnkit-connectivity,snnkit-rules")
+    res = subprocess.run([sys.executable, "-c", _CHILD.format(repo=str(REPO)), str(run)], env=env, capture_output=True,
+                         text=True, timeout=120)
     assert res.returncode == FAULT_EXIT, res.stderr
     assert rundir.RunDir(run).status()["state"] in ("killed", "finished")
     if (run / "checkpoint.pt").exists():
@@ -258,12 +249,9 @@ def test_a_damaged_metrics_line_is_treated_alike_by_runs_eval_plot_and_resume(fa
     assert rundir.RunDir(run).metrics() == [json.loads(lines[0])]
     runner = CliRunner()
     outputs = {}
-    for name, args in {
-        "runs": ["runs", str(tmp_path)],
-        "eval": ["eval", str(run), "--no-write"],
-        "plot": ["plot", str(run), "--metrics-only"],
-        "resume": ["train", "--resume", str(run), "--quiet"],
-    }.items():
+    for name, args in {"runs": ["runs", str(tmp_path)], "eval": ["eval", str(run), "--no-write"],
+                       "plot": ["plot", str(run), "--metrics-only"],
+                       "resume": ["train", "--resume", str(run), "--quiet"]}.items():
         res = runner.invoke(cli, args)
         assert res.exit_code == 0, (name, res.output)
         assert "Traceback" not in res.output

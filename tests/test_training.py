@@ -13,16 +13,8 @@ from snnkit_core.engine.training import build, train
 
 
 def _cfg(**kw):
-    base = dict(
-        neuron="lif",
-        conn="srsc",
-        rules=("bptt",),
-        dataset="tiny",
-        hidden=(8, 8, 8),
-        epochs=2,
-        batch_size=16,
-        device="cpu",
-    )
+    base = dict(neuron="lif", conn="srsc", rules=("bptt",), dataset="tiny", hidden=(8, 8, 8), epochs=2, batch_size=16,
+                device="cpu")
     base.update(kw)
     return TrainConfig(**base)
 

@@ -45,20 +45,8 @@ def bench(workloads, device, repeats, warmup, as_json, steps, batch, threads):
     t = Table(title=f"snnkit bench on {meta['device_name']} (torch {meta['torch']}, {n_threads} threads)",
               caption="method bound: the bound plus the method's inherent extra work done time-batched (asrc: its "
                       "span mixing); '-' where it is the bound. See docs/performance.md")
-    for col in (
-        "workload",
-        "backend",
-        "ran",
-        "implementation",
-        "T x B",
-        "median ms",
-        "peak MB",
-        "x vs ref",
-        "bound ms",
-        "fraction of bound",
-        "method bound ms",
-        "of method bound",
-    ):
+    for col in ("workload", "backend", "ran", "implementation", "T x B", "median ms", "peak MB", "x vs ref", "bound ms",
+                "fraction of bound", "method bound ms", "of method bound"):
         t.add_column(col, justify="right" if col != "workload" else "left")
     notes: set[str] = set()  # implementations that cannot run here, and fallbacks during the run
     for r in results:

@@ -60,12 +60,8 @@ def _precheck(cfg: TrainConfig) -> None:
     from snnkit_core.engine.training import resolve_device
 
     reg = get_registry()
-    for kind, name in [
-        ("neuron", cfg.neuron),
-        ("connectivity", cfg.conn),
-        ("dataset", cfg.dataset),
-        *(("rule", r) for r in cfg.rules),
-    ]:
+    for kind, name in [("neuron", cfg.neuron), ("connectivity", cfg.conn), ("dataset", cfg.dataset),
+                       *(("rule", r) for r in cfg.rules)]:
         reg.get(kind, name)
     resolve_device(cfg.device)
 
@@ -87,15 +83,8 @@ def launch(nprocs: int, argv: Sequence[str], env: dict[str, str] | None = None, 
     # N processes on one machine share its cores (torchrun sets 1 thread; here an even share, unless set)
     base.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nprocs)))
     for rank in range(nprocs):
-        e = {
-            **base,
-            "RANK": str(rank),
-            "LOCAL_RANK": str(rank),
-            "WORLD_SIZE": str(nprocs),
-            "LOCAL_WORLD_SIZE": str(nprocs),
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": port,
-        }
+        e = {**base, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(nprocs),
+             "LOCAL_WORLD_SIZE": str(nprocs), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
         procs.append(subprocess.Popen([sys.executable, "-m", "snnkit_cli", *argv], env=e))
     code = 0
     try:

@@ -99,15 +99,8 @@ def _cuba_lif(nir, layer, dt: float):
     tau_m = 1.0 / (1.0 - lam)  # steps, per neuron
     size = layer.size
     bias = _np(layer.ff.bias) if layer.ff.bias is not None else np.zeros(size)
-    return nir.CubaLIF(
-        tau_syn=np.full(size, float(n.tau_s) * dt),
-        tau_mem=tau_m * dt,
-        r=tau_m,
-        v_leak=tau_m * bias,
-        v_threshold=np.full(size, float(n.v_th)),
-        v_reset=np.zeros(size),
-        w_in=np.ones(size),
-    )
+    return nir.CubaLIF(tau_syn=np.full(size, float(n.tau_s) * dt), tau_mem=tau_m * dt, r=tau_m, v_leak=tau_m * bias,
+                       v_threshold=np.full(size, float(n.v_th)), v_reset=np.zeros(size), w_in=np.ones(size))
 
 
 def network_to_nir(network, dt: float = 1e-3, metadata: dict[str, Any] | None = None):

@@ -56,23 +56,8 @@ def _expected_errors(fn):
               "RUN_DIR/noise/<split>.json "
               "and a PNG (with matplotlib). See docs/rules/reward-prop.md.")
 @click.option("--noise-seed", type=int, default=0, show_default=True, help="Seed of the noise draws.")
-def eval_cmd(
-    run_dir,
-    split,
-    checkpoint,
-    dataset,
-    sets,
-    data_dir,
-    limit,
-    batch_size,
-    device,
-    backend,
-    as_json,
-    no_write,
-    threads,
-    noise,
-    noise_seed,
-):
+def eval_cmd(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write,
+             threads, noise, noise_seed):
     """Evaluate a run (or every run under a folder): accuracy, per-class accuracy and confusion matrix per split.
 
     Writes RUN_DIR/eval/<split>.json unless --no-write, --dataset or --set (numbers on other data are not the run's).
@@ -82,38 +67,12 @@ def eval_cmd(
 
         return _expected_errors(noise_eval)(run_dir, noise, noise_seed, split, checkpoint, data_dir, batch_size, device,
                                             as_json, no_write, threads)
-    _expected_errors(_eval)(
-        run_dir,
-        split,
-        checkpoint,
-        dataset,
-        sets,
-        data_dir,
-        limit,
-        batch_size,
-        device,
-        backend,
-        as_json,
-        no_write,
-        threads,
-    )
+    _expected_errors(_eval)(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend,
+                            as_json, no_write, threads)
 
 
-def _eval(
-    run_dir,
-    split,
-    checkpoint,
-    dataset,
-    sets,
-    data_dir,
-    limit,
-    batch_size,
-    device,
-    backend,
-    as_json,
-    no_write,
-    threads=None,
-):
+def _eval(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write,
+          threads=None):
     from snnkit_cli.host import keep_freed_memory, set_threads
 
     set_threads(threads)
@@ -137,19 +96,9 @@ def _eval(
     for run in runs:
         warn_damaged(run)
         try:
-            res = evaluate_splits(
-                run,
-                splits,
-                checkpoint=checkpoint,
-                dataset=dataset,
-                dataset_params=parsed.get("dataset"),
-                data_dir=data_dir,
-                batch_size=batch_size,
-                limit=limit,
-                device=device,
-                backend=backend,
-                write=not (no_write or dataset or sets),
-            )
+            res = evaluate_splits(run, splits, checkpoint=checkpoint, dataset=dataset,
+                                  dataset_params=parsed.get("dataset"), data_dir=data_dir, batch_size=batch_size,
+                                  limit=limit, device=device, backend=backend, write=not (no_write or dataset or sets))
         except SnnkitError as exc:
             if len(runs) == 1:
                 raise
@@ -169,15 +118,8 @@ def _eval(
             t.add_column(col, justify="left" if col in ("run", "checkpoint", "split") else "right")
         for res in results:
             for s, rec in res["splits"].items():
-                t.add_row(
-                    escape(res["run"]),
-                    res["checkpoint"],
-                    str(res["epoch"]),
-                    s,
-                    str(rec["n"]),
-                    _pct(rec["accuracy"]),
-                    f"{rec['loss']:.4f}",
-                )
+                t.add_row(escape(res["run"]), res["checkpoint"], str(res["epoch"]), s, str(rec["n"]),
+                          _pct(rec["accuracy"]), f"{rec['loss']:.4f}")
         console.print(t)
         for f in failures:
             console.print(f"[red]failed[/] {escape(f['run'])}: {escape(f['error'])}")
@@ -208,12 +150,8 @@ def _render_eval(res: dict, detail: bool) -> None:
             t.add_column("acc %", justify="right", no_wrap=True)
             for i, c in enumerate(classes):
                 acc = rec["per_class_accuracy"][i]
-                t.add_row(
-                    escape(f"{i} {c}"),
-                    *[str(v) for v in cm[i]],
-                    str(sum(cm[i])),
-                    "-" if acc is None else f"{100 * acc:.1f}",
-                )
+                t.add_row(escape(f"{i} {c}"), *[str(v) for v in cm[i]], str(sum(cm[i])),
+                          "-" if acc is None else f"{100 * acc:.1f}")
         else:  # a wide matrix does not fit a terminal: per-class accuracy only; the JSON has the matrix
             t = Table(title=f"{s}: per-class accuracy (the confusion matrix is in eval/{s}.json)", show_edge=False)
             for col in ("class", "n", "accuracy", "most confused with"):
@@ -221,12 +159,8 @@ def _render_eval(res: dict, detail: bool) -> None:
             for i, c in enumerate(classes):
                 off = [(v, j) for j, v in enumerate(cm[i]) if j != i and v > 0]
                 worst = max(off)[1] if off else None
-                t.add_row(
-                    escape(c),
-                    str(sum(cm[i])),
-                    _pct(rec["per_class_accuracy"][i]),
-                    escape(classes[worst]) if worst is not None else "-",
-                )
+                t.add_row(escape(c), str(sum(cm[i])), _pct(rec["per_class_accuracy"][i]),
+                          escape(classes[worst]) if worst is not None else "-")
         console.print(t)
 
 
@@ -274,19 +208,11 @@ def _runs(folder, as_json):
             t.add_row(escape(name), escape(r["error"]), *["-"] * 8, f"[red]{escape(r['status'])}[/]")
             continue
         st = r["status"]
-        t.add_row(
-            escape(name),
-            escape(f"{r['neuron']}/{r['conn']}/{'+'.join(r['rules'])}"),
-            escape(str(r["dataset"])),
-            str(r["seed"]),
-            f"{r['epochs_done']}/{r['epochs']}",
-            str(r["best_epoch"] or "-"),
-            _pct1(r["best_val_accuracy"]),
-            _pct1(r["test_accuracy_at_best"]),
-            _pct1(r["final_test_accuracy"]),
-            "-" if r["seconds_per_epoch"] is None else f"{r['seconds_per_epoch']:.1f}",
-            f"[{colour.get(st, 'white')}]{st}[/]",
-        )
+        t.add_row(escape(name), escape(f"{r['neuron']}/{r['conn']}/{'+'.join(r['rules'])}"), escape(str(r["dataset"])),
+                  str(r["seed"]), f"{r['epochs_done']}/{r['epochs']}", str(r["best_epoch"] or "-"),
+                  _pct1(r["best_val_accuracy"]), _pct1(r["test_accuracy_at_best"]), _pct1(r["final_test_accuracy"]),
+                  "-" if r["seconds_per_epoch"] is None else f"{r['seconds_per_epoch']:.1f}",
+                  f"[{colour.get(st, 'white')}]{st}[/]")
     console.print(t)
     for r in rows:
         if r.get("damaged"):

@@ -15,15 +15,8 @@ class RichProgress:
 
     def __init__(self, console: Console = err_console, enabled: bool = True):
         self.enabled = enabled
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        )
+        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                  TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True)
 
     def __enter__(self):
         if self.enabled:
@@ -55,15 +48,9 @@ def epoch_table() -> Table:
 
 
 def epoch_row(rec) -> list[str]:
-    return [
-        str(rec.epoch),
-        f"{rec.train_loss:.4f}",
-        f"{100 * rec.train_accuracy:.2f}%",
-        "-" if getattr(rec, "val_accuracy", None) is None else f"{100 * rec.val_accuracy:.2f}%",
-        f"{rec.test_loss:.4f}",
-        f"{100 * rec.test_accuracy:.2f}%",
-        f"{rec.seconds:.1f}",
-    ]
+    return [str(rec.epoch), f"{rec.train_loss:.4f}", f"{100 * rec.train_accuracy:.2f}%",
+            "-" if getattr(rec, "val_accuracy", None) is None else f"{100 * rec.val_accuracy:.2f}%",
+            f"{rec.test_loss:.4f}", f"{100 * rec.test_accuracy:.2f}%", f"{rec.seconds:.1f}"]
 
 
 def warn_damaged(run_dir) -> None:

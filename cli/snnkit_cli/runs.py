@@ -44,17 +44,14 @@ def describe_run(run: str | Path) -> dict[str, Any]:
     records = rd.metrics()
     best = best_from_metrics(records)
     secs = [r["seconds"] for r in records if isinstance(r.get("seconds"), (int, float))]
-    row.update({
-        "neuron": cfg.get("neuron"), "conn": cfg.get("conn"), "rules": rules, "dataset": cfg.get("dataset"),
-        "seed": cfg.get("seed"), "epochs_done": len(records), "epochs": epochs,
-        "best_epoch": best["epoch"] if best else None,
-        "best_val_accuracy": best["val_accuracy"] if best else None,
-        "test_accuracy_at_best": best["test_accuracy"] if best else None,
-        "final_test_accuracy": records[-1].get("test_accuracy") if records else None,
-        "seconds_per_epoch": sum(secs) / len(secs) if secs else None,
-        "status": run_status(rd.path, epochs),
-        "damaged": rd.damage_note(),
-    })
+    row.update({"neuron": cfg.get("neuron"), "conn": cfg.get("conn"), "rules": rules, "dataset": cfg.get("dataset"),
+                "seed": cfg.get("seed"), "epochs_done": len(records), "epochs": epochs,
+                "best_epoch": best["epoch"] if best else None,
+                "best_val_accuracy": best["val_accuracy"] if best else None,
+                "test_accuracy_at_best": best["test_accuracy"] if best else None,
+                "final_test_accuracy": records[-1].get("test_accuracy") if records else None,
+                "seconds_per_epoch": sum(secs) / len(secs) if secs else None, "status": run_status(rd.path, epochs),
+                "damaged": rd.damage_note()})
     return row
 
 
@@ -106,10 +103,7 @@ def seeds_report(runs: dict[int, str | Path]) -> dict[str, Any]:
                     "best_epoch": best["epoch"] if best else None,
                     "best_val_accuracy": best["val_accuracy"] if best else None,
                     "test_accuracy_at_best": best["test_accuracy"] if best else None})
-    return {
-        "seeds": [p["seed"] for p in per],
-        "runs": per,
-        "final_test_accuracy": mean_sd([p["final_test_accuracy"] for p in per]),
-        "test_accuracy_at_best": mean_sd([p["test_accuracy_at_best"] for p in per]),
-        "best_val_accuracy": mean_sd([p["best_val_accuracy"] for p in per]),
-    }
+    return {"seeds": [p["seed"] for p in per], "runs": per,
+            "final_test_accuracy": mean_sd([p["final_test_accuracy"] for p in per]),
+            "test_accuracy_at_best": mean_sd([p["test_accuracy_at_best"] for p in per]),
+            "best_val_accuracy": mean_sd([p["best_val_accuracy"] for p in per])}

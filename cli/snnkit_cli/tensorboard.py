@@ -12,11 +12,9 @@ from snnkit_core.engine.metrics import flatten
 def scalars(record: dict[str, Any]) -> dict[str, float]:
     """The numeric entries of a record as TensorBoard tags: ``loss/train``, ``accuracy/test`` ...; the rest by
     their flattened name (``bip/layer0/tau_m_mean``). ``epoch`` is the step, not a scalar."""
-    tags = {
-        "train_loss": "loss/train", "val_loss": "loss/val", "test_loss": "loss/test",
-        "train_accuracy": "accuracy/train", "val_accuracy": "accuracy/val", "test_accuracy": "accuracy/test",
-        "seconds": "time/epoch_seconds", "lr": "lr",
-    }
+    tags = {"train_loss": "loss/train", "val_loss": "loss/val", "test_loss": "loss/test",
+            "train_accuracy": "accuracy/train", "val_accuracy": "accuracy/val", "test_accuracy": "accuracy/test",
+            "seconds": "time/epoch_seconds", "lr": "lr"}
     out = {}
     for key, value in flatten(record).items():
         if key == "epoch" or isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -56,33 +56,9 @@ from .render import RichProgress, console, epoch_row, epoch_table, err_console, 
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans (default: "
                                                             "torch's, one per core); recorded in the manifest.")
 @expected_errors
-def train(
-    neuron,
-    conn,
-    rules,
-    dataset,
-    data_dir,
-    hidden,
-    epochs,
-    batch_size,
-    lr,
-    seed,
-    seeds,
-    val_fraction,
-    device,
-    data_on_device,
-    backend,
-    out,
-    limit,
-    config_file,
-    resume,
-    init_from,
-    sets,
-    quiet,
-    tensorboard,
-    devices,
-    threads,
-):
+def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, seeds, val_fraction, device,
+          data_on_device, backend, out, limit, config_file, resume, init_from, sets, quiet, tensorboard, devices,
+          threads):
     """Train a network. With no options: a sensible default on the shipped dataset."""
     import contextlib
 

@@ -33,14 +33,9 @@ class BuildCScans(build_ext):
 
 setup(
     ext_modules=[
-        Extension(
-            "snnkit_neurons.kernels._cpu_scan",
-            [str(KERNELS / "cpu_scan.c")],
-            depends=[str(KERNELS / "cpu_scan_body.h")],
-            define_macros=[("SNNKIT_SRC_HASH", f'"{SRC_HASH}"')],
-            libraries=["m"],
-            optional=True,
-        )
+        Extension("snnkit_neurons.kernels._cpu_scan", [str(KERNELS / "cpu_scan.c")],
+                  depends=[str(KERNELS / "cpu_scan_body.h")], define_macros=[("SNNKIT_SRC_HASH", f'"{SRC_HASH}"')],
+                  libraries=["m"], optional=True)
     ],
     cmdclass={"build_ext": BuildCScans},
 )

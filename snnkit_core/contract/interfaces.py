@@ -17,14 +17,5 @@ from snnkit_core.contract.dataset import ArrayData, Dataset
 from snnkit_core.contract.neuron import Neuron
 from snnkit_core.contract.rule import Batch, Compatibility, LearningRule
 
-__all__ = [
-    "ArrayData",
-    "Batch",
-    "Compatibility",
-    "Component",
-    "Connectivity",
-    "Dataset",
-    "LearningRule",
-    "Neuron",
-    "Recurrence",
-]
+__all__ = ["ArrayData", "Batch", "Compatibility", "Component", "Connectivity", "Dataset", "LearningRule", "Neuron",
+           "Recurrence"]

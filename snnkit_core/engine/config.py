@@ -53,12 +53,9 @@ def _check(kind, *, minimum=None, optional=False, below=None):
         if value is None and optional:
             return
         want = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}[kind]
-        ok = {
-            "int": isinstance(value, int) and not isinstance(value, bool),
-            "float": isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
-            "str": isinstance(value, str) and value != "",
-            "bool": isinstance(value, bool),
-        }[kind]
+        ok = {"int": isinstance(value, int) and not isinstance(value, bool),
+              "float": isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+              "str": isinstance(value, str) and value != "", "bool": isinstance(value, bool)}[kind]
         if ok and minimum is not None:
             ok = value > 0 if minimum == "positive" else value >= minimum
             want += " > 0" if minimum == "positive" else f" >= {minimum}"

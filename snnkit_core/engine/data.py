@@ -112,14 +112,8 @@ def indexed_batches(data: ArrayData, batch_size: int, shuffle: bool, generator: 
         yield x, data.y[idx], idx
 
 
-def batches(
-    data: ArrayData,
-    batch_size: int,
-    shuffle: bool,
-    generator: torch.Generator | None,
-    device: torch.device | None = None,
-    world: distributed.World = distributed.World(),
-):
+def batches(data: ArrayData, batch_size: int, shuffle: bool, generator: torch.Generator | None,
+            device: torch.device | None = None, world: distributed.World = distributed.World()):
     """``(x, y)`` batches, x (B, T, C) (see :func:`indexed_batches`)."""
     for x, y, _ in indexed_batches(data, batch_size, shuffle, generator, device, world):
         yield x, y

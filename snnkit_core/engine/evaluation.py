@@ -75,20 +75,10 @@ def eval_record(split: str, loss: float, y: torch.Tensor, pred: torch.Tensor, cl
     }
 
 
-def evaluate_splits(
-    run_dir: str | Path,
-    splits: Iterable[str] | str = "all",
-    *,
-    checkpoint: str = "best",
-    dataset: str | None = None,
-    dataset_params: dict[str, Any] | None = None,
-    data_dir: str | None = None,
-    batch_size: int | None = None,
-    limit: int | None = None,
-    device: str | None = None,
-    backend: str | None = None,
-    write: bool = True,
-) -> dict[str, Any]:
+def evaluate_splits(run_dir: str | Path, splits: Iterable[str] | str = "all", *, checkpoint: str = "best",
+                    dataset: str | None = None, dataset_params: dict[str, Any] | None = None,
+                    data_dir: str | None = None, batch_size: int | None = None, limit: int | None = None,
+                    device: str | None = None, backend: str | None = None, write: bool = True) -> dict[str, Any]:
     """Evaluate a run on several splits at once with per-class accuracy and a confusion matrix.
 
     ``splits``: ``"all"`` (train, val if the run has one, test) or names among those. ``checkpoint``: ``best``

@@ -20,17 +20,8 @@ import io
 from collections.abc import Iterable
 from typing import Any
 
-BASE_COLUMNS = (
-    "epoch",
-    "train_loss",
-    "train_accuracy",
-    "val_loss",
-    "val_accuracy",
-    "test_loss",
-    "test_accuracy",
-    "seconds",
-    "lr",
-)
+BASE_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
+                "seconds", "lr")
 
 
 def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -79,10 +70,6 @@ def summary(records: list[dict]) -> dict[str, Any]:
     """``summary.json``: the best-on-validation epoch (1-based) with its validation and test accuracy (null without
     validation), the final test accuracy and the number of epochs done."""
     best = best_from_metrics(records)
-    return {
-        "best_epoch": best["epoch"] if best else None,
-        "best_val_accuracy": best["val_accuracy"] if best else None,
-        "test_accuracy_at_best": best["test_accuracy"] if best else None,
-        "final_test_accuracy": records[-1]["test_accuracy"] if records else None,
-        "epochs_done": len(records),
-    }
+    return {"best_epoch": best["epoch"] if best else None, "best_val_accuracy": best["val_accuracy"] if best else None,
+            "test_accuracy_at_best": best["test_accuracy"] if best else None,
+            "final_test_accuracy": records[-1]["test_accuracy"] if records else None, "epochs_done": len(records)}

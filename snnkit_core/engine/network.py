@@ -68,19 +68,9 @@ class NetworkOutput:
 
 
 class Network(nn.Module):
-    def __init__(
-        self,
-        input_size: int,
-        hidden: Sequence[int],
-        num_classes: int,
-        make_neuron: Callable[[int], Neuron],
-        connectivity: Connectivity,
-        readout: str = "spiking",
-        bias: bool = False,
-        init: str = "kaiming",
-        weight_scale: float = 1.0,
-        dropout: float = 0.0,
-    ):
+    def __init__(self, input_size: int, hidden: Sequence[int], num_classes: int, make_neuron: Callable[[int], Neuron],
+                 connectivity: Connectivity, readout: str = "spiking", bias: bool = False, init: str = "kaiming",
+                 weight_scale: float = 1.0, dropout: float = 0.0):
         super().__init__()
         if not hidden:
             raise IncompatibleError("a network needs at least one hidden layer (--hidden 128)")

@@ -387,12 +387,8 @@ class RunDir:
     def write_status(self, state: str, message: str = "") -> None:
         if state not in STATES:
             raise ValueError(f"status state must be one of {STATES}; got {state!r}")
-        record = {
-            "state": state,
-            "pid": os.getpid(),
-            "message": message,
-            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
+        record = {"state": state, "pid": os.getpid(), "message": message,
+                  "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         self.write_text(STATUS, json.dumps(record, indent=1) + "\n", fault="status")
 
     # ---------------------------------------------------------------------------------- reads

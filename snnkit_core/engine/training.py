@@ -296,16 +296,9 @@ def check_inputs(built: Built, train_data: ArrayData, test_data: ArrayData) -> N
         r.check_data(train_data.x.shape[1], train_data.x.shape[2])
 
 
-def train(
-    cfg: TrainConfig,
-    run_dir: str | Path | None = None,
-    *,
-    resume: bool = False,
-    progress: Progress = _no_progress,
-    built: Built | None = None,
-    data: tuple[ArrayData, ...] | None = None,
-    val_info: dict | None = None,
-) -> Iterator[EpochRecord]:
+def train(cfg: TrainConfig, run_dir: str | Path | None = None, *, resume: bool = False,
+          progress: Progress = _no_progress, built: Built | None = None, data: tuple[ArrayData, ...] | None = None,
+          val_info: dict | None = None) -> Iterator[EpochRecord]:
     """Train ``cfg``; yield one :class:`EpochRecord` per epoch. With ``run_dir``, write the run directory.
 
     Validation (:mod:`snnkit_core.engine.protocol`): each epoch also evaluates the validation split; the weights of
@@ -411,17 +404,10 @@ def _save_epoch(
 ) -> None:
     """best.pt (when validation improved), the metrics line, checkpoint.pt, metrics.csv and summary.json."""
     net = built.network
-    state = {
-        "epoch": epoch,
-        "model": net.state_dict(),
-        "optimizer": opt.state_dict(),
-        "scheduler": sched.state_dict() if sched is not None else {},
-        "rng": torch.get_rng_state(),
-        "rules": [r.state_dict() for r in built.rules],
-        "config": built.config.to_dict(),
-        "records": records,
-        "first_loss": first_loss,
-    }
+    state = {"epoch": epoch, "model": net.state_dict(), "optimizer": opt.state_dict(),
+             "scheduler": sched.state_dict() if sched is not None else {}, "rng": torch.get_rng_state(),
+             "rules": [r.state_dict() for r in built.rules], "config": built.config.to_dict(), "records": records,
+             "first_loss": first_loss}
     if improved:  # before checkpoint.pt: a resumed run never misses the best weights of a done epoch
         run.save_checkpoint(
             {"epoch": epoch, "model": net.state_dict(), "val_accuracy": records[-1].get("val_accuracy")}, RunDir.BEST

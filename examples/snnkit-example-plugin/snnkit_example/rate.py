@@ -29,11 +29,9 @@ class RateReg(LearningRule):
     readout = "linear"
     compatibility = Compatibility(neuron_caps=("has_surrogate", "has_spike_hook"),
                                   recurrence=frozenset({"none", "dense"}))
-    params = (
-        Param("lr", 0.01, "learning rate (Adam)"),
-        Param("target_rate", 0.1, "firing rate ρ each hidden layer is pulled towards", unit="spikes/step"),
-        Param("strength", 1.0, "λ: weight of the rate penalty"),
-    )
+    params = (Param("lr", 0.01, "learning rate (Adam)"),
+              Param("target_rate", 0.1, "firing rate ρ each hidden layer is pulled towards", unit="spikes/step"),
+              Param("strength", 1.0, "λ: weight of the rate penalty"))
 
     def setup(self, network):
         if network.readout != "linear":

@@ -280,11 +280,7 @@ class AdaptiveSkipRecurrence(Recurrence):
     def describe(self):
         with torch.no_grad():
             alpha = self.alpha()
-        return {
-            "span": self.hard_span(),
-            "alpha": [round(float(a), 6) for a in alpha],
-            "tau": float(self.tau),
-        }
+        return {"span": self.hard_span(), "alpha": [round(float(a), 6) for a in alpha], "tau": float(self.tau)}
 
 
 # ----------------------------------------------------------------------------------------- connectivity
@@ -322,11 +318,9 @@ class ASRC(Connectivity):
         "ASRC: V Σ_j softmax(p/τ)_j y[t-j], j = 1..K, τ annealed 0.96/epoch, hardmax in eval (Xu et al. eq. 12-13)"
     )
     recurrence = "dense"
-    params = (
-        Param("max_span", 51, "K: the largest span the kernel can choose", unit="steps"),
-        Param("lr_scale", 100.0, "learning rate of the kernel p relative to --lr (its weight decay is 0)"),
-        Param("tau_decay", 0.96, "temperature factor applied after every epoch (τ_e = tau_decay^e)"),
-    )
+    params = (Param("max_span", 51, "K: the largest span the kernel can choose", unit="steps"),
+              Param("lr_scale", 100.0, "learning rate of the kernel p relative to --lr (its weight decay is 0)"),
+              Param("tau_decay", 0.96, "temperature factor applied after every epoch (τ_e = tau_decay^e)"))
 
     def make_recurrence(self, layer, size):
         hp = self.hparams

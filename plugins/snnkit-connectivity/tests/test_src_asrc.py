@@ -302,32 +302,9 @@ def test_cli_train_src_with_set(tmp_path, _cache):
     out = tmp_path / "run"
     res = CliRunner().invoke(
         cli,
-        [
-            "train",
-            "--neuron",
-            "lif-soft",
-            "--conn",
-            "src",
-            "--rule",
-            "bptt",
-            "--set",
-            "conn.skip_span=5",
-            "--set",
-            "rule.bptt.scheduler=onecycle",
-            "--hidden",
-            "16",
-            "--epochs",
-            "2",
-            "--limit",
-            "100",
-            "--batch-size",
-            "50",
-            "--device",
-            "cpu",
-            "--out",
-            str(out),
-            "--quiet",
-        ],
+        ["train", "--neuron", "lif-soft", "--conn", "src", "--rule", "bptt", "--set", "conn.skip_span=5", "--set",
+         "rule.bptt.scheduler=onecycle", "--hidden", "16", "--epochs", "2", "--limit", "100", "--batch-size", "50",
+         "--device", "cpu", "--out", str(out), "--quiet"],
     )
     assert res.exit_code == 0, res.output
     recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

@@ -133,23 +133,11 @@ def agc(env: np.ndarray, rate: float, taus=AGC_TAUS, targets=AGC_TARGETS) -> np.
     return out
 
 
-def lyon_cochleagram(
-    wave: np.ndarray,
-    sr: int,
-    channels: int = 78,
-    steps: int | None = 100,
-    ear_q: float = 8.0,
-    step_factor: float = 0.25,
-    zero_offset: float = 1.5,
-    sharpness: float = 5.0,
-    preemph_corner: float = 300.0,
-    dc_corner: float = 20.0,
-    agc_rate: float = 1000.0,
-    use_agc: bool = True,
-    differ: bool = True,
-    tail: float = 0.1,
-    normalize: bool = True,
-) -> np.ndarray:
+def lyon_cochleagram(wave: np.ndarray, sr: int, channels: int = 78, steps: int | None = 100, ear_q: float = 8.0,
+                     step_factor: float = 0.25, zero_offset: float = 1.5, sharpness: float = 5.0,
+                     preemph_corner: float = 300.0, dc_corner: float = 20.0, agc_rate: float = 1000.0,
+                     use_agc: bool = True, differ: bool = True, tail: float = 0.1,
+                     normalize: bool = True) -> np.ndarray:
     """Cochleagram of one utterance, shape (steps, channels) float32 (channel 0 = highest frequency).
 
     ``steps=None`` keeps the AGC rate (one frame per 1/agc_rate s).

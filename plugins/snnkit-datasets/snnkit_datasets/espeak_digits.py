@@ -49,7 +49,7 @@ class EspeakDigits(Dataset):
     params = (
         Param("n_mels", 40, "mel channels", unit="channels"),
         Param("steps", 100, "time steps per utterance", unit="steps"),
-        Param("features", "log-mel", "log-mel, or fbank-l1: NRR-SNN's TIDigits input (spec §6.4; linear mel "
+        Param("features", "log-mel", "log-mel, or fbank-l1: NRR-SNN's TIDigits input (linear mel "
               "energies in exactly `steps` frames at 50 % overlap, each band L1-normalised; use n_mels=39, steps=39)",
               choices=("log-mel", "fbank-l1")),
     )
@@ -125,13 +125,9 @@ class EspeakDigits(Dataset):
     def load(self, split: str) -> ArrayData:
         if split not in self.splits:
             raise DatasetError(f"espeak-digits has splits {self.splits}, not {split!r}")
-        key = {
-            "n_mels": self.hparams["n_mels"],
-            "steps": self.hparams["steps"],
-            "sha256": self.sha256,
-            "v": _FEATURE_VERSION,
-            **({"features": self.hparams["features"]} if self.hparams["features"] != "log-mel" else {}),
-        }
+        key = {"n_mels": self.hparams["n_mels"], "steps": self.hparams["steps"], "sha256": self.sha256,
+               "v": _FEATURE_VERSION,
+               **({"features": self.hparams["features"]} if self.hparams["features"] != "log-mel" else {})}
         data = cached("espeak-digits", key, self._compute)
         mask = data["split"] == self.splits.index(split)
         return ArrayData(data["x"][mask], data["y"][mask])
@@ -148,12 +144,9 @@ class EspeakDigits(Dataset):
             front(audio[offsets[i] : offsets[i + 1]].astype(np.float64) * float(scale[i]), sr, **size)
             for i in range(len(scale))
         ]
-        return {
-            "x": torch.from_numpy(np.stack(feats)),
-            "y": torch.from_numpy(a["labels"].astype(np.int64)),
-            "split": torch.from_numpy(a["split"].astype(np.int64)),
-            "voice": torch.from_numpy(a["voice"].astype(np.int64)),
-        }
+        return {"x": torch.from_numpy(np.stack(feats)), "y": torch.from_numpy(a["labels"].astype(np.int64)),
+                "split": torch.from_numpy(a["split"].astype(np.int64)),
+                "voice": torch.from_numpy(a["voice"].astype(np.int64))}
 
     def waveforms(self, split: str | None = None) -> tuple[list[np.ndarray], np.ndarray, int]:
         """Decoded float waveforms, labels and the sample rate (all utterances, or one split): for other front-ends."""
@@ -170,15 +163,10 @@ class EspeakDigits(Dataset):
     def identity(self) -> dict[str, Any]:
         a = self.read()
         split = a["split"]
-        return {
-            "name": self.name,
-            "params": dict(self.hparams),
-            "file": self.path.name,
-            "sha256": self.sha256,
-            "audio_sha256": str(a["audio_sha256"]),
-            "counts": {s: int((split == i).sum()) for i, s in enumerate(self.splits)},
-            "voices": {s: int(len(np.unique(a["voice"][split == i]))) for i, s in enumerate(self.splits)},
-        }
+        return {"name": self.name, "params": dict(self.hparams), "file": self.path.name, "sha256": self.sha256,
+                "audio_sha256": str(a["audio_sha256"]),
+                "counts": {s: int((split == i).sum()) for i, s in enumerate(self.splits)},
+                "voices": {s: int(len(np.unique(a["voice"][split == i]))) for i, s in enumerate(self.splits)}}
 
 
 def register(register):

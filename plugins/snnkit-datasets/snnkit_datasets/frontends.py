@@ -32,17 +32,8 @@ def mel_filterbank(n_mels: int, n_fft: int, sr: int, fmin: float, fmax: float) -
     return fb
 
 
-def log_mel(
-    wave: np.ndarray,
-    sr: int,
-    n_mels: int = 40,
-    steps: int = 100,
-    n_fft: int = 256,
-    hop: int | None = None,
-    fmin: float = 50.0,
-    fmax: float | None = None,
-    normalize: bool = True,
-) -> np.ndarray:
+def log_mel(wave: np.ndarray, sr: int, n_mels: int = 40, steps: int = 100, n_fft: int = 256, hop: int | None = None,
+            fmin: float = 50.0, fmax: float | None = None, normalize: bool = True) -> np.ndarray:
     """Log-mel features of one utterance, shape (steps, n_mels), float32.
 
     Frames are taken every ``hop`` samples (default: spread so the utterance gives ~``steps`` frames, at
@@ -97,14 +88,8 @@ def mel_energies(frames: np.ndarray, n_fft: int, sr: int, n_mels: int, fmin: flo
     return power @ mel_filterbank(n_mels, n_fft, sr, fmin, fmax).T
 
 
-def fbank_l1(
-    wave: np.ndarray,
-    sr: int,
-    n_filters: int = 39,
-    frames: int = 39,
-    n_fft: int = 4096,
-    preemph: float = 0.97,
-) -> np.ndarray:
+def fbank_l1(wave: np.ndarray, sr: int, n_filters: int = 39, frames: int = 39, n_fft: int = 4096,
+             preemph: float = 0.97) -> np.ndarray:
     """NRR-SNN's TIDigits input (docs/methods/nrr-snn.md): linear mel filter-bank energies, shape (frames, n_filters).
 
     The frame length is chosen per utterance so that exactly ``frames`` Hamming windows at 50 % overlap cover it:

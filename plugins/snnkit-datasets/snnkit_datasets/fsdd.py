@@ -55,7 +55,7 @@ class FSDD(Dataset):
         Param("steps", 100, "time steps per utterance", unit="steps"),
         Param("features", "log-mel", "front-end: log-mel (log mel energies resampled to `steps`, "
               "standardised); cochlea: the Lyon passive-ear cochleagram (ST-RSBP's TI46 pipeline, ti46.py); "
-              "fbank-l1: NRR-SNN's TIDigits input (spec §6.4): exactly `steps` Hamming frames at 50 % overlap, "
+              "fbank-l1: NRR-SNN's TIDigits input: exactly `steps` Hamming frames at 50 % overlap, "
               "`n_mels` linear mel energies, each band L1-normalised over the frames (use n_mels=39, steps=39)",
               choices=("log-mel", "cochlea", "fbank-l1")),
         Param("channels", 64, "cochlea channels (features=cochlea; log-mel uses n_mels); at 8 kHz at most 66 Lyon "

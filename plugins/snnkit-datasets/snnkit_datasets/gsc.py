@@ -268,12 +268,8 @@ class GSC(Dataset):
             raise DatasetError(f"gsc has splits {self.splits}, not {split!r}")
         clips, noise = self.clips(), self.noise_files()
         params = {k: v for k, v in self.hparams.items() if k not in _NOT_IN_KEY}
-        key = {
-            **params,
-            "files": self._identity(clips, noise),
-            "features": [N_FFT, HOP, N_MELS, FMIN, FMAX, FRAMES, TOP_DB],
-            "v": 1,
-        }
+        key = {**params, "files": self._identity(clips, noise),
+               "features": [N_FFT, HOP, N_MELS, FMIN, FMAX, FRAMES, TOP_DB], "v": 1}
         if self.hparams["storage"] != "memory":
             rows = [rel for rel, s in clips if s == split]
             crops = len(noise) * self.hparams["silence_clips"] if split == "train" else 0
@@ -324,22 +320,13 @@ class GSC(Dataset):
                 feats.append(gsc_features(wave[start : start + SAMPLE_RATE], sr))
                 labels.append(1)
                 splits.append(SPLIT_CODE["train"])
-        return {
-            "x": torch.from_numpy(np.stack(feats)),
-            "y": torch.tensor(labels, dtype=torch.int64),
-            "split": torch.tensor(splits),
-        }
+        return {"x": torch.from_numpy(np.stack(feats)), "y": torch.tensor(labels, dtype=torch.int64),
+                "split": torch.tensor(splits)}
 
     def identity(self):
         clips, noise = self.clips(), self.noise_files()
-        return {
-            "name": self.name,
-            "params": dict(self.hparams),
-            "clips": len(clips),
-            "noise_files": len(noise),
-            "files_digest": self._identity(clips, noise),
-            "class_names": self.class_names,
-        }
+        return {"name": self.name, "params": dict(self.hparams), "clips": len(clips), "noise_files": len(noise),
+                "files_digest": self._identity(clips, noise), "class_names": self.class_names}
 
 
 def register(register):

@@ -13,7 +13,7 @@ Splits: SSC uses its three files (``train``, ``val`` = ``ssc_valid.h5``, ``test`
 file: ``val`` is a seeded random fraction (``val_fraction``, ``seed``) of ``shd_train.h5``, and ``train`` is
 the rest (never the test set); ``val_fraction=0`` gives the whole training file as ``train``.
 
-Binning (ASRC, spec §5.4): ``steps`` equal time bins over ``[0, duration)`` (250 over 1.4 s by default; spikes at
+Binning (ASRC-SNN's loader): ``steps`` equal time bins over ``[0, duration)`` (250 over 1.4 s by default; spikes at
 or after ``duration`` are dropped) and ``channel_bins`` channel groups (700 -> 140 sums groups of 5 adjacent
 channels; must divide 700): 700 (no grouping) for SHD and 140 for SSC by default, as ASRC. Values are spike
 **counts** per bin (ASRC feeds counts, not 0/1); ``binary=true`` clips them to 1. Storage (``storage``): ``memory``
@@ -64,13 +64,11 @@ BASE_URL = "https://zenkelab.org/datasets/"
 #: fangwei123456/spikingjelly spikingjelly/datasets/shd.py both check them (only md5s are published). zenkelab
 #: also serves .h5.gz copies, but no public md5 of ssc_train.h5.gz or ssc_test.h5.gz was found, so the .zip
 #: archives are used for all five files.
-ZIP_MD5 = {
-    "shd_train.h5.zip": "f3252aeb598ac776c1b526422d90eecb",
-    "shd_test.h5.zip": "1503a5064faa34311c398fb0a1ed0a6f",
-    "ssc_train.h5.zip": "d102be95e7144fcc0553d1f45ba94170",
-    "ssc_valid.h5.zip": "b4eee3516a4a90dd0c71a6ac23a8ae43",
-    "ssc_test.h5.zip": "a35ff1e9cffdd02a20eb850c17c37748",
-}
+ZIP_MD5 = {"shd_train.h5.zip": "f3252aeb598ac776c1b526422d90eecb",
+           "shd_test.h5.zip": "1503a5064faa34311c398fb0a1ed0a6f",
+           "ssc_train.h5.zip": "d102be95e7144fcc0553d1f45ba94170",
+           "ssc_valid.h5.zip": "b4eee3516a4a90dd0c71a6ac23a8ae43",
+           "ssc_test.h5.zip": "a35ff1e9cffdd02a20eb850c17c37748"}
 
 
 def _open_h5(path: Path):

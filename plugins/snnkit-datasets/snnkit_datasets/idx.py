@@ -18,14 +18,8 @@ from snnkit_core.contract.errors import DatasetError
 
 IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801
-_DTYPES = {
-    0x08: np.uint8,
-    0x09: np.int8,
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
+_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"),
+           0x0E: np.dtype(">f8")}
 
 
 def read_bytes(path: Path) -> bytes:

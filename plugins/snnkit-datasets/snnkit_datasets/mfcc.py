@@ -45,19 +45,9 @@ def frame_signal(wave: np.ndarray, win: int, hop: int) -> np.ndarray:
     return wave[idx]
 
 
-def mfcc(
-    wave: np.ndarray,
-    sr: int,
-    n_ceps: int = 13,
-    n_mels: int = 26,
-    win_ms: float = 25.0,
-    hop_ms: float = 10.0,
-    n_fft: int | None = None,
-    preemph: float = 0.97,
-    fmin: float = 0.0,
-    fmax: float | None = None,
-    with_deltas: bool = True,
-) -> np.ndarray:
+def mfcc(wave: np.ndarray, sr: int, n_ceps: int = 13, n_mels: int = 26, win_ms: float = 25.0, hop_ms: float = 10.0,
+         n_fft: int | None = None, preemph: float = 0.97, fmin: float = 0.0, fmax: float | None = None,
+         with_deltas: bool = True) -> np.ndarray:
     """MFCCs of one utterance: (frames, n_ceps * 3) with deltas (39 by default), else (frames, n_ceps); float32."""
     wave = np.asarray(wave, dtype=np.float64)
     if wave.ndim != 1:

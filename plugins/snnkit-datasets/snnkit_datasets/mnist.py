@@ -58,21 +58,16 @@ FASHION_CLASSES = [
 #: Mirrors of the original MNIST files, tried in order: torchvision's (pytorch/vision,
 #: torchvision/datasets/mnist.py), the origin, and TensorFlow Datasets' (tensorflow/datasets,
 #: tensorflow_datasets/url_checksums/mnist.txt). They serve the same bytes.
-MNIST_MIRRORS = (
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://yann.lecun.com/exdb/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-)
+MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://yann.lecun.com/exdb/mnist/",
+                 "https://storage.googleapis.com/cvdf-datasets/mnist/")
 #: sha256 of the four .gz files, from tensorflow/datasets tensorflow_datasets/url_checksums/mnist.txt (sizes
 #: 9,912,422 / 28,881 / 1,648,877 / 4,542 bytes). The same files have the md5s pytorch/vision
 #: torchvision/datasets/mnist.py checks (f68b3c2d..., d53e105e..., 9fb629c4..., ec29112d...); both were checked
 #: against the official copies of the files.
-MNIST_SHA256 = {
-    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-}
+MNIST_SHA256 = {"train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+                "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+                "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+                "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"}
 #: Zalando's own host of Fashion-MNIST (the URL that pytorch/vision torchvision/datasets/mnist.py and
 #: tensorflow/datasets use)
 FASHION_MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
@@ -80,12 +75,10 @@ FASHION_MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 #: tensorflow_datasets/url_checksums/fashion_mnist.txt (sizes 26,421,880 / 29,515 / 4,422,102 / 5,148 bytes).
 #: pytorch/vision torchvision/datasets/mnist.py checks the same URLs by md5 (8d4fb7e6..., 25c81989...,
 #: bef4ecab..., bb300cfd...). Debian's dataset-fashion-mnist .gz files differ (other gzip headers).
-FASHION_SHA256 = {
-    "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
-    "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
-    "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
-    "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
-}
+FASHION_SHA256 = {"train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+                  "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+                  "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+                  "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"}
 
 _VAL = Param("val_size", 0, "training images held out (the last ones) as a 'val' split; 0 = none", unit="images")
 _DOWNLOAD = Param(
@@ -269,11 +262,9 @@ class PSMNIST(SMNIST):
     def identity(self):
         perm = self.order()
         out = super().identity()
-        out["permutation"] = {
-            "seed": self.hparams["perm_seed"],
-            "sha256": hashlib.sha256(perm.to(torch.int64).numpy().tobytes()).hexdigest(),
-            "first": perm[:8].tolist(),
-        }
+        out["permutation"] = {"seed": self.hparams["perm_seed"],
+                              "sha256": hashlib.sha256(perm.to(torch.int64).numpy().tobytes()).hexdigest(),
+                              "first": perm[:8].tolist()}
         return out
 
 

@@ -132,13 +132,8 @@ class NTIDigits(Dataset):
     def identity(self):
         p = self.path
         st = p.stat()
-        return {
-            "name": self.name,
-            "params": dict(self.hparams),
-            "file": p.name,
-            "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns,
-        }
+        return {"name": self.name, "params": dict(self.hparams), "file": p.name, "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns}
 
 
 def register(register):

@@ -130,21 +130,11 @@ def write_sphere(path: Path | str, wave: np.ndarray, sr: int, byte_format: str =
     """Write 16-bit PCM SPHERE (a 1024-byte header as LDC uses); for tests and conversions."""
     pcm = np.clip(np.round(np.asarray(wave, dtype=np.float64) * 32767), -32768, 32767)
     pcm = pcm.astype(">i2" if byte_format == "10" else "<i2")
-    fields = [
-        "NIST_1A",
-        "   1024",
-        "database_id -s5 TIMIT",
-        "channel_count -i 1",
-        f"sample_count -i {pcm.size}",
-        f"sample_rate -i {sr}",
-        f"sample_min -i {int(pcm.min(initial=0))}",
-        f"sample_max -i {int(pcm.max(initial=0))}",
-        "sample_n_bytes -i 2",
-        f"sample_byte_format -s2 {byte_format}",
-        "sample_sig_bits -i 16",
-        f"sample_coding -s{len(coding)} {coding}",
-        "end_head",
-    ]
+    fields = ["NIST_1A", "   1024", "database_id -s5 TIMIT", "channel_count -i 1", f"sample_count -i {pcm.size}",
+              f"sample_rate -i {sr}", f"sample_min -i {int(pcm.min(initial=0))}",
+              f"sample_max -i {int(pcm.max(initial=0))}", "sample_n_bytes -i 2",
+              f"sample_byte_format -s2 {byte_format}", "sample_sig_bits -i 16",
+              f"sample_coding -s{len(coding)} {coding}", "end_head"]
     head = ("\n".join(fields) + "\n").encode("ascii")
     Path(path).write_bytes(head.ljust(1024, b" ") + pcm.tobytes())
 

@@ -184,23 +184,15 @@ class TIMIT(Dataset):
             feats[-1] = feats[-1][keep]
             labels.append(lab[keep])
             lengths.append(int(keep.sum()))
-        return {
-            "frames": torch.from_numpy(np.concatenate(feats)),
-            "labels": torch.from_numpy(np.concatenate(labels).astype(np.int64)),
-            "lengths": torch.tensor(lengths),
-        }
+        return {"frames": torch.from_numpy(np.concatenate(feats)),
+                "labels": torch.from_numpy(np.concatenate(labels).astype(np.int64)), "lengths": torch.tensor(lengths)}
 
     def load(self, split: str) -> ArrayData:
         utts = self.utterances(split)
         hp = self.hparams
         files = [p for pair in utts for p in pair]
-        key = {
-            "split": split,
-            "files": files_identity(files, self.folder),
-            "mfcc": "13+d+dd/25ms/10ms/cmvn-utt",
-            "q": "deleted",
-            "v": 1,
-        }
+        key = {"split": split, "files": files_identity(files, self.folder), "mfcc": "13+d+dd/25ms/10ms/cmvn-utt",
+               "q": "deleted", "v": 1}
         data = cached("timit", key, lambda: self._compute(utts))
         return windows(data["frames"], data["labels"], hp["window"], hp["label_at"], hp["stride"])
 

@@ -14,12 +14,8 @@ from snnkit_datasets.arrays import Arrays
 
 def _dense(**over):
     rng = np.random.default_rng(0)
-    d = {
-        "x_train": rng.random((6, 5, 3), dtype=np.float32),
-        "y_train": np.array([0, 1, 2, 0, 1, 2]),
-        "x_test": rng.random((4, 5, 3)).astype(np.float64),
-        "y_test": np.array([2, 1, 0, 1], dtype=np.int32),
-    }
+    d = {"x_train": rng.random((6, 5, 3), dtype=np.float32), "y_train": np.array([0, 1, 2, 0, 1, 2]),
+         "x_test": rng.random((4, 5, 3)).astype(np.float64), "y_test": np.array([2, 1, 0, 1], dtype=np.int32)}
     d.update(over)
     return {k: v for k, v in d.items() if v is not None}
 
@@ -74,17 +70,9 @@ def test_events_pt_and_npz_are_binned_to_counts(tmp_path):
     x = Arrays(path=str(tmp_path / "e.pt")).load("train").x
     assert tuple(x.shape) == (3, 5, 3) and float(x.sum()) == 4.0
     assert x[0, 0, 0] == 1 and x[0, 3, 2] == 2 and x[1].sum() == 0 and x[2, 4, 1] == 1
-    np.savez(
-        tmp_path / "e.npz",
-        events_train=np.array([[0, 0], [2, 3], [2, 3], [1, 4]]),
-        events_train_offsets=np.array([0, 3, 3, 4]),
-        y_train=np.array([0, 1, 1]),
-        events_test=np.array([[1, 1]]),
-        events_test_offsets=np.array([0, 1]),
-        y_test=np.array([0]),
-        num_channels=3,
-        steps=5,
-    )
+    np.savez(tmp_path / "e.npz", events_train=np.array([[0, 0], [2, 3], [2, 3], [1, 4]]),
+             events_train_offsets=np.array([0, 3, 3, 4]), y_train=np.array([0, 1, 1]), events_test=np.array([[1, 1]]),
+             events_test_offsets=np.array([0, 1]), y_test=np.array([0]), num_channels=3, steps=5)
     assert torch.equal(Arrays(path=str(tmp_path / "e.npz")).load("train").x, x)
 
 
@@ -110,13 +98,8 @@ def test_dense_validation_errors_name_key_and_shapes(tmp_path, over, match):
 
 
 def test_event_validation_errors(tmp_path):
-    base = {
-        "y_train": torch.tensor([0]),
-        "events_test": [torch.tensor([[0, 0]])],
-        "y_test": torch.tensor([0]),
-        "num_channels": 3,
-        "steps": 5,
-    }
+    base = {"y_train": torch.tensor([0]), "events_test": [torch.tensor([[0, 0]])], "y_test": torch.tensor([0]),
+            "num_channels": 3, "steps": 5}
 
     def err(**over):
         d = {"events_train": [torch.tensor([[0, 0]])], **base, **over}
@@ -131,16 +114,8 @@ def test_event_validation_errors(tmp_path):
     assert "non-integer channel or time" in err(events_train=[torch.tensor([[0.5, 1.0]])])
     assert "'steps' must be a positive integer" in err(steps=0)
     assert "need the scalar 'num_channels'" in err(num_channels=None)
-    np.savez(
-        tmp_path / "o.npz",
-        events_train=np.zeros((2, 2), np.int64),
-        events_train_offsets=np.array([0, 1]),
-        y_train=np.array([0]),
-        x_test=np.zeros((1, 5, 3)),
-        y_test=np.array([0]),
-        num_channels=3,
-        steps=5,
-    )
+    np.savez(tmp_path / "o.npz", events_train=np.zeros((2, 2), np.int64), events_train_offsets=np.array([0, 1]),
+             y_train=np.array([0]), x_test=np.zeros((1, 5, 3)), y_test=np.array([0]), num_channels=3, steps=5)
     with pytest.raises(DatasetError, match=r"'events_train_offsets' \(shape \(2,\)\) must rise from 0 to 2"):
         Arrays(path=str(tmp_path / "o.npz")).load("train")
 

@@ -11,11 +11,8 @@ from snnkit_datasets.encoders import bsa_decode, bsa_encode, bsa_filter, delta_e
 def _smooth(t_len=200):
     t = np.linspace(0, 1, t_len)
     return np.stack(
-        [
-            0.5 + 0.4 * np.sin(2 * np.pi * 2 * t),
-            0.3 + 0.2 * np.cos(2 * np.pi * 3 * t + 1),
-            0.8 * np.exp(-(((t - 0.5) / 0.15) ** 2)),
-        ],
+        [0.5 + 0.4 * np.sin(2 * np.pi * 2 * t), 0.3 + 0.2 * np.cos(2 * np.pi * 3 * t + 1),
+         0.8 * np.exp(-(((t - 0.5) / 0.15) ** 2))],
         axis=1,
     )
 

@@ -71,11 +71,8 @@ def test_val_speakers_make_a_speaker_independent_val_split(tmp_path):
         FSDD(data_dir=str(root), val_speakers="bob")
 
 
-@pytest.mark.parametrize("value, message", [
-    ("zed", "unknown: zed"),
-    ("ann,bob,cid", "at least one for training"),
-    (" , ", "one or more"),
-])
+@pytest.mark.parametrize("value, message", [("zed", "unknown: zed"), ("ann,bob,cid", "at least one for training"),
+                                            (" , ", "one or more")])
 def test_bad_test_speakers_name_the_speakers_present(tmp_path, value, message):
     root = _write(tmp_path, takes=(0,))
     ds = FSDD(data_dir=str(root), n_mels=16, steps=10, split="speaker", test_speakers=value)
@@ -106,11 +103,8 @@ def test_training_run_records_the_held_out_speakers(tmp_path):
     cfg = cfg.evolve(params={"dataset": {**cfg.params["dataset"], "val_speakers": "cid"}})
     list(train(cfg, tmp_path / "run2"))
     man = json.loads((tmp_path / "run2" / "manifest.json").read_text())
-    assert man["validation"]["source"] == "dataset" and man["validation"]["counts"] == {
-        "train": 40,
-        "val": 40,
-        "test": 40,
-    }
+    assert man["validation"]["source"] == "dataset" and man["validation"]["counts"] == {"train": 40, "val": 40,
+                                                                                        "test": 40}
     assert man["dataset"]["val_speakers"] == ["cid"]
 
 

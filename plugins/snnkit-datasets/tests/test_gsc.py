@@ -45,12 +45,8 @@ def _write_gsc(root: Path, sr=16000, noise=True, per_word=5) -> Path:
     if noise:
         (folder / "_background_noise_").mkdir()
         for k in range(2):
-            sf.write(
-                folder / "_background_noise_" / f"noise{k}.wav",
-                0.1 * rng.standard_normal(int(2.5 * sr)),
-                sr,
-                subtype="PCM_16",
-            )
+            sf.write(folder / "_background_noise_" / f"noise{k}.wav", 0.1 * rng.standard_normal(int(2.5 * sr)), sr,
+                     subtype="PCM_16")
     return root
 
 

@@ -245,12 +245,8 @@ def test_cache_path_is_the_file_written(tmp_path):
     write_corpus(tmp_path / "mnist")
     write_corpus(tmp_path / "fashion-mnist", seed=1)
     cache = tmp_path / "cache"
-    for cls, folder in (
-        (MNIST, "mnist-idx"),
-        (SMNIST, "mnist-idx"),
-        (PSMNIST, "mnist-idx"),
-        (FMNIST, "fashion-mnist-idx"),
-    ):
+    for cls, folder in ((MNIST, "mnist-idx"), (SMNIST, "mnist-idx"), (PSMNIST, "mnist-idx"),
+                        (FMNIST, "fashion-mnist-idx")):
         ds = cls(data_dir=str(tmp_path))
         path = ds.cache_path()
         assert path.parent == cache / folder and path.suffix == ".pt"

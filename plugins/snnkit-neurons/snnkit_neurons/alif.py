@@ -52,12 +52,10 @@ class ALIF(Neuron):
     description = (
         "adaptive LIF (LSNN): threshold V_th + β·a, a[t] = ρ a[t-1] + (1-ρ) S[t-1], soft reset, triangle surrogate"
     )
-    params = (
-        Param("decay", 0.9, "λ: membrane decay per step in H[t] = λ·U[t-1] + I[t]"),
-        Param("v_th", 1.0, "V_th: the threshold without adaptation"),
-        Param("beta", 1.8, "β: threshold increase per unit of the trace a (0: no adaptation)"),
-        Param("tau_a", 20.0, "τ_a: time constant of the adaptation trace, ρ = exp(-1/τ_a)", unit="steps"),
-    )
+    params = (Param("decay", 0.9, "λ: membrane decay per step in H[t] = λ·U[t-1] + I[t]"),
+              Param("v_th", 1.0, "V_th: the threshold without adaptation"),
+              Param("beta", 1.8, "β: threshold increase per unit of the trace a (0: no adaptation)"),
+              Param("tau_a", 20.0, "τ_a: time constant of the adaptation trace, ρ = exp(-1/τ_a)", unit="steps"))
     has_surrogate = True
     sums_inputs = True
     has_spike_hook = True

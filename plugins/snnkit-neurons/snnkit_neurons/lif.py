@@ -67,13 +67,11 @@ class LIF(Neuron):
 
     name = "lif"
     description = "LIF, normalised first-order synaptic PSC, hard reset (TSSL-BP / ScSr-SNN)"
-    params = (
-        Param("tau_m", 16.0, "membrane time constant; leak λ = 1 - 1/τm", unit="steps"),
-        Param("tau_s", 8.0, "synaptic time constant of the normalised PSC", unit="steps"),
-        Param("v_th", 1.0, "firing threshold (fires when u > V_th)"),
-        Param("filter_input", True, "pass the network input through the PSC filter (as TSSL-BP does)"),
-        Param("detach_reset", False, "stop gradients through the reset term in surrogate BPTT"),
-    )
+    params = (Param("tau_m", 16.0, "membrane time constant; leak λ = 1 - 1/τm", unit="steps"),
+              Param("tau_s", 8.0, "synaptic time constant of the normalised PSC", unit="steps"),
+              Param("v_th", 1.0, "firing threshold (fires when u > V_th)"),
+              Param("filter_input", True, "pass the network input through the PSC filter (as TSSL-BP does)"),
+              Param("detach_reset", False, "stop gradients through the reset term in surrogate BPTT"))
     has_psc = True
     has_surrogate = True
     has_leak = True

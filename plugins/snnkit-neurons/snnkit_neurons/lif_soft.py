@@ -81,11 +81,9 @@ class LIFSoft(Neuron):
 
     name = "lif-soft"
     description = "LIF with soft reset U = H - V_th·S, output spikes, triangle surrogate γ=1 (SRC/ASRC)"
-    params = (
-        Param("decay", 0.5, "membrane decay λ in H[t] = λ·U[t-1] + I[t]"),
-        Param("v_th", 1.0, "firing threshold (fires when H - V_th >= 0)"),
-        Param("detach_reset", False, "stop gradients through the soft-reset term (ASRC keeps them: False)"),
-    )
+    params = (Param("decay", 0.5, "membrane decay λ in H[t] = λ·U[t-1] + I[t]"),
+              Param("v_th", 1.0, "firing threshold (fires when H - V_th >= 0)"),
+              Param("detach_reset", False, "stop gradients through the soft-reset term (ASRC keeps them: False)"))
     has_psc = False
     has_surrogate = True
     has_leak = False

@@ -323,12 +323,9 @@ class TSSLScan(torch.autograd.Function):
                                    bounded=float(cnt[2]) / n)
                 elif opts["backward"] == "2020":
                     sm = float(s.mean())
-                    stats.branches(
-                        opts["layer"],
-                        exact_spike=sm if active else 0.0,
-                        exact_silent=(1 - sm) if active else 0.0,
-                        bounded=float(cnt[2]) / n if active else 0.0,
-                    )
+                    stats.branches(opts["layer"], exact_spike=sm if active else 0.0,
+                                   exact_silent=(1 - sm) if active else 0.0,
+                                   bounded=float(cnt[2]) / n if active else 0.0)
                 else:
                     stats.branches(opts["layer"], exact_spike=0.0, exact_silent=0.0, bounded=0.0)
             return (G, g_ws if w_s is not None and ctx.needs_input_grad[1] else None,

@@ -38,15 +38,8 @@ def _cache(tmp_path_factory):
 
 def net(readout="spiking", tau_m=8.0):
     torch.manual_seed(0)
-    return Network(
-        4,
-        (6, 6, 6),
-        3,
-        lambda n: LIF(n, tau_m=tau_m, tau_s=3.0),
-        SrSc(init_scale=0.5),
-        readout=readout,
-        weight_scale=2.0,
-    )
+    return Network(4, (6, 6, 6), 3, lambda n: LIF(n, tau_m=tau_m, tau_s=3.0), SrSc(init_scale=0.5), readout=readout,
+                   weight_scale=2.0)
 
 
 def test_setup_makes_hidden_leaks_trainable_only():

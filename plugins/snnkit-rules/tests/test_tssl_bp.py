@@ -162,18 +162,8 @@ def o_network(x, y, P, k=None, th_intra=None, warm_hidden=0.25, warm_out=0.25, w
     tgt = o_target(T, B, K, y, TAU_S)
     loss = 0.5 * ((ao - tgt) ** 2).sum() / B
     g = {}
-    Go = o_layer_backward(
-        ao - tgt,
-        uo,
-        so,
-        ao,
-        urpo,
-        no,
-        P["thout"],
-        k={kk: k[kk] for kk in ("inter", "intra")},
-        warm=warm_out,
-        width=width_out,
-    )
+    Go = o_layer_backward(ao - tgt, uo, so, ao, urpo, no, P["thout"], k={kk: k[kk] for kk in ("inter", "intra")},
+                          warm=warm_out, width=width_out)
     g["Wout"] = np.einsum("tbk,tbn->kn", Go, acts[3])
     g_ext = {2: Go @ P["Wout"]}
     Gs = {}
@@ -411,16 +401,8 @@ def test_reduces_to_plain_tsslbp_without_self_skip_bip(warmup):
     assert s_.sum() > 10
     for b in range(B):
         for i in range(N):
-            want = plain_23(
-                g[:, b, i].numpy(),
-                u[:, b, i],
-                s_[:, b, i],
-                (u - urp)[:, b, i],
-                a_[:, b, i],
-                1 / tau_m,
-                TAU_S,
-                warm=warmup,
-            )
+            want = plain_23(g[:, b, i].numpy(), u[:, b, i], s_[:, b, i], (u - urp)[:, b, i], a_[:, b, i], 1 / tau_m,
+                            TAU_S, warm=warmup)
             np.testing.assert_allclose(cur.grad[:, b, i].numpy(), want, rtol=1e-11, atol=1e-13)
 
 

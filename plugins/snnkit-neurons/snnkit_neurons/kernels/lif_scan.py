@@ -156,31 +156,9 @@ class LIFScan(torch.autograd.Function):
         g_w = torch.empty(B * N, device=a.device, dtype=torch.float32) if has_w else g_lam
         grid = (triton.cdiv(B * N, BLOCK),)
         with on_device(a.device):
-            _lif_bwd[grid](
-                g_a,
-                g_s_t,
-                a,
-                s,
-                u,
-                lam,
-                wv,
-                g_i,
-                g_lam,
-                g_w,
-                T,
-                B * N,
-                N,
-                1 - 1 / tau_s,
-                1 / tau_s,
-                v_th,
-                width,
-                HAS_W=has_w,
-                HAS_GS=has_gs,
-                DETACH=detach_reset,
-                KIND=KIND_CODE[kind],
-                BLOCK=BLOCK,
-                **NO_FMA,
-            )
+            _lif_bwd[grid](g_a, g_s_t, a, s, u, lam, wv, g_i, g_lam, g_w, T, B * N, N, 1 - 1 / tau_s, 1 / tau_s, v_th,
+                           width, HAS_W=has_w, HAS_GS=has_gs, DETACH=detach_reset, KIND=KIND_CODE[kind], BLOCK=BLOCK,
+                           **NO_FMA)
         g_leak = g_lam.view(B, N).sum(0)
         g_wv = g_w.view(B, N).sum(0) if has_w else None
         return g_i.to(dtype), g_leak, g_wv, None, None, None, None, None
