@@ -159,3 +159,11 @@ def test_lif_page_trajectory_is_what_lif_computes():
         y, spk, state = n.step(torch.full((1, 1), i, dtype=torch.float64), state)
         assert float(n.leak[0]) * float(prev.u_reset[0, 0]) + i == u, f"u at t={t:g}"
         assert (float(spk), float(state.u_reset), float(y)) == (s, u_reset, a), f"row t={t:g}"
+
+
+def test_the_architecture_page_lists_every_core_module():
+    """docs/architecture.md's table names every module of snnkit_core (a new module must say what it is for)."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    modules = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "snnkit_core").rglob("*.py"))
+    missing = [m for m in modules if f"`{m}`" not in text]
+    assert modules and not missing, f"docs/architecture.md does not list {missing}"
