@@ -31,13 +31,13 @@ def one(group: str, threads: int, repeats: int, warmup: int, paths: list[str]) -
     import torch
 
     torch.set_num_threads(threads)
-    try:  # what `snnkit bench/train` do in this tree (absent in older trees)
-        from snnkit_cli.host import keep_freed_memory
-
-        keep_freed_memory()
+    try:  # a tree from before the v3 layout (the editable install would otherwise lend it this tree's CLI)
+        from snnkit_core import bench
+        from snnkit_core.host import keep_freed_memory
     except ImportError:
-        pass
-    from snnkit_cli import bench
+        from snnkit_cli import bench
+        from snnkit_cli.host import keep_freed_memory
+    keep_freed_memory()  # what `snnkit bench/train` do
 
     steps, batch = SHAPES[group]
     bw = bench.copy_bandwidth(torch.device("cpu"))
