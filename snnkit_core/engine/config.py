@@ -99,7 +99,7 @@ class TrainConfig:
     #: keep each split on the training device as one tensor (no per-batch host-to-GPU copy); off: batches are copied
     data_on_device: bool = field(default=False, validator=_check("bool"))
     #: share of the training split held out (stratified, seeded) to choose the best epoch when the dataset has
-    #: no ``val`` split of its own; 0 disables validation (snnkit_core.engine.protocol)
+    #: no ``val`` split of its own; 0 disables validation (snnkit_core.engine.data)
     val_fraction: float = field(default=0.1, validator=_check("float", minimum=0, below=1))
     #: after each hidden layer's feedforward product; one mask per sample for all steps
     dropout: float = field(default=0.0, validator=_check("float", minimum=0, below=1))

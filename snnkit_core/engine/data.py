@@ -1,16 +1,8 @@
 """The train/validation/test splits of a run, and its batches.
 
-Validation. A run chooses its best epoch on a validation split and never on the test split:
-
-* a dataset with its own ``val`` split (gsc, ssc, mnist with ``val_size``, an ``arrays`` file with ``x_val``)
-  uses it;
-* otherwise ``val_fraction`` (default 0.1) of the training split is carved off, stratified by class and drawn
-  with ``seed``: from each class ``c`` with ``n_c`` training examples, ``round(val_fraction * n_c)`` go to
-  validation (at least one when ``n_c >= 2``, never all), so every class keeps its share;
-* ``val_fraction = 0`` and no ``val`` split: no validation; nothing is chosen, the last epoch is the result.
-
-The carve runs after ``--limit`` (so ``--limit 100`` gives about 90 train and 10 validation examples) and is
-recomputed, identically, by ``snnkit eval`` from the run's config: ``RUN_DIR/config.toml`` fixes it.
+A run chooses its best epoch on a validation split, never on the test split: the dataset's own ``val`` split, else
+a stratified, seeded carve of ``val_fraction`` of train (after ``--limit``), else none. ``snnkit eval`` recomputes
+the same carve from ``config.toml``. The rules, with examples: docs/protocol.md, "Validation split".
 """
 
 from __future__ import annotations

@@ -1,37 +1,12 @@
-"""Data-parallel training over several processes with ``torch.distributed`` (DDP-style, gloo on CPU, nccl on CUDA).
+"""Data-parallel training over several processes with ``torch.distributed`` (gloo on CPU, nccl on CUDA).
 
-Launch: ``torchrun --nproc-per-node N -m snnkit_cli train ...`` (one machine or several: torchrun's own
-``--nnodes``/``--rdzv-*`` options), or ``snnkit train --devices N``, which starts the N processes itself
-(``snnkit_cli.launch``, the same environment variables torchrun sets). A process with ``WORLD_SIZE`` > 1 in its
-environment joins the process group in :func:`setup`; with no such variable nothing here does anything and
-training is exactly the single-process loop.
-
-What each process does (the training loop, :func:`snnkit_core.engine.training.train`):
-
-* All processes build the same network from the seed; rank 0's parameters and buffers are then broadcast, so
-  they start identical whatever the initialisation did.
-* Batches: the per-epoch permutation is drawn from the seed (the same on every rank); each global batch is
-  ``batch_size x N`` consecutive examples of it and rank r takes its r-th part (:func:`shard`, sizes differing by
-  at most one). So one step of N processes sees the same examples as one step of one process with
-  ``--batch-size`` multiplied by N. The last global batch may be smaller; a rank whose part is empty joins the
-  step with zero weight. Random input encoders (Poisson) and dropout draw from per-rank streams derived from the
-  seed: runs are reproducible for a given N, but their random draws differ from a one-process run's.
-* Gradients: after the rule's backward and before the optimizer step, every parameter's ``.grad`` is
-  all-reduced explicitly (:func:`sync_gradients`), not through torch's ``DistributedDataParallel`` autograd
-  hooks: rules may write ``.grad`` themselves (tssl-bp's custom backward; rules that bypass autograd), and an
-  explicit reduction after ``rule.backward`` is right for all of them. For a rule whose loss is the batch mean,
-  rank r's gradient ``g_r = (1/n_r) sum_i grad l_i`` is weighted by ``n_r / n`` (``n = sum_r n_r``), which gives
-  ``(1/n) sum_i grad l_i``, the mean over the global batch; for a rule that back-propagates the batch sum
-  (``rule.grad_reduction() == "sum"``, as tssl-bp by default) the gradients are summed. Every rank then takes the
-  same optimizer step, so parameters stay identical without further communication. A rule that clips the
-  gradient norm inside its backward (``grad_clip``) clips each rank's part before the reduction, so with
-  clipping active a step differs from the one-process step (without it, it is the same up to float rounding).
-* Metrics and evaluation: losses, correct counts and example counts are summed over ranks; evaluation splits
-  each batch the same way. Every rank yields the same records.
-* Data: rank 0 loads the splits first (filling the feature cache), the others after it, from the cache. Every
-  process holds its own copy of an in-memory split; a memory-mapped one is shared through the page cache.
-* Run directory: only rank 0 writes (config, manifest with ``world_size``, metrics, checkpoints); every rank
-  reads the checkpoint to ``--resume``.
+A process with ``WORLD_SIZE`` > 1 in its environment (``torchrun``, or ``snnkit train --devices N`` through
+``snnkit_cli.launch``) joins the process group in :func:`setup`; without it nothing here does anything. Every rank
+starts from rank 0's broadcast parameters, reads its shard of each global batch (:func:`shard`), and all-reduces
+``.grad`` explicitly after the rule's backward (:func:`sync_gradients`: weighted to the global mean, or summed for
+a rule whose ``grad_reduction()`` is ``"sum"``), not through DDP's autograd hooks, since rules may write ``.grad``
+themselves. Rank 0 alone writes the run directory. docs/scale.md gives the full account, with what differs from
+one process.
 """
 
 from __future__ import annotations

@@ -1,31 +1,10 @@
-"""Run directories: :class:`RunDir` owns every read and write of one; who owns it, what makes a folder a run,
-and writes that a crash cannot tear.
+"""Run directories: :class:`RunDir` owns every read and write of one.
 
-A run directory ``RUN`` holds ``config.toml``, ``manifest.json``, ``metrics.jsonl`` (one JSON object per
-finished epoch), ``checkpoint.pt`` and ``status.json``. Three rules keep it consistent:
-
-* **One owner.** A process that writes into ``RUN`` first takes an OS-level lock on ``RUN/.lock``
-  (``fcntl.flock``, held for the run's life; the file holds the holder's PID). A second process fails at
-  once with :class:`~snnkit_core.contract.errors.RunDirError` naming that PID. The OS drops the lock when its holder
-  dies, so a lock left by a killed process is stale and the next process takes it over (the PID still in the
-  file tells that the previous holder did not end cleanly).
-* **Write order.** At the end of epoch ``e`` the metrics line for ``e`` is appended (and fsynced) *before*
-  the checkpoint of ``e`` is renamed into place. The checkpoint is the truth: it also carries every epoch's
-  metrics record, so ``--resume`` rewrites ``metrics.jsonl`` from it (a torn or extra last line from a crash
-  is dropped, and a lost line comes back). Every other file is written to ``NAME.tmp<pid>`` and renamed;
-  leftover ``*.tmp*`` files are removed by the next owner.
-* **Nothing else is overwritten.** A new run refuses a non-empty folder that is not a run and a run that
-  already has a checkpoint (that one is for ``--resume``).
-
-``status.json`` is ``{"state": "running" | "finished" | "diverged" | "interrupted", "pid", "message",
-"updated"}``. :meth:`RunDir.status` reports a "running" run whose process is gone as "killed".
-
-Fault injection (tests only): with ``SNNKIT_FAULT_AT=POINT[:N]`` the process ends with ``os._exit(86)`` at
-the N-th (default first) time it reaches ``POINT``: ``metrics`` (after the epoch's line is appended),
-``checkpoint-tmp`` (after the temporary checkpoint is written, before the rename), ``checkpoint`` (after
-the rename), ``status`` (after status.json is replaced), ``config``, ``manifest``.
-
-This module imports no torch at module level, so commands that only read run folders start fast.
+One owner (an OS lock on ``RUN/.lock``, stale when its holder died); at each epoch end the metrics line is fsynced
+before the checkpoint (the truth: it carries every record, so ``--resume`` rewrites ``metrics.jsonl`` from it);
+a new run never overwrites a folder that is not a run or that holds finished epochs. ``status.json`` is
+``{"state": "running" | "finished" | "diverged" | "interrupted", ...}``. The guarantees and their tests:
+docs/reliability.md, "Run directories". This module imports no torch at module level.
 """
 
 from __future__ import annotations
@@ -325,9 +304,6 @@ class RunDir:
 
     def holder(self) -> int | None:
         return holder(self.path)
-
-    def is_run(self) -> bool:
-        return self.path.is_dir() and is_run(self.path)
 
     def check_new(self, owned: bool = False) -> None:
         check_new_run(self.path, owned)

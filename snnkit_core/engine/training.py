@@ -57,7 +57,7 @@ class EpochRecord:
     seconds: float
     lr: float
     extra: dict = field(factory=dict)
-    #: on the validation split (snnkit_core.engine.protocol); None when the run has no validation
+    #: on the validation split (snnkit_core.engine.data); None when the run has no validation
     val_loss: float | None = None
     val_accuracy: float | None = None
 
@@ -301,7 +301,7 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, *, resume: bool =
           val_info: dict | None = None) -> Iterator[EpochRecord]:
     """Train ``cfg``; yield one :class:`EpochRecord` per epoch. With ``run_dir``, write the run directory.
 
-    Validation (:mod:`snnkit_core.engine.protocol`): each epoch also evaluates the validation split; the weights of
+    Validation (:mod:`snnkit_core.engine.data`): each epoch also evaluates the validation split; the weights of
     the epoch with the highest validation accuracy (the earliest on ties) go to ``best.pt`` and
     ``summary.json`` reports the test accuracy at that epoch. The test split is never used for a choice.
     ``data`` given as ``(train, test)`` or ``(train, val, test)`` is used as it is (no carve); ``val_info``
@@ -335,19 +335,15 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, *, resume: bool =
             built, run, resume, opt, sched, {"world_size": world.size, "validation": val_info}
         )
     distributed.seed_rank(cfg.seed, start_epoch, world)
-    best = best_from_metrics(records)
     with _run_status(run, cfg, records):
         for epoch in range(start_epoch, cfg.epochs):
             t0 = time.perf_counter()
-            total_loss, correct, n, first_loss = _train_epoch(
-                built, splits[0], opt, epoch, world, run, first_loss, progress
-            )
+            total_loss, correct, n, first_loss = _train_epoch(built, splits[0], opt, epoch, world, run, first_loss,
+                                                              progress)
             rec = _epoch_record(built, splits, epoch, (total_loss, correct, n), opt, sched, t0)
-            improved = rec.val_accuracy is not None and (best is None or rec.val_accuracy > best["val_accuracy"])
-            if improved:
-                best = {"epoch": epoch + 1, "val_accuracy": rec.val_accuracy, "test_accuracy": rec.test_accuracy}
             if run is not None:
                 records.append(json.loads(json.dumps(rec.to_json())))  # plain JSON types: weights_only can load them
+                improved = (best_from_metrics(records) or {}).get("epoch") == epoch + 1  # best.pt follows the records
                 _save_epoch(built, run, epoch, opt, sched, records, first_loss, improved)
             yield rec
 
