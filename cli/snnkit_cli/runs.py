@@ -17,9 +17,9 @@ def find_runs(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise SnnkitError(f"{root} is not a folder")
-    if (root / "config.toml").is_file():
+    if (root / RunDir.CONFIG).is_file():
         return [root]
-    return sorted(p.parent for p in root.rglob("config.toml") if p.is_file())
+    return sorted(p.parent for p in root.rglob(RunDir.CONFIG) if p.is_file())
 
 
 def run_status(run: Path, epochs: int | None) -> str:
