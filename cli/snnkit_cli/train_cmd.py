@@ -63,7 +63,7 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
     import contextlib
 
     from snnkit_cli.host import keep_freed_memory, set_threads
-    from snnkit_cli.options import default_run_name, new_config
+    from snnkit_cli.options import default_run_name, make_unique_dir, new_config
     from snnkit_core.engine import rundir
     from snnkit_core.engine.distributed import env_world
 
@@ -99,7 +99,7 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
             run_dir = Path(out) if out else None
         if seeds is not None:
             if run_dir is None:
-                run_dir = rundir.make_unique_dir(Path("runs"), default_run_name(cfg, "-seeds"))
+                run_dir = make_unique_dir(Path("runs"), default_run_name(cfg, "-seeds"))
             _train_seeds(cfg, run_dir, seeds, seed, quiet, tensorboard, devices, threads)
             return
         _train_one(cfg, run_dir, bool(resume), quiet, tensorboard, devices, threads)
@@ -135,7 +135,7 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard
                devices: int | None = None, threads: int | None = None) -> None:
     """Check everything (components, --out, data) before a run directory is written, then train and render.
     ``run_dir`` None: a unique default name under runs/."""
-    from snnkit_cli.options import default_run_name
+    from snnkit_cli.options import default_run_name, make_unique_dir
     from snnkit_core.contract.errors import ConfigError
     from snnkit_core.engine import rundir
     from snnkit_core.engine.data import load_protocol_splits
@@ -147,13 +147,13 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard
         from .launch import launch_train
 
         if run_dir is None:
-            run_dir = rundir.make_unique_dir(Path("runs"), default_run_name(cfg))
+            run_dir = make_unique_dir(Path("runs"), default_run_name(cfg))
         return launch_train(devices, cfg, run_dir, resume=resume, quiet=quiet, tensorboard=tensorboard, threads=threads)
     if world.active and run_dir is None:
         raise ConfigError("under torchrun every process must name the same run directory: give --out DIR")
     built = build(cfg)  # every component and parameter checked before anything is read or written
     if not resume and world.main:
-        rundir.check_new_run(run_dir) if run_dir else rundir.check_writable(Path("runs"), "the runs folder")
+        rundir.RunDir(run_dir).check_new() if run_dir else rundir.check_writable(Path("runs"), "the runs folder")
     tb = None
     with RichProgress(enabled=not quiet and sys.stderr.isatty()) as progress:
         data, val_info = None, None
@@ -162,7 +162,7 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard
             check_inputs(built, train_data, test_data)
             data = (train_data, val_data, test_data)
         if run_dir is None:  # unique even for two runs started in the same second
-            run_dir = rundir.make_unique_dir(Path("runs"), default_run_name(cfg))
+            run_dir = make_unique_dir(Path("runs"), default_run_name(cfg))
         if tensorboard and world.main:  # fail before training when the extra is missing; rank 0 alone writes
             from .tensorboard import TensorBoardWriter
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import tomllib
 from pathlib import Path
@@ -159,41 +160,20 @@ class TrainConfig:
         return attrs.evolve(self, **{k: v for k, v in changes.items()})
 
 
-def dump_toml(data: dict[str, Any]) -> str:
-    """A small TOML writer for run configs: scalars, lists of scalars and nested tables; None is left out."""
-    lines: list[str] = []
-    tables: list[tuple[str, dict]] = []
-
-    def scalar(v) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        if isinstance(v, (list, tuple)):
-            return "[" + ", ".join(scalar(x) for x in v) + "]"
-        raise TypeError(f"cannot write {type(v).__name__} to TOML")
-
-    def emit(prefix: str, d: dict) -> None:
-        for k, v in d.items():
-            if v is None:
-                continue
-            if isinstance(v, dict):
-                tables.append((f"{prefix}.{_key(k)}" if prefix else _key(k), v))
-            else:
-                lines.append(f"{_key(k)} = {scalar(v)}")
-
-    emit("", data)
-    while tables:
-        name, d = tables.pop(0)
-        lines.append(f"\n[{name}]")
-        emit(name, d)
-    return "\n".join(lines) + "\n"
+def dump_toml(data: dict[str, Any], table: str = "") -> str:
+    """A TOML writer for run configs: scalars and lists written as JSON (whose literals and escapes are valid TOML),
+    nested dicts as ``[tables]`` after the keys; None is left out (it means the default)."""
+    keys = [f"{_key(k)} = {json.dumps(v, ensure_ascii=False)}" for k, v in data.items()
+            if v is not None and not isinstance(v, dict)]
+    out = "\n".join(([f"[{table}]"] if table and keys else []) + keys) + "\n"
+    for k, v in data.items():
+        if isinstance(v, dict):
+            out += "\n" + dump_toml(v, f"{table}.{_key(k)}" if table else _key(k))
+    return out.lstrip("\n")
 
 
 def _key(k: str) -> str:
-    return k if k.replace("_", "").replace("-", "").isalnum() else '"' + k + '"'
+    return k if k.replace("_", "").replace("-", "").isalnum() and k.isascii() else json.dumps(k, ensure_ascii=False)
 
 
 def absolute(path: str) -> str:

@@ -55,103 +55,6 @@ def _read_pid(fd: int) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-#: locks this process holds: resolved path -> [fd, depth] (re-entrant, so the CLI and the core may both hold it)
-_held: dict[str, list[int]] = {}
-
-
-def acquire(run: Path) -> int | None:
-    """Take ``run/.lock`` for this process (re-entrant). Returns the PID of a previous holder that died
-    without releasing it (a stale lock, now taken over), else None. Raises :class:`RunDirError` naming the
-    holder's PID when another live process owns the run."""
-    run = Path(run)
-    key = str(run.resolve())
-    if key in _held:
-        _held[key][1] += 1
-        return None
-    try:
-        fd = os.open(run / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise RunDirError(f"cannot lock run directory {run} ({exc.strerror}: {run / LOCK}); check its "
-                          "permissions") from None
-    try:
-        previous = _read_pid(fd)
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise
-                holder = _read_pid(fd)
-                raise RunDirError(
-                    f"run directory {run} is in use by process {holder if holder else '(unknown PID)'}, which holds "
-                    f"{run / LOCK}. Wait for that run to end (or stop it), or choose another --out."
-                ) from None
-        elif previous and previous != os.getpid() and _pid_alive(previous):  # pragma: no cover - no fcntl
-            raise RunDirError(f"run directory {run} is in use by process {previous} ({run / LOCK}); choose another "
-                              "--out")
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        raise
-    _held[key] = [fd, 1]
-    return previous if previous and previous != os.getpid() else None
-
-
-def release(run: Path) -> None:
-    key = str(Path(run).resolve())
-    entry = _held.get(key)
-    if entry is None:
-        return
-    entry[1] -= 1
-    if entry[1] > 0:
-        return
-    del _held[key]
-    fd = entry[0]
-    try:
-        os.ftruncate(fd, 0)  # an empty lock file means "ended cleanly"; a PID left behind means the holder died
-    except OSError:
-        pass
-    os.close(fd)  # closing drops the flock
-
-
-@contextlib.contextmanager
-def locked(run: Path) -> Iterator[int | None]:
-    """Hold ``run/.lock`` for the block (see :func:`acquire`)."""
-    stale = acquire(run)
-    try:
-        yield stale
-    finally:
-        release(run)
-
-
-def holder(run: Path) -> int | None:
-    """PID of the live process holding ``run/.lock``, or None."""
-    path = Path(run) / LOCK
-    if not path.exists():
-        return None
-    if str(Path(run).resolve()) in _held:
-        return os.getpid()
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        pid = _read_pid(fd)
-        if fcntl is None:  # pragma: no cover
-            return pid if pid and _pid_alive(pid) else None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            return pid or -1
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
-
-
 # ------------------------------------------------------------------------------------------ what a run is
 
 
@@ -191,58 +94,11 @@ def check_writable(path: Path, what: str = "--out") -> None:
         ) from None
 
 
-def check_new_run(path: Path, owned: bool = False) -> None:
-    """Raise :class:`RunDirError` unless ``path`` may hold a new run: it does not exist yet, is empty, or is a
-    run that never finished an epoch (no checkpoint; a killed first epoch is started over). ``owned``: this
-    process holds the lock already (the check is repeated under it)."""
-    path = Path(path)
-    check_writable(path)
-    if not path.exists():
-        return
-    entries = sorted(p.name for p in path.iterdir() if not (owned and (p.name == LOCK or ".tmp" in p.name)))
-    if not entries:
-        return
-    if not is_run(path):
-        shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
-        raise RunDirError(
-            f"--out {path} is a non-empty folder that is not a snnkit run (it holds {shown}); snnkit would overwrite "
-            f"or append to those files. Choose a new or empty folder."
-        )
-    pid = None if owned else holder(path)
-    if pid:
-        raise RunDirError(
-            f"run directory {path} is in use by process {pid}, which holds {path / LOCK}. Wait for that run to end "
-            f"(or stop it), or choose another --out."
-        )
-    done = len(RunDir(path).metrics())
-    if done and not (path / "checkpoint.pt").exists():
-        raise CheckpointError(
-            f"{path} holds a run with {done} finished epoch(s) (metrics.jsonl) whose checkpoint.pt is gone; snnkit "
-            f"will not overwrite it. Choose another --out, or move that run away first."
-        )
-    if (path / "checkpoint.pt").exists():
-        raise CheckpointError(
-            f"{path} already holds a run; use --resume {path} to continue it, --init-from {path} to start a new "
-            f"run from its weights, or another --out"
-        )
-
-
-def make_unique_dir(parent: Path, name: str) -> Path:
-    """Create ``parent/name`` (or ``name-2``, ``name-3`` ...) atomically: two runs started in the same second
-    never share a folder."""
-    parent = Path(parent)
-    parent.mkdir(parents=True, exist_ok=True)
-    for i in range(1, 10_000):
-        path = parent / (name if i == 1 else f"{name}-{i}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise RunDirError(f"could not find a free run directory name {name}-N under {parent}")
-
-
 # ------------------------------------------------------------------------------------------ the run directory
+
+
+#: locks this process holds: resolved path -> [fd, depth] (re-entrant, so the CLI and the core may both hold it)
+_held: dict[str, list[int]] = {}
 
 
 #: config keys that may differ on ``--resume`` (where the data is and what computes, never the maths). The CLI's
@@ -292,21 +148,124 @@ class RunDir:
     # ---------------------------------------------------------------------------------- ownership
 
     def acquire(self) -> int | None:
-        """Take ``.lock`` for this process (see :func:`acquire`)."""
-        return acquire(self.path)
+        """Take ``.lock`` for this process (re-entrant). Returns the PID of a previous holder that died
+        without releasing it (a stale lock, now taken over), else None. Raises :class:`RunDirError` naming the
+        holder's PID when another live process owns the run."""
+        run = self.path
+        key = str(run.resolve())
+        if key in _held:
+            _held[key][1] += 1
+            return None
+        try:
+            fd = os.open(run / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RunDirError(f"cannot lock run directory {run} ({exc.strerror}: {run / LOCK}); check its "
+                              "permissions") from None
+        try:
+            previous = _read_pid(fd)
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError as exc:
+                    if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                        raise
+                    raise RunDirError(self._in_use(_read_pid(fd))) from None
+            elif previous and previous != os.getpid() and _pid_alive(previous):  # pragma: no cover - no fcntl
+                raise RunDirError(self._in_use(previous))
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        _held[key] = [fd, 1]
+        return previous if previous and previous != os.getpid() else None
 
     def release(self) -> None:
-        release(self.path)
+        key = str(self.path.resolve())
+        entry = _held.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] > 0:
+            return
+        del _held[key]
+        fd = entry[0]
+        try:
+            os.ftruncate(fd, 0)  # an empty lock file means "ended cleanly"; a PID left behind means the holder died
+        except OSError:
+            pass
+        os.close(fd)  # closing drops the flock
 
-    def locked(self):
-        """Hold ``.lock`` for a ``with`` block."""
-        return locked(self.path)
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[int | None]:
+        """Hold ``.lock`` for the block (see :meth:`acquire`)."""
+        stale = self.acquire()
+        try:
+            yield stale
+        finally:
+            self.release()
 
     def holder(self) -> int | None:
-        return holder(self.path)
+        """PID of the live process holding ``.lock``, or None."""
+        path = self.path / LOCK
+        if not path.exists():
+            return None
+        if str(self.path.resolve()) in _held:
+            return os.getpid()
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            pid = _read_pid(fd)
+            if fcntl is None:  # pragma: no cover
+                return pid if pid and _pid_alive(pid) else None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return pid or -1
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+    def _in_use(self, pid: int | None) -> str:
+        return (f"run directory {self.path} is in use by process {pid if pid and pid > 0 else '(unknown PID)'}, which "
+                f"holds {self.path / LOCK}. Wait for that run to end (or stop it), or choose another --out.")
 
     def check_new(self, owned: bool = False) -> None:
-        check_new_run(self.path, owned)
+        """Raise :class:`RunDirError` unless ``path`` may hold a new run: it does not exist yet, is empty, or is a
+        run that never finished an epoch (no checkpoint; a killed first epoch is started over). ``owned``: this
+        process holds the lock already (the check is repeated under it)."""
+        path = self.path
+        check_writable(path)
+        if not path.exists():
+            return
+        entries = sorted(p.name for p in path.iterdir() if not (owned and (p.name == LOCK or ".tmp" in p.name)))
+        if not entries:
+            return
+        if not is_run(path):
+            shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+            raise RunDirError(
+                f"--out {path} is a non-empty folder that is not a snnkit run (it holds {shown}); snnkit would "
+                f"overwrite or append to those files. Choose a new or empty folder."
+            )
+        pid = None if owned else self.holder()
+        if pid:
+            raise RunDirError(self._in_use(pid))
+        done = len(self.metrics())
+        if done and not (path / "checkpoint.pt").exists():
+            raise CheckpointError(
+                f"{path} holds a run with {done} finished epoch(s) (metrics.jsonl) whose checkpoint.pt is gone; snnkit "
+                f"will not overwrite it. Choose another --out, or move that run away first."
+            )
+        if (path / "checkpoint.pt").exists():
+            raise CheckpointError(
+                f"{path} already holds a run; use --resume {path} to continue it, --init-from {path} to start a new "
+                f"run from its weights, or another --out"
+            )
 
     def remove_leftover_tmp(self) -> list[Path]:
         """Delete ``*.tmp<pid>`` files a killed writer left (only the lock holder may call this)."""
