@@ -12,13 +12,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from snnkit_cli.evaluate import evaluate_splits
 from snnkit_cli.main import cli
 from snnkit_cli.runs import describe_run, list_runs, mean_sd, parse_seeds
 from snnkit_core.contract.errors import ConfigError, SnnkitError
 from snnkit_core.engine import rundir
 from snnkit_core.engine.config import TrainConfig
 from snnkit_core.engine.data import stratified_split
-from snnkit_core.engine.evaluation import evaluate_splits
 from snnkit_core.engine.training import train
 
 

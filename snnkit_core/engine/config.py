@@ -79,21 +79,16 @@ class TrainConfig:
     hidden: tuple[int, ...] = field(default=(128, 128, 128), converter=_tuple_int)
     epochs: int = field(default=10, validator=_check("int", minimum=1))
     batch_size: int = field(default=32, validator=_check("int", minimum=1))
-    lr: float | None = field(
-        default=None, validator=_check("float", minimum="positive", optional=True)
-    )  # None: the rule's
-    weight_decay: float | None = field(
-        default=None, validator=_check("float", minimum=0, optional=True)
-    )  # None: the rule's
+    #: learning rate and weight decay; None: the gradient rule's defaults
+    lr: float | None = field(default=None, validator=_check("float", minimum="positive", optional=True))
+    weight_decay: float | None = field(default=None, validator=_check("float", minimum=0, optional=True))
     seed: int = field(default=0, validator=_check("int", minimum=0))
     device: str = field(default="auto", validator=_check("str"))
     backend: str = field(default="auto", validator=_check("str"))  # auto | triton | torch | reference (Network.backend)
-    limit: int | None = field(
-        default=None, validator=_check("int", minimum=1, optional=True)
-    )  # at most this many train (and test) examples
-    readout: str | None = field(
-        default=None, validator=_check("str", optional=True)
-    )  # None: the gradient rule's default
+    #: at most this many train (and test) examples
+    limit: int | None = field(default=None, validator=_check("int", minimum=1, optional=True))
+    #: "spiking" or "linear"; None: the gradient rule's default
+    readout: str | None = field(default=None, validator=_check("str", optional=True))
     bias: bool = field(default=False, validator=_check("bool"))
     init: str = field(default="kaiming", validator=_check("str"))
     weight_scale: float = field(default=1.0, validator=_check("float", minimum="positive"))

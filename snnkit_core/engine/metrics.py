@@ -1,17 +1,5 @@
-"""What is derived from a run's epoch records: ``metrics.csv``, ``summary.json`` and the best epoch.
-
-``metrics.jsonl`` stays the record of truth (one JSON object per epoch); everything here is derived from its
-records, so a resumed run (whose ``metrics.jsonl`` is truncated to the checkpoint's epoch) gets a matching CSV.
-
-CSV columns, in this order, the same for every run so spreadsheets and scripts can rely on them:
-
-    epoch, train_loss, train_accuracy, val_loss, val_accuracy, test_loss, test_accuracy, seconds, lr
-
-(``val_*`` empty when the run has no validation split), then every other key the components record, flattened
-with dots in the order they first appear: nested dicts ``bip.layer0.tau_m_mean``, lists by index
-``recurrence.layer0.alpha.3``. A key a record lacks is an empty cell. Accuracies are fractions (0..1),
-losses are the rule's loss, ``seconds`` is the epoch's wall time, ``lr`` the learning rate used in it.
-"""
+"""What is derived from a run's epoch records (``metrics.jsonl``, the record of truth): ``metrics.csv``,
+``summary.json`` and the best epoch. The CSV's columns, the same for every run: docs/plots.md, "metrics.csv"."""
 
 from __future__ import annotations
 
@@ -39,7 +27,7 @@ def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def csv_text(records: Iterable[dict[str, Any]]) -> str:
-    """The CSV of ``records`` (see the module docstring for the columns)."""
+    """The CSV of ``records``: :data:`BASE_COLUMNS`, then the other keys flattened in order of appearance."""
     flat = [flatten(r) for r in records]
     columns = list(BASE_COLUMNS)
     seen = set(columns)

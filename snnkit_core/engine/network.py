@@ -12,7 +12,6 @@ import torch
 from attrs import define, field
 from torch import nn
 
-from snnkit_core.contract.compat import check_compatible  # noqa: F401 - kept importable here; its home is compat
 from snnkit_core.contract.errors import IncompatibleError
 from snnkit_core.contract.interfaces import Connectivity, LearningRule, Neuron, Recurrence
 from snnkit_core.engine.paths import plan_network

@@ -1,11 +1,5 @@
-"""Run directories: :class:`RunDir` owns every read and write of one.
-
-One owner (an OS lock on ``RUN/.lock``, stale when its holder died); at each epoch end the metrics line is fsynced
-before the checkpoint (the truth: it carries every record, so ``--resume`` rewrites ``metrics.jsonl`` from it);
-a new run never overwrites a folder that is not a run or that holds finished epochs. ``status.json`` is
-``{"state": "running" | "finished" | "diverged" | "interrupted", ...}``. The guarantees and their tests:
-docs/reliability.md, "Run directories". This module imports no torch at module level.
-"""
+"""Run directories: :class:`RunDir` owns every read and write of one; the guarantees and their tests are in
+docs/reliability.md, "Run directories". This module imports no torch at module level."""
 
 from __future__ import annotations
 
@@ -96,11 +90,8 @@ def check_writable(path: Path, what: str = "--out") -> None:
 
 # ------------------------------------------------------------------------------------------ the run directory
 
-
 #: locks this process holds: resolved path -> [fd, depth] (re-entrant, so the CLI and the core may both hold it)
 _held: dict[str, list[int]] = {}
-
-
 #: config keys that may differ on ``--resume`` (where the data is and what computes, never the maths). The CLI's
 #: refusal of other options and the checkpoint-versus-config.toml check both read this one tuple.
 MAY_MOVE_ON_RESUME = ("data_dir", "device", "backend", "data_on_device")
@@ -114,9 +105,11 @@ CHECKPOINT_KEYS = ("epoch", "model", "optimizer", "rng")
 class RunDir:
     """One run directory, and the only code that reads or writes a file inside one.
 
-    Files: ``config.toml``, ``manifest.json``, ``metrics.jsonl`` (one JSON record per finished epoch; the
-    derived ``metrics.csv`` and ``summary.json`` are rebuilt from it), ``checkpoint.pt`` and ``best.pt``,
-    ``status.json``, ``eval/<split>.json``, ``noise/<split>.json``, ``seeds.json`` and ``.lock``.
+    Files: ``config.toml`` (enough to rerun), ``manifest.json``, ``metrics.jsonl`` (one JSON record per finished
+    epoch; the derived ``metrics.csv`` and ``summary.json`` are rebuilt from it), ``checkpoint.pt`` (every record
+    too, so ``--resume`` rewrites ``metrics.jsonl`` from it) and ``best.pt``, ``status.json`` (running, finished,
+    diverged or interrupted), ``eval/<split>.json``, ``noise/<split>.json``, ``seeds.json`` and ``.lock`` (one
+    owner: an OS lock, stale when its holder died).
 
     Every write goes through :meth:`write_bytes`: a temporary file in the same folder, fsync, rename, fsync of
     the folder; readers see the old or the new file, never a part. The one exception is :meth:`append_metrics`,

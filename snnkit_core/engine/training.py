@@ -1,9 +1,5 @@
-"""The one training loop. It yields per-epoch records and never prints; the CLI renders them.
-
-A run directory holds ``config.toml`` (enough to rerun), ``manifest.json`` (versions, device, seed, dataset
-identity), ``metrics.jsonl`` (one JSON object per epoch) and ``checkpoint.pt`` (written atomically after
-every epoch, loaded with ``weights_only=True``). ``resume=True`` continues exactly where a killed run stopped.
-"""
+"""The one training loop. It yields per-epoch records and never prints; the CLI renders them. What it writes goes
+through :class:`~snnkit_core.engine.rundir.RunDir`; ``resume=True`` continues exactly where a killed run stopped."""
 
 from __future__ import annotations
 
@@ -24,7 +20,6 @@ from snnkit_core.contract.errors import (
     CheckpointError,
     ConfigError,
     DivergedError,
-    IncompatibleError,
     NaNLossError,
     SnnkitError,
 )
@@ -62,13 +57,8 @@ class EpochRecord:
     val_accuracy: float | None = None
 
     def to_json(self) -> dict:
-        d = asdict(self)
-        extra = d.pop("extra")
-        for k in ("val_loss", "val_accuracy"):
-            if d[k] is None:
-                del d[k]
-        d.update(extra)
-        return d
+        """The metrics line: the fields (validation ones only when the run has validation), then ``extra``'s keys."""
+        return {k: v for k, v in asdict(self).items() if k != "extra" and v is not None} | self.extra
 
 
 @frozen
@@ -120,15 +110,6 @@ def build(cfg: TrainConfig) -> Built:
     check_backend(cfg.backend, rules)
     dataset = dataset_cls(data_dir=cfg.data_dir, **p.get("dataset", {}))
     device = resolve_device(cfg.device)
-    if cfg.backend == "triton":
-        from snnkit_core.contract.scan import triton_available
-
-        if not triton_available(device.type):
-            raise IncompatibleError(
-                f"--backend triton needs Triton and a CUDA device (device here: {device.type}); on a CPU Triton only "
-                f"runs under its interpreter, for tests (TRITON_INTERPRET=1 and SNNKIT_TRITON_ON_CPU=1). "
-                f"Use --backend auto or torch."
-            )
     network = assemble(
         neuron_cls, conn, rules, input_size=dataset.input_size, num_classes=dataset.num_classes, hidden=cfg.hidden,
         neuron_params=p.get("neuron", {}), readout=cfg.readout, backend=cfg.backend, device=device, registry=reg,
@@ -159,26 +140,37 @@ def make_optimizer(built: Built) -> torch.optim.Optimizer:
     return rule.make_optimizer(groups, lr, wd)
 
 
-def evaluate(built: Built, data: ArrayData, batch_size: int, progress: Progress = _no_progress) -> tuple[float, float]:
-    """Mean loss and accuracy over ``data`` (no gradients)."""
-    net, rule = built.network, built.gradient_rule
-    world = distributed.current()  # several processes: each evaluates its part of every batch
+def predict(built: Built, data: ArrayData, batch_size: int, progress: Progress = _no_progress,
+            world: distributed.World | None = None) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """This process's part of ``data`` (every example in one process; ``world``: its part of each batch) through the
+    gradient rule's ``eval_step`` with no gradients: the summed loss, the predicted and the true classes, in order.
+    Inputs are encoded with a fixed seed, so every evaluation sees the same ones."""
+    net, rule, world = built.network, built.gradient_rule, world or distributed.World()
     net.eval()
-    total_loss, correct, n = 0.0, 0, 0
-    with torch.no_grad():
-        gen = torch.Generator().manual_seed(0)  # only data.encode draws from it: every evaluation sees the same inputs
-        batches = indexed_batches(data, batch_size, False, gen, built.device, world)
-        for x, y, idx in progress(batches, total=math.ceil(len(data) / (batch_size * world.size)), description="eval"):
-            if not len(y):
-                continue
-            batch = to_batch(built, x, y, idx)
-            loss, logits = rule.eval_step(net, batch)
-            total_loss += float(loss) * len(y)
-            correct += int((logits.argmax(1) == batch.y).sum())
-            n += len(y)
-    total_loss, correct, n = distributed.sum_scalars(world, total_loss, correct, n)
-    net.train()
-    return total_loss / max(n, 1), correct / max(n, 1)
+    total, preds, ys = 0.0, [torch.zeros(0, dtype=torch.int64)], [torch.zeros(0, dtype=torch.int64)]
+    try:
+        with torch.no_grad():
+            batches = indexed_batches(data, batch_size, False, torch.Generator().manual_seed(0), built.device, world)
+            for x, y, idx in progress(batches, total=math.ceil(len(data) / (batch_size * world.size)),
+                                      description="eval"):
+                if not len(y):  # several processes, a batch smaller than their number
+                    continue
+                batch = to_batch(built, x, y, idx)
+                loss, logits = rule.eval_step(net, batch)
+                total += float(loss) * len(y)
+                preds.append(logits.argmax(1).cpu())
+                ys.append(batch.y.cpu())
+    finally:
+        net.train()
+    return total, torch.cat(preds), torch.cat(ys)
+
+
+def evaluate(built: Built, data: ArrayData, batch_size: int, progress: Progress = _no_progress) -> tuple[float, float]:
+    """Mean loss and accuracy over ``data`` (several processes: each evaluates its part of every batch)."""
+    world = distributed.current()
+    total, pred, y = predict(built, data, batch_size, progress, world)
+    total, correct, n = distributed.sum_scalars(world, total, int((pred == y).sum()), len(y))
+    return total / max(n, 1), correct / max(n, 1)
 
 
 # ------------------------------------------------------------------------------------------ run dirs
@@ -240,10 +232,14 @@ def load_weights(built: Built, run: str | Path, which: str = "last") -> dict:
     return ck
 
 
-def _load_model(built: Built, state, path: Path, run: Path) -> None:
+def _load_model(built: Built, state, path: Path, run: Path, init_from: bool = False) -> None:
     try:
         built.network.load_state_dict(state)
     except Exception as exc:  # noqa: BLE001 - wrong keys or shapes, or not a state dict at all
+        if init_from:
+            raise CheckpointError(
+                f"--init-from {run}: its weights do not fit the network this run builds ({_torch_reason(exc)}); use "
+                f"the same --neuron, --conn, --hidden and dataset as {run / 'config.toml'}") from None
         raise CheckpointError(
             f"checkpoint {path} does not fit the network {run / 'config.toml'} builds "
             f"({_torch_reason(exc)}); was config.toml edited, or the checkpoint replaced? Restore the matching pair."
@@ -277,13 +273,7 @@ def load_init_weights(built: Built, source: str | Path) -> None:
     if not src.is_dir():
         raise CheckpointError(f"--init-from {src}: no such run directory")
     ck = RunDir(src).load_checkpoint()  # TAKEN_BY_INIT_FROM: the weights only
-    try:
-        built.network.load_state_dict(ck["model"])
-    except Exception as exc:  # noqa: BLE001
-        raise CheckpointError(
-            f"--init-from {src}: its weights do not fit the network this run builds ({_torch_reason(exc)}); use the "
-            f"same --neuron, --conn, --hidden and dataset as {src / 'config.toml'}"
-        ) from None
+    _load_model(built, ck["model"], src / RunDir.CHECKPOINT, src, init_from=True)
 
 
 def check_inputs(built: Built, train_data: ArrayData, test_data: ArrayData) -> None:
@@ -476,26 +466,6 @@ def _open_run(
     return start_epoch, records, first_loss
 
 
-class _StepOptimizer(distributed.SyncedOptimizer):
-    """The optimizer the rule's ``train_step`` gets: all-reduces ``.grad`` across ranks (several processes), and
-    turns an overflowing step (e.g. Adam's lr / (1 - beta1^t) in float32) into a :class:`DivergedError`."""
-
-    def __init__(self, optimizer, params, reduction, world, epoch: int, run: RunDir | None):
-        super().__init__(optimizer, params, reduction, world)
-        self.epoch, self.run = epoch, run
-
-    def step(self, closure=None):
-        try:
-            return super().step(closure)
-        except RuntimeError as exc:
-            if "overflow" not in str(exc):
-                raise
-            raise DivergedError(
-                f"the optimizer step overflowed in epoch {self.epoch + 1} ({exc}): the learning rate "
-                f"{self.optimizer.param_groups[0]['lr']:.3g} is far too large. " + _stop_advice(self.run, self.epoch)
-            ) from None
-
-
 def _train_epoch(built: Built, data: ArrayData, opt, epoch: int, world, run: RunDir | None, first_loss: float | None,
                  progress: Progress) -> tuple[float, int, int, float | None]:
     """One pass over ``data`` (this rank's part of every global batch) through the gradient rule's ``train_step``:
@@ -506,7 +476,7 @@ def _train_epoch(built: Built, data: ArrayData, opt, epoch: int, world, run: Run
     total_loss, correct, n = 0.0, 0, 0
     nb = math.ceil(len(data) / (cfg.batch_size * world.size))
     net.train()
-    step_opt = _StepOptimizer(opt, net.parameters(), rule.grad_reduction(), world, epoch, run)
+    step_opt = distributed.SyncedOptimizer(opt, net.parameters(), rule.grad_reduction(), world)
     batches = indexed_batches(data, cfg.batch_size, True, gen, built.device, world)
     for x, y, idx in progress(batches, total=nb, description=f"epoch {epoch + 1}"):
         step_opt.n_local = len(y)
@@ -517,7 +487,7 @@ def _train_epoch(built: Built, data: ArrayData, opt, epoch: int, world, run: Run
             distributed.any_rank(False, world)
             continue
         batch = to_batch(built, x, y, idx)
-        loss, logits = rule.train_step(net, batch, step_opt)  # forward, loss, update: the rule's step
+        loss, logits = _train_step(built, batch, step_opt, epoch, run)
         loss_value = float(loss)  # CPU-GPU sync point, once per batch
         first_loss = loss_value if first_loss is None else first_loss
         _check_loss(loss_value, first_loss, epoch, run, world)
@@ -526,6 +496,18 @@ def _train_epoch(built: Built, data: ArrayData, opt, epoch: int, world, run: Run
         n += len(y)
     total_loss, correct, n = distributed.sum_scalars(world, total_loss, correct, n)
     return total_loss, int(correct), int(n), first_loss
+
+
+def _train_step(built: Built, batch, opt, epoch: int, run: RunDir | None):
+    """The gradient rule's step (forward, loss, update). An optimizer step that overflows (e.g. Adam's
+    lr / (1 - beta1^t) in float32) is a :class:`DivergedError`."""
+    try:
+        return built.gradient_rule.train_step(built.network, batch, opt)
+    except RuntimeError as exc:
+        if "overflow" not in str(exc):
+            raise
+        raise DivergedError(f"the optimizer step overflowed in epoch {epoch + 1} ({exc}): the learning rate "
+                            f"{opt.param_groups[0]['lr']:.3g} is far too large. " + _stop_advice(run, epoch)) from None
 
 
 def _check_loss(loss_value: float, first_loss: float, epoch: int, run: RunDir | None, world) -> None:
