@@ -26,7 +26,7 @@ import torch
 
 from snnkit_core.contract.atomic import atomic_write
 from snnkit_core.contract.errors import CheckpointError, MissingDependencyError, SnnkitError
-from snnkit_core.engine.data import batches
+from snnkit_core.engine.data import indexed_batches
 from snnkit_core.engine.evaluation import load_run
 from snnkit_core.engine.rundir import RunDir
 
@@ -87,7 +87,7 @@ def record_spikes(built, samples: int = 64, sample: int = 0):
                           f"{sample}")
     n = max(samples, sample + 1)
     gen = torch.Generator().manual_seed(0)  # the same encoding draws as `snnkit eval`
-    x, y = next(iter(batches(data, n, False, gen, built.device)))
+    x, y, _ = next(iter(indexed_batches(data, n, False, gen, built.device)))
     net.eval()
     with torch.no_grad():
         out = net(x.to(built.device).transpose(0, 1))  # (B, T, C) -> (T, B, C)

@@ -9,7 +9,7 @@ import click
 from rich.markup import escape
 
 from .errors import expected_errors
-from .render import RichProgress, console, epoch_row, epoch_table, err_console, warn_damaged
+from .render import RichProgress, console, epoch_row, epoch_table, err_console, plan_notes, warn_damaged
 
 
 @click.command()
@@ -173,7 +173,8 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard
               f"dataset={cfg.dataset} "
             f"hidden={','.join(map(str, cfg.hidden))} epochs={cfg.epochs} -> {escape(str(run_dir))}"
         )
-        for note in built.network.plan_notes():  # e.g. no C compiler: the torch loops run (also in the manifest)
+        # e.g. no C compiler: the torch loops run (the manifest records it too)
+        for note in plan_notes(built.network.plan_report()):
             err_console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
         try:
             last, table = _epochs(cfg, run_dir, resume, progress, built, data, val_info, tb)

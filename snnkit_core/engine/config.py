@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import tomllib
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
@@ -124,11 +125,9 @@ class TrainConfig:
         if "train" in data:
             other = sorted(k for k in data if k != "train")
             if other:  # e.g. a misspelt [trian] next to [train] would otherwise be ignored
-                raise ConfigError(
-                    f"config file {path}: unknown section{'s' if len(other) > 1 else ''} {', '.join(map(repr, other))} "
-                    "next "
-                    f"to [train]; everything goes under [train] (component parameters under [train.params.SECTION])"
-                )
+                raise ConfigError(f"config file {path}: unknown section{'s' if len(other) > 1 else ''} "
+                                  f"{', '.join(map(repr, other))} next to [train]; everything goes under [train] "
+                                  "(component parameters under [train.params.SECTION])")
             data = data["train"]
             if not isinstance(data, dict):
                 raise ConfigError(f"config file {path}: train must be a table ([train]); got {data!r}")
@@ -139,13 +138,9 @@ class TrainConfig:
         names = {a.name for a in attrs.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            import difflib
-
-            hints = [
-                f"{k!r}" + (f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, names, 1)) else "")
-                for k in unknown
-            ]
-            raise ConfigError(f"{source}: unknown keys {', '.join(hints)}. Known keys: {', '.join(sorted(names))}.")
+            hints = ", ".join(repr(k) + (f" (did you mean {m[0]!r}?)" if (m := get_close_matches(k, names, 1)) else "")
+                              for k in unknown)
+            raise ConfigError(f"{source}: unknown keys {hints}. Known keys: {', '.join(sorted(names))}.")
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """What is derived from a run's epoch records (``metrics.jsonl``, the record of truth): ``metrics.csv``,
-``summary.json`` and the best epoch. The CSV's columns, the same for every run: docs/plots.md, "metrics.csv"."""
+``summary.json`` and the best epoch. The CSV's columns, the same for every run: docs/plots.md, "`metrics.csv`"."""
 
 from __future__ import annotations
 

@@ -71,11 +71,7 @@ def check_writable(path: Path, what: str = "--out") -> None:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise RunDirError(f"{what} {path} is a file, not a folder; choose a folder path")
-    probe_in = path
-    while not probe_in.exists():
-        if probe_in.parent == probe_in:
-            break
-        probe_in = probe_in.parent
+    probe_in = next((p for p in (path, *path.parents) if p.exists()), path)  # the nearest folder that exists
     if not probe_in.is_dir():
         raise RunDirError(f"{what} {path} cannot be created: {probe_in} is a file, not a folder")
     try:  # os.access says yes to root even on a read-only mount: try a real write
@@ -111,14 +107,9 @@ class RunDir:
     diverged or interrupted), ``eval/<split>.json``, ``noise/<split>.json``, ``seeds.json`` and ``.lock`` (one
     owner: an OS lock, stale when its holder died).
 
-    Every write goes through :meth:`write_bytes`: a temporary file in the same folder, fsync, rename, fsync of
-    the folder; readers see the old or the new file, never a part. The one exception is :meth:`append_metrics`,
-    whose line is fsynced before the checkpoint that counts it is renamed into place.
-
-    Damaged metrics lines, one policy everywhere (``runs``, ``eval``, ``plot``, ``--resume``, seeds reports): a
-    line that is not an epoch record (a torn tail from a crash, or an edit) is skipped, and :meth:`metrics`
-    records its line number in :attr:`damaged`, which the commands report in one warning line. ``--resume``
-    rewrites ``metrics.jsonl`` from the checkpoint, which carries every epoch's record, so it repairs the file.
+    Every write is :func:`atomic_write` (readers see the old or the new file, never a part) except
+    :meth:`append_metrics`, whose line is fsynced before the checkpoint that counts it. A damaged metrics line is
+    skipped by :meth:`metrics`, which records its number in :attr:`damaged` for the commands' one warning line.
     """
 
     CONFIG, MANIFEST, METRICS, CSV = "config.toml", "manifest.json", "metrics.jsonl", "metrics.csv"
@@ -132,8 +123,7 @@ class RunDir:
     def __fspath__(self) -> str:
         return str(self.path)
 
-    def __str__(self) -> str:
-        return str(self.path)
+    __str__ = __fspath__
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name

@@ -187,9 +187,8 @@ def manifest(built: Built) -> dict[str, Any]:
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "device": str(built.device),
-        "device_name": torch.cuda.get_device_name(built.device)
-        if built.device.type == "cuda"
-        else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(built.device) if built.device.type == "cuda" else
+        platform.processor() or platform.machine(),
         "python": platform.python_version(),
         "seed": built.config.seed,
         "threads": torch.get_num_threads(),  # --threads (snnkit_cli.host), or torch's default
@@ -289,18 +288,12 @@ def check_inputs(built: Built, train_data: ArrayData, test_data: ArrayData) -> N
 def train(cfg: TrainConfig, run_dir: str | Path | None = None, *, resume: bool = False,
           progress: Progress = _no_progress, built: Built | None = None, data: tuple[ArrayData, ...] | None = None,
           val_info: dict | None = None) -> Iterator[EpochRecord]:
-    """Train ``cfg``; yield one :class:`EpochRecord` per epoch. With ``run_dir``, write the run directory.
-
-    Validation (:mod:`snnkit_core.engine.data`): each epoch also evaluates the validation split; the weights of
-    the epoch with the highest validation accuracy (the earliest on ties) go to ``best.pt`` and
-    ``summary.json`` reports the test accuracy at that epoch. The test split is never used for a choice.
-    ``data`` given as ``(train, test)`` or ``(train, val, test)`` is used as it is (no carve); ``val_info``
-    describes its validation split for the manifest (:func:`snnkit_core.engine.data.load_protocol_splits` returns it).
-
-    The run directory is locked for the generator's life (:mod:`snnkit_core.engine.rundir`); ``status.json`` says how
-    it ended. A batch loss that is not finite, or above ``DIVERGENCE_FACTOR`` x the run's first batch loss,
-    stops the run (:class:`NaNLossError` / :class:`DivergedError`) with the last good checkpoint kept.
-    Several processes (torchrun, ``--devices``): rank 0 alone locks and writes the run directory.
+    """Train ``cfg``; yield one :class:`EpochRecord` per epoch. With ``run_dir``, write (and lock) the run directory;
+    its ``status.json`` says how the run ended. Each epoch also evaluates the validation split; the weights of the
+    epoch with the best validation accuracy go to ``best.pt`` (docs/protocol.md). ``data`` given as ``(train, test)``
+    or ``(train, val, test)`` is used as it is, ``val_info`` describing its validation split for the manifest. A
+    non-finite batch loss, or one above ``DIVERGENCE_FACTOR`` x the first, stops the run (:class:`NaNLossError` /
+    :class:`DivergedError`) with the last good checkpoint kept. Several processes: rank 0 alone writes.
     """
     built = built or build(cfg)
     cfg = built.config
@@ -408,26 +401,24 @@ def _save_epoch(
 @contextlib.contextmanager
 def _run_status(run: RunDir | None, cfg: TrainConfig, records: list[dict]):
     """``status.json`` says how the run ended (finished, diverged, interrupted); the run's lock is released."""
+    if run is None:
+        yield
+        return
     try:
         yield
-        if run is not None:
-            run.write_status("finished", f"{cfg.epochs} of {cfg.epochs} epochs")
+        run.write_status("finished", f"{cfg.epochs} of {cfg.epochs} epochs")
     except NaNLossError as exc:
-        if run is not None:
-            run.write_status("diverged", str(exc))
+        run.write_status("diverged", str(exc))
         raise
     except (KeyboardInterrupt, GeneratorExit):
-        if run is not None:
-            run.write_status("interrupted", f"stopped after {len(records)} of {cfg.epochs} epochs; "
-                                                    f"continue with: snnkit train --resume {run}")
+        run.write_status("interrupted", f"stopped after {len(records)} of {cfg.epochs} epochs; continue with: "
+                                        f"snnkit train --resume {run}")
         raise
     except BaseException as exc:
-        if run is not None:
-            run.write_status("interrupted", f"{type(exc).__name__}: {exc}")
+        run.write_status("interrupted", f"{type(exc).__name__}: {exc}")
         raise
     finally:
-        if run is not None:
-            run.release()
+        run.release()
 
 
 def _open_run(

@@ -15,9 +15,10 @@ import pytest
 import torch
 
 from snnkit_connectivity.scsr import FeedForward, SelfRecurrence, SrSc
+from snnkit_core.contract.compat import check_compatible
 from snnkit_core.contract.errors import IncompatibleError
 from snnkit_core.contract.scan import reference_scan
-from snnkit_core.engine.network import Network, check_compatible
+from snnkit_core.engine.network import Network
 from snnkit_neurons.lif import LIF
 from snnkit_rules.bip import BIP
 from snnkit_rules.tssl_bp import TSSLBP, TSSLScan, desired_spikes, tssl_forward
