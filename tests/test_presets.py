@@ -159,3 +159,11 @@ def test_the_wheel_carries_every_preset(tmp_path):
     members = set(zipfile.ZipFile(wheel).namelist())
     assert {f"snnkit_cli/presets/{n}.toml" for n in NAMES} <= members
     assert "snnkit_cli/presets/__init__.py" in members and "snnkit_cli/presets_cmd.py" in members
+
+
+def test_listing_presets_does_not_import_torch():
+    code = ("import sys; from click.testing import CliRunner; from snnkit_cli.main import cli; "
+            "r = CliRunner().invoke(cli, ['presets']); s = CliRunner().invoke(cli, ['presets', 'scsr-fsdd']); "
+            "print(r.exit_code, s.exit_code, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "0", "False"], out.stdout + out.stderr
