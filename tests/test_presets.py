@@ -49,6 +49,7 @@ def test_every_preset_assembles_without_data(name):
     if preset.meta["data"] == "download":
         assert "download" in {p.name for p in dataset_cls.params}, f"{name}: {cfg.dataset} has no download option"
     assert all(isinstance(preset.meta[k], str) and preset.meta[k] for k in presets.FIELDS if k != "ships")
+    assert (REPO / preset.meta["see"]).is_file(), f"{name}: see = {preset.meta['see']} does not exist"
 
 
 def test_a_damaged_preset_is_named(monkeypatch, tmp_path):
