@@ -24,10 +24,19 @@ def parse_sets(values) -> dict[str, dict]:
     return out
 
 
-def new_config(config_file: str | None, options: dict[str, Any], rules: tuple[str, ...] = (), sets=()) -> TrainConfig:
-    """A new run's config: ``config_file`` (or the defaults), then every option that was given (not None), the
-    rules, and the ``--set`` parameters merged over the file's; paths made absolute."""
-    cfg = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
+def new_config(config_file: str | None, options: dict[str, Any], rules: tuple[str, ...] = (), sets=(),
+               preset: str | None = None) -> TrainConfig:
+    """A new run's config: ``config_file`` or the shipped ``preset`` (or the defaults), then every option that was
+    given (not None), the rules, and the ``--set`` parameters merged over the file's; paths made absolute."""
+    if config_file and preset:
+        raise ConfigError(f"--config {config_file} and --preset {preset} both give the starting config; give one "
+                          f"(to change a preset, save it with snnkit presets {preset} > FILE, edit it, use --config)")
+    if preset:
+        from .presets import get
+
+        cfg = get(preset).config()
+    else:
+        cfg = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
     changes = {k: v for k, v in options.items() if v is not None}
     if rules:
         changes["rules"] = tuple(rules)

@@ -40,6 +40,8 @@ from .render import RichProgress, console, epoch_row, epoch_table, err_console, 
 @click.option("--limit", type=int, help="Train and test on at most N examples each (quick checks).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML config; options given here "
                                                                                "override it.")
+@click.option("--preset", help="A paper recipe that ships with snnkit (snnkit presets lists them), read like --config; "
+                              "options given here override it.")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue a killed run from its last checkpoint.")
 @click.option("--init-from", "init_from", type=click.Path(file_okay=False), help="Start a new run from the weights of "
                                                                                  "RUN_DIR's checkpoint (fine-tuning; "
@@ -57,8 +59,8 @@ from .render import RichProgress, console, epoch_row, epoch_table, err_console, 
                                                             "torch's, one per core); recorded in the manifest.")
 @expected_errors
 def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, seeds, val_fraction, device,
-          data_on_device, backend, out, limit, config_file, resume, init_from, sets, quiet, tensorboard, devices,
-          threads):
+          data_on_device, backend, out, limit, config_file, preset, resume, init_from, sets, quiet, tensorboard,
+          devices, threads):
     """Train a network. With no options: a sensible default on the shipped dataset."""
     import contextlib
 
@@ -77,7 +79,7 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
         if resume:
             given = dict(neuron=neuron, conn=conn, rule=rules, dataset=dataset, hidden=hidden, epochs=epochs,
                          batch_size=batch_size, lr=lr, seed=seed, seeds=seeds, val_fraction=val_fraction,
-                         out=out, limit=limit, config=config_file, set=sets,
+                         out=out, limit=limit, config=config_file, preset=preset, set=sets,
                          init_from=init_from)
             run = rundir.RunDir(resume)
             run_dir = run.path
@@ -95,7 +97,7 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
             options = dict(neuron=neuron, conn=conn, dataset=dataset, data_dir=data_dir, hidden=hidden, epochs=epochs,
                            batch_size=batch_size, lr=lr, seed=seed, device=device, data_on_device=data_on_device,
                            backend=backend, limit=limit, val_fraction=val_fraction, init_from=init_from)
-            cfg = new_config(config_file, options, tuple(rules), sets)
+            cfg = new_config(config_file, options, tuple(rules), sets, preset=preset)
             run_dir = Path(out) if out else None
         if seeds is not None:
             if run_dir is None:

@@ -605,18 +605,15 @@ def test_default_backward_learns_where_the_2021_form_does_not(backward, _cache):
 
 
 def test_presets_load_and_the_fsdd_one_builds():
-    from pathlib import Path
-
-    from snnkit_core.engine.config import TrainConfig
+    from snnkit_cli import presets
     from snnkit_core.engine.training import build
 
-    presets = sorted((Path(__file__).resolve().parents[3] / "docs" / "presets").glob("scsr-*.toml"))
-    names = {p.stem for p in presets}
+    names = {n for n in presets.names() if n.startswith("scsr-")}
     assert {"scsr-fsdd", "scsr-ti46-alpha", "scsr-ti46-digits", "scsr-ntidigits"} <= names
-    for p in presets:
-        cfg = TrainConfig.from_toml(p)
+    for name in names:
+        cfg = presets.get(name).config()
         assert cfg.rules == ("tssl-bp", "bip") and cfg.params["neuron"]["tau_s"] == 8.0
-    cfg = TrainConfig.from_toml(next(p for p in presets if p.stem == "scsr-fsdd")).evolve(device="cpu")
+    cfg = presets.get("scsr-fsdd").config().evolve(device="cpu")
     built = build(cfg)
     assert isinstance(built.network.layers[0].neuron.leak, torch.nn.Parameter)
     assert set(built.network.paths()) == {"rule:tssl-bp"}  # every spiking layer runs the rule's scan
