@@ -22,6 +22,8 @@ from .render import RichProgress, console, epoch_row, epoch_table, err_console, 
                                                     "$SNNKIT_DATA.")
 @click.option("--hidden", help="Hidden layer sizes, e.g. 400,400,400.")
 @click.option("--epochs", type=int)
+@click.option("--patience", type=click.IntRange(min=1), help="Stop once the validation accuracy has not improved for "
+              "N epochs (best.pt keeps the best epoch's weights).")
 @click.option("--batch-size", type=int)
 @click.option("--lr", type=float, help="Learning rate (default: the rule's).")
 @click.option("--seed", type=int)
@@ -58,8 +60,8 @@ from .render import RichProgress, console, epoch_row, epoch_table, err_console, 
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans (default: "
                                                             "torch's, one per core); recorded in the manifest.")
 @expected_errors
-def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, seeds, val_fraction, device,
-          data_on_device, backend, out, limit, config_file, preset, resume, init_from, sets, quiet, tensorboard,
+def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, patience, batch_size, lr, seed, seeds, val_fraction,
+          device, data_on_device, backend, out, limit, config_file, preset, resume, init_from, sets, quiet, tensorboard,
           devices, threads):
     """Train a network. With no options: a sensible default on the shipped dataset."""
     import contextlib
@@ -78,6 +80,7 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
     with contextlib.ExitStack() as stack:
         if resume:
             given = dict(neuron=neuron, conn=conn, rule=rules, dataset=dataset, hidden=hidden, epochs=epochs,
+                         patience=patience,
                          batch_size=batch_size, lr=lr, seed=seed, seeds=seeds, val_fraction=val_fraction,
                          out=out, limit=limit, config=config_file, preset=preset, set=sets,
                          init_from=init_from)
@@ -95,6 +98,7 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
                 return
         else:
             options = dict(neuron=neuron, conn=conn, dataset=dataset, data_dir=data_dir, hidden=hidden, epochs=epochs,
+                           patience=patience,
                            batch_size=batch_size, lr=lr, seed=seed, device=device, data_on_device=data_on_device,
                            backend=backend, limit=limit, val_fraction=val_fraction, init_from=init_from)
             cfg = new_config(config_file, options, tuple(rules), sets, preset=preset)
@@ -161,7 +165,7 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard
         data, val_info = None, None
         if not world.active:  # one process: load and check the data before the header; several: train() loads
             train_data, val_data, test_data, val_info = load_protocol_splits(built, progress)
-            check_inputs(built, train_data, test_data)
+            check_inputs(built, train_data, test_data, val_data)
             data = (train_data, val_data, test_data)
         if run_dir is None:  # unique even for two runs started in the same second
             run_dir = make_unique_dir(Path("runs"), default_run_name(cfg))
@@ -204,6 +208,8 @@ def _epochs(cfg, run_dir: Path, resume: bool, progress, built, data, val_info, t
                 + f"test {100 * rec.test_accuracy:6.2f}%  {rec.seconds:6.1f}s"
                 + (f"  {_summary(rec.extra)}" if rec.extra else "")
             )
+            for warning in rec.warnings:  # also in status.json
+                err_console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     except KeyboardInterrupt:
         done = f" after epoch {last.epoch} of {cfg.epochs}" if last is not None else ""
         err_console.print(
@@ -221,6 +227,9 @@ def _render_result(run_dir: Path, last, table) -> None:
                       f"{escape(str(run_dir))}")
     from snnkit_core.engine.rundir import RunDir
 
+    status = RunDir(run_dir).read_json(RunDir.STATUS)
+    if isinstance(status, dict) and status.get("stopped_early"):
+        console.print(status.get("message", ""), markup=False, highlight=False, soft_wrap=True)
     summary = RunDir(run_dir).read_json(RunDir.SUMMARY)
     if summary and summary.get("best_epoch"):
         console.print(

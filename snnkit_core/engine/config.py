@@ -79,6 +79,8 @@ class TrainConfig:
     data_dir: str | None = field(default=None, validator=_check("str", optional=True))
     hidden: tuple[int, ...] = field(default=(128, 128, 128), converter=_tuple_int)
     epochs: int = field(default=10, validator=_check("int", minimum=1))
+    #: stop once the validation accuracy has not improved for this many epochs (None: train every epoch)
+    patience: int | None = field(default=None, validator=_check("int", minimum=1, optional=True))
     batch_size: int = field(default=32, validator=_check("int", minimum=1))
     #: learning rate and weight decay; None: the gradient rule's defaults
     lr: float | None = field(default=None, validator=_check("float", minimum="positive", optional=True))

@@ -61,3 +61,18 @@ def summary(records: list[dict]) -> dict[str, Any]:
     return {"best_epoch": best["epoch"] if best else None, "best_val_accuracy": best["val_accuracy"] if best else None,
             "test_accuracy_at_best": best["test_accuracy"] if best else None,
             "final_test_accuracy": records[-1]["test_accuracy"] if records else None, "epochs_done": len(records)}
+
+
+def health_warnings(records: list[dict], chance: float, k: int = 3) -> dict[str, str]:
+    """``{kind: sentence}`` for what the last epochs of ``records`` say is going wrong: the training loss rose in
+    each of the last ``k`` epochs (``"loss-rising"``), or the validation accuracy stayed at most ``chance`` for ``k``
+    epochs (``"val-at-chance"``)."""
+    out, loss = {}, [r["train_loss"] for r in records[-k - 1:]]
+    if len(loss) == k + 1 and all(b > a for a, b in zip(loss, loss[1:])):
+        out["loss-rising"] = (f"the training loss has risen for {k} epochs in a row ({loss[0]:.4g} -> {loss[-1]:.4g}, "
+                              f"epoch {records[-1]['epoch']}): the learning rate may be too large")
+    val = [r.get("val_accuracy") for r in records[-k:]]
+    if len(val) == k and all(isinstance(v, (int, float)) and v <= chance for v in val):
+        out["val-at-chance"] = (f"the validation accuracy has stayed at chance (<= {chance:.1%}) for {k} epochs "
+                                f"(epoch {records[-1]['epoch']}): the network is not learning")
+    return out

@@ -19,9 +19,9 @@ from snnkit_core.contract.errors import CheckpointError, ConfigError, RunDirErro
 from snnkit_core.engine.config import TrainConfig, absolute, dump_toml
 from snnkit_core.engine.metrics import csv_text, summary
 
-try:  # POSIX; elsewhere the lock falls back to a PID file checked for a live holder
+try:  # the lock is an OS file lock (flock), so it dies with its holder: Linux and macOS
     import fcntl
-except ImportError:  # pragma: no cover - not on Linux/macOS
+except ImportError:  # pragma: no cover - Windows: RunDir.acquire refuses, saying so
     fcntl = None
 
 LOCK = ".lock"
@@ -29,18 +29,6 @@ STATUS = "status.json"
 STATES = ("running", "finished", "diverged", "interrupted")
 
 # ------------------------------------------------------------------------------------------ ownership
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
 
 
 def _read_pid(fd: int) -> int | None:
@@ -139,6 +127,9 @@ class RunDir:
         if key in _held:
             _held[key][1] += 1
             return None
+        if fcntl is None:  # pragma: no cover
+            raise RunDirError("run directories are locked with fcntl.flock, which this platform lacks (Linux and "
+                              "macOS have it); snnkit cannot guard a run directory against a second writer here")
         try:
             fd = os.open(run / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
@@ -146,15 +137,12 @@ class RunDir:
                               "permissions") from None
         try:
             previous = _read_pid(fd)
-            if fcntl is not None:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError as exc:
-                    if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                        raise
-                    raise RunDirError(self._in_use(_read_pid(fd))) from None
-            elif previous and previous != os.getpid() and _pid_alive(previous):  # pragma: no cover - no fcntl
-                raise RunDirError(self._in_use(previous))
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise
+                raise RunDirError(self._in_use(_read_pid(fd))) from None
             os.ftruncate(fd, 0)
             os.lseek(fd, 0, os.SEEK_SET)
             os.write(fd, f"{os.getpid()}\n".encode())
@@ -193,7 +181,7 @@ class RunDir:
     def holder(self) -> int | None:
         """PID of the live process holding ``.lock``, or None."""
         path = self.path / LOCK
-        if not path.exists():
+        if not path.exists() or fcntl is None:
             return None
         if str(self.path.resolve()) in _held:
             return os.getpid()
@@ -203,8 +191,6 @@ class RunDir:
             return None
         try:
             pid = _read_pid(fd)
-            if fcntl is None:  # pragma: no cover
-                return pid if pid and _pid_alive(pid) else None
             try:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except OSError:
@@ -302,11 +288,12 @@ class RunDir:
         self.write_text(self.CSV, csv_text(records))
         self.write_json(self.SUMMARY, summary(records))
 
-    def write_status(self, state: str, message: str = "") -> None:
+    def write_status(self, state: str, message: str = "", **extra: Any) -> None:
+        """``status.json``; ``extra`` adds keys (the training loop's ``warnings``, ``stopped_early``)."""
         if state not in STATES:
             raise ValueError(f"status state must be one of {STATES}; got {state!r}")
         record = {"state": state, "pid": os.getpid(), "message": message,
-                  "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                  "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
         self.write_text(STATUS, json.dumps(record, indent=1) + "\n", fault="status")
 
     # ---------------------------------------------------------------------------------- reads
@@ -461,7 +448,13 @@ class RunDir:
         return cfg
 
     def completed(self, epochs: int) -> str | None:
-        """Why there is nothing to resume when every epoch is done (with how to train further), else None."""
+        """Why there is nothing to resume when every epoch is done or the run stopped early (with how to train
+        further), else None."""
+        st = self.read_json(STATUS)
+        if isinstance(st, dict) and (early := st.get("stopped_early")):
+            return (f"{self.path} stopped early at epoch {early} (--patience), nothing to resume. To train further, "
+                    f"start a new run from its weights: snnkit train --config {self.path / self.CONFIG} --init-from "
+                    f"{self.path} --out NEW_DIR")
         if int(self.load_checkpoint()["epoch"]) + 1 < epochs:
             return None
         return (f"{self.path} is complete: all {epochs} epochs are done, nothing to resume. To train further, start "

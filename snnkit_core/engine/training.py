@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from attrs import asdict, field, frozen
+from attrs import asdict, evolve, field, frozen
 
 from snnkit_core.contract.compat import check_compatible
 from snnkit_core.contract.errors import (
@@ -30,7 +30,7 @@ from snnkit_core.engine import distributed
 from snnkit_core.engine.assembly import assemble
 from snnkit_core.engine.config import TrainConfig
 from snnkit_core.engine.data import indexed_batches, load_protocol_splits, to_batch
-from snnkit_core.engine.metrics import best_from_metrics
+from snnkit_core.engine.metrics import best_from_metrics, health_warnings
 from snnkit_core.engine.network import Network
 from snnkit_core.engine.paths import check_backend
 from snnkit_core.engine.rundir import RunDir
@@ -55,10 +55,12 @@ class EpochRecord:
     #: on the validation split (snnkit_core.engine.data); None when the run has no validation
     val_loss: float | None = None
     val_accuracy: float | None = None
+    #: what started going wrong at this epoch (a rising loss, validation at chance); not in the metrics line
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         """The metrics line: the fields (validation ones only when the run has validation), then ``extra``'s keys."""
-        return {k: v for k, v in asdict(self).items() if k != "extra" and v is not None} | self.extra
+        return {k: v for k, v in asdict(self).items() if k not in ("extra", "warnings") and v is not None} | self.extra
 
 
 @frozen
@@ -275,12 +277,15 @@ def load_init_weights(built: Built, source: str | Path) -> None:
     _load_model(built, ck["model"], src / RunDir.CHECKPOINT, src, init_from=True)
 
 
-def check_inputs(built: Built, train_data: ArrayData, test_data: ArrayData) -> None:
-    """What the rules need of the data (e.g. tssl-bp: T % 10 == 0), and that both splits hold examples;
-    checked before a run directory exists."""
+def check_inputs(built: Built, train_data: ArrayData, test_data: ArrayData, val_data: ArrayData | None = None) -> None:
+    """What the rules need of the data (e.g. tssl-bp: T % 10 == 0), that both splits hold examples, and a
+    validation split for ``patience``; checked before a run directory exists."""
     for name, d in (("training", train_data), ("test", test_data)):
         if len(d) == 0:
             raise SnnkitError(f"dataset {built.config.dataset!r} has no {name} examples; nothing to train or test on")
+    if built.config.patience and val_data is None:
+        raise ConfigError(f"--patience {built.config.patience} stops on the validation accuracy, but this run has no "
+                          f"validation split (val_fraction 0 and none in the dataset); give --val-fraction 0.1")
     for r in built.rules:
         r.check_data(train_data.x.shape[1], train_data.x.shape[2])
 
@@ -307,7 +312,7 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, *, resume: bool =
     opt = make_optimizer(built)
     sched = built.gradient_rule.make_scheduler(opt, cfg.epochs)
     splits, val_info = _splits(built, progress, data, val_info, world)
-    check_inputs(built, splits[0], splits[2])  # e.g. tssl-bp's T % 10 == 0: fail before a run directory exists
+    check_inputs(built, splits[0], splits[2], splits[1])  # e.g. tssl-bp's T % 10 == 0: before a run directory
     start_epoch, records, first_loss = 0, [], None
     if resume and run_dir is not None and not world.main:  # every rank resumes the same weights and state
         ck = RunDir(run_dir).load_checkpoint()
@@ -318,17 +323,53 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, *, resume: bool =
             built, run, resume, opt, sched, {"world_size": world.size, "validation": val_info}
         )
     distributed.seed_rank(cfg.seed, start_epoch, world)
-    with _run_status(run, cfg, records):
+    health = {"warnings": [], "kinds": set(), "chance": _chance(built, splits[1])}  # status.json keeps the warnings
+    with _run_status(run, cfg, records, health):
         for epoch in range(start_epoch, cfg.epochs):
             t0 = time.perf_counter()
             total_loss, correct, n, first_loss = _train_epoch(built, splits[0], opt, epoch, world, run, first_loss,
                                                               progress)
             rec = _epoch_record(built, splits, epoch, (total_loss, correct, n), opt, sched, t0)
+            records.append(json.loads(json.dumps(rec.to_json())))  # plain JSON types: weights_only can load them
+            rec = evolve(rec, warnings=_health(records, health))
             if run is not None:
-                records.append(json.loads(json.dumps(rec.to_json())))  # plain JSON types: weights_only can load them
                 improved = (best_from_metrics(records) or {}).get("epoch") == epoch + 1  # best.pt follows the records
                 _save_epoch(built, run, epoch, opt, sched, records, first_loss, improved)
+                if rec.warnings:
+                    run.write_status("running", f"epoch {epoch + 1} of {cfg.epochs} done", warnings=health["warnings"])
             yield rec
+            if distributed.any_rank(world.main and _stop_early(cfg, records, health), world):
+                break
+
+
+def _chance(built: Built, val: ArrayData | None) -> float:
+    """The validation accuracy that is still chance: 1/K plus two binomial standard deviations (-1 without
+    validation, so no warning)."""
+    if val is None or not len(val):
+        return -1.0
+    p = 1 / built.dataset.num_classes
+    return p + 2 * math.sqrt(p * (1 - p) / len(val))
+
+
+def _health(records: list[dict], health: dict) -> tuple[str, ...]:
+    """The warnings that start at this epoch (a streak that goes on is not repeated), added to ``health``."""
+    now = health_warnings(records, health["chance"])
+    new = tuple(text for kind, text in now.items() if kind not in health["kinds"])
+    health["kinds"] = set(now)
+    health["warnings"] += new
+    return new
+
+
+def _stop_early(cfg: TrainConfig, records: list[dict], health: dict) -> bool:
+    """``--patience N``: whether the validation accuracy has not improved for N epochs (then ``health`` says so)."""
+    best = best_from_metrics(records)
+    if not cfg.patience or best is None or records[-1]["epoch"] - best["epoch"] < cfg.patience:
+        return False
+    health["stopped_early"] = records[-1]["epoch"]
+    health["message"] = (f"stopped early after epoch {records[-1]['epoch']} of {cfg.epochs}: the validation accuracy "
+                         f"has not improved for {cfg.patience} epochs (best: epoch {best['epoch']}, "
+                         f"{best['val_accuracy']:.2%})")
+    return True
 
 
 def _splits(built: Built, progress: Progress, data, val_info, world) -> tuple[tuple, dict]:
@@ -399,23 +440,26 @@ def _save_epoch(
 
 
 @contextlib.contextmanager
-def _run_status(run: RunDir | None, cfg: TrainConfig, records: list[dict]):
-    """``status.json`` says how the run ended (finished, diverged, interrupted); the run's lock is released."""
+def _run_status(run: RunDir | None, cfg: TrainConfig, records: list[dict], health: dict):
+    """``status.json`` says how the run ended (finished, diverged, interrupted) and what went wrong on the way
+    (``warnings``); the run's lock is released."""
     if run is None:
         yield
         return
+    extra = {"warnings": health["warnings"]}
     try:
         yield
-        run.write_status("finished", f"{cfg.epochs} of {cfg.epochs} epochs")
+        done = {"stopped_early": health["stopped_early"]} if "stopped_early" in health else {}
+        run.write_status("finished", health.get("message", f"{cfg.epochs} of {cfg.epochs} epochs"), **extra, **done)
     except NaNLossError as exc:
-        run.write_status("diverged", str(exc))
+        run.write_status("diverged", str(exc), **extra)
         raise
     except (KeyboardInterrupt, GeneratorExit):
         run.write_status("interrupted", f"stopped after {len(records)} of {cfg.epochs} epochs; continue with: "
-                                        f"snnkit train --resume {run}")
+                                        f"snnkit train --resume {run}", **extra)
         raise
     except BaseException as exc:
-        run.write_status("interrupted", f"{type(exc).__name__}: {exc}")
+        run.write_status("interrupted", f"{type(exc).__name__}: {exc}", **extra)
         raise
     finally:
         run.release()
