@@ -31,11 +31,11 @@ def main() -> None:
     import nirtorch
     from snntorch.import_nir import _nir_to_snntorch_module
 
+    from snnkit.run import open_network
     from snnkit_cli.nir_export import network_to_nir, simulate_nir
-    from snnkit_core.engine.evaluation import load_run
 
     dt = 1e-4
-    built, net, _ = load_run(args.run_dir, "last")
+    built, net, _ = open_network(args.run_dir, "last")
     net.plan(
         backend="reference", rules=()
     )  # the plain step loop (a rule's own scan, e.g. tssl-bp's, has the same forward)

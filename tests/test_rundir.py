@@ -15,7 +15,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from snnkit_cli.options import make_unique_dir
+from snnkit.run import make_unique_dir
 from snnkit_core.contract.atomic import FAULT_EXIT
 from snnkit_core.contract.errors import CheckpointError, DivergedError, RunDirError
 from snnkit_core.engine import rundir

@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
+from snnkit.run import open_for_eval
 from snnkit_core.contract.errors import ConfigError, SnnkitError
-from snnkit_core.engine.evaluation import open_for_eval
 from snnkit_core.engine.rundir import RunDir
 from snnkit_core.engine.training import predict
 

@@ -3,11 +3,9 @@ rules and the ``--set`` parameters; and the default run directory name."""
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
 from typing import Any
 
-from snnkit_core.contract.errors import ConfigError, RunDirError
+from snnkit_core.contract.errors import ConfigError
 from snnkit_core.engine.config import TrainConfig, absolute
 
 
@@ -51,23 +49,3 @@ def new_config(config_file: str | None, options: dict[str, Any], rules: tuple[st
         if getattr(cfg, key):
             cfg = cfg.evolve(**{key: absolute(getattr(cfg, key))})
     return cfg
-
-
-def default_run_name(cfg: TrainConfig, suffix: str = "") -> str:
-    """``runs/<time>-<neuron>-<conn>-<rules>-<dataset><suffix>``'s last part."""
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.neuron}-{cfg.conn}-{'+'.join(cfg.rules)}-{cfg.dataset}{suffix}"
-
-
-def make_unique_dir(parent: Path, name: str) -> Path:
-    """Create ``parent/name`` (or ``name-2``, ``name-3`` ...) atomically: two runs started in the same second
-    never share a folder."""
-    parent = Path(parent)
-    parent.mkdir(parents=True, exist_ok=True)
-    for i in range(1, 10_000):
-        path = parent / (name if i == 1 else f"{name}-{i}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise RunDirError(f"could not find a free run directory name {name}-N under {parent}")

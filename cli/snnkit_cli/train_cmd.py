@@ -66,8 +66,9 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, patience, batc
     """Train a network. With no options: a sensible default on the shipped dataset."""
     import contextlib
 
+    from snnkit.run import default_run_name, make_unique_dir
     from snnkit_cli.host import keep_freed_memory, set_threads
-    from snnkit_cli.options import default_run_name, make_unique_dir, new_config
+    from snnkit_cli.options import new_config
     from snnkit_core.engine import rundir
     from snnkit_core.engine.distributed import env_world
 
@@ -141,7 +142,7 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard
                devices: int | None = None, threads: int | None = None) -> None:
     """Check everything (components, --out, data) before a run directory is written, then train and render.
     ``run_dir`` None: a unique default name under runs/."""
-    from snnkit_cli.options import default_run_name, make_unique_dir
+    from snnkit.run import default_run_name, make_unique_dir
     from snnkit_core.contract.errors import ConfigError
     from snnkit_core.engine import rundir
     from snnkit_core.engine.data import load_protocol_splits

@@ -392,7 +392,7 @@ def _splits(built: Built, progress: Progress, data, val_info, world) -> tuple[tu
 
 def _epoch_record(built: Built, splits: tuple, epoch: int, stats: tuple, opt, sched, t0: float) -> EpochRecord:
     """Evaluate, step the schedules and collect the rules' and recurrences' facts: the epoch's record."""
-    cfg, net = built.config, built.network
+    cfg = built.config
     _, val_data, test_data = splits
     total_loss, correct, n = stats
     test_loss, test_acc = evaluate(built, test_data, cfg.batch_size)
@@ -400,23 +400,34 @@ def _epoch_record(built: Built, splits: tuple, epoch: int, stats: tuple, opt, sc
     if built.device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
-    extra: dict[str, Any] = {}
     lr_used = opt.param_groups[0]["lr"]
-    if sched is not None:
-        sched.step()
-    for r in built.rules:
-        r.on_epoch_end(net, epoch)
-        extra.update(r.describe(net))
-    net.on_epoch_end(epoch)
-    desc = net.describe()
-    if desc:
-        extra["recurrence"] = desc
+    extra = end_epoch(built, epoch, sched)
     if built.device.type == "cuda":
         extra["peak_memory_mb"] = torch.cuda.max_memory_allocated(built.device) / 2**20
     return EpochRecord(
         epoch=epoch + 1, train_loss=total_loss / max(n, 1), train_accuracy=correct / max(n, 1), test_loss=test_loss,
         test_accuracy=test_acc, seconds=seconds, lr=lr_used, extra=extra, val_loss=val_loss, val_accuracy=val_acc,
     )
+
+
+def end_epoch(built: Built, epoch: int, sched=None) -> dict[str, Any]:
+    """What ends every epoch, after its evaluation: the schedule steps, each rule's and the network's
+    ``on_epoch_end`` (0-based ``epoch``). Returns the rules' and recurrences' records for the epoch."""
+    extra: dict[str, Any] = {}
+    if sched is not None:
+        sched.step()
+    for r in built.rules:
+        r.on_epoch_end(built.network, epoch)
+        extra.update(r.describe(built.network))
+    built.network.on_epoch_end(epoch)
+    return extra | ({"recurrence": desc} if (desc := built.network.describe()) else {})
+
+
+def train_batches(built: Built, data: ArrayData, epoch: int, world: distributed.World = distributed.World()):
+    """Epoch ``epoch``'s training batches ``(x, y, idx)``: shuffled by a generator seeded from the run's seed and
+    the epoch, so a rerun (or a resume, or a user's own loop) sees the same order."""
+    gen = torch.Generator().manual_seed(built.config.seed * 100_003 + epoch)
+    return indexed_batches(data, built.config.batch_size, True, gen, built.device, world)
 
 
 def _save_epoch(
@@ -507,13 +518,11 @@ def _train_epoch(built: Built, data: ArrayData, opt, epoch: int, world, run: Run
     loss, correct and count summed over the ranks, and the run's first batch loss. Stops on a non-finite or
     diverging loss on any rank (right after that step; the last checkpoint stays good)."""
     cfg, net, rule = built.config, built.network, built.gradient_rule
-    gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
     total_loss, correct, n = 0.0, 0, 0
     nb = math.ceil(len(data) / (cfg.batch_size * world.size))
     net.train()
     step_opt = distributed.SyncedOptimizer(opt, net.parameters(), rule.grad_reduction(), world)
-    batches = indexed_batches(data, cfg.batch_size, True, gen, built.device, world)
-    for x, y, idx in progress(batches, total=nb, description=f"epoch {epoch + 1}"):
+    for x, y, idx in progress(train_batches(built, data, epoch, world), total=nb, description=f"epoch {epoch + 1}"):
         step_opt.n_local = len(y)
         if not len(y):  # several processes, a last global batch smaller than their number: join with weight 0
             step_opt.zero_grad(set_to_none=True)
