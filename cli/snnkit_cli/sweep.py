@@ -457,13 +457,22 @@ def _pm(m: dict, scale: float = 100.0, digits: int = 1) -> str:
 
 
 def table_cells(row: dict, keys: list[str]) -> list[str]:
-    """The printed/markdown cells of a summary row: settings, n, test %, val %, best epoch."""
-    return ([fmt_value(row["settings"].get(k, "-")) for k in keys]
+    """The printed/markdown cells of a summary row: (for a search, the trial), settings, n, test %, val %, epoch."""
+    name = [row["config"]] if "objective" in row else []
+    return (name + [fmt_value(row["settings"].get(k, "-")) for k in keys]
             + [f"{row['test_accuracy_at_best']['n']}", _pm(row["test_accuracy_at_best"]),
                _pm(row["best_val_accuracy"]), _pm(row["best_epoch"], 1.0)])
 
 
-HEADERS = ["n", "test % at best val", "val %", "best epoch"]
+def table_headers(summary: dict[str, Any]) -> list[str]:
+    short = short_names(summary["keys"])
+    name = ["trial"] if summary["rows"] and "objective" in summary["rows"][0] else []
+    return name + [short[k] for k in summary["keys"]] + HEADERS
+
+
+HEADERS = ["n", "test %", "val %", "epoch"]
+CAPTION = ("n: runs; test: accuracy at the epoch of best validation accuracy (epoch); mean ± sd over the seeds, "
+           "in %")
 
 
 def write_summary(out: Path, summary: dict[str, Any]) -> list[Path]:
@@ -483,11 +492,9 @@ def write_summary(out: Path, summary: dict[str, Any]) -> list[Path]:
         w.writerow([r["config"], *[fmt_value(r["settings"].get(k, "")) for k in keys], t["n"], t["mean"], t["sd"],
                     v["mean"], v["sd"], e["mean"], e["sd"]])
     rd.write_text(SUMMARY_CSV, buf.getvalue())
-    short = short_names(keys)
-    head = [short[k] for k in keys] + HEADERS
+    head = table_headers(summary)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(table_cells(r, keys)) + " |" for r in summary["rows"]]
-    note = ("\nMean ± sd over the seeds (sample sd); test accuracy at the epoch of best validation accuracy; "
-            "n: runs with records.\n")
+    note = f"\n{CAPTION}; sample sd.\n"
     rd.write_text(SUMMARY_MD, "\n".join(lines) + "\n" + note)
     return [out / SUMMARY_JSON, out / SUMMARY_CSV, out / SUMMARY_MD]

@@ -79,7 +79,7 @@ def _reporter(total: int):
         label = f"{task.run.parent.name}/seed-{task.seed}"
         if event == "start":
             verb = "resuming" if task.action == "resume" else "starting"
-            console.print(f"[{count['start']}/{total}] {verb} {escape(label)}", highlight=False)
+            console.print(f"[{count['start']}/{total}] {verb} {label}", markup=False, highlight=False)
             return
         if info["rc"] == 0:
             from snnkit_core.engine.rundir import RunDir
@@ -87,8 +87,8 @@ def _reporter(total: int):
             s = RunDir(task.run).read_json(RunDir.SUMMARY) or {}
             acc = s.get("test_accuracy_at_best")
             got = f"test {100 * acc:.1f}% at best val epoch {s.get('best_epoch')}" if acc is not None else "done"
-            console.print(f"[done {count['end']}/{total}] {escape(label)}: {got} ({info['seconds']:.0f} s)",
-                          highlight=False)
+            console.print(f"[done {count['end']}/{total}] {label}: {got} ({info['seconds']:.0f} s)",
+                          markup=False, highlight=False)
         else:
             err_console.print(f"[done {count['end']}/{total}] {label}: failed (exit {info['rc']}): "
                               f"{log_tail(info['log'])} (log: {info['log']})", markup=False, highlight=False)
@@ -133,8 +133,9 @@ def _search(spec, out: Path, jobs: int, threads: int | None, build) -> None:
     from .search import run_search
     from .sweep import write_summary
 
-    console.print(f"search {escape(str(out))}: {spec.search['trials']} trials x {len(spec.seeds)} seeds, maximising "
-                  "the validation accuracy at the best epoch (study in study.db)", highlight=False)
+    console.print(f"search {escape(str(out))}: {spec.search['trials']} trials x {len(spec.seeds)} seed(s), "
+                  "maximising the validation accuracy at the best epoch (study in study.db)", highlight=False,
+                  soft_wrap=True)
     try:
         res = run_search(spec, out, jobs, threads, build, _reporter(spec.search["trials"] * len(spec.seeds)))
     except KeyboardInterrupt:
@@ -149,7 +150,7 @@ def _search(spec, out: Path, jobs: int, threads: int | None, build) -> None:
         raise click.ClickException("no trial finished, so there is no best configuration; see the failures above")
     chosen = "  ".join(f"{k}={_fmt(v)}" for k, v in best["settings"].items())
     console.print(f"best: {best['trial']} (validation accuracy {100 * best['value']:.2f}%): {escape(chosen)}",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     console.print(f"written to {escape(best['file'])}; train it with: snnkit train --config {escape(best['file'])}",
                   highlight=False, soft_wrap=True)
 
@@ -165,16 +166,16 @@ def render_summary(summary: dict, files: list[Path], title: str) -> None:
     from rich import box
     from rich.table import Table
 
-    from .sweep import HEADERS, short_names, table_cells
+    from .sweep import CAPTION, HEADERS, table_cells, table_headers
 
     keys = summary["keys"]
-    short = short_names(keys)
     t = Table(title=escape(title), box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1),
-              caption="%, mean ± sd over the seeds", title_justify="left", caption_justify="left")
-    for k in keys:
-        t.add_column(escape(short[k]), overflow="fold")
-    for h in HEADERS:
-        t.add_column(h, justify="right", no_wrap=h != "test % at best val")
+              caption=CAPTION, title_justify="left", caption_justify="left")
+    for h in table_headers(summary):
+        if h in HEADERS:
+            t.add_column(h, justify="right", no_wrap=True)
+        else:
+            t.add_column(escape(h), overflow="fold")
     for row in summary["rows"]:
         t.add_row(*[escape(c) for c in table_cells(row, keys)])
     console.print(t)
