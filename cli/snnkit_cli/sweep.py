@@ -23,7 +23,7 @@ from snnkit_core.contract.errors import ConfigError, RunDirError, SnnkitError, d
 from snnkit_core.engine.config import TrainConfig, absolute, dump_toml
 from snnkit_core.engine.rundir import MAY_MOVE_ON_RESUME, RunDir
 
-from .runs import mean_sd, seeds_report
+from .runs import fmt_value, mean_sd, pm_text, seeds_report
 
 #: the train keys a sweep may vary (``seed`` goes to ``seeds``, component parameters are ``SECTION.KEY``)
 FIELDS = tuple(a.name for a in attrs.fields(TrainConfig) if a.name not in ("params", "seed"))
@@ -235,16 +235,6 @@ def apply_settings(base: TrainConfig, settings: dict[str, Any]) -> TrainConfig:
     return base.evolve(**fields, params=params)
 
 
-def fmt_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return f"{v:g}"
-    if isinstance(v, (list, tuple)):
-        return ",".join(fmt_value(x) for x in v)
-    return str(v)
-
-
 def short_names(keys) -> dict[str, str]:
     """Each key's last part (``rule.bptt.lr`` -> ``lr``) where that is unambiguous, else the whole key."""
     last = [k.rpartition(".")[2] for k in keys]
@@ -448,20 +438,12 @@ def summarise(points: list[Point], tasks: list[Task], keys: list[str]) -> dict[s
     return {"keys": keys, "rows": rows}
 
 
-def _pm(m: dict, scale: float = 100.0, digits: int = 1) -> str:
-    if m["mean"] is None:
-        return "-"
-    if m["n"] < 2:
-        return f"{scale * m['mean']:.{digits}f}"
-    return f"{scale * m['mean']:.{digits}f} ± {scale * m['sd']:.{digits}f}"
-
-
 def table_cells(row: dict, keys: list[str]) -> list[str]:
     """The printed/markdown cells of a summary row: (for a search, the trial), settings, n, test %, val %, epoch."""
     name = [row["config"]] if "objective" in row else []
     return (name + [fmt_value(row["settings"].get(k, "-")) for k in keys]
-            + [f"{row['test_accuracy_at_best']['n']}", _pm(row["test_accuracy_at_best"]),
-               _pm(row["best_val_accuracy"]), _pm(row["best_epoch"], 1.0)])
+            + [f"{row['test_accuracy_at_best']['n']}", pm_text(row["test_accuracy_at_best"]),
+               pm_text(row["best_val_accuracy"]), pm_text(row["best_epoch"], 1.0)])
 
 
 def table_headers(summary: dict[str, Any]) -> list[str]:
