@@ -160,7 +160,10 @@ def _grid(table, path: Path) -> dict[str, list]:
 
 
 def _example(value) -> str:
-    return "16, 32" if not isinstance(value, str) else f'"{value}", "..."'
+    """``[0.1, ...]`` for a single value given where a list belongs."""
+    if isinstance(value, (list, dict)):
+        return "VALUE, ..."
+    return dump_toml({"x": value}).split(" = ", 1)[1].strip() + ", ..."
 
 
 # ------------------------------------------------------------------------------------------ [search]
