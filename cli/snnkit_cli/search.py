@@ -67,10 +67,13 @@ def trial_name(number: int) -> str:
 
 
 def open_study(spec: Spec, out: Path):
+    """The study in ``out/study.db``, created or continued. The sampler's seed is the file's plus the trials the
+    study holds, so a continued search is reproducible and does not draw the first call's values again."""
     optuna = import_optuna()
-    sampler = optuna.samplers.TPESampler(seed=spec.search["seed"])
-    return optuna, optuna.create_study(study_name=STUDY_NAME, storage=f"sqlite:///{(out / STUDY_DB).absolute()}",
-                                       direction="maximize", sampler=sampler, load_if_exists=True)
+    study = optuna.create_study(study_name=STUDY_NAME, storage=f"sqlite:///{(out / STUDY_DB).absolute()}",
+                                direction="maximize", load_if_exists=True)
+    study.sampler = optuna.samplers.TPESampler(seed=spec.search["seed"] + len(study.get_trials(deepcopy=False)))
+    return optuna, study
 
 
 def run_search(spec: Spec, out: Path, jobs: int, threads: int | None, check: Callable,

@@ -56,7 +56,7 @@ def _show_plan(spec, points, out: Path) -> None:
 
     if spec.search is not None:
         space = ", ".join(spec.search["space"])
-        console.print(f"search: {spec.search['trials']} trials over {escape(space)} x {len(spec.seeds)} seeds "
+        console.print(f"search: {spec.search['trials']} trials over {escape(space)} x {len(spec.seeds)} seed(s) "
                       f"-> {escape(str(out))}")
         return
     tasks = plan(points, spec.seeds, out) if out.is_dir() else []
@@ -68,18 +68,19 @@ def _show_plan(spec, points, out: Path) -> None:
             console.print(f"  {actions.get(run, 'new'):8} {escape(str(run))}", highlight=False)
 
 
-def _reporter(total: int):
+def _reporter(total: int | None):
     """Prints one line when a run starts and when it ends (the runs' own output is in SWEEP/logs/)."""
     from .sweep import log_tail
 
     count = {"start": 0, "end": 0}
+    of = "" if total is None else f"/{total}"
 
     def report(event: str, task, info: dict) -> None:
         count[event] += 1
         label = f"{task.run.parent.name}/seed-{task.seed}"
         if event == "start":
             verb = "resuming" if task.action == "resume" else "starting"
-            console.print(f"[{count['start']}/{total}] {verb} {label}", markup=False, highlight=False)
+            console.print(f"[{count['start']}{of}] {verb} {label}", markup=False, highlight=False)
             return
         if info["rc"] == 0:
             from snnkit_core.engine.rundir import RunDir
@@ -87,10 +88,10 @@ def _reporter(total: int):
             s = RunDir(task.run).read_json(RunDir.SUMMARY) or {}
             acc = s.get("test_accuracy_at_best")
             got = f"test {100 * acc:.1f}% at best val epoch {s.get('best_epoch')}" if acc is not None else "done"
-            console.print(f"[done {count['end']}/{total}] {label}: {got} ({info['seconds']:.0f} s)",
+            console.print(f"[done {count['end']}{of}] {label}: {got} ({info['seconds']:.0f} s)",
                           markup=False, highlight=False)
         else:
-            err_console.print(f"[done {count['end']}/{total}] {label}: failed (exit {info['rc']}): "
+            err_console.print(f"[done {count['end']}{of}] {label}: failed (exit {info['rc']}): "
                               f"{log_tail(info['log'])} (log: {info['log']})", markup=False, highlight=False)
 
     return report
@@ -137,7 +138,7 @@ def _search(spec, out: Path, jobs: int, threads: int | None, build) -> None:
                   "maximising the validation accuracy at the best epoch (study in study.db)", highlight=False,
                   soft_wrap=True)
     try:
-        res = run_search(spec, out, jobs, threads, build, _reporter(spec.search["trials"] * len(spec.seeds)))
+        res = run_search(spec, out, jobs, threads, build, _reporter(None))  # how many remain: the study knows
     except KeyboardInterrupt:
         err_console.print(f"interrupted; the study and every finished epoch are kept. Continue with: snnkit sweep "
                           f"{spec.source} --out {out}", markup=False, highlight=False)
