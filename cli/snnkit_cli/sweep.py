@@ -21,9 +21,9 @@ from attrs import frozen
 
 from snnkit_core.contract.errors import ConfigError, RunDirError, SnnkitError, did_you_mean
 from snnkit_core.engine.config import TrainConfig, absolute, dump_toml
-from snnkit_core.engine.rundir import MAY_MOVE_ON_RESUME, RunDir
+from snnkit_core.engine.rundir import RunDir
 
-from .runs import fmt_value, mean_sd, pm_text, seeds_report
+from .runs import fmt_value, mean_sd, pm_text, run_settings, seeds_report
 
 #: the train keys a sweep may vary (``seed`` goes to ``seeds``, component parameters are ``SECTION.KEY``)
 FIELDS = tuple(a.name for a in attrs.fields(TrainConfig) if a.name not in ("params", "seed"))
@@ -46,15 +46,19 @@ class Spec:
     grid: dict[str, list]
     seeds: tuple[int, ...]
     search: dict | None = None
+    #: the settings [base] gives, as ``hidden`` / ``neuron.tau_m``: with the grid's, what a run must match
+    chosen: tuple[str, ...] = ()
 
 
 @frozen
 class Point:
-    """One configuration: its folder name, the settings that differ from [base], and the full config."""
+    """One configuration: its folder name, the settings that differ from [base], and the full config; ``chosen``:
+    the settings the sweep file gives ([base] and the grid), which an existing run must match to be continued."""
 
     name: str
     settings: dict[str, Any]
     config: TrainConfig
+    chosen: tuple[str, ...] = ()
 
 
 @frozen
@@ -97,9 +101,10 @@ def load_spec(path: str | Path) -> Spec:
     if ("grid" in data) == ("search" in data):
         raise ConfigError(f"sweep file {path}: give exactly one of [grid] (every combination of the values) and "
                           "[search] (an Optuna search); it has " + ("both" if "grid" in data else "neither"))
+    chosen = tuple(run_settings({**base, "params": base.get("params", {})}))
     if "search" in data:
-        return Spec(path, text, cfg, {}, seeds, check_search(data["search"], path))
-    return Spec(path, text, cfg, _grid(data["grid"], path), seeds)
+        return Spec(path, text, cfg, {}, seeds, check_search(data["search"], path), chosen)
+    return Spec(path, text, cfg, _grid(data["grid"], path), seeds, chosen=chosen)
 
 
 def _seeds(value, path: Path) -> tuple[int, ...]:
@@ -278,7 +283,7 @@ def make_point(spec: Spec, name: str, settings: dict[str, Any], check=None) -> P
             check(cfg)
     except SnnkitError as exc:  # a bad value, an unknown parameter or component, an incompatible combination
         raise ConfigError(f"sweep file {spec.source}, configuration {name}: {exc}") from None
-    return Point(name, settings, cfg)
+    return Point(name, settings, cfg, tuple(dict.fromkeys(spec.chosen + tuple(settings))))
 
 
 # ------------------------------------------------------------------------------------------ the sweep dir
@@ -310,12 +315,12 @@ def plan(points: list[Point], seeds, out: Path, subdir: Callable[[Point], Path] 
     for p in points:
         for s in seeds:
             run = (subdir(p) if subdir else out / p.name) / f"seed-{s}"
-            action, note = run_action(run, p.config.evolve(seed=s))
+            action, note = run_action(run, p.config.evolve(seed=s), p.chosen)
             tasks.append(Task(p, s, run, action, note))
     return tasks
 
 
-def run_action(run: Path, cfg: TrainConfig) -> tuple[str, str]:
+def run_action(run: Path, cfg: TrainConfig, chosen: tuple[str, ...] = ()) -> tuple[str, str]:
     """new | resume | done | diverged | busy | broken, with a note: what the sweep does with ``run``."""
     if not run.exists() or not any(run.iterdir()):
         return "new", ""
@@ -324,7 +329,7 @@ def run_action(run: Path, cfg: TrainConfig) -> tuple[str, str]:
     if pid:
         return "busy", f"in use by process {pid}; not touched"
     if (run / RunDir.CONFIG).exists():
-        _check_same_config(rd, cfg)
+        _check_same_config(rd, cfg, chosen)
     has_checkpoint = (run / RunDir.CHECKPOINT).exists()
     if not has_checkpoint:
         if rd.metrics():
@@ -338,11 +343,14 @@ def run_action(run: Path, cfg: TrainConfig) -> tuple[str, str]:
     return "resume", f"{len(rd.metrics())} of {cfg.epochs} epochs done"
 
 
-def _check_same_config(rd: RunDir, cfg: TrainConfig) -> None:
-    saved, now = rd.config().to_dict(), cfg.to_dict()
-    changed = sorted(k for k in set(saved) | set(now) if k not in MAY_MOVE_ON_RESUME and saved.get(k) != now.get(k))
+def _check_same_config(rd: RunDir, cfg: TrainConfig, chosen: tuple[str, ...]) -> None:
+    """Refuse a run whose config differs from the sweep's in a setting the sweep file gives (or its seed); what
+    ``snnkit train`` filled in by itself is not compared."""
+    saved, now = run_settings(rd.config().to_dict()), run_settings(cfg.to_dict())
+    saved["seed"], now["seed"] = rd.config().seed, cfg.seed
+    changed = [k for k in (*chosen, "seed") if saved.get(k) != now.get(k)]
     if changed:
-        diff = "; ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed)
+        diff = "; ".join(f"{k}: {fmt_value(saved.get(k))} -> {fmt_value(now.get(k))}" for k in changed)
         raise RunDirError(f"{rd.path} was trained with another configuration than the sweep file gives now ({diff}). "
                           "The sweep will not mix them: undo the edit, or run the changed sweep with another --out.")
 
