@@ -95,8 +95,9 @@ def load_spec(path: str | Path) -> Spec:
     if "seed" in base:
         raise ConfigError(f"sweep file {path}: [base] sets seed; give the seeds as seeds = [0, 1, 2] at the top")
     cfg = TrainConfig.from_dict(base, source=f"sweep file {path} [base]")
-    if cfg.data_dir:
-        cfg = cfg.evolve(data_dir=absolute(cfg.data_dir))
+    for key in ("data_dir", "init_from"):  # as for a --config file: relative to the working directory
+        if getattr(cfg, key):
+            cfg = cfg.evolve(**{key: absolute(getattr(cfg, key))})
     seeds = _seeds(data.get("seeds", [0]), path)
     if ("grid" in data) == ("search" in data):
         raise ConfigError(f"sweep file {path}: give exactly one of [grid] (every combination of the values) and "
@@ -360,7 +361,8 @@ def _check_same_config(rd: RunDir, cfg: TrainConfig, chosen: tuple[str, ...]) ->
 
 def threads_per_job(jobs: int, threads: int | None) -> int:
     """``--threads``, else the cores shared out between the jobs (at least one each)."""
-    return threads or max(1, (os.cpu_count() or 1) // jobs)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return threads or max(1, cores // jobs)
 
 
 def train_command(task: Task, out: Path, threads: int) -> list[str]:
