@@ -87,14 +87,14 @@ def test_an_interrupted_sweep_resumes_its_partial_run_and_leaves_a_locked_one_al
     gen.close()  # one of two epochs, as when the sweep was killed
     locked = out / triangle.name / "seed-0"
     locked.mkdir(parents=True)
-    rundir.acquire(locked)  # a live process (this one) owns it
+    RunDir(locked).acquire()  # a live process (this one) owns it
     try:
         res = CliRunner().invoke(cli, ["sweep", str(spec_file), "--out", str(out)])
         assert res.exit_code == 1 and "resuming surrogate=sigmoid/seed-0" in res.output
         assert "busy" in res.output and "in use by process" in res.output
         assert sorted(p.name for p in locked.iterdir()) == [rundir.LOCK]  # not touched
     finally:
-        rundir.release(locked)
+        RunDir(locked).release()
     records = RunDir(partial).metrics()
     assert [r["epoch"] for r in records] == [1, 2] and records[0] == json.loads(json.dumps(first))
     res = CliRunner().invoke(cli, ["sweep", str(spec_file), "--out", str(out)])

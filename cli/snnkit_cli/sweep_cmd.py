@@ -27,7 +27,7 @@ def sweep_cmd(file, out, jobs, threads, dry_run):
     Each run is an ordinary run directory under the sweep directory; runs that finished are skipped, partial ones
     resumed. Writes summary.json, summary.csv and summary.md: per configuration, mean ± sd over the seeds of the
     test accuracy at the best validation epoch. The file format: docs/sweeps.md."""
-    from snnkit_core.engine import rundir
+    from snnkit_core.engine.rundir import RunDir
     from snnkit_core.engine.training import build
 
     from .sweep import grid_points, load_spec, open_sweep_dir
@@ -45,7 +45,7 @@ def sweep_cmd(file, out, jobs, threads, dry_run):
     if dry_run:
         return _show_plan(spec, points, out)
     open_sweep_dir(out, spec)
-    with rundir.locked(out):  # one sweep process per sweep directory; the runs have their own locks
+    with RunDir(out).locked():  # one sweep process per sweep directory; the runs have their own locks
         if spec.search is not None:
             return _search(spec, out, jobs, threads, build)
         _grid(spec, points, out, jobs, threads)
