@@ -207,3 +207,16 @@ def test_runs_groups_seeds_into_one_row_with_mean_sd_and_the_settings_that_diffe
     res = CliRunner().invoke(cli, ["runs", str(root), "--each"])
     assert res.exit_code == 0 and res.output.count("lif/srsc/bptt tiny") == 3
     assert max(len(ln) for ln in res.output.splitlines()) <= 80
+
+
+def test_base_may_start_from_a_shipped_preset_with_its_own_keys_over_it(tmp_path):
+    from snnkit_cli.presets import get
+
+    text = ('[base]\npreset = "scsr-fsdd"\nepochs = 1\n[base.params.neuron]\ntau_m = 3.0\n[grid]\nlr = [0.001, 0.01]\n')
+    spec = load_spec(_write(tmp_path, text))
+    preset = get("scsr-fsdd").config()
+    assert spec.base.evolve(epochs=preset.epochs, params=preset.params) == preset.evolve(seed=0)
+    assert spec.base.epochs == 1 and spec.base.params["neuron"] == {**preset.params["neuron"], "tau_m": 3.0}
+    res = CliRunner().invoke(cli, ["sweep", str(_write(tmp_path, text.replace("scsr-fsdd", "scsr-fsd"))),
+                                   "--dry-run"])
+    assert res.exit_code == 1 and "unknown preset 'scsr-fsd'" in res.output and "scsr-fsdd" in res.output

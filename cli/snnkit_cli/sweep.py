@@ -92,6 +92,7 @@ def load_spec(path: str | Path) -> Spec:
     base = data.get("base", {})
     if not isinstance(base, dict):
         raise ConfigError(f"sweep file {path}: base must be a table ([base]) of train keys; got {base!r}")
+    base = with_preset(base, path)
     if "seed" in base:
         raise ConfigError(f"sweep file {path}: [base] sets seed; give the seeds as seeds = [0, 1, 2] at the top")
     cfg = TrainConfig.from_dict(base, source=f"sweep file {path} [base]")
@@ -106,6 +107,27 @@ def load_spec(path: str | Path) -> Spec:
     if "search" in data:
         return Spec(path, text, cfg, {}, seeds, check_search(data["search"], path), chosen)
     return Spec(path, text, cfg, _grid(data["grid"], path), seeds, chosen=chosen)
+
+
+def with_preset(base: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``[base] preset = "NAME"``: the shipped preset's [train] table with [base]'s other keys over it (component
+    parameters merged per section); the preset's seed is left to ``seeds``."""
+    if "preset" not in base:
+        return base
+    from .presets import get
+
+    name, rest = base["preset"], {k: v for k, v in base.items() if k != "preset"}
+    if not isinstance(name, str):
+        raise ConfigError(f"sweep file {path}: [base] preset must be a preset's name (snnkit presets lists them); got "
+                          f"{name!r}")
+    try:
+        train = {k: v for k, v in get(name).train.items() if k != "seed"}
+    except ConfigError as exc:
+        raise ConfigError(f"sweep file {path} [base]: {exc}") from None
+    params = {s: dict(kv) for s, kv in train.get("params", {}).items()}
+    for section, kv in rest.get("params", {}).items() if isinstance(rest.get("params"), dict) else ():
+        params.setdefault(section, {}).update(kv if isinstance(kv, dict) else {})
+    return {**train, **rest, "params": params}
 
 
 def _seeds(value, path: Path) -> tuple[int, ...]:
