@@ -48,6 +48,8 @@ class Spec:
     search: dict | None = None
     #: the settings [base] gives, as ``hidden`` / ``neuron.tau_m``: with the grid's, what a run must match
     chosen: tuple[str, ...] = ()
+    #: ``[[grid]]`` tables: each one's combinations, one after the other (``grid`` then holds every key they use)
+    grids: tuple[dict[str, list], ...] = ()
 
 
 @frozen
@@ -106,6 +108,10 @@ def load_spec(path: str | Path) -> Spec:
     chosen = tuple(run_settings({**base, "params": base.get("params", {})}))
     if "search" in data:
         return Spec(path, text, cfg, {}, seeds, check_search(data["search"], path), chosen)
+    if isinstance(data["grid"], list):  # [[grid]] tables: a table whose rows are not one product
+        grids = tuple(_grid(t, path) for t in data["grid"]) or (_grid({}, path),)
+        union = {k: [v for g in grids for v in g.get(k, [])] for g in grids for k in g}
+        return Spec(path, text, cfg, union, seeds, chosen=chosen, grids=grids)
     return Spec(path, text, cfg, _grid(data["grid"], path), seeds, chosen=chosen)
 
 
@@ -281,15 +287,14 @@ def point_name(settings: dict[str, Any], short: dict[str, str]) -> str:
 
 
 def grid_points(spec: Spec, check: Callable[[TrainConfig], Any] | None = None) -> list[Point]:
-    """Every combination of the grid's values, in file order; ``check(config)`` (e.g. the engine's build)
-    validates each, and its error names the point."""
+    """Every combination of the grid's values (of each ``[[grid]]`` table in turn), in file order;
+    ``check(config)`` (e.g. the engine's build) validates each, and its error names the point."""
     import itertools
 
-    keys = list(spec.grid)
-    short = short_names(keys)
+    short = short_names(list(spec.grid))
     points, seen = [], set()
-    for combo in itertools.product(*(spec.grid[k] for k in keys)):
-        settings = dict(zip(keys, combo))
+    combos = [dict(zip(g, c)) for g in spec.grids or (spec.grid,) for c in itertools.product(*g.values())]
+    for settings in combos:
         name = point_name(settings, short)
         while name in seen:
             name += "+"
