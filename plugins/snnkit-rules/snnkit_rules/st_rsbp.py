@@ -19,8 +19,8 @@ into its train at t = m·⌊T/35⌋ (m ≥ 1) for the S-PSPs of the output layer
 index on ties).
 
 Count derivatives: ∂e_lj/∂o_j ≈ e_lj/o_j (0.5 if o_l or o_j is 0); ∂e_lj/∂o_l ≈ P'_n(o_l), n = o_j clipped
-to [1, 100], P_n the quartic of st_rsbp_table.py (scripts/make_eij_table.py, Monte Carlo of the neuron); a
-feedforward layer leaves o_l unclipped (0 where o_l = 0), a recurrent one clips it to [1, 100].
+to [1, 100], P_n the quartic of st_rsbp_table.py (the plugin's scripts/make_eij_table.py, Monte Carlo of the
+neuron); a feedforward layer leaves o_l unclipped (0 where o_l = 0), a recurrent one clips it to [1, 100].
 
 Backward of layer l, δ^l already divided by ν_l:
 
