@@ -43,6 +43,31 @@ def new_config(config_file: str | None, options: dict[str, Any], rules: tuple[st
     return cfg
 
 
+def chosen_keys(config_file: str | None, options: dict[str, Any], rules=(), sets=()) -> set[str]:
+    """The config keys and ``SECTION.KEY`` parameters the user chose: options given (not None), ``--rule``,
+    ``--set``, and every key of the ``--config`` file (a recipe fills in none of them)."""
+    import tomllib
+
+    chosen = {k for k, v in options.items() if v is not None} | ({"rules"} if rules else set())
+    chosen |= {f"{section}.{key}" for section, kv in parse_sets(sets).items() for key in kv}
+    if config_file:
+        with open(config_file, "rb") as f:  # new_config has read and checked it already
+            data = tomllib.load(f)
+        data = data.get("train", data)
+        chosen |= {k for k in data if k != "params"}
+        chosen |= {f"{section}.{key}" for section, kv in (data.get("params") or {}).items() for key in kv}
+    return chosen
+
+
+def apply_recipes(cfg: TrainConfig, chosen: set[str]) -> tuple[TrainConfig, dict]:
+    """``cfg`` with its components' recipes filled in where the key is not in ``chosen``, and what was filled
+    (:func:`snnkit.recipes.fill_recipe`)."""
+    from snnkit.recipes import fill_recipe
+
+    data, filled = fill_recipe(cfg.to_dict(), chosen)
+    return (TrainConfig.from_dict(data, source="a recipe") if filled else cfg), filled
+
+
 def default_run_name(cfg: TrainConfig, suffix: str = "") -> str:
     """``runs/<time>-<neuron>-<conn>-<rules>-<dataset><suffix>``'s last part."""
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.neuron}-{cfg.conn}-{'+'.join(cfg.rules)}-{cfg.dataset}{suffix}"

@@ -244,6 +244,12 @@ class STRSBP(LearningRule):
     compatibility = Compatibility(neuron_caps=("has_rsbp_dynamics",),
                                   recurrence=frozenset({"none", "diagonal", "dense"}),
                                   output_recurrence=frozenset({"none"}))
+    # filled in where the user chose nothing (`snnkit train --rule st-rsbp`): a reservoir in the middle layer, the
+    # threshold that keeps Ω away from 0 and the lr of the reference's TI46 runs (both chosen on FSDD's validation
+    # split), T = 150 so that 35 desired spikes fit, 200-neuron layers (val accuracy on espeak-digits as 400's, 3x
+    # faster). docs/rules/st-rsbp.md#recipe
+    recipe = {"neuron": "lif-rsbp", "conn": "reservoir", "hidden": (200, 200, 200), "neuron.v_th": 5.0,
+              "neuron.tau_m": 64.0, "dataset.steps": 150, "rule.st-rsbp.lr": 5e-3}
     readout = "spiking"
     owns_scan = True
 
