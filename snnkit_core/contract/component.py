@@ -13,10 +13,7 @@ class Component:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""  # one line; `snnkit info` prints the class docstring too
     params: ClassVar[tuple[Param, ...]] = ()
-    #: what this component needs to learn when the user names nothing else, e.g. ``{"neuron": "lif-rsbp",
-    #: "hidden": (400, 400), "neuron.v_th": 5.0, "dataset.steps": 150, "rule.st-rsbp.lr": 5e-3}``: config keys and
-    #: ``SECTION.KEY`` parameters. ``snnkit train`` fills in only those the user did not choose (docs/plugins.md)
-    recipe: ClassVar[dict[str, Any]] = {}
+    recipe: ClassVar[dict[str, Any]] = {}  # what it needs to learn where the user chose nothing (plugins.md#recipes)
 
     @classmethod
     def resolve(cls, given: dict[str, Any] | None) -> dict[str, Any]:
