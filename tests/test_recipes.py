@@ -117,6 +117,13 @@ def test_an_explicit_conflicting_choice_keeps_the_refusal(fresh_plugins, tmp_pat
     assert not (tmp_path / "r").exists()
 
 
+def test_info_shows_a_recipe(recipes):
+    res = CliRunner().invoke(cli, ["info", "recipe-rule"])
+    assert res.exit_code == 0, res.output
+    assert "recipe (filled in where you choose nothing): neuron=lif conn=ff hidden=6,5 neuron.tau_m=4.0" in res.output
+    assert "recipe (filled in" not in CliRunner().invoke(cli, ["info", "bptt"]).output  # bptt declares none
+
+
 def _bare_commands() -> list[dict]:
     return json.loads(RESULTS.read_text())["runs"]
 

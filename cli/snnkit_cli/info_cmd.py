@@ -59,6 +59,10 @@ def info(name, kind):
             console.print(t)
         for line in _compat_lines(comp, reg):
             console.print(line)
+        if cls.recipe:  # what `snnkit train` fills in where the user chose nothing
+            console.print("recipe (filled in where you choose nothing): " + " ".join(
+                f"{k}={','.join(map(str, v)) if isinstance(v, (tuple, list)) else v}" for k, v in cls.recipe.items()),
+                markup=False, highlight=False, soft_wrap=True)
 
 
 def _compat_lines(comp, reg) -> list[str]:
