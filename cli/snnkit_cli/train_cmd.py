@@ -151,7 +151,10 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard
 
         if run_dir is None:
             run_dir = rundir.make_unique_dir(Path("runs"), default_run_name(cfg))
-        return launch_train(devices, cfg, run_dir, resume=resume, quiet=quiet, tensorboard=tensorboard, threads=threads)
+        if recipe:  # the processes get the filled config as a file, so they fill nothing themselves
+            console.print(describe_recipe(recipe), markup=False, highlight=False, soft_wrap=True)
+        launch_train(devices, cfg, run_dir, resume=resume, quiet=quiet, tensorboard=tensorboard, threads=threads)
+        return _record_recipe(run_dir, recipe) if recipe else None
     if world.active and run_dir is None:
         raise ConfigError("under torchrun every process must name the same run directory: give --out DIR")
     built = build(cfg)  # every component and parameter checked before anything is read or written
