@@ -13,7 +13,9 @@ the component of its section declares a parameter of that name and, when the sam
 (``neuron``, ``conn``, ``dataset``), only if the run uses that one: a recipe's ``neuron.v_th`` for ``lif-rsbp`` is
 not applied to a neuron the user chose instead. A rule's ``lr`` / ``weight_decay`` parameter is not filled when
 the user gave the run's ``lr`` / ``weight_decay``, which overrides it. A value equal to the one already there is
-not counted as filled.
+not counted as filled. A value that is itself a dict is a group of keys that only work together (e.g. a network
+shape and the input it is built for): it is filled whole, or not at all when the user chose any of its keys or any
+of them does not fit the run.
 """
 
 from __future__ import annotations
@@ -55,32 +57,60 @@ def _component(registry, kind: str, name) -> type | None:
 
 
 def _apply(cfg: dict, chosen, settled: set, filled: dict, registry, kind: str, name) -> None:
-    cls = _component(registry, kind, name)
-    recipe = dict(getattr(cls, "recipe", None) or {})
-    source = f"{kind} {name}"
-    for key in sorted(recipe, key=lambda k: "." in k):  # config keys first: they decide the sections' components
-        if key in settled:
-            continue
-        value = recipe[key]
-        if "." not in key:
-            if key not in cfg or key == "params":
-                raise ConfigError(f"the recipe of {source} names {key!r}, which is not a config key; this is an issue "
-                                  f"with the plugin that registers {name!r}, not snnkit: spell parameters SECTION.KEY")
-            settled.add(key)
-            if _same(cfg[key], value):
-                continue
-            cfg[key] = list(value) if isinstance(value, tuple) else value
-        else:
+    """Fill ``cfg`` from the recipe of component ``kind`` ``name``: its single keys (config keys first: they decide
+    the sections' components), then each group, all of whose keys are filled or none."""
+    recipe = dict(getattr(_component(registry, kind, name), "recipe", None) or {})
+    single = {k: v for k, v in recipe.items() if not isinstance(v, dict)}
+    fill = _Filler(cfg, chosen, settled, filled, registry, single, f"{kind} {name}")
+    for key in sorted(single, key=lambda k: "." in k):
+        if key not in settled and fill.fits(key):
+            fill.set(key, single[key])
+    for group in (v for v in recipe.values() if isinstance(v, dict)):
+        keys = sorted(group, key=lambda k: "." in k)
+        if not any(k in settled for k in keys) and all(fill.fits(k) for k in keys):
+            for key in keys:
+                fill.set(key, group[key])
+
+
+class _Filler:
+    """Checks and fills the keys of one component's recipe (``names``: its single keys, which may name the
+    components its parameters are for)."""
+
+    def __init__(self, cfg: dict, chosen, settled: set, filled: dict, registry, names: dict, source: str):
+        self.cfg, self.chosen, self.settled, self.filled = cfg, chosen, settled, filled
+        self.registry, self.names, self.source = registry, names, source
+
+    def fits(self, key: str) -> bool:
+        """Whether ``key`` can be filled in this run: a config key always (an unknown one is the plugin's fault);
+        a parameter when the run's component of its section declares it."""
+        if "." in key:
+            return self.default(key) is not _NONE
+        if key not in self.cfg or key == "params":
+            raise ConfigError(f"the recipe of {self.source} names {key!r}, which is not a config key; this is an "
+                              f"issue with the plugin that registers it, not snnkit: spell parameters SECTION.KEY")
+        return True
+
+    def default(self, key: str):
+        """The value parameter ``key`` has now (given, else the component's default), or ``_NONE`` if it does not
+        fit this run."""
+        section, _, param = key.rpartition(".")
+        target = _target(self.cfg, self.chosen, self.registry, self.names, section, param)
+        declared = {p.name: p.default for p in (target.params if target is not None else ())}
+        return self.cfg["params"].get(section, {}).get(param, declared[param]) if param in declared else _NONE
+
+    def set(self, key: str, value) -> None:
+        self.settled.add(key)
+        if _same(self.default(key) if "." in key else self.cfg[key], value):
+            return
+        if "." in key:
             section, _, param = key.rpartition(".")
-            target = _target(cfg, chosen, registry, recipe, section, param)
-            declared = {p.name: p.default for p in (target.params if target is not None else ())}
-            if param not in declared:
-                continue
-            settled.add(key)
-            if _same(cfg["params"].get(section, {}).get(param, declared[param]), value):
-                continue
-            cfg["params"].setdefault(section, {})[param] = value
-        filled[key] = {"value": value, "from": source}
+            self.cfg["params"].setdefault(section, {})[param] = value
+        else:
+            self.cfg[key] = list(value) if isinstance(value, tuple) else value
+        self.filled[key] = {"value": value, "from": self.source}
+
+
+_NONE = object()
 
 
 def _target(cfg: dict, chosen, registry, recipe: dict, section: str, param: str) -> type | None:
@@ -113,6 +143,11 @@ def describe(filled: dict[str, dict[str, Any]]) -> str:
     values = " ".join(f"{k}={_show(f['value'])}" for k, f in filled.items())
     return (f"recipe of {', '.join(sources)} filled in: {values} (give any of them, as an option or with --set, "
             "to choose otherwise)")
+
+
+def show(recipe: dict[str, Any]) -> str:
+    """A recipe on one line: ``key=value`` pairs, each group as ``[name: key=value ...]``."""
+    return " ".join(f"[{k}: {show(v)}]" if isinstance(v, dict) else f"{k}={_show(v)}" for k, v in recipe.items())
 
 
 def _show(value) -> str:

@@ -31,6 +31,14 @@ class RecipeRule(BPTT):
               "dataset.n": 40, "rule.recipe-rule.lr": 0.02, "rule.bptt.lr": 0.5}
 
 
+class GroupRule(BPTT):
+    """A recipe with a group of keys that only work together (test plugin)."""
+
+    name = "group-rule"
+    description = "bptt with a grouped recipe (test plugin)"
+    recipe = {"conn": "ff", "shape": {"batch_size": 8, "dataset.n": 24, "neuron.tau_m": 3.0}}
+
+
 class BadRecipeRule(BPTT):
     """A recipe naming a key that is not a config key (test plugin)."""
 
@@ -44,6 +52,7 @@ class RecipePlugin:
     def register_rules(self, register):
         register(RecipeRule)
         register(BadRecipeRule)
+        register(GroupRule)
 
 
 @pytest.fixture
@@ -80,6 +89,16 @@ def test_a_chosen_key_is_never_filled(recipes):
 def test_parameters_for_the_recipes_neuron_skip_another_neuron(recipes):
     cfg, filled = fill_recipe(_cfg(neuron="alif"), {"rules", "dataset", "neuron"}, recipes)
     assert cfg["neuron"] == "alif" and "neuron.tau_m" not in filled and "neuron" not in cfg["params"]
+
+
+def test_a_group_is_filled_whole_or_not_at_all(recipes):
+    group = {"rules": ("group-rule",)}
+    cfg, filled = fill_recipe(_cfg(**group), {"rules", "dataset"}, recipes)
+    assert list(filled) == ["conn", "batch_size", "dataset.n", "neuron.tau_m"] and cfg["batch_size"] == 8
+    cfg, filled = fill_recipe(_cfg(**group), {"rules", "dataset", "batch_size"}, recipes)  # one key chosen
+    assert list(filled) == ["conn"] and cfg["params"] == {}
+    cfg, filled = fill_recipe(_cfg(neuron="alif", **group), {"rules", "dataset"}, recipes)  # alif has no tau_m
+    assert list(filled) == ["conn"] and cfg["batch_size"] == 32
 
 
 def test_a_recipe_key_that_is_no_config_key_is_the_plugins_fault(recipes):
@@ -122,6 +141,8 @@ def test_info_shows_a_recipe(recipes):
     assert res.exit_code == 0, res.output
     assert "recipe (filled in where you choose nothing): neuron=lif conn=ff hidden=6,5 neuron.tau_m=4.0" in res.output
     assert "recipe (filled in" not in CliRunner().invoke(cli, ["info", "bptt"]).output  # bptt declares none
+    res = CliRunner().invoke(cli, ["info", "group-rule"])
+    assert "conn=ff [shape: batch_size=8 dataset.n=24 neuron.tau_m=3.0]" in res.output
 
 
 def _bare_commands() -> list[dict]:

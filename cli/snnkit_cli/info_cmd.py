@@ -60,9 +60,10 @@ def info(name, kind):
         for line in _compat_lines(comp, reg):
             console.print(line)
         if cls.recipe:  # what `snnkit train` fills in where the user chose nothing
-            console.print("recipe (filled in where you choose nothing): " + " ".join(
-                f"{k}={','.join(map(str, v)) if isinstance(v, (tuple, list)) else v}" for k, v in cls.recipe.items()),
-                markup=False, highlight=False, soft_wrap=True)
+            from snnkit.recipes import show
+
+            console.print(f"recipe (filled in where you choose nothing): {show(cls.recipe)}", markup=False,
+                          highlight=False, soft_wrap=True)
 
 
 def _compat_lines(comp, reg) -> list[str]:
