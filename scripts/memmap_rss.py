@@ -2,7 +2,7 @@
 
 SSC-sized synthetic spike counts (default 75,466 x 250 x 140, SSC's training split as ASRC bins it) are written
 once, chunk by chunk, as a uint8 ``.npy``; then two child processes each run one epoch of the training loop's
-batching (``snnkit_core.engine.data.batches``, the training loop's order and reads: shuffled batches,
+batching (``snnkit_core.engine.data.indexed_batches``: the training loop's order and reads, shuffled batches,
 read, made float32):
 
 * ``memory``: today's in-memory path: the split as one float32 tensor (N, T, C) (what ``bin_events`` builds),
@@ -90,7 +90,7 @@ def child(mode: str, path: str, batch_size: int, step_hidden: str, step_batches:
     import torch
 
     from snnkit_core.contract.interfaces import ArrayData
-    from snnkit_core.engine.data import batches
+    from snnkit_core.engine.data import indexed_batches
 
     torch.set_num_threads(1)
     peak = AnonPeak()
@@ -113,7 +113,7 @@ def child(mode: str, path: str, batch_size: int, step_hidden: str, step_batches:
     after_load = status()
     t0 = time.perf_counter()
     total = 0.0
-    for xb, _ in batches(data, batch_size, True, torch.Generator().manual_seed(0)):
+    for xb, _, _ in indexed_batches(data, batch_size, True, torch.Generator().manual_seed(0)):
         total += float(xb[:, :, 0].sum())  # touch the batch
     epoch_s = time.perf_counter() - t0
     res = {"mode": mode, "n": n, "steps": steps, "channels": channels, "dtype": str(x.dtype), "batch_size": batch_size,

@@ -31,20 +31,20 @@ def main() -> None:
     import nirtorch
     from snntorch.import_nir import _nir_to_snntorch_module
 
+    from snnkit.run import open_network
     from snnkit_cli.nir_export import network_to_nir, simulate_nir
-    from snnkit_core.engine.evaluation import load_run
 
     dt = 1e-4
-    built, net, _ = load_run(args.run_dir, "last")
+    built, net, _ = open_network(args.run_dir, "last")
     net.plan(
         backend="reference", rules=()
     )  # the plain step loop (a rule's own scan, e.g. tssl-bp's, has the same forward)
-    from snnkit_core.engine.data import batches
+    from snnkit_core.engine.data import indexed_batches
 
     cfg = built.config
     split = "test" if "test" in built.dataset.splits else built.dataset.splits[-1]
     data = built.dataset.load(split).subset(cfg.limit, cfg.seed)
-    x, y = next(iter(batches(data, args.samples, False, torch.Generator().manual_seed(0))))
+    x, y, _ = next(iter(indexed_batches(data, args.samples, False, torch.Generator().manual_seed(0))))
     x = x.transpose(0, 1).float()  # (T, B, C)
     with torch.no_grad():
         out = net(x)

@@ -8,7 +8,7 @@ its MSE with hooks. Reported: median seconds per step (forward + backward + Adam
 per-epoch estimate for FSDD's 1,500 training samples. Rounds alternate between the rules so machine load hits
 both alike; the load average is recorded.
 
-Round 2's deep-image network (docs/presets/nrr-deep-image-fsdd.toml: the 39 x 39 fbank-l1 image, 2-D conv
+Round 2's deep-image network (the nrr-deep-image-fsdd preset: the 39 x 39 fbank-l1 image, 2-D conv
 kernel 5 stride 2 -> 1,600 -> pool -> sparse recurrent 128 -> 128, batch 32, T = 39):
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/nrr_timing.py --hidden deep-image

@@ -3,7 +3,7 @@
     nice -n 10 python scripts/scsr_ablation.py \
         --hidden 64,64,64 --epochs 10 --seeds 0,1,2 --out docs/results/scsr-ablation.json
 
-Every variant uses docs/presets/scsr-fsdd.toml with only ``conn`` and ``rules`` changed, so hidden sizes,
+Every variant uses the scsr-fsdd preset with only ``conn`` and ``rules`` changed, so hidden sizes,
 epochs, lr and neuron parameters are identical. Reports the final-epoch test accuracy (and the best epoch's).
 CPU only, one thread per run (the machine is shared).
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from snnkit_cli import presets
 from snnkit_core.engine.config import TrainConfig
 from snnkit_core.engine.training import train
 
@@ -28,7 +29,7 @@ VARIANTS = {"ff (TSSL-BP)": ("ff", ("tssl-bp",)), "Sr": ("self", ("tssl-bp",)), 
 
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--preset", default=str(ROOT / "docs/presets/scsr-fsdd.toml"))
+    ap.add_argument("--preset", default="scsr-fsdd", help="a preset name (snnkit presets)")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--hidden", default=None, help="override the preset's hidden sizes, e.g. 64,64,64")
     ap.add_argument("--epochs", type=int, default=None)
@@ -42,7 +43,7 @@ def parse_args():
 
 def base_config(args) -> TrainConfig:
     """The preset with the command line's overrides."""
-    base = TrainConfig.from_toml(args.preset)
+    base = presets.get(args.preset).config()
     changes = {"device": "cpu"}
     if args.data_dir:
         changes["data_dir"] = args.data_dir

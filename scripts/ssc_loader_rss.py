@@ -59,10 +59,10 @@ def child(mode: str, root: str) -> dict:
     load_s = time.perf_counter() - t0
     res = {"mode": mode, "n": len(d), "dtype": str(d.x.dtype), "load_s": load_s}
     if mode == "disk-cached":
-        from snnkit_core.engine.data import batches
+        from snnkit_core.engine.data import indexed_batches
 
         t0 = time.perf_counter()
-        for _ in batches(d, 256, True, torch.Generator().manual_seed(0)):
+        for _ in indexed_batches(d, 256, True, torch.Generator().manual_seed(0)):
             pass
         res["epoch_data_s"] = time.perf_counter() - t0
     res.update(peak_rss_mb=status()["VmHWM"] / 2**20, peak_anon_mb=peak.stop() / 2**20)

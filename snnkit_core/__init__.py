@@ -20,7 +20,7 @@ def __getattr__(name: str):
         return getattr(interfaces, name)
     raise AttributeError(f"module 'snnkit_core' has no attribute {name!r}")
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["ArrayData", "Batch", "Compatibility", "Connectivity", "Dataset", "LearningRule", "Neuron", "Param",
            "Recurrence", "SnnkitError", "hookimpl"]

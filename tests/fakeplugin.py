@@ -48,6 +48,24 @@ class NaNRule(LearningRule):
         return output.logits.sum() * float("nan")
 
 
+class RisingLossRule(LearningRule):
+    """Cross-entropy plus 10 x the epoch: a training loss that rises every epoch whatever the weights do (fake
+    plugin, for the training-health warnings)."""
+
+    name = "rising-loss"
+    readout = "linear"
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.epoch = 0
+
+    def loss(self, output, target):
+        return torch.nn.functional.cross_entropy(output.logits, target) + 10.0 * self.epoch
+
+    def on_epoch_end(self, network, epoch):
+        self.epoch = epoch + 1
+
+
 class TinyDataset(Dataset):
     """Two separable classes, 8 channels, 10 steps (fake plugin)."""
 
@@ -82,6 +100,7 @@ class FakePlugin:
     def register_rules(self, register):
         register(PickyRule)
         register(NaNRule)
+        register(RisingLossRule)
 
     @hookimpl
     def register_datasets(self, register):

@@ -8,7 +8,7 @@ import torch
 
 from snnkit_core import ArrayData
 from snnkit_core.engine.config import TrainConfig
-from snnkit_core.engine.data import batches
+from snnkit_core.engine.data import indexed_batches
 from snnkit_core.engine.training import EpochRecord, build, evaluate, train
 
 
@@ -78,12 +78,12 @@ def test_batches_encode_each_batch_after_indexing():
 
     d = ArrayData(expanded().x, expanded().y, encode=enc)
     gen = torch.Generator().manual_seed(0)
-    out = list(batches(d, 16, True, gen))
+    out = list(indexed_batches(d, 16, True, gen))
     assert [s for s, _, _ in seen] == [(16, 400, 30)] * 3 + [(2, 400, 30)]
     assert all(stride == 0 and g is gen for _, stride, g in seen)  # the rows arrive un-materialised
     order = torch.randperm(50, generator=torch.Generator().manual_seed(0))
     assert torch.equal(out[0][0], d.x[order[:16]] + 1) and torch.equal(out[0][1], d.y[order[:16]])
-    plain = list(batches(expanded(), 16, False, None))  # without encode: x[idx] as before
+    plain = list(indexed_batches(expanded(), 16, False, None))  # without encode: x[idx] as before
     assert torch.equal(plain[1][0], expanded().x[16:32]) and plain[1][0].is_contiguous()
 
 
@@ -92,7 +92,7 @@ def test_batches_move_the_compact_rows_to_the_device_before_encoding():
     d = ArrayData(
         expanded().x, expanded().y, encode=lambda x, g: seen.append(x) or torch.zeros(x.shape, device=x.device)
     )
-    (x, y), *_ = batches(d, 16, False, None, torch.device("meta"))  # "meta" stands in for a GPU on a CPU machine
+    (x, y, _), *_ = indexed_batches(d, 16, False, None, torch.device("meta"))  # "meta" stands in for a GPU here
     assert seen[0].device.type == "meta" and seen[0].shape == (16, 400, 30) and seen[0].stride(1) == 0
     assert x.device.type == "meta" and y.device.type == "cpu"  # labels move in to_batch, as before
 

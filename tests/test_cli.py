@@ -222,7 +222,8 @@ def test_backend_triton_without_cuda_fails_before_the_run_directory(runner, tmp_
     out = tmp_path / "t"
     res = runner.invoke(cli, ["train", "--dataset", "tiny", "--hidden", "8,8,8", "--epochs", "1", "--device", "cpu",
                               "--backend", "triton", "--out", str(out)])
-    assert res.exit_code == 1 and "--backend triton needs Triton and a CUDA device" in res.output, res.output
+    assert res.exit_code == 1 and "--backend triton: no Triton kernel" in res.output
+    assert "Triton runs on CUDA" in res.output and "--backend auto or torch" in res.output, res.output
     assert not out.exists()
 
 

@@ -8,7 +8,7 @@ import torch
 
 from snnkit_core.contract.interfaces import ArrayData
 from snnkit_core.engine.config import TrainConfig
-from snnkit_core.engine.data import batches
+from snnkit_core.engine.data import indexed_batches
 from snnkit_core.engine.training import build, train
 from snnkit_datasets.diskarray import CountOverflow, cached_array, open_array, store_counts, use_disk, write_array
 
@@ -34,10 +34,10 @@ def test_memmap_batches_equal_in_memorybatches(tmp_path):
     assert xm.dtype == torch.uint8 and torch.equal(xm.float(), x)
     mem, disk = ArrayData(x, y), ArrayData(xm, y)
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
-    a = list(batches(mem, 7, True, g1))
-    b = list(batches(disk, 7, True, g2))
+    a = list(indexed_batches(mem, 7, True, g1))
+    b = list(indexed_batches(disk, 7, True, g2))
     assert len(a) == len(b) == 7
-    for (xa, ya), (xb, yb) in zip(a, b):
+    for (xa, ya, _), (xb, yb, _) in zip(a, b):
         assert xb.dtype == torch.float32 and torch.equal(xa, xb) and torch.equal(ya, yb)
     # subset and to() keep the compact dtype; batch() converts
     sub = disk.subset(10, seed=1)

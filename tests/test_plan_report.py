@@ -97,7 +97,8 @@ def test_a_plugin_registers_an_implementation_through_the_hook_and_the_plan_name
         net = Network(3, (4, 4), 2, lambda n: reg.get("neuron", "toy-neuron")(n), reg.get("connectivity", "ff")())
         report = net.plan_report()
         assert [r["implementation"] for r in report] == ["loop", "reference", "reference"]
-        assert report[1]["skipped"] == [{"implementation": "loop", "reason": "only the first layer"}]
+        want = {"implementation": "loop", "reason": "only the first layer", "unavailable": False}
+        assert report[1]["skipped"] == [want]
         net(torch.rand(5, 2, 3))
         assert _DoubleSpeed.calls == [(5, 2, 4)]
         other = implementations.Implementation("loop", "toy-neuron", "none", "cpu", print)

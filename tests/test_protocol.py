@@ -12,13 +12,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from snnkit_cli.evaluate import evaluate_splits
 from snnkit_cli.main import cli
 from snnkit_cli.runs import describe_run, list_runs, mean_sd, parse_seeds
 from snnkit_core.contract.errors import ConfigError, SnnkitError
 from snnkit_core.engine import rundir
 from snnkit_core.engine.config import TrainConfig
 from snnkit_core.engine.data import stratified_split
-from snnkit_core.engine.evaluation import evaluate_splits
 from snnkit_core.engine.training import train
 
 
@@ -278,12 +278,12 @@ def test_runs_table_and_status(fake, tmp_path, runner):
         (root / "locked" / "metrics.jsonl").read_text().splitlines()[0] + "\n{torn"
     )
     (root / "locked" / "status.json").unlink()  # an older run: no status.json, so the lock's holder decides
-    rundir.acquire(root / "locked")
+    rundir.RunDir(root / "locked").acquire()
     (root / "broken").mkdir()
     (root / "broken" / "config.toml").write_text("this is [not toml")
     rows = {r["run"].rsplit("/", 1)[-1]: r for r in list_runs(root)}
     status = {k: r["status"] for k, r in rows.items()}
-    rundir.release(root / "locked")
+    rundir.RunDir(root / "locked").release()
     assert status == {"done": "finished", "cut": "interrupted", "crashed": "killed", "live": "running",
                       "nan": "diverged", "locked": "running", "broken": "unreadable"}
     done = rows["done"]

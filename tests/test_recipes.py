@@ -128,6 +128,20 @@ def test_train_prints_fills_and_records_and_config_toml_reruns_identically(recip
     assert "recipe" not in json.loads((again / "manifest.json").read_text())
 
 
+def test_a_presets_keys_count_as_chosen(fresh_plugins):
+    """A preset means what it says: every key it sets is chosen, so no shipped preset gets a recipe filled in
+    (nrr-fsdd would otherwise get reward-prop's lr and deep image form)."""
+    from snnkit_cli.options import apply_recipes, chosen_keys, new_config
+    from snnkit_cli.presets import names
+
+    chosen = chosen_keys(None, {}, (), (), "nrr-fsdd")
+    assert {"hidden", "lr", "rules", "dataset.split", "rule.reward-prop.step_size"} <= chosen
+    for name in names():
+        cfg = new_config(None, {}, (), (), preset=name)
+        assert apply_recipes(cfg, chosen_keys(None, {}, (), (), name)) == (cfg, {}), name
+    assert apply_recipes(new_config(None, {}, (), (), preset="nrr-fsdd"), {"rules"})[1]  # the check can fail
+
+
 def test_an_explicit_conflicting_choice_keeps_the_refusal(fresh_plugins, tmp_path):
     res = CliRunner().invoke(cli, ["train", "--rule", "st-rsbp", "--neuron", "lif", "--out", str(tmp_path / "r")])
     assert res.exit_code == 1

@@ -15,6 +15,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from snnkit.run import make_unique_dir
 from snnkit_core.contract.atomic import FAULT_EXIT
 from snnkit_core.contract.errors import CheckpointError, DivergedError, RunDirError
 from snnkit_core.engine import rundir
@@ -98,7 +99,7 @@ def test_a_second_process_cannot_write_into_a_locked_run_and_a_dead_holders_lock
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[2]); from snnkit_core.engine import "
                                "rundir; "
-         "rundir.acquire(sys.argv[1]); print('held', flush=True); time.sleep(60)", str(run), str(REPO)],
+         "rundir.RunDir(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)", str(run), str(REPO)],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -108,9 +109,9 @@ def test_a_second_process_cannot_write_into_a_locked_run_and_a_dead_holders_lock
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    assert rundir.holder(run) is None
-    assert rundir.acquire(run) == holder.pid  # the dead process's lock is detected as stale and taken over
-    rundir.release(run)
+    assert rundir.RunDir(run).holder() is None
+    assert rundir.RunDir(run).acquire() == holder.pid  # the dead process's lock is detected as stale and taken over
+    rundir.RunDir(run).release()
     list(train(_cfg(epochs=1), run))
     assert json.loads((run / "status.json").read_text())["state"] == "finished"
 
@@ -127,7 +128,7 @@ def test_status_reports_a_dead_running_process_as_killed(tmp_path):
 
 
 def test_default_run_names_are_unique_within_one_second(tmp_path):
-    names = {rundir.make_unique_dir(tmp_path, "20260101-000000-x") for _ in range(3)}
+    names = {make_unique_dir(tmp_path, "20260101-000000-x") for _ in range(3)}
     assert len(names) == 3 and all(p.is_dir() for p in names)
 
 

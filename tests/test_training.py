@@ -27,7 +27,7 @@ def test_run_directory_contents(fake, tmp_path):
     assert cfg == _cfg()
     man = json.loads((run / "manifest.json").read_text())
     assert man["seed"] == 0 and man["torch"] == torch.__version__ and man["dataset"]["name"] == "tiny"
-    assert man["plugins"]["snnkit-neurons"]["version"] == "0.1.0"
+    assert man["plugins"]["snnkit-neurons"]["version"] == "0.2.0"
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
     for key in ("train_loss", "train_accuracy", "test_accuracy", "seconds"):

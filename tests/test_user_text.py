@@ -1,6 +1,6 @@
 """User-facing text cites only what a user has: no development-only paths, spec sections or issue numbers.
 
-Scanned: README.md, docs/**/*.md and the presets (docs/results holds raw records and is skipped), every .py of
+Scanned: README.md, docs/**/*.md and the shipped presets (docs/results holds raw records and is skipped), every .py of
 the library, the CLI, the first-party plugins and the examples, and ``snnkit info NAME`` for every registered
 component (its description, docstring and parameter help).
 """
@@ -31,7 +31,7 @@ def _user_files() -> list:
     files = [REPO / "README.md"] if (REPO / "README.md").exists() else []
     docs = REPO / "docs"
     files += [p for p in sorted(docs.rglob("*.md")) if "results" not in p.relative_to(docs).parts]
-    files += sorted((docs / "presets").glob("*.toml"))
+    files += sorted((REPO / "cli" / "snnkit_cli" / "presets").glob("*.toml"))
     for pattern in PY_ROOTS:
         for root in sorted(REPO.glob(pattern)):
             files += [p for p in sorted(root.rglob("*.py")) if "tests" not in p.relative_to(root).parts]
@@ -48,7 +48,8 @@ def _offences(text: str) -> list[str]:
 def test_the_scan_covers_every_user_facing_area():
     rel = {str(p.relative_to(REPO)) for p in _user_files()}
     for must in ("README.md", "docs/rules/tssl-bp.md", "snnkit_core/contract/neuron.py", "cli/snnkit_cli/main.py",
-                 "plugins/snnkit-rules/snnkit_rules/tssl_bp.py", "plugins/snnkit-neurons/snnkit_neurons/lif.py"):
+                 "plugins/snnkit-rules/snnkit_rules/tssl_bp.py", "plugins/snnkit-neurons/snnkit_neurons/lif.py",
+                 "cli/snnkit_cli/presets/scsr-fsdd.toml"):
         assert must in rel, f"{must} is not scanned"
     assert not [r for r in rel if r.startswith("docs/results/")]
 

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from attrs import evolve, field, frozen
 
+from snnkit_cli.render import plan_notes
 from snnkit_core.contract.errors import ConfigError, IncompatibleError
 from snnkit_core.contract.interfaces import Dataset
 from snnkit_core.engine.config import TrainConfig
@@ -218,10 +219,10 @@ def bench_workload(
             torch.cuda.reset_peak_memory_stats(device)
         times = _time(lambda: grad_rule.train_step(net, batch, opt), device, warmup, repeats)  # noqa: B023 - called at once
         peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+        plan = net.plan_report()
         out["paths"][path] = {"median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times), "peak_mb": peak,
-                              "ran": _ran(net.paths()), "implementations": _ran([r["implementation"] for r in
-                                                                                 net.plan_report()]),
-                              "plan": net.plan_report(), "notes": net.plan_notes(), "events": list(net.plan_events)}
+                              "ran": _ran(net.paths()), "implementations": _ran([r["implementation"] for r in plan]),
+                              "plan": plan, "notes": plan_notes(plan), "events": list(net.plan_events)}
     ref = out["paths"].get("reference", {}).get("median_ms")
     for p in out["paths"].values():
         if "median_ms" in p:

@@ -44,9 +44,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from snnkit.run import open_network
 from snnkit_core.contract.atomic import atomic_write
 from snnkit_core.contract.errors import ConfigError, IncompatibleError, MissingDependencyError
-from snnkit_core.engine.evaluation import load_run
 
 
 def _nir():
@@ -165,7 +165,7 @@ def export_run(run_dir: str | Path, out: str | Path, fmt: str = "nir", dt: float
     if fmt != "nir":
         raise ConfigError(f"unknown export format {fmt!r}; snnkit exports 'nir'")
     nir = _nir()
-    built, net, weights = load_run(run_dir, weights)
+    built, net, weights = open_network(run_dir, weights)
     cfg = built.config
     graph = network_to_nir(net, dt=dt, metadata={
         "neuron": cfg.neuron, "conn": cfg.conn, "rules": list(cfg.rules), "dataset": cfg.dataset,

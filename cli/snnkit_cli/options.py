@@ -3,7 +3,6 @@ rules and the ``--set`` parameters; and the default run directory name."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from snnkit_core.contract.errors import ConfigError
@@ -23,10 +22,19 @@ def parse_sets(values) -> dict[str, dict]:
     return out
 
 
-def new_config(config_file: str | None, options: dict[str, Any], rules: tuple[str, ...] = (), sets=()) -> TrainConfig:
-    """A new run's config: ``config_file`` (or the defaults), then every option that was given (not None), the
-    rules, and the ``--set`` parameters merged over the file's; paths made absolute."""
-    cfg = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
+def new_config(config_file: str | None, options: dict[str, Any], rules: tuple[str, ...] = (), sets=(),
+               preset: str | None = None) -> TrainConfig:
+    """A new run's config: ``config_file`` or the shipped ``preset`` (or the defaults), then every option that was
+    given (not None), the rules, and the ``--set`` parameters merged over the file's; paths made absolute."""
+    if config_file and preset:
+        raise ConfigError(f"--config {config_file} and --preset {preset} both give the starting config; give one "
+                          f"(to change a preset, save it with snnkit presets {preset} > FILE, edit it, use --config)")
+    if preset:
+        from .presets import get
+
+        cfg = get(preset).config()
+    else:
+        cfg = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
     changes = {k: v for k, v in options.items() if v is not None}
     if rules:
         changes["rules"] = tuple(rules)
@@ -43,19 +51,25 @@ def new_config(config_file: str | None, options: dict[str, Any], rules: tuple[st
     return cfg
 
 
-def chosen_keys(config_file: str | None, options: dict[str, Any], rules=(), sets=()) -> set[str]:
+def chosen_keys(config_file: str | None, options: dict[str, Any], rules=(), sets=(), preset: str | None = None
+                ) -> set[str]:
     """The config keys and ``SECTION.KEY`` parameters the user chose: options given (not None), ``--rule``,
-    ``--set``, and every key of the ``--config`` file (a recipe fills in none of them)."""
-    import tomllib
-
+    ``--set``, and every key of the ``--config`` file or the ``--preset`` (a recipe fills in none of them)."""
     chosen = {k for k, v in options.items() if v is not None} | ({"rules"} if rules else set())
     chosen |= {f"{section}.{key}" for section, kv in parse_sets(sets).items() for key in kv}
+    data: dict = {}
     if config_file:
+        import tomllib
+
         with open(config_file, "rb") as f:  # new_config has read and checked it already
             data = tomllib.load(f)
         data = data.get("train", data)
-        chosen |= {k for k in data if k != "params"}
-        chosen |= {f"{section}.{key}" for section, kv in (data.get("params") or {}).items() for key in kv}
+    elif preset:
+        from .presets import get
+
+        data = get(preset).train
+    chosen |= {k for k in data if k != "params"}
+    chosen |= {f"{section}.{key}" for section, kv in (data.get("params") or {}).items() for key in kv}
     return chosen
 
 
@@ -66,8 +80,3 @@ def apply_recipes(cfg: TrainConfig, chosen: set[str]) -> tuple[TrainConfig, dict
 
     data, filled = fill_recipe(cfg.to_dict(), chosen)
     return (TrainConfig.from_dict(data, source="a recipe") if filled else cfg), filled
-
-
-def default_run_name(cfg: TrainConfig, suffix: str = "") -> str:
-    """``runs/<time>-<neuron>-<conn>-<rules>-<dataset><suffix>``'s last part."""
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.neuron}-{cfg.conn}-{'+'.join(cfg.rules)}-{cfg.dataset}{suffix}"

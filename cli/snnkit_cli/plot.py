@@ -31,7 +31,7 @@ def plot_cmd(run_dir, sample, samples, weights, data_dir, metrics_only):
     paths = plot_run(run_dir, sample=sample, samples=samples, weights=weights, network=not metrics_only,
                      data_dir=data_dir)
     if not metrics_only:
-        from snnkit_core.engine.evaluation import weights_used
+        from snnkit.run import weights_used
 
         click.echo(f"weights: {weights_used(run_dir, weights)} (the raster and rates run the network with them)")
     for p in paths:

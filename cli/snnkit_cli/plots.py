@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from snnkit.run import open_network
 from snnkit_core.contract.atomic import atomic_write
 from snnkit_core.contract.errors import CheckpointError, MissingDependencyError, SnnkitError
-from snnkit_core.engine.data import batches
-from snnkit_core.engine.evaluation import load_run
+from snnkit_core.engine.data import indexed_batches
 from snnkit_core.engine.rundir import RunDir
 
 
@@ -87,7 +87,7 @@ def record_spikes(built, samples: int = 64, sample: int = 0):
                           f"{sample}")
     n = max(samples, sample + 1)
     gen = torch.Generator().manual_seed(0)  # the same encoding draws as `snnkit eval`
-    x, y = next(iter(batches(data, n, False, gen, built.device)))
+    x, y, _ = next(iter(indexed_batches(data, n, False, gen, built.device)))
     net.eval()
     with torch.no_grad():
         out = net(x.to(built.device).transpose(0, 1))  # (B, T, C) -> (T, B, C)
@@ -241,7 +241,7 @@ def plot_run(run_dir: str | Path, sample: int = 0, samples: int = 64, weights: s
     written = [plot_curves(records, out / "curves.png")]
     net = None
     if network:
-        built, net, used = load_run(run.path, weights, data_dir=data_dir)
+        built, net, used = open_network(run.path, weights, data_dir=data_dir)
         names, spikes, x, label, pred = record_spikes(built, samples=samples, sample=sample)
         classes = getattr(built.dataset, "class_names", None) or [str(i) for i in range(built.dataset.num_classes)]
         written.append(plot_raster(names, spikes, x, label, pred, list(classes), out / "raster.png", sample))

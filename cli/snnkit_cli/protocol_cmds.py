@@ -1,5 +1,5 @@
 """``snnkit eval`` (all splits, per-class accuracy, confusion matrix, whole folders) and ``snnkit runs``;
-the rendering of ``snnkit train --seeds``. Parse -> snnkit_core.engine.evaluation / .runs -> render."""
+the rendering of ``snnkit train --seeds``. Parse -> snnkit_cli.evaluate / .runs -> render."""
 
 from __future__ import annotations
 
@@ -77,9 +77,9 @@ def _eval(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size
 
     set_threads(threads)
     keep_freed_memory()
+    from snnkit_cli.evaluate import evaluate_splits
     from snnkit_cli.options import parse_sets
     from snnkit_core.contract.errors import ConfigError, SnnkitError
-    from snnkit_core.engine.evaluation import evaluate_splits
 
     from .runs import find_runs
 

@@ -62,3 +62,14 @@ def warn_damaged(run_dir) -> None:
     note = run.damage_note()
     if note:
         err_console.print(f"warning: {note}", markup=False, highlight=False, soft_wrap=True)
+
+
+def plan_notes(report: list[dict]) -> list[str]:
+    """One line per implementation that cannot run in this process at all (e.g. no C compiler), naming the layers
+    it would have run and why, from ``Network.plan_report()``: what a command prints when it starts."""
+    notes: dict[tuple[str, str], list[str]] = {}
+    for layer in report:
+        for skip in (s for s in layer["skipped"] if s["unavailable"]):
+            notes.setdefault((skip["implementation"], skip["reason"]), []).append(layer["layer"])
+    return [f"{impl} cannot run here, so {', '.join(layers)} use{'s' * (len(layers) == 1)} a slower scan: {why}"
+            for (impl, why), layers in notes.items()]

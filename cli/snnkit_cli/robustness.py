@@ -24,10 +24,10 @@ from typing import Any
 
 import torch
 
+from snnkit.run import open_for_eval
 from snnkit_core.contract.errors import ConfigError, SnnkitError
 from snnkit_core.contract.interfaces import ArrayData
 from snnkit_core.engine.data import indexed_batches, to_batch
-from snnkit_core.engine.evaluation import open_for_eval
 from snnkit_core.engine.rundir import RunDir
 
 

@@ -9,7 +9,7 @@ import click
 from rich.markup import escape
 
 from .errors import expected_errors
-from .render import RichProgress, console, epoch_row, epoch_table, err_console, warn_damaged
+from .render import RichProgress, console, epoch_row, epoch_table, err_console, plan_notes, warn_damaged
 
 
 @click.command()
@@ -22,6 +22,8 @@ from .render import RichProgress, console, epoch_row, epoch_table, err_console, 
                                                     "$SNNKIT_DATA.")
 @click.option("--hidden", help="Hidden layer sizes, e.g. 400,400,400.")
 @click.option("--epochs", type=int)
+@click.option("--patience", type=click.IntRange(min=1), help="Stop once the validation accuracy has not improved for "
+              "N epochs (best.pt keeps the best epoch's weights).")
 @click.option("--batch-size", type=int)
 @click.option("--lr", type=float, help="Learning rate (default: the rule's).")
 @click.option("--seed", type=int)
@@ -40,6 +42,8 @@ from .render import RichProgress, console, epoch_row, epoch_table, err_console, 
 @click.option("--limit", type=int, help="Train and test on at most N examples each (quick checks).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML config; options given here "
                                                                                "override it.")
+@click.option("--preset", help="A paper recipe that ships with snnkit (snnkit presets lists them), read like --config; "
+                              "options given here override it.")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue a killed run from its last checkpoint.")
 @click.option("--init-from", "init_from", type=click.Path(file_okay=False), help="Start a new run from the weights of "
                                                                                  "RUN_DIR's checkpoint (fine-tuning; "
@@ -56,14 +60,15 @@ from .render import RichProgress, console, epoch_row, epoch_table, err_console, 
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans (default: "
                                                             "torch's, one per core); recorded in the manifest.")
 @expected_errors
-def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr, seed, seeds, val_fraction, device,
-          data_on_device, backend, out, limit, config_file, resume, init_from, sets, quiet, tensorboard, devices,
-          threads):
+def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, patience, batch_size, lr, seed, seeds, val_fraction,
+          device, data_on_device, backend, out, limit, config_file, preset, resume, init_from, sets, quiet, tensorboard,
+          devices, threads):
     """Train a network. With no options: a sensible default on the shipped dataset."""
     import contextlib
 
+    from snnkit.run import default_run_name, make_unique_dir
     from snnkit_cli.host import keep_freed_memory, set_threads
-    from snnkit_cli.options import apply_recipes, chosen_keys, default_run_name, new_config
+    from snnkit_cli.options import apply_recipes, chosen_keys, new_config
     from snnkit_core.engine import rundir
     from snnkit_core.engine.distributed import env_world
 
@@ -76,8 +81,9 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
     with contextlib.ExitStack() as stack:
         if resume:
             given = dict(neuron=neuron, conn=conn, rule=rules, dataset=dataset, hidden=hidden, epochs=epochs,
+                         patience=patience,
                          batch_size=batch_size, lr=lr, seed=seed, seeds=seeds, val_fraction=val_fraction,
-                         out=out, limit=limit, config=config_file, set=sets,
+                         out=out, limit=limit, config=config_file, preset=preset, set=sets,
                          init_from=init_from)
             run = rundir.RunDir(resume)
             run_dir = run.path
@@ -93,14 +99,15 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, batch_size, lr
                 return
         else:
             options = dict(neuron=neuron, conn=conn, dataset=dataset, data_dir=data_dir, hidden=hidden, epochs=epochs,
+                           patience=patience,
                            batch_size=batch_size, lr=lr, seed=seed, device=device, data_on_device=data_on_device,
                            backend=backend, limit=limit, val_fraction=val_fraction, init_from=init_from)
-            cfg = new_config(config_file, options, tuple(rules), sets)
-            cfg, recipe = apply_recipes(cfg, chosen_keys(config_file, options, rules, sets))
+            cfg = new_config(config_file, options, tuple(rules), sets, preset=preset)
+            cfg, recipe = apply_recipes(cfg, chosen_keys(config_file, options, rules, sets, preset))
             run_dir = Path(out) if out else None
         if seeds is not None:
             if run_dir is None:
-                run_dir = rundir.make_unique_dir(Path("runs"), default_run_name(cfg, "-seeds"))
+                run_dir = make_unique_dir(Path("runs"), default_run_name(cfg, "-seeds"))
             _train_seeds(cfg, run_dir, seeds, seed, quiet, tensorboard, devices, threads, recipe)
             return
         _train_one(cfg, run_dir, bool(resume), quiet, tensorboard, devices, threads, recipe)
@@ -138,7 +145,7 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard
     ``run_dir`` None: a unique default name under runs/. ``recipe``: what the recipes filled in (printed, and
     recorded in manifest.json)."""
     from snnkit.recipes import describe as describe_recipe
-    from snnkit_cli.options import default_run_name
+    from snnkit.run import default_run_name, make_unique_dir
     from snnkit_core.contract.errors import ConfigError
     from snnkit_core.engine import rundir
     from snnkit_core.engine.data import load_protocol_splits
@@ -150,7 +157,7 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard
         from .launch import launch_train
 
         if run_dir is None:
-            run_dir = rundir.make_unique_dir(Path("runs"), default_run_name(cfg))
+            run_dir = make_unique_dir(Path("runs"), default_run_name(cfg))
         if recipe:  # the processes get the filled config as a file, so they fill nothing themselves
             console.print(describe_recipe(recipe), markup=False, highlight=False, soft_wrap=True)
         launch_train(devices, cfg, run_dir, resume=resume, quiet=quiet, tensorboard=tensorboard, threads=threads)
@@ -159,16 +166,16 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard
         raise ConfigError("under torchrun every process must name the same run directory: give --out DIR")
     built = build(cfg)  # every component and parameter checked before anything is read or written
     if not resume and world.main:
-        rundir.check_new_run(run_dir) if run_dir else rundir.check_writable(Path("runs"), "the runs folder")
+        rundir.RunDir(run_dir).check_new() if run_dir else rundir.check_writable(Path("runs"), "the runs folder")
     tb = None
     with RichProgress(enabled=not quiet and sys.stderr.isatty()) as progress:
         data, val_info = None, None
         if not world.active:  # one process: load and check the data before the header; several: train() loads
             train_data, val_data, test_data, val_info = load_protocol_splits(built, progress)
-            check_inputs(built, train_data, test_data)
+            check_inputs(built, train_data, test_data, val_data)
             data = (train_data, val_data, test_data)
         if run_dir is None:  # unique even for two runs started in the same second
-            run_dir = rundir.make_unique_dir(Path("runs"), default_run_name(cfg))
+            run_dir = make_unique_dir(Path("runs"), default_run_name(cfg))
         if tensorboard and world.main:  # fail before training when the extra is missing; rank 0 alone writes
             from .tensorboard import TensorBoardWriter
 
@@ -181,7 +188,8 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard
         )
         if recipe:
             console.print(describe_recipe(recipe), markup=False, highlight=False, soft_wrap=True)
-        for note in built.network.plan_notes():  # e.g. no C compiler: the torch loops run (also in the manifest)
+        # e.g. no C compiler: the torch loops run (the manifest records it too)
+        for note in plan_notes(built.network.plan_report()):
             err_console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
         try:
             last, table = _epochs(cfg, run_dir, resume, progress, built, data, val_info, tb, recipe)
@@ -212,6 +220,8 @@ def _epochs(cfg, run_dir: Path, resume: bool, progress, built, data, val_info, t
                 + f"test {100 * rec.test_accuracy:6.2f}%  {rec.seconds:6.1f}s"
                 + (f"  {_summary(rec.extra)}" if rec.extra else "")
             )
+            for warning in rec.warnings:  # also in status.json
+                err_console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     except KeyboardInterrupt:
         done = f" after epoch {last.epoch} of {cfg.epochs}" if last is not None else ""
         err_console.print(
@@ -240,6 +250,9 @@ def _render_result(run_dir: Path, last, table) -> None:
                       f"{escape(str(run_dir))}")
     from snnkit_core.engine.rundir import RunDir
 
+    status = RunDir(run_dir).read_json(RunDir.STATUS)
+    if isinstance(status, dict) and status.get("stopped_early"):
+        console.print(status.get("message", ""), markup=False, highlight=False, soft_wrap=True)
     summary = RunDir(run_dir).read_json(RunDir.SUMMARY)
     if summary and summary.get("best_epoch"):
         console.print(

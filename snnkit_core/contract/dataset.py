@@ -19,17 +19,11 @@ from snnkit_core.contract.component import Component
 class ArrayData:
     """One split: ``x`` (N, T, C) float32 (dense or 0/1 spikes) and ``y`` (N,) int64.
 
-    ``x`` may also be held in a compact dtype (uint8 / int16 spike counts, float16 features), typically a
-    memory-mapped file from :mod:`snnkit_datasets.diskarray`, so a split larger than memory trains: :meth:`batch`
-    reads only the indexed rows and converts them to float32 per batch. Counts up to 255 (uint8) or 32767
-    (int16) convert exactly; float16 rounds features to 11 significant bits (relative error <= 2^-11).
-
-    ``x`` may be a stride-0 ``expand`` (the same frame at every step); :meth:`rows` and :meth:`subset` keep it
-    one. ``encode``, when given, turns each indexed batch ``x[idx]`` (B, T, C) into the network input (B, T, C),
-    so a loader can keep intensities in memory and draw spikes per batch. It runs on the device the batch will
-    be used on (so it should draw on ``x.device``) and takes its randomness from ``generator``: the training
-    loop's per-epoch generator, or a fixed-seed one in evaluation, so both are reproducible; with ``None`` it
-    must still be deterministic.
+    ``x`` may be held in a compact dtype (uint8 / int16 counts, float16 features; e.g. a memory map) and may be a
+    stride-0 ``expand``: :meth:`batch` reads only the indexed rows and makes them float32, and :meth:`rows` and
+    :meth:`subset` keep an ``expand`` a view. ``encode(x_batch, generator)``, when given, turns each indexed batch into
+    the network input on the batch's device, drawing from ``generator`` (the loop's per-epoch one, or a fixed-seed one
+    in evaluation). The full contract: docs/plugins.md, "Datasets"; larger-than-memory splits: docs/scale.md.
     """
 
     x: torch.Tensor
@@ -150,10 +144,7 @@ _PROGRESS: contextvars.ContextVar[Callable[..., Iterable] | None] = contextvars.
 def preprocessing_progress(progress: Callable[..., Iterable] | None) -> Iterator[None]:
     """Within the block, :func:`track` hands loaders' per-file loops to ``progress(iterable, total=,
     description=)``, which must yield the same items. ``None`` leaves the hook in effect unchanged."""
-    if progress is None:
-        yield
-        return
-    token = _PROGRESS.set(progress)
+    token = _PROGRESS.set(progress or _PROGRESS.get())
     try:
         yield
     finally:

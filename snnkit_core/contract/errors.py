@@ -44,10 +44,6 @@ class RegistrationError(SnnkitError):
     """A plugin tried to register something invalid (wrong type, bad name, duplicate)."""
 
 
-class PluginLoadError(SnnkitError):
-    """A plugin failed to import or to run one of its hooks."""
-
-
 class IncompatibleError(SnnkitError):
     """A neuron / connectivity / rule combination that cannot train together."""
 

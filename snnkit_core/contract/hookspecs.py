@@ -24,26 +24,17 @@ def register_neurons(register):
 
 @hookspec
 def register_connectivity(register):
-    """Register connectivity patterns: ``register(cls)`` with ``cls`` a subclass of :class:`snnkit_core.Connectivity`.
-
-    :param register: callback taking the class.
-    """
+    """Register connectivity patterns: ``register(cls)``, ``cls`` a subclass of :class:`snnkit_core.Connectivity`."""
 
 
 @hookspec
 def register_rules(register):
-    """Register learning rules: ``register(cls)`` with ``cls`` a subclass of :class:`snnkit_core.LearningRule`.
-
-    :param register: callback taking the class.
-    """
+    """Register learning rules: ``register(cls)`` with ``cls`` a subclass of :class:`snnkit_core.LearningRule`."""
 
 
 @hookspec
 def register_datasets(register):
-    """Register datasets: ``register(cls)`` with ``cls`` a subclass of :class:`snnkit_core.Dataset`.
-
-    :param register: callback taking the class.
-    """
+    """Register datasets: ``register(cls)`` with ``cls`` a subclass of :class:`snnkit_core.Dataset`."""
 
 
 @hookspec

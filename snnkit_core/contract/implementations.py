@@ -1,16 +1,8 @@
 """Implementations: faster exact scans that plugins register (hook ``register_implementations(register)``),
-keyed by the neuron name, the kind of recurrence and the device type they accelerate. ``kind`` sets the call:
-
-* ``"none"`` / ``"diagonal"`` (a whole layer): ``scan(neuron, current, recurrence) -> (y, s)``, each (T, B, N);
-* ``"span"``: ``scan(neuron, current, weight, k)`` for the recurrent input ``weight @ y[t-k]`` (``dense``: k = 1);
-  ``"mixed"``: ``scan(neuron, current, weight, alpha, chunk)`` for ``weight @ Σ_j alpha[j-1] y[t-j]``;
-  ``"chunk"``: ``scan(neuron, current, state) -> (y, s, state)`` for L steps. A recurrence's own scan calls
-  these (``Recurrence.kinds``); any other kind is a rule's own, found with :func:`find`.
-
-``name`` says what runs ("c-kernel", "torch-loop", "triton"); ``backend`` is "triton" (used under ``--backend
-auto|triton``) or "torch" (``auto|torch``). ``available()`` (asked once per process) and ``accepts(layer)`` answer
-None for yes, else why not in plain words; ``dtypes`` names the input types taken. Each must equal the reference
-scan: identical spikes, gradients to rounding (docs/plugins.md, "Registering an implementation").
+keyed by the neuron name, the kind of recurrence (``"none"``/``"diagonal"`` for a whole layer; ``"span"``,
+``"mixed"``, ``"chunk"`` for a recurrence's own scan, ``Recurrence.kinds``; any other kind is a rule's own, found with
+:func:`find`) and the device type they accelerate. Each kind's call signature, and the rule that each must equal the
+reference scan (identical spikes, gradients to rounding): docs/plugins.md, "Registering an implementation".
 """
 
 from __future__ import annotations

@@ -1,14 +1,6 @@
-"""The four component interfaces: Neuron, Connectivity, LearningRule, Dataset.
-
-Conventions (everywhere in snnkit):
-
-* tensors are time-major: ``(T, B, N)``; one step is ``dt`` (1 ms in the papers);
-* a neuron's *output* ``y`` is what the next layer's weights multiply: the normalised PSC ``a`` for ``lif``,
-  the spikes ``s`` for neurons without a synaptic trace;
-* recurrent connections act on the same output ``y`` of the layer's own past steps.
-
-Capabilities are class attributes, so assembly can check a combination before anything is built.
-"""
+"""The four component interfaces: Neuron, Connectivity, LearningRule, Dataset. Their conventions (time-major
+``(T, B, N)`` tensors, a neuron's output ``y`` as what the next weights multiply, capabilities as class attributes
+checked before anything is built): docs/concepts.md."""
 
 
 from snnkit_core.contract.component import Component

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import tomllib
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
@@ -77,22 +79,19 @@ class TrainConfig:
     data_dir: str | None = field(default=None, validator=_check("str", optional=True))
     hidden: tuple[int, ...] = field(default=(128, 128, 128), converter=_tuple_int)
     epochs: int = field(default=10, validator=_check("int", minimum=1))
+    #: stop once the validation accuracy has not improved for this many epochs (None: train every epoch)
+    patience: int | None = field(default=None, validator=_check("int", minimum=1, optional=True))
     batch_size: int = field(default=32, validator=_check("int", minimum=1))
-    lr: float | None = field(
-        default=None, validator=_check("float", minimum="positive", optional=True)
-    )  # None: the rule's
-    weight_decay: float | None = field(
-        default=None, validator=_check("float", minimum=0, optional=True)
-    )  # None: the rule's
+    #: learning rate and weight decay; None: the gradient rule's defaults
+    lr: float | None = field(default=None, validator=_check("float", minimum="positive", optional=True))
+    weight_decay: float | None = field(default=None, validator=_check("float", minimum=0, optional=True))
     seed: int = field(default=0, validator=_check("int", minimum=0))
     device: str = field(default="auto", validator=_check("str"))
     backend: str = field(default="auto", validator=_check("str"))  # auto | triton | torch | reference (Network.backend)
-    limit: int | None = field(
-        default=None, validator=_check("int", minimum=1, optional=True)
-    )  # at most this many train (and test) examples
-    readout: str | None = field(
-        default=None, validator=_check("str", optional=True)
-    )  # None: the gradient rule's default
+    #: at most this many train (and test) examples
+    limit: int | None = field(default=None, validator=_check("int", minimum=1, optional=True))
+    #: "spiking" or "linear"; None: the gradient rule's default
+    readout: str | None = field(default=None, validator=_check("str", optional=True))
     bias: bool = field(default=False, validator=_check("bool"))
     init: str = field(default="kaiming", validator=_check("str"))
     weight_scale: float = field(default=1.0, validator=_check("float", minimum="positive"))
@@ -128,11 +127,9 @@ class TrainConfig:
         if "train" in data:
             other = sorted(k for k in data if k != "train")
             if other:  # e.g. a misspelt [trian] next to [train] would otherwise be ignored
-                raise ConfigError(
-                    f"config file {path}: unknown section{'s' if len(other) > 1 else ''} {', '.join(map(repr, other))} "
-                    "next "
-                    f"to [train]; everything goes under [train] (component parameters under [train.params.SECTION])"
-                )
+                raise ConfigError(f"config file {path}: unknown section{'s' if len(other) > 1 else ''} "
+                                  f"{', '.join(map(repr, other))} next to [train]; everything goes under [train] "
+                                  "(component parameters under [train.params.SECTION])")
             data = data["train"]
             if not isinstance(data, dict):
                 raise ConfigError(f"config file {path}: train must be a table ([train]); got {data!r}")
@@ -143,13 +140,9 @@ class TrainConfig:
         names = {a.name for a in attrs.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            import difflib
-
-            hints = [
-                f"{k!r}" + (f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, names, 1)) else "")
-                for k in unknown
-            ]
-            raise ConfigError(f"{source}: unknown keys {', '.join(hints)}. Known keys: {', '.join(sorted(names))}.")
+            hints = ", ".join(repr(k) + (f" (did you mean {m[0]!r}?)" if (m := get_close_matches(k, names, 1)) else "")
+                              for k in unknown)
+            raise ConfigError(f"{source}: unknown keys {hints}. Known keys: {', '.join(sorted(names))}.")
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,41 +152,20 @@ class TrainConfig:
         return attrs.evolve(self, **{k: v for k, v in changes.items()})
 
 
-def dump_toml(data: dict[str, Any]) -> str:
-    """A small TOML writer for run configs: scalars, lists of scalars and nested tables; None is left out."""
-    lines: list[str] = []
-    tables: list[tuple[str, dict]] = []
-
-    def scalar(v) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        if isinstance(v, (list, tuple)):
-            return "[" + ", ".join(scalar(x) for x in v) + "]"
-        raise TypeError(f"cannot write {type(v).__name__} to TOML")
-
-    def emit(prefix: str, d: dict) -> None:
-        for k, v in d.items():
-            if v is None:
-                continue
-            if isinstance(v, dict):
-                tables.append((f"{prefix}.{_key(k)}" if prefix else _key(k), v))
-            else:
-                lines.append(f"{_key(k)} = {scalar(v)}")
-
-    emit("", data)
-    while tables:
-        name, d = tables.pop(0)
-        lines.append(f"\n[{name}]")
-        emit(name, d)
-    return "\n".join(lines) + "\n"
+def dump_toml(data: dict[str, Any], table: str = "") -> str:
+    """A TOML writer for run configs: scalars and lists written as JSON (whose literals and escapes are valid TOML),
+    nested dicts as ``[tables]`` after the keys; None is left out (it means the default)."""
+    keys = [f"{_key(k)} = {json.dumps(v, ensure_ascii=False)}" for k, v in data.items()
+            if v is not None and not isinstance(v, dict)]
+    out = "\n".join(([f"[{table}]"] if table and keys else []) + keys) + "\n"
+    for k, v in data.items():
+        if isinstance(v, dict):
+            out += "\n" + dump_toml(v, f"{table}.{_key(k)}" if table else _key(k))
+    return out.lstrip("\n")
 
 
 def _key(k: str) -> str:
-    return k if k.replace("_", "").replace("-", "").isalnum() else '"' + k + '"'
+    return k if k.replace("_", "").replace("-", "").isalnum() and k.isascii() else json.dumps(k, ensure_ascii=False)
 
 
 def absolute(path: str) -> str:

@@ -104,13 +104,6 @@ def indexed_batches(data: ArrayData, batch_size: int, shuffle: bool, generator: 
         yield x, data.y[idx], idx
 
 
-def batches(data: ArrayData, batch_size: int, shuffle: bool, generator: torch.Generator | None,
-            device: torch.device | None = None, world: distributed.World = distributed.World()):
-    """``(x, y)`` batches, x (B, T, C) (see :func:`indexed_batches`)."""
-    for x, y, _ in indexed_batches(data, batch_size, shuffle, generator, device, world):
-        yield x, y
-
-
 def to_batch(built, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> Batch:
     """A :class:`Batch` on the run's device, x time-major (T, B, C)."""
     x = x.to(built.device, non_blocking=True).transpose(0, 1)  # (B, T, C) -> (T, B, C)

@@ -1,12 +1,7 @@
-"""Data-parallel training over several processes with ``torch.distributed`` (gloo on CPU, nccl on CUDA).
-
-A process with ``WORLD_SIZE`` > 1 in its environment (``torchrun``, or ``snnkit train --devices N`` through
-``snnkit_cli.launch``) joins the process group in :func:`setup`; without it nothing here does anything. Every rank
-starts from rank 0's broadcast parameters, reads its shard of each global batch (:func:`shard`), and all-reduces
-``.grad`` explicitly after the rule's backward (:func:`sync_gradients`: weighted to the global mean, or summed for
-a rule whose ``grad_reduction()`` is ``"sum"``), not through DDP's autograd hooks, since rules may write ``.grad``
-themselves. Rank 0 alone writes the run directory. docs/scale.md gives the full account, with what differs from
-one process.
+"""Data-parallel training over several processes with ``torch.distributed`` (gloo on CPU, nccl on CUDA); without
+``WORLD_SIZE`` > 1 in the environment nothing here does anything. Gradients are all-reduced explicitly after the
+rule's step (:func:`sync_gradients`), not through DDP's hooks, since rules may write ``.grad`` themselves. Rank 0
+alone writes the run directory. docs/scale.md gives the full account, with what differs from one process.
 """
 
 from __future__ import annotations

@@ -1,17 +1,5 @@
-"""What is derived from a run's epoch records: ``metrics.csv``, ``summary.json`` and the best epoch.
-
-``metrics.jsonl`` stays the record of truth (one JSON object per epoch); everything here is derived from its
-records, so a resumed run (whose ``metrics.jsonl`` is truncated to the checkpoint's epoch) gets a matching CSV.
-
-CSV columns, in this order, the same for every run so spreadsheets and scripts can rely on them:
-
-    epoch, train_loss, train_accuracy, val_loss, val_accuracy, test_loss, test_accuracy, seconds, lr
-
-(``val_*`` empty when the run has no validation split), then every other key the components record, flattened
-with dots in the order they first appear: nested dicts ``bip.layer0.tau_m_mean``, lists by index
-``recurrence.layer0.alpha.3``. A key a record lacks is an empty cell. Accuracies are fractions (0..1),
-losses are the rule's loss, ``seconds`` is the epoch's wall time, ``lr`` the learning rate used in it.
-"""
+"""What is derived from a run's epoch records (``metrics.jsonl``, the record of truth): ``metrics.csv``,
+``summary.json`` and the best epoch. The CSV's columns, the same for every run: docs/plots.md, "`metrics.csv`"."""
 
 from __future__ import annotations
 
@@ -39,7 +27,7 @@ def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def csv_text(records: Iterable[dict[str, Any]]) -> str:
-    """The CSV of ``records`` (see the module docstring for the columns)."""
+    """The CSV of ``records``: :data:`BASE_COLUMNS`, then the other keys flattened in order of appearance."""
     flat = [flatten(r) for r in records]
     columns = list(BASE_COLUMNS)
     seen = set(columns)
@@ -73,3 +61,18 @@ def summary(records: list[dict]) -> dict[str, Any]:
     return {"best_epoch": best["epoch"] if best else None, "best_val_accuracy": best["val_accuracy"] if best else None,
             "test_accuracy_at_best": best["test_accuracy"] if best else None,
             "final_test_accuracy": records[-1]["test_accuracy"] if records else None, "epochs_done": len(records)}
+
+
+def health_warnings(records: list[dict], chance: float, k: int = 3) -> dict[str, str]:
+    """``{kind: sentence}`` for what the last epochs of ``records`` say is going wrong: the training loss rose in
+    each of the last ``k`` epochs (``"loss-rising"``), or the validation accuracy stayed at most ``chance`` for ``k``
+    epochs (``"val-at-chance"``)."""
+    out, loss = {}, [r["train_loss"] for r in records[-k - 1:]]
+    if len(loss) == k + 1 and all(b > a for a, b in zip(loss, loss[1:])):
+        out["loss-rising"] = (f"the training loss has risen for {k} epochs in a row ({loss[0]:.4g} -> {loss[-1]:.4g}, "
+                              f"epoch {records[-1]['epoch']}): the learning rate may be too large")
+    val = [r.get("val_accuracy") for r in records[-k:]]
+    if len(val) == k and all(isinstance(v, (int, float)) and v <= chance for v in val):
+        out["val-at-chance"] = (f"the validation accuracy has stayed at chance (<= {chance:.1%}) for {k} epochs "
+                                f"(epoch {records[-1]['epoch']}): the network is not learning")
+    return out

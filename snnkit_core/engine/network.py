@@ -12,7 +12,6 @@ import torch
 from attrs import define, field
 from torch import nn
 
-from snnkit_core.contract.compat import check_compatible  # noqa: F401 - kept importable here; its home is compat
 from snnkit_core.contract.errors import IncompatibleError
 from snnkit_core.contract.interfaces import Connectivity, LearningRule, Neuron, Recurrence
 from snnkit_core.engine.paths import plan_network
@@ -144,20 +143,12 @@ class Network(nn.Module):
         return [f"layer{i}" for i in range(len(self.layers))] + (["output"] if self.readout == "spiking" else [])
 
     def plan_report(self) -> list[dict]:
-        """Per spiking layer: its name, the implementation that runs, the path, and the faster ones skipped, why."""
+        """Per spiking layer: its name, the implementation that runs, the path, and the faster ones skipped, why, and
+        whether they cannot run in this process at all (``unavailable``, e.g. no C compiler)."""
         return [{"layer": name, "implementation": layer.plan.implementation, "path": layer.plan.path,
-                 "skipped": [{"implementation": i, "reason": why} for i, why, _ in layer.plan.skipped]}
+                 "skipped": [{"implementation": i, "reason": why, "unavailable": gone}
+                             for i, why, gone in layer.plan.skipped]}
                 for name, layer in zip(self.layer_names(), self.spiking_layers())]
-
-    def plan_notes(self) -> list[str]:
-        """One line per implementation that cannot run in this process at all (e.g. no C compiler), naming the
-        layers it would have run and why: what a command prints when it starts."""
-        notes: dict[tuple[str, str], list[str]] = {}
-        for name, layer in zip(self.layer_names(), self.spiking_layers()):
-            for impl, why in [(i, why) for i, why, gone in layer.plan.skipped if gone]:
-                notes.setdefault((impl, why), []).append(name)
-        return [f"{impl} cannot run here, so {', '.join(layers)} use{'s' * (len(layers) == 1)} a slower scan: {why}"
-                for (impl, why), layers in notes.items()]
 
     def _apply(self, fn, *args, **kwargs):
         res = super()._apply(fn, *args, **kwargs)

@@ -142,10 +142,10 @@ def default_plan(layer, backend: str, device: torch.device, record: tuple[str, .
     else:
         plan = LayerPlan("reference", fallback, "reference", tuple(skipped))
     if backend == "triton" and plan.path not in ("fused", "connectivity+kernel"):
-        why = "; ".join(f"{i}: {why}" for i, why, _ in skipped) or "no Triton implementation is registered"
-        raise IncompatibleError(f"--backend triton: neuron {n.name!r} has no fused kernel for this layer (recurrence "
-                                f"{getattr(rec, 'structure', 'none')}, {device.type}, {dtype}): {why}. Triton runs on "
-                                f"CUDA (on the CPU only under its interpreter, for tests). Use --backend torch.")
+        why = "; ".join(f"{i}: {w}" for i, w, _ in skipped if w != "--backend triton") or "none is registered"
+        raise IncompatibleError(f"--backend triton: no Triton kernel of neuron {n.name!r} runs this layer (recurrence "
+                                f"{getattr(rec, 'structure', 'none')}, {device.type}, {dtype}): {why}. Use --backend "
+                                f"auto or torch.")
     return plan
 
 

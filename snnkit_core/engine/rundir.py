@@ -1,11 +1,5 @@
-"""Run directories: :class:`RunDir` owns every read and write of one.
-
-One owner (an OS lock on ``RUN/.lock``, stale when its holder died); at each epoch end the metrics line is fsynced
-before the checkpoint (the truth: it carries every record, so ``--resume`` rewrites ``metrics.jsonl`` from it);
-a new run never overwrites a folder that is not a run or that holds finished epochs. ``status.json`` is
-``{"state": "running" | "finished" | "diverged" | "interrupted", ...}``. The guarantees and their tests:
-docs/reliability.md, "Run directories". This module imports no torch at module level.
-"""
+"""Run directories: :class:`RunDir` owns every read and write of one; the guarantees and their tests are in
+docs/reliability.md, "Run directories". This module imports no torch at module level."""
 
 from __future__ import annotations
 
@@ -25,9 +19,9 @@ from snnkit_core.contract.errors import CheckpointError, ConfigError, RunDirErro
 from snnkit_core.engine.config import TrainConfig, absolute, dump_toml
 from snnkit_core.engine.metrics import csv_text, summary
 
-try:  # POSIX; elsewhere the lock falls back to a PID file checked for a live holder
+try:  # the lock is an OS file lock (flock), so it dies with its holder: Linux and macOS
     import fcntl
-except ImportError:  # pragma: no cover - not on Linux/macOS
+except ImportError:  # pragma: no cover - Windows: RunDir.acquire refuses, saying so
     fcntl = None
 
 LOCK = ".lock"
@@ -37,119 +31,10 @@ STATES = ("running", "finished", "diverged", "interrupted")
 # ------------------------------------------------------------------------------------------ ownership
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
-
-
 def _read_pid(fd: int) -> int | None:
     os.lseek(fd, 0, os.SEEK_SET)
     text = os.read(fd, 64).decode(errors="replace").strip()
     return int(text) if text.isdigit() else None
-
-
-#: locks this process holds: resolved path -> [fd, depth] (re-entrant, so the CLI and the core may both hold it)
-_held: dict[str, list[int]] = {}
-
-
-def acquire(run: Path) -> int | None:
-    """Take ``run/.lock`` for this process (re-entrant). Returns the PID of a previous holder that died
-    without releasing it (a stale lock, now taken over), else None. Raises :class:`RunDirError` naming the
-    holder's PID when another live process owns the run."""
-    run = Path(run)
-    key = str(run.resolve())
-    if key in _held:
-        _held[key][1] += 1
-        return None
-    try:
-        fd = os.open(run / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise RunDirError(f"cannot lock run directory {run} ({exc.strerror}: {run / LOCK}); check its "
-                          "permissions") from None
-    try:
-        previous = _read_pid(fd)
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise
-                holder = _read_pid(fd)
-                raise RunDirError(
-                    f"run directory {run} is in use by process {holder if holder else '(unknown PID)'}, which holds "
-                    f"{run / LOCK}. Wait for that run to end (or stop it), or choose another --out."
-                ) from None
-        elif previous and previous != os.getpid() and _pid_alive(previous):  # pragma: no cover - no fcntl
-            raise RunDirError(f"run directory {run} is in use by process {previous} ({run / LOCK}); choose another "
-                              "--out")
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        raise
-    _held[key] = [fd, 1]
-    return previous if previous and previous != os.getpid() else None
-
-
-def release(run: Path) -> None:
-    key = str(Path(run).resolve())
-    entry = _held.get(key)
-    if entry is None:
-        return
-    entry[1] -= 1
-    if entry[1] > 0:
-        return
-    del _held[key]
-    fd = entry[0]
-    try:
-        os.ftruncate(fd, 0)  # an empty lock file means "ended cleanly"; a PID left behind means the holder died
-    except OSError:
-        pass
-    os.close(fd)  # closing drops the flock
-
-
-@contextlib.contextmanager
-def locked(run: Path) -> Iterator[int | None]:
-    """Hold ``run/.lock`` for the block (see :func:`acquire`)."""
-    stale = acquire(run)
-    try:
-        yield stale
-    finally:
-        release(run)
-
-
-def holder(run: Path) -> int | None:
-    """PID of the live process holding ``run/.lock``, or None."""
-    path = Path(run) / LOCK
-    if not path.exists():
-        return None
-    if str(Path(run).resolve()) in _held:
-        return os.getpid()
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        pid = _read_pid(fd)
-        if fcntl is None:  # pragma: no cover
-            return pid if pid and _pid_alive(pid) else None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            return pid or -1
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
 
 
 # ------------------------------------------------------------------------------------------ what a run is
@@ -174,11 +59,7 @@ def check_writable(path: Path, what: str = "--out") -> None:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise RunDirError(f"{what} {path} is a file, not a folder; choose a folder path")
-    probe_in = path
-    while not probe_in.exists():
-        if probe_in.parent == probe_in:
-            break
-        probe_in = probe_in.parent
+    probe_in = next((p for p in (path, *path.parents) if p.exists()), path)  # the nearest folder that exists
     if not probe_in.is_dir():
         raise RunDirError(f"{what} {path} cannot be created: {probe_in} is a file, not a folder")
     try:  # os.access says yes to root even on a read-only mount: try a real write
@@ -191,60 +72,10 @@ def check_writable(path: Path, what: str = "--out") -> None:
         ) from None
 
 
-def check_new_run(path: Path, owned: bool = False) -> None:
-    """Raise :class:`RunDirError` unless ``path`` may hold a new run: it does not exist yet, is empty, or is a
-    run that never finished an epoch (no checkpoint; a killed first epoch is started over). ``owned``: this
-    process holds the lock already (the check is repeated under it)."""
-    path = Path(path)
-    check_writable(path)
-    if not path.exists():
-        return
-    entries = sorted(p.name for p in path.iterdir() if not (owned and (p.name == LOCK or ".tmp" in p.name)))
-    if not entries:
-        return
-    if not is_run(path):
-        shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
-        raise RunDirError(
-            f"--out {path} is a non-empty folder that is not a snnkit run (it holds {shown}); snnkit would overwrite "
-            f"or append to those files. Choose a new or empty folder."
-        )
-    pid = None if owned else holder(path)
-    if pid:
-        raise RunDirError(
-            f"run directory {path} is in use by process {pid}, which holds {path / LOCK}. Wait for that run to end "
-            f"(or stop it), or choose another --out."
-        )
-    done = len(RunDir(path).metrics())
-    if done and not (path / "checkpoint.pt").exists():
-        raise CheckpointError(
-            f"{path} holds a run with {done} finished epoch(s) (metrics.jsonl) whose checkpoint.pt is gone; snnkit "
-            f"will not overwrite it. Choose another --out, or move that run away first."
-        )
-    if (path / "checkpoint.pt").exists():
-        raise CheckpointError(
-            f"{path} already holds a run; use --resume {path} to continue it, --init-from {path} to start a new "
-            f"run from its weights, or another --out"
-        )
-
-
-def make_unique_dir(parent: Path, name: str) -> Path:
-    """Create ``parent/name`` (or ``name-2``, ``name-3`` ...) atomically: two runs started in the same second
-    never share a folder."""
-    parent = Path(parent)
-    parent.mkdir(parents=True, exist_ok=True)
-    for i in range(1, 10_000):
-        path = parent / (name if i == 1 else f"{name}-{i}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise RunDirError(f"could not find a free run directory name {name}-N under {parent}")
-
-
 # ------------------------------------------------------------------------------------------ the run directory
 
-
+#: locks this process holds: resolved path -> [fd, depth] (re-entrant, so the CLI and the core may both hold it)
+_held: dict[str, list[int]] = {}
 #: config keys that may differ on ``--resume`` (where the data is and what computes, never the maths). The CLI's
 #: refusal of other options and the checkpoint-versus-config.toml check both read this one tuple.
 MAY_MOVE_ON_RESUME = ("data_dir", "device", "backend", "data_on_device")
@@ -258,18 +89,15 @@ CHECKPOINT_KEYS = ("epoch", "model", "optimizer", "rng")
 class RunDir:
     """One run directory, and the only code that reads or writes a file inside one.
 
-    Files: ``config.toml``, ``manifest.json``, ``metrics.jsonl`` (one JSON record per finished epoch; the
-    derived ``metrics.csv`` and ``summary.json`` are rebuilt from it), ``checkpoint.pt`` and ``best.pt``,
-    ``status.json``, ``eval/<split>.json``, ``noise/<split>.json``, ``seeds.json`` and ``.lock``.
+    Files: ``config.toml`` (enough to rerun), ``manifest.json``, ``metrics.jsonl`` (one JSON record per finished
+    epoch; the derived ``metrics.csv`` and ``summary.json`` are rebuilt from it), ``checkpoint.pt`` (every record
+    too, so ``--resume`` rewrites ``metrics.jsonl`` from it) and ``best.pt``, ``status.json`` (running, finished,
+    diverged or interrupted), ``eval/<split>.json``, ``noise/<split>.json``, ``seeds.json`` and ``.lock`` (one
+    owner: an OS lock, stale when its holder died).
 
-    Every write goes through :meth:`write_bytes`: a temporary file in the same folder, fsync, rename, fsync of
-    the folder; readers see the old or the new file, never a part. The one exception is :meth:`append_metrics`,
-    whose line is fsynced before the checkpoint that counts it is renamed into place.
-
-    Damaged metrics lines, one policy everywhere (``runs``, ``eval``, ``plot``, ``--resume``, seeds reports): a
-    line that is not an epoch record (a torn tail from a crash, or an edit) is skipped, and :meth:`metrics`
-    records its line number in :attr:`damaged`, which the commands report in one warning line. ``--resume``
-    rewrites ``metrics.jsonl`` from the checkpoint, which carries every epoch's record, so it repairs the file.
+    Every write is :func:`atomic_write` (readers see the old or the new file, never a part) except
+    :meth:`append_metrics`, whose line is fsynced before the checkpoint that counts it. A damaged metrics line is
+    skipped by :meth:`metrics`, which records its number in :attr:`damaged` for the commands' one warning line.
     """
 
     CONFIG, MANIFEST, METRICS, CSV = "config.toml", "manifest.json", "metrics.jsonl", "metrics.csv"
@@ -283,8 +111,7 @@ class RunDir:
     def __fspath__(self) -> str:
         return str(self.path)
 
-    def __str__(self) -> str:
-        return str(self.path)
+    __str__ = __fspath__
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name
@@ -292,21 +119,122 @@ class RunDir:
     # ---------------------------------------------------------------------------------- ownership
 
     def acquire(self) -> int | None:
-        """Take ``.lock`` for this process (see :func:`acquire`)."""
-        return acquire(self.path)
+        """Take ``.lock`` for this process (re-entrant). Returns the PID of a previous holder that died
+        without releasing it (a stale lock, now taken over), else None. Raises :class:`RunDirError` naming the
+        holder's PID when another live process owns the run."""
+        run = self.path
+        key = str(run.resolve())
+        if key in _held:
+            _held[key][1] += 1
+            return None
+        if fcntl is None:  # pragma: no cover
+            raise RunDirError("run directories are locked with fcntl.flock, which this platform lacks (Linux and "
+                              "macOS have it); snnkit cannot guard a run directory against a second writer here")
+        try:
+            fd = os.open(run / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RunDirError(f"cannot lock run directory {run} ({exc.strerror}: {run / LOCK}); check its "
+                              "permissions") from None
+        try:
+            previous = _read_pid(fd)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise
+                raise RunDirError(self._in_use(_read_pid(fd))) from None
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        _held[key] = [fd, 1]
+        return previous if previous and previous != os.getpid() else None
 
     def release(self) -> None:
-        release(self.path)
+        key = str(self.path.resolve())
+        entry = _held.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] > 0:
+            return
+        del _held[key]
+        fd = entry[0]
+        try:
+            os.ftruncate(fd, 0)  # an empty lock file means "ended cleanly"; a PID left behind means the holder died
+        except OSError:
+            pass
+        os.close(fd)  # closing drops the flock
 
-    def locked(self):
-        """Hold ``.lock`` for a ``with`` block."""
-        return locked(self.path)
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[int | None]:
+        """Hold ``.lock`` for the block (see :meth:`acquire`)."""
+        stale = self.acquire()
+        try:
+            yield stale
+        finally:
+            self.release()
 
     def holder(self) -> int | None:
-        return holder(self.path)
+        """PID of the live process holding ``.lock``, or None."""
+        path = self.path / LOCK
+        if not path.exists() or fcntl is None:
+            return None
+        if str(self.path.resolve()) in _held:
+            return os.getpid()
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            pid = _read_pid(fd)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return pid or -1
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+    def _in_use(self, pid: int | None) -> str:
+        return (f"run directory {self.path} is in use by process {pid if pid and pid > 0 else '(unknown PID)'}, which "
+                f"holds {self.path / LOCK}. Wait for that run to end (or stop it), or choose another --out.")
 
     def check_new(self, owned: bool = False) -> None:
-        check_new_run(self.path, owned)
+        """Raise :class:`RunDirError` unless ``path`` may hold a new run: it does not exist yet, is empty, or is a
+        run that never finished an epoch (no checkpoint; a killed first epoch is started over). ``owned``: this
+        process holds the lock already (the check is repeated under it)."""
+        path = self.path
+        check_writable(path)
+        if not path.exists():
+            return
+        entries = sorted(p.name for p in path.iterdir() if not (owned and (p.name == LOCK or ".tmp" in p.name)))
+        if not entries:
+            return
+        if not is_run(path):
+            shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+            raise RunDirError(
+                f"--out {path} is a non-empty folder that is not a snnkit run (it holds {shown}); snnkit would "
+                f"overwrite or append to those files. Choose a new or empty folder."
+            )
+        pid = None if owned else self.holder()
+        if pid:
+            raise RunDirError(self._in_use(pid))
+        done = len(self.metrics())
+        if done and not (path / "checkpoint.pt").exists():
+            raise CheckpointError(
+                f"{path} holds a run with {done} finished epoch(s) (metrics.jsonl) whose checkpoint.pt is gone; snnkit "
+                f"will not overwrite it. Choose another --out, or move that run away first."
+            )
+        if (path / "checkpoint.pt").exists():
+            raise CheckpointError(
+                f"{path} already holds a run; use --resume {path} to continue it, --init-from {path} to start a new "
+                f"run from its weights, or another --out"
+            )
 
     def remove_leftover_tmp(self) -> list[Path]:
         """Delete ``*.tmp<pid>`` files a killed writer left (only the lock holder may call this)."""
@@ -360,11 +288,12 @@ class RunDir:
         self.write_text(self.CSV, csv_text(records))
         self.write_json(self.SUMMARY, summary(records))
 
-    def write_status(self, state: str, message: str = "") -> None:
+    def write_status(self, state: str, message: str = "", **extra: Any) -> None:
+        """``status.json``; ``extra`` adds keys (the training loop's ``warnings``, ``stopped_early``)."""
         if state not in STATES:
             raise ValueError(f"status state must be one of {STATES}; got {state!r}")
         record = {"state": state, "pid": os.getpid(), "message": message,
-                  "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                  "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
         self.write_text(STATUS, json.dumps(record, indent=1) + "\n", fault="status")
 
     # ---------------------------------------------------------------------------------- reads
@@ -388,14 +317,10 @@ class RunDir:
             raise CheckpointError(f"{self.path / self.CONFIG} cannot be read ({exc}); restore it from a copy") from None
         return data.get("train", data)
 
-    def config(self):
-        """The run's :class:`~snnkit_core.engine.config.TrainConfig`."""
-        if not (self.path / self.CONFIG).exists():
-            raise CheckpointError(f"{self.path} is not a run directory: it has no {self.CONFIG}")
-        cfg = TrainConfig.from_toml(self.path / self.CONFIG)
-        if "val_fraction" not in self.config_toml():  # a run from before validation trained on all of train
-            cfg = cfg.evolve(val_fraction=0.0)
-        return cfg
+    def config(self) -> TrainConfig:
+        """The run's :class:`~snnkit_core.engine.config.TrainConfig` (a run from before validation existed, with no
+        ``val_fraction``, trained on all of train)."""
+        return TrainConfig.from_dict({"val_fraction": 0.0, **self.config_toml()}, source=str(self.path / self.CONFIG))
 
     def metrics(self) -> list[dict]:
         """The epoch records of ``metrics.jsonl`` in order, damaged lines skipped (see the class docstring)."""
@@ -519,7 +444,13 @@ class RunDir:
         return cfg
 
     def completed(self, epochs: int) -> str | None:
-        """Why there is nothing to resume when every epoch is done (with how to train further), else None."""
+        """Why there is nothing to resume when every epoch is done or the run stopped early (with how to train
+        further), else None."""
+        st = self.read_json(STATUS)
+        if isinstance(st, dict) and (early := st.get("stopped_early")):
+            return (f"{self.path} stopped early at epoch {early} (--patience), nothing to resume. To train further, "
+                    f"start a new run from its weights: snnkit train --config {self.path / self.CONFIG} --init-from "
+                    f"{self.path} --out NEW_DIR")
         if int(self.load_checkpoint()["epoch"]) + 1 < epochs:
             return None
         return (f"{self.path} is complete: all {epochs} epochs are done, nothing to resume. To train further, start "

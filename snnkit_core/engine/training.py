@@ -1,9 +1,5 @@
-"""The one training loop. It yields per-epoch records and never prints; the CLI renders them.
-
-A run directory holds ``config.toml`` (enough to rerun), ``manifest.json`` (versions, device, seed, dataset
-identity), ``metrics.jsonl`` (one JSON object per epoch) and ``checkpoint.pt`` (written atomically after
-every epoch, loaded with ``weights_only=True``). ``resume=True`` continues exactly where a killed run stopped.
-"""
+"""The one training loop. It yields per-epoch records and never prints; the CLI renders them. What it writes goes
+through :class:`~snnkit_core.engine.rundir.RunDir`; ``resume=True`` continues exactly where a killed run stopped."""
 
 from __future__ import annotations
 
@@ -17,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from attrs import asdict, field, frozen
+from attrs import asdict, evolve, field, frozen
 
 from snnkit_core.contract.compat import check_compatible
 from snnkit_core.contract.errors import (
     CheckpointError,
     ConfigError,
     DivergedError,
-    IncompatibleError,
     NaNLossError,
     SnnkitError,
 )
@@ -35,7 +30,7 @@ from snnkit_core.engine import distributed
 from snnkit_core.engine.assembly import assemble
 from snnkit_core.engine.config import TrainConfig
 from snnkit_core.engine.data import indexed_batches, load_protocol_splits, to_batch
-from snnkit_core.engine.metrics import best_from_metrics
+from snnkit_core.engine.metrics import best_from_metrics, health_warnings
 from snnkit_core.engine.network import Network
 from snnkit_core.engine.paths import check_backend
 from snnkit_core.engine.rundir import RunDir
@@ -60,15 +55,12 @@ class EpochRecord:
     #: on the validation split (snnkit_core.engine.data); None when the run has no validation
     val_loss: float | None = None
     val_accuracy: float | None = None
+    #: what started going wrong at this epoch (a rising loss, validation at chance); not in the metrics line
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
-        d = asdict(self)
-        extra = d.pop("extra")
-        for k in ("val_loss", "val_accuracy"):
-            if d[k] is None:
-                del d[k]
-        d.update(extra)
-        return d
+        """The metrics line: the fields (validation ones only when the run has validation), then ``extra``'s keys."""
+        return {k: v for k, v in asdict(self).items() if k not in ("extra", "warnings") and v is not None} | self.extra
 
 
 @frozen
@@ -120,15 +112,6 @@ def build(cfg: TrainConfig) -> Built:
     check_backend(cfg.backend, rules)
     dataset = dataset_cls(data_dir=cfg.data_dir, **p.get("dataset", {}))
     device = resolve_device(cfg.device)
-    if cfg.backend == "triton":
-        from snnkit_core.contract.scan import triton_available
-
-        if not triton_available(device.type):
-            raise IncompatibleError(
-                f"--backend triton needs Triton and a CUDA device (device here: {device.type}); on a CPU Triton only "
-                f"runs under its interpreter, for tests (TRITON_INTERPRET=1 and SNNKIT_TRITON_ON_CPU=1). "
-                f"Use --backend auto or torch."
-            )
     network = assemble(
         neuron_cls, conn, rules, input_size=dataset.input_size, num_classes=dataset.num_classes, hidden=cfg.hidden,
         neuron_params=p.get("neuron", {}), readout=cfg.readout, backend=cfg.backend, device=device, registry=reg,
@@ -159,26 +142,37 @@ def make_optimizer(built: Built) -> torch.optim.Optimizer:
     return rule.make_optimizer(groups, lr, wd)
 
 
-def evaluate(built: Built, data: ArrayData, batch_size: int, progress: Progress = _no_progress) -> tuple[float, float]:
-    """Mean loss and accuracy over ``data`` (no gradients)."""
-    net, rule = built.network, built.gradient_rule
-    world = distributed.current()  # several processes: each evaluates its part of every batch
+def predict(built: Built, data: ArrayData, batch_size: int, progress: Progress = _no_progress,
+            world: distributed.World | None = None) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """This process's part of ``data`` (every example in one process; ``world``: its part of each batch) through the
+    gradient rule's ``eval_step`` with no gradients: the summed loss, the predicted and the true classes, in order.
+    Inputs are encoded with a fixed seed, so every evaluation sees the same ones."""
+    net, rule, world = built.network, built.gradient_rule, world or distributed.World()
     net.eval()
-    total_loss, correct, n = 0.0, 0, 0
-    with torch.no_grad():
-        gen = torch.Generator().manual_seed(0)  # only data.encode draws from it: every evaluation sees the same inputs
-        batches = indexed_batches(data, batch_size, False, gen, built.device, world)
-        for x, y, idx in progress(batches, total=math.ceil(len(data) / (batch_size * world.size)), description="eval"):
-            if not len(y):
-                continue
-            batch = to_batch(built, x, y, idx)
-            loss, logits = rule.eval_step(net, batch)
-            total_loss += float(loss) * len(y)
-            correct += int((logits.argmax(1) == batch.y).sum())
-            n += len(y)
-    total_loss, correct, n = distributed.sum_scalars(world, total_loss, correct, n)
-    net.train()
-    return total_loss / max(n, 1), correct / max(n, 1)
+    total, preds, ys = 0.0, [torch.zeros(0, dtype=torch.int64)], [torch.zeros(0, dtype=torch.int64)]
+    try:
+        with torch.no_grad():
+            batches = indexed_batches(data, batch_size, False, torch.Generator().manual_seed(0), built.device, world)
+            for x, y, idx in progress(batches, total=math.ceil(len(data) / (batch_size * world.size)),
+                                      description="eval"):
+                if not len(y):  # several processes, a batch smaller than their number
+                    continue
+                batch = to_batch(built, x, y, idx)
+                loss, logits = rule.eval_step(net, batch)
+                total += float(loss) * len(y)
+                preds.append(logits.argmax(1).cpu())
+                ys.append(batch.y.cpu())
+    finally:
+        net.train()
+    return total, torch.cat(preds), torch.cat(ys)
+
+
+def evaluate(built: Built, data: ArrayData, batch_size: int, progress: Progress = _no_progress) -> tuple[float, float]:
+    """Mean loss and accuracy over ``data`` (several processes: each evaluates its part of every batch)."""
+    world = distributed.current()
+    total, pred, y = predict(built, data, batch_size, progress, world)
+    total, correct, n = distributed.sum_scalars(world, total, int((pred == y).sum()), len(y))
+    return total / max(n, 1), correct / max(n, 1)
 
 
 # ------------------------------------------------------------------------------------------ run dirs
@@ -195,9 +189,8 @@ def manifest(built: Built) -> dict[str, Any]:
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "device": str(built.device),
-        "device_name": torch.cuda.get_device_name(built.device)
-        if built.device.type == "cuda"
-        else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(built.device) if built.device.type == "cuda" else
+        platform.processor() or platform.machine(),
         "python": platform.python_version(),
         "seed": built.config.seed,
         "threads": torch.get_num_threads(),  # --threads (snnkit_cli.host), or torch's default
@@ -240,10 +233,14 @@ def load_weights(built: Built, run: str | Path, which: str = "last") -> dict:
     return ck
 
 
-def _load_model(built: Built, state, path: Path, run: Path) -> None:
+def _load_model(built: Built, state, path: Path, run: Path, init_from: bool = False) -> None:
     try:
         built.network.load_state_dict(state)
     except Exception as exc:  # noqa: BLE001 - wrong keys or shapes, or not a state dict at all
+        if init_from:
+            raise CheckpointError(
+                f"--init-from {run}: its weights do not fit the network this run builds ({_torch_reason(exc)}); use "
+                f"the same --neuron, --conn, --hidden and dataset as {run / 'config.toml'}") from None
         raise CheckpointError(
             f"checkpoint {path} does not fit the network {run / 'config.toml'} builds "
             f"({_torch_reason(exc)}); was config.toml edited, or the checkpoint replaced? Restore the matching pair."
@@ -277,21 +274,18 @@ def load_init_weights(built: Built, source: str | Path) -> None:
     if not src.is_dir():
         raise CheckpointError(f"--init-from {src}: no such run directory")
     ck = RunDir(src).load_checkpoint()  # TAKEN_BY_INIT_FROM: the weights only
-    try:
-        built.network.load_state_dict(ck["model"])
-    except Exception as exc:  # noqa: BLE001
-        raise CheckpointError(
-            f"--init-from {src}: its weights do not fit the network this run builds ({_torch_reason(exc)}); use the "
-            f"same --neuron, --conn, --hidden and dataset as {src / 'config.toml'}"
-        ) from None
+    _load_model(built, ck["model"], src / RunDir.CHECKPOINT, src, init_from=True)
 
 
-def check_inputs(built: Built, train_data: ArrayData, test_data: ArrayData) -> None:
-    """What the rules need of the data (e.g. tssl-bp: T % 10 == 0), and that both splits hold examples;
-    checked before a run directory exists."""
+def check_inputs(built: Built, train_data: ArrayData, test_data: ArrayData, val_data: ArrayData | None = None) -> None:
+    """What the rules need of the data (e.g. tssl-bp: T % 10 == 0), that both splits hold examples, and a
+    validation split for ``patience``; checked before a run directory exists."""
     for name, d in (("training", train_data), ("test", test_data)):
         if len(d) == 0:
             raise SnnkitError(f"dataset {built.config.dataset!r} has no {name} examples; nothing to train or test on")
+    if built.config.patience and val_data is None:
+        raise ConfigError(f"--patience {built.config.patience} stops on the validation accuracy, but this run has no "
+                          f"validation split (val_fraction 0 and none in the dataset); give --val-fraction 0.1")
     for r in built.rules:
         r.check_data(train_data.x.shape[1], train_data.x.shape[2])
 
@@ -299,18 +293,12 @@ def check_inputs(built: Built, train_data: ArrayData, test_data: ArrayData) -> N
 def train(cfg: TrainConfig, run_dir: str | Path | None = None, *, resume: bool = False,
           progress: Progress = _no_progress, built: Built | None = None, data: tuple[ArrayData, ...] | None = None,
           val_info: dict | None = None) -> Iterator[EpochRecord]:
-    """Train ``cfg``; yield one :class:`EpochRecord` per epoch. With ``run_dir``, write the run directory.
-
-    Validation (:mod:`snnkit_core.engine.data`): each epoch also evaluates the validation split; the weights of
-    the epoch with the highest validation accuracy (the earliest on ties) go to ``best.pt`` and
-    ``summary.json`` reports the test accuracy at that epoch. The test split is never used for a choice.
-    ``data`` given as ``(train, test)`` or ``(train, val, test)`` is used as it is (no carve); ``val_info``
-    describes its validation split for the manifest (:func:`snnkit_core.engine.data.load_protocol_splits` returns it).
-
-    The run directory is locked for the generator's life (:mod:`snnkit_core.engine.rundir`); ``status.json`` says how
-    it ended. A batch loss that is not finite, or above ``DIVERGENCE_FACTOR`` x the run's first batch loss,
-    stops the run (:class:`NaNLossError` / :class:`DivergedError`) with the last good checkpoint kept.
-    Several processes (torchrun, ``--devices``): rank 0 alone locks and writes the run directory.
+    """Train ``cfg``; yield one :class:`EpochRecord` per epoch. With ``run_dir``, write (and lock) the run directory;
+    its ``status.json`` says how the run ended. Each epoch also evaluates the validation split; the weights of the
+    epoch with the best validation accuracy go to ``best.pt`` (docs/protocol.md). ``data`` given as ``(train, test)``
+    or ``(train, val, test)`` is used as it is, ``val_info`` describing its validation split for the manifest. A
+    non-finite batch loss, or one above ``DIVERGENCE_FACTOR`` x the first, stops the run (:class:`NaNLossError` /
+    :class:`DivergedError`) with the last good checkpoint kept. Several processes: rank 0 alone writes.
     """
     built = built or build(cfg)
     cfg = built.config
@@ -324,7 +312,7 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, *, resume: bool =
     opt = make_optimizer(built)
     sched = built.gradient_rule.make_scheduler(opt, cfg.epochs)
     splits, val_info = _splits(built, progress, data, val_info, world)
-    check_inputs(built, splits[0], splits[2])  # e.g. tssl-bp's T % 10 == 0: fail before a run directory exists
+    check_inputs(built, splits[0], splits[2], splits[1])  # e.g. tssl-bp's T % 10 == 0: before a run directory
     start_epoch, records, first_loss = 0, [], None
     if resume and run_dir is not None and not world.main:  # every rank resumes the same weights and state
         ck = RunDir(run_dir).load_checkpoint()
@@ -335,17 +323,53 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, *, resume: bool =
             built, run, resume, opt, sched, {"world_size": world.size, "validation": val_info}
         )
     distributed.seed_rank(cfg.seed, start_epoch, world)
-    with _run_status(run, cfg, records):
+    health = {"warnings": [], "kinds": set(), "chance": _chance(built, splits[1])}  # status.json keeps the warnings
+    with _run_status(run, cfg, records, health):
         for epoch in range(start_epoch, cfg.epochs):
             t0 = time.perf_counter()
             total_loss, correct, n, first_loss = _train_epoch(built, splits[0], opt, epoch, world, run, first_loss,
                                                               progress)
             rec = _epoch_record(built, splits, epoch, (total_loss, correct, n), opt, sched, t0)
+            records.append(json.loads(json.dumps(rec.to_json())))  # plain JSON types: weights_only can load them
+            rec = evolve(rec, warnings=_health(records, health))
             if run is not None:
-                records.append(json.loads(json.dumps(rec.to_json())))  # plain JSON types: weights_only can load them
                 improved = (best_from_metrics(records) or {}).get("epoch") == epoch + 1  # best.pt follows the records
                 _save_epoch(built, run, epoch, opt, sched, records, first_loss, improved)
+                if rec.warnings:
+                    run.write_status("running", f"epoch {epoch + 1} of {cfg.epochs} done", warnings=health["warnings"])
             yield rec
+            if distributed.any_rank(world.main and _stop_early(cfg, records, health), world):
+                break
+
+
+def _chance(built: Built, val: ArrayData | None) -> float:
+    """The validation accuracy that is still chance: 1/K plus two binomial standard deviations (-1 without
+    validation, so no warning)."""
+    if val is None or not len(val):
+        return -1.0
+    p = 1 / built.dataset.num_classes
+    return p + 2 * math.sqrt(p * (1 - p) / len(val))
+
+
+def _health(records: list[dict], health: dict) -> tuple[str, ...]:
+    """The warnings that start at this epoch (a streak that goes on is not repeated), added to ``health``."""
+    now = health_warnings(records, health["chance"])
+    new = tuple(text for kind, text in now.items() if kind not in health["kinds"])
+    health["kinds"] = set(now)
+    health["warnings"] += new
+    return new
+
+
+def _stop_early(cfg: TrainConfig, records: list[dict], health: dict) -> bool:
+    """``--patience N``: whether the validation accuracy has not improved for N epochs (then ``health`` says so)."""
+    best = best_from_metrics(records)
+    if not cfg.patience or best is None or records[-1]["epoch"] - best["epoch"] < cfg.patience:
+        return False
+    health["stopped_early"] = records[-1]["epoch"]
+    health["message"] = (f"stopped early after epoch {records[-1]['epoch']} of {cfg.epochs}: the validation accuracy "
+                         f"has not improved for {cfg.patience} epochs (best: epoch {best['epoch']}, "
+                         f"{best['val_accuracy']:.2%})")
+    return True
 
 
 def _splits(built: Built, progress: Progress, data, val_info, world) -> tuple[tuple, dict]:
@@ -368,7 +392,7 @@ def _splits(built: Built, progress: Progress, data, val_info, world) -> tuple[tu
 
 def _epoch_record(built: Built, splits: tuple, epoch: int, stats: tuple, opt, sched, t0: float) -> EpochRecord:
     """Evaluate, step the schedules and collect the rules' and recurrences' facts: the epoch's record."""
-    cfg, net = built.config, built.network
+    cfg = built.config
     _, val_data, test_data = splits
     total_loss, correct, n = stats
     test_loss, test_acc = evaluate(built, test_data, cfg.batch_size)
@@ -376,23 +400,34 @@ def _epoch_record(built: Built, splits: tuple, epoch: int, stats: tuple, opt, sc
     if built.device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
-    extra: dict[str, Any] = {}
     lr_used = opt.param_groups[0]["lr"]
-    if sched is not None:
-        sched.step()
-    for r in built.rules:
-        r.on_epoch_end(net, epoch)
-        extra.update(r.describe(net))
-    net.on_epoch_end(epoch)
-    desc = net.describe()
-    if desc:
-        extra["recurrence"] = desc
+    extra = end_epoch(built, epoch, sched)
     if built.device.type == "cuda":
         extra["peak_memory_mb"] = torch.cuda.max_memory_allocated(built.device) / 2**20
     return EpochRecord(
         epoch=epoch + 1, train_loss=total_loss / max(n, 1), train_accuracy=correct / max(n, 1), test_loss=test_loss,
         test_accuracy=test_acc, seconds=seconds, lr=lr_used, extra=extra, val_loss=val_loss, val_accuracy=val_acc,
     )
+
+
+def end_epoch(built: Built, epoch: int, sched=None) -> dict[str, Any]:
+    """What ends every epoch, after its evaluation: the schedule steps, each rule's and the network's
+    ``on_epoch_end`` (0-based ``epoch``). Returns the rules' and recurrences' records for the epoch."""
+    extra: dict[str, Any] = {}
+    if sched is not None:
+        sched.step()
+    for r in built.rules:
+        r.on_epoch_end(built.network, epoch)
+        extra.update(r.describe(built.network))
+    built.network.on_epoch_end(epoch)
+    return extra | ({"recurrence": desc} if (desc := built.network.describe()) else {})
+
+
+def train_batches(built: Built, data: ArrayData, epoch: int, world: distributed.World = distributed.World()):
+    """Epoch ``epoch``'s training batches ``(x, y, idx)``: shuffled by a generator seeded from the run's seed and
+    the epoch, so a rerun (or a resume, or a user's own loop) sees the same order."""
+    gen = torch.Generator().manual_seed(built.config.seed * 100_003 + epoch)
+    return indexed_batches(data, built.config.batch_size, True, gen, built.device, world)
 
 
 def _save_epoch(
@@ -416,28 +451,29 @@ def _save_epoch(
 
 
 @contextlib.contextmanager
-def _run_status(run: RunDir | None, cfg: TrainConfig, records: list[dict]):
-    """``status.json`` says how the run ended (finished, diverged, interrupted); the run's lock is released."""
+def _run_status(run: RunDir | None, cfg: TrainConfig, records: list[dict], health: dict):
+    """``status.json`` says how the run ended (finished, diverged, interrupted) and what went wrong on the way
+    (``warnings``); the run's lock is released."""
+    if run is None:
+        yield
+        return
+    extra = {"warnings": health["warnings"]}
     try:
         yield
-        if run is not None:
-            run.write_status("finished", f"{cfg.epochs} of {cfg.epochs} epochs")
+        done = {"stopped_early": health["stopped_early"]} if "stopped_early" in health else {}
+        run.write_status("finished", health.get("message", f"{cfg.epochs} of {cfg.epochs} epochs"), **extra, **done)
     except NaNLossError as exc:
-        if run is not None:
-            run.write_status("diverged", str(exc))
+        run.write_status("diverged", str(exc), **extra)
         raise
     except (KeyboardInterrupt, GeneratorExit):
-        if run is not None:
-            run.write_status("interrupted", f"stopped after {len(records)} of {cfg.epochs} epochs; "
-                                                    f"continue with: snnkit train --resume {run}")
+        run.write_status("interrupted", f"stopped after {len(records)} of {cfg.epochs} epochs; continue with: "
+                                        f"snnkit train --resume {run}", **extra)
         raise
     except BaseException as exc:
-        if run is not None:
-            run.write_status("interrupted", f"{type(exc).__name__}: {exc}")
+        run.write_status("interrupted", f"{type(exc).__name__}: {exc}", **extra)
         raise
     finally:
-        if run is not None:
-            run.release()
+        run.release()
 
 
 def _open_run(
@@ -476,39 +512,17 @@ def _open_run(
     return start_epoch, records, first_loss
 
 
-class _StepOptimizer(distributed.SyncedOptimizer):
-    """The optimizer the rule's ``train_step`` gets: all-reduces ``.grad`` across ranks (several processes), and
-    turns an overflowing step (e.g. Adam's lr / (1 - beta1^t) in float32) into a :class:`DivergedError`."""
-
-    def __init__(self, optimizer, params, reduction, world, epoch: int, run: RunDir | None):
-        super().__init__(optimizer, params, reduction, world)
-        self.epoch, self.run = epoch, run
-
-    def step(self, closure=None):
-        try:
-            return super().step(closure)
-        except RuntimeError as exc:
-            if "overflow" not in str(exc):
-                raise
-            raise DivergedError(
-                f"the optimizer step overflowed in epoch {self.epoch + 1} ({exc}): the learning rate "
-                f"{self.optimizer.param_groups[0]['lr']:.3g} is far too large. " + _stop_advice(self.run, self.epoch)
-            ) from None
-
-
 def _train_epoch(built: Built, data: ArrayData, opt, epoch: int, world, run: RunDir | None, first_loss: float | None,
                  progress: Progress) -> tuple[float, int, int, float | None]:
     """One pass over ``data`` (this rank's part of every global batch) through the gradient rule's ``train_step``:
     loss, correct and count summed over the ranks, and the run's first batch loss. Stops on a non-finite or
     diverging loss on any rank (right after that step; the last checkpoint stays good)."""
     cfg, net, rule = built.config, built.network, built.gradient_rule
-    gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
     total_loss, correct, n = 0.0, 0, 0
     nb = math.ceil(len(data) / (cfg.batch_size * world.size))
     net.train()
-    step_opt = _StepOptimizer(opt, net.parameters(), rule.grad_reduction(), world, epoch, run)
-    batches = indexed_batches(data, cfg.batch_size, True, gen, built.device, world)
-    for x, y, idx in progress(batches, total=nb, description=f"epoch {epoch + 1}"):
+    step_opt = distributed.SyncedOptimizer(opt, net.parameters(), rule.grad_reduction(), world)
+    for x, y, idx in progress(train_batches(built, data, epoch, world), total=nb, description=f"epoch {epoch + 1}"):
         step_opt.n_local = len(y)
         if not len(y):  # several processes, a last global batch smaller than their number: join with weight 0
             step_opt.zero_grad(set_to_none=True)
@@ -517,7 +531,7 @@ def _train_epoch(built: Built, data: ArrayData, opt, epoch: int, world, run: Run
             distributed.any_rank(False, world)
             continue
         batch = to_batch(built, x, y, idx)
-        loss, logits = rule.train_step(net, batch, step_opt)  # forward, loss, update: the rule's step
+        loss, logits = _train_step(built, batch, step_opt, epoch, run)
         loss_value = float(loss)  # CPU-GPU sync point, once per batch
         first_loss = loss_value if first_loss is None else first_loss
         _check_loss(loss_value, first_loss, epoch, run, world)
@@ -526,6 +540,18 @@ def _train_epoch(built: Built, data: ArrayData, opt, epoch: int, world, run: Run
         n += len(y)
     total_loss, correct, n = distributed.sum_scalars(world, total_loss, correct, n)
     return total_loss, int(correct), int(n), first_loss
+
+
+def _train_step(built: Built, batch, opt, epoch: int, run: RunDir | None):
+    """The gradient rule's step (forward, loss, update). An optimizer step that overflows (e.g. Adam's
+    lr / (1 - beta1^t) in float32) is a :class:`DivergedError`."""
+    try:
+        return built.gradient_rule.train_step(built.network, batch, opt)
+    except RuntimeError as exc:
+        if "overflow" not in str(exc):
+            raise
+        raise DivergedError(f"the optimizer step overflowed in epoch {epoch + 1} ({exc}): the learning rate "
+                            f"{opt.param_groups[0]['lr']:.3g} is far too large. " + _stop_advice(run, epoch)) from None
 
 
 def _check_loss(loss_value: float, first_loss: float, epoch: int, run: RunDir | None, world) -> None:

@@ -7,7 +7,6 @@ import copy
 import json
 import os
 import tomllib
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,8 +16,6 @@ from snnkit_core.contract.interfaces import Neuron
 from snnkit_core.engine.config import TrainConfig
 from snnkit_core.engine.network import Network
 from snnkit_neurons.lif_soft import LIFSoft
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(autouse=True)
@@ -261,18 +258,18 @@ def test_presets_load_and_resolve():
     from snnkit_core.contract.plugins import get_registry
 
     reg = get_registry()
-    presets = sorted((REPO / "docs" / "presets").glob("asrc-*.toml")) + sorted(
-        (REPO / "docs" / "presets").glob("src-*.toml")
-    )
+    from snnkit_cli import presets as shipped
+
+    presets = [shipped.get(n) for n in shipped.names() if n.startswith(("asrc-", "src-"))]
     assert len(presets) >= 8
-    for path in presets:
-        cfg = TrainConfig.from_toml(path)
+    for preset in presets:
+        cfg = preset.config()
         assert cfg.neuron == "lif-soft" and cfg.conn in ("src", "asrc") and cfg.rules == ("bptt",)
         assert cfg.readout == "linear" and cfg.bias and cfg.init == "default"
         reg.get("connectivity", cfg.conn).resolve(cfg.params.get("conn"))
         reg.get("rule", "bptt").resolve(cfg.params.get("rule.bptt"))
         assert cfg.params["rule.bptt"]["scheduler"] in ("onecycle", "cosine")
-        assert "[train]" in path.read_text() and tomllib.loads(path.read_text())
+        assert "[train]" in preset.text and tomllib.loads(preset.text)
 
 
 # --------------------------------------------------------------------------------------- training runs

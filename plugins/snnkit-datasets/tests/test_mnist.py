@@ -219,10 +219,10 @@ def test_poisson_spikes_are_reproducible_and_fresh_per_generator(tmp_path):
     other = MNIST(data_dir=str(tmp_path), steps=20, encoding="poisson", max_rate=0.8, seed=1).load("train")
     assert not torch.equal(tr.encode(x, g(1)), other.encode(x, g(1)))  # the dataset's seed matters
     # the test split as evaluate() draws it (a generator seeded the same on every call): the same spikes each time
-    from snnkit_core.engine.data import batches
+    from snnkit_core.engine.data import indexed_batches
 
     def eval_pass():
-        return [bx for bx, _ in batches(te, 7, False, torch.Generator().manual_seed(0))]
+        return [bx for bx, _, _ in indexed_batches(te, 7, False, torch.Generator().manual_seed(0))]
 
     first, second = eval_pass(), eval_pass()
     assert len(first) == 3 and all(torch.equal(a, b) for a, b in zip(first, second))

@@ -10,6 +10,7 @@ import shutil
 import pytest
 import torch
 
+from snnkit_cli.render import plan_notes
 from snnkit_connectivity.asrc import (
     AdaptiveSkipRecurrence,
     DenseRecurrence,
@@ -396,7 +397,7 @@ def test_a_missing_c_compiler_is_reported_in_the_plan(monkeypatch, tmp_path):
         assert [r["implementation"] for r in report] == ["torch-loop"] * 3 and net.paths() == ["fast"] * 3
         why = [s["reason"] for s in report[0]["skipped"] if s["implementation"] == "c-kernel"]
         assert len(why) == 1 and "no C compiler was found" in why[0]
-        notes = net.plan_notes()
+        notes = plan_notes(report)
         assert len(notes) == 1 and notes[0].startswith("c-kernel cannot run here, so layer0, layer1, output use")
         assert "no C compiler was found" in notes[0]
         net(torch.rand(8, 2, 5)).logits.sum().backward()  # and it trains

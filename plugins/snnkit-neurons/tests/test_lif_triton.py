@@ -108,7 +108,7 @@ def test_network_uses_the_kernel_and_backend_triton_errors_clearly(interpreter):
     net.backend = "triton"
     assert torch.allclose(net(x).logits, ref, atol=1e-5)
     assert [r["implementation"] for r in net.plan_report()] == ["triton"] * 3
-    with pytest.raises(IncompatibleError, match="Use --backend torch"):
+    with pytest.raises(IncompatibleError, match="Use --backend auto or torch"):
         net.double()  # the kernels are float32 only: refused when the plan is made for float64
 
 
@@ -203,7 +203,7 @@ def test_lif_soft_kernel_in_src_network_matches_reference_and_backend_controls_i
     assert torch.allclose(fast, ref, atol=1e-5)
     assert len(g_ref) == len(g_fast) and all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(g_ref, g_fast))
     net2 = Network(3, [6, 6], 4, lambda k: LIFSoft(k), SelfRecurrent(), readout="linear")
-    with pytest.raises(IncompatibleError, match="no fused kernel"):
+    with pytest.raises(IncompatibleError, match="no Triton kernel"):
         net2.backend = (
             "triton"  # the self-recurrence scan loops `step`: no kernel runs, so triton is refused when planned
         )

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from snnkit_connectivity.scsr import SrSc
+from snnkit_core.contract.compat import check_compatible
 from snnkit_core.contract.errors import ConfigError
-from snnkit_core.engine.network import Network, check_compatible
+from snnkit_core.engine.network import Network
 from snnkit_neurons.lif import LIF
 from snnkit_rules.bip import BIP
 from snnkit_rules.bptt import BPTT

@@ -15,9 +15,10 @@ import pytest
 import torch
 
 from snnkit_connectivity.scsr import FeedForward, SelfRecurrence, SrSc
+from snnkit_core.contract.compat import check_compatible
 from snnkit_core.contract.errors import IncompatibleError
 from snnkit_core.contract.scan import reference_scan
-from snnkit_core.engine.network import Network, check_compatible
+from snnkit_core.engine.network import Network
 from snnkit_neurons.lif import LIF
 from snnkit_rules.bip import BIP
 from snnkit_rules.tssl_bp import TSSLBP, TSSLScan, desired_spikes, tssl_forward
@@ -604,18 +605,15 @@ def test_default_backward_learns_where_the_2021_form_does_not(backward, _cache):
 
 
 def test_presets_load_and_the_fsdd_one_builds():
-    from pathlib import Path
-
-    from snnkit_core.engine.config import TrainConfig
+    from snnkit_cli import presets
     from snnkit_core.engine.training import build
 
-    presets = sorted((Path(__file__).resolve().parents[3] / "docs" / "presets").glob("scsr-*.toml"))
-    names = {p.stem for p in presets}
+    names = {n for n in presets.names() if n.startswith("scsr-")}
     assert {"scsr-fsdd", "scsr-ti46-alpha", "scsr-ti46-digits", "scsr-ntidigits"} <= names
-    for p in presets:
-        cfg = TrainConfig.from_toml(p)
+    for name in names:
+        cfg = presets.get(name).config()
         assert cfg.rules == ("tssl-bp", "bip") and cfg.params["neuron"]["tau_s"] == 8.0
-    cfg = TrainConfig.from_toml(next(p for p in presets if p.stem == "scsr-fsdd")).evolve(device="cpu")
+    cfg = presets.get("scsr-fsdd").config().evolve(device="cpu")
     built = build(cfg)
     assert isinstance(built.network.layers[0].neuron.leak, torch.nn.Parameter)
     assert set(built.network.paths()) == {"rule:tssl-bp"}  # every spiking layer runs the rule's scan

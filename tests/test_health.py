@@ -1,0 +1,76 @@
+"""Training health: warnings when the training loss keeps rising or the validation accuracy sits at chance,
+printed and kept in status.json, and early stopping on the validation accuracy (--patience)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from snnkit_cli.main import cli
+from snnkit_core.contract.errors import ConfigError
+from snnkit_core.engine.config import TrainConfig
+from snnkit_core.engine.metrics import health_warnings
+from snnkit_core.engine.training import train
+
+
+def _rec(epoch, loss, val=None):
+    return {"epoch": epoch, "train_loss": loss, **({"val_accuracy": val} if val is not None else {})}
+
+
+def test_the_warnings_need_the_whole_streak():
+    rising = [_rec(1, 1.0), _rec(2, 1.1), _rec(3, 1.2), _rec(4, 1.3)]
+    assert set(health_warnings(rising, chance=-1.0)) == {"loss-rising"}
+    assert "4" in health_warnings(rising, chance=-1.0)["loss-rising"]  # names the epoch
+    assert health_warnings(rising[1:], chance=-1.0) == {}  # two rises are not three
+    assert health_warnings([*rising[:3], _rec(4, 1.2)], chance=-1.0) == {}  # a flat epoch breaks the streak
+    at_chance = [_rec(1, 3.0, 0.1), _rec(2, 2.0, 0.12), _rec(3, 1.0, 0.11)]
+    assert set(health_warnings(at_chance, chance=0.15)) == {"val-at-chance"}
+    assert health_warnings(at_chance, chance=0.105) == {}  # one epoch above the bound
+    assert health_warnings([_rec(1, 3.0), _rec(2, 2.0), _rec(3, 1.0)], chance=0.15) == {}  # no validation
+
+
+def _cfg(**kw):
+    base = dict(neuron="lif", conn="srsc", rules=("rising-loss",), dataset="tiny", hidden=(8, 8, 8), epochs=5,
+                batch_size=16, device="cpu", lr=1e-9)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_a_rising_loss_is_warned_once_per_streak_and_kept_in_status(fake, tmp_path):
+    recs = list(train(_cfg(), tmp_path / "r"))
+    rising = [[w for w in r.warnings if "training loss has risen for 3 epochs" in w] for r in recs]
+    assert [len(w) for w in rising] == [0, 0, 0, 1, 0]  # epoch 4: three rises in a row; epoch 5 goes on, not new
+    status = json.loads((tmp_path / "r" / "status.json").read_text())
+    assert status["state"] == "finished" and status["warnings"] == [w for r in recs for w in r.warnings]
+    assert [w for w in status["warnings"] if "has risen" in w] == rising[3]
+    assert "warnings" not in (tmp_path / "r" / "metrics.jsonl").read_text()  # not a metrics column
+
+
+def test_the_cli_prints_the_warning(fake, tmp_path):
+    res = CliRunner().invoke(cli, ["train", "--dataset", "tiny", "--rule", "rising-loss", "--hidden", "8,8,8",
+                                   "--epochs", "4", "--lr", "1e-9", "--device", "cpu", "--out", str(tmp_path / "c")])
+    assert res.exit_code == 0, res.output
+    assert "warning: the training loss has risen for 3 epochs in a row" in res.output
+
+
+def test_patience_stops_a_run_that_stopped_improving(fake, tmp_path):
+    run = tmp_path / "p"
+    res = CliRunner().invoke(cli, ["train", "--dataset", "tiny", "--rule", "rising-loss", "--hidden", "8,8,8",
+                                   "--epochs", "8", "--patience", "2", "--lr", "1e-9", "--device", "cpu",
+                                   "--out", str(run)])
+    assert res.exit_code == 0, res.output
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    # lr 1e-9: the validation accuracy never changes, so epoch 1 stays the best (ties keep the earlier)
+    assert len({r["val_accuracy"] for r in records}) == 1 and len(records) == 3
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "finished" and status["stopped_early"] == 3
+    assert "stopped early after epoch 3 of 8" in res.output and "not improved for 2 epochs" in res.output
+    again = CliRunner().invoke(cli, ["train", "--resume", str(run)])
+    assert again.exit_code == 0 and "stopped early at epoch 3" in again.output and "nothing to resume" in again.output
+
+
+def test_patience_needs_a_validation_split(fake, tmp_path):
+    with pytest.raises(ConfigError, match="--patience 2 stops on the validation accuracy.*no validation split"):
+        list(train(_cfg(patience=2, val_fraction=0.0), tmp_path / "n"))
+    assert not (tmp_path / "n").exists()
