@@ -4,8 +4,8 @@ A rule, neuron, connectivity or dataset declares ``recipe`` (a class attribute o
 :class:`snnkit_core.contract.component.Component`): config keys (``neuron``, ``conn``, ``hidden``, ...) and
 component parameters spelt as ``--set`` spells them (``neuron.v_th``, ``dataset.steps``, ``rule.st-rsbp.lr``).
 :func:`fill_recipe` merges the recipes of a configuration's components into it, key by key, and never over a key
-the user chose. ``snnkit train`` calls it with the keys given on the command line, in ``--config`` or by ``--set``;
-a Python caller passes its own.
+the user chose. ``snnkit train`` calls it with the keys given on the command line, by ``--set``, in ``--config``
+or in the ``--preset``; a Python caller passes its own.
 
 Order: the rules' recipes (in the order the rules are named), then the neuron's, the connectivity's and the
 dataset's (as the rules' recipes left them); the first recipe to fill a key wins. A parameter is filled only when
