@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from snnkit_core import Compatibility, LearningRule, Param
+from snnkit_rules.schedules import make_schedule, schedule_params
 
 
 class RewardProp(LearningRule):
@@ -44,9 +45,7 @@ class RewardProp(LearningRule):
     params = (
         Param("lr", 1e-4, "Adam learning rate (used when --lr is not given)"),
         Param("weight_decay", 1e-5, "Adam weight decay"),
-        Param("step_size", 20, "StepLR: multiply the learning rate by step_gamma every step_size epochs",
-              unit="epochs"),
-        Param("step_gamma", 0.8, "StepLR factor"),
+        *schedule_params("step"),  # the authors' StepLR(20, 0.8)
         Param("minus_h", False, "paper eq. 7's '- h': the replaced gradient is RP·B - s (not in the authors' code)"),
     )
     compatibility = Compatibility(neuron_caps=("has_surrogate", "has_spike_hook"))
@@ -148,9 +147,7 @@ class RewardProp(LearningRule):
         return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
 
     def make_scheduler(self, optimizer, epochs):
-        hp = self.hparams
-        step = max(int(hp["step_size"]), 1)
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step, gamma=hp["step_gamma"])
+        return make_schedule(self.hparams, optimizer, epochs)
 
     def state_dict(self):
         return {"B": [b.clone() for b in self.B]}

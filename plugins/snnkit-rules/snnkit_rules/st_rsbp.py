@@ -46,7 +46,7 @@ pseudo-inverse (singular values below 1e-6·σ_max dropped) under ``pinv`` (defa
 Options: ``boost``: per-sample weights w (start 1) multiply δ^out; after each epoch, per class c,
 err_c = Σ_{i∈c} w_i [wrong_i] / Σ_{i∈c} w_i and w_i ← w_i exp(err_c/20 · [wrong_i]). ``reg_lambda``/``reg_beta``:
 ∂E/∂W_lj += λβ (W_lj/L) exp(β (mean_j (W_lj/L)² - 1)), L = ``weight_limit`` (8), per sample. Optimiser: Adam
-(β = 0.9, 0.999, ε = 1e-8), lr_epoch = lr/√(epoch+1) (``lr_decay``); weights U(-``init_w``, ``init_w``) (1).
+(β = 0.9, 0.999, ε = 1e-8), lr_epoch = lr/√(epoch+1) (``scheduler = sqrt``); weights U(-``init_w``, ``init_w``) (1).
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ import torch
 
 from snnkit_core import Compatibility, LearningRule, Param
 from snnkit_core.contract.errors import ConfigError, IncompatibleError, NaNLossError
+from snnkit_rules.schedules import make_schedule, schedule_params
 
 from .st_rsbp_psp import psp_trace, reset_weights, spike_response, t_psp_ratio
 from .st_rsbp_table import COEFFS
@@ -235,7 +236,9 @@ class STRSBP(LearningRule):
                    "recurrent layers, output lateral inhibition; no autograd (lif-rsbp; ff/dense/sparse)")
     params = (
         Param("lr", 1e-3, "Adam learning rate when --lr is not given (paper; the reference's TI46 runs used 5e-3)"),
-        Param("lr_decay", "sqrt", "sqrt: lr/√(epoch+1) per epoch (reference); none", choices=("sqrt", "none")),
+        *schedule_params("sqrt"),  # the reference's lr / √(epoch + 1)
+        Param("lr_decay", "sqrt", "older spelling: none turns the schedule off (use scheduler)",
+              choices=("sqrt", "none")),
         Param("desired", 35.0, "desired spike count of the label's output neuron", unit="spikes"),
         Param("undesired", 5.0, "desired spike count of the other output neurons", unit="spikes"),
         Param("margin", 5.0, "errors |o - y| up to this are ignored (reference code)", unit="spikes"),
@@ -479,7 +482,7 @@ class STRSBP(LearningRule):
     def make_scheduler(self, optimizer, epochs):
         if self.hparams["lr_decay"] == "none":
             return None
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1 / math.sqrt(e + 1))
+        return make_schedule(self.hparams, optimizer, epochs)
 
     def on_epoch_end(self, network, epoch):
         if not self.hparams["boost"] or not bool(self._seen.any()):
