@@ -184,10 +184,51 @@ def test_train_through_the_cli(tmp_path):
 
 
 def test_same_tensors_as_snnkit_shd_loader(tmp_path):
-    """Tonic's SHD with 250 bins of 5.6 ms and snnkit's own ``shd`` (250 bins over 1.4 s) read one file alike."""
+    """Tonic's SHD with 250 bins of 5.6 ms and snnkit's own ``shd`` (250 bins over 1.4 s) read this file alike (an
+    event within 1 us of a bin edge could differ: Tonic keeps whole microseconds; none is in this file)."""
     from snnkit_datasets.heidelberg import SHD
 
     write_shd(tmp_path)
     via_tonic = Tonic(data_dir=str(tmp_path), name="SHD").load("test")
     own = SHD(data_dir=str(tmp_path / "SHD"), storage="memory").load("test")
     assert torch.equal(via_tonic.x.float(), own.x) and torch.equal(via_tonic.y, own.y)
+
+
+def test_ntidigits_through_tonic_as_the_docs_show(tmp_path):
+    """Tonic's NTIDIGITS18 with the documented settings: ToFrame's bins of Tonic's integer-microsecond times, and
+    snnkit's own ``ntidigits`` (float seconds) agrees but for events within 1 us of a bin edge; the two number zero
+    and oh the other way round."""
+    from snnkit_datasets.ntidigits import NTIDigits
+
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "NTIDIGITS18"
+    folder.mkdir()
+    events = []
+    with h5py.File(folder / "n-tidigits.hdf5", "w") as f:
+        for split in ("train", "test"):
+            keys = [f"man-im-a-{d}" for d in "z123456789o"] + ["woman-ab-b-7557"]
+            f.create_dataset(f"{split}_labels", data=np.array([k.encode() for k in keys]))
+            for k in keys:
+                n = int(rng.integers(10, 60))
+                t, a = np.sort(rng.uniform(0.2, 1.2, n)), rng.integers(0, 64, n)
+                f.create_dataset(f"{split}_timestamps/{k}", data=t)
+                f.create_dataset(f"{split}_addresses/{k}", data=a.astype(np.uint8))
+                if split == "test" and len(k.rsplit("-", 1)[1]) == 1:
+                    events.append((t, a))
+    ds = Tonic(data_dir=str(tmp_path), name="NTIDIGITS18", kwargs="single_digits=True", steps=300,
+               time_window=5000.0, align_start=True, binary=True)
+    via_tonic = ds.load("test")
+    assert ds.input_size == 64 and tuple(via_tonic.x.shape) == (11, 300, 64)
+    want = np.zeros((11, 300, 64))
+    for i, (t, a) in enumerate(events):  # by hand: Tonic keeps whole microseconds; 5 ms bins from the first event
+        us = (t * 1e6).astype(np.int64)
+        b = (us - us[0]) // 5000
+        want[i, b[b < 300], a[b < 300]] = 1
+    assert np.array_equal(via_tonic.x.float().numpy(), want)
+    own = NTIDigits(data_dir=str(folder)).load("test")
+    differ = int((via_tonic.x.float() != own.x).sum())
+    assert differ <= 4 and float(own.x.sum()) > 300  # a rare event on a bin edge moves: 2 entries per event
+    swap = torch.tensor([10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0])  # Tonic: o = 0, z = 10; snnkit: zero = 0, oh = 10
+    assert torch.equal(swap[via_tonic.y], own.y)
+    with pytest.raises(DatasetError, match="single_digits=True"):  # digit strings are not classes
+        Tonic(data_dir=str(tmp_path), name="NTIDIGITS18", steps=300, time_window=5000.0).load("test")
