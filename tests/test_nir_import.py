@@ -99,7 +99,7 @@ def test_round_trip_through_snnkit_is_spike_identical(fake, recurrent, x, tmp_pa
 
 
 def test_snnkits_own_export_imports_to_the_same_network(fake, x, tmp_path):
-    """srsc (skip edges) with per-neuron leaks: export -> import gives back the weights and the spikes."""
+    """srsc (skip edges) with per-neuron leaks and biases: export -> import gives back the weights and the spikes."""
     from snnkit_core.contract.plugins import get_registry
     from snnkit_core.engine.network import Network
 
@@ -107,14 +107,16 @@ def test_snnkits_own_export_imports_to_the_same_network(fake, x, tmp_path):
     torch.manual_seed(0)
     lif = reg.get("neuron", "lif")
     net = Network(C, (12, 10, 9), K, lambda n: lif(n, tau_m=16.0, tau_s=8.0, v_th=0.6),
-                  reg.get("connectivity", "srsc")(), readout="spiking", weight_scale=3.0).eval()
+                  reg.get("connectivity", "srsc")(), readout="spiking", weight_scale=3.0, bias=True).eval()
     with torch.no_grad():
         for layer in net.spiking_layers():
             layer.neuron.leak.copy_(torch.empty(layer.size).uniform_(0.8, 0.97))
+            layer.ff.bias.uniform_(-0.05, 0.05)
         ref = net(x)
     nir.write(tmp_path / "g.nir", network_to_nir(net, dt=1e-3))
     got = read_graph(tmp_path / "g.nir")
     assert got["conn"] == "srsc" and got["hidden"] == [12, 10, 9] and got["tau_s"] == 8 and got["v_th"] == 0.6
+    assert got["bias"] and set(got["state"]) == set(net.state_dict()) - {"input_neuron.leak"}
     for key, value in got["state"].items():
         torch.testing.assert_close(value, net.state_dict()[key], rtol=1e-6, atol=1e-7, msg=key)
     res = CliRunner().invoke(cli, ["import-nir", str(tmp_path / "g.nir"), "--out", str(tmp_path / "run"),

@@ -12,10 +12,10 @@ What is read (docs/export.md, 'Importing a NIR graph', has the derivation):
 - per CubaLIF: one ``tau_syn`` for the whole graph (snnkit's ``lif`` has one PSC time constant: tau_s =
   τ_syn/dt > 1 step), ``v_reset = 0``; ``tau_mem``, ``r``, ``w_in``, ``v_threshold`` and ``v_leak`` per neuron.
 
-With g_i = w_in·(τ_syn/dt)·(dt/τ_mem)·r (the gain from snnkit's normalised PSC to NIR's membrane), neuron i is
-snnkit's with leak λ_i = 1 - dt/τ_mem, incoming weights × g_i/θ_i, bias (dt/τ_mem)·r·v_leak/θ_i and threshold 1;
-when g/θ is one number k for every neuron, the weights are kept and the threshold is 1/k instead. Anything else is
-refused with the node named.
+With g_i = w_in·r·dt/τ_mem (the gain from snnkit's normalised PSC to NIR's membrane), neuron i is snnkit's with
+leak λ_i = 1 - dt/τ_mem, incoming weights × g_i/θ_i, bias (dt/τ_mem)·v_leak/θ_i and threshold 1; when g/θ is one
+number k for every neuron, the weights are kept, the threshold is 1/k and the bias (dt/τ_mem)·v_leak/(θ·k) instead.
+Anything else is refused with the node named.
 """
 
 from __future__ import annotations
@@ -141,8 +141,8 @@ def _layer_params(nodes: dict, order: list[str], sizes: list[int], dt: float) ->
         if np.any(leak <= 0) or np.any(leak >= 1) or np.any(arr["v_threshold"] <= 0):
             raise IncompatibleError(f"NIR node {key!r} needs tau_mem > dt = {dt:g} s and v_threshold > 0 for snnkit's "
                                     "lif (is --dt the graph's step?)")
-        gain_m = arr["r"] * dt / arr["tau_mem"]
-        layers.append({"leak": leak, "gain": arr["w_in"] * gain_m, "drive": gain_m * arr["v_leak"],
+        layers.append({"leak": leak, "gain": arr["w_in"] * arr["r"] * dt / arr["tau_mem"],
+                       "drive": arr["v_leak"] * dt / arr["tau_mem"],
                        "theta": arr["v_threshold"]})
         ratios.append(layers[-1]["gain"] / layers[-1]["theta"])
     ratios = np.concatenate(ratios)
