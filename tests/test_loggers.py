@@ -140,3 +140,18 @@ def test_a_broken_logger_plugin_is_named_and_does_not_stop_other_loggers(fake, t
     finally:
         fake.unregister_plugin("snnkit-broken-logger")
         fake.unregister_plugin("snnkit-memory-logger")
+
+
+def test_wandb_offline_run_holds_the_metrics_config_and_files(fake, tmp_path, monkeypatch):
+    pytest.importorskip("wandb", reason="W&B logging is the optional extra snnkit[wandb]")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    run, records = _train(tmp_path, "--logger", "wandb", "--lr", "0.003")
+    (offline,) = (run / "wandb").glob("offline-run-*")  # offline: nothing was sent anywhere
+    assert (offline / "files" / "config.toml").read_text() == (run / "config.toml").read_text()
+    assert (offline / "files" / "summary.json").exists()
+    (log,) = offline.glob("run-*.wandb")
+    data = log.read_bytes()  # W&B's record log (protobuf, uncompressed): values are stored as JSON text
+    for record in records:
+        for key in ("train_loss", "test_accuracy"):
+            assert json.dumps(record[key]).encode() in data
+    assert b"train_loss" in data and b"hidden" in data and b"8,8,8" in data and b"0.003" in data

@@ -16,7 +16,7 @@ _PROBE = textwrap.dedent(
     from snnkit_cli.main import cli
     res = CliRunner().invoke(cli, sys.argv[1:])
     assert res.exit_code == 0, res.output
-    print(any(m in sys.modules for m in ("torch", "mlflow", "tensorboard")))
+    print(any(m in sys.modules for m in ("torch", "mlflow", "tensorboard", "wandb")))
     """
 )
 

@@ -1,7 +1,8 @@
 """Experiment trackers for ``snnkit train --logger NAME``: the :class:`Logger` interface and its registry.
 
-snnkit ships ``tensorboard`` and ``mlflow``; a plugin adds its own with the ``register_loggers(register)`` hook,
-calling ``register(cls)`` with a :class:`Logger` subclass. Only the process that trains (rank 0) logs.
+snnkit ships ``tensorboard``, ``mlflow`` and ``wandb`` (offline); a plugin adds its own with the
+``register_loggers(register)`` hook, calling ``register(cls)`` with a :class:`Logger` subclass. Only the process
+that trains (rank 0) logs.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ __all__ = ["Logger", "available", "builtin", "flat_params", "open_loggers"]
 def builtin() -> dict[str, type[Logger]]:
     from .mlflow_logger import MlflowLogger
     from .tensorboard import TensorBoardLogger
+    from .wandb_logger import WandbLogger
 
-    return {cls.name: cls for cls in (TensorBoardLogger, MlflowLogger)}
+    return {cls.name: cls for cls in (TensorBoardLogger, MlflowLogger, WandbLogger)}
 
 
 def available() -> tuple[dict[str, tuple[type[Logger], str]], list[str]]:

@@ -53,7 +53,7 @@ from .render import RichProgress, console, epoch_row, epoch_table, err_console, 
                                                                                 "neuron.tau_m=8 (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--logger", "loggers", multiple=True, metavar="NAME", help="Also log the run to an experiment tracker "
-              "(repeatable): tensorboard, mlflow, or one a plugin adds. See docs/plots.md.")
+              "(repeatable): tensorboard, mlflow, wandb (offline), or one a plugin adds. See docs/plots.md.")
 @click.option("--tensorboard", is_flag=True, help="Same as --logger tensorboard.")
 @click.option("--devices", type=click.IntRange(min=1), help="Data-parallel over N processes on this machine (one GPU "
                                                             "each on CUDA; gloo on CPU); --batch-size is per process. "
