@@ -50,6 +50,14 @@ class RewardProp(LearningRule):
         Param("minus_h", False, "paper eq. 7's '- h': the replaced gradient is RP·B - s (not in the authors' code)"),
     )
     compatibility = Compatibility(neuron_caps=("has_surrogate", "has_spike_hook"))
+    # filled in where the user chose nothing (`snnkit train --rule reward-prop`): lr 1e-2 (chosen on espeak-digits'
+    # validation split) and, as one group (all or nothing), the authors' deep form: the 39 x 39 fbank-l1 image fed at
+    # every step into a spiking conv (4 x 20 x 20), pool, a sparse recurrent layer and a feedforward layer.
+    # docs/rules/reward-prop.md#recipe
+    recipe = {"neuron": "nrr", "conn": "sparse", "rule.reward-prop.lr": 1e-2,
+              "deep image form": {"hidden": (1600, 128, 128), "conn.conv_kernel": 5, "conn.conv_input": "image",
+                                  "conn.conv_stride": 2, "conn.recurrent_layers": "1", "dataset.features": "fbank-l1",
+                                  "dataset.n_mels": 39, "dataset.steps": 39}}
     readout = "linear"
     owns_scan = True
 

@@ -409,6 +409,7 @@ class TSSLBP(LearningRule):
     # hidden recurrence of at most a diagonal (1-step) self weight, folded into the backward; none at the output
     compatibility = Compatibility(neuron_caps=("has_psc", "has_leak"), recurrence=frozenset({"none", "diagonal"}),
                                   output_recurrence=frozenset({"none"}))
+    recipe = {"neuron": "lif", "conn": "srsc"}  # ScSr-SNN: what `snnkit train --rule tssl-bp` fills in
     readout = "spiking"
     owns_scan = True  # every spiking layer runs TSSLScan; --backend triton|reference cannot apply
 
