@@ -150,12 +150,13 @@ def test_an_empty_grid_table_is_refused(tmp_path):
 def test_scripts_holds_at_most_three_tools():
     tools = sorted(p.name for p in (REPO / "scripts").iterdir() if p.is_file())
     assert len(tools) <= 3, tools
-    assert set(tools) <= {"cpu_compare.py", "gpu_check.sh", "reliability_sweep.py"}, "a new tool needs a test here"
+    assert set(tools) <= {"cpu_compare.py", "gpu_check.sh", "nir_peer_check.py"}, "a new tool needs a test here"
 
 
 def test_nothing_names_a_retired_script_as_a_file_to_run():
     """A path ``scripts/NAME`` in the docs, tests or code names a tool in scripts/ or in a plugin's scripts/."""
-    kept = {p.name for p in [*(REPO / "scripts").iterdir(), *REPO.glob("plugins/*/scripts/*")]}
+    tools = [*(REPO / "scripts").iterdir(), *REPO.glob("plugins/*/scripts/*"), *(REPO / "tests").iterdir()]
+    kept = {p.name for p in tools}
     rx = re.compile(r"(?<![\w-])scripts/([\w.-]+\.(?:py|sh))")
     roots = [REPO / "README.md", *(REPO / "docs").rglob("*.md"), *(REPO / "tests").glob("*.py"),
              *REPO.glob("snnkit_core/**/*.py"), *REPO.glob("cli/**/*.py"), *REPO.glob("plugins/*/snnkit_*/*.py")]
@@ -177,8 +178,14 @@ def test_cpu_compare_times_one_workload_in_this_tree():
     assert rows and all(r["paths"]["torch"]["median_ms"] > 0 for r in rows)
 
 
+def test_nir_peer_check_answers_its_help():
+    res = subprocess.run([sys.executable, str(REPO / "scripts" / "nir_peer_check.py"), "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0 and "RUN_DIR" in res.stdout.upper(), res.stderr[-2000:]
+
+
 def test_reliability_sweep_runs_one_case():
-    res = subprocess.run([sys.executable, str(REPO / "scripts" / "reliability_sweep.py"), "--only",
+    res = subprocess.run([sys.executable, str(REPO / "tests" / "reliability_sweep.py"), "--only",
                           "argv parsing at import"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert "1 inputs" in res.stdout and "handled 1" in res.stdout

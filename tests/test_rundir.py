@@ -58,7 +58,7 @@ def _metrics(run: Path) -> list[dict]:
 
 
 # before the first checkpoint; between epoch 2's metrics line and its checkpoint (the line the old order lost);
-# with a half-written temporary checkpoint on disk. scripts/reliability_sweep.py covers checkpoint:1, status:1 too.
+# with a half-written temporary checkpoint on disk. tests/reliability_sweep.py covers checkpoint:1, status:1 too.
 @pytest.mark.parametrize("point", ["manifest", "metrics:2", "checkpoint-tmp:2"])
 def test_a_kill_at_any_write_resumes_to_the_uninterrupted_result(fake, tmp_path, point):
     ref = tmp_path / "ref"

@@ -17,7 +17,7 @@ Outcome of a case:
 
 Usage::
 
-    OMP_NUM_THREADS=1 python scripts/reliability_sweep.py [--markdown] [--only SUBSTRING] [--tree DIR]
+    OMP_NUM_THREADS=1 python tests/reliability_sweep.py [--markdown] [--only SUBSTRING] [--tree DIR]
 
 ``--tree DIR`` runs the sweep against another source tree (e.g. an export of an older commit): its
 ``snnkit_core``, ``cli`` and ``plugins/*`` come first on ``PYTHONPATH``.
