@@ -1,6 +1,6 @@
 """Recipes: a component's ``recipe`` fills in only what the user did not choose (snnkit.recipes), ``snnkit train``
 prints and records what it filled, an explicit conflicting choice is still refused, and every bare command of
-docs/results/recipes-bare.json assembles and trains one step on the shipped data."""
+experiments/recipes-bare/recipes-bare.json assembles and trains one step on the shipped data."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from snnkit_core.contract.errors import ConfigError
 from snnkit_core.engine.config import TrainConfig
 from snnkit_rules.bptt import BPTT
 
-RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "recipes-bare.json"
+RESULTS = Path(__file__).resolve().parents[1] / "experiments" / "recipes-bare" / "recipes-bare.json"
 
 
 class RecipeRule(BPTT):
