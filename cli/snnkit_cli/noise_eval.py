@@ -41,7 +41,7 @@ def noise_eval(run_dir, noise, seed, split, checkpoint, data_dir, batch_size, de
         results.append(rec)
         if as_json:
             continue
-        t = Table(title=f"{escape(str(run))}: {split} under noise ({rec['checkpoint']} checkpoint, epoch "
+        t = Table(title=f"{escape(str(run))}: {split} under noise (weights: {rec['checkpoint']}, epoch "
                         f"{rec['epoch']}, "
                         f"seed {seed})", show_edge=False)
         for col in ("P", "accuracy", "frame accuracy", "Acc(P)/Acc(0)"):

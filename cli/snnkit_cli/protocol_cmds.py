@@ -33,9 +33,11 @@ def _expected_errors(fn):
 @click.command("eval")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--split", default="test", show_default=True, help="train, val, test, or all (every split the run has).")
-@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True,
-              help="best: the best-on-validation weights (best.pt; the last checkpoint when the run has none); last: "
-                   "checkpoint.pt.")
+@click.option("--weights", type=click.Choice(["best", "last"]), default="best", show_default=True,
+              help="best.pt (best validation epoch; the last checkpoint when the run has none), as `snnkit plot` and "
+                   "`export`, or checkpoint.pt (last epoch).")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), hidden=True,
+              help="Deprecated spelling of --weights; still works, with a warning.")
 @click.option("--dataset", help="Evaluate on another dataset with the same shapes.")
 @click.option("--set", "sets", multiple=True, metavar="dataset.KEY=VALUE",
               help="Dataset parameter for this evaluation (e.g. dataset.test_speakers=george); repeatable.")
@@ -56,12 +58,17 @@ def _expected_errors(fn):
               "RUN_DIR/noise/<split>.json "
               "and a PNG (with matplotlib). See docs/rules/reward-prop.md.")
 @click.option("--noise-seed", type=int, default=0, show_default=True, help="Seed of the noise draws.")
-def eval_cmd(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write,
-             threads, noise, noise_seed):
+def eval_cmd(run_dir, split, weights, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json,
+             no_write, threads, noise, noise_seed):
     """Evaluate a run (or every run under a folder): accuracy, per-class accuracy and confusion matrix per split.
 
     Writes RUN_DIR/eval/<split>.json unless --no-write, --dataset or --set (numbers on other data are not the run's).
     """
+    if checkpoint is not None:
+        err_console.print(f"[yellow]warning[/]: --checkpoint is deprecated and will be removed; use --weights "
+                          f"{checkpoint} (the option `snnkit plot` and `snnkit export` take too)")
+        weights = checkpoint
+    checkpoint = weights
     if noise is not None:
         from .noise_eval import noise_eval
 
@@ -114,8 +121,8 @@ def _eval(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size
         return
     if len(runs) > 1:
         t = Table(title=f"{len(results)} runs under {escape(str(run_dir))}")
-        for col in ("run", "checkpoint", "epoch", "split", "n", "accuracy", "loss"):
-            t.add_column(col, justify="left" if col in ("run", "checkpoint", "split") else "right")
+        for col in ("run", "weights", "epoch", "split", "n", "accuracy", "loss"):
+            t.add_column(col, justify="left" if col in ("run", "weights", "split") else "right")
         for res in results:
             for s, rec in res["splits"].items():
                 t.add_row(escape(res["run"]), res["checkpoint"], str(res["epoch"]), s, str(rec["n"]),
@@ -131,7 +138,7 @@ def _render_eval(res: dict, detail: bool) -> None:
     for s, rec in res["splits"].items():
         console.print(
             f"{escape(res['run'])}: {s} accuracy [bold]{100 * rec['accuracy']:.2f}%[/] ({rec['n']} examples), "
-            f"loss {rec['loss']:.4f}  [dim]({res['checkpoint']} checkpoint, epoch {res['epoch']})[/]",
+            f"loss {rec['loss']:.4f}  [dim](weights: {res['checkpoint']}, epoch {res['epoch']})[/]",
             soft_wrap=True,  # one line per split, whatever the path's length (scripts grep it)
         )
         if not detail:
