@@ -41,7 +41,7 @@ def _expected_errors(fn):
 @click.option("--dataset", help="Evaluate on another dataset with the same shapes.")
 @click.option("--set", "sets", multiple=True, metavar="dataset.KEY=VALUE",
               help="Dataset parameter for this evaluation (e.g. dataset.test_speakers=george); repeatable.")
-@click.option("--data-dir", type=click.Path())
+@click.option("--data-dir", type=click.Path(), help="Data root, when the run's data has moved (default: the run's).")
 @click.option("--limit", type=click.IntRange(min=1), help="At most N examples (default: the run's own --limit, if "
                                                           "any).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Evaluation batch size (default: the run's).")
