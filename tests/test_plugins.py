@@ -18,7 +18,7 @@ def test_fake_plugin_components_are_attributed(fake):
     reg = fake.get_registry()
     comp = reg.component("neuron", "toy-neuron")
     assert comp.plugin == "snnkit-fake" and comp.cls is ToyNeuron
-    assert {c.name for c in reg.by_plugin("snnkit-fake")} == {"toy-neuron", "picky", "nan-rule", "tiny"}
+    assert {c.name for c in reg.by_plugin("snnkit-fake")} == {"toy-neuron", "picky", "nan-rule", "rising-loss", "tiny"}
     # the first-party plugins are still there beside it
     assert reg.component("neuron", "lif").plugin == "snnkit-neurons"
 

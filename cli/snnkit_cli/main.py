@@ -81,10 +81,11 @@ from .plugin_new import plugin_cmd  # noqa: E402
 from .plugins_cmd import list_plugins  # noqa: E402
 from .presets_cmd import presets_cmd  # noqa: E402
 from .protocol_cmds import eval_cmd, runs_cmd  # noqa: E402  (eval, runs: parse -> core.protocol -> render)
+from .sweep_cmd import sweep_cmd  # noqa: E402
 from .train_cmd import train  # noqa: E402
 
-for _command in (list_plugins, info, train, eval_cmd, runs_cmd, data, bench, export_cmd, plot_cmd, plugin_cmd,
-                 presets_cmd):
+for _command in (list_plugins, info, train, eval_cmd, runs_cmd, sweep_cmd, data, bench, export_cmd, plot_cmd,
+                 plugin_cmd, presets_cmd):
     cli.add_command(_command)
 
 

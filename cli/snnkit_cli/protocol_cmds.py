@@ -176,16 +176,20 @@ def _render_eval(res: dict, detail: bool) -> None:
 
 @click.command("runs")
 @click.argument("folder", default="runs", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
-def runs_cmd(folder, as_json):
-    """The runs under FOLDER (default runs/): components, dataset, epochs, best validation epoch, test accuracy,
-    status."""
-    _expected_errors(_runs)(folder, as_json)
+@click.option("--each", is_flag=True, help="One row per run instead of one per configuration.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per run, instead of a table.")
+def runs_cmd(folder, each, as_json):
+    """The runs under FOLDER (default runs/), one row per configuration: the runs of a sweep or of --seeds that
+    differ only in their seed share a row with mean ± sd and the settings that differ between rows. --each: one
+    row per run (components, epochs, best validation epoch, test accuracy, status)."""
+    _expected_errors(_runs)(folder, as_json, each)
 
 
-def _runs(folder, as_json):
+def _runs(folder, as_json, each=False):
     from .runs import list_runs
 
+    if not each and not as_json:
+        return _runs_grouped(folder)
     rows = list_runs(folder)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -193,37 +197,70 @@ def _runs(folder, as_json):
     if not rows:
         console.print(f"no run directories under {escape(str(folder))}")
         return
-    from rich import box
-
-    t = Table(title=f"runs under {escape(str(folder))}", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1),
-              caption="model: neuron/conn/rule; best: best validation epoch; test: test accuracy at it; %")
-    t.add_column("run", overflow="fold", ratio=3)
-    t.add_column("model", overflow="fold", ratio=2)
-    t.add_column("dataset", overflow="fold", ratio=1)
-    for col in ("seed", "ep", "best", "val", "test", "final", "s/ep"):
-        t.add_column(col, justify="right", no_wrap=True)
-    t.add_column("status", no_wrap=True, min_width=8)
-    colour = {"finished": "green", "running": "cyan", "killed": "red", "diverged": "red", "interrupted": "yellow"}
+    t = _runs_table(f"runs under {escape(str(folder))}", "second line: neuron/conn/rule dataset; best: best validation "
+                    "epoch; test: test accuracy at it; %", ("seed", "ep", "best", "val", "test", "final", "s/ep"))
     root = Path(folder)
     for r in rows:
-        name = (
-            str(Path(r["run"]).relative_to(root))
-            if Path(r["run"]) != root and Path(r["run"]).is_relative_to(root)
-            else r["run"]
-        )
+        path = Path(r["run"])
+        name = escape(str(path.relative_to(root)) if path != root and path.is_relative_to(root) else r["run"])
         if "error" in r:
-            t.add_row(escape(name), escape(r["error"]), *["-"] * 8, f"[red]{escape(r['status'])}[/]")
+            t.add_row(f"{name}\n[dim]{escape(r['error'])}[/]", *["-"] * 7, f"[red]{escape(r['status'])}[/]")
             continue
         st = r["status"]
-        t.add_row(escape(name), escape(f"{r['neuron']}/{r['conn']}/{'+'.join(r['rules'])}"), escape(str(r["dataset"])),
-                  str(r["seed"]), f"{r['epochs_done']}/{r['epochs']}", str(r["best_epoch"] or "-"),
-                  _pct1(r["best_val_accuracy"]), _pct1(r["test_accuracy_at_best"]), _pct1(r["final_test_accuracy"]),
+        t.add_row(f"{name}\n[dim]{escape(str(r['neuron']))}/{escape(str(r['conn']))}/{escape('+'.join(r['rules']))} "
+                  f"{escape(str(r['dataset']))}[/]", str(r["seed"]), f"{r['epochs_done']}/{r['epochs']}",
+                  str(r["best_epoch"] or "-"), _pct1(r["best_val_accuracy"]), _pct1(r["test_accuracy_at_best"]),
+                  _pct1(r["final_test_accuracy"]),
                   "-" if r["seconds_per_epoch"] is None else f"{r['seconds_per_epoch']:.1f}",
-                  f"[{colour.get(st, 'white')}]{st}[/]")
+                  f"[{_COLOUR.get(st, 'white')}]{st}[/]")
     console.print(t)
     for r in rows:
         if r.get("damaged"):
             err_console.print(f"warning: {r['damaged']}", markup=False, highlight=False, soft_wrap=True)
+
+
+_COLOUR = {"finished": "green", "running": "cyan", "killed": "red", "diverged": "red", "interrupted": "yellow"}
+
+
+def _runs_table(title: str, caption: str, numeric: tuple[str, ...]) -> Table:
+    """One wide text column (the run or configuration, and a dim second line) and narrow number columns, so a
+    row stays one line of numbers at 80 columns and when piped."""
+    from rich import box
+
+    t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), title_justify="left",
+              caption=caption, caption_justify="left")
+    t.add_column("run" if "seed" in numeric else "runs", overflow="fold", ratio=1)
+    for col in numeric:
+        t.add_column(col, justify="right", no_wrap=True)
+    t.add_column("status", overflow="fold", min_width=8)
+    return t
+
+
+def _runs_grouped(folder) -> None:
+    from .runs import fmt_value, group_runs, pm_text
+
+    res = group_runs(folder)
+    groups, differ, common = res["groups"], res["differ"], res["common"]
+    if not groups:
+        console.print(f"no run directories under {escape(str(folder))}")
+        return
+    same = " ".join(f"{k}={fmt_value(common[k])}" for k in ("neuron", "conn", "rules", "dataset") if k in common)
+    t = _runs_table(f"{sum(len(g['runs']) for g in groups)} runs under {escape(str(folder))} in {len(groups)} "
+                    "configurations", (f"all: {escape(same)}\n" if same else "") + "n: runs; test: test accuracy at "
+                    "the best validation epoch (best); mean ± sd over the runs, %; --each: one row per run",
+                    ("n", "ep", "test", "val", "best"))
+    for g in groups:
+        setting = " ".join(f"{k.removeprefix('rule.')}={fmt_value(g['settings'].get(k))}" for k in differ
+                           if k in g["settings"])
+        label = escape(g["folder"]) + (f"\n[dim]{escape(g['error'] or setting)}[/]" if g["error"] or setting else "")
+        st = g["status"]
+        t.add_row(label, str(len(g["runs"])), f"{g['epochs_done']}/{g['epochs'] or '-'}",
+                  pm_text(g["test_accuracy_at_best"]), pm_text(g["best_val_accuracy"]),
+                  "-" if g["best_epoch"]["mean"] is None else f"{g['best_epoch']['mean']:.3g}",
+                  f"[{_COLOUR.get(st.split()[0], 'white')}]{escape(st)}[/]")
+    console.print(t)
+    for note in res["damaged"]:
+        err_console.print(f"warning: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 # -------------------------------------------------------------------------------------------- seeds

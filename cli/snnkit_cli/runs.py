@@ -107,3 +107,83 @@ def seeds_report(runs: dict[int, str | Path]) -> dict[str, Any]:
             "final_test_accuracy": mean_sd([p["final_test_accuracy"] for p in per]),
             "test_accuracy_at_best": mean_sd([p["test_accuracy_at_best"] for p in per]),
             "best_val_accuracy": mean_sd([p["best_val_accuracy"] for p in per])}
+
+
+# --------------------------------------------------------------------------------------------- groups
+
+#: config keys that do not make two runs different experiments: the seed, and where and how a run executes
+NOT_SETTINGS = ("seed", "data_dir", "device", "backend", "data_on_device")
+
+
+def fmt_value(v) -> str:
+    """A setting as short text: ``0.001``, ``16,16,16``, ``true``; ``-`` for None."""
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return ",".join(fmt_value(x) for x in v)
+    return str(v)
+
+
+def pm_text(m: dict[str, Any], scale: float = 100.0, digits: int = 1) -> str:
+    """``mean ± sd`` of a :func:`mean_sd` result (the mean alone for one value; ``-`` for none)."""
+    if m["mean"] is None:
+        return "-"
+    if m["n"] < 2:
+        return f"{scale * m['mean']:.{digits}f}"
+    return f"{scale * m['mean']:.{digits}f} ± {scale * m['sd']:.{digits}f}"
+
+
+def run_settings(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A run's config.toml as flat settings (``neuron.tau_m`` for parameters), without :data:`NOT_SETTINGS`."""
+    flat: dict[str, Any] = {}
+    for key, value in cfg.items():
+        if key == "params" and isinstance(value, dict):
+            for section, kv in value.items():
+                if isinstance(kv, dict):
+                    flat.update({f"{section}.{name}": v for name, v in kv.items()})
+        elif key not in NOT_SETTINGS:
+            flat[key] = value
+    return flat
+
+
+def group_runs(root: str | Path) -> dict[str, Any]:
+    """The runs under ``root`` grouped by configuration (every setting but the seed and where it ran): per group
+    its runs, seeds, and mean ± sd of the test accuracy at the best validation epoch, of that validation accuracy
+    and of the epoch; ``differ``: the settings whose values differ between the groups."""
+    import json
+
+    groups: dict[str, dict[str, Any]] = {}
+    for row in list_runs(root):
+        try:
+            settings = run_settings(RunDir(row["run"]).config_toml())
+        except SnnkitError:
+            settings = {"run": row["run"]}  # unreadable: a group of its own
+        key = json.dumps(settings, sort_keys=True, default=str)
+        groups.setdefault(key, {"settings": settings, "rows": []})["rows"].append(row)
+    out = [_group(g["settings"], g["rows"], Path(root)) for g in groups.values()]
+    keys = sorted({k for g in out for k in g["settings"]})
+    differ = [k for k in keys if len({json.dumps(g["settings"].get(k), default=str) for g in out}) > 1]
+    common = {k: out[0]["settings"].get(k) for k in keys if k not in differ} if out else {}
+    damaged = [r["damaged"] for g in groups.values() for r in g["rows"] if r.get("damaged")]
+    return {"groups": out, "differ": differ, "common": common, "damaged": damaged}
+
+
+def _group(settings: dict[str, Any], rows: list[dict], root: Path) -> dict[str, Any]:
+    import os
+    from collections import Counter
+
+    paths = [Path(r["run"]) for r in rows]
+    folder = Path(os.path.commonpath(paths)) if len(paths) > 1 else paths[0]
+    label = str(folder.relative_to(root)) if folder.is_relative_to(root) and folder != root else str(folder)
+    states = Counter(r["status"] for r in rows)
+    return {"folder": label, "settings": settings, "runs": [r["run"] for r in rows],
+            "seeds": [r.get("seed") for r in rows], "error": next((r["error"] for r in rows if "error" in r), None),
+            "epochs_done": min((r.get("epochs_done") or 0) for r in rows), "epochs": rows[0].get("epochs"),
+            "test_accuracy_at_best": mean_sd([r.get("test_accuracy_at_best") for r in rows]),
+            "best_val_accuracy": mean_sd([r.get("best_val_accuracy") for r in rows]),
+            "best_epoch": mean_sd([r.get("best_epoch") for r in rows]),
+            "status": next(iter(states)) if len(states) == 1 else ", ".join(f"{s} {n}" for s, n in states.items())}

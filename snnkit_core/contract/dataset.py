@@ -144,10 +144,7 @@ _PROGRESS: contextvars.ContextVar[Callable[..., Iterable] | None] = contextvars.
 def preprocessing_progress(progress: Callable[..., Iterable] | None) -> Iterator[None]:
     """Within the block, :func:`track` hands loaders' per-file loops to ``progress(iterable, total=,
     description=)``, which must yield the same items. ``None`` leaves the hook in effect unchanged."""
-    if progress is None:
-        yield
-        return
-    token = _PROGRESS.set(progress)
+    token = _PROGRESS.set(progress or _PROGRESS.get())
     try:
         yield
     finally:

@@ -317,14 +317,10 @@ class RunDir:
             raise CheckpointError(f"{self.path / self.CONFIG} cannot be read ({exc}); restore it from a copy") from None
         return data.get("train", data)
 
-    def config(self):
-        """The run's :class:`~snnkit_core.engine.config.TrainConfig`."""
-        if not (self.path / self.CONFIG).exists():
-            raise CheckpointError(f"{self.path} is not a run directory: it has no {self.CONFIG}")
-        cfg = TrainConfig.from_toml(self.path / self.CONFIG)
-        if "val_fraction" not in self.config_toml():  # a run from before validation trained on all of train
-            cfg = cfg.evolve(val_fraction=0.0)
-        return cfg
+    def config(self) -> TrainConfig:
+        """The run's :class:`~snnkit_core.engine.config.TrainConfig` (a run from before validation existed, with no
+        ``val_fraction``, trained on all of train)."""
+        return TrainConfig.from_dict({"val_fraction": 0.0, **self.config_toml()}, source=str(self.path / self.CONFIG))
 
     def metrics(self) -> list[dict]:
         """The epoch records of ``metrics.jsonl`` in order, damaged lines skipped (see the class docstring)."""
