@@ -28,6 +28,8 @@ from packaging.utils import canonicalize_name
 
 import snnkit
 
+from .conftest import shared_datasets
+
 REPO = Path(__file__).resolve().parents[1]
 DISTS = {"snnkit": REPO, **{f"snnkit-{p}": REPO / "plugins" / f"snnkit-{p}"
                             for p in ("neurons", "connectivity", "rules", "datasets")}}
@@ -146,6 +148,11 @@ def test_the_wheels_install_and_run_without_the_checkout(tmp_path):
     out = run(exe, "train", "--epochs", "1", "--limit", "64", "--hidden", "8,8,8", "--out", "run", "--quiet")
     assert "test accuracy" in out and (outside / "run" / "best.pt").exists()
     assert "scsr-fsdd" in run(exe, "presets")
+    root = shared_datasets()
+    if root is not None and (root / "fsdd").is_dir():  # a preset on real data, where the data is here
+        out = run(exe, "train", "--preset", "scsr-fsdd", "--data-dir", root, "--epochs", "1", "--limit", "64", "--out",
+                  "preset", "--quiet")
+        assert 'dataset = "fsdd"' in (outside / "preset" / "config.toml").read_text()
     (outside / "api.md").write_text((REPO / "docs" / "api.md").read_text())
     got = json.loads(run(py, "-c", API_SCRIPT, "api.md").strip().splitlines()[-1])
     assert all(Path(f).is_relative_to(venv) for f in got["files"]), got["files"]  # the wheels', not the checkout's
