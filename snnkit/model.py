@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from snnkit.recipes import fill_recipe
 from snnkit_core.contract.dataset import ArrayData
 from snnkit_core.contract.rule import Batch
 from snnkit_core.engine.config import TrainConfig
@@ -17,28 +18,39 @@ from snnkit_core.engine.training import Built, end_epoch, evaluate, make_optimiz
 from snnkit_core.engine.training import build as build_engine
 
 
-def config_from(config: TrainConfig | dict | None = None, **settings: Any) -> TrainConfig:
+def config_from(config: TrainConfig | dict | None = None, *, recipes: bool = True, **settings: Any) -> TrainConfig:
     """A :class:`TrainConfig` from a config (or its dict) and keyword settings over it; ``rules`` may be one name,
-    and ``params`` sections merge key by key."""
-    base = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(dict(config or {}), "config")
+    and ``params`` sections merge key by key. With ``recipes``, the components' recipes fill in what neither a
+    config dict nor the settings name, as ``snnkit train`` does (:mod:`snnkit.recipes`); a :class:`TrainConfig`
+    given whole counts as every key chosen."""
+    given = {} if isinstance(config, TrainConfig) else dict(config or {})
+    base = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(given, "config")
     if isinstance(settings.get("rules"), str):
         settings["rules"] = (settings["rules"],)
-    if "params" in settings:
+    new_params = settings.pop("params", {})
+    chosen = {k for k in (*given, *settings) if k != "params"} | {
+        f"{section}.{key}" for params in (given.get("params") or {}, new_params) for section, kv in params.items()
+        for key in kv}
+    if new_params:
         params = {k: dict(v) for k, v in base.params.items()}
-        for section, values in settings.pop("params").items():
+        for section, values in new_params.items():
             params.setdefault(section, {}).update(values)
         settings["params"] = params
-    unknown = set(settings) - set(base.to_dict())
-    if unknown:
+    if set(settings) - set(base.to_dict()):
         TrainConfig.from_dict(settings, "snnkit.build")  # raises, naming the keys with close matches
-    return base.evolve(**settings)
+    cfg = base.evolve(**settings)
+    if recipes and not isinstance(config, TrainConfig):
+        data, filled = fill_recipe(cfg.to_dict(), chosen)
+        cfg = TrainConfig.from_dict(data, source="a recipe") if filled else cfg
+    return cfg
 
 
-def build(config: TrainConfig | dict | None = None, **settings: Any) -> Model:
+def build(config: TrainConfig | dict | None = None, *, recipes: bool = True, **settings: Any) -> Model:
     """The :class:`Model` of a configuration: the same components, parameters, seed and initial weights that
-    ``snnkit train`` with these settings builds. Settings are :class:`TrainConfig`'s keys (``neuron``, ``conn``,
-    ``rules``, ``dataset``, ``hidden``, ``seed``, ``lr``, ``params={"neuron": {...}, "rule.bip": {...}}``, ...)."""
-    return Model(build_engine(config_from(config, **settings)))
+    ``snnkit train`` with these settings builds (the components' recipes fill in what you leave out unless
+    ``recipes=False``). Settings are :class:`TrainConfig`'s keys (``neuron``, ``conn``, ``rules``, ``dataset``,
+    ``hidden``, ``seed``, ``lr``, ``params={"neuron": {...}, "rule.bip": {...}}``, ...)."""
+    return Model(build_engine(config_from(config, recipes=recipes, **settings)))
 
 
 class Model(nn.Module):

@@ -75,3 +75,15 @@ def test_one_version_everywhere():
     dists = ("snnkit", "snnkit-neurons", "snnkit-connectivity", "snnkit-rules", "snnkit-datasets")
     assert {snnkit.__version__, snnkit_core.__version__, *(version(d) for d in dists)} == {snnkit.__version__}
     assert f"## {snnkit.__version__}" in (REPO / "CHANGELOG.md").read_text()
+
+
+def test_the_api_fills_recipes_like_snnkit_train_and_keeps_what_you_chose():
+    model = snnkit.build(rules="st-rsbp")  # a bare command's settings: the rule's recipe fills the rest
+    assert (model.config.neuron, model.config.conn) == ("lif-rsbp", "reservoir")
+    chosen = snnkit.build(rules="st-rsbp", hidden=(12, 12), params={"neuron": {"v_th": 4.0}})
+    assert chosen.config.hidden == (12, 12) and chosen.config.params["neuron"]["v_th"] == 4.0
+    assert chosen.config.neuron == "lif-rsbp"  # filled: you did not name one
+    bare = snnkit.build(rules="bptt", recipes=False, hidden=(8, 8, 8))
+    assert bare.config == snnkit.TrainConfig(rules=("bptt",), hidden=(8, 8, 8))
+    whole = snnkit.TrainConfig(rules=("st-rsbp",), neuron="lif-rsbp", conn="dense")
+    assert snnkit.build(whole).config == whole  # a TrainConfig given whole is every key chosen

@@ -11,7 +11,7 @@ from snnkit_cli.main import cli
 from snnkit_core.engine.config import TrainConfig
 
 #: train options with no default to show: unset means "not asked for"
-NO_DEFAULT = {"--seeds", "--config", "--preset", "--resume", "--init-from", "--set"}
+NO_DEFAULT = {"--seeds", "--config", "--preset", "--resume", "--init-from", "--set", "--logger"}
 
 
 def _commands(cmd, path=()):

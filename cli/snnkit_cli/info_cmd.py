@@ -59,6 +59,11 @@ def info(name, kind):
             console.print(t)
         for line in _compat_lines(comp, reg):
             console.print(line)
+        if cls.recipe:  # what `snnkit train` fills in where the user chose nothing
+            from snnkit.recipes import show
+
+            console.print(f"recipe (filled in where you choose nothing): {show(cls.recipe)}", markup=False,
+                          highlight=False, soft_wrap=True)
 
 
 def _compat_lines(comp, reg) -> list[str]:

@@ -19,7 +19,7 @@ from snnkit_core.engine.config import TrainConfig, dump_toml
 from .render import console
 
 
-def launch_train(devices: int, cfg: TrainConfig, run_dir: Path, resume: bool, quiet: bool, tensorboard: bool = False,
+def launch_train(devices: int, cfg: TrainConfig, run_dir: Path, resume: bool, quiet: bool, loggers: tuple = (),
                  threads: int | None = None) -> None:
     """Run the already-resolved ``cfg`` in ``devices`` processes: each gets the config as a file (new run) or the
     run directory (``--resume``), so every process trains exactly what this command parsed."""
@@ -38,7 +38,7 @@ def launch_train(devices: int, cfg: TrainConfig, run_dir: Path, resume: bool, qu
                   f"{devices} x {cfg.batch_size} -> {run_dir}")
     extra = (
         (["--quiet"] if quiet else [])
-        + (["--tensorboard"] if tensorboard else [])
+        + [arg for name in loggers for arg in ("--logger", name)]
         + (["--threads", str(threads)] if threads else [])
     )
     if resume:

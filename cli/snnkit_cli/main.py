@@ -74,7 +74,7 @@ def cli():
 
 from .bench_cmd import bench  # noqa: E402
 from .data_cmds import data  # noqa: E402
-from .export import export_cmd  # noqa: E402
+from .export import export_cmd, import_nir_cmd  # noqa: E402
 from .info_cmd import info  # noqa: E402
 from .plot import plot_cmd  # noqa: E402
 from .plugin_new import plugin_cmd  # noqa: E402
@@ -84,8 +84,8 @@ from .protocol_cmds import eval_cmd, runs_cmd  # noqa: E402  (eval, runs: parse 
 from .sweep_cmd import sweep_cmd  # noqa: E402
 from .train_cmd import train  # noqa: E402
 
-for _command in (list_plugins, info, train, eval_cmd, runs_cmd, sweep_cmd, data, bench, export_cmd, plot_cmd,
-                 plugin_cmd, presets_cmd):
+for _command in (list_plugins, info, train, eval_cmd, runs_cmd, sweep_cmd, data, bench, export_cmd, import_nir_cmd,
+                 plot_cmd, plugin_cmd, presets_cmd):
     cli.add_command(_command)
 
 

@@ -48,6 +48,9 @@ from snnkit.run import open_network
 from snnkit_core.contract.atomic import atomic_write
 from snnkit_core.contract.errors import ConfigError, IncompatibleError, MissingDependencyError
 
+#: how a class is read out of an exported graph (also in its metadata)
+DECODE = "argmax over the output node's values summed over time steps"
+
 
 def _nir():
     try:
@@ -103,30 +106,25 @@ def _cuba_lif(nir, layer, dt: float):
                        v_threshold=np.full(size, float(n.v_th)), v_reset=np.zeros(size), w_in=np.ones(size))
 
 
-def network_to_nir(network, dt: float = 1e-3, metadata: dict[str, Any] | None = None):
+def network_to_nir(network, dt: float = 1e-3, metadata: dict[str, Any] | None = None, output: str = "psc"):
     """The :class:`~snnkit_core.engine.network.Network` as a ``nir.NIRGraph`` (the module docstring gives the mapping).
 
     ``dt`` is the length of one snnkit step in seconds; it only scales the time constants (τ = steps·dt).
+    ``output`` (spiking readout): ``"psc"``, the output layer's PSC through an LI node ``psc_decode`` (the
+    class is argmax of its sum over time, as the PSC-summing rules decide), or ``"spikes"`` (argmax of the
+    spike count). A linear readout always ends in its per-step values y[t]. The graph's metadata says which
+    (``output``, ``decode``).
     Node names: ``input``, ``ff{l}`` (into hidden layer l), ``lif{l}``, ``rec{l}``, ``skip{src}_{dst}``,
-    ``ff_out`` and ``lif_out`` (spiking readout) or ``psc_out`` and ``readout`` (linear readout), ``output``.
+    ``ff_out``, ``lif_out`` and ``psc_decode`` (spiking readout) or ``psc_out`` and ``readout`` (linear readout),
+    ``output``.
     """
     nir = _nir()
     if not dt > 0:
         raise ConfigError(f"dt must be a positive number of seconds per step; got {dt}")
+    if output not in ("psc", "spikes"):
+        raise ConfigError(f"output must be 'psc' or 'spikes'; got {output!r}")
+    _check_network(network)
     layers = list(network.layers)
-    for i, layer in enumerate(layers):
-        _check_layer(f"hidden layer {i}", layer)
-    if network.readout == "spiking":
-        _check_layer("the output layer", network.output)
-        if network.output.recurrence is not None:
-            raise IncompatibleError("cannot export the output layer to NIR: its recurrence (Connectivity."
-                                    "make_output_recurrence) is not mapped; only hidden-layer recurrences are")
-    if not layers[0].neuron.hparams.get("filter_input", True):
-        raise IncompatibleError(
-            "cannot export to NIR: lif with filter_input = false feeds the first layer an unfiltered input while "
-            "its recurrent and later inputs are PSC-filtered; one CubaLIF cannot hold both (export runs trained "
-            "with filter_input = true)"
-        )
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array([network.sizes[0]])})}
     edges: list[tuple[str, str]] = []
 
@@ -146,18 +144,53 @@ def network_to_nir(network, dt: float = 1e-3, metadata: dict[str, Any] | None = 
             edges += [(f"lif{i}", f"rec{i}"), (f"rec{i}", f"lif{i}")]
         prev = f"lif{i}"
     k = network.output.out_features if network.readout == "linear" else network.output.size
+    nodes.update(_readout_nodes(nir, network, prev, dt, output, edges))
+    nodes["output"] = nir.Output(output_type={"output": np.array([k])})
+    meta = {"dt": dt, "exporter": "snnkit", "output": "readout" if network.readout == "linear" else output,
+            "decode": DECODE}
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={**meta, **(metadata or {})})
+
+
+def _check_network(network) -> None:
+    """Refuse, naming the part, what NIR cannot express."""
+    layers = list(network.layers)
+    for i, layer in enumerate(layers):
+        _check_layer(f"hidden layer {i}", layer)
+    if network.readout == "spiking":
+        _check_layer("the output layer", network.output)
+        if network.output.recurrence is not None:
+            raise IncompatibleError("cannot export the output layer to NIR: its recurrence (Connectivity."
+                                    "make_output_recurrence) is not mapped; only hidden-layer recurrences are")
+    if not layers[0].neuron.hparams.get("filter_input", True):
+        raise IncompatibleError(
+            "cannot export to NIR: lif with filter_input = false feeds the first layer an unfiltered input while "
+            "its recurrent and later inputs are PSC-filtered; one CubaLIF cannot hold both (export runs trained "
+            "with filter_input = true)"
+        )
+
+
+def _readout_nodes(nir, network, prev: str, dt: float, output: str, edges: list) -> dict[str, Any]:
+    """The nodes after the last hidden layer ``prev``, appending their edges: the spiking output layer, then its
+    PSC as an LI (``output = "psc"``) or its spikes; or the linear readout (its own PSC filter, then Affine)."""
+    nodes: dict[str, Any] = {}
     if network.readout == "spiking":
         nodes["ff_out"] = nir.Linear(weight=_np(network.output.ff.weight))
         nodes["lif_out"] = _cuba_lif(nir, network.output, dt)
-        edges += [(prev, "ff_out"), ("ff_out", "lif_out"), ("lif_out", "output")]
-    else:
-        tau_s = float(layers[-1].neuron.tau_s)
-        size = layers[-1].size
-        nodes["psc_out"] = nir.LI(tau=np.full(size, tau_s * dt), r=np.ones(size), v_leak=np.zeros(size))
-        nodes["readout"] = nir.Affine(weight=_np(network.output.weight), bias=_np(network.output.bias))
-        edges += [(prev, "psc_out"), ("psc_out", "readout"), ("readout", "output")]
-    nodes["output"] = nir.Output(output_type={"output": np.array([k])})
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": dt, "exporter": "snnkit", **(metadata or {})})
+        edges += [(prev, "ff_out"), ("ff_out", "lif_out")]
+        if output == "psc":  # the LI's Euler step is the output layer's PSC filter: output[t] = a_out[t]
+            size = network.output.size
+            nodes["psc_decode"] = nir.LI(tau=np.full(size, float(network.output.neuron.tau_s) * dt),
+                                         r=np.ones(size), v_leak=np.zeros(size))
+            edges += [("lif_out", "psc_decode"), ("psc_decode", "output")]
+        else:
+            edges.append(("lif_out", "output"))
+        return nodes
+    tau_s = float(network.layers[-1].neuron.tau_s)
+    size = network.layers[-1].size
+    nodes["psc_out"] = nir.LI(tau=np.full(size, tau_s * dt), r=np.ones(size), v_leak=np.zeros(size))
+    nodes["readout"] = nir.Affine(weight=_np(network.output.weight), bias=_np(network.output.bias))
+    edges += [(prev, "psc_out"), ("psc_out", "readout"), ("readout", "output")]
+    return nodes
 
 
 def export_run(run_dir: str | Path, out: str | Path, fmt: str = "nir", dt: float = 1e-3, weights: str = "best") -> dict:
@@ -167,7 +200,7 @@ def export_run(run_dir: str | Path, out: str | Path, fmt: str = "nir", dt: float
     nir = _nir()
     built, net, weights = open_network(run_dir, weights)
     cfg = built.config
-    graph = network_to_nir(net, dt=dt, metadata={
+    graph = network_to_nir(net, dt=dt, output=rule_output(built.gradient_rule, net), metadata={
         "neuron": cfg.neuron, "conn": cfg.conn, "rules": list(cfg.rules), "dataset": cfg.dataset,
         "run_dir": str(run_dir), "weights": weights,
     })
@@ -178,6 +211,25 @@ def export_run(run_dir: str | Path, out: str | Path, fmt: str = "nir", dt: float
         nir.write(Path(tmp) / "graph.nir", graph)
         atomic_write(out, (Path(tmp) / "graph.nir").read_bytes())  # a complete graph, or the old file
     return {"path": str(out), "nodes": len(graph.nodes), "edges": len(graph.edges), "dt": dt, "weights": weights}
+
+
+def rule_output(rule, network) -> str:
+    """Which output of a spiking readout the run's rule sums to decide the class: ``"psc"`` (the output layer's
+    PSC, e.g. tssl-bp, bptt) or ``"spikes"`` (spike counts, e.g. st-rsbp), found by asking the rule's
+    ``logits`` about an output whose PSC and spikes differ. A linear readout: ``"psc"`` (the graph ends in y[t])."""
+    from snnkit_core.engine.network import NetworkOutput
+
+    if network.readout != "spiking":
+        return "psc"
+    g = torch.Generator().manual_seed(0)
+    psc, spikes = torch.rand(5, 2, 3, generator=g), (torch.rand(5, 2, 3, generator=g) < 0.5).float()
+    scores = rule.logits(NetworkOutput(logits=psc.sum(0), out=psc, out_spikes=spikes))
+    for name, values in (("psc", psc), ("spikes", spikes)):
+        if torch.allclose(scores, values.sum(0)):
+            return name
+    raise IncompatibleError(f"cannot say in a NIR graph how rule {rule.name!r} decides the class: its logits are "
+                            "neither the output PSC nor the spike counts summed over time; export from Python with "
+                            "snnkit_cli.nir_export.network_to_nir(network, output='psc' or 'spikes')")
 
 
 def simulate_nir(graph, x: np.ndarray, dt: float) -> np.ndarray:

@@ -49,3 +49,34 @@ def new_config(config_file: str | None, options: dict[str, Any], rules: tuple[st
         if getattr(cfg, key):
             cfg = cfg.evolve(**{key: absolute(getattr(cfg, key))})
     return cfg
+
+
+def chosen_keys(config_file: str | None, options: dict[str, Any], rules=(), sets=(), preset: str | None = None
+                ) -> set[str]:
+    """The config keys and ``SECTION.KEY`` parameters the user chose: options given (not None), ``--rule``,
+    ``--set``, and every key of the ``--config`` file or the ``--preset`` (a recipe fills in none of them)."""
+    chosen = {k for k, v in options.items() if v is not None} | ({"rules"} if rules else set())
+    chosen |= {f"{section}.{key}" for section, kv in parse_sets(sets).items() for key in kv}
+    data: dict = {}
+    if config_file:
+        import tomllib
+
+        with open(config_file, "rb") as f:  # new_config has read and checked it already
+            data = tomllib.load(f)
+        data = data.get("train", data)
+    elif preset:
+        from .presets import get
+
+        data = get(preset).train
+    chosen |= {k for k in data if k != "params"}
+    chosen |= {f"{section}.{key}" for section, kv in (data.get("params") or {}).items() for key in kv}
+    return chosen
+
+
+def apply_recipes(cfg: TrainConfig, chosen: set[str]) -> tuple[TrainConfig, dict]:
+    """``cfg`` with its components' recipes filled in where the key is not in ``chosen``, and what was filled
+    (:func:`snnkit.recipes.fill_recipe`)."""
+    from snnkit.recipes import fill_recipe
+
+    data, filled = fill_recipe(cfg.to_dict(), chosen)
+    return (TrainConfig.from_dict(data, source="a recipe") if filled else cfg), filled

@@ -58,8 +58,11 @@ def _expected_errors(fn):
               "RUN_DIR/noise/<split>.json "
               "and a PNG (with matplotlib). See docs/rules/reward-prop.md.")
 @click.option("--noise-seed", type=int, default=0, show_default=True, help="Seed of the noise draws.")
+@click.option("--neurobench", is_flag=True, help="NeuroBench's metrics (footprint, connection and activation sparsity, "
+              "synaptic operations, accuracy), computed by the neurobench package on --split (test by default); "
+              "writes RUN_DIR/eval/neurobench.json. Needs pip install snnkit[neurobench]. See docs/neurobench.md.")
 def eval_cmd(run_dir, split, weights, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json,
-             no_write, threads, noise, noise_seed):
+             no_write, threads, noise, noise_seed, neurobench):
     """Evaluate a run (or every run under a folder): accuracy, per-class accuracy and confusion matrix per split.
 
     Writes RUN_DIR/eval/<split>.json unless --no-write, --dataset or --set (numbers on other data are not the run's).
@@ -69,6 +72,9 @@ def eval_cmd(run_dir, split, weights, checkpoint, dataset, sets, data_dir, limit
                           f"{checkpoint} (the option `snnkit plot` and `snnkit export` take too)")
         weights = checkpoint
     checkpoint = weights
+    if neurobench:
+        return _expected_errors(_neurobench)(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size,
+                                             device, as_json, no_write, threads, noise)
     if noise is not None:
         from .noise_eval import noise_eval
 
@@ -76,6 +82,27 @@ def eval_cmd(run_dir, split, weights, checkpoint, dataset, sets, data_dir, limit
                                             as_json, no_write, threads)
     _expected_errors(_eval)(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend,
                             as_json, no_write, threads)
+
+
+def _neurobench(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, as_json, no_write,
+                threads, noise):
+    from snnkit_cli.host import set_threads
+    from snnkit_core.contract.errors import ConfigError
+
+    from .neurobench import neurobench_eval, render
+
+    given = [name for name, v in (("--dataset", dataset), ("--set", sets), ("--limit", limit), ("--noise", noise))
+             if v]
+    if given:
+        raise ConfigError(f"--neurobench measures the run on its own data; drop {', '.join(given)}")
+    if split == "all":
+        raise ConfigError("--neurobench measures one split; give --split test (the default), val or train")
+    set_threads(threads)
+    rec = neurobench_eval(run_dir, split, checkpoint, data_dir, batch_size, device, write=not no_write)
+    if as_json:
+        click.echo(json.dumps(rec, indent=1))
+    else:
+        render(rec)
 
 
 def _eval(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write,

@@ -67,8 +67,9 @@ def _shown(value) -> str:
 @option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Component parameter, e.g. "
                                                                                 "neuron.tau_m=8 (repeatable).")
 @option("--quiet", is_flag=True, help="No progress bar.")
-@option("--tensorboard", is_flag=True, help="Also log each epoch's metrics to RUN_DIR/tensorboard/ (needs the "
-                                                  "tensorboard package).")
+@option("--logger", "loggers", multiple=True, metavar="NAME", help="Also log the run to an experiment tracker "
+        "(repeatable): tensorboard, mlflow, wandb (offline), or one a plugin adds. See docs/plots.md.")
+@option("--tensorboard", is_flag=True, help="Same as --logger tensorboard.")
 @option("--devices", type=click.IntRange(min=1), help="Data-parallel over N processes on this machine (one GPU "
                                                             "each on CUDA; gloo on CPU); --batch-size is per process. "
                                                             "See docs/scale.md.", show_default="1")
@@ -76,24 +77,26 @@ def _shown(value) -> str:
                                                             "the manifest.", show_default="torch's, one per core")
 @expected_errors
 def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, patience, batch_size, lr, seed, seeds, val_fraction,
-          device, data_on_device, backend, out, limit, config_file, preset, resume, init_from, sets, quiet, tensorboard,
-          devices, threads):
+          device, data_on_device, backend, out, limit, config_file, preset, resume, init_from, sets, quiet, loggers,
+          tensorboard, devices, threads):
     """Train a network. With no options: a sensible default on the shipped dataset.
 
-    The defaults shown apply when neither the option, --config nor --preset sets a value.
+    The defaults shown apply when neither the option, --config, --preset nor a component's recipe (snnkit info
+    NAME shows it) sets a value.
     """
     import contextlib
 
     from snnkit.run import default_run_name, make_unique_dir
     from snnkit_cli.host import keep_freed_memory, set_threads
-    from snnkit_cli.options import new_config
+    from snnkit_cli.options import apply_recipes, chosen_keys, new_config
     from snnkit_core.engine import rundir
     from snnkit_core.engine.distributed import env_world
 
     set_threads(threads)
     keep_freed_memory()
+    loggers = tuple(loggers) + (("tensorboard",) if tensorboard else ())
 
-    main_rank = env_world().main
+    main_rank, recipe = env_world().main, {}
     if not main_rank:  # torchrun / --devices: rank 0 alone renders
         console.quiet = quiet = True
     with contextlib.ExitStack() as stack:
@@ -121,17 +124,18 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, patience, batc
                            batch_size=batch_size, lr=lr, seed=seed, device=device, data_on_device=data_on_device,
                            backend=backend, limit=limit, val_fraction=val_fraction, init_from=init_from)
             cfg = new_config(config_file, options, tuple(rules), sets, preset=preset)
+            cfg, recipe = apply_recipes(cfg, chosen_keys(config_file, options, rules, sets, preset))
             run_dir = Path(out) if out else None
         if seeds is not None:
             if run_dir is None:
                 run_dir = make_unique_dir(Path("runs"), default_run_name(cfg, "-seeds"))
-            _train_seeds(cfg, run_dir, seeds, seed, quiet, tensorboard, devices, threads)
+            _train_seeds(cfg, run_dir, seeds, seed, quiet, loggers, devices, threads, recipe)
             return
-        _train_one(cfg, run_dir, bool(resume), quiet, tensorboard, devices, threads)
+        _train_one(cfg, run_dir, bool(resume), quiet, loggers, devices, threads, recipe)
 
 
-def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, tensorboard: bool = False, devices: int | None = None,
-                 threads: int | None = None) -> None:
+def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, loggers: tuple = (), devices: int | None = None,
+                 threads: int | None = None, recipe: dict | None = None) -> None:
     """The same config once per seed into ``base/seed-K``, then ``base/seeds.json`` (mean ± sd)."""
     from snnkit_core.contract.errors import ConfigError
     from snnkit_core.engine.rundir import RunDir
@@ -148,7 +152,7 @@ def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, tensorboard: bo
     runs = {}
     for s in chosen:
         runs[s] = base / f"seed-{s}"
-        _train_one(cfg.evolve(seed=s), runs[s], False, quiet, tensorboard, devices, threads)
+        _train_one(cfg.evolve(seed=s), runs[s], False, quiet, loggers, devices, threads, recipe)
     report = seeds_report(runs)
     RunDir(base).write_json("seeds.json", report)
     from .protocol_cmds import render_seeds
@@ -156,10 +160,12 @@ def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, tensorboard: bo
     render_seeds(report, base / "seeds.json")
 
 
-def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard: bool = False,
-               devices: int | None = None, threads: int | None = None) -> None:
+def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, loggers: tuple = (),
+               devices: int | None = None, threads: int | None = None, recipe: dict | None = None) -> None:
     """Check everything (components, --out, data) before a run directory is written, then train and render.
-    ``run_dir`` None: a unique default name under runs/."""
+    ``run_dir`` None: a unique default name under runs/. ``recipe``: what the recipes filled in (printed, and
+    recorded in manifest.json)."""
+    from snnkit.recipes import describe as describe_recipe
     from snnkit.run import default_run_name, make_unique_dir
     from snnkit_core.contract.errors import ConfigError
     from snnkit_core.engine import rundir
@@ -173,13 +179,16 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard
 
         if run_dir is None:
             run_dir = make_unique_dir(Path("runs"), default_run_name(cfg))
-        return launch_train(devices, cfg, run_dir, resume=resume, quiet=quiet, tensorboard=tensorboard, threads=threads)
+        if recipe:  # the processes get the filled config as a file, so they fill nothing themselves
+            console.print(describe_recipe(recipe), markup=False, highlight=False, soft_wrap=True)
+        launch_train(devices, cfg, run_dir, resume=resume, quiet=quiet, loggers=loggers, threads=threads)
+        return _record_recipe(run_dir, recipe) if recipe else None
     if world.active and run_dir is None:
         raise ConfigError("under torchrun every process must name the same run directory: give --out DIR")
     built = build(cfg)  # every component and parameter checked before anything is read or written
     if not resume and world.main:
         rundir.RunDir(run_dir).check_new() if run_dir else rundir.check_writable(Path("runs"), "the runs folder")
-    tb = None
+    trackers = []
     with RichProgress(enabled=not quiet and sys.stderr.isatty()) as progress:
         data, val_info = None, None
         if not world.active:  # one process: load and check the data before the header; several: train() loads
@@ -188,38 +197,45 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, tensorboard
             data = (train_data, val_data, test_data)
         if run_dir is None:  # unique even for two runs started in the same second
             run_dir = make_unique_dir(Path("runs"), default_run_name(cfg))
-        if tensorboard and world.main:  # fail before training when the extra is missing; rank 0 alone writes
-            from .tensorboard import TensorBoardWriter
+        if world.main:  # fail before training on an unknown logger or a missing extra; rank 0 alone logs
+            from .loggers import open_loggers
 
-            tb = TensorBoardWriter(run_dir)
+            trackers = open_loggers(loggers, run_dir, cfg)
         console.print(
             (f"resuming [bold]{escape(str(run_dir))}[/]: " if resume else "")
             + f"[bold]snnkit train[/] neuron={cfg.neuron} conn={cfg.conn} rule={'+'.join(cfg.rules)} "
               f"dataset={cfg.dataset} "
             f"hidden={','.join(map(str, cfg.hidden))} epochs={cfg.epochs} -> {escape(str(run_dir))}"
         )
+        if recipe:
+            console.print(describe_recipe(recipe), markup=False, highlight=False, soft_wrap=True)
         # e.g. no C compiler: the torch loops run (the manifest records it too)
         for note in plan_notes(built.network.plan_report()):
             err_console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+        finished = False
         try:
-            last, table = _epochs(cfg, run_dir, resume, progress, built, data, val_info, tb)
+            last, table = _epochs(cfg, run_dir, resume, progress, built, data, val_info, trackers, recipe)
+            finished = True
         finally:
-            if tb is not None:
-                tb.close()
+            for tracker in trackers:
+                tracker.close(finished)
     _render_result(run_dir, last, table)
 
 
-def _epochs(cfg, run_dir: Path, resume: bool, progress, built, data, val_info, tb):
-    """Train, printing one line per epoch; returns the last record and the epoch table. Ctrl-C says how to resume."""
+def _epochs(cfg, run_dir: Path, resume: bool, progress, built, data, val_info, trackers, recipe=None):
+    """Train, printing one line per epoch; returns the last record and the epoch table. Ctrl-C says how to resume.
+    ``recipe`` (what the recipes filled in) joins manifest.json once the first epoch has written the run."""
     from snnkit_core.engine.training import train as run_train
 
     table = epoch_table()
     last = None
     try:
         for rec in run_train(cfg, run_dir, resume=resume, progress=progress, built=built, data=data, val_info=val_info):
+            if last is None and recipe and not resume:
+                _record_recipe(run_dir, recipe)
             last = rec
-            if tb is not None:
-                tb.add(rec.to_json())
+            for tracker in trackers:
+                tracker.epoch(rec.to_json())
             table.add_row(*epoch_row(rec))
             console.print(
                 f"epoch {rec.epoch:>3}  loss {rec.train_loss:.4f}  train {100 * rec.train_accuracy:6.2f}%  "
@@ -237,6 +253,17 @@ def _epochs(cfg, run_dir: Path, resume: bool, progress, built, data, val_info, t
         )
         sys.exit(130)
     return last, table
+
+
+def _record_recipe(run_dir: Path, recipe: dict) -> None:
+    """Add ``recipe`` (key -> value and the component it came from) to the run's manifest.json (rank 0 only)."""
+    from snnkit_core.engine.distributed import env_world
+    from snnkit_core.engine.rundir import RunDir
+
+    run = RunDir(run_dir)
+    manifest = run.read_json(RunDir.MANIFEST)
+    if env_world().main and isinstance(manifest, dict):
+        run.write_json(RunDir.MANIFEST, {**manifest, "recipe": recipe}, fault="manifest")
 
 
 def _render_result(run_dir: Path, last, table) -> None:

@@ -13,6 +13,7 @@ class Component:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""  # one line; `snnkit info` prints the class docstring too
     params: ClassVar[tuple[Param, ...]] = ()
+    recipe: ClassVar[dict[str, Any]] = {}  # what it needs to learn where the user chose nothing (plugins.md#recipes)
 
     @classmethod
     def resolve(cls, given: dict[str, Any] | None) -> dict[str, Any]:

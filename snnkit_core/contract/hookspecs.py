@@ -1,4 +1,4 @@
-"""The whole plugin contract of snnkit: six hooks.
+"""The whole plugin contract of snnkit: seven hooks.
 
 A plugin is a module (or object) listed under the ``snnkit`` entry-point group. It implements any of the
 hooks below with ``@snnkit_core.hookimpl``. Each ``register_*`` hook receives a ``register`` callback; call
@@ -53,3 +53,9 @@ def register_implementations(register):
 
     :param register: callback taking the implementation.
     """
+
+
+@hookspec
+def register_loggers(register):
+    """Register experiment trackers for ``snnkit train --logger NAME``: ``register(cls)`` with ``cls`` a subclass
+    of ``snnkit_cli.loggers.Logger`` (see docs/plugins.md)."""

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from snnkit_core import Compatibility, LearningRule, Param
 from snnkit_core.contract.surrogate import KINDS
+from snnkit_rules.schedules import make_schedule, schedule_params
 
 
 class BPTT(LearningRule):
@@ -28,13 +29,7 @@ class BPTT(LearningRule):
         Param("surrogate_width", 0.0, "surrogate width (0: the neuron's default)"),
         Param("grad_clip", 0.0, "clip the global gradient norm to this value (0: off)"),
         Param("optimizer", "adam", "optimizer", choices=("adam", "adamw")),
-        Param(
-            "scheduler", "none",
-            "per-epoch LR schedule: onecycle = OneCycleLR(max_lr = each group's lr, total_steps = epochs, PyTorch "
-            "defaults incl. cycle_momentum, so Adam beta1 cycles 0.95 -> 0.85 -> 0.95); "
-            "cosine = CosineAnnealingLR(T_max = epochs)",
-            choices=("none", "onecycle", "cosine"),
-        ),
+        *schedule_params("none"),
     )
     compatibility = Compatibility(neuron_caps=("has_surrogate",))
     readout = "linear"  # CE on a summed spiking readout saturates; see docs/rules/bptt.md
@@ -59,16 +54,7 @@ class BPTT(LearningRule):
         return cls(groups, lr=lr, weight_decay=weight_decay)
 
     def make_scheduler(self, optimizer, epochs):
-        kind = self.hparams["scheduler"]
-        if kind == "onecycle":
-            # stepped once per epoch by the training loop (ASRC's code does the same), so total_steps = epochs
-            return torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=max(int(epochs), 1)
-            )
-        if kind == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(int(epochs), 1))
-        return None
-
+        return make_schedule(self.hparams, optimizer, epochs)
 
 def register(register):
     register(BPTT)

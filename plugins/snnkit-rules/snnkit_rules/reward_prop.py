@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from snnkit_core import Compatibility, LearningRule, Param
+from snnkit_rules.schedules import make_schedule, schedule_params
 
 
 class RewardProp(LearningRule):
@@ -44,12 +45,18 @@ class RewardProp(LearningRule):
     params = (
         Param("lr", 1e-4, "Adam learning rate (used when --lr is not given)"),
         Param("weight_decay", 1e-5, "Adam weight decay"),
-        Param("step_size", 20, "StepLR: multiply the learning rate by step_gamma every step_size epochs",
-              unit="epochs"),
-        Param("step_gamma", 0.8, "StepLR factor"),
+        *schedule_params("step"),  # the authors' StepLR(20, 0.8)
         Param("minus_h", False, "paper eq. 7's '- h': the replaced gradient is RP·B - s (not in the authors' code)"),
     )
     compatibility = Compatibility(neuron_caps=("has_surrogate", "has_spike_hook"))
+    # filled in where the user chose nothing (`snnkit train --rule reward-prop`): lr 1e-2 (chosen on espeak-digits'
+    # validation split) and, as one group (all or nothing), the authors' deep form: the 39 x 39 fbank-l1 image fed at
+    # every step into a spiking conv (4 x 20 x 20), pool, a sparse recurrent layer and a feedforward layer.
+    # docs/rules/reward-prop.md#recipe
+    recipe = {"neuron": "nrr", "conn": "sparse", "rule.reward-prop.lr": 1e-2,
+              "deep image form": {"hidden": (1600, 128, 128), "conn.conv_kernel": 5, "conn.conv_input": "image",
+                                  "conn.conv_stride": 2, "conn.recurrent_layers": "1", "dataset.features": "fbank-l1",
+                                  "dataset.n_mels": 39, "dataset.steps": 39}}
     readout = "linear"
     owns_scan = True
 
@@ -140,9 +147,7 @@ class RewardProp(LearningRule):
         return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
 
     def make_scheduler(self, optimizer, epochs):
-        hp = self.hparams
-        step = max(int(hp["step_size"]), 1)
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step, gamma=hp["step_gamma"])
+        return make_schedule(self.hparams, optimizer, epochs)
 
     def state_dict(self):
         return {"B": [b.clone() for b in self.B]}

@@ -79,6 +79,7 @@ from snnkit_core import Compatibility, LearningRule, Param
 from snnkit_core.contract.compat import Reason
 from snnkit_core.contract.errors import IncompatibleError
 from snnkit_core.contract.implementations import find
+from snnkit_rules.schedules import make_schedule, schedule_params
 
 # ----------------------------------------------------------------------------------------- layer scan
 
@@ -382,6 +383,7 @@ class TSSLBP(LearningRule):
         Param("weight_decay", 0.01, "decoupled weight decay of AdamW (the reference code's PyTorch default)"),
         Param("optimizer", "adamw", "optimizer (reference: AdamW; the ScSr paper says Adam)",
               choices=("adamw", "adam")),
+        *schedule_params("none"),
         Param("backward", "surrogate", "surrogate: G = f(u)·conv at every neuron and step (default); 2021: final "
               "public all-or-none form (the reference code); 2020: older form, layer-level warm-up; "
               "hybrid: 2021 in the output layer, surrogate in hidden layers",
@@ -409,6 +411,7 @@ class TSSLBP(LearningRule):
     # hidden recurrence of at most a diagonal (1-step) self weight, folded into the backward; none at the output
     compatibility = Compatibility(neuron_caps=("has_psc", "has_leak"), recurrence=frozenset({"none", "diagonal"}),
                                   output_recurrence=frozenset({"none"}))
+    recipe = {"neuron": "lif", "conn": "srsc"}  # ScSr-SNN: what `snnkit train --rule tssl-bp` fills in
     readout = "spiking"
     owns_scan = True  # every spiking layer runs TSSLScan; --backend triton|reference cannot apply
 
@@ -543,6 +546,9 @@ class TSSLBP(LearningRule):
         if self.hparams["optimizer"] == "adamw":
             return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay)
         return torch.optim.Adam(groups, lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay)
+
+    def make_scheduler(self, optimizer, epochs):
+        return make_schedule(self.hparams, optimizer, epochs)
 
     def describe(self, network):
         """This epoch's :class:`TrainingStats` per layer (then reset), under ``tssl`` in metrics.jsonl."""

@@ -132,6 +132,26 @@ def test_singular_system_falls_back_to_pinv_and_never_gives_nan():
         solve_batched(a, rhs, fallback="error")
 
 
+def test_a_batched_solve_that_raises_is_done_per_sample(monkeypatch):
+    """torch's threaded batched CPU LU can raise 'Pivots given to lu_solve ...' on a sound batch (seen with torch
+    2.13 and 2 threads); the solve then goes sample by sample, and a sample that still raises takes the fallback."""
+    d = _system()
+    a = _parts(d)[0]
+    want, _ = solve_batched(a, d["delta"])
+    solve_ex = torch.linalg.solve_ex
+
+    def flaky(m, b):  # the batch raises, and so does sample 0 alone
+        if m.dim() == 3 or bool((m == a[0]).all()):
+            raise RuntimeError("Pivots given to lu_solve must all be greater or equal to 1.")
+        return solve_ex(m, b)
+
+    monkeypatch.setattr(torch.linalg, "solve_ex", flaky)
+    x, nbad = solve_batched(a, d["delta"])
+    assert nbad == 1 and bool(torch.isfinite(x).all())
+    torch.testing.assert_close(x[1:], want[1:])
+    torch.testing.assert_close(x[0], torch.linalg.pinv(a[0], rtol=1e-6) @ d["delta"][0])
+
+
 # ---------------------------------------------------------------------------------------- tiny networks
 
 
