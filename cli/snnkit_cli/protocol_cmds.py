@@ -52,17 +52,19 @@ def _expected_errors(fn):
 @click.option("--no-write", is_flag=True, help="Do not write RUN_DIR/eval/<split>.json.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans (default: "
                                                             "torch's, one per core).")
-@click.option("--noise", metavar="P[,P...]", help="Replace a proportion P of the input entries by uniform noise "
-                                                  "(seeded) and "
-              "report per-sample and per-frame accuracy and Acc(P)/Acc(0) for each P; writes "
-              "RUN_DIR/noise/<split>.json "
-              "and a PNG (with matplotlib). See docs/rules/reward-prop.md.")
+@click.option("--noise", metavar="P[,P...]", help="Evaluate with noise of proportion P (--noise-kind) and report "
+              "per-sample and per-frame accuracy and Acc(P)/Acc(0) for each P; writes RUN_DIR/noise/<split>.json and a "
+              "PNG (with matplotlib). See docs/rules/reward-prop.md.")
+@click.option("--noise-kind", type=click.Choice(["multiplicative", "uniform"]), default="multiplicative",
+              show_default=True, help="multiplicative: every hidden layer's input x becomes x(1 + P sgn(u - 0.5)) per "
+              "element and step (the NRR-SNN authors'; the input-noise rule); uniform: a proportion P of the network "
+              "input's entries is replaced by values uniform over the split's range.")
 @click.option("--noise-seed", type=int, default=0, show_default=True, help="Seed of the noise draws.")
 @click.option("--neurobench", is_flag=True, help="NeuroBench's metrics (footprint, connection and activation sparsity, "
               "synaptic operations, accuracy), computed by the neurobench package on --split (test by default); "
               "writes RUN_DIR/eval/neurobench.json. Needs pip install snnkit[neurobench]. See docs/neurobench.md.")
 def eval_cmd(run_dir, split, weights, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json,
-             no_write, threads, noise, noise_seed, neurobench):
+             no_write, threads, noise, noise_kind, noise_seed, neurobench):
     """Evaluate a run (or every run under a folder): accuracy, per-class accuracy and confusion matrix per split.
 
     Writes RUN_DIR/eval/<split>.json unless --no-write, --dataset or --set (numbers on other data are not the run's).
@@ -79,7 +81,7 @@ def eval_cmd(run_dir, split, weights, checkpoint, dataset, sets, data_dir, limit
         from .noise_eval import noise_eval
 
         return _expected_errors(noise_eval)(run_dir, noise, noise_seed, split, checkpoint, data_dir, batch_size, device,
-                                            as_json, no_write, threads)
+                                            as_json, no_write, threads, noise_kind)
     _expected_errors(_eval)(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend,
                             as_json, no_write, threads)
 
