@@ -2,10 +2,10 @@
 
 The stable Python API (docs/api.md), loaded on first use so ``import snnkit`` stays light:
 
-* :func:`build` -> :class:`~snnkit.model.Model`: a network with its rules, trainable in your own loop exactly as
+* :func:`build` -> :class:`Model`: a network with its rules, trainable in your own loop exactly as
   ``snnkit train`` trains it (``model.step``, ``model.optimizer()``, ``model.end_epoch``);
-* :func:`train` -> :class:`~snnkit.run.Run`: ``snnkit train`` from Python, the same run directory;
-* :func:`load_run` -> :class:`~snnkit.run.Run`: a run directory with its best weights, ``.predict``, ``.evaluate``;
+* :func:`train` -> :class:`Run`: ``snnkit train`` from Python, the same run directory;
+* :func:`load_run` -> :class:`Run`: a run directory with its best weights, ``.predict``, ``.evaluate``;
 * :func:`components` and :func:`component`: the installed neurons, connectivities, rules and datasets.
 
 :mod:`snnkit.testing` holds the contract tests a plugin subclasses (also loaded as a pytest plugin). Everything

@@ -57,9 +57,10 @@ class Model(nn.Module):
     """A planned network with its rules, dataset and configuration (a ``torch.nn.Module``).
 
     ``model(x)`` maps ``x`` (B, T, C), batch first as :class:`ArrayData` holds it, to logits (B, K). A training
-    loop that matches ``snnkit train`` step for step: ``opt = model.optimizer()``, ``sched =
-    model.scheduler(opt)``, then per epoch ``for batch in model.batches(train, epoch): model.step(batch, opt)``
-    and ``model.end_epoch(epoch, sched)``. ``model.network`` is the underlying network.
+    loop that matches ``snnkit train`` step for step: ``opt = model.optimizer()``,
+    ``sched = model.scheduler(opt)``, then per epoch
+    ``for batch in model.batches(train, epoch): model.step(batch, opt)`` and ``model.end_epoch(epoch, sched)``.
+    ``model.network`` is the underlying network.
     """
 
     def __init__(self, built: Built):

@@ -101,3 +101,25 @@ def test_reward_prop_trains_frame_level_timit(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     rows = json.loads(res.output)[0]["rows"]
     assert rows[0]["n"] == 48 and 0 <= rows[0]["frame_accuracy"] <= 1  # MDAB0: 2 utterances x 24 kept frames
+
+
+def test_multiplicative_noise_is_the_input_noise_rule_on_the_trained_network(nrr_run):
+    """--noise-kind multiplicative (the default) evaluates the trained network with the input-noise rule's
+    perturbation on every hidden layer's input, drawn from torch's generator seeded with seed * 1000 + index of P."""
+    import snnkit
+    from snnkit_rules.input_noise import attach
+
+    res = CliRunner().invoke(cli, ["eval", str(nrr_run), "--noise", "0.3", "--json", "--no-write", "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    rec = json.loads(res.output)[0]
+    assert rec["kind"] == "multiplicative" and [r["p"] for r in rec["rows"]] == [0.0, 0.3]
+    run = snnkit.load_run(nrr_run)
+    test = run.model.splits()[2]
+    attach(run.model.network, 0.3)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0 * 1000 + 1)  # P = 0.3 is the second proportion evaluated
+        by_hand = float((run.model.predict(test) == test.y).float().mean())
+    assert rec["rows"][1]["accuracy"] == pytest.approx(by_hand)
+    uniform = CliRunner().invoke(cli, ["eval", str(nrr_run), "--noise", "0.3", "--noise-kind", "uniform", "--json",
+                                       "--no-write"])
+    assert json.loads(uniform.output)[0]["kind"] == "uniform"

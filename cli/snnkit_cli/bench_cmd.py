@@ -17,7 +17,8 @@ from .render import console
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--repeats", default=20, show_default=True, type=click.IntRange(min=1), help="Timed steps per path "
                                                                                            "(median reported).")
-@click.option("--warmup", default=3, show_default=True, type=click.IntRange(min=0))
+@click.option("--warmup", default=3, show_default=True, type=click.IntRange(min=0), help="Untimed steps per path "
+              "before the timed ones (compilation, caches).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of a table.")
 @click.option("--steps", type=click.IntRange(min=1), help="Time steps T of every workload (default: each workload's "
                                                           "own).")

@@ -31,7 +31,7 @@ def _dataset(name, data_dir, sets):
 
 @data.command("prepare")
 @click.argument("name")
-@click.option("--data-dir", type=click.Path())
+@click.option("--data-dir", type=click.Path(), help="Data root (or the corpus folder); default $SNNKIT_DATA.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Dataset parameter (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @expected_errors
@@ -51,8 +51,8 @@ def data_prepare(name, data_dir, sets, quiet):
 
 @data.command("info")
 @click.argument("name")
-@click.option("--data-dir", type=click.Path())
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE")
+@click.option("--data-dir", type=click.Path(), help="Data root (or the corpus folder); default $SNNKIT_DATA.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Dataset parameter (repeatable).")
 @expected_errors
 def data_info(name, data_dir, sets):
     """Shapes, class counts and cache location of a dataset."""

@@ -10,6 +10,9 @@ from snnkit_core.contract import plugins
 from .errors import expected_errors  # noqa: F401  (re-exported for older imports)
 from .render import err_console
 
+#: a plugin whose entry module takes longer than this to import is named in a warning (every command pays it)
+SLOW_PLUGIN_S = 0.5
+
 
 def add_commands(cli) -> list[str]:
     """Let every plugin add its CLI commands; returns one message per plugin whose hook raised.
@@ -32,6 +35,14 @@ def add_commands(cli) -> list[str]:
     return problems
 
 
+def slow_plugins(limit: float = SLOW_PLUGIN_S) -> list[str]:
+    """One message per plugin whose entry module took more than ``limit`` seconds to import."""
+    return [f"plugin {p.name!r} took {p.load_s:.1f} s to load its entry module, which slows every snnkit command "
+            f"(`snnkit --help` included). This is an issue with plugin {p.name!r}, not snnkit: its entry module "
+            "should import heavy modules (torch) inside its hook functions (docs/plugins.md, 'The smallest plugin')."
+            for p in plugins.load_plugins() if p.load_s is not None and p.load_s > limit]
+
+
 class SnnkitGroup(click.Group):
     """Adds plugin commands lazily, so a broken plugin cannot break ``snnkit --help``."""
 
@@ -41,7 +52,7 @@ class SnnkitGroup(click.Group):
         if self._plugins_added:
             return
         self._plugins_added = True
-        for problem in add_commands(self):
+        for problem in add_commands(self) + slow_plugins():
             err_console.print("[yellow]warning:[/] " + escape(problem), highlight=False)
 
     def list_commands(self, ctx):

@@ -12,7 +12,8 @@ from rich.table import Table
 from .render import console
 
 
-def noise_eval(run_dir, noise, seed, split, checkpoint, data_dir, batch_size, device, as_json, no_write, threads=None):
+def noise_eval(run_dir, noise, seed, split, checkpoint, data_dir, batch_size, device, as_json, no_write, threads=None,
+               kind="multiplicative"):
     from snnkit_cli.host import set_threads
     from snnkit_cli.robustness import noise_curve, parse_proportions, plot_noise
     from snnkit_core.contract.errors import MissingDependencyError, SnnkitError
@@ -30,7 +31,7 @@ def noise_eval(run_dir, noise, seed, split, checkpoint, data_dir, batch_size, de
     results = []
     for run in runs:
         rec = noise_curve(run, ps, seed=seed, split=split, checkpoint=checkpoint, data_dir=data_dir,
-                          batch_size=batch_size, device=device, write=not no_write)
+                          batch_size=batch_size, device=device, write=not no_write, kind=kind)
         if not no_write:
             try:
                 rec["png"] = str(plot_noise({run.name: rec["rows"]}, run / "noise" / f"{split}.png"))
@@ -41,9 +42,8 @@ def noise_eval(run_dir, noise, seed, split, checkpoint, data_dir, batch_size, de
         results.append(rec)
         if as_json:
             continue
-        t = Table(title=f"{escape(str(run))}: {split} under noise ({rec['checkpoint']} checkpoint, epoch "
-                        f"{rec['epoch']}, "
-                        f"seed {seed})", show_edge=False)
+        t = Table(title=f"{escape(str(run))}: {split} under {rec['kind']} noise (weights: {rec['checkpoint']}, "
+                        f"epoch {rec['epoch']}, seed {seed})", show_edge=False)
         for col in ("P", "accuracy", "frame accuracy", "Acc(P)/Acc(0)"):
             t.add_column(col, justify="right")
         for r in rec["rows"]:

@@ -33,13 +33,15 @@ def _expected_errors(fn):
 @click.command("eval")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--split", default="test", show_default=True, help="train, val, test, or all (every split the run has).")
-@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True,
-              help="best: the best-on-validation weights (best.pt; the last checkpoint when the run has none); last: "
-                   "checkpoint.pt.")
+@click.option("--weights", type=click.Choice(["best", "last"]), default="best", show_default=True,
+              help="best.pt (best validation epoch; the last checkpoint when the run has none), as `snnkit plot` and "
+                   "`export`, or checkpoint.pt (last epoch).")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), hidden=True,
+              help="Deprecated spelling of --weights; still works, with a warning.")
 @click.option("--dataset", help="Evaluate on another dataset with the same shapes.")
 @click.option("--set", "sets", multiple=True, metavar="dataset.KEY=VALUE",
               help="Dataset parameter for this evaluation (e.g. dataset.test_speakers=george); repeatable.")
-@click.option("--data-dir", type=click.Path())
+@click.option("--data-dir", type=click.Path(), help="Data root, when the run's data has moved (default: the run's).")
 @click.option("--limit", type=click.IntRange(min=1), help="At most N examples (default: the run's own --limit, if "
                                                           "any).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Evaluation batch size (default: the run's).")
@@ -50,21 +52,28 @@ def _expected_errors(fn):
 @click.option("--no-write", is_flag=True, help="Do not write RUN_DIR/eval/<split>.json.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans (default: "
                                                             "torch's, one per core).")
-@click.option("--noise", metavar="P[,P...]", help="Replace a proportion P of the input entries by uniform noise "
-                                                  "(seeded) and "
-              "report per-sample and per-frame accuracy and Acc(P)/Acc(0) for each P; writes "
-              "RUN_DIR/noise/<split>.json "
-              "and a PNG (with matplotlib). See docs/rules/reward-prop.md.")
+@click.option("--noise", metavar="P[,P...]", help="Evaluate with noise of proportion P (--noise-kind) and report "
+              "per-sample and per-frame accuracy and Acc(P)/Acc(0) for each P; writes RUN_DIR/noise/<split>.json and a "
+              "PNG (with matplotlib). See docs/rules/reward-prop.md.")
+@click.option("--noise-kind", type=click.Choice(["multiplicative", "uniform"]), default="multiplicative",
+              show_default=True, help="multiplicative: every hidden layer's input x becomes x(1 + P sgn(u - 0.5)) per "
+              "element and step (the NRR-SNN authors'; the input-noise rule); uniform: a proportion P of the network "
+              "input's entries is replaced by values uniform over the split's range.")
 @click.option("--noise-seed", type=int, default=0, show_default=True, help="Seed of the noise draws.")
 @click.option("--neurobench", is_flag=True, help="NeuroBench's metrics (footprint, connection and activation sparsity, "
               "synaptic operations, accuracy), computed by the neurobench package on --split (test by default); "
               "writes RUN_DIR/eval/neurobench.json. Needs pip install snnkit[neurobench]. See docs/neurobench.md.")
-def eval_cmd(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json, no_write,
-             threads, noise, noise_seed, neurobench):
+def eval_cmd(run_dir, split, weights, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json,
+             no_write, threads, noise, noise_kind, noise_seed, neurobench):
     """Evaluate a run (or every run under a folder): accuracy, per-class accuracy and confusion matrix per split.
 
     Writes RUN_DIR/eval/<split>.json unless --no-write, --dataset or --set (numbers on other data are not the run's).
     """
+    if checkpoint is not None:
+        err_console.print(f"[yellow]warning[/]: --checkpoint is deprecated and will be removed; use --weights "
+                          f"{checkpoint} (the option `snnkit plot` and `snnkit export` take too)")
+        weights = checkpoint
+    checkpoint = weights
     if neurobench:
         return _expected_errors(_neurobench)(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size,
                                              device, as_json, no_write, threads, noise)
@@ -72,7 +81,7 @@ def eval_cmd(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_s
         from .noise_eval import noise_eval
 
         return _expected_errors(noise_eval)(run_dir, noise, noise_seed, split, checkpoint, data_dir, batch_size, device,
-                                            as_json, no_write, threads)
+                                            as_json, no_write, threads, noise_kind)
     _expected_errors(_eval)(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend,
                             as_json, no_write, threads)
 
@@ -141,8 +150,8 @@ def _eval(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size
         return
     if len(runs) > 1:
         t = Table(title=f"{len(results)} runs under {escape(str(run_dir))}")
-        for col in ("run", "checkpoint", "epoch", "split", "n", "accuracy", "loss"):
-            t.add_column(col, justify="left" if col in ("run", "checkpoint", "split") else "right")
+        for col in ("run", "weights", "epoch", "split", "n", "accuracy", "loss"):
+            t.add_column(col, justify="left" if col in ("run", "weights", "split") else "right")
         for res in results:
             for s, rec in res["splits"].items():
                 t.add_row(escape(res["run"]), res["checkpoint"], str(res["epoch"]), s, str(rec["n"]),
@@ -158,7 +167,7 @@ def _render_eval(res: dict, detail: bool) -> None:
     for s, rec in res["splits"].items():
         console.print(
             f"{escape(res['run'])}: {s} accuracy [bold]{100 * rec['accuracy']:.2f}%[/] ({rec['n']} examples), "
-            f"loss {rec['loss']:.4f}  [dim]({res['checkpoint']} checkpoint, epoch {res['epoch']})[/]",
+            f"loss {rec['loss']:.4f}  [dim](weights: {res['checkpoint']}, epoch {res['epoch']})[/]",
             soft_wrap=True,  # one line per split, whatever the path's length (scripts grep it)
         )
         if not detail:

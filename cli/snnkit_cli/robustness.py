@@ -1,23 +1,23 @@
-"""Noise robustness (the NRR-SNN paper's Fig. 6-7): accuracy of a trained run when a proportion P of its test
-input is replaced by uniform noise, per sample and per frame.
+"""Noise robustness (the NRR-SNN paper's Fig. 6-7): accuracy of a trained run under noise of proportion P.
 
-Noise. For each evaluated batch x (T, B, C) (the network input, after the dataset's own encoding), every
-entry is independently replaced, with probability P, by a value drawn uniformly from [lo, hi], the smallest
-and largest input value of the evaluated split (so the noise has the data's own range and units). Draws come
-from a generator seeded with ``seed`` and the index of P: the same P and seed give the same noisy inputs.
+Noise, two kinds. ``multiplicative`` (the default; the NRR-SNN authors' code): every hidden layer's input x
+becomes ``x * (1 + P * sgn(u - 0.5))`` per element and time step, u uniform in [0, 1) (the ``input-noise`` rule's
+perturbation, attached to the trained network for the evaluation). ``uniform``: each entry of the network input
+(after the dataset's own encoding) is replaced, with probability P, by a value uniform over [lo, hi], the smallest
+and largest input value of the evaluated split. Draws are seeded with ``seed`` and the index of P.
 
 Accuracy. Per sample: argmax of the rule's class scores (Σ_t of the readout). Per frame (the authors' code's
 measure): argmax of the readout ``out[t]`` at each step against the sample's label, averaged over all steps
 and samples.
 
-Robust ratio. The paper defines RobustRatio = Acc(noiseless train, noisy test) / Acc(noisy train, noisy
-test), which needs a second model trained on noisy data for each P. snnkit evaluates models trained on clean
-data, so it reports ``ratio = Acc(P) / Acc(0)``: the share of the clean accuracy kept under noise (1 = not
-affected). Both numerators are the same quantity; only the reference differs.
+Robust ratio. The paper defines RobustRatio = Acc(noiseless train, noisy test) / Acc(noisy train, noisy test).
+This module computes the numerator (and ``ratio = Acc(P) / Acc(0)``, the share of the clean accuracy kept); the
+denominator is the test accuracy of a run trained with the ``input-noise`` rule at the same P.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,8 @@ from snnkit_core.contract.errors import ConfigError, SnnkitError
 from snnkit_core.contract.interfaces import ArrayData
 from snnkit_core.engine.data import indexed_batches, to_batch
 from snnkit_core.engine.rundir import RunDir
+
+KINDS = ("multiplicative", "uniform")
 
 
 def add_noise(x: torch.Tensor, p: float, lo: float, hi: float, generator: torch.Generator) -> torch.Tensor:
@@ -62,10 +64,34 @@ def _range(data: ArrayData, batch_size: int) -> tuple[float, float]:
     return lo, hi
 
 
-def noisy_accuracy(
-    built, data: ArrayData, p: float, batch_size: int, seed: int, lo: float, hi: float
-) -> dict[str, float]:
-    """Per-sample and per-frame accuracy of ``built`` on ``data`` with a proportion ``p`` of noise."""
+def noisy_accuracy(built, data: ArrayData, p: float, batch_size: int, seed: int, lo: float, hi: float,
+                   kind: str = "uniform") -> dict[str, float]:
+    """Per-sample and per-frame accuracy of ``built`` on ``data`` with noise of proportion ``p`` (``kind``)."""
+    if kind not in KINDS:
+        raise ConfigError(f"noise kind must be one of {', '.join(KINDS)}; got {kind!r}")
+    with torch.random.fork_rng(devices=[]), _hidden_noise(built, p if kind == "multiplicative" else 0.0):
+        torch.manual_seed(seed)  # the multiplicative draws come from torch's generator, here forked and seeded
+        return _accuracy(built, data, p if kind == "uniform" else 0.0, batch_size, seed, lo, hi)
+
+
+@contextlib.contextmanager
+def _hidden_noise(built, p: float):
+    """The ``input-noise`` rule's perturbation on every hidden layer's input for the block (none when p is 0)."""
+    if p == 0:
+        yield
+        return
+    from snnkit_core.contract.plugins import get_registry
+
+    rule = get_registry().get("rule", "input-noise")(p=p)
+    rule.setup(built.network)
+    try:
+        yield
+    finally:
+        for handle in rule.handles:
+            handle.remove()
+
+
+def _accuracy(built, data: ArrayData, p: float, batch_size: int, seed: int, lo: float, hi: float) -> dict:
     net, rule = built.network, built.gradient_rule
     gen = torch.Generator().manual_seed(seed)
     enc = torch.Generator().manual_seed(0)  # the dataset's own encoding draws: as in evaluation
@@ -87,7 +113,7 @@ def noisy_accuracy(
 
 def noise_curve(run_dir: str | Path, proportions: Iterable[float], *, seed: int = 0, split: str = "test",
                 checkpoint: str = "best", data_dir: str | None = None, batch_size: int | None = None,
-                device: str | None = None, write: bool = True) -> dict[str, Any]:
+                device: str | None = None, write: bool = True, kind: str = "multiplicative") -> dict[str, Any]:
     """Accuracy (per sample and per frame) and ratio Acc(P)/Acc(0) of a run for each noise proportion P.
 
     P = 0 is always evaluated (the ratio's reference). With ``write``, the record goes to
@@ -107,13 +133,13 @@ def noise_curve(run_dir: str | Path, proportions: Iterable[float], *, seed: int 
     lo, hi = _range(data, bs)
     rows = []
     for i, p in enumerate(ps):
-        rows.append({"p": p, **noisy_accuracy(built, data, p, bs, seed * 1000 + i, lo, hi)})
+        rows.append({"p": p, **noisy_accuracy(built, data, p, bs, seed * 1000 + i, lo, hi, kind)})
     clean = rows[0]
     for r in rows:
         r["ratio"] = r["accuracy"] / clean["accuracy"] if clean["accuracy"] > 0 else None
         r["frame_ratio"] = r["frame_accuracy"] / clean["frame_accuracy"] if clean["frame_accuracy"] > 0 else None
     rec = {"run": str(run), "split": split, "checkpoint": used, "epoch": int(ck.get("epoch", -1)) + 1, "seed": seed,
-           "noise_range": [lo, hi], "ratio": "Acc(P) / Acc(0) (see snnkit_cli.robustness)", "rows": rows}
+           "kind": kind, "noise_range": [lo, hi], "ratio": "Acc(P) / Acc(0) (see snnkit_cli.robustness)", "rows": rows}
     if write:
         run.write_json(f"noise/{split}.json", rec)
     return rec

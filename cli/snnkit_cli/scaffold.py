@@ -219,16 +219,18 @@ def _files(name: str, kind: str) -> dict[str, str]:
         f"{pkg}/{module}.py": component,
         f"{pkg}/plugin.py": f'''"""Entry point of snnkit-{name}.
 
-snnkit calls these hooks once, each with a ``register`` callback.
+snnkit imports this module for every command (``snnkit --help`` included), and calls the hooks once, each with a
+``register`` callback, only when a command needs the components. So this module imports nothing heavy: the
+component (and with it torch) is imported inside the hook.
 """
 
 from snnkit_core import hookimpl
 
-from .{module} import {cls}
-
 
 @hookimpl
 def {_HOOK[kind]}(register):
+    from .{module} import {cls}
+
     register({cls})
 ''',
         "tests/test_contracts.py": f'''"""snnkit's contract tests for {name} (snnkit.testing).

@@ -8,63 +8,82 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
+from snnkit_core.engine.config import TrainConfig
+
 from .errors import expected_errors
+from .helptext import option
 from .render import RichProgress, console, epoch_row, epoch_table, err_console, plan_notes, warn_damaged
+
+_D = TrainConfig()  # the defaults --help shows: what a run gets when neither the options, --config nor --preset set it
+
+
+def _shown(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 @click.command()
-@click.option("--neuron", help="Neuron model (snnkit list-plugins).")
-@click.option("--conn", help="Connectivity: ff, self, skip, srsc, ...")
-@click.option("--rule", "rules", multiple=True, help="Learning rule; repeat to add an add-on rule (--rule tssl-bp "
-                                                     "--rule bip).")
-@click.option("--dataset", help="Dataset name (default: the shipped espeak-digits).")
-@click.option("--data-dir", type=click.Path(), help="Data root (or the corpus folder; for `arrays`, the file); default "
-                                                    "$SNNKIT_DATA.")
-@click.option("--hidden", help="Hidden layer sizes, e.g. 400,400,400.")
-@click.option("--epochs", type=int)
-@click.option("--patience", type=click.IntRange(min=1), help="Stop once the validation accuracy has not improved for "
-              "N epochs (best.pt keeps the best epoch's weights).")
-@click.option("--batch-size", type=int)
-@click.option("--lr", type=float, help="Learning rate (default: the rule's).")
-@click.option("--seed", type=int)
-@click.option("--seeds", help="Train the same config once per seed into OUT/seed-K: a count (3: seeds 0,1,2) or a list "
+@option("--neuron", help="Neuron model (snnkit list-plugins).", show_default=_D.neuron)
+@option("--conn", help="Connectivity: ff, self, skip, srsc, ...", show_default=_D.conn)
+@option("--rule", "rules", multiple=True, help="Learning rule; repeat to add an add-on rule (--rule tssl-bp "
+                                                     "--rule bip).", show_default=_shown(_D.rules))
+@option("--dataset", help="Dataset name (the default ships with snnkit).", show_default=_D.dataset)
+@option("--data-dir", type=click.Path(), help="Data root (or the corpus folder; for `arrays`, the file).",
+              show_default="$SNNKIT_DATA")
+@option("--hidden", help="Hidden layer sizes, e.g. 400,400,400.", show_default=_shown(_D.hidden))
+@option("--epochs", type=int, help="Training epochs.", show_default=str(_D.epochs))
+@option("--patience", type=click.IntRange(min=1), help="Stop once the validation accuracy has not improved for "
+              "N epochs (best.pt keeps the best epoch's weights).", show_default="never stop early")
+@option("--batch-size", type=int, help="Examples per training step (per process with --devices).",
+              show_default=str(_D.batch_size))
+@option("--lr", type=float, help="Learning rate.", show_default="the rule's")
+@option("--seed", type=int, help="Seed of the weights, the shuffling, --limit's subset and the validation carve.",
+              show_default=str(_D.seed))
+@option("--seeds", help="Train the same config once per seed into OUT/seed-K: a count (3: seeds 0,1,2) or a list "
                               "(0,1,2); writes OUT/seeds.json with mean ± sd.")
-@click.option("--val-fraction", type=float, help="Share of train held out (stratified, seeded) to choose the best "
-                                                 "epoch when the dataset has no val split; 0: none (default 0.1).")
-@click.option("--device", help="auto (GPU when there is one), cpu or cuda.")
-@click.option("--data-on-device", is_flag=True, default=None, help="Keep each split on the GPU as one tensor (no "
+@option("--val-fraction", type=float, help="Share of train held out (stratified, seeded) to choose the best "
+                                                 "epoch when the dataset has no val split; 0: none.",
+              show_default=str(_D.val_fraction))
+@option("--device", help="auto (GPU when there is one), cpu or cuda.", show_default=_D.device)
+@option("--data-on-device", is_flag=True, default=None, help="Keep each split on the GPU as one tensor (no "
                                                                    "per-batch copy).")
-@click.option("--backend", type=click.Choice(["auto", "triton", "torch", "reference"]), help="Scan implementation "
+@option("--backend", type=click.Choice(["auto", "triton", "torch", "reference"]), help="Scan implementation "
                                                                                              "(auto: fused Triton "
                                                                                              "kernels on CUDA where "
-                                                                                             "they exist).")
-@click.option("--out", "out", type=click.Path(file_okay=False), help="Run directory (default runs/<time>-<combo>).")
-@click.option("--limit", type=int, help="Train and test on at most N examples each (quick checks).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML config; options given here "
+                                                                                             "they exist).",
+              show_default=_D.backend)
+@option("--out", "out", type=click.Path(file_okay=False), help="Run directory.",
+              show_default="runs/<date>-<time>-<combo>")
+@option("--limit", type=int, help="Train and test on at most N examples each (quick checks).",
+              show_default="all")
+@option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML config; options given here "
                                                                                "override it.")
-@click.option("--preset", help="A paper recipe that ships with snnkit (snnkit presets lists them), read like --config; "
+@option("--preset", help="A paper recipe that ships with snnkit (snnkit presets lists them), read like --config; "
                               "options given here override it.")
-@click.option("--resume", type=click.Path(file_okay=False), help="Continue a killed run from its last checkpoint.")
-@click.option("--init-from", "init_from", type=click.Path(file_okay=False), help="Start a new run from the weights of "
+@option("--resume", type=click.Path(file_okay=False), help="Continue a killed run from its last checkpoint.")
+@option("--init-from", "init_from", type=click.Path(file_okay=False), help="Start a new run from the weights of "
                                                                                  "RUN_DIR's checkpoint (fine-tuning; "
                                                                                  "after a NaN/divergence with a lower "
                                                                                  "--lr).")
-@click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Component parameter, e.g. "
+@option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Component parameter, e.g. "
                                                                                 "neuron.tau_m=8 (repeatable).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--logger", "loggers", multiple=True, metavar="NAME", help="Also log the run to an experiment tracker "
-              "(repeatable): tensorboard, mlflow, wandb (offline), or one a plugin adds. See docs/plots.md.")
-@click.option("--tensorboard", is_flag=True, help="Same as --logger tensorboard.")
-@click.option("--devices", type=click.IntRange(min=1), help="Data-parallel over N processes on this machine (one GPU "
+@option("--quiet", is_flag=True, help="No progress bar.")
+@option("--logger", "loggers", multiple=True, metavar="NAME", help="Also log the run to an experiment tracker "
+        "(repeatable): tensorboard, mlflow, wandb (offline), or one a plugin adds. See docs/plots.md.")
+@option("--tensorboard", is_flag=True, help="Same as --logger tensorboard.")
+@option("--devices", type=click.IntRange(min=1), help="Data-parallel over N processes on this machine (one GPU "
                                                             "each on CUDA; gloo on CPU); --batch-size is per process. "
-                                                            "See docs/scale.md.")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans (default: "
-                                                            "torch's, one per core); recorded in the manifest.")
+                                                            "See docs/scale.md.", show_default="1")
+@option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans; recorded in "
+                                                            "the manifest.", show_default="torch's, one per core")
 @expected_errors
 def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, patience, batch_size, lr, seed, seeds, val_fraction,
           device, data_on_device, backend, out, limit, config_file, preset, resume, init_from, sets, quiet, loggers,
           tensorboard, devices, threads):
-    """Train a network. With no options: a sensible default on the shipped dataset."""
+    """Train a network. With no options: a sensible default on the shipped dataset.
+
+    The defaults shown apply when neither the option, --config, --preset nor a component's recipe (snnkit info
+    NAME shows it) sets a value.
+    """
     import contextlib
 
     from snnkit.run import default_run_name, make_unique_dir

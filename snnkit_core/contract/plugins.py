@@ -10,6 +10,7 @@ import io
 import os
 import re
 import sys
+import time
 import traceback
 from importlib.metadata import entry_points
 
@@ -32,12 +33,13 @@ _CLASH = "registration refused: "  # how a plugin's error starts when a registra
 
 @define
 class PluginInfo:
-    """One loaded (or broken) plugin: its entry-point name, version, distribution and why it is broken."""
+    """One loaded (or broken) plugin: entry-point name, version, distribution, error, entry-module import seconds."""
 
     name: str
     version: str | None = None
     distribution: str | None = None
     error: str | None = None
+    load_s: float | None = None
 
 
 @define
@@ -79,7 +81,7 @@ def _validation_error(exc: Exception, name: str) -> str:
 def _import(ep, info: PluginInfo):
     """``ep.load()`` with ``sys.argv`` reduced to the program name (a plugin that parses the command line at import
     must not eat snnkit's options) and its prints captured (they would corrupt ``--json``); None if it failed."""
-    captured, argv = io.StringIO(), sys.argv
+    captured, argv, start = io.StringIO(), sys.argv, time.perf_counter()
     sys.argv = argv[:1]
     try:
         with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
@@ -91,17 +93,15 @@ def _import(ep, info: PluginInfo):
         info.error = short_error(exc) + (f"; it printed: {printed}" if printed else "")
         return None
     finally:
-        sys.argv = argv
+        sys.argv, info.load_s = argv, time.perf_counter() - start
 
 
-def load_plugins() -> None:
-    """Import every selected plugin of the ``snnkit`` entry-point group once.
-
-    Whatever one plugin does at import (raise any exception, ``SystemExit`` included; parse ``sys.argv``;
-    print), or a misspelt or malformed hook, marks that plugin broken with the reason; the others load.
-    """
+def load_plugins() -> list[PluginInfo]:
+    """Import every selected plugin of the ``snnkit`` entry-point group once; returns the plugins (not collected).
+    Whatever one plugin does at import (raise anything, ``SystemExit`` included; parse ``sys.argv``; print), or a
+    misspelt or malformed hook, marks that plugin broken with the reason; the others load."""
     if _state.loaded:
-        return
+        return list(_state.plugins.values())
     _state.loaded = True
     selected = os.environ.get(ENV_VAR)
     allowed = None if selected is None else {s.strip() for s in selected.split(",") if s.strip()}
@@ -120,6 +120,7 @@ def load_plugins() -> None:
             info.error = _validation_error(exc, ep.name)
             if pm.get_plugin(ep.name) is not None:
                 pm.unregister(name=ep.name)
+    return list(_state.plugins.values())
 
 
 def register_plugin(obj, name: str, version: str | None = None) -> None:
@@ -141,8 +142,7 @@ def unregister_plugin(name: str) -> None:
 
 
 def hook_impls(hook_name: str) -> list[tuple[object, PluginInfo]]:
-    """``(hookimpl, its plugin's info)`` of one hook, first-party plugins first, then by name (so which of two
-    clashing plugins is marked broken does not depend on entry-point order)."""
+    """``(hookimpl, plugin info)`` of one hook, first-party plugins first, then by name (a stable clash order)."""
 
     def precedence(impl) -> tuple[bool, str]:
         dist = (_state.plugins.get(impl.plugin_name) or PluginInfo("")).distribution or ""
