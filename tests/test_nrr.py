@@ -123,3 +123,35 @@ def test_multiplicative_noise_is_the_input_noise_rule_on_the_trained_network(nrr
     uniform = CliRunner().invoke(cli, ["eval", str(nrr_run), "--noise", "0.3", "--noise-kind", "uniform", "--json",
                                        "--no-write"])
     assert json.loads(uniform.output)[0]["kind"] == "uniform"
+
+
+def test_the_multiplicative_kind_perturbs_every_hidden_input_only_inside_the_evaluation(nrr_run):
+    """The mechanism itself (the accuracy check above could pass on a network whose predictions the noise does not
+    move): inside the evaluation every hidden layer's feedforward input is scaled by 1 +- P, and afterwards the
+    network is untouched."""
+    import snnkit
+    from snnkit_cli.robustness import _hidden_noise
+
+    model = snnkit.load_run(nrr_run).model
+    seen = []
+    for layer in model.network.layers:  # registered before the noise: sees the clean input of the same call
+        layer.ff.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().clone()))
+    x = torch.rand(2, *model.splits()[2].x.shape[1:]) + 0.1
+    built = model.built
+    with _hidden_noise(built, 0.3):
+        noisy = []
+        hooks = [layer.ff.register_forward_pre_hook(lambda _m, args: noisy.append(args[0].detach().clone()))
+                 for layer in model.network.layers]  # after the noise: sees what the weights multiply
+        model(x)
+        for h in hooks:
+            h.remove()
+    assert len(noisy) == len(seen) == len(model.network.layers)
+    for clean, scaled in zip(seen, noisy):
+        ratio = scaled[clean != 0] / clean[clean != 0]
+        near = [(ratio - v).abs() < 1e-4 for v in (0.7, 1.3)]
+        assert len(ratio) > 0 and bool((near[0] | near[1]).all()) and bool(near[0].any()) and bool(near[1].any())
+    seen.clear()
+    model(x)
+    assert len(seen) == len(model.network.layers)  # still runs; and no perturbation left behind:
+    out_a, out_b = model(x), model(x)
+    assert torch.equal(out_a, out_b)
