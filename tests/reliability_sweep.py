@@ -3,568 +3,73 @@
 
 Every case runs in a fresh temporary folder, as a new user would: it writes its inputs (a small ``arrays``
 .npz file, a user's own folder, a broken plugin distribution on ``PYTHONPATH``, a damaged checkpoint ...),
-runs ``snnkit`` in subprocesses, and looks at the exit code, the output and the files afterwards.
-
-Outcome of a case:
-
-* ``clear error``: expected to fail, and it did, with exit code != 0, the expected words and no traceback;
-* ``handled``: expected to succeed (e.g. resume after a crash), and it did, with the expected result;
-* ``silent acceptance``: expected to fail, but exited 0;
-* ``traceback``: a Python traceback was printed;
-* ``loss``: a file the user had was changed, or a run's records were damaged or lost;
-* ``unclear``: failed without the expected words, or succeeded with the wrong result;
-* ``n/a``: the case cannot run on this tree (the crash cases need its ``SNNKIT_FAULT_AT`` points).
+runs ``snnkit`` in subprocesses, and looks at the exit code, the output and the files afterwards. The cases live
+in ``tests/reliability/``, one module per class of failure; the outcomes are defined in ``tests/reliability/kit.py``.
 
 Usage::
 
-    OMP_NUM_THREADS=1 python tests/reliability_sweep.py [--markdown] [--only SUBSTRING] [--tree DIR]
+    OMP_NUM_THREADS=1 python tests/reliability_sweep.py [--markdown] [--only SUBSTRING] [--jobs N] [--tree DIR]
 
 ``--tree DIR`` runs the sweep against another source tree (e.g. an export of an older commit): its
-``snnkit_core``, ``cli`` and ``plugins/*`` come first on ``PYTHONPATH``.
+``snnkit_core``, ``cli`` and ``plugins/*`` come first on ``PYTHONPATH``. The exit code is 0 only when every case is
+a clear error, handled, or n/a.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import signal
-import subprocess
+import importlib
+import pkgutil
 import sys
-import tempfile
-import textwrap
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-REPO = Path(__file__).resolve().parents[1]
-BOOT = "from snnkit_cli.main import cli; cli(prog_name='snnkit')"
-SMALL = ["--hidden", "8,8,8", "--batch-size", "8", "--quiet"]
+import reliability  # noqa: E402 - the catalogue, found next to this file
+from reliability.kit import CASES, run_case  # noqa: E402
 
+ORDER = ["clear error", "handled", "silent acceptance", "traceback", "loss", "hang", "blow-up", "unclear", "n/a"]
 
-@dataclass
-class Ctx:
-    dir: Path
-    pythonpath: list[str]
-    outputs: list[str] = field(default_factory=list)
-    lost: list[str] = field(default_factory=list)
 
-    def env(self, **extra) -> dict:
-        env = dict(os.environ, OMP_NUM_THREADS="1", SNNKIT_CACHE=str(self.dir / ".cache"))
-        env.pop("SNNKIT_FAULT_AT", None)
-        paths = (
-            [str(self.dir / "plug")] + self.pythonpath + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-        )
-        env["PYTHONPATH"] = os.pathsep.join(paths)
-        env.update(extra)
-        return env
-
-    def snnkit(self, *args, env: dict | None = None, timeout: float = 300) -> tuple[int, str]:
-        res = subprocess.run([sys.executable, "-c", BOOT, *map(str, args)], cwd=self.dir, env=self.env(**(env or {})),
-                             capture_output=True, text=True, timeout=timeout)
-        out = res.stdout + res.stderr
-        self.outputs.append(out)
-        return res.returncode, out
-
-    def popen(self, *args, env: dict | None = None) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-c", BOOT, *map(str, args)], cwd=self.dir,
-                                env=self.env(**(env or {})), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
-
-    def npz(self, name="d.npz", **over) -> Path:
-        rng = np.random.default_rng(0)
-        y = np.arange(16) % 2
-        x = rng.random((16, 10, 4), dtype=np.float32) * 0.2
-        x[y == 1, :, :2] += 1.0
-        d = dict(x_train=x, y_train=y, x_test=x[:8].copy(), y_test=y[:8].copy())
-        d.update(over)
-        path = self.dir / name
-        np.savez(path, **{k: v for k, v in d.items() if v is not None})
-        return path
-
-    def train(self, *args, epochs=2, env=None, data: Path | None = None) -> tuple[int, str]:
-        data = data or self.npz()
-        return self.snnkit(
-            "train", "--dataset", "arrays", "--data-dir", data, "--epochs", epochs, *SMALL, *args, env=env
-        )
-
-    def plugin(self, dist: str, source: str) -> None:
-        root = self.dir / "plug"
-        root.mkdir(exist_ok=True)
-        module = dist.replace("-", "_")
-        (root / f"{module}.py").write_text(textwrap.dedent(source))
-        info = root / f"{module}-0.0.1.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.0.1\n")
-        (info / "entry_points.txt").write_text(f"[snnkit]\n{dist} = {module}\n")
-
-
-def metrics(run: Path) -> list[dict]:
-    rows = []
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        r.pop("seconds", None)
-        rows.append(r)
-    return rows
-
-
-def wait_for(path: Path, timeout: float = 120) -> bool:
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if path.exists() and path.stat().st_size > 0:
-            return True
-        time.sleep(0.1)
-    return False
-
-
-@dataclass
-class Case:
-    cls: str
-    name: str
-    expect: str  # "error" or "ok"
-    run: Callable[[Ctx], tuple[int, str] | bool]
-    needles: tuple[str, ...] = ()
-    forbidden: tuple[str, ...] = ()
-
-
-CASES: list[Case] = []
-
-
-def case(cls, name, expect, needles=(), forbidden=()):
-    def deco(fn):
-        CASES.append(Case(cls, name, expect, fn, tuple(needles), tuple(forbidden)))
-        return fn
-
-    return deco
-
-
-# ----------------------------------------------------------------------------------------- data lost
-
-
-@case("data lost", "two processes started together with one --out", "error", ["in use by process"])
-def _(ctx):
-    data = ctx.npz()
-    procs = [ctx.popen("train", "--dataset", "arrays", "--data-dir", data, "--epochs", 150, *SMALL, "--out", "run")
-             for _ in range(2)]
-    outs = [p.communicate(timeout=600)[0] for p in procs]
-    ctx.outputs += outs
-    epochs = [r["epoch"] for r in metrics(ctx.dir / "run")] if (ctx.dir / "run" / "metrics.jsonl").exists() else []
-    if epochs != list(range(1, len(epochs) + 1)):
-        ctx.lost.append(f"metrics.jsonl interleaved: epochs {epochs[:12]} ...")
-    failed = [(p.returncode, o) for p, o in zip(procs, outs) if p.returncode != 0]
-    if len(failed) == 1 and epochs == list(range(1, 151)):
-        return failed[0]  # one owner finished the run; the other was refused
-    return (0 if not failed else 1), "\n".join(outs)
-
-
-@case("data lost", "two runs without --out started together", "ok")
-def _(ctx):
-    data = ctx.npz()
-    procs = [ctx.popen("train", "--dataset", "arrays", "--data-dir", data, "--epochs", 2, *SMALL) for _ in range(2)]
-    outs = [p.communicate()[0] for p in procs]
-    ctx.outputs += outs
-    runs = sorted((ctx.dir / "runs").iterdir()) if (ctx.dir / "runs").exists() else []
-    ok = all(p.returncode == 0 for p in procs) and len(runs) == 2 and all(len(metrics(r)) == 2 for r in runs)
-    if len(runs) == 1:
-        ctx.lost.append(f"both runs wrote into {runs[0].name}: {[r['epoch'] for r in metrics(runs[0])]}")
-    return ok
-
-
-@case("data lost", "--out is the user's own folder (config.toml)", "error", ["not a snnkit run"])
-def _(ctx):
-    mine = ctx.dir / "mine"
-    mine.mkdir()
-    (mine / "config.toml").write_text("# my own settings\nx = 1\n")
-    code, out = ctx.train("--out", mine)
-    if (mine / "config.toml").read_text() != "# my own settings\nx = 1\n" or len(list(mine.iterdir())) != 1:
-        ctx.lost.append(f"the folder now holds {sorted(p.name for p in mine.iterdir())}; config.toml overwritten")
-    return code, out
-
-
-for point in ("metrics:2", "checkpoint-tmp:2", "checkpoint:1", "status:1"):
-
-    @case("data lost", f"killed at write {point}, then --resume", "ok")
-    def _(ctx, point=point):
-        data = ctx.npz()
-        ref_code, _ = ctx.train("--out", "ref", epochs=3, data=data)
-        code, out = ctx.train("--out", "run", epochs=3, data=data, env={"SNNKIT_FAULT_AT": point})
-        if code == 0:
-            return "n/a"  # this tree has no fault-injection points: nothing was killed
-        run = ctx.dir / "run"
-        if (run / "checkpoint.pt").exists():
-            code, out = ctx.snnkit("train", "--resume", run)
-        else:
-            code, out = ctx.train("--out", run, epochs=3, data=data)
-        leftovers = [p.name for p in run.iterdir() if ".tmp" in p.name]
-        if leftovers:
-            ctx.lost.append(f"temporary files left: {leftovers}")
-        if code == 0 and metrics(run) != metrics(ctx.dir / "ref"):
-            ctx.lost.append(f"metrics differ from an uninterrupted run: epochs {[r['epoch'] for r in metrics(run)]}")
-        return ref_code == 0 and code == 0 and metrics(run) == metrics(ctx.dir / "ref")
-
-
-# ----------------------------------------------------------------------------------------- plugins
-
-_PLUGINS = {
-    "misspelt hook": "from snnkit_core import hookimpl\n\n@hookimpl\ndef register_nurons(register):\n    pass\n",
-    "SystemExit at import": "raise SystemExit('plugin exits at import')\n",
-    "argv parsing at import": "import argparse\np = argparse.ArgumentParser()\np.add_argument('--mine', "
-                              "required=True)\np.parse_args()\n",
-    "BaseException subclass raised at import": "class Boom(BaseException):\n    pass\n\nraise Boom('base exception')\n",
-}
-
-for label, source in _PLUGINS.items():
-
-    @case("plugin", f"plugin with a {label}: --help, info, list-plugins", "ok")
-    def _(ctx, source=source):
-        ctx.plugin("bad-plugin", source)
-        results = [ctx.snnkit(*args) for args in (["--help"], ["info", "lif"], ["list-plugins", "--json"])]
-        if any(code != 0 for code, _ in results):
-            return False
-        rows = {r["name"]: r for r in json.loads(results[-1][1])}
-        return bool(rows.get("bad-plugin", {}).get("error")) and rows["snnkit-neurons"]["error"] is None
-
-
-@case("plugin", "name clash: a harmless component of the broken plugin", "error",
-      ["would provide it but is not loaded", "aaa-clash"])
-def _(ctx):
-    ctx.plugin("aaa-clash", """
-        from snnkit_core import hookimpl
-        from snnkit_neurons.lif import LIF
-
-        class Impostor(LIF):
-            name = "lif"
-
-        class Harmless(LIF):
-            name = "harmless-neuron"
-
-        @hookimpl
-        def register_neurons(register):
-            register(Harmless)
-            register(Impostor)
-    """)
-    return ctx.snnkit("info", "harmless-neuron")
-
-
-@case("plugin", "a broken plugin's long reason in the list-plugins table", "ok")
-def _(ctx):
-    ctx.plugin("long-plugin", "raise RuntimeError('reason ' + 'word ' * 40 + 'THE-END')\n")
-    code, out = ctx.snnkit("list-plugins")
-    return code == 0 and "THE-END" in "".join(c for c in out if c not in " \n│┃")
-
-
-# ----------------------------------------------------------------------------------------- nothing silently
-
-
-def _not_written(ctx, out="run"):
-    if (ctx.dir / out).exists():
-        ctx.lost.append(f"written: {out}/ was created for a refused run: "
-                        f"{sorted(p.name for p in (ctx.dir / out).iterdir())}")
-
-
-@case("silent", "arrays file with zero training examples", "error", ["0 examples"])
-def _(ctx):
-    r = ctx.train("--out", "run", data=ctx.npz(x_train=np.zeros((0, 10, 4), np.float32), y_train=np.zeros(0, np.int64)))
-    _not_written(ctx)
-    return r
-
-
-@case("silent", "test labels outside the training labels", "error", ["never uses"])
-def _(ctx):
-    r = ctx.train("--out", "run", data=ctx.npz(y_test=np.array([0, 1, 7, 1, 0, 1, 0, 1])))
-    _not_written(ctx)
-    return r
-
-
-@case("silent", "audio too short for one frame (fsdd)", "error", ["fewer than one", "0_x_1.wav"])
-def _(ctx):
-    import soundfile as sf
-
-    rec = ctx.dir / "data" / "fsdd" / "recordings"
-    rec.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for d in range(2):
-        for t in range(6):
-            n = 100 if (d, t) == (0, 1) else 4000
-            sf.write(rec / f"{d}_x_{t}.wav", rng.standard_normal(n) * 0.1, 8000)
-    return ctx.snnkit("data", "info", "fsdd", "--data-dir", ctx.dir / "data")
-
-
-@case("silent", "unknown section next to [train] in a config file", "error", ["unknown section"])
-def _(ctx):
-    data = ctx.npz()
-    (ctx.dir / "c.toml").write_text(f'[train]\ndataset = "arrays"\ndata_dir = "{data}"\nhidden = [8, 8, '
-                                    f'8]\n\n[trian]\nepochs = 50\n')
-    r = ctx.snnkit("train", "--config", "c.toml", "--out", "run", "--quiet")
-    _not_written(ctx)
-    return r
-
-
-@case("silent", "--data-dir given to a dataset that ignores it", "error", ["does not read --data-dir"])
-def _(ctx):
-    r = ctx.snnkit(
-        "train", "--dataset", "espeak-digits", "--data-dir", ctx.dir, "--epochs", 1, "--out", "run", "--quiet"
-    )
-    _not_written(ctx)
-    return r
-
-
-@case("silent", "the same add-on rule twice", "error", ["more than once"])
-def _(ctx):
-    r = ctx.train("--rule", "bptt", "--rule", "bip", "--rule", "bip", "--out", "run")
-    _not_written(ctx)
-    return r
-
-
-@case("silent", "non-positive threshold (lif v_th=0)", "error", ["v_th > 0"])
-def _(ctx):
-    r = ctx.train("--set", "neuron.v_th=0", "--out", "run")
-    _not_written(ctx)
-    return r
-
-
-@case("silent", "learning rate so large the loss explodes without NaN", "error", ["diverged"])
-def _(ctx):
-    return ctx.train("--lr", "1e6", "--out", "run", epochs=3)
-
-
-@case("silent", "--resume on a finished run", "ok", ["is complete"])
-def _(ctx):
-    ctx.train("--out", "run")
-    return ctx.snnkit("train", "--resume", "run")
-
-
-@case("silent", "after divergence: --init-from with a lower --lr", "ok", ["final test accuracy"])
-def _(ctx):
-    data = ctx.npz()
-    ctx.train("--out", "good", epochs=1, data=data)
-    code, out = ctx.train("--init-from", "good", "--lr", "1e6", "--out", "bad", epochs=2, data=data)
-    if code == 0 or "--init-from" not in out and "lower --lr" not in out:
-        return False
-    return ctx.train("--init-from", "good", "--lr", "1e-3", "--out", "again", epochs=1, data=data)
-
-
-# ----------------------------------------------------------------------------------------- tracebacks
-
-
-@case("traceback", "--out under a file", "error", ["is a file"])
-def _(ctx):
-    (ctx.dir / "f").write_text("x")
-    return ctx.train("--out", ctx.dir / "f" / "run")
-
-
-@case("traceback", "--out on a read-only path (/proc)", "error", ["cannot be"])
-def _(ctx):
-    return ctx.train("--out", "/proc/snnkit-sweep-run")
-
-
-@case("traceback", "bench --repeats 0", "error", ["--repeats"])
-def _(ctx):
-    return ctx.snnkit("bench", "--repeats", "0")
-
-
-@case("traceback", "optimizer overflow at --lr 1e300", "error", ["overflowed"])
-def _(ctx):
-    return ctx.train("--lr", "1e300", "--out", "run")
-
-
-def _damaged_run(ctx, change) -> Path:
-    import torch
-
-    ctx.train("--out", "run", epochs=3, env={"SNNKIT_FAULT_AT": "metrics:2"})
-    run = ctx.dir / "run"
-    if not (run / "checkpoint.pt").exists():  # a tree without fault points ran all 3 epochs
-        pass
-    ck = torch.load(run / "checkpoint.pt", weights_only=True)
-    change(ck)
-    torch.save(ck, run / "checkpoint.pt")
-    return run
-
-
-@case("traceback", "--resume with a checkpoint that lacks the model", "error", ["lacks 'model'"])
-def _(ctx):
-    run = _damaged_run(ctx, lambda ck: ck.pop("model"))
-    return ctx.snnkit("train", "--resume", run)
-
-
-@case("traceback", "eval with a checkpoint of the wrong shapes", "error", ["does not fit"])
-def _(ctx):
-    import torch
-
-    run = _damaged_run(ctx, lambda ck: ck["model"].update({k: torch.zeros(2) for k in ck["model"]}))
-    return ctx.snnkit(
-        "eval", run, "--checkpoint", "last"
-    )  # the file damaged is checkpoint.pt (eval reads best.pt by default)
-
-
-@case("traceback", "--resume after config.toml was edited", "error", ["was edited"])
-def _(ctx):
-    run = _damaged_run(ctx, lambda ck: None)
-    text = (run / "config.toml").read_text()
-    (run / "config.toml").write_text(text.replace("hidden = [8, 8, 8]", "hidden = [8, 16, 8]"))
-    return ctx.snnkit("train", "--resume", run)
-
-
-@case("traceback", "--resume with a torn last line in metrics.jsonl", "ok")
-def _(ctx):
-    run = _damaged_run(ctx, lambda ck: None)
-    with open(run / "metrics.jsonl", "a") as f:
-        f.write('{"epoch": 2, "train_lo')
-    code, out = ctx.snnkit("train", "--resume", run)
-    return code == 0 and [r["epoch"] for r in metrics(run)] == [1, 2, 3]
-
-
-@case("traceback", "Ctrl-C during training", "error", ["snnkit train --resume"])
-def _(ctx):
-    data = ctx.npz()
-    p = ctx.popen("train", "--dataset", "arrays", "--data-dir", data, "--epochs", 100000, *SMALL, "--out", "run")
-    wait_for(ctx.dir / "run" / "metrics.jsonl")
-    p.send_signal(signal.SIGINT)
-    out = p.communicate(timeout=60)[0]
-    ctx.outputs.append(out)
-    return p.returncode, out
-
-
-# ----------------------------------------------------------------------------------------- wording
-
-
-@case("wording", "info --kind dataset lif", "error", ["is a neuron"], forbidden=["Did you mean 'lif'"])
-def _(ctx):
-    return ctx.snnkit("info", "--kind", "dataset", "lif")
-
-
-@case("wording", "unknown component name", "error", ["Installed components"], forbidden=["component components"])
-def _(ctx):
-    return ctx.snnkit("info", "lfi")
-
-
-@case(
-    "wording", "incompatible combination with no working neuron", "error", ["incompatible"], forbidden=["neurons none"]
-)
-def _(ctx):
-    return ctx.train("--rule", "tssl-bp", "--conn", "dense", "--out", "run")
-
-
-@case("wording", "a text file given as .npz", "error", ["not an .npz"], forbidden=["pickle"])
-def _(ctx):
-    (ctx.dir / "d.npz").write_text("1,2,3\n")
-    return ctx.snnkit("train", "--dataset", "arrays", "--data-dir", ctx.dir / "d.npz", *SMALL, "--out", "run")
-
-
-@case("wording", "a checkpoint holding an unsafe pickle", "error", ["cannot be read"],
-      forbidden=["file an issue", "Please use", "Check the documentation of torch.load"])
-def _(ctx):
-    import datetime
-
-    import torch
-
-    ctx.train("--out", "run", epochs=1)
-    torch.save({"epoch": 0, "model": {}, "when": datetime.date(2026, 1, 1)}, ctx.dir / "run" / "checkpoint.pt")
-    return ctx.snnkit("eval", "run", "--checkpoint", "last")
-
-
-# ----------------------------------------------------------------------------------------- handled before
-
-
-@case("kept", "kill -9 during training, then --resume", "ok", ["final test accuracy"])
-def _(ctx):
-    data = ctx.npz()
-    p = ctx.popen("train", "--dataset", "arrays", "--data-dir", data, "--epochs", 30, *SMALL, "--out", "run")
-    wait_for(ctx.dir / "run" / "checkpoint.pt")
-    p.send_signal(signal.SIGKILL)
-    p.wait()
-    return ctx.snnkit("train", "--resume", "run")
-
-
-@case("kept", "truncated .npz", "error", ["cannot read"])
-def _(ctx):
-    f = ctx.npz()
-    f.write_bytes(f.read_bytes()[:200])
-    return ctx.snnkit("train", "--dataset", "arrays", "--data-dir", f, *SMALL, "--out", "run")
-
-
-@case("kept", "checkpoint overwritten with garbage", "error", ["corrupt"])
-def _(ctx):
-    ctx.train("--out", "run", epochs=1)
-    (ctx.dir / "run" / "checkpoint.pt").write_bytes(b"garbage")
-    return ctx.snnkit("eval", "run", "--checkpoint", "last")
-
-
-@case("kept", "unknown connectivity with a close match", "error", ["Did you mean"])
-def _(ctx):
-    return ctx.train("--conn", "srcs", "--out", "run")
-
-
-# ----------------------------------------------------------------------------------------- driver
-
-
-def classify(c: Case, ctx: Ctx, result) -> str:
-    text = "\n".join(ctx.outputs)
-    if result == "n/a":
-        return "n/a"
-    if "Traceback (most recent call last)" in text:
-        return "traceback"
-    ran = (result if isinstance(result, bool) else result[0] == 0)
-    if c.expect == "error" and ran and all(x.startswith("written:") for x in ctx.lost):
-        return "silent acceptance"  # it trained: the run folder is its output, not a loss
-    if ctx.lost:
-        return "loss"
-    if isinstance(result, bool):
-        code, out = (0 if result else 1), text
-    else:
-        code, out = result
-    words_ok = all(n in out for n in c.needles) and not any(f in out for f in c.forbidden)
-    if c.expect == "error":
-        if code == 0:
-            return "silent acceptance"
-        return "clear error" if words_ok else "unclear"
-    if isinstance(result, bool):
-        return "handled" if result else "unclear"
-    return "handled" if code == 0 and words_ok else "unclear"
+def load_cases() -> None:
+    for mod in pkgutil.iter_modules(reliability.__path__):
+        if mod.name != "kit":
+            importlib.import_module(f"reliability.{mod.name}")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
-    ap.add_argument("--only", help="run the cases whose name contains this")
+    ap.add_argument("--only", help="run the cases whose class or name contains this")
+    ap.add_argument("--jobs", type=int, default=1, help="cases run at once (each case runs its own processes)")
     ap.add_argument("--tree", help="another source tree to test (its packages come first on PYTHONPATH)")
     args = ap.parse_args()
+    load_cases()
     pythonpath = []
     if args.tree:
         tree = Path(args.tree).resolve()
         pythonpath = [str(tree), str(tree / "cli")] + [str(p) for p in sorted((tree / "plugins").glob("snnkit-*"))]
-    rows = []
+    chosen = [c for c in CASES if not args.only or args.only in c.name or args.only == c.cls]
     t_all = time.time()
-    for c in CASES:
-        if args.only and args.only not in c.name:
-            continue
-        with tempfile.TemporaryDirectory(prefix="snnkit-sweep-") as d:
-            ctx = Ctx(Path(d), pythonpath)
-            t0 = time.time()
-            try:
-                result = c.run(ctx)
-            except Exception as exc:  # noqa: BLE001 - a case whose setup fails is reported, not fatal
-                ctx.outputs.append(f"(sweep: the case itself failed: {type(exc).__name__}: {exc})")
-                result = False
-            outcome = classify(c, ctx, result)
-            said = [result[1]] if isinstance(result, tuple) else ctx.outputs
-            last = next((ln for o in reversed(said) for ln in reversed(o.strip().splitlines()) if ln.strip()), "")
-            detail = "; ".join(ctx.lost) or last
-            rows.append((c.cls, c.name, outcome, detail[:160], time.time() - t0))
-            if not args.markdown:
-                print(f"{outcome:18} {c.cls:9} {c.name}  ({time.time() - t0:.1f}s)\n{'':18} {detail[:160]}", flush=True)
+
+    def one(c):
+        row = run_case(c, pythonpath)
+        if not args.markdown:
+            print(f"{row[2]:18} {row[0]:11} {row[1]}  ({row[4]:.1f}s)\n{'':18} {row[3]}", flush=True)
+        return row
+
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        rows = list(pool.map(one, chosen))
     counts = Counter(r[2] for r in rows)
     if args.markdown:
         print("| class | input | outcome | what snnkit said (last line) |\n|---|---|---|---|")
         for cls, name, outcome, detail, _ in rows:
             print(f"| {cls} | {name} | **{outcome}** | {detail.replace('|', '/').replace('`', '')} |")
         print()
-    order = ["clear error", "handled", "silent acceptance", "traceback", "loss", "unclear", "n/a"]
-    print(f"{len(rows)} inputs in {time.time() - t_all:.0f} s: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in order))
+    print(f"{len(rows)} inputs in {time.time() - t_all:.0f} s: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in ORDER))
     return 0 if all(r[2] in ("clear error", "handled", "n/a") for r in rows) else 1
 
 
