@@ -47,6 +47,7 @@ class Ctx:
     outputs: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
     signals: list[int] = field(default_factory=list)  # unasked deaths by a signal
+    procs: list[subprocess.Popen] = field(default_factory=list)  # started in the background
 
     def env(self, **extra) -> dict:
         env = dict(os.environ, OMP_NUM_THREADS="1", SNNKIT_CACHE=str(self.dir / ".cache"))
@@ -71,9 +72,18 @@ class Ctx:
         return res.returncode, out
 
     def popen(self, *args, env: dict | None = None) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-c", BOOT, *map(str, args)], cwd=self.dir,
+        self.procs.append(subprocess.Popen([sys.executable, "-c", BOOT, *map(str, args)], cwd=self.dir,
                                 env=self.env(**(env or {})), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, preexec_fn=_cap_memory)
+                                text=True, preexec_fn=_cap_memory))
+        return self.procs[-1]
+
+    def stop_background(self) -> list[str]:
+        """Kill what a case left running (a case must not outlive its folder); the commands it killed."""
+        left = [p for p in self.procs if p.poll() is None]
+        for p in left:
+            p.kill()
+            p.communicate()
+        return [" ".join(map(str, p.args[3:6])) for p in left]
 
     def npz(self, name="d.npz", **over) -> Path:
         rng = np.random.default_rng(0)
@@ -188,6 +198,9 @@ def run_case(c: Case, pythonpath: list[str], root: str | None = None) -> tuple[s
         except Exception as exc:  # noqa: BLE001 - a case whose setup fails is reported, not fatal
             ctx.outputs.append(f"(sweep: the case itself failed: {type(exc).__name__}: {exc})")
             result = False
+        finally:
+            if left := ctx.stop_background():
+                ctx.outputs.append(f"(sweep: still running when the case ended, killed: {left})")
         outcome = classify(c, ctx, result)
         said = [result[1]] if isinstance(result, tuple) else ctx.outputs
         last = next((ln for o in reversed(said) for ln in reversed(o.strip().splitlines()) if ln.strip()), "")
