@@ -192,7 +192,7 @@ def run_case(c: Case, pythonpath: list[str], root: str | None = None) -> tuple[s
         t0 = time.time()
         try:
             result = c.run(ctx)
-        except Hang as exc:
+        except (Hang, subprocess.TimeoutExpired) as exc:
             ctx.outputs.append(f"(sweep: {exc})")
             result = "hang"
         except Exception as exc:  # noqa: BLE001 - a case whose setup fails is reported, not fatal
