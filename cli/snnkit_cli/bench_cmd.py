@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import click
+import torch
 from rich.table import Table
 
 from .errors import expected_errors
@@ -28,9 +29,21 @@ from .render import console
 @click.option("--threads", type=click.IntRange(min=1), multiple=True,
               help="CPU threads for torch and the CPU scans; repeatable: each workload runs at each count, with its "
                    "bound measured at that count. Default: 1 and 2 on the CPU, torch's own count on CUDA.")
+@click.option("--rates", "rate_runs", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Instead of timing: print the input spike rate of each layer of this trained run (RUN_DIR; "
+                   "repeatable), on the first 4 batches of its test split.")
+@click.option("--products", is_flag=True, help="Instead of timing steps: time the event-driven feedforward product "
+                                               "against the dense one at spike rates 1-50 %% at the W2/W3 layer "
+                                               "shapes (CPU; --repeats rounds).")
 @expected_errors
-def bench(workloads, device, repeats, warmup, as_json, steps, batch, threads):
+def bench(workloads, device, repeats, warmup, as_json, steps, batch, threads, rate_runs, products):
     """Time a full training step on each implementation path of the same network, with ratios and a lower bound."""
+    if rate_runs or products:
+        from snnkit_cli.host import set_threads
+
+        set_threads(threads[0] if threads else None)
+        _sparsity(rate_runs, products, repeats, as_json)
+        return
     from snnkit_cli.bench import run_benchmarks
     from snnkit_cli.host import keep_freed_memory, set_threads
     from snnkit_core.engine.training import resolve_device
@@ -84,3 +97,34 @@ def _print_table(meta: dict, results: list[dict], counts: list[int]) -> None:
     console.print(t)
     for note in sorted(notes):
         console.print(f"note: {note}", markup=False, highlight=False)
+
+
+def _sparsity(rate_runs, products: bool, rounds: int, as_json: bool) -> None:
+    """``--rates`` / ``--products``: the measured input rates of trained runs, the product sweep."""
+    from snnkit_cli.bench_sparse import input_rates, product_sweep
+
+    rates = [input_rates(r) for r in rate_runs]
+    sweep = product_sweep(rounds=min(rounds, 5)) if products else []
+    if as_json:
+        click.echo(json.dumps({"rates": rates, "products": sweep, "threads": torch.get_num_threads()}, indent=2))
+        return
+    for rec in rates:
+        t = Table(title=f"{rec['run']}: input spike rates ({rec['split']}, {rec['batches']} batches, epoch "
+                        f"{rec['epoch']}, {rec['weights']} weights)")
+        for col in ("layer", "input rate", "binary"):
+            t.add_column(col)
+        for layer in rec["layers"]:
+            t.add_row(layer["layer"], f"{layer['input_rate']:.4f}", "yes" if layer["binary"] else "no")
+        console.print(t)
+    if sweep:
+        t = Table(title=f"event-driven vs dense product, {torch.get_num_threads()} threads (ms, medians; x = dense / "
+                        f"event-driven, above 1: event-driven faster)")
+        for col in ("shape", "rate", "dense fwd", "event fwd", "x fwd", "dense wgrad", "event wgrad", "x wgrad",
+                    "x fwd+wgrad (range)"):
+            t.add_column(col, justify="right")
+        for r in sweep:
+            lo, hi = r["x_both_range"]
+            t.add_row(r["shape"], f"{r['rate']:.2f}", *(f"{1e3 * r[k]:.2f}" for k in ("dense_fwd", "event_fwd")),
+                      f"{r['x_fwd']:.2f}", *(f"{1e3 * r[k]:.2f}" for k in ("dense_wgrad", "event_wgrad")),
+                      f"{r['x_wgrad']:.2f}", f"{r['x_both']:.2f} ({lo:.2f}-{hi:.2f})")
+        console.print(t)
