@@ -149,3 +149,46 @@ def test_the_bound_counts_each_workloads_products():
     two = min(lower_bound(big, cpu, float("inf"), repeats=3) for _ in range(3))
     three = min(lower_bound(attrs.evolve(big, products=3), cpu, float("inf"), repeats=3) for _ in range(3))
     assert two < three
+
+
+def test_rates_of_a_trained_run_name_each_layers_input(tmp_path, restore_threads, fake):
+    """`snnkit bench --rates RUN`: per spiking layer the nonzero fraction of what its weights multiply; lif-soft's
+    outputs are spikes, so every layer after the first has a binary input, and the numbers are those of the
+    network's own forward pass (recomputed here from the saved weights)."""
+    from snnkit.run import open_for_eval
+    from snnkit_cli.bench_sparse import input_rates
+    from snnkit_core.engine.data import indexed_batches, to_batch
+    from snnkit_core.engine.rundir import RunDir
+
+    run = tmp_path / "run"
+    res = CliRunner().invoke(cli, ["train", "--dataset", "tiny", "--neuron", "lif-soft", "--conn", "src", "--hidden",
+                                   "12,12", "--epochs", "1", "--threads", "1", "--out", str(run), "--quiet"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["bench", "--rates", str(run), "--threads", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    (rec,) = json.loads(res.output)["rates"]
+    layers = rec["layers"]
+    assert [la["layer"] for la in layers] == ["layer0", "layer1", "output"][: len(layers)] and len(layers) >= 2
+    assert all(la["binary"] for la in layers[1:]) and all(0 <= la["input_rate"] <= 1 for la in layers)
+    one = input_rates(run, batches=1)["layers"]
+    cfg = RunDir(run).config()
+    built, _, _, have = open_for_eval(run, cfg.evolve(device="cpu"))
+    x, y, idx = next(iter(indexed_batches(have["test"], cfg.batch_size, False, torch.Generator().manual_seed(0))))
+    with torch.no_grad():
+        out = built.network.eval()(to_batch(built, x, y, idx).x)
+    assert one[1]["input_rate"] == pytest.approx(float((out.hidden[0].y != 0).float().mean()))
+    assert one[0]["input_rate"] == pytest.approx(float((out.input != 0).float().mean()))
+
+
+def test_product_sweep_reports_both_ways_and_the_event_driven_cost_follows_the_rate(restore_threads):
+    from snnkit_cli.bench_sparse import product_sweep
+
+    torch.set_num_threads(1)
+    recs = product_sweep(shapes=(("s", 4000, 256, 256),), rates=(0.005, 1.0), rounds=3, repeats=2)
+    assert [r["rate"] for r in recs] == [0.005, 1.0]
+    for r in recs:
+        assert r["x_fwd"] == pytest.approx(r["dense_fwd"] / r["event_fwd"])
+        lo, hi = r["x_both_range"]
+        assert lo <= r["x_both"] <= hi
+    assert recs[0]["event_fwd"] * 5 < recs[1]["event_fwd"]  # 200x fewer nonzeros: far less work
+    assert recs[0]["event_wgrad"] * 5 < recs[1]["event_wgrad"]

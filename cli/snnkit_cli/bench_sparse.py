@@ -65,14 +65,15 @@ def _spikes(rows: int, k: int, rate: float, gen: torch.Generator) -> torch.Tenso
     return (torch.rand(rows, k, generator=gen) < rate).float()
 
 
-def product_sweep(shapes=PRODUCT_SHAPES, rates=SWEEP_RATES, rounds: int = 5, repeats: int = 3) -> list[dict]:
+def product_sweep(shapes=None, rates=None, rounds: int = 5, repeats: int = 3) -> list[dict]:
     """Per shape and rate: median seconds of the dense and the event-driven forward product and weight-gradient
     product (float32, binary input with each entry 1 at ``rate``), and their ratio dense / event-driven ("x": above
     1 the event-driven way is faster). Both ways run in this process in ``rounds`` interleaved rounds (dense,
     event-driven, dense, ...), each the median of ``repeats`` calls; the medians over rounds are reported with the
-    ratio's range over rounds."""
+    ratio's range over rounds. Default: :data:`PRODUCT_SHAPES` at :data:`SWEEP_RATES`."""
     from snnkit_connectivity.spike_product import SpikeProduct, failure
 
+    shapes, rates = shapes or PRODUCT_SHAPES, rates or SWEEP_RATES
     if failure() is not None:
         raise RuntimeError(failure())
     gen = torch.Generator().manual_seed(0)
