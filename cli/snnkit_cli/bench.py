@@ -42,6 +42,8 @@ class Workload:
     #: products (BPTT); 2 = forward and the weight-gradient product (a rule that sends no gradient back through
     #: the weights: reward-prop's random projections, st-rsbp's spike-train-level backward)
     products: int = 3
+    #: None: uniform random inputs in [0, 1); else binary input spikes, each 1 with this probability (SSC's events)
+    input_rate: float | None = None
 
 
 WORKLOADS: dict[str, list[Workload]] = {
@@ -63,6 +65,14 @@ WORKLOADS: dict[str, list[Workload]] = {
     "ff-16k": [
         Workload("ff-16k", 16384, 500, 16, (16384,), 16384, "lif", "ff", ("bptt",), readout="linear",
                  note="one Linear + LIF layer (the linear readout adds a second 16k x 16k product)"),
+    ],
+    # the event-driven feedforward product (conn.spike_product) against the dense one at W2/W3 (docs/performance.md)
+    "spikes": [
+        Workload(f"spikes/{name}-{mode}", k, t, 32, hidden, c, "lif-soft", "src", ("bptt",),
+                 {"conn": {"skip_span": span, "spike_product": mode}}, input_rate=rate)
+        for name, k, t, hidden, c, span, rate in (("W2", 1, 784, (64, 128, 128), 10, 12, None),
+                                                  ("W3", 140, 100, (256, 256, 256), 35, 3, 0.05))
+        for mode in ("dense", "sparse", "auto")
     ],
     "tiny": [
         Workload("tiny/srsc", 16, 50, 8, (32, 32, 32), 4, "lif", "srsc", ("bptt",)),
@@ -232,6 +242,8 @@ def bench_workload(
     grad_rule = next(r for r in rules if r.role == "gradient")
     torch.manual_seed(0)
     x = torch.rand(w.steps, w.batch, w.input_size, device=device)
+    if w.input_rate is not None:
+        x = (x < w.input_rate).to(x.dtype)
     y = torch.randint(0, w.classes, (w.batch,), device=device)
     batch = Batch(x, y, torch.arange(w.batch, device=device))
     out: dict[str, Any] = {"workload": w.name, "device": str(device), "steps": w.steps, "batch": w.batch, "paths": {}}
@@ -250,7 +262,11 @@ def bench_workload(
         times = _time(lambda: grad_rule.train_step(net, batch, opt), device, warmup, repeats)  # noqa: B023 - called at once
         peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
         plan = net.plan_report()
-        out["paths"][path] = {"median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times), "peak_mb": peak,
+        with torch.no_grad():
+            res = net(x)
+        rates = [float(torch.count_nonzero(t)) / t.numel() for t in (res.input, *(tr.y for tr in res.hidden))]
+        out["paths"][path] = {"input_rates": rates, "describe": net.describe(),
+                              "median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times), "peak_mb": peak,
                               "ran": _ran(net.paths()), "implementations": _ran([r["implementation"] for r in plan]),
                               "plan": plan, "notes": plan_notes(plan), "events": list(net.plan_events)}
     ref = out["paths"].get("reference", {}).get("median_ms")

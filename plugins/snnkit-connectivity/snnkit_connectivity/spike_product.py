@@ -101,9 +101,9 @@ def run_kernel(name: str, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -
     """``name`` (``spike_fwd`` or ``spike_wgrad``) of the C library on contiguous 2-D a (M, K), b (·, N), out."""
     suffix = "f32" if a.dtype == torch.float32 else "f64"
     M, K = a.shape
-    getattr(lib(), f"{name}_{suffix}")(ctypes.c_void_p(a.data_ptr()), ctypes.c_long(M), ctypes.c_long(K),
-                                       ctypes.c_void_p(b.data_ptr()), ctypes.c_long(b.shape[1]),
-                                       ctypes.c_void_p(out.data_ptr()))
+    idx, val = torch.empty(K, dtype=torch.int64), a.new_empty(K)  # the kernel's per-row scratch
+    getattr(lib(), f"{name}_{suffix}")(*(ctypes.c_void_p(t.data_ptr()) if isinstance(t, torch.Tensor) else
+                                         ctypes.c_long(t) for t in (a, M, K, b, b.shape[1], out, idx, val)))
 
 
 class SpikeProduct(torch.autograd.Function):
