@@ -136,14 +136,14 @@ def test_the_bound_counts_each_workloads_products():
     weight matrix, BPTT by three; reservoir's recurrence is counted on its recurrent layer only."""
     import attrs
 
-    from snnkit_cli.bench import WORKLOADS, _recurrent, lower_bound
+    from snnkit_cli.bench import WORKLOADS, is_recurrent, lower_bound
 
     (nrr,) = WORKLOADS["nrr"]
     (st,) = WORKLOADS["st-rsbp"]
     assert nrr.products == st.products == 2 and WORKLOADS["alif"][0].products == 3
-    assert [_recurrent(st, i) for i in range(2)] == [False, True]
-    assert _recurrent(attrs.evolve(st, params={"conn": {"layers": "all"}}), 0)
-    assert all(_recurrent(nrr, i) for i in range(3))
+    assert [is_recurrent(st, i) for i in range(2)] == [False, True]
+    assert is_recurrent(attrs.evolve(st, params={"conn": {"layers": "all"}}), 0)
+    assert all(is_recurrent(nrr, i) for i in range(3))
     big = attrs.evolve(nrr, steps=200, batch=64, hidden=(512,), input_size=512, classes=512)
     cpu = torch.device("cpu")
     two = min(lower_bound(big, cpu, float("inf"), repeats=3) for _ in range(3))
@@ -168,7 +168,8 @@ def test_rates_of_a_trained_run_name_each_layers_input(tmp_path, restore_threads
     assert res.exit_code == 0, res.output
     (rec,) = json.loads(res.output)["rates"]
     layers = rec["layers"]
-    assert [la["layer"] for la in layers] == ["layer0", "layer1", "output"][: len(layers)] and len(layers) >= 2
+    assert [la["layer"] for la in layers][:2] == ["layer0", "layer1"] and layers[2]["layer"] in ("output", "readout")
+    assert len(layers) == 3
     assert all(la["binary"] for la in layers[1:]) and all(0 <= la["input_rate"] <= 1 for la in layers)
     one = input_rates(run, batches=1)["layers"]
     cfg = RunDir(run).config()

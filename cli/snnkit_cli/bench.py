@@ -156,7 +156,7 @@ def lower_bound(w: Workload, device: torch.device, bandwidth: float, repeats: in
     sizes = [w.input_size, *w.hidden]
     gemms = [(T * B, sizes[i], sizes[i + 1]) for i in range(len(w.hidden))]
     gemms.append((T * B, w.hidden[-1], w.classes))
-    gemms += [(T * B, n, n) for i, n in enumerate(w.hidden) if _recurrent(w, i)]
+    gemms += [(T * B, n, n) for i, n in enumerate(w.hidden) if is_recurrent(w, i)]
     if w.conn in ("skip", "srsc"):
         gemms += [(T * B, w.hidden[i], w.hidden[i + 2]) for i in range(len(w.hidden) - 2)]
     total = 0.0
@@ -174,7 +174,7 @@ def lower_bound(w: Workload, device: torch.device, bandwidth: float, repeats: in
     return total + state_bytes / bandwidth
 
 
-def _recurrent(w: Workload, layer: int) -> bool:
+def is_recurrent(w: Workload, layer: int) -> bool:
     """Whether hidden layer ``layer`` of ``w`` has an (N, N) recurrent matrix (``sparse`` counts as dense: its
     masked matrix is multiplied as a dense one; ``reservoir`` only on its ``layers``, default 1)."""
     if w.conn in ("dense", "src", "asrc", "sparse"):

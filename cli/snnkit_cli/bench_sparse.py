@@ -26,9 +26,10 @@ def _rate(t: torch.Tensor) -> tuple[float, bool]:
 
 def input_rates(run_dir: str | Path, split: str = "test", batches: int = 4, weights: str = "best",
                 data_dir: str | None = None) -> dict[str, Any]:
-    """Per spiking layer of a trained run: the nonzero fraction of the tensor its feedforward weights multiply
-    (the encoded network input for layer 0, the previous layer's output after), averaged over the first ``batches``
-    batches of ``split`` (eval mode, the run's batch size, no gradients), and whether that input is binary."""
+    """Per spiking layer (and a linear readout) of a trained run: the nonzero fraction of the tensor its
+    feedforward weights multiply (the encoded network input for layer 0, the previous layer's output after),
+    averaged over the first ``batches`` batches of ``split`` (eval mode, the run's batch size, no gradients), and
+    whether that input is binary."""
     from snnkit.run import open_for_eval
     from snnkit_core.contract.errors import SnnkitError
     from snnkit_core.engine.data import indexed_batches, to_batch
@@ -40,14 +41,14 @@ def input_rates(run_dir: str | Path, split: str = "test", batches: int = 4, weig
     if split not in have:
         raise SnnkitError(f"run {run} has splits {sorted(have)}, not {split!r}; choose one with --split")
     net = built.network.eval()
-    names = net.layer_names()
+    names = net.layer_names() + ([] if net.readout == "spiking" else ["readout"])  # a linear readout's input too
     sums = [0.0] * len(names)
     binary = [True] * len(names)
     n = 0
     with torch.no_grad():
         for x, y, idx in indexed_batches(have[split], cfg.batch_size, False, torch.Generator().manual_seed(0)):
             out = net(to_batch(built, x, y, idx).x)
-            inputs = [out.input, *(tr.y for tr in out.hidden)][: len(names)]
+            inputs = [out.input, *(tr.y for tr in out.hidden)]
             for i, t in enumerate(inputs):
                 r, b = _rate(t)
                 sums[i] += r
