@@ -67,11 +67,13 @@ WORKLOADS: dict[str, list[Workload]] = {
                  note="one Linear + LIF layer (the linear readout adds a second 16k x 16k product)"),
     ],
     # the event-driven feedforward product (conn.spike_product) against the dense one at W2/W3 (docs/performance.md)
-    "spikes": [
-        Workload(f"spikes/{name}-{mode}", k, t, 32, hidden, c, "lif-soft", "src", ("bptt",),
-                 {"conn": {"skip_span": span, "spike_product": mode}}, input_rate=rate)
-        for name, k, t, hidden, c, span, rate in (("W2", 1, 784, (64, 128, 128), 10, 12, None),
-                                                  ("W3", 140, 100, (256, 256, 256), 35, 3, 0.05))
+    "spikes-w2": [
+        Workload(f"spikes-w2/{mode}", 1, 784, 32, (64, 128, 128), 10, "lif-soft", "src", ("bptt",),
+                 {"conn": {"skip_span": 12, "spike_product": mode}}) for mode in ("dense", "sparse", "auto")
+    ],
+    "spikes-w3": [
+        Workload(f"spikes-w3/{mode}", 140, 100, 32, (256, 256, 256), 35, "lif-soft", "src", ("bptt",),
+                 {"conn": {"skip_span": 3, "spike_product": mode}}, input_rate=0.2)
         for mode in ("dense", "sparse", "auto")
     ],
     "tiny": [
@@ -224,12 +226,10 @@ def span_mixing_time(w: Workload, device: torch.device, repeats: int = 5) -> flo
     return total
 
 
-def bench_workload(
-    w: Workload, device: torch.device, paths=("reference", "torch"), warmup: int = 3, repeats: int = 20
-) -> dict[str, Any]:
-    """Median time of the rule's own training step (``LearningRule.train_step``: forward, loss, backward,
-    optimizer step, ``after_step``, ``clamp_``) on each backend in ``paths``, with the scan path and implementation
-    each layer ran (``plan``: ``Network.plan_report()``), the plan's notes and any run-time fallback events."""
+def training_step(w: Workload, device: torch.device, path: str = "torch"):
+    """``(step, net, x)``: one training step of ``w`` on backend ``path`` as a callable (the gradient rule's own
+    ``train_step`` on a fixed synthetic batch), its network and input. Raises :class:`IncompatibleError` where the
+    backend cannot take the network."""
     from snnkit_core.contract.interfaces import Batch
     from snnkit_core.contract.plugins import get_registry
     from snnkit_core.engine.assembly import assemble
@@ -246,26 +246,41 @@ def bench_workload(
         x = (x < w.input_rate).to(x.dtype)
     y = torch.randint(0, w.classes, (w.batch,), device=device)
     batch = Batch(x, y, torch.arange(w.batch, device=device))
+    net = assemble(neuron_cls, conn, rules, input_size=w.input_size, num_classes=w.classes, hidden=w.hidden,
+                   neuron_params=w.params.get("neuron", {}), readout=w.readout, backend=path, device=device,
+                   registry=reg, seed=0)
+    cfg = TrainConfig(neuron=w.neuron, conn=w.conn, rules=w.rules, hidden=w.hidden, batch_size=w.batch)
+    opt = make_optimizer(Built(cfg, net, rules, _Synthetic(w), device))
+    return (lambda: grad_rule.train_step(net, batch, opt)), net, x
+
+
+def input_rates(net, x: torch.Tensor) -> list[float]:
+    """Nonzero fraction of each layer's feedforward input (the encoded input, then each hidden layer's output) in
+    one forward pass of ``net`` on ``x``, without gradients."""
+    with torch.no_grad():
+        res = net(x)
+    return [float(torch.count_nonzero(t)) / t.numel() for t in (res.input, *(tr.y for tr in res.hidden))]
+
+
+def bench_workload(
+    w: Workload, device: torch.device, paths=("reference", "torch"), warmup: int = 3, repeats: int = 20
+) -> dict[str, Any]:
+    """Median time of the rule's own training step (``LearningRule.train_step``: forward, loss, backward,
+    optimizer step, ``after_step``, ``clamp_``) on each backend in ``paths``, with the scan path and implementation
+    each layer ran (``plan``: ``Network.plan_report()``), the plan's notes and any run-time fallback events."""
     out: dict[str, Any] = {"workload": w.name, "device": str(device), "steps": w.steps, "batch": w.batch, "paths": {}}
     for path in paths:
         try:  # e.g. --backend triton on a layer without a fused kernel, or under a rule with its own scan
-            net = assemble(neuron_cls, conn, rules, input_size=w.input_size, num_classes=w.classes, hidden=w.hidden,
-                           neuron_params=w.params.get("neuron", {}), readout=w.readout, backend=path, device=device,
-                           registry=reg, seed=0)
+            step, net, x = training_step(w, device, path)
         except IncompatibleError as exc:
             out["paths"][path] = {"error": str(exc)}
             continue
-        cfg = TrainConfig(neuron=w.neuron, conn=w.conn, rules=w.rules, hidden=w.hidden, batch_size=w.batch)
-        opt = make_optimizer(Built(cfg, net, rules, _Synthetic(w), device))
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        times = _time(lambda: grad_rule.train_step(net, batch, opt), device, warmup, repeats)  # noqa: B023 - called at once
+        times = _time(step, device, warmup, repeats)
         peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
         plan = net.plan_report()
-        with torch.no_grad():
-            res = net(x)
-        rates = [float(torch.count_nonzero(t)) / t.numel() for t in (res.input, *(tr.y for tr in res.hidden))]
-        out["paths"][path] = {"input_rates": rates, "describe": net.describe(),
+        out["paths"][path] = {"input_rates": input_rates(net, x), "describe": net.describe(),
                               "median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times), "peak_mb": peak,
                               "ran": _ran(net.paths()), "implementations": _ran([r["implementation"] for r in plan]),
                               "plan": plan, "notes": plan_notes(plan), "events": list(net.plan_events)}

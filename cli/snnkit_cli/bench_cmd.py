@@ -35,8 +35,12 @@ from .render import console
 @click.option("--products", is_flag=True, help="Instead of timing steps: time the event-driven feedforward product "
                                                "against the dense one at spike rates 1-50 %% at the W2/W3 layer "
                                                "shapes (CPU; --repeats rounds).")
+@click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Above 1: time only the torch path of the chosen workloads, in this many interleaved rounds (each "
+                   "round every workload's step, then its bound), and report medians over rounds, each workload's "
+                   "fraction of the bound per round and its speed against the first workload paired by round.")
 @expected_errors
-def bench(workloads, device, repeats, warmup, as_json, steps, batch, threads, rate_runs, products):
+def bench(workloads, device, repeats, warmup, as_json, steps, batch, threads, rate_runs, products, rounds):
     """Time a full training step on each implementation path of the same network, with ratios and a lower bound."""
     if rate_runs or products:
         from snnkit_cli.host import set_threads
@@ -51,6 +55,9 @@ def bench(workloads, device, repeats, warmup, as_json, steps, batch, threads, ra
     dev = resolve_device(device)
     counts = list(threads) or ([1, 2] if dev.type == "cpu" else [set_threads(None)])
     keep_freed_memory()
+    if rounds > 1:
+        _interleaved(workloads, dev, counts, rounds, repeats, warmup, steps, batch, as_json)
+        return
     report = run_benchmarks(
         list(workloads), dev, repeats=repeats, warmup=warmup, steps=steps, batch=batch, threads=counts
     )
@@ -128,3 +135,34 @@ def _sparsity(rate_runs, products: bool, rounds: int, as_json: bool) -> None:
                       f"{r['x_fwd']:.2f}", *(f"{1e3 * r[k]:.2f}" for k in ("dense_wgrad", "event_wgrad")),
                       f"{r['x_wgrad']:.2f}", f"{r['x_both']:.2f} ({lo:.2f}-{hi:.2f})")
         console.print(t)
+
+
+def _interleaved(groups, dev, counts, rounds, repeats, warmup, steps, batch, as_json) -> None:
+    """``--rounds N``: the chosen workloads' torch path in interleaved rounds, per thread count."""
+    from snnkit_cli.bench import WORKLOADS, resize
+    from snnkit_cli.bench_sparse import interleaved
+    from snnkit_cli.host import set_threads
+    from snnkit_core.contract.errors import UnknownComponentError
+
+    for g in groups or ["tiny"]:
+        if g not in WORKLOADS:
+            raise UnknownComponentError("workload", g, WORKLOADS)
+    ws = [resize(w, steps, batch) for g in groups or ["tiny"] for w in WORKLOADS[g]]
+    res = []
+    for n in counts:
+        set_threads(n)
+        res += interleaved(ws, dev, rounds=rounds, repeats=repeats, warmup=warmup)
+    if as_json:
+        click.echo(json.dumps({"interleaved": res}, indent=2))
+        return
+    t = Table(title=f"torch path, {rounds} interleaved rounds (medians; x first: the first row's step / this one's, "
+                    f"paired by round)")
+    for col in ("workload", "threads", "median ms", "bound ms", "fraction of bound (range)", "x first (range)",
+                "input rates"):
+        t.add_column(col, justify="left" if col == "workload" else "right")
+    for r in res:
+        (flo, fhi), (xlo, xhi) = r["fraction_range"], r["x_first_range"]
+        t.add_row(r["workload"], str(r["threads"]), f"{r['median_ms']:.1f}", f"{r['bound_ms']:.1f}",
+                  f"{r['fraction_of_bound']:.3f} ({flo:.2f}-{fhi:.2f})", f"{r['x_first']:.2f} ({xlo:.2f}-{xhi:.2f})",
+                  " ".join(f"{x:.3f}" for x in r["input_rates"]))
+    console.print(t)

@@ -116,12 +116,44 @@ def _wgrad(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return gwt
 
 
-def _median(fn, repeats: int) -> float:
+def _median(fn, repeats: int, grad: bool = False) -> float:
+    """Median seconds of ``repeats`` calls of ``fn`` (after one untimed), without autograd unless ``grad``."""
     fn()
     ts = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        with torch.no_grad():
+        with torch.set_grad_enabled(grad):
             fn()
         ts.append(time.perf_counter() - t0)
     return statistics.median(ts)
+
+
+def interleaved(workloads, device: torch.device, rounds: int = 5, repeats: int = 3, warmup: int = 1) -> list[dict]:
+    """The ``torch``-path training step of each workload and its lower bound, timed in ``rounds`` rounds in this
+    process: in each round every workload's step (median of ``repeats``) and then its bound, the workloads in turn.
+    Per workload: the medians over rounds of the step and the bound, the median (and range) of the per-round
+    fraction bound / step, and ``x_first``: the first workload's step / this one's, paired by round (above 1: this
+    one is faster). A machine whose load changes moves both halves of each round's ratio alike."""
+    from snnkit_cli.bench import copy_bandwidth, input_rates, lower_bound, training_step
+
+    bw = copy_bandwidth(device)
+    built = [training_step(w, device) for w in workloads]
+    for step, _, _ in built:
+        for _ in range(warmup):
+            step()
+    steps: list[list[float]] = [[] for _ in workloads]
+    bounds: list[list[float]] = [[] for _ in workloads]
+    for _ in range(rounds):
+        for i, (w, (step, _, _)) in enumerate(zip(workloads, built)):
+            steps[i].append(_median(step, repeats, grad=True))
+            bounds[i].append(lower_bound(w, device, bw, repeats=3))
+    out = []
+    for i, (w, (_, net, x)) in enumerate(zip(workloads, built)):
+        frac = [b / s for b, s in zip(bounds[i], steps[i])]
+        first = [a / b for a, b in zip(steps[0], steps[i])]
+        out.append({"workload": w.name, "threads": torch.get_num_threads(), "rounds": rounds,
+                    "median_ms": 1e3 * statistics.median(steps[i]), "bound_ms": 1e3 * statistics.median(bounds[i]),
+                    "fraction_of_bound": statistics.median(frac), "fraction_range": (min(frac), max(frac)),
+                    "x_first": statistics.median(first), "x_first_range": (min(first), max(first)),
+                    "input_rates": input_rates(net, x), "describe": net.describe()})
+    return out
