@@ -3,7 +3,8 @@
 For each workload and path: median time of a full training step (forward, backward, optimizer step) over
 ``repeats`` steps after ``warmup`` steps, synchronised on CUDA, and peak memory. A lower bound is printed
 beside it: the same feedforward and recurrent matrix products done as time-batched GEMMs (forward + the two
-backward products), plus one read and write of every state tensor at the device's measured copy bandwidth.
+backward products; forward + the weight gradient for rules that send no gradient through the weights,
+``Workload.products``), plus one read and write of every state tensor at the device's measured copy bandwidth.
 For a method with inherent extra work the "method bound" adds that work, done time-batched too (only ``asrc``:
 its span mixing, :func:`span_mixing_time`); the plain bound keeps its definition for every row.
 """
