@@ -209,6 +209,6 @@ class SpikeLinear(nn.Linear):
         d = {"mode": self.mode, "sparse_calls": self.calls["sparse"], "dense_calls": self.calls["dense"]}
         if self.crossing is not None:
             d.update(crossing_rate=self.crossing, last_rate=round(self.rate, 4))
-        if failure() is not None and self.mode != "dense":
+        if self.mode != "dense" and failure() is not None:
             d["unavailable"] = failure()
         return {"spike_product": d}
