@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import click
-import torch
 from rich.table import Table
 
 from .errors import expected_errors
@@ -108,6 +107,8 @@ def _print_table(meta: dict, results: list[dict], counts: list[int]) -> None:
 
 def _sparsity(rate_runs, products: bool, rounds: int, as_json: bool) -> None:
     """``--rates`` / ``--products``: the measured input rates of trained runs, the product sweep."""
+    import torch
+
     from snnkit_cli.bench_sparse import input_rates, product_sweep
 
     rates = [input_rates(r) for r in rate_runs]
