@@ -210,6 +210,6 @@ class Network(nn.Module):
                 layer.recurrence.on_epoch_end(epoch)
 
     def describe(self) -> dict:
-        """``{"layerI": recurrence.describe()}`` for each hidden layer whose recurrence records something."""
-        return {f"layer{i}": d for i, layer in enumerate(self.layers)
-                if layer.recurrence is not None and (d := layer.recurrence.describe())}
+        """``{"layerI": ...}``: what each hidden layer's recurrence and input map (``describe()``, if any) record."""
+        return {f"layer{i}": d for i, layer in enumerate(self.layers) if (d := {
+            **getattr(layer.recurrence, "describe", dict)(), **getattr(layer.ff, "describe", dict)()})}

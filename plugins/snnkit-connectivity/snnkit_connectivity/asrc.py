@@ -39,6 +39,8 @@ from torch import nn
 from snnkit_core import Connectivity, Neuron, Param, Recurrence
 from snnkit_core.contract.errors import ConfigError
 
+from .spike_product import MODES, SpikeLinear
+
 
 def _orthogonal(size: int) -> nn.Parameter:
     w = torch.empty(size, size)
@@ -286,31 +288,44 @@ class AdaptiveSkipRecurrence(Recurrence):
 # ----------------------------------------------------------------------------------------- connectivity
 
 
-class Dense(Connectivity):
+#: the feedforward product's mode (:class:`.spike_product.SpikeLinear`), a parameter of dense, src and asrc
+SPIKE_PRODUCT = Param("spike_product", "auto", "feedforward product: auto (event-driven below the measured crossing "
+                      "rate of the input's nonzeros, CPU), dense, or sparse (always event-driven)", choices=MODES)
+
+
+class _SpikeInput(Connectivity):
+    """Hidden layers' input maps as :class:`.spike_product.SpikeLinear` (their input is spikes from layer 1 on)."""
+
+    def make_feedforward(self, layer, in_size, out_size, bias):
+        return SpikeLinear(in_size, out_size, bias=bias, mode=self.hparams["spike_product"])
+
+
+class Dense(_SpikeInput):
     """Vanilla RSNN: full recurrent matrix, 1-step delay (eq. 4)."""
 
     name = "dense"
     description = "R: full recurrent matrix V y[t-1], orthogonal init, no bias (vanilla RSNN, Xu et al. eq. 4)"
     recurrence = "dense"
+    params = (SPIKE_PRODUCT,)
 
     def make_recurrence(self, layer, size):
         return DenseRecurrence(size)
 
 
-class SRC(Connectivity):
+class SRC(_SpikeInput):
     """Skip recurrent connection: full recurrent matrix from step t-k (eq. 9); k = 1 is ``dense``."""
 
     name = "src"
     description = "SRC: full recurrent matrix from t-k, V y[t-k] (Xu et al. 2025, eq. 9); k steps per GEMM"
     recurrence = "dense"
     params = (Param("skip_span", 12, "k: the recurrent input comes from y[t-k] (same k for every "
-                                     "layer)", unit="steps"),)
+                                     "layer)", unit="steps"), SPIKE_PRODUCT)
 
     def make_recurrence(self, layer, size):
         return SkipRecurrence(size, self.hparams["skip_span"])
 
 
-class ASRC(Connectivity):
+class ASRC(_SpikeInput):
     """Adaptive SRC: softmax(p/τ)-weighted spans 1..K, τ ← 0.96 τ per epoch, hardmax span at test time."""
 
     name = "asrc"
@@ -320,7 +335,8 @@ class ASRC(Connectivity):
     recurrence = "dense"
     params = (Param("max_span", 51, "K: the largest span the kernel can choose", unit="steps"),
               Param("lr_scale", 100.0, "learning rate of the kernel p relative to --lr (its weight decay is 0)"),
-              Param("tau_decay", 0.96, "temperature factor applied after every epoch (τ_e = tau_decay^e)"))
+              Param("tau_decay", 0.96, "temperature factor applied after every epoch (τ_e = tau_decay^e)"),
+              SPIKE_PRODUCT)
 
     def make_recurrence(self, layer, size):
         hp = self.hparams

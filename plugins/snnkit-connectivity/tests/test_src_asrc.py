@@ -201,7 +201,8 @@ def test_temperature_schedule_state_dict_and_describe():
     assert d["layer0"]["span"] == 2
     assert d["layer0"]["tau"] == pytest.approx(0.96**5)
     assert sum(d["layer0"]["alpha"]) == pytest.approx(1.0, abs=1e-5) and len(d["layer0"]["alpha"]) == 4
-    assert make_net(SRC(skip_span=6)).describe()["layer1"] == {"span": 6}
+    assert make_net(SRC(skip_span=6)).describe()["layer1"] == {
+        "span": 6, "spike_product": {"mode": "auto", "sparse_calls": 0, "dense_calls": 0}}  # the input map's record
 
 
 def _cfg(conn, **kw):
