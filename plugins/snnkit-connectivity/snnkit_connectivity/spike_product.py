@@ -11,17 +11,18 @@ multiplied), so a layer whose input is not binary is still exact.
 Whether it pays depends on the rate, the shape and the thread count (the C loops run on one thread; the dense
 product uses all of torch's). :class:`SpikeLinear` (``mode="auto"``) therefore measures, once per shape, dtype and
 thread count, where the two cross (:func:`crossing_rate`: both ways timed on random inputs at
-:data:`CALIBRATION_RATES`), and on every call takes the event-driven way when the rate of THIS call's input is
-below that crossing. What it chose, the crossing and the last rate are in ``describe()`` (the run's manifest and
-every line of ``metrics.jsonl``). The C library is built on first use with the system compiler into
-``$SNNKIT_CACHE`` (default ``~/.cache/snnkit``); without a compiler every call is dense and ``describe()`` says
-why.
+:data:`CALIBRATION_RATES`, kept in ``$SNNKIT_CACHE`` so later runs on the machine choose alike), and on every call
+takes the event-driven way when the rate of THIS call's input is below that crossing. What it chose, the crossing
+and the last rate are in ``describe()`` (the run's manifest and every line of ``metrics.jsonl``). The C library
+is built on first use with the system compiler into ``$SNNKIT_CACHE`` (default ``~/.cache/snnkit``); without a
+compiler every call is dense and ``describe()`` says why.
 """
 
 from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import os
 import shutil
 import statistics
@@ -68,6 +69,10 @@ def _build(target: Path) -> None:
             os.unlink(tmp)
 
 
+def _cache() -> Path:
+    return Path(os.environ.get("SNNKIT_CACHE") or Path.home() / ".cache" / "snnkit")
+
+
 def lib() -> ctypes.CDLL | None:
     """The C products, built on first use (None where they cannot be: :func:`failure` says why)."""
     if _state["tried"]:
@@ -76,8 +81,7 @@ def lib() -> ctypes.CDLL | None:
     if os.environ.get("SNNKIT_CPU_KERNELS") == "0":
         _state["failure"] = "switched off by SNNKIT_CPU_KERNELS=0"
         return None
-    cache = Path(os.environ.get("SNNKIT_CACHE") or Path.home() / ".cache" / "snnkit")
-    target = cache / f"spike_product-{source_hash()}.so"
+    target = _cache() / f"spike_product-{source_hash()}.so"
     try:
         if not target.exists():
             _build(target)
@@ -154,6 +158,11 @@ def crossing_rate(in_size: int, out_size: int, dtype: torch.dtype, rows: int = C
     key = (in_size, out_size, dtype, torch.get_num_threads())
     if key in _crossings:
         return _crossings[key]
+    saved = _saved_crossings()
+    name = f"{in_size}x{out_size}-{str(dtype).removeprefix('torch.')}-{key[3]}t"
+    if name in saved:
+        _crossings[key] = float(saved[name])
+        return _crossings[key]
     gen = torch.Generator().manual_seed(0)
     w = torch.randn(out_size, in_size, dtype=dtype, generator=gen)
     wt = w.t().contiguous()
@@ -170,7 +179,32 @@ def crossing_rate(in_size: int, out_size: int, dtype: torch.dtype, rows: int = C
                 break
             crossing = rate
     _crossings[key] = crossing
+    _save_crossing(name, crossing)
     return crossing
+
+
+def _crossings_file() -> Path:
+    return _cache() / f"spike_crossings-{source_hash()}.json"
+
+
+def _saved_crossings() -> dict:
+    try:
+        return json.loads(_crossings_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_crossing(name: str, crossing: float) -> None:
+    """Keep a measured crossing in the cache, so every later run on this machine (a resume, a rerun with the same
+    seed) makes the same choices and so the same sums: the timing is taken once per machine, not once per run."""
+    saved = {**_saved_crossings(), name: crossing}
+    try:
+        fd, tmp = tempfile.mkstemp(suffix=".json", dir=_crossings_file().parent)
+        with os.fdopen(fd, "w") as f:
+            json.dump(saved, f)
+        os.replace(tmp, _crossings_file())
+    except OSError:
+        pass  # an unwritable cache: measured again by the next process
 
 
 class SpikeLinear(nn.Linear):

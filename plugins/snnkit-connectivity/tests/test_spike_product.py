@@ -89,7 +89,10 @@ def test_auto_is_dense_where_the_c_product_cannot_run():
 
 
 @needs_c
-def test_crossing_rate_is_measured_once_per_shape_and_thread_count(monkeypatch):
+def test_crossing_rate_is_measured_once_per_shape_and_thread_count(monkeypatch, tmp_path):
+    """Once per machine: a later process (a fresh in-memory table) reads the kept crossing instead of timing
+    again, so a resume or a rerun chooses, and sums, alike."""
+    monkeypatch.setenv("SNNKIT_CACHE", str(tmp_path))
     calls = []
     real = sp._median_time
     monkeypatch.setattr(sp, "_median_time", lambda fn, repeats=3: calls.append(1) or real(fn, 1))
@@ -98,3 +101,7 @@ def test_crossing_rate_is_measured_once_per_shape_and_thread_count(monkeypatch):
     n = len(calls)
     assert n >= 2 and sp.crossing_rate(20, 10, torch.float32, rows=64) == first and len(calls) == n
     assert first in (0.0, *sp.CALIBRATION_RATES)
+    monkeypatch.setattr(sp, "_crossings", {})
+    assert sp.crossing_rate(20, 10, torch.float32, rows=64) == first and len(calls) == n
+    monkeypatch.setattr(sp, "_crossings", {})
+    assert sp.crossing_rate(20, 11, torch.float32, rows=64) in (0.0, *sp.CALIBRATION_RATES) and len(calls) > n
