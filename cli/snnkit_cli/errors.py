@@ -96,15 +96,37 @@ def plugin_fault(exc: BaseException) -> str | None:
         if plugin is not None and plugin not in plugins.FIRST_PARTY:  # a first-party plugin's fault is snnkit's
             owner = next((c for v in frame.f_locals.values() for c in [comps.get(type(v))] if c), None)
             what = f"{owner.kind} {owner.name!r}" if owner else "its code"
-            return _blame(plugin, f"{what} raised in {frame.f_code.co_name}", exc)
+            where = "its constructor" if frame.f_code.co_name == "__init__" else frame.f_code.co_name
+            return _blame(plugin, f"{what} raised in {where}", exc)
     for frame in reversed(frames):
-        for value in frame.f_locals.values():
-            for obj in (value, getattr(value, "gradient_rule", None)):
-                comp = comps.get(type(obj))
-                if comp is not None and comp.plugin not in plugins.FIRST_PARTY:
-                    return _blame(comp.plugin, f"{comp.kind} {comp.name!r} returned what its contract does not allow "
-                                               f"(seen in {frame.f_code.co_name})", exc)
+        found = [c for value in frame.f_locals.values() for c in _components(value, comps)
+                 if c.plugin not in plugins.FIRST_PARTY]
+        if found:
+            names = " and ".join(dict.fromkeys(f"{c.kind} {c.name!r}" for c in found))
+            return _blame(found[0].plugin, f"{names} returned what the contract does not allow (it failed in "
+                                           f"snnkit's {frame.f_code.co_name})", exc)
     return None
+
+
+#: attributes that lead from what a frame holds (the run's build, a network, a layer) to its components
+_LINKS = ("gradient_rule", "rules", "network", "layers", "output", "neuron")
+
+
+def _components(value, comps: dict, depth: int = 3) -> list:
+    """The registered components ``value`` is or holds (through :data:`_LINKS`, ``depth`` links deep)."""
+    found = [comps[type(value)]] if type(value) in comps else []
+    if depth == 0 or found:
+        return found
+    for name in _LINKS:
+        try:
+            linked = getattr(value, name, None)
+            items = list(linked) if name in ("rules", "layers") and linked is not None else [linked]
+        except Exception:  # noqa: BLE001 - a property that fails tells nothing
+            continue
+        for item in items:
+            if item is not None:
+                found += _components(item, comps, depth - 1)
+    return found
 
 
 def _blame(plugin: str, what: str, exc: BaseException) -> str:

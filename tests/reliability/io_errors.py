@@ -57,7 +57,8 @@ def _(ctx):
     return "Traceback" not in res.stderr and "Exception ignored" not in res.stderr
 
 
-@case("io errors", "read-only run folder: eval, plot, export", "ok", ["not recorded", "give --out DIR", "choose another --out FILE"])
+@case("io errors", "read-only run folder: eval, plot, export", "ok",
+      ["not recorded", "give --out DIR", "choose another --out FILE"])
 def _(ctx):
     ctx.train("--out", "run", epochs=1)
     ro = {"SNNKIT_FAULT_AT": "test.json:1:EROFS"}
@@ -129,8 +130,8 @@ _BROKEN = """
         name = "wrong-shape"
 
         def step(self, *a, **k):
-            spikes, state = super().step(*a, **k)
-            return spikes[..., :1], state
+            a_, s, state = super().step(*a, **k)
+            return a_[..., :1], s[..., :1], state  # one neuron's outputs where the layer has N
 
     class WrongReturn(BPTT):
         name = "wrong-return"
