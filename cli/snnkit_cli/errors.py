@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import os
 import re
 import sys
 import traceback
@@ -84,20 +85,22 @@ def plugin_fault(exc: BaseException) -> str | None:
     if not plugins.is_collected():
         return None
     registry = plugins.get_registry()
-    roots = {}
+    roots = {}  # the source of each component's top-level module: a package's folder, or a module's file
     for comp in registry.all():
-        module = sys.modules.get(comp.cls.__module__)
-        if getattr(module, "__file__", None):
-            roots[str(Path(module.__file__).parent)] = comp.plugin
+        top = sys.modules.get(comp.cls.__module__.split(".")[0])
+        if getattr(top, "__file__", None):
+            file = Path(top.__file__)
+            roots[str(file.parent) + os.sep if file.name == "__init__.py" else str(file)] = comp.plugin
     comps = {c.cls: c for c in registry.all()}
     frames = [f for f, _ in traceback.walk_tb(exc.__traceback__)]
     for frame in reversed(frames):
-        plugin = roots.get(str(Path(frame.f_code.co_filename).parent))
+        plugin = next((p for root, p in roots.items() if frame.f_code.co_filename == root
+                       or root.endswith(os.sep) and frame.f_code.co_filename.startswith(root)), None)
         if plugin is not None and plugin not in plugins.FIRST_PARTY:  # a first-party plugin's fault is snnkit's
             owner = next((c for v in frame.f_locals.values() for c in [comps.get(type(v))] if c), None)
             what = f"{owner.kind} {owner.name!r}" if owner else "its code"
             where = "its constructor" if frame.f_code.co_name == "__init__" else frame.f_code.co_name
-            return _blame(plugin, f"{what} raised in {where}", exc)
+            return _blame(owner.plugin if owner else plugin, f"{what} raised in {where}", exc)
     for frame in reversed(frames):
         found = [c for value in frame.f_locals.values() for c in _components(value, comps)
                  if c.plugin not in plugins.FIRST_PARTY]
@@ -163,8 +166,6 @@ def handle_fatal(exc: BaseException, command: str | None) -> None:
 
 def quiet_stdout() -> None:
     """Point stdout at /dev/null, so Python's flush at exit does not fail a second time on a closed pipe."""
-    import os
-
     try:
         fd = os.open(os.devnull, os.O_WRONLY)
         os.dup2(fd, 1)
