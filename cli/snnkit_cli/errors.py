@@ -139,6 +139,8 @@ def _blame(plugin: str, what: str, exc: BaseException) -> str:
 
 def one_line(exc: Exception, command: str | None) -> str | None:
     """The one-line message for an error no command expected, or None to let it through (a bug in snnkit)."""
+    if isinstance(exc, SnnkitError):  # e.g. from a plugin's command, which expected_errors does not wrap
+        return str(exc)
     if isinstance(exc, OSError):
         return os_error_message(exc, command)
     blamed = plugin_fault(exc)
