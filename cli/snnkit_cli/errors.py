@@ -106,9 +106,19 @@ def plugin_fault(exc: BaseException) -> str | None:
                  if c.plugin not in plugins.FIRST_PARTY]
         if found:
             names = " and ".join(dict.fromkeys(f"{c.kind} {c.name!r}" for c in found))
-            return _blame(found[0].plugin, f"{names} returned what the contract does not allow (it failed in "
-                                           f"snnkit's {frame.f_code.co_name})", exc)
+            promise = "; ".join(dict.fromkeys(PROMISES[c.kind] for c in found if c.kind in PROMISES))
+            return _blame(found[0].plugin, f"{names} returned what the contract does not allow ({promise}; it "
+                                           f"failed in snnkit's {frame.f_code.co_name})", exc)
     return None
+
+
+#: the promise of each kind of component that snnkit's code relies on right after calling it
+PROMISES = {
+    "neuron": "step returns (y, s, state) with y and s shaped (B, N) like its input",
+    "rule": "train_step returns (loss, logits): a 0-dim loss and (B, K) logits",
+    "connectivity": "its recurrence returns input shaped (B, N) for its layer",
+    "dataset": "load returns an ArrayData whose x is (n, T, C) and y holds n labels",
+}
 
 
 #: attributes that lead from what a frame holds (the run's build, a network, a layer) to its components
