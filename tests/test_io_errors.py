@@ -156,3 +156,49 @@ def test_a_plugin_breaking_its_contract_is_named(fake, tmp_path):
     line = _one_line(res)
     assert res.exit_code == 1 and "plugin 'snnkit-raises' broke its contract" in line, res.output
     assert "its constructor" in line and "cannot build me" in line and "not snnkit" in line
+
+
+class _WrongReturns:
+    """A plugin whose neuron's step returns one neuron's outputs for a layer of N, and whose rule's train_step
+    returns None: each fails later, in snnkit's code, which must still name the plugin and the promise."""
+
+    from snnkit_core import hookimpl
+
+    @hookimpl
+    def register_neurons(self, register):
+        from .fakeplugin import ToyNeuron
+
+        class Narrow(ToyNeuron):
+            name = "narrow-toy"
+
+            def step(self, current, state):
+                y, s, state = super().step(current, state)
+                return y[..., :1], s[..., :1], state
+
+        register(Narrow)
+
+    @hookimpl
+    def register_rules(self, register):
+        from .fakeplugin import NaNRule
+
+        class Nothing(NaNRule):
+            name = "returns-nothing"
+
+            def train_step(self, network, batch, optimizer):
+                return None
+
+        register(Nothing)
+
+
+@pytest.mark.parametrize("args, promise", [
+    (["--neuron", "narrow-toy", "--rule", "nan-rule", "--conn", "ff"], "shaped (B, N)"),
+    (["--rule", "returns-nothing"], "train_step returns (loss, logits)"),
+])
+def test_a_wrong_return_is_pinned_on_the_plugin_with_its_promise(fake, tmp_path, args, promise):
+    fake.register_plugin(_WrongReturns(), name="snnkit-wrong")
+    try:
+        res = CliRunner().invoke(cli, [*ARGS, *args, "--epochs", "1", "--out", str(tmp_path / "r")])
+    finally:
+        fake.unregister_plugin("snnkit-wrong")
+    line = _one_line(res)
+    assert res.exit_code == 1 and "plugin 'snnkit-wrong' broke its contract" in line and promise in line, res.output

@@ -121,8 +121,9 @@ PROMISES = {
 }
 
 
-#: attributes that lead from what a frame holds (the run's build, a network, a layer) to its components
-_LINKS = ("gradient_rule", "rules", "network", "layers", "output", "neuron")
+#: attributes that lead from what a frame holds (the run's build, a network, a layer) to its components; not a
+#: network's rules: a failure inside the network's own computation is its layers'
+_LINKS = ("gradient_rule", "network", "layers", "output", "neuron")
 
 
 def _components(value, comps: dict, depth: int = 3) -> list:
@@ -133,7 +134,7 @@ def _components(value, comps: dict, depth: int = 3) -> list:
     for name in _LINKS:
         try:
             linked = getattr(value, name, None)
-            items = list(linked) if name in ("rules", "layers") and linked is not None else [linked]
+            items = list(linked) if name == "layers" and linked is not None else [linked]
         except Exception:  # noqa: BLE001 - a property that fails tells nothing
             continue
         for item in items:
