@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import errno
 import json
+import os
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -202,3 +204,57 @@ def test_a_wrong_return_is_pinned_on_the_plugin_with_its_promise(fake, tmp_path,
         fake.unregister_plugin("snnkit-wrong")
     line = _one_line(res)
     assert res.exit_code == 1 and "plugin 'snnkit-wrong' broke its contract" in line and promise in line, res.output
+
+
+def _reader_prefix() -> list[str] | None:
+    """How to run a command as a user who may not write the run: nobody (as root, through setpriv), else oneself."""
+    import shutil
+
+    if os.geteuid() != 0:
+        return []
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if shutil.which("setpriv") else None
+
+
+@pytest.mark.slow
+def test_a_really_read_only_run_is_evaluated_plotted_and_exported(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    import numpy as np
+
+    prefix = _reader_prefix()
+    if prefix is None:
+        pytest.skip("running as root without setpriv: no user to read the run without write access")
+    base = tempfile.mkdtemp(prefix="snnkit-ro-")
+    try:
+        os.chmod(base, 0o755)
+        y = np.arange(16) % 2
+        x = np.random.default_rng(0).random((16, 10, 4), dtype=np.float32) + y[:, None, None]
+        np.savez(f"{base}/d.npz", x_train=x, y_train=y, x_test=x[:8], y_test=y[:8])
+        run = f"{base}/run"
+        res = CliRunner().invoke(cli, ["train", "--dataset", "arrays", "--data-dir", f"{base}/d.npz", "--hidden",
+                                       "8,8,8", "--epochs", "1", "--quiet", "--out", run])
+        assert res.exit_code == 0, res.output
+        for p in [base, *[str(q) for q in Path(run).rglob("*")], run]:
+            os.chmod(p, os.stat(p).st_mode & ~0o222)  # nobody writes here; root could, so the reader is nobody
+        env = dict(os.environ, HOME=base, SNNKIT_CACHE=f"{base}/no-cache", OMP_NUM_THREADS="1")
+        probe = subprocess.run([*prefix, sys.executable, "-c", "import snnkit_cli"], env=env, capture_output=True)
+        if probe.returncode != 0:
+            pytest.skip(f"the reader cannot import snnkit here: {probe.stderr.decode()[-200:]}")
+        outs = {}
+        for name, args in {"eval": ["eval", run, "--split", "test"], "plot": ["plot", run, "--metrics-only"],
+                           "export": ["export", run]}.items():
+            r = subprocess.run([*prefix, sys.executable, "-m", "snnkit_cli", *args], env=env, capture_output=True,
+                               text=True, timeout=300)
+            outs[name] = (r.returncode, r.stdout + r.stderr)
+            assert "Traceback" not in outs[name][1], outs[name][1]
+        assert outs["eval"][0] == 0 and "not recorded" in outs["eval"][1], outs["eval"]
+        assert outs["plot"][0] == 1 and "give --out DIR" in outs["plot"][1], outs["plot"]
+        assert outs["export"][0] == 1 and "choose another --out FILE" in outs["export"][1], outs["export"]
+    finally:
+        for p in Path(base).rglob("*"):
+            os.chmod(p, 0o755)
+        os.chmod(base, 0o755)
+        shutil.rmtree(base, ignore_errors=True)
