@@ -84,6 +84,17 @@ def evaluate_splits(run_dir: str | Path, splits: Iterable[str] | str = "all", *,
         rec = eval_record(s, total / max(len(y), 1), y, pred, classes)
         rec["checkpoint"], rec["epoch"] = used, out["epoch"]
         out["splits"][s] = rec
-        if write:
-            run.write_json(f"eval/{s}.json", rec)
+        if write and "not_written" not in out:
+            out.update(_write_eval(run, s, rec))
     return out
+
+
+def _write_eval(run: RunDir, split: str, rec: dict) -> dict:
+    """Write ``eval/<split>.json``; a run folder that cannot be written (read-only, full) is still evaluated:
+    ``{"not_written": why}`` says so instead of failing."""
+    try:
+        run.write_json(f"eval/{split}.json", rec)
+    except OSError as exc:
+        return {"not_written": f"{run / 'eval'} cannot be written ({exc.strerror}), so the results above are not "
+                               "recorded there; pass --no-write to skip recording"}
+    return {}

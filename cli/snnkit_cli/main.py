@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import errno
+import sys
+
 import click
 from rich.markup import escape
 
 from snnkit_core.contract import plugins
 
-from .errors import expected_errors  # noqa: F401  (re-exported for older imports)
+from .errors import (
+    expected_errors,  # noqa: F401  (re-exported for older imports)
+    handle_fatal,
+    quiet_stdout,
+)
 from .render import err_console
 
 #: a plugin whose entry module takes longer than this to import is named in a warning (every command pays it)
@@ -62,6 +69,25 @@ class SnnkitGroup(click.Group):
     def get_command(self, ctx, name):
         self._add_plugin_commands()
         return super().get_command(ctx, name)
+
+    def invoke(self, ctx):
+        """Every error path ends in one line naming the cause and the fix (errors.one_line); click's own
+        exceptions and snnkit's expected errors are already one line."""
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - errors.handle_fatal re-raises what it cannot name
+            handle_fatal(exc, ctx.invoked_subcommand)
+
+    def main(self, *args, **kwargs):
+        try:
+            return super().main(*args, **kwargs)
+        except OSError as exc:  # stdout failed while click printed (a closed pipe): end quietly, no traceback
+            if exc.filename is not None or exc.errno not in (errno.EPIPE, errno.EBADF):
+                raise
+            quiet_stdout()
+            sys.exit(141 if exc.errno == errno.EPIPE else 1)
 
 
 @click.group(cls=SnnkitGroup)

@@ -209,7 +209,11 @@ def export_run(run_dir: str | Path, out: str | Path, fmt: str = "nir", dt: float
         raise ConfigError(f"--out {out} is a directory; give a file name, e.g. {out / 'network.nir'}")
     with tempfile.TemporaryDirectory() as tmp:  # nir writes a file by name; the bytes then go in atomically
         nir.write(Path(tmp) / "graph.nir", graph)
-        atomic_write(out, (Path(tmp) / "graph.nir").read_bytes())  # a complete graph, or the old file
+        try:
+            atomic_write(out, (Path(tmp) / "graph.nir").read_bytes())  # a complete graph, or the old file
+        except OSError as exc:  # e.g. a read-only run folder (the default target): the run itself reads fine
+            raise ConfigError(f"--out {out} cannot be written ({exc.strerror}); choose another --out FILE, e.g. "
+                              f"--out {Path.home() / 'network.nir'}") from None
     return {"path": str(out), "nodes": len(graph.nodes), "edges": len(graph.edges), "dt": dt, "weights": weights}
 
 

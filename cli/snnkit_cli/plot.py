@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .errors import expected_errors
+from .helptext import option
 
 
 @click.command("plot")
@@ -20,16 +21,18 @@ from .errors import expected_errors
 @click.option("--data-dir", type=click.Path(), help="Data root, when the run's data has moved (default: the run's).")
 @click.option("--metrics-only", is_flag=True, help="Only what metrics.jsonl and eval/*.json hold (no network run: no "
                                                    "raster, no rates).")
+@option("--out", "out_dir", type=click.Path(file_okay=False), help="Folder the PNGs go to (e.g. when the run "
+        "folder is read-only).", show_default="RUN_DIR/plots")
 @expected_errors
-def plot_cmd(run_dir, sample, samples, weights, data_dir, metrics_only):
-    """Write PNGs to RUN_DIR/plots/: curves, spike raster, firing rates, bip/asrc, confusion matrices."""
+def plot_cmd(run_dir, sample, samples, weights, data_dir, metrics_only, out_dir):
+    """Write PNGs to RUN_DIR/plots/ (or --out): curves, spike raster, firing rates, bip/asrc, confusion matrices."""
     from snnkit_cli.plots import plot_run
 
     from .render import warn_damaged
 
     warn_damaged(run_dir)
     paths = plot_run(run_dir, sample=sample, samples=samples, weights=weights, network=not metrics_only,
-                     data_dir=data_dir)
+                     data_dir=data_dir, out_dir=out_dir)
     if not metrics_only:
         from snnkit.run import weights_used
 

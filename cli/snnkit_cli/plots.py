@@ -26,7 +26,7 @@ import torch
 
 from snnkit.run import open_network
 from snnkit_core.contract.atomic import atomic_write
-from snnkit_core.contract.errors import CheckpointError, MissingDependencyError, SnnkitError
+from snnkit_core.contract.errors import CheckpointError, ConfigError, MissingDependencyError, SnnkitError
 from snnkit_core.engine.data import indexed_batches
 from snnkit_core.engine.rundir import RunDir
 
@@ -229,15 +229,28 @@ def plot_confusion(d: dict[str, Any], path: Path) -> Path:
 
 
 def plot_run(run_dir: str | Path, sample: int = 0, samples: int = 64, weights: str = "best", network: bool = True,
-             data_dir: str | None = None) -> list[Path]:
-    """Write every picture that applies to ``RUN_DIR/plots/``; returns their paths. ``network=False`` skips
-    what needs the trained network (raster, rates, final τm): only metrics and eval records are read."""
+             data_dir: str | None = None, out_dir: str | Path | None = None) -> list[Path]:
+    """Write every picture that applies to ``out_dir`` (default ``RUN_DIR/plots/``); returns their paths.
+    ``network=False`` skips what needs the trained network (raster, rates, final τm): only metrics and eval
+    records are read. The run itself is only read, so a read-only run plots with ``out_dir`` elsewhere."""
     run = RunDir(run_dir)
     figure()  # fail early, with the install hint, when matplotlib is missing
     records = run.metrics()  # damaged lines skipped, as everywhere (run.damage_note() says which)
     if not records:
         raise CheckpointError(f"{run} has no finished epoch in {RunDir.METRICS}; nothing to plot yet")
-    out = run / "plots"
+    out = Path(out_dir) if out_dir is not None else run / "plots"
+    try:
+        return _plot_all(run, records, out, sample, samples, weights, network, data_dir)
+    except OSError as exc:
+        if not str(exc.filename).startswith(str(out)):  # not the plots' folder: another failure
+            raise
+        raise ConfigError(f"the plots cannot be written to {out} ({exc.strerror})"
+                          + ("; give --out DIR to write them elsewhere" if out_dir is None else
+                             "; choose another --out DIR")) from None
+
+
+def _plot_all(run: RunDir, records: list, out: Path, sample: int, samples: int, weights: str, network: bool,
+              data_dir: str | None) -> list[Path]:
     written = [plot_curves(records, out / "curves.png")]
     net = None
     if network:

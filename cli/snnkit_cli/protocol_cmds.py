@@ -143,6 +143,8 @@ def _eval(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size
         results.append(res)
         if not as_json:
             _render_eval(res, detail=len(runs) == 1)
+        if "not_written" in res:  # a read-only run folder: evaluated, not recorded
+            err_console.print(f"note: {res['not_written']}", markup=False, highlight=False, soft_wrap=True)
     if as_json:
         click.echo(json.dumps({"results": results, "failures": failures}, indent=2))
         if failures:

@@ -1,7 +1,5 @@
-"""Which rule can train which neuron with which connectivity, decided from declared capabilities only: a rule's
-``compatibility`` names neuron capability flags (boolean class attributes of ``Neuron``), recurrence structures
-and, rarely, component names; the names are checked when the rule registers (:func:`undeclared`), every refusal
-is a :class:`Reason`, and assembly calls :func:`check_compatible`."""
+"""Which rule can train which neuron with which connectivity, from declared capabilities only: the
+names checked when a rule registers (:func:`undeclared`), each refusal a :class:`Reason`, :func:`check_compatible`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Every error snnkit expects to happen. The CLI turns a :class:`SnnkitError` into a one-paragraph message (never a
-traceback): each says what happened, whose fault it is, and how to fix it."""
+"""Every error snnkit expects; the CLI shows each as one message (what happened, whose fault, the fix)."""
 
 from __future__ import annotations
 
@@ -14,11 +13,10 @@ def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str:
 
 
 def torch_error_reason(exc: BaseException) -> str:
-    """The useful line of a ``torch.load`` error, without torch's "Please file an issue" advice (the fault is
-    the file's, not torch's)."""
+    """The useful line of a ``torch.load`` error, without torch's "Please file an issue" and allow-listing
+    ("Please use ...") advice: the fault is the file's, not torch's, and the advice is for code authors."""
     text = str(exc).split("WeightsUnpickler error:", 1)[-1]
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "file an issue" not in ln.lower()]
-    # torch's allow-listing advice ("Please use ...") is for code authors, not for a bad file
     return (lines[0] if lines else type(exc).__name__).split(" Please use", 1)[0]
 
 

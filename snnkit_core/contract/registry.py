@@ -32,11 +32,10 @@ class Component:
 @define
 class Registry:
     _items: dict[tuple[str, str], Component] = field(factory=dict)
-    #: (kind, name) -> why it is missing: a broken plugin would have provided it
     _unavailable: dict[tuple[str, str], str] = field(factory=dict)
 
     def mark_unavailable(self, kind: str, name, plugin: str, why: str) -> None:
-        """Remember that ``plugin`` would have provided ``kind`` ``name`` but is not loaded, and ``why``."""
+        """Remember (``_unavailable``) that ``plugin`` would provide ``kind`` ``name`` but is not loaded, and why."""
         if isinstance(name, str) and name:
             self._unavailable.setdefault((kind, name), f"plugin {plugin!r} would provide it but is not loaded: {why}")
 

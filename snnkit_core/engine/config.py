@@ -78,14 +78,14 @@ class TrainConfig:
     dataset: str = field(default=DEFAULT_DATASET, validator=_check("str"))
     data_dir: str | None = field(default=None, validator=_check("str", optional=True))
     hidden: tuple[int, ...] = field(default=(128, 128, 128), converter=_tuple_int)
-    epochs: int = field(default=10, validator=_check("int", minimum=1))
+    epochs: int = field(default=10, validator=_check("int", minimum=1, below=2**31))
     #: stop once the validation accuracy has not improved for this many epochs (None: train every epoch)
     patience: int | None = field(default=None, validator=_check("int", minimum=1, optional=True))
     batch_size: int = field(default=32, validator=_check("int", minimum=1))
     #: learning rate and weight decay; None: the gradient rule's defaults
     lr: float | None = field(default=None, validator=_check("float", minimum="positive", optional=True))
     weight_decay: float | None = field(default=None, validator=_check("float", minimum=0, optional=True))
-    seed: int = field(default=0, validator=_check("int", minimum=0))
+    seed: int = field(default=0, validator=_check("int", minimum=0, below=2**32))
     device: str = field(default="auto", validator=_check("str"))
     backend: str = field(default="auto", validator=_check("str"))  # auto | triton | torch | reference (Network.backend)
     #: at most this many train (and test) examples
@@ -122,8 +122,8 @@ class TrainConfig:
             data = tomllib.loads(path.read_text())
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:  # TOML is UTF-8 text
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}; fix it (saved as UTF-8)") from None
         if "train" in data:
             other = sorted(k for k in data if k != "train")
             if other:  # e.g. a misspelt [trian] next to [train] would otherwise be ignored

@@ -138,10 +138,11 @@ class RunDir:
         try:
             previous = _read_pid(fd)
             try:
+                fault_point("lock", run / LOCK)
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
                 if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise
+                    raise OSError(exc.errno, exc.strerror, str(run / LOCK)) from None  # e.g. ENOLCK: the file named
                 raise RunDirError(self._in_use(_read_pid(fd))) from None
             os.ftruncate(fd, 0)
             os.lseek(fd, 0, os.SEEK_SET)

@@ -78,6 +78,9 @@ class Arrays(Dataset):
             return p  # a folder of memory-mapped .npy arrays
         if p.is_dir():
             found = sorted(q for q in p.iterdir() if q.suffix in (".npz", ".pt") and q.is_file())
+            if len(found) != 1 and p.suffix in (".npz", ".pt"):  # a folder named like a data file
+                raise DatasetError(f"arrays: {p} is a folder, not a {p.suffix} file; give the file itself (or the "
+                                   "folder that holds it) as --data-dir")
             if len(found) != 1:
                 raise DatasetError(
                     f"arrays: {p} holds {len(found)} .npz/.pt files "

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -86,8 +87,12 @@ def cached(
         except Exception:
             path.unlink(missing_ok=True)  # a corrupt cache entry is recomputed, not trusted
     out = compute()
-    atomic_save(out, path)
-    atomic_write(path.with_suffix(".json"), json.dumps(params, sort_keys=True, indent=1, default=str).encode())
+    try:
+        atomic_save(out, path)
+        atomic_write(path.with_suffix(".json"), json.dumps(params, sort_keys=True, indent=1, default=str).encode())
+    except OSError as exc:  # a cache only saves time: the features computed are used uncached
+        print(f"warning: feature cache {path} cannot be written ({exc.strerror}); the features are computed again "
+              f"next time. Set ${CACHE_ENV} to a writable folder to cache them.", file=sys.stderr)
     return out
 
 
