@@ -1,0 +1,137 @@
+/* The scans of adaptive_scan.h for one float type (T_, SFX defined). Layout as cpu_scan.c: (L, B, N)
+ * contiguous, element e = b*N + n of step t at t*BN + e; state and carries are (B, N). */
+#define CAT_(a, b) a##_##b
+#define CAT(a, b) CAT_(a, b)
+#define NAME(f) CAT(f, SFX)
+#define BLOCKS(...) \
+    int64_t nblk = (BN + BLK - 1) / BLK; \
+    _Pragma("omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)") \
+    for (int64_t blk = 0; blk < nblk; blk++) { \
+        int64_t e0 = blk * BLK, m = BN - e0 < BLK ? BN - e0 : BLK; \
+        __VA_ARGS__ \
+    }
+
+/* alif forward: state u, a, sp (S[t-1]); I + R (R: recurrent input, optional) or I + w_n·S[t-1] (w: diagonal) */
+EXPORT void NAME(alif_fwd)(int64_t L, int64_t BN, int64_t N, const T_ *I, const T_ *R, const T_ *w, T_ *u, T_ *a,
+                           T_ *sp, T_ *s_out, T_ *h_out, T_ *a_out, T_ decay, T_ v_th, T_ beta, T_ rho, T_ omr,
+                           int nthreads) {
+    BLOCKS(
+        for (int64_t t = 0; t < L; t++) {
+            const T_ *R_ it = I + t * BN + e0;
+            const T_ *R_ rt = R ? R + t * BN + e0 : it;
+            T_ *R_ st = s_out + t * BN + e0, *R_ ht = h_out + t * BN + e0, *R_ at = a_out + t * BN + e0;
+            for (int64_t j = 0; j < m; j++) {
+                int64_t e = e0 + j;
+                T_ av = rho * a[e] + omr * sp[e];
+                T_ thr = v_th + beta * av;
+                T_ i = R ? it[j] + rt[j] : (w ? it[j] + w[e % N] * sp[e] : it[j]);
+                T_ h = decay * u[e] + i;
+                T_ s = (T_)(h - thr >= 0);
+                u[e] = h - thr * s; a[e] = av; sp[e] = s;
+                st[j] = s; ht[j] = h; at[j] = av;
+            }
+        }
+    )
+}
+
+/* alif backward over one chunk, reverse time; carries gu = dL/dU[t], ga = dL/da[t+1], ghn = dL/dH[t+1] (diagonal).
+ * mode 0: BPTT, g_S = gs + G + (1-rho)·ga + w·ghn - thr·gu; mode 1: reward-prop, g_S = G (the replaced gradient;
+ * the spikes feed nothing differentiable); mode 2: reward-prop with '- h', g_S = G - S. */
+EXPORT void NAME(alif_bwd)(int64_t L, int64_t BN, int64_t N, const T_ *gs, const T_ *G, const T_ *h, const T_ *a,
+                           const T_ *w, T_ *gu, T_ *ga, T_ *ghn, T_ *gi, T_ decay, T_ v_th, T_ beta, T_ rho, T_ omr,
+                           T_ width, int kind, int mode, int nthreads) {
+    FTZ_BEGIN
+    BLOCKS(
+        for (int64_t t = L - 1; t >= 0; t--) {
+            int64_t o = t * BN + e0;
+            for (int64_t j = 0; j < m; j++) {
+                int64_t e = e0 + j;
+                T_ thr = v_th + beta * a[o + j];
+                T_ x = h[o + j] - thr;
+                T_ s = (T_)(x >= 0);
+                T_ sg = NAME(surrogate)(x, width, kind);
+                T_ g_s, g_u = gu[e];
+                if (mode) {
+                    g_s = mode == 2 ? G[o + j] - s : G[o + j];
+                } else {
+                    g_s = omr * ga[e] - thr * g_u;
+                    if (gs) g_s += gs[o + j];
+                    if (G) g_s += G[o + j];
+                    if (w) g_s += w[e % N] * ghn[e];
+                    ga[e] = rho * ga[e] + beta * (-(s * g_u) - sg * g_s);
+                }
+                T_ g_h = g_u + sg * g_s;
+                gi[o + j] = g_h; gu[e] = decay * g_h;
+                if (w) ghn[e] = g_h;
+            }
+        }
+    )
+    FTZ_END
+}
+
+/* nrr forward: state v (V[t-1]), sp (S[t-1]), a; R: the recurrent channel's input (optional) */
+EXPORT void NAME(nrr_fwd)(int64_t L, int64_t BN, const T_ *I, const T_ *R, T_ *v, T_ *sp, T_ *a, T_ *s_out,
+                          T_ *vf_out, T_ decay, T_ v_th, T_ alpha, T_ beta, T_ gamma, int quirk, int nthreads) {
+    BLOCKS(
+        for (int64_t t = 0; t < L; t++) {
+            const T_ *R_ it = I + t * BN + e0;
+            const T_ *R_ rt = R ? R + t * BN + e0 : it;
+            T_ *R_ st = s_out + t * BN + e0, *R_ ft = vf_out + t * BN + e0;
+            for (int64_t j = 0; j < m; j++) {
+                int64_t e = e0 + j;
+                T_ S = sp[e];
+                T_ av = alpha * a[e] + beta * S;
+                T_ keep = quirk ? (T_)1 - S : (T_)1 - (S < (T_)1 ? S : (T_)1);
+                T_ vf = (decay * v[e] * keep + it[j]) - gamma * av;
+                T_ s = (T_)(vf - v_th > 0);
+                T_ V = vf;
+                if (R) { s += (T_)(rt[j] - v_th > 0); V = vf + rt[j]; }
+                v[e] = V; sp[e] = s; a[e] = av;
+                st[j] = s; ft[j] = vf;
+            }
+        }
+    )
+}
+
+/* nrr backward over one chunk, reverse time; carries gvf = dL/dV_f[t+1], ga = dL/da[t+1]. Writes dL/dI (gi) and
+ * dL/dR (gr, with R). mode 0: BPTT, g_S = gs + G + beta·ga - (dL/dr(S))·r'(S); 1, 2: reward-prop as alif_bwd (G is
+ * the replaced gradient of each channel's spikes; 2: minus that channel's spikes). */
+EXPORT void NAME(nrr_bwd)(int64_t L, int64_t BN, const T_ *gs, const T_ *G, const T_ *s, const T_ *vf, const T_ *R,
+                          T_ *gvf, T_ *ga, T_ *gi, T_ *gr, T_ decay, T_ v_th, T_ alpha, T_ beta, T_ gamma, int quirk,
+                          T_ width, int kind, int mode, int nthreads) {
+    FTZ_BEGIN
+    BLOCKS(
+        for (int64_t t = L - 1; t >= 0; t--) {
+            int64_t o = t * BN + e0;
+            for (int64_t j = 0; j < m; j++) {
+                int64_t e = e0 + j;
+                T_ S = s[o + j], f = vf[o + j], r = R ? R[o + j] : (T_)0;
+                T_ keep = quirk ? (T_)1 - S : (T_)1 - (S < (T_)1 ? S : (T_)1);
+                T_ g_n = gvf[e];
+                T_ g_v = decay * (keep * g_n);
+                T_ g_f, g_r;
+                if (mode) {
+                    g_f = G[o + j]; g_r = g_f;
+                    if (mode == 2) { g_f -= (T_)(f - v_th > 0); g_r -= (T_)(r - v_th > 0); }
+                } else {
+                    T_ V = R ? f + r : f;
+                    T_ g_keep = g_n * (decay * V);
+                    g_f = beta * ga[e] - ((quirk || S <= (T_)1) ? g_keep : (T_)0);
+                    if (gs) g_f += gs[o + j];
+                    if (G) g_f += G[o + j];
+                    g_r = g_f;
+                }
+                T_ g_vf = g_v + NAME(surrogate)(f - v_th, width, kind) * g_f;
+                if (R) gr[o + j] = g_v + NAME(surrogate)(r - v_th, width, kind) * g_r;
+                if (!mode) ga[e] = alpha * ga[e] - gamma * g_vf;
+                gi[o + j] = g_vf; gvf[e] = g_vf;
+            }
+        }
+    )
+    FTZ_END
+}
+
+#undef BLOCKS
+#undef NAME
+#undef CAT
+#undef CAT_
