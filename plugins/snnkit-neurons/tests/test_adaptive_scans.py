@@ -28,14 +28,19 @@ TOL = {torch.float32: 1e-6, torch.float64: 1e-12}
 NEURONS = {"alif": ALIF, "nrr": NRR}
 
 
-@pytest.fixture(params=["c-kernel", "torch-loop"])
-def impl(request):
-    """Each test with the C library's implementation and with the torch loop's."""
+@pytest.fixture(params=["c-kernel", "c-per-step", "torch-loop"])
+def impl(request, monkeypatch):
+    """Each test with the C library's implementation (with V: the whole forward in one C call, products through
+    torch's BLAS; ``c-per-step``: SNNKIT_CPU_BLAS=0, products from Python per chunk) and with the torch loop's.
+    Returns the registered name."""
     get_registry()
-    if request.param == "c-kernel" and cpu.lib() is None:
+    if request.param != "torch-loop" and cpu.lib() is None:
         if shutil.which("cc") or shutil.which("gcc"):
             pytest.fail(f"a C compiler is here but the C scans did not build: {cpu.failure}")
         pytest.skip("no C compiler: only the torch loops can run")
+    if request.param == "c-per-step":
+        monkeypatch.setenv("SNNKIT_CPU_BLAS", "0")
+        return "c-kernel"
     return request.param
 
 

@@ -11,27 +11,61 @@
         __VA_ARGS__ \
     }
 
-/* alif forward: state u, a, sp (S[t-1]); I + R (R: recurrent input, optional) or I + w_n·S[t-1] (w: diagonal) */
+/* alif forward of elements [e0, e0+m): state u, a, sp (S[t-1]); I + R (R: recurrent input, optional) or
+ * I + w_n·S[t-1] (w: diagonal) */
+INLINE void NAME(alif_fwd_block)(int64_t L, int64_t BN, int64_t N, int64_t e0, int64_t m, const T_ *I, const T_ *R,
+                                 const T_ *w, T_ *R_ u, T_ *R_ a, T_ *R_ sp, T_ *s_out, T_ *h_out, T_ *a_out,
+                                 T_ decay, T_ v_th, T_ beta, T_ rho, T_ omr) {
+    for (int64_t t = 0; t < L; t++) {
+        const T_ *R_ it = I + t * BN + e0;
+        const T_ *R_ rt = R ? R + t * BN + e0 : it;
+        T_ *R_ st = s_out + t * BN + e0, *R_ ht = h_out + t * BN + e0, *R_ at = a_out + t * BN + e0;
+        for (int64_t j = 0; j < m; j++) {
+            int64_t e = e0 + j;
+            T_ av = rho * a[e] + omr * sp[e];
+            T_ thr = v_th + beta * av;
+            T_ i = R ? it[j] + rt[j] : (w ? it[j] + w[e % N] * sp[e] : it[j]);
+            T_ h = decay * u[e] + i;
+            T_ s = (T_)(h - thr >= 0);
+            u[e] = h - thr * s; a[e] = av; sp[e] = s;
+            st[j] = s; ht[j] = h; at[j] = av;
+        }
+    }
+}
+
 EXPORT void NAME(alif_fwd)(int64_t L, int64_t BN, int64_t N, const T_ *I, const T_ *R, const T_ *w, T_ *u, T_ *a,
                            T_ *sp, T_ *s_out, T_ *h_out, T_ *a_out, T_ decay, T_ v_th, T_ beta, T_ rho, T_ omr,
                            int nthreads) {
-    BLOCKS(
-        for (int64_t t = 0; t < L; t++) {
-            const T_ *R_ it = I + t * BN + e0;
-            const T_ *R_ rt = R ? R + t * BN + e0 : it;
-            T_ *R_ st = s_out + t * BN + e0, *R_ ht = h_out + t * BN + e0, *R_ at = a_out + t * BN + e0;
-            for (int64_t j = 0; j < m; j++) {
-                int64_t e = e0 + j;
-                T_ av = rho * a[e] + omr * sp[e];
-                T_ thr = v_th + beta * av;
-                T_ i = R ? it[j] + rt[j] : (w ? it[j] + w[e % N] * sp[e] : it[j]);
-                T_ h = decay * u[e] + i;
-                T_ s = (T_)(h - thr >= 0);
-                u[e] = h - thr * s; a[e] = av; sp[e] = s;
-                st[j] = s; ht[j] = h; at[j] = av;
-            }
-        }
-    )
+    BLOCKS(NAME(alif_fwd_block)(L, BN, N, e0, m, I, R, w, u, a, sp, s_out, h_out, a_out, decay, v_th, beta, rho,
+                                omr);)
+}
+
+typedef void (*NAME(agemm_fn))(const char *, const char *, const int64_t *, const int64_t *, const int64_t *,
+                               const T_ *, const T_ *, const int64_t *, const T_ *, const int64_t *, const T_ *,
+                               T_ *, const int64_t *);
+
+/* R[t0:t1] = S[t0-k : t1-k] Vᵀ for chunk [t0, t1) (zero for t < k), through the BLAS gemm torch uses, with the
+ * call torch makes for (rows, N) @ (N, N)ᵀ so the products round as the reference's do */
+INLINE void NAME(span_rec)(int64_t t0, int64_t t1, int64_t k, int64_t B, int64_t N, const T_ *W, const T_ *s, T_ *R,
+                           void *gemm_) {
+    const int64_t BN = B * N, rows = (t1 - t0) * B;
+    const T_ f1 = 1, f0 = 0;
+    if (t0 == 0) { for (int64_t e = 0; e < (t1 - t0) * BN; e++) R[e] = 0; return; }
+    ((NAME(agemm_fn))gemm_)("T", "N", &N, &rows, &N, &f1, W, &N, s + (t0 - k) * BN, &N, &f0, R + t0 * BN, &N);
+}
+
+/* the whole forward of alif with R[t] = V S[t-k]: per chunk of k steps one product into R, then the steps */
+EXPORT void NAME(alif_span_fwd)(int64_t T, int64_t B, int64_t N, int64_t k, const T_ *I, const T_ *W, T_ *R, T_ *u,
+                                T_ *a, T_ *sp, T_ *s_out, T_ *h_out, T_ *a_out, T_ decay, T_ v_th, T_ beta, T_ rho,
+                                T_ omr, void *gemm_) {
+    const int64_t BN = B * N;
+    for (int64_t t0 = 0; t0 < T; t0 += k) {
+        int64_t t1 = t0 + k < T ? t0 + k : T, o = t0 * BN;
+        NAME(span_rec)(t0, t1, k, B, N, W, s_out, R, gemm_);
+        for (int64_t e0 = 0; e0 < BN; e0 += BLK)
+            NAME(alif_fwd_block)(t1 - t0, BN, N, e0, BN - e0 < BLK ? BN - e0 : BLK, I + o, R + o, 0, u, a, sp,
+                                 s_out + o, h_out + o, a_out + o, decay, v_th, beta, rho, omr);
+    }
 }
 
 /* alif backward over one chunk, reverse time; carries gu = dL/dU[t], ga = dL/da[t+1], ghn = dL/dH[t+1] (diagonal).
@@ -69,28 +103,46 @@ EXPORT void NAME(alif_bwd)(int64_t L, int64_t BN, int64_t N, const T_ *gs, const
     FTZ_END
 }
 
-/* nrr forward: state v (V[t-1]), sp (S[t-1]), a; R: the recurrent channel's input (optional) */
+/* nrr forward of elements [e0, e0+m): state v (V[t-1]), sp (S[t-1]), a; R: the recurrent channel's input */
+INLINE void NAME(nrr_fwd_block)(int64_t L, int64_t BN, int64_t e0, int64_t m, const T_ *I, const T_ *R, T_ *R_ v,
+                                T_ *R_ sp, T_ *R_ a, T_ *s_out, T_ *vf_out, T_ decay, T_ v_th, T_ alpha, T_ beta,
+                                T_ gamma, int quirk) {
+    for (int64_t t = 0; t < L; t++) {
+        const T_ *R_ it = I + t * BN + e0;
+        const T_ *R_ rt = R ? R + t * BN + e0 : it;
+        T_ *R_ st = s_out + t * BN + e0, *R_ ft = vf_out + t * BN + e0;
+        for (int64_t j = 0; j < m; j++) {
+            int64_t e = e0 + j;
+            T_ S = sp[e];
+            T_ av = alpha * a[e] + beta * S;
+            T_ keep = quirk ? (T_)1 - S : (T_)1 - (S < (T_)1 ? S : (T_)1);
+            T_ vf = (decay * v[e] * keep + it[j]) - gamma * av;
+            T_ s = (T_)(vf - v_th > 0);
+            T_ V = vf;
+            if (R) { s += (T_)(rt[j] - v_th > 0); V = vf + rt[j]; }
+            v[e] = V; sp[e] = s; a[e] = av;
+            st[j] = s; ft[j] = vf;
+        }
+    }
+}
+
 EXPORT void NAME(nrr_fwd)(int64_t L, int64_t BN, const T_ *I, const T_ *R, T_ *v, T_ *sp, T_ *a, T_ *s_out,
                           T_ *vf_out, T_ decay, T_ v_th, T_ alpha, T_ beta, T_ gamma, int quirk, int nthreads) {
-    BLOCKS(
-        for (int64_t t = 0; t < L; t++) {
-            const T_ *R_ it = I + t * BN + e0;
-            const T_ *R_ rt = R ? R + t * BN + e0 : it;
-            T_ *R_ st = s_out + t * BN + e0, *R_ ft = vf_out + t * BN + e0;
-            for (int64_t j = 0; j < m; j++) {
-                int64_t e = e0 + j;
-                T_ S = sp[e];
-                T_ av = alpha * a[e] + beta * S;
-                T_ keep = quirk ? (T_)1 - S : (T_)1 - (S < (T_)1 ? S : (T_)1);
-                T_ vf = (decay * v[e] * keep + it[j]) - gamma * av;
-                T_ s = (T_)(vf - v_th > 0);
-                T_ V = vf;
-                if (R) { s += (T_)(rt[j] - v_th > 0); V = vf + rt[j]; }
-                v[e] = V; sp[e] = s; a[e] = av;
-                st[j] = s; ft[j] = vf;
-            }
-        }
-    )
+    BLOCKS(NAME(nrr_fwd_block)(L, BN, e0, m, I, R, v, sp, a, s_out, vf_out, decay, v_th, alpha, beta, gamma, quirk);)
+}
+
+/* the whole forward of nrr with R[t] = V S[t-k] (as alif_span_fwd) */
+EXPORT void NAME(nrr_span_fwd)(int64_t T, int64_t B, int64_t N, int64_t k, const T_ *I, const T_ *W, T_ *R, T_ *v,
+                               T_ *sp, T_ *a, T_ *s_out, T_ *vf_out, T_ decay, T_ v_th, T_ alpha, T_ beta, T_ gamma,
+                               int quirk, void *gemm_) {
+    const int64_t BN = B * N;
+    for (int64_t t0 = 0; t0 < T; t0 += k) {
+        int64_t t1 = t0 + k < T ? t0 + k : T, o = t0 * BN;
+        NAME(span_rec)(t0, t1, k, B, N, W, s_out, R, gemm_);
+        for (int64_t e0 = 0; e0 < BN; e0 += BLK)
+            NAME(nrr_fwd_block)(t1 - t0, BN, e0, BN - e0 < BLK ? BN - e0 : BLK, I + o, R + o, v, sp, a, s_out + o,
+                                vf_out + o, decay, v_th, alpha, beta, gamma, quirk);
+    }
 }
 
 /* nrr backward over one chunk, reverse time; carries gvf = dL/dV_f[t+1], ga = dL/da[t+1]. Writes dL/dI (gi) and

@@ -81,6 +81,12 @@ class ALIFKernel:
             u, sp = h[t] - thr * s[t], s[t]
         st[0].copy_(u), st[1].copy_(av), st[2].copy_(sp)
 
+    def span_fwd(self, cur, W, R, k, st, s, bufs, gemm):
+        T, B, N = cur.shape
+        cpu.fn("alif_span_fwd", cur.dtype)(T, B, N, k, cur.data_ptr(), W.data_ptr(), R.data_ptr(),
+                                           *(x.data_ptr() for x in (*st, s, *bufs)), self.decay, self.v_th, self.beta,
+                                           self.rho, self.omr, gemm)
+
     def bwd(self, use_c, t0, t1, mode, gs, G, w, s, bufs, cr, gi, gr):
         h, a = bufs
         if use_c:
@@ -155,6 +161,12 @@ class NRRKernel:
             sp = s[t]
         st[0].copy_(v), st[1].copy_(sp), st[2].copy_(a)
 
+    def span_fwd(self, cur, W, R, k, st, s, bufs, gemm):
+        T, B, N = cur.shape
+        cpu.fn("nrr_span_fwd", cur.dtype)(T, B, N, k, cur.data_ptr(), W.data_ptr(), R.data_ptr(),
+                                          *(x.data_ptr() for x in (*st, s, *bufs)), self.decay, self.v_th, self.alpha,
+                                          self.beta, self.gamma, int(self.quirk), gemm)
+
     def bwd(self, use_c, t0, t1, mode, gs, G, w, s, bufs, cr, gi, gr, R=None):
         (vf,) = bufs
         if use_c:
@@ -205,6 +217,11 @@ def _forward(kern, cur, w, weight, k, use_c):
         kern.fwd(use_c, 0, T, cur, None, w, st, s, bufs)
         return s, bufs, None
     R = torch.empty_like(cur)  # R[t] = V S[t-k]: zero for t < k, then one product per chunk
+    gemm = cpu.gemm(cur.dtype) if use_c and weight.dtype == cur.dtype else None
+    if gemm is not None:  # the whole forward in one C call, the products through torch's BLAS on this thread
+        with cpu.one_blas_thread():
+            kern.span_fwd(cur, weight.detach().contiguous(), R, k, st, s, bufs, gemm)
+        return s, bufs, R
     R[:k].zero_()
     wt, s_rows, r_rows = weight.detach().t(), s.view(T * B, N), R.view(T * B, N)
     for t0 in range(0, T, k):

@@ -127,8 +127,10 @@ def _load(path: Path) -> ctypes.CDLL:
                                                    i32]
         getattr(lib, f"nrr_bwd_{sfx}").argtypes = [i64, i64, p, p, p, p, p, p, p, p, p, real, real, real, real, real,
                                                    i32, real, i32, i32, i32]
+        getattr(lib, f"alif_span_fwd_{sfx}").argtypes = [i64] * 4 + [p] * 9 + [real] * 5 + [p]
+        getattr(lib, f"nrr_span_fwd_{sfx}").argtypes = [i64] * 4 + [p] * 8 + [real] * 5 + [i32, p]
         for name in ("lif_fwd", "lif_bwd", "soft_fwd", "soft_bwd", "tssl_bwd", "mix_add", "mixed_fwd", "mixed_bwd",
-                     "alif_fwd", "alif_bwd", "nrr_fwd", "nrr_bwd"):
+                     "alif_fwd", "alif_bwd", "nrr_fwd", "nrr_bwd", "alif_span_fwd", "nrr_span_fwd"):
             getattr(lib, f"{name}_{sfx}").restype = None
     return lib
 
