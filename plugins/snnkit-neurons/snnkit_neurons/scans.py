@@ -1,4 +1,4 @@
-"""The faster exact scans of ``lif`` and ``lif-soft``, registered as implementations
+"""The faster exact scans of ``lif``, ``lif-soft``, ``alif`` and ``nrr``, registered as implementations
 (:mod:`snnkit_core.contract.implementations`); the network picks one per layer when it is planned.
 
 ======== ============================ ================ ====================================================
@@ -12,6 +12,10 @@ lif-soft chunk                        cuda, cpu*       triton: one kernel per di
 lif-soft span (SRC; dense = k 1)      cpu              c-kernel, torch-loop: kernels/soft_cpu.SkipScan
 lif-soft mixed (ASRC in training)     cpu              c-kernel, torch-loop: kernels/soft_cpu.MixedScan
 lif      tssl-bp-forward / -backward  cpu              c-kernel: tssl-bp's layer scan (kernels/tssl_cpu.py)
+alif     none, diagonal (self term)   cpu              c-kernel, torch-loop: kernels/adaptive_cpu.AdaptiveScan
+alif     span (dense, sparse, SRC)    cpu              c-kernel, torch-loop: the same node with V S[t-k]
+nrr      none, span (dense, sparse)   cpu              c-kernel, torch-loop: the same node (two channels)
+alif/nrr reward-prop (the rule's)     cpu              c-kernel, torch-loop: the same node, replaced gradients
 ======== ============================ ================ ====================================================
 
 ``cpu*``: Triton on the CPU only under its interpreter (tests). ``c-kernel`` is available when the C library

@@ -193,3 +193,25 @@ def test_reward_prop_scan_refuses_asrc_and_src():
     for rec in (AdaptiveSkipRecurrence(4, 3), SkipRecurrence(4, 2)):
         why = implementation("nrr", "reward-prop", "torch-loop").accepts(_Layer(neuron, rec))
         assert why is not None and "span" in why
+
+
+@pytest.mark.parametrize("name,conn", [("alif", "srsc"), ("alif", "sparse"), ("nrr", "sparse"), ("nrr", "ff")])
+def test_network_plans_the_fast_scan_and_equals_the_reference_backend(name, conn):
+    """Every spiking layer of an alif/nrr network runs a registered CPU implementation under --backend auto, and
+    its parameter gradients equal --backend reference's."""
+    from snnkit_core.engine.network import Network
+
+    c = get_registry().get("connectivity", conn)()
+    x = torch.rand(12, 3, 5, dtype=torch.float64) * 2
+    grads = {}
+    for backend in ("reference", "auto"):
+        torch.manual_seed(0)
+        net = Network(5, (6, 6, 6), 3, lambda n: NEURONS[name](n), c).double()
+        net.backend = backend
+        net(x).logits.sum().backward()
+        grads[backend] = {k: p.grad.clone() for k, p in net.named_parameters() if p.grad is not None}
+        used = {r["implementation"] for r in net.plan_report()}
+        assert used == ({"reference"} if backend == "reference" else {"c-kernel"} if cpu.lib() else {"torch-loop"})
+    assert grads["reference"].keys() == grads["auto"].keys()
+    for k, g in grads["reference"].items():
+        assert (g - grads["auto"][k]).abs().max().item() <= 1e-12 * max(1.0, g.abs().max().item()), k
