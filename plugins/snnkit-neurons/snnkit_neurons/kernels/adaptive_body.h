@@ -68,38 +68,80 @@ EXPORT void NAME(alif_span_fwd)(int64_t T, int64_t B, int64_t N, int64_t k, cons
     }
 }
 
-/* alif backward over one chunk, reverse time; carries gu = dL/dU[t], ga = dL/da[t+1], ghn = dL/dH[t+1] (diagonal).
- * mode 0: BPTT, g_S = gs + G + (1-rho)·ga + w·ghn - thr·gu; mode 1: reward-prop, g_S = G (the replaced gradient;
- * the spikes feed nothing differentiable); mode 2: reward-prop with '- h', g_S = G - S. */
+/* alif backward of elements [e0, e0+m) over one chunk, reverse time; carries gu = dL/dU[t], ga = dL/da[t+1],
+ * ghn = dL/dH[t+1] (diagonal). mode 0: BPTT, g_S = gs + G + (1-rho)·ga + w·ghn - thr·gu; mode 1: reward-prop,
+ * g_S = G (the replaced gradient; the spikes feed nothing differentiable); mode 2: reward-prop with '- h',
+ * g_S = G - S. G is indexed from the chunk's first step. */
+INLINE void NAME(alif_bwd_block)(int64_t L, int64_t BN, int64_t N, int64_t e0, int64_t m, const T_ *gs,
+                                 const T_ *G, const T_ *h, const T_ *a, const T_ *w, T_ *R_ gu, T_ *R_ ga,
+                                 T_ *ghn, T_ *gi, T_ decay, T_ v_th, T_ beta, T_ rho, T_ omr, T_ width, int kind,
+                                 int mode) {
+    for (int64_t t = L - 1; t >= 0; t--) {
+        int64_t o = t * BN + e0;
+        for (int64_t j = 0; j < m; j++) {
+            int64_t e = e0 + j;
+            T_ thr = v_th + beta * a[o + j];
+            T_ x = h[o + j] - thr;
+            T_ s = (T_)(x >= 0);
+            T_ sg = NAME(surrogate)(x, width, kind);
+            T_ g_s, g_u = gu[e];
+            if (mode) {
+                g_s = mode == 2 ? G[o + j] - s : G[o + j];
+            } else {
+                g_s = omr * ga[e] - thr * g_u;
+                if (gs) g_s += gs[o + j];
+                if (G) g_s += G[o + j];
+                if (w) g_s += w[e % N] * ghn[e];
+                ga[e] = rho * ga[e] + beta * (-(s * g_u) - sg * g_s);
+            }
+            T_ g_h = g_u + sg * g_s;
+            gi[o + j] = g_h; gu[e] = decay * g_h;
+            if (w) ghn[e] = g_h;
+        }
+    }
+}
+
+/* one copy of a block loop per surrogate (the switch leaves the inner loop) */
+#define BY_KIND(CALL) switch (kind) { \
+    case SIGMOID: CALL(SIGMOID); break; case TRIANGLE: CALL(TRIANGLE); break; \
+    case FAST_SIGMOID: CALL(FAST_SIGMOID); break; case ATAN: CALL(ATAN); break; default: CALL(RECTANGLE); }
+
 EXPORT void NAME(alif_bwd)(int64_t L, int64_t BN, int64_t N, const T_ *gs, const T_ *G, const T_ *h, const T_ *a,
                            const T_ *w, T_ *gu, T_ *ga, T_ *ghn, T_ *gi, T_ decay, T_ v_th, T_ beta, T_ rho, T_ omr,
                            T_ width, int kind, int mode, int nthreads) {
+#define ALIF_BWD(K) NAME(alif_bwd_block)(L, BN, N, e0, m, gs, G, h, a, w, gu, ga, ghn, gi, decay, v_th, beta, rho, \
+                                         omr, width, K, mode)
+    BLOCKS(FTZ_BEGIN BY_KIND(ALIF_BWD) FTZ_END)
+#undef ALIF_BWD
+}
+
+/* G[0 : n·B] = gr[t0+k : t0+k+n] V (row-major (rows, N) @ (N, N)): ∂L/∂S of a chunk's steps through the later
+ * steps' R, zero for the chunk's steps that feed none */
+INLINE void NAME(span_back)(int64_t t0, int64_t t1, int64_t k, int64_t T, int64_t B, int64_t N, const T_ *W,
+                            const T_ *gr, T_ *G, void *gemm_) {
+    const int64_t BN = B * N, n = (t1 + k < T ? t1 + k : T) - (t0 + k), rows = n * B;
+    const T_ f1 = 1, f0 = 0;
+    if (n > 0) ((NAME(agemm_fn))gemm_)("N", "N", &N, &rows, &N, &f1, W, &N, gr + (t0 + k) * BN, &N, &f0, G, &N);
+    for (int64_t e = (n > 0 ? n : 0) * BN; e < (t1 - t0) * BN; e++) G[e] = 0;
+}
+
+/* the whole BPTT backward of alif with R[t] = V S[t-k]: chunks in reverse, one product each (G: (k·B, N)) */
+EXPORT void NAME(alif_span_bwd)(int64_t T, int64_t B, int64_t N, int64_t k, const T_ *gs, const T_ *h, const T_ *a,
+                                const T_ *W, T_ *G, T_ *gu, T_ *ga, T_ *gi, T_ decay, T_ v_th, T_ beta, T_ rho,
+                                T_ omr, T_ width, int kind, void *gemm_) {
+    const int64_t BN = B * N;
     FTZ_BEGIN
-    BLOCKS(
-        for (int64_t t = L - 1; t >= 0; t--) {
-            int64_t o = t * BN + e0;
-            for (int64_t j = 0; j < m; j++) {
-                int64_t e = e0 + j;
-                T_ thr = v_th + beta * a[o + j];
-                T_ x = h[o + j] - thr;
-                T_ s = (T_)(x >= 0);
-                T_ sg = NAME(surrogate)(x, width, kind);
-                T_ g_s, g_u = gu[e];
-                if (mode) {
-                    g_s = mode == 2 ? G[o + j] - s : G[o + j];
-                } else {
-                    g_s = omr * ga[e] - thr * g_u;
-                    if (gs) g_s += gs[o + j];
-                    if (G) g_s += G[o + j];
-                    if (w) g_s += w[e % N] * ghn[e];
-                    ga[e] = rho * ga[e] + beta * (-(s * g_u) - sg * g_s);
-                }
-                T_ g_h = g_u + sg * g_s;
-                gi[o + j] = g_h; gu[e] = decay * g_h;
-                if (w) ghn[e] = g_h;
-            }
+    for (int64_t t0 = (T - 1) / k * k; t0 >= 0; t0 -= k) {
+        int64_t t1 = t0 + k < T ? t0 + k : T, o = t0 * BN;
+        NAME(span_back)(t0, t1, k, T, B, N, W, gi, G, gemm_);
+        for (int64_t e0 = 0; e0 < BN; e0 += BLK) {
+            int64_t m = BN - e0 < BLK ? BN - e0 : BLK;
+#define ALIF_BWD(K) NAME(alif_bwd_block)(t1 - t0, BN, N, e0, m, gs ? gs + o : 0, G, h + o, a + o, 0, gu, ga, gi, \
+                                         gi + o, decay, v_th, beta, rho, omr, width, K, 0)
+            BY_KIND(ALIF_BWD)
+#undef ALIF_BWD
         }
-    )
+    }
     FTZ_END
 }
 
@@ -145,44 +187,71 @@ EXPORT void NAME(nrr_span_fwd)(int64_t T, int64_t B, int64_t N, int64_t k, const
     }
 }
 
-/* nrr backward over one chunk, reverse time; carries gvf = dL/dV_f[t+1], ga = dL/da[t+1]. Writes dL/dI (gi) and
- * dL/dR (gr, with R). mode 0: BPTT, g_S = gs + G + beta·ga - (dL/dr(S))·r'(S); 1, 2: reward-prop as alif_bwd (G is
- * the replaced gradient of each channel's spikes; 2: minus that channel's spikes). */
+/* nrr backward of elements [e0, e0+m) over one chunk, reverse time; carries gvf = dL/dV_f[t+1], ga = dL/da[t+1].
+ * Writes dL/dI (gi) and dL/dR (gr, with R). mode 0: BPTT, g_S = gs + G + beta·ga - (dL/dr(S))·r'(S); 1, 2:
+ * reward-prop as alif's (G is the replaced gradient of each channel's spikes; 2: minus that channel's spikes). */
+INLINE void NAME(nrr_bwd_block)(int64_t L, int64_t BN, int64_t e0, int64_t m, const T_ *gs, const T_ *G,
+                                const T_ *s, const T_ *vf, const T_ *R, T_ *R_ gvf, T_ *R_ ga, T_ *gi, T_ *gr,
+                                T_ decay, T_ v_th, T_ alpha, T_ beta, T_ gamma, int quirk, T_ width, int kind,
+                                int mode) {
+    for (int64_t t = L - 1; t >= 0; t--) {
+        int64_t o = t * BN + e0;
+        for (int64_t j = 0; j < m; j++) {
+            int64_t e = e0 + j;
+            T_ S = s[o + j], f = vf[o + j], r = R ? R[o + j] : (T_)0;
+            T_ keep = quirk ? (T_)1 - S : (T_)1 - (S < (T_)1 ? S : (T_)1);
+            T_ g_n = gvf[e];
+            T_ g_v = decay * (keep * g_n);
+            T_ g_f, g_r;
+            if (mode) {
+                g_f = G[o + j]; g_r = g_f;
+                if (mode == 2) { g_f -= (T_)(f - v_th > 0); g_r -= (T_)(r - v_th > 0); }
+            } else {
+                T_ V = R ? f + r : f;
+                T_ g_keep = g_n * (decay * V);
+                g_f = beta * ga[e] - ((quirk || S <= (T_)1) ? g_keep : (T_)0);
+                if (gs) g_f += gs[o + j];
+                if (G) g_f += G[o + j];
+                g_r = g_f;
+            }
+            T_ g_vf = g_v + NAME(surrogate)(f - v_th, width, kind) * g_f;
+            if (R) gr[o + j] = g_v + NAME(surrogate)(r - v_th, width, kind) * g_r;
+            if (!mode) ga[e] = alpha * ga[e] - gamma * g_vf;
+            gi[o + j] = g_vf; gvf[e] = g_vf;
+        }
+    }
+}
+
 EXPORT void NAME(nrr_bwd)(int64_t L, int64_t BN, const T_ *gs, const T_ *G, const T_ *s, const T_ *vf, const T_ *R,
                           T_ *gvf, T_ *ga, T_ *gi, T_ *gr, T_ decay, T_ v_th, T_ alpha, T_ beta, T_ gamma, int quirk,
                           T_ width, int kind, int mode, int nthreads) {
+#define NRR_BWD(K) NAME(nrr_bwd_block)(L, BN, e0, m, gs, G, s, vf, R, gvf, ga, gi, gr, decay, v_th, alpha, beta, \
+                                       gamma, quirk, width, K, mode)
+    BLOCKS(FTZ_BEGIN BY_KIND(NRR_BWD) FTZ_END)
+#undef NRR_BWD
+}
+
+/* the whole BPTT backward of nrr with R[t] = V S[t-k] (as alif_span_bwd; ∂L/∂R into gr) */
+EXPORT void NAME(nrr_span_bwd)(int64_t T, int64_t B, int64_t N, int64_t k, const T_ *gs, const T_ *s, const T_ *vf,
+                               const T_ *R, const T_ *W, T_ *G, T_ *gvf, T_ *ga, T_ *gi, T_ *gr, T_ decay, T_ v_th,
+                               T_ alpha, T_ beta, T_ gamma, int quirk, T_ width, int kind, void *gemm_) {
+    const int64_t BN = B * N;
     FTZ_BEGIN
-    BLOCKS(
-        for (int64_t t = L - 1; t >= 0; t--) {
-            int64_t o = t * BN + e0;
-            for (int64_t j = 0; j < m; j++) {
-                int64_t e = e0 + j;
-                T_ S = s[o + j], f = vf[o + j], r = R ? R[o + j] : (T_)0;
-                T_ keep = quirk ? (T_)1 - S : (T_)1 - (S < (T_)1 ? S : (T_)1);
-                T_ g_n = gvf[e];
-                T_ g_v = decay * (keep * g_n);
-                T_ g_f, g_r;
-                if (mode) {
-                    g_f = G[o + j]; g_r = g_f;
-                    if (mode == 2) { g_f -= (T_)(f - v_th > 0); g_r -= (T_)(r - v_th > 0); }
-                } else {
-                    T_ V = R ? f + r : f;
-                    T_ g_keep = g_n * (decay * V);
-                    g_f = beta * ga[e] - ((quirk || S <= (T_)1) ? g_keep : (T_)0);
-                    if (gs) g_f += gs[o + j];
-                    if (G) g_f += G[o + j];
-                    g_r = g_f;
-                }
-                T_ g_vf = g_v + NAME(surrogate)(f - v_th, width, kind) * g_f;
-                if (R) gr[o + j] = g_v + NAME(surrogate)(r - v_th, width, kind) * g_r;
-                if (!mode) ga[e] = alpha * ga[e] - gamma * g_vf;
-                gi[o + j] = g_vf; gvf[e] = g_vf;
-            }
+    for (int64_t t0 = (T - 1) / k * k; t0 >= 0; t0 -= k) {
+        int64_t t1 = t0 + k < T ? t0 + k : T, o = t0 * BN;
+        NAME(span_back)(t0, t1, k, T, B, N, W, gr, G, gemm_);
+        for (int64_t e0 = 0; e0 < BN; e0 += BLK) {
+            int64_t m = BN - e0 < BLK ? BN - e0 : BLK;
+#define NRR_BWD(K) NAME(nrr_bwd_block)(t1 - t0, BN, e0, m, gs ? gs + o : 0, G, s + o, vf + o, R + o, gvf, ga, \
+                                       gi + o, gr + o, decay, v_th, alpha, beta, gamma, quirk, width, K, 0)
+            BY_KIND(NRR_BWD)
+#undef NRR_BWD
         }
-    )
+    }
     FTZ_END
 }
 
+#undef BY_KIND
 #undef BLOCKS
 #undef NAME
 #undef CAT

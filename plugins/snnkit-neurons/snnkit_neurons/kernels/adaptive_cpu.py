@@ -6,8 +6,9 @@ The recurrent input reaches the neuron in one of three ways: none; ``alif``'s di
 preallocated buffer, as ``soft_cpu.SkipScan`` does. ``alif`` adds R to its input (``I[t] + R[t]``);
 ``nrr``'s recurrent channel spikes on R itself.
 
-Forward: per chunk one C call (``alif_fwd`` / ``nrr_fwd`` in ``adaptive_body.h``) that updates the state in
-place and writes the spikes and what the backward needs, rounded exactly like the neurons' ``step``
+Forward: per chunk one C call (``alif_fwd`` / ``nrr_fwd`` in ``adaptive_body.h``; with V the whole layer is one
+call, ``*_span_fwd``, its products through torch's BLAS, and so is its backward, ``*_span_bwd``) that updates the
+state in place and writes the spikes and what the backward needs, rounded exactly like the neurons' ``step``
 (``alif.alif_step``, ``nrr.nrr_step``). Backward, in reverse time (``alif_bwd`` / ``nrr_bwd``), with x = H - A
 and σ' the surrogate derivative:
 
@@ -86,6 +87,13 @@ class ALIFKernel:
         cpu.fn("alif_span_fwd", cur.dtype)(T, B, N, k, cur.data_ptr(), W.data_ptr(), R.data_ptr(),
                                            *(x.data_ptr() for x in (*st, s, *bufs)), self.decay, self.v_th, self.beta,
                                            self.rho, self.omr, gemm)
+
+    def span_bwd(self, gs, W, G, k, s, bufs, cr, gi, gr, R, gemm):
+        T, B, N = s.shape
+        ptrs = (x.data_ptr() for x in (*bufs, W, G, cr[0], cr[1], gi))
+        cpu.fn("alif_span_bwd", s.dtype)(T, B, N, k, cpu.ptr(gs), *ptrs, self.decay, self.v_th, self.beta,
+                                         self.rho, self.omr, self.width,
+                                         cpu.SURROGATE[self.kind], gemm)
 
     def bwd(self, use_c, t0, t1, mode, gs, G, w, s, bufs, cr, gi, gr):
         h, a = bufs
@@ -167,6 +175,13 @@ class NRRKernel:
                                           *(x.data_ptr() for x in (*st, s, *bufs)), self.decay, self.v_th, self.alpha,
                                           self.beta, self.gamma, int(self.quirk), gemm)
 
+    def span_bwd(self, gs, W, G, k, s, bufs, cr, gi, gr, R, gemm):
+        T, B, N = s.shape
+        ptrs = (x.data_ptr() for x in (s, *bufs, R, W, G, *cr, gi, gr))
+        cpu.fn("nrr_span_bwd", s.dtype)(T, B, N, k, cpu.ptr(gs), *ptrs, self.decay, self.v_th, self.alpha,
+                                        self.beta, self.gamma, int(self.quirk),
+                                        self.width, cpu.SURROGATE[self.kind], gemm)
+
     def bwd(self, use_c, t0, t1, mode, gs, G, w, s, bufs, cr, gi, gr, R=None):
         (vf,) = bufs
         if use_c:
@@ -244,6 +259,11 @@ def _backward(kern, mode, gs, g_rp, w, weight, k, s, bufs, R, use_c):
         return gi, gr
     wd = weight.detach()
     G = torch.empty(min(k, T) * B, N, dtype=s.dtype)  # ∂L/∂S of the chunk through the later chunk's R
+    gemm = cpu.gemm(s.dtype) if use_c and wd.dtype == s.dtype else None
+    if gemm is not None:  # the whole reverse scan in one C call, the products through torch's BLAS on this thread
+        with cpu.one_blas_thread():
+            kern.span_bwd(gs, wd.contiguous(), G, k, s, bufs, cr, gi, gr, R, gemm)
+        return gi, gr
     gr_rows = gr.view(T * B, N)
     for t0 in reversed(range(0, T, k)):
         t1 = min(t0 + k, T)

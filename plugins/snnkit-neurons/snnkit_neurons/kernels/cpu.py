@@ -129,8 +129,11 @@ def _load(path: Path) -> ctypes.CDLL:
                                                    i32, real, i32, i32, i32]
         getattr(lib, f"alif_span_fwd_{sfx}").argtypes = [i64] * 4 + [p] * 9 + [real] * 5 + [p]
         getattr(lib, f"nrr_span_fwd_{sfx}").argtypes = [i64] * 4 + [p] * 8 + [real] * 5 + [i32, p]
+        getattr(lib, f"alif_span_bwd_{sfx}").argtypes = [i64] * 4 + [p] * 8 + [real] * 6 + [i32, p]
+        getattr(lib, f"nrr_span_bwd_{sfx}").argtypes = [i64] * 4 + [p] * 10 + [real] * 5 + [i32, real, i32, p]
         for name in ("lif_fwd", "lif_bwd", "soft_fwd", "soft_bwd", "tssl_bwd", "mix_add", "mixed_fwd", "mixed_bwd",
-                     "alif_fwd", "alif_bwd", "nrr_fwd", "nrr_bwd", "alif_span_fwd", "nrr_span_fwd"):
+                     "alif_fwd", "alif_bwd", "nrr_fwd", "nrr_bwd", "alif_span_fwd", "nrr_span_fwd", "alif_span_bwd",
+                     "nrr_span_bwd"):
             getattr(lib, f"{name}_{sfx}").restype = None
     return lib
 
