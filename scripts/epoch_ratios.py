@@ -5,7 +5,8 @@ interleaved rounds (configuration 1, 2, ..., then again), medians; for a noisy s
 
 Configurations: lif + srsc + bptt (the default run), alif + srsc + bptt, nrr + sparse + reward-prop, each on the
 shipped dataset with hidden 128-128-128; ``--before`` adds alif on the reference scan and nrr + reward-prop on
-the rule's hooked step loop (the paths before their fast scans), for the speed-up.
+the rule's hooked step loop (the paths before their fast scans), for the speed-up; ``--more`` adds alif and nrr
+with ``sparse`` under ``bptt``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ CONFIGS = {
     "lif+srsc+bptt": dict(neuron="lif", conn="srsc", rules=["bptt"]),
     "alif+srsc+bptt": dict(neuron="alif", conn="srsc", rules=["bptt"]),
     "nrr+sparse+reward-prop": dict(neuron="nrr", conn="sparse", rules=["reward-prop"]),
+}
+MORE = {
+    "alif+sparse+bptt": dict(neuron="alif", conn="sparse", rules=["bptt"]),
+    "nrr+sparse+bptt": dict(neuron="nrr", conn="sparse", rules=["bptt"]),
 }
 BEFORE = {
     "alif+srsc+bptt (reference)": dict(neuron="alif", conn="srsc", rules=["bptt"], backend="reference"),
@@ -54,9 +59,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--limit", type=int, default=None, help="examples of the dataset to use (default: all)")
     ap.add_argument("--before", action="store_true", help="also time the paths without the fast scans")
+    ap.add_argument("--more", action="store_true", help="also time alif and nrr with sparse under bptt")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    configs = {**CONFIGS, **(BEFORE if args.before else {})}
+    configs = {**CONFIGS, **(MORE if args.more else {}), **(BEFORE if args.before else {})}
     times: dict[str, list[float]] = {name: [] for name in configs}
     for r in range(args.rounds):
         for name, settings in configs.items():
