@@ -215,3 +215,14 @@ def test_network_plans_the_fast_scan_and_equals_the_reference_backend(name, conn
     assert grads["reference"].keys() == grads["auto"].keys()
     for k, g in grads["reference"].items():
         assert (g - grads["auto"][k]).abs().max().item() <= 1e-12 * max(1.0, g.abs().max().item()), k
+
+
+def test_the_epoch_timing_script_starts():
+    """plugins/snnkit-neurons/scripts/epoch_ratios.py (the measurements in docs/performance.md) parses its options."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "epoch_ratios.py"
+    res = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "--before" in res.stdout and "--more" in res.stdout, res.stderr

@@ -1,7 +1,7 @@
 """Per-epoch training time of several configurations as ratios to the first, measured in ONE process with
 interleaved rounds (configuration 1, 2, ..., then again), medians; for a noisy shared machine.
 
-    OMP_NUM_THREADS=1 python scripts/epoch_ratios.py --rounds 5 [--limit 512]
+    OMP_NUM_THREADS=1 python plugins/snnkit-neurons/scripts/epoch_ratios.py --rounds 5 [--limit 512]
 
 Configurations: lif + srsc + bptt (the default run), alif + srsc + bptt, nrr + sparse + reward-prop, each on the
 shipped dataset with hidden 128-128-128; ``--before`` adds alif on the reference scan and nrr + reward-prop on
