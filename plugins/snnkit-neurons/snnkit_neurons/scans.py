@@ -1,4 +1,4 @@
-"""The faster exact scans of ``lif`` and ``lif-soft``, registered as implementations
+"""The faster exact scans of ``lif``, ``lif-soft``, ``alif`` and ``nrr``, registered as implementations
 (:mod:`snnkit_core.contract.implementations`); the network picks one per layer when it is planned.
 
 ======== ============================ ================ ====================================================
@@ -12,6 +12,10 @@ lif-soft chunk                        cuda, cpu*       triton: one kernel per di
 lif-soft span (SRC; dense = k 1)      cpu              c-kernel, torch-loop: kernels/soft_cpu.SkipScan
 lif-soft mixed (ASRC in training)     cpu              c-kernel, torch-loop: kernels/soft_cpu.MixedScan
 lif      tssl-bp-forward / -backward  cpu              c-kernel: tssl-bp's layer scan (kernels/tssl_cpu.py)
+alif     none, diagonal (self term)   cpu              c-kernel, torch-loop: kernels/adaptive_cpu.AdaptiveScan
+alif     span (dense, sparse, SRC)    cpu              c-kernel, torch-loop: the same node with V S[t-k]
+nrr      none, span (dense, sparse)   cpu              c-kernel, torch-loop: the same node (two channels)
+alif/nrr reward-prop (the rule's)     cpu              c-kernel, torch-loop: the same node, replaced gradients
 ======== ============================ ================ ====================================================
 
 ``cpu*``: Triton on the CPU only under its interpreter (tests). ``c-kernel`` is available when the C library
@@ -26,6 +30,7 @@ from functools import partial
 from snnkit_core.contract.implementations import Implementation, candidates
 
 from .kernels import cpu, surrogate_reason, triton_reason, tssl_cpu
+from .kernels.adaptive_cpu import AdaptiveScan, ALIFKernel, NRRKernel
 from .kernels.lif_cpu import lif_scan_cpu
 from .kernels.soft_cpu import MixedScan, SkipScan, SoftChunk
 from .lif_soft import SoftState
@@ -111,6 +116,50 @@ def soft_mixed_cpu(neuron, current, weight, alpha, chunk, use_c=True):
     return s, s
 
 
+KERNELS = {"alif": ALIFKernel, "nrr": NRRKernel}
+
+
+def adaptive_layer(neuron, current, recurrence, use_c=True):
+    """``alif``/``nrr`` without recurrence, or ``alif`` with the diagonal self term: one node."""
+    w = recurrence.weight if recurrence is not None else None
+    s, _ = AdaptiveScan.apply(current, w, None, None, KERNELS[neuron.name](neuron), 1, False, use_c)
+    return s, s
+
+
+def adaptive_span(neuron, current, weight, k, use_c=True):
+    """``alif``/``nrr`` with R[t] = V S[t-k] (``dense``, ``sparse``, ``src``): one node."""
+    s, _ = AdaptiveScan.apply(current, None, weight, None, KERNELS[neuron.name](neuron), k, False, use_c)
+    return s, s
+
+
+def _rp_weights(layer):
+    """(diagonal w, matrix V) of the layer's recurrence as reward-prop's reference scan reads them."""
+    rec = layer.recurrence
+    if rec is None:
+        return None, None
+    if rec.structure == "diagonal":
+        return rec.weight, None
+    return None, rec.effective_weight() if hasattr(rec, "effective_weight") else rec.weight
+
+
+def _rp_accepts(layer) -> str | None:
+    """reward-prop's scan: no recurrence, alif's self term, or a plain V S[t-1] (not ASRC's mixture)."""
+    rec = layer.recurrence
+    if rec is None or (layer.neuron.name == "alif" and _self_term(layer) is None):
+        return _cpu_surrogate(layer)
+    if rec.structure != "dense" or rec.span != 1 or "mixed" in rec.kinds or getattr(rec, "weight", None) is None:
+        return f"reward-prop's fast scan takes no {rec.structure} recurrence of span {rec.span} ({type(rec).__name__})"
+    return _cpu_surrogate(layer)
+
+
+def adaptive_reward_prop(layer, current, g_rp, minus_h, use_c=True):
+    """reward-prop's layer scan: ``g_rp`` (T, B, N) replaces every spike tensor's gradient (None: no training
+    step). Returns (y, s, z), z the scalar the rule adds to the loss (see kernels/adaptive_cpu.py)."""
+    w, weight = _rp_weights(layer)
+    s, z = AdaptiveScan.apply(current, w, weight, g_rp, KERNELS[layer.neuron.name](layer.neuron), 1, minus_h, use_c)
+    return s, s, z
+
+
 def register_all(register) -> None:
     """Register every row of the module's table (snnkit-neurons' ``register_implementations`` hook)."""
     for dev in ("cuda", "cpu"):  # on the CPU (the interpreter, tests only) it is a per-plan check, not a note
@@ -132,6 +181,13 @@ def register_all(register) -> None:
         register(host(neuron="lif-soft", kind="chunk", scan=partial(soft_chunk_cpu, use_c=use_c)))
         register(host(neuron="lif-soft", kind="span", scan=partial(soft_span_cpu, use_c=use_c)))
         register(host(neuron="lif-soft", kind="mixed", scan=partial(soft_mixed_cpu, use_c=use_c)))
+        for neuron in KERNELS:
+            register(host(neuron=neuron, kind="none", scan=partial(adaptive_layer, use_c=use_c)))
+            register(host(neuron=neuron, kind="span", scan=partial(adaptive_span, use_c=use_c)))
+            register(host(neuron=neuron, kind="reward-prop", scan=partial(adaptive_reward_prop, use_c=use_c),
+                          accepts=_rp_accepts))
+        register(host(neuron="alif", kind="diagonal", scan=partial(adaptive_layer, use_c=use_c),
+                      accepts=_lif_cpu_accepts))
     register(Implementation("c-kernel", "lif", "tssl-bp-forward", "cpu", tssl_cpu.forward, available=c_reason))
     register(Implementation("c-kernel", "lif", "tssl-bp-backward", "cpu", tssl_cpu.backward, available=c_reason))
 

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from snnkit_core import Compatibility, LearningRule, Param
+from snnkit_core.contract.implementations import find
 from snnkit_rules.schedules import make_schedule, schedule_params
 
 
@@ -65,7 +66,7 @@ class RewardProp(LearningRule):
         self.B: list[torch.Tensor] = []  # per hidden layer (K, N_l)
         self._index: dict[int, int] = {}
         self._rp: torch.Tensor | None = None  # (T, B, K) during a training step
-        self._replaced: list[tuple[torch.Tensor, torch.Tensor]] = []  # (spikes, their replacement gradient)
+        self._replaced: list[torch.Tensor] = []  # Σ <s, g> per spike tensor: their gradient is the replaced one
 
     def setup(self, network):
         self._hidden = len(network.layers)
@@ -86,14 +87,27 @@ class RewardProp(LearningRule):
         return scan
 
     def _scan(self, layer, current, index):
-        """The reference scan (``neuron.step`` per step, recurrent input from the past outputs) with hooks."""
+        """The neuron's registered ``reward-prop`` implementation where one takes the layer (the whole layer as one
+        node: ``alif``/``nrr`` on the CPU), else the reference scan with hooks."""
+        g = None
+        if self._rp is not None and torch.is_grad_enabled():
+            g = self._rp.to(current.dtype) @ self.B[index].to(current)  # (T, B, N)
+        minus_h = bool(self.hparams["minus_h"])
+        impl = find(layer.neuron.name, "reward-prop", current.device.type)
+        if impl is not None and str(current.dtype).removeprefix("torch.") in impl.dtypes and (
+                impl.accepts is None or impl.accepts(layer) is None):
+            y, s, z = impl.scan(layer, current, g, minus_h)
+            if g is not None:
+                self._replaced.append(z)
+            return y, s
+        return self.reference_scan(layer, current, g, minus_h)
+
+    def reference_scan(self, layer, current, g, minus_h):
+        """``neuron.step`` per step, recurrent input from the past outputs, each spike tensor hooked (the oracle)."""
         neuron, rec = layer.neuron, layer.recurrence
         T, Bsz, _ = current.shape
         state = neuron.initial_state(Bsz, current.device, current.dtype)
-        g_all = None
-        if self._rp is not None and torch.is_grad_enabled():
-            g_all = (self._rp.to(current.dtype) @ self.B[index].to(current)).unbind(0)  # T x (B, N)
-        minus_h = bool(self.hparams["minus_h"])
+        g_all = None if g is None else g.unbind(0)  # T x (B, N)
         ys, ss = [], []
         zeros = current.new_zeros(current.shape[1:])
         span = rec.span if rec is not None else 0
@@ -113,7 +127,7 @@ class RewardProp(LearningRule):
                     # gradient replacement without a Python backward per spike tensor: the spikes go on detached
                     # (no gradient comes back through them) and backward() adds the surrogate term Σ <g, s>
                     # (or Σ <g - s, s>), whose gradient at s is exactly g (g - s)
-                    self._replaced.append((s, g - s.detach() if minus_h else g))
+                    self._replaced.append((s * (g - s.detach() if minus_h else g)).sum())
                     return s.detach()
 
             y, s, state = neuron.step(i_t, state, r_t, hook=hook)
@@ -140,7 +154,7 @@ class RewardProp(LearningRule):
 
     def backward(self, loss, output, target, network):
         """``loss`` (the readout's MSE) plus Σ <g, s> over every hooked spike tensor: one backward pass."""
-        extra = sum((s * g).sum() for s, g in self._replaced)
+        extra = sum(self._replaced)
         (loss + extra).backward()
 
     def make_optimizer(self, groups, lr, weight_decay):

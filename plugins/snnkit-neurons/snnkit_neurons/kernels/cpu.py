@@ -31,7 +31,8 @@ import torch
 
 HERE = Path(__file__).parent
 SOURCE = HERE / "cpu_scan.c"
-SOURCES = (SOURCE, HERE / "cpu_scan_body.h")  # the .c includes the body once per float type
+SOURCES = (SOURCE, HERE / "cpu_scan_body.h", HERE / "adaptive_scan.h", HERE / "adaptive_body.h")  # the .c includes
+# each body once per float type
 ABI = 4  # 2: lif_bwd sums ∂L/∂λ and ∂L/∂w over the batch itself; 3: tssl_bwd (tssl-bp's backward), mix_add (ASRC);
 # 4: mixed_fwd / mixed_bwd (ASRC's whole layer in one call, products through torch's BLAS)
 #: exactness needs every a*b+c rounded twice (no FMA contraction) and IEEE semantics (no -ffast-math)
@@ -118,7 +119,21 @@ def _load(path: Path) -> ctypes.CDLL:
         getattr(lib, f"mixed_fwd_{sfx}").argtypes = [i64, i64, i64, i64, i64, p, p, p, p, p, p, p, p, p, real, real, p]
         getattr(lib, f"mixed_bwd_{sfx}").argtypes = [i64, i64, i64, i64, i64, p, p, p, p, p, p, p, p, p, real, real,
                                                      real, i32, i32, p]
-        for name in ("lif_fwd", "lif_bwd", "soft_fwd", "soft_bwd", "tssl_bwd", "mix_add", "mixed_fwd", "mixed_bwd"):
+        getattr(lib, f"alif_fwd_{sfx}").argtypes = [i64, i64, i64, p, p, p, p, p, p, p, p, p, real, real, real, real,
+                                                    real, i32]
+        getattr(lib, f"alif_bwd_{sfx}").argtypes = [i64, i64, i64, p, p, p, p, p, p, p, p, p, real, real, real, real,
+                                                    real, real, i32, i32, i32]
+        getattr(lib, f"nrr_fwd_{sfx}").argtypes = [i64, i64, p, p, p, p, p, p, p, real, real, real, real, real, i32,
+                                                   i32]
+        getattr(lib, f"nrr_bwd_{sfx}").argtypes = [i64, i64, p, p, p, p, p, p, p, p, p, real, real, real, real, real,
+                                                   i32, real, i32, i32, i32]
+        getattr(lib, f"alif_span_fwd_{sfx}").argtypes = [i64] * 4 + [p] * 9 + [real] * 5 + [p]
+        getattr(lib, f"nrr_span_fwd_{sfx}").argtypes = [i64] * 4 + [p] * 8 + [real] * 5 + [i32, p]
+        getattr(lib, f"alif_span_bwd_{sfx}").argtypes = [i64] * 4 + [p] * 8 + [real] * 6 + [i32, p]
+        getattr(lib, f"nrr_span_bwd_{sfx}").argtypes = [i64] * 4 + [p] * 10 + [real] * 5 + [i32, real, i32, p]
+        for name in ("lif_fwd", "lif_bwd", "soft_fwd", "soft_bwd", "tssl_bwd", "mix_add", "mixed_fwd", "mixed_bwd",
+                     "alif_fwd", "alif_bwd", "nrr_fwd", "nrr_bwd", "alif_span_fwd", "nrr_span_fwd", "alif_span_bwd",
+                     "nrr_span_bwd"):
             getattr(lib, f"{name}_{sfx}").restype = None
     return lib
 
