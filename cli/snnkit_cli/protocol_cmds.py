@@ -60,11 +60,16 @@ def _expected_errors(fn):
               "element and step (the NRR-SNN authors'; the input-noise rule); uniform: a proportion P of the network "
               "input's entries is replaced by values uniform over the split's range.")
 @click.option("--noise-seed", type=int, default=0, show_default=True, help="Seed of the noise draws.")
+@click.option("--robust-ratio", "noisy_dir", type=click.Path(exists=True, file_okay=False), metavar="NOISY_DIR",
+              help="The NRR-SNN paper's robust ratio, Acc(RUN_DIR tested with noise P) / Acc(run trained with noise P, "
+              "tested with it), for each P (--noise, default: every P found): NOISY_DIR holds the runs trained with "
+              "--rule input-noise --set rule.input-noise.p=P and the same seed (e.g. the sweep folder); writes "
+              "RUN_DIR/noise/robust-ratio-<split>.json.")
 @click.option("--neurobench", is_flag=True, help="NeuroBench's metrics (footprint, connection and activation sparsity, "
               "synaptic operations, accuracy), computed by the neurobench package on --split (test by default); "
               "writes RUN_DIR/eval/neurobench.json. Needs pip install snnkit[neurobench]. See docs/neurobench.md.")
 def eval_cmd(run_dir, split, weights, checkpoint, dataset, sets, data_dir, limit, batch_size, device, backend, as_json,
-             no_write, threads, noise, noise_kind, noise_seed, neurobench):
+             no_write, threads, noise, noise_kind, noise_seed, noisy_dir, neurobench):
     """Evaluate a run (or every run under a folder): accuracy, per-class accuracy and confusion matrix per split.
 
     Writes RUN_DIR/eval/<split>.json unless --no-write, --dataset or --set (numbers on other data are not the run's).
@@ -77,6 +82,11 @@ def eval_cmd(run_dir, split, weights, checkpoint, dataset, sets, data_dir, limit
     if neurobench:
         return _expected_errors(_neurobench)(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size,
                                              device, as_json, no_write, threads, noise)
+    if noisy_dir is not None:
+        from .noise_eval import robust_ratio_eval
+
+        return _expected_errors(robust_ratio_eval)(run_dir, noisy_dir, noise, noise_seed, split, checkpoint, data_dir,
+                                                   batch_size, device, as_json, no_write, threads, noise_kind)
     if noise is not None:
         from .noise_eval import noise_eval
 

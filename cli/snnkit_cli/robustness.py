@@ -11,8 +11,9 @@ measure): argmax of the readout ``out[t]`` at each step against the sample's lab
 and samples.
 
 Robust ratio. The paper defines RobustRatio = Acc(noiseless train, noisy test) / Acc(noisy train, noisy test).
-This module computes the numerator (and ``ratio = Acc(P) / Acc(0)``, the share of the clean accuracy kept); the
-denominator is the test accuracy of a run trained with the ``input-noise`` rule at the same P.
+:func:`noise_curve` gives the numerator (and ``ratio = Acc(P) / Acc(0)``, the share of the clean accuracy kept);
+:func:`robust_ratio` the ratio as defined: the denominator is a run trained with the ``input-noise`` rule at P,
+evaluated with its own noise, drawn from the same seed as the numerator's.
 """
 
 from __future__ import annotations
@@ -69,13 +70,13 @@ def noisy_accuracy(built, data: ArrayData, p: float, batch_size: int, seed: int,
     """Per-sample and per-frame accuracy of ``built`` on ``data`` with noise of proportion ``p`` (``kind``)."""
     if kind not in KINDS:
         raise ConfigError(f"noise kind must be one of {', '.join(KINDS)}; got {kind!r}")
-    with torch.random.fork_rng(devices=[]), _hidden_noise(built, p if kind == "multiplicative" else 0.0):
+    with torch.random.fork_rng(devices=[]), hidden_noise(built, p if kind == "multiplicative" else 0.0):
         torch.manual_seed(seed)  # the multiplicative draws come from torch's generator, here forked and seeded
         return _accuracy(built, data, p if kind == "uniform" else 0.0, batch_size, seed, lo, hi)
 
 
 @contextlib.contextmanager
-def _hidden_noise(built, p: float):
+def hidden_noise(built, p: float):
     """The ``input-noise`` rule's perturbation on every hidden layer's input for the block (none when p is 0)."""
     if p == 0:
         yield
@@ -121,15 +122,7 @@ def noise_curve(run_dir: str | Path, proportions: Iterable[float], *, seed: int 
     """
     run = RunDir(run_dir)
     ps = sorted(set([0.0, *[float(p) for p in proportions]]))
-    cfg = run.config()
-    changes: dict[str, Any] = {"device": device or cfg.device}
-    if data_dir:
-        changes["data_dir"] = data_dir
-    cfg = cfg.evolve(**changes)
-    built, used, ck, have = open_for_eval(run.path, cfg, checkpoint)
-    if split not in have:
-        raise SnnkitError(f"run {run} has splits {sorted(have)}, not {split!r}")
-    data, bs = have[split], batch_size or cfg.batch_size
+    built, used, ck, data, bs = _open_split(run, split, checkpoint, data_dir, batch_size, device)
     lo, hi = _range(data, bs)
     rows = []
     for i, p in enumerate(ps):
@@ -143,6 +136,113 @@ def noise_curve(run_dir: str | Path, proportions: Iterable[float], *, seed: int 
     if write:
         run.write_json(f"noise/{split}.json", rec)
     return rec
+
+
+def _open_split(run: RunDir, split: str, checkpoint: str, data_dir: str | None, batch_size: int | None,
+                device: str | None):
+    """``(built, weights used, checkpoint, data of split, batch size)`` of a run, rebuilt for evaluation."""
+    cfg = run.config()
+    changes: dict[str, Any] = {"device": device or cfg.device}
+    if data_dir:
+        changes["data_dir"] = data_dir
+    cfg = cfg.evolve(**changes)
+    built, used, ck, have = open_for_eval(run.path, cfg, checkpoint)
+    if split not in have:
+        raise SnnkitError(f"run {run} has splits {sorted(have)}, not {split!r}")
+    return built, used, ck, have[split], batch_size or cfg.batch_size
+
+
+def trained_noise(cfg) -> float:
+    """The ``input-noise`` proportion p a run was trained with (0.0 for a run trained without the rule)."""
+    if "input-noise" not in cfg.rules:
+        return 0.0
+    from snnkit_core.contract.plugins import get_registry
+
+    default = {q.name: q.default for q in get_registry().get("rule", "input-noise").params}["p"]
+    return float(cfg.params.get("rule.input-noise", {}).get("p", default))
+
+
+def _network_spec(cfg) -> tuple:
+    """What two runs must share for their accuracies to form a robust ratio (everything but the noise rule)."""
+    params = {k: v for k, v in cfg.params.items() if k not in ("rule.input-noise", "train")}
+    return (cfg.dataset, cfg.neuron, cfg.conn, tuple(cfg.hidden), tuple(r for r in cfg.rules if r != "input-noise"),
+            repr(sorted(params.items())))
+
+
+def pair_noise_runs(clean: RunDir, candidates: Iterable[str | Path]) -> dict[float, Path]:
+    """``{p: run}``: among ``candidates``, the runs trained with the ``input-noise`` rule at p > 0 with the seed of
+    ``clean`` (a run trained without noise); refused when one differs from it in more than the noise."""
+    ccfg = clean.config()
+    if trained_noise(ccfg) > 0:
+        raise ConfigError(f"run {clean} was trained with input noise (p = {trained_noise(ccfg)}); the robust ratio's "
+                          "numerator needs a run trained without it (rule.input-noise.p = 0 or no input-noise rule)")
+    found: dict[float, Path] = {}
+    for path in candidates:
+        cfg = RunDir(path).config()
+        p = trained_noise(cfg)
+        if p == 0 or cfg.seed != ccfg.seed:
+            continue
+        if _network_spec(cfg) != _network_spec(ccfg):
+            raise ConfigError(f"{path} differs from {clean} in more than its input noise (network, dataset or "
+                              "rule); the robust ratio compares the same network trained with and without noise")
+        if p in found:
+            raise ConfigError(f"two runs trained with noise p = {p} and seed {ccfg.seed}: {found[p]} and {path}; "
+                              "point --robust-ratio at a folder with one run per p and seed")
+        found[p] = Path(path)
+    return found
+
+
+def robust_ratio(clean_run: str | Path, noisy_runs: Iterable[str | Path], proportions: Iterable[float] | None = None,
+                 *, seed: int = 0, split: str = "test", checkpoint: str = "best", data_dir: str | None = None,
+                 batch_size: int | None = None, device: str | None = None, write: bool = True) -> dict[str, Any]:
+    """The paper's RobustRatio(P) = Acc(``clean_run`` tested with noise P) / Acc(run trained with noise P, tested
+    with it), the authors' multiplicative noise, for each P of ``proportions`` (default: every p of the paired
+    noise-trained runs, see :func:`pair_noise_runs`). Both accuracies draw the noise from the seed
+    ``noise_curve`` gives the same P (``seed * 1000`` + the index of P after 0), so the numerator is
+    ``noise_curve``'s accuracy. With ``write``, the record goes to ``CLEAN_RUN/noise/robust-ratio-<split>.json``.
+    """
+    run = RunDir(clean_run)
+    paired = pair_noise_runs(run, noisy_runs)
+    ps = sorted(paired) if proportions is None else sorted({float(p) for p in proportions} - {0.0})
+    missing = [p for p in ps if p not in paired]
+    if not ps or missing:
+        raise SnnkitError(f"no run trained with input noise p = {', '.join(map(str, missing)) or '> 0'} and seed "
+                          f"{run.config().seed} beside {run} (found p = {sorted(paired)}); train one with --rule "
+                          "input-noise --set rule.input-noise.p=P, or leave that P out of --noise")
+    built, used, ck, data, bs = _open_split(run, split, checkpoint, data_dir, batch_size, device)
+    clean = noisy_accuracy(built, data, 0.0, bs, seed * 1000, 0.0, 0.0, "multiplicative")["accuracy"]
+    rows = [{"p": 0.0, "clean_trained": clean, "noise_trained": clean, "robust_ratio": 1.0, "noise_run": str(run)}]
+    for i, p in enumerate(ps, 1):
+        num = noisy_accuracy(built, data, p, bs, seed * 1000 + i, 0.0, 0.0, "multiplicative")["accuracy"]
+        nbuilt, _, _, ndata, nbs = _open_split(RunDir(paired[p]), split, checkpoint, data_dir, batch_size, device)
+        den = noisy_accuracy(nbuilt, ndata, 0.0, nbs, seed * 1000 + i, 0.0, 0.0, "multiplicative")["accuracy"]
+        rows.append({"p": p, "clean_trained": num, "noise_trained": den, "robust_ratio": num / den if den else None,
+                     "noise_run": str(paired[p])})
+    rec = {"run": str(run), "split": split, "checkpoint": used, "seed": seed, "kind": "multiplicative",
+           "ratio": "Acc(trained without noise, tested with noise P) / Acc(trained with noise P, tested with it)",
+           "rows": rows}
+    if write:
+        run.write_json(f"noise/robust-ratio-{split}.json", rec)
+    return rec
+
+
+def mean_ratios(records: list[dict]) -> list[dict]:
+    """Per P over several :func:`robust_ratio` records (e.g. one per seed): mean and sd (n - 1) of each term."""
+    import statistics
+
+    by_p: dict[float, list[dict]] = {}
+    for rec in records:
+        for r in rec["rows"]:
+            by_p.setdefault(r["p"], []).append(r)
+    out = []
+    for p, rows in sorted(by_p.items()):
+        row: dict[str, Any] = {"p": p, "n": len(rows)}
+        for key in ("clean_trained", "noise_trained", "robust_ratio"):
+            vals = [r[key] for r in rows if r[key] is not None]
+            row[key] = statistics.fmean(vals) if vals else None
+            row[f"{key}_sd"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        out.append(row)
+    return out
 
 
 def plot_noise(records: dict[str, list[dict]], path: Path, title: str = "") -> Path:
