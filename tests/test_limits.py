@@ -239,3 +239,15 @@ def test_plugin_new_refuses_a_name_that_clashes_once_installed(tmp_path, name, k
     res = CliRunner().invoke(cli, ["plugin", "new", name, "--kind", kind, "--out", str(tmp_path / "p")])
     assert res.exit_code == 1 and message in " ".join(res.output.split()), res.output
     assert not (tmp_path / "p").exists()
+
+
+def test_a_sweep_is_counted_before_its_grid_is_expanded(tmp_path):
+    values = "[" + ", ".join(str(v) for v in range(1, 101)) + "]"
+    grid = "\n".join(f"{k} = {values}" for k in ("epochs", "batch_size", "limit", "neuron.tau_m", "neuron.v_th"))
+    f = tmp_path / "s.toml"
+    f.write_text(f'seeds = 2\n[base]\ndataset = "arrays"\nhidden = [8, 8, 8]\n[grid]\n{grid}\n')
+    res = CliRunner().invoke(cli, ["sweep", str(f), "--out", str(tmp_path / "sw"), "--dry-run"])
+    assert res.exit_code == 1 and "asks for 20,000,000,000 runs; at most 10,000" in " ".join(res.output.split())
+    f.write_text("seeds = 1001\n[base]\nhidden = [8, 8, 8]\n[grid]\nepochs = [1]\n")
+    res = CliRunner().invoke(cli, ["sweep", str(f), "--out", str(tmp_path / "sw"), "--dry-run"])
+    assert res.exit_code == 1 and "seeds = 1001 asks for 1,001 runs; at most 1,000" in " ".join(res.output.split())

@@ -297,7 +297,7 @@ def grid_points(spec: Spec, check: Callable[[TrainConfig], Any] | None = None) -
     short = short_names(list(spec.grid))
     points, seen = [], set()
     runs = sum(math.prod(map(len, g.values())) for g in spec.grids or (spec.grid,)) * len(spec.seeds)
-    check_count(f"sweep file {spec.path}", runs, MAX_RUNS, "the grid's settings times the seeds; split the sweep")
+    check_count(f"sweep file {spec.source}", runs, MAX_RUNS, "the grid's settings times the seeds; split the sweep")
     combos = [dict(zip(g, c)) for g in spec.grids or (spec.grid,) for c in itertools.product(*g.values())]
     for settings in combos:
         name = point_name(settings, short)

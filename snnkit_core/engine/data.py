@@ -48,10 +48,10 @@ def load_protocol_splits(built, progress=None) -> tuple[ArrayData, ArrayData | N
     """``(train, val, test, info)`` for ``built``'s config: the dataset's own ``val`` split when it has one,
     else a stratified carve of ``val_fraction`` of train (module docstring), else ``val = None``.
     ``info`` is what the manifest records under ``"validation"``."""
-    cfg, ds = built.config, built.dataset
-    fraction = cfg.val_fraction
+    cfg, ds, fraction = built.config, built.dataset, built.config.val_fraction
     with preprocessing_progress(progress):
         train = ds.load("train").subset(cfg.limit, cfg.seed)
+        check_split(cfg.dataset, "train", train)  # before a validation carve, so the numbers are the dataset's
         test_split = "test" if "test" in ds.splits else ds.splits[-1]
         test = ds.load(test_split).subset(cfg.limit, cfg.seed)
         if "val" in ds.splits:
@@ -69,7 +69,7 @@ def load_protocol_splits(built, progress=None) -> tuple[ArrayData, ArrayData | N
                     "seed_offset": VAL_SEED_OFFSET, "stratified": True}
         else:
             val, info = None, {"source": "none", "fraction": 0.0}
-    for split, d in [s for s in (("train", train), ("val", val), ("test", test)) if s[1] is not None]:
+    for split, d in [s for s in (("val", val), ("test", test)) if s[1] is not None]:
         check_split(cfg.dataset, split, d)
     if len(classes := torch.unique(train.y)) < 2:  # one class: every accuracy would be 100 %
         raise DatasetError(f"dataset {cfg.dataset!r}: the training examples all have class {classes.tolist()}; a "

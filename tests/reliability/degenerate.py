@@ -43,14 +43,11 @@ def _(ctx):
     return r
 
 
-for _param, _value in (("tau_m", "nan"), ("v_th", "inf")):
-
-    @case("degenerate input", f"non-finite neuron parameter (neuron.{_param}={_value})", "error",
-          [f"lif.{_param}", "finite"])
-    def _(ctx, param=_param, value=_value):
-        r = ctx.train("--set", f"neuron.{param}={value}", "--out", "run")
-        _not_written(ctx)
-        return r
+@case("degenerate input", "a non-finite neuron parameter (neuron.tau_m=nan)", "error", ["lif.tau_m", "finite"])
+def _(ctx):
+    r = ctx.train("--set", "neuron.tau_m=nan", "--out", "run")
+    _not_written(ctx)
+    return r
 
 
 @case("degenerate input", "a NaN sample in an audio file (fsdd)", "error", ["NaN", "0_x_6.wav"])

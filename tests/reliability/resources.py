@@ -69,10 +69,3 @@ def _(ctx):
     r = ctx.train("--threads", "100000", "--out", "run")
     _not_written(ctx)
     return r
-
-
-@case("resources", "--threads 2^31 (past a C int)", "error", ["--threads", "cores"])
-def _(ctx):
-    r = ctx.train("--threads", str(2**31), "--out", "run")
-    _not_written(ctx)
-    return r
