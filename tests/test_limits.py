@@ -42,11 +42,14 @@ def _train(tmp_path, *args, data=None):
 def test_threads_above_the_cores_need_force_and_never_pass_the_cap(monkeypatch):
     monkeypatch.setattr(resources, "cores", lambda: 2)
     resources.check_threads(2)
-    with pytest.raises(ConfigError, match=r"--threads 3 is more than the 2 cores.*--force-threads"):
+    with pytest.raises(ConfigError, match=r"--threads 3 is more than the 2 cores.*at most 2 \(at most 8 with snnkit "
+                                          r"train --force-threads\)"):
+        resources.check_threads(3, force=False)
+    with pytest.raises(ConfigError, match=r"give at most 2$"):  # eval, bench, sweep: no flag to name
         resources.check_threads(3)
     resources.check_threads(8, force=True)
     for n in (9, 2**31, 10**12):  # past the cap even when forced: OpenMP fails to start (or overflows) there
-        with pytest.raises(ConfigError, match=r"at most 2 \(at most 8 with --force-threads\)"):
+        with pytest.raises(ConfigError, match=r"at most 2 \(at most 8 with"):
             resources.check_threads(n, force=True)
 
 

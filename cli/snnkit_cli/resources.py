@@ -39,16 +39,15 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def check_threads(n: int, force: bool = False) -> None:
-    """Refuse ``--threads n`` above the cores (unless ``force``) and above ``MAX_THREADS_PER_CORE`` x cores."""
+def check_threads(n: int, force: bool | None = None) -> None:
+    """Refuse ``--threads n`` above the cores (unless ``force``; None: the command has no --force-threads) and above
+    ``MAX_THREADS_PER_CORE`` x cores."""
     have = cores()
     cap = MAX_THREADS_PER_CORE * have
-    if n > cap:
-        raise ConfigError(f"--threads {n} is far more than the {have} cores this process may use; give at most {have} "
-                          f"(at most {cap} with --force-threads)")
-    if n > have and not force:
+    forcible = f" (at most {cap} with snnkit train --force-threads)" if force is not None else ""
+    if n > cap or n > have and not force:
         raise ConfigError(f"--threads {n} is more than the {have} cores this process may use, so the threads would "
-                          f"wait for each other; give at most {have}, or add --force-threads to oversubscribe")
+                          f"only wait for each other; give at most {have}{forcible}")
 
 
 def check_count(what: str, n: int, limit: int, hint: str) -> None:
