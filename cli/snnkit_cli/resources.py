@@ -110,12 +110,13 @@ def _refuse(parts: dict, available: int, where: str, sizes: str) -> None:
     if need <= available:
         return
     detail = ", ".join(f"{k} {v / GIB:.1f}" for k, v in parts.items() if v >= GIB / 20)
-    raise ConfigError(f"this run needs at least {need / GIB:.1f} GiB ({detail}) but {where} {available / GIB:.1f} GiB "
+    detail = f" ({detail})" if detail else ""
+    raise ConfigError(f"this run needs at least {need / GIB:.1f} GiB{detail} but {where} {available / GIB:.1f} GiB "
                       f"available ({sizes}); use smaller --hidden, --batch-size or dataset.steps, or add {FORCE} to "
                       "try anyway")
 
 
-def _before_build(cfg) -> tuple[dict, str, int | None]:
+def _before_build(cfg) -> tuple[dict, str, int | None] | None:
     """The dataset's sizes (its constructor only: no data read, except a file ``arrays`` must read for them), the
     estimate, the device and the time steps when the dataset declares them; None when the components themselves
     are wrong (building the network then says how)."""
@@ -137,6 +138,8 @@ def _before_build(cfg) -> tuple[dict, str, int | None]:
     steps = getattr(ds, "hparams", {}).get("steps")
     steps = steps if isinstance(steps, int) and not isinstance(steps, bool) else None
     device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else cfg.device
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        return None  # building the network says so
     return estimate(cfg, c, k, steps, dense), device, steps
 
 
