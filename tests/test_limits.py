@@ -93,6 +93,13 @@ def test_a_run_that_cannot_fit_is_refused_with_the_figures_and_force_memory_lets
     assert res.exit_code == 0 and "final test accuracy" in res.output, res.output
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_the_memory_check_leaves_a_missing_gpu_to_builds_message(tmp_path):
+    res, out = _train(tmp_path, "--device", "cuda")
+    assert res.exit_code == 1 and "torch sees no CUDA device" in res.output and res.exception is not None
+    assert "Traceback" not in res.output and not out.exists()
+
+
 def test_the_activations_are_checked_at_the_datas_time_steps(tmp_path, monkeypatch):
     """arrays declares no time steps: the first check passes, the one after loading sees T and refuses."""
     calls = []
