@@ -46,8 +46,8 @@ def _convert(owner: str, p: Param, value: Any) -> Any:
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(value)  # NaN or inf: refused for every float parameter, naming it
     except (TypeError, ValueError):
-        raise ConfigError(f"{owner}.{p.name} expects a {'finite ' * isinstance(default, float)}"
-                          f"{type(default).__name__} ({p.help}); got {value!r}.") from None
+        raise ConfigError(f"{owner}.{p.name} expects a {type(default).__name__} ({p.help})"
+                          f"{' that is finite' * isinstance(default, float)}; got {value!r}.") from None
     if p.choices and value not in p.choices:
         raise ConfigError(f"{owner}.{p.name} must be one of {', '.join(map(str, p.choices))}; got {value!r}.")
     return value
