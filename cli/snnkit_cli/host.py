@@ -20,14 +20,18 @@ import torch
 
 from snnkit_core.contract.errors import ConfigError
 
+from .resources import check_threads
+
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 
 
-def set_threads(n: int | None) -> int:
-    """Use ``n`` intra-op threads (None: leave torch's setting); returns the count now in effect."""
+def set_threads(n: int | None, force: bool | None = None) -> int:
+    """Use ``n`` intra-op threads (None: leave torch's setting); returns the count now in effect. More than the
+    cores is refused unless ``force`` (None: the command has no --force-threads; snnkit_cli.resources)."""
     if n is not None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError(f"--threads must be a whole number >= 1, not {n!r}")
+        check_threads(n, force)
         torch.set_num_threads(n)
     return torch.get_num_threads()
 

@@ -28,17 +28,35 @@ def add_commands(cli) -> list[str]:
     unnamed: the error is recorded on that plugin (``snnkit list-plugins`` shows it).
     """
     plugins.load_plugins()
-    problems = []
+    problems = keep_commands(cli, BUILTINS, "a plugin, while it was imported,")
     for impl, plugin in plugins.hook_impls("register_commands"):
         if plugin.error:
             continue
+        before = dict(cli.commands)
         try:
-            impl.function(cli=cli)
-        except KeyboardInterrupt:
-            raise
+            with plugins.guard() as pressed:
+                impl.function(cli=cli)
         except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt) and pressed:
+                raise  # the user's own Ctrl-C
             plugin.error = f"register_commands failed: {plugins.short_error(exc)}"
             problems.append(f"plugin {impl.plugin_name!r} failed to add its commands: {plugin.error}")
+        problems += keep_commands(cli, before, f"plugin {impl.plugin_name!r}")
+    return problems
+
+
+def keep_commands(cli, before: dict, who: str) -> list[str]:
+    """Put back every command of ``before`` (snnkit's own, or one an earlier plugin added) that ``who`` replaced
+    or removed; one message per command put back."""
+    problems = []
+    for name, command in before.items():
+        theirs = cli.commands.get(name)
+        if theirs is not command:
+            cli.commands[name] = command
+            where = f" with one from {theirs.callback.__module__}" if getattr(theirs, "callback", None) else ""
+            kind = "built-in" if BUILTINS.get(name) is command else "earlier plugin's"
+            problems.append(f"{who} replaced the {kind} command {name!r}{where}; snnkit keeps the {kind} one. Give "
+                            "the plugin's command a name of its own: this is an issue with that plugin, not snnkit.")
     return problems
 
 
@@ -113,6 +131,8 @@ from .train_cmd import train  # noqa: E402
 for _command in (list_plugins, info, train, eval_cmd, runs_cmd, sweep_cmd, data, bench, export_cmd, import_nir_cmd,
                  plot_cmd, plugin_cmd, presets_cmd):
     cli.add_command(_command)
+#: snnkit's own commands: a plugin adds commands beside them, never in their place
+BUILTINS = dict(cli.commands)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,6 +11,8 @@ from snnkit_core.contract.errors import ConfigError, SnnkitError
 from snnkit_core.engine.metrics import best_from_metrics
 from snnkit_core.engine.rundir import RunDir
 
+from .resources import MAX_SEEDS, check_count
+
 
 def find_runs(root: str | Path) -> list[Path]:
     """``root`` itself if it is a run directory (holds config.toml), else every run directory below it, sorted."""
@@ -71,11 +73,15 @@ def parse_seeds(text: str) -> list[int]:
             n = int(t)
             if n < 1:
                 raise ValueError
+            check_count(f"--seeds {text}", n, MAX_SEEDS, "each seed is a whole run")
             return list(range(n))
         seeds = [int(p) for p in t.split(",") if p != ""]
+    except ConfigError:
+        raise
     except ValueError:
         raise ConfigError("--seeds wants a count (3: seeds 0,1,2) or a comma list of seeds (0,1,2); got "
                           f"{text!r}") from None
+    check_count("--seeds", len(seeds), MAX_SEEDS, "each seed is a whole run")
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds wants distinct non-negative integers, like 0,1,2; got {text!r}")
     return seeds

@@ -257,6 +257,7 @@ def new_plugin(name: str, kind: str, out: str | Path | None = None) -> tuple[Pat
     if not _NAME.match(name):
         raise ConfigError(
             f"plugin name {name!r}: use lower-case letters, digits and '-', starting with a letter (e.g. my-lif)")
+    check_free(name, kind)
     root = Path(out) if out is not None else Path(f"snnkit-{name}")
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise ConfigError(f"{root} already exists and is not an empty folder; choose another --out")
@@ -267,3 +268,27 @@ def new_plugin(name: str, kind: str, out: str | Path | None = None) -> tuple[Pat
         path.write_text(text)
         written.append(path)
     return root, written
+
+
+def check_free(name: str, kind: str) -> None:
+    """Refuse a name that would clash once the plugin is installed: a component of the same kind that is installed
+    (the registry would refuse the new plugin), or a distribution ``snnkit-NAME`` that is installed (installing the
+    new one would replace it, e.g. ``neurons`` and snnkit's own ``snnkit-neurons``)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+    from importlib.util import find_spec
+
+    from snnkit_core.contract.plugins import get_registry
+
+    try:
+        taken = f"a distribution named snnkit-{name} ({distribution(f'snnkit-{name}').version})"
+    except PackageNotFoundError:
+        package = "snnkit_" + name.replace("-", "_")
+        taken = f"a package named {package}" if find_spec(package) is not None else ""
+    if taken:
+        raise ConfigError(f"{taken} is already installed; installing the new plugin would replace or shadow it. "
+                          f"Choose another name (e.g. my-{name})")
+    reg = get_registry()
+    if name in reg.names(kind):
+        owner = reg.component(kind, name).plugin
+        raise ConfigError(f"{kind} {name!r} is already provided by plugin {owner!r}; a second {kind} of that name is "
+                          f"refused when the new plugin loads. Choose another name (e.g. my-{name})")

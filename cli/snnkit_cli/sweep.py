@@ -23,6 +23,7 @@ from snnkit_core.contract.errors import ConfigError, RunDirError, SnnkitError, d
 from snnkit_core.engine.config import TrainConfig, absolute, dump_toml
 from snnkit_core.engine.rundir import RunDir
 
+from .resources import MAX_RUNS, MAX_SEEDS, check_count
 from .runs import fmt_value, mean_sd, pm_text, run_settings, seeds_report
 
 #: the train keys a sweep may vary (``seed`` goes to ``seeds``, component parameters are ``SECTION.KEY``)
@@ -139,6 +140,7 @@ def with_preset(base: dict[str, Any], path: Path) -> dict[str, Any]:
 def _seeds(value, path: Path) -> tuple[int, ...]:
     ok_int = isinstance(value, int) and not isinstance(value, bool)
     if ok_int and value >= 1:
+        check_count(f"sweep file {path}: seeds = {value}", value, MAX_SEEDS, "each seed is a whole run")
         return tuple(range(value))
     if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
                                                  for s in value) and len(set(value)) == len(value):
@@ -290,9 +292,12 @@ def grid_points(spec: Spec, check: Callable[[TrainConfig], Any] | None = None) -
     """Every combination of the grid's values (of each ``[[grid]]`` table in turn), in file order;
     ``check(config)`` (e.g. the engine's build) validates each, and its error names the point."""
     import itertools
+    import math
 
     short = short_names(list(spec.grid))
     points, seen = [], set()
+    runs = sum(math.prod(map(len, g.values())) for g in spec.grids or (spec.grid,)) * len(spec.seeds)
+    check_count(f"sweep file {spec.source}", runs, MAX_RUNS, "the grid's settings times the seeds; split the sweep")
     combos = [dict(zip(g, c)) for g in spec.grids or (spec.grid,) for c in itertools.product(*g.values())]
     for settings in combos:
         name = point_name(settings, short)

@@ -28,10 +28,17 @@ def sweep_cmd(file, out, jobs, threads, dry_run):
     resumed. Writes summary.json, summary.csv and summary.md: per configuration, mean ± sd over the seeds of the
     test accuracy at the best validation epoch. The file format: docs/sweeps.md."""
     from snnkit_core.engine.rundir import RunDir
-    from snnkit_core.engine.training import build
+    from snnkit_core.engine.training import build as build_network
 
+    from .resources import check_memory, check_threads
     from .sweep import grid_points, load_spec, open_sweep_dir
 
+    def build(cfg):  # each configuration checked as `snnkit train` checks it: its memory before its network
+        check_memory(cfg, False)
+        return build_network(cfg)
+
+    if threads:
+        check_threads(threads)  # each run's own --threads; refused here, not in every run's log
     spec = load_spec(file)
     out = Path(out) if out else Path("runs") / Path(file).stem
     if spec.search is not None:

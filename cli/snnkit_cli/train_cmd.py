@@ -13,6 +13,7 @@ from snnkit_core.engine.config import TrainConfig
 from .errors import expected_errors
 from .helptext import option
 from .render import RichProgress, console, epoch_row, epoch_table, err_console, plan_notes, warn_damaged
+from .resources import check_memory
 
 _D = TrainConfig()  # the defaults --help shows: what a run gets when neither the options, --config nor --preset set it
 
@@ -75,10 +76,13 @@ def _shown(value) -> str:
                                                             "See docs/scale.md.", show_default="1")
 @option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and the CPU scans; recorded in "
                                                             "the manifest.", show_default="torch's, one per core")
+@option("--force-threads", is_flag=True, help="Allow --threads above the cores this process may use.")
+@option("--force-memory", is_flag=True, help="Train even when the run needs more memory than snnkit estimates is "
+        "available (it refuses such a run, with the figures, before allocating).")
 @expected_errors
 def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, patience, batch_size, lr, seed, seeds, val_fraction,
           device, data_on_device, backend, out, limit, config_file, preset, resume, init_from, sets, quiet, loggers,
-          tensorboard, devices, threads):
+          tensorboard, devices, threads, force_threads, force_memory):
     """Train a network. With no options: a sensible default on the shipped dataset.
 
     The defaults shown apply when neither the option, --config, --preset nor a component's recipe (snnkit info
@@ -92,7 +96,7 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, patience, batc
     from snnkit_core.engine import rundir
     from snnkit_core.engine.distributed import env_world
 
-    set_threads(threads)
+    set_threads(threads, force_threads)
     keep_freed_memory()
     loggers = tuple(loggers) + (("tensorboard",) if tensorboard else ())
 
@@ -126,16 +130,17 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, patience, batc
             cfg = new_config(config_file, options, tuple(rules), sets, preset=preset)
             cfg, recipe = apply_recipes(cfg, chosen_keys(config_file, options, rules, sets, preset))
             run_dir = Path(out) if out else None
+        check_memory(cfg, force_memory or env_world().active)  # before any weight is allocated
         if seeds is not None:
             if run_dir is None:
                 run_dir = make_unique_dir(Path("runs"), default_run_name(cfg, "-seeds"))
-            _train_seeds(cfg, run_dir, seeds, seed, quiet, loggers, devices, threads, recipe)
+            _train_seeds(cfg, run_dir, seeds, seed, quiet, loggers, devices, threads, recipe, force_memory)
             return
-        _train_one(cfg, run_dir, bool(resume), quiet, loggers, devices, threads, recipe)
+        _train_one(cfg, run_dir, bool(resume), quiet, loggers, devices, threads, recipe, force_memory)
 
 
 def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, loggers: tuple = (), devices: int | None = None,
-                 threads: int | None = None, recipe: dict | None = None) -> None:
+                 threads: int | None = None, recipe: dict | None = None, force_memory: bool = False) -> None:
     """The same config once per seed into ``base/seed-K``, then ``base/seeds.json`` (mean ± sd)."""
     from snnkit_core.contract.errors import ConfigError
     from snnkit_core.engine.rundir import RunDir
@@ -152,7 +157,7 @@ def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, loggers: tuple 
     runs = {}
     for s in chosen:
         runs[s] = base / f"seed-{s}"
-        _train_one(cfg.evolve(seed=s), runs[s], False, quiet, loggers, devices, threads, recipe)
+        _train_one(cfg.evolve(seed=s), runs[s], False, quiet, loggers, devices, threads, recipe, force_memory)
     report = seeds_report(runs)
     RunDir(base).write_json("seeds.json", report)
     from .protocol_cmds import render_seeds
@@ -161,7 +166,8 @@ def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, loggers: tuple 
 
 
 def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, loggers: tuple = (),
-               devices: int | None = None, threads: int | None = None, recipe: dict | None = None) -> None:
+               devices: int | None = None, threads: int | None = None, recipe: dict | None = None,
+               force_memory: bool = False) -> None:
     """Check everything (components, --out, data) before a run directory is written, then train and render.
     ``run_dir`` None: a unique default name under runs/. ``recipe``: what the recipes filled in (printed, and
     recorded in manifest.json)."""
@@ -169,9 +175,8 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, loggers: tu
     from snnkit.run import default_run_name, make_unique_dir
     from snnkit_core.contract.errors import ConfigError
     from snnkit_core.engine import rundir
-    from snnkit_core.engine.data import load_protocol_splits
     from snnkit_core.engine.distributed import env_world
-    from snnkit_core.engine.training import build, check_inputs
+    from snnkit_core.engine.training import build
 
     world = env_world()
     if devices and devices > 1:
@@ -192,9 +197,7 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, loggers: tu
     with RichProgress(enabled=not quiet and sys.stderr.isatty()) as progress:
         data, val_info = None, None
         if not world.active:  # one process: load and check the data before the header; several: train() loads
-            train_data, val_data, test_data, val_info = load_protocol_splits(built, progress)
-            check_inputs(built, train_data, test_data, val_data)
-            data = (train_data, val_data, test_data)
+            data, val_info = _load_checked(built, progress, force_memory)
         if run_dir is None:  # unique even for two runs started in the same second
             run_dir = make_unique_dir(Path("runs"), default_run_name(cfg))
         if world.main:  # fail before training on an unknown logger or a missing extra; rank 0 alone logs
@@ -220,6 +223,18 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, loggers: tu
             for tracker in trackers:
                 tracker.close(finished)
     _render_result(run_dir, last, table)
+
+
+def _load_checked(built, progress, force_memory: bool) -> tuple[tuple, dict]:
+    """``(train, val, test)`` and the validation's description, checked: what the rules need of the data, and the
+    memory of the activations at the data's time steps (before any is allocated)."""
+    from snnkit_core.engine.data import load_protocol_splits
+    from snnkit_core.engine.training import check_inputs
+
+    train_data, val_data, test_data, val_info = load_protocol_splits(built, progress)
+    check_inputs(built, train_data, test_data, val_data)
+    check_memory(built.config, force_memory, train_data.x.shape[1], built)
+    return (train_data, val_data, test_data), val_info
 
 
 def _epochs(cfg, run_dir: Path, resume: bool, progress, built, data, val_info, trackers, recipe=None):

@@ -17,14 +17,9 @@ from snnkit_core.contract.component import Component
 
 @frozen
 class ArrayData:
-    """One split: ``x`` (N, T, C) float32 (dense or 0/1 spikes) and ``y`` (N,) int64.
-
-    ``x`` may be held in a compact dtype (uint8 / int16 counts, float16 features; e.g. a memory map) and may be a
-    stride-0 ``expand``: :meth:`batch` reads only the indexed rows and makes them float32, and :meth:`rows` and
-    :meth:`subset` keep an ``expand`` a view. ``encode(x_batch, generator)``, when given, turns each indexed batch into
-    the network input on the batch's device, drawing from ``generator`` (the loop's per-epoch one, or a fixed-seed one
-    in evaluation). The full contract: docs/plugins.md, "Datasets"; larger-than-memory splits: docs/scale.md.
-    """
+    """One split: ``x`` (N, T, C) float32 (dense or 0/1 spikes; or a compact dtype, a memory map, a stride-0
+    ``expand``), ``y`` (N,) int64, and ``encode(x_batch, generator)`` making each batch the network input. The
+    contract: docs/plugins.md, "Datasets"; larger-than-memory splits: docs/scale.md."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -41,11 +36,7 @@ class ArrayData:
         return self.x.shape[0]
 
     def rows(self, idx: torch.Tensor) -> torch.Tensor:
-        """``x[idx]`` for integer indices ``idx`` (B,), keeping every stride-0 dimension a view.
-
-        Plain ``x[idx]`` copies an ``expand``ed (N, T, C) into B x T x C floats; here each dimension of stride 0
-        is narrowed to size 1, the (much smaller) base is indexed, and the result is expanded again.
-        """
+        """``x[idx]`` for integer indices ``idx`` (B,), keeping every stride-0 dimension a view (not copied)."""
         if idx.dtype not in (torch.int64, torch.int32) or idx.ndim != 1:
             raise ValueError(f"ArrayData.rows wants integer indices (B,); got {idx.dtype} of shape {tuple(idx.shape)}")
         base = self.compact(self.x)
@@ -62,11 +53,8 @@ class ArrayData:
 
     def batch(self, idx: torch.Tensor, device: torch.device | None = None,
               generator: torch.Generator | None = None) -> torch.Tensor:
-        """The network input for rows ``idx`` (B,): (B, T, C) float32 on ``device`` (default: where ``x`` is).
-
-        Only the indexed rows are read (from a memory map: only their pages), moved to ``device`` in ``x``'s own
-        dtype (a compact dtype moves 1/4 or 1/2 of the bytes), converted to float32 there, then ``encode``d.
-        """
+        """The network input for rows ``idx`` (B,): (B, T, C) float32 on ``device`` (default: where ``x`` is); only
+        those rows are read, moved in ``x``'s own dtype, converted to float32 there, then ``encode``d."""
         x = self.rows(idx)
         if device is not None and x.device != device:
             x = self.compact(x).to(device, non_blocking=True).expand(x.shape)  # copy the base, not the expand
@@ -135,9 +123,8 @@ class Dataset(Component, ABC):
 # ----------------------------------------------------------------------------------- progress hook
 
 #: ``progress(iterable, total=None, description="") -> iterable`` in effect, or None
-_PROGRESS: contextvars.ContextVar[Callable[..., Iterable] | None] = contextvars.ContextVar(
-    "snnkit_preprocessing_progress", default=None
-)
+_PROGRESS: contextvars.ContextVar[Callable[..., Iterable] | None] = contextvars.ContextVar("snnkit_progress",
+                                                                                             default=None)
 
 
 @contextlib.contextmanager

@@ -13,13 +13,9 @@ from snnkit_core.contract.errors import IncompatibleError
 
 
 class Neuron(Component, nn.Module, ABC):
-    """Per-layer dynamics of ``size`` neurons.
-
-    ``step`` is a pure function of the inputs and the explicit state (a NamedTuple); the module only holds
-    parameters. The reference scan (:mod:`snnkit_core.contract.scan`) loops ``step`` over time: the oracle for every
-    faster scan, which is registered apart from the class (:mod:`snnkit_core.contract.implementations`). Every
-    member a rule or connectivity uses is declared here with a default (docs/plugins.md lists them all).
-    """
+    """Per-layer dynamics of ``size`` neurons: ``step`` is a pure function of the inputs and the explicit state (a
+    NamedTuple), looped over time by the reference scan, the oracle of every faster one; the module holds only
+    parameters. Every member a rule or connectivity uses is declared here with a default (docs/plugins.md)."""
 
     #: output ``y`` is a normalised first-order PSC with time constant ``tau_s`` rather than the raw spikes
     has_psc: ClassVar[bool] = False

@@ -3,6 +3,7 @@ KIND.KEY=VALUE`` override them, and unknown keys fail with close matches."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from attrs import frozen
@@ -42,8 +43,11 @@ def _convert(owner: str, p: Param, value: Any) -> Any:
             value = value.lower() in {"true", "1", "yes"}
         elif isinstance(default, (bool, int, float, str)):
             value = type(default)(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(value)  # NaN or inf: refused for every float parameter, naming it
     except (TypeError, ValueError):
-        raise ConfigError(f"{owner}.{p.name} expects a {type(default).__name__} ({p.help}); got {value!r}.") from None
+        raise ConfigError(f"{owner}.{p.name} expects a {type(default).__name__} ({p.help})"
+                          f"{' that is finite' * isinstance(default, float)}; got {value!r}.") from None
     if p.choices and value not in p.choices:
         raise ConfigError(f"{owner}.{p.name} must be one of {', '.join(map(str, p.choices))}; got {value!r}.")
     return value

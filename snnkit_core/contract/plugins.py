@@ -9,7 +9,9 @@ import difflib
 import io
 import os
 import re
+import signal
 import sys
+import threading
 import time
 import traceback
 from importlib.metadata import entry_points
@@ -51,8 +53,7 @@ class _State:
 
 
 def _new_pm() -> pluggy.PluginManager:
-    pm = pluggy.PluginManager("snnkit")
-    pm.add_hookspecs(hookspecs)
+    (pm := pluggy.PluginManager("snnkit")).add_hookspecs(hookspecs)
     return pm
 
 
@@ -61,7 +62,7 @@ _state, pm = _State(), _new_pm()
 
 def short_error(exc: BaseException) -> str:
     """``Type: message (at file:line)`` of an exception a plugin raised."""
-    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    last = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__][-1:]  # the plugin's line
     return f"{type(exc).__name__}: {exc}" + (f" (at {last[0].filename}:{last[0].lineno})" if last else "")
 
 
@@ -78,17 +79,37 @@ def _validation_error(exc: Exception, name: str) -> str:
             f"{', '.join(specs)}. This is an issue with plugin {name!r}, not snnkit.")
 
 
+@contextlib.contextmanager
+def guard():
+    """While a plugin's code runs, ``os._exit`` raises SystemExit (caught: the plugin is named) and the SIGINT handler
+    marks the user's Ctrl-C (yielded), telling it apart from a KeyboardInterrupt the plugin raises itself."""
+    pressed, saved = [], (os._exit, signal.getsignal(signal.SIGINT))
+
+    def ctrl_c(*_):
+        pressed.append(True)
+        raise KeyboardInterrupt
+
+    os._exit = lambda code=0: sys.exit(f"it called os._exit({code})")
+    main = threading.current_thread() is threading.main_thread() and saved[1] is not None
+    with contextlib.ExitStack() as stack:
+        stack.callback(setattr, os, "_exit", saved[0])
+        if main:
+            signal.signal(signal.SIGINT, ctrl_c)
+            stack.callback(signal.signal, signal.SIGINT, saved[1])
+        yield pressed
+
+
 def _import(ep, info: PluginInfo):
     """``ep.load()`` with ``sys.argv`` reduced to the program name (a plugin that parses the command line at import
     must not eat snnkit's options) and its prints captured (they would corrupt ``--json``); None if it failed."""
     captured, argv, start = io.StringIO(), sys.argv, time.perf_counter()
     sys.argv = argv[:1]
     try:
-        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+        with guard() as pressed, contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
             return ep.load()
-    except KeyboardInterrupt:
-        raise
     except BaseException as exc:  # a broken plugin must not take snnkit down, whatever it raises
+        if isinstance(exc, KeyboardInterrupt) and pressed:
+            raise  # the user's own Ctrl-C
         printed = captured.getvalue().strip()
         info.error = short_error(exc) + (f"; it printed: {printed}" if printed else "")
         return None
@@ -97,9 +118,8 @@ def _import(ep, info: PluginInfo):
 
 
 def load_plugins() -> list[PluginInfo]:
-    """Import every selected plugin of the ``snnkit`` entry-point group once; returns the plugins (not collected).
-    Whatever one plugin does at import (raise anything, ``SystemExit`` included; parse ``sys.argv``; print), or a
-    misspelt or malformed hook, marks that plugin broken with the reason; the others load."""
+    """Import every selected plugin of the ``snnkit`` entry-point group once; returns them (not collected). Whatever
+    one does at import (raise or exit; parse ``sys.argv``; print), or a bad hook, marks it broken; the others load."""
     if _state.loaded:
         return list(_state.plugins.values())
     _state.loaded = True
@@ -134,8 +154,7 @@ def register_plugin(obj, name: str, version: str | None = None) -> None:
 
 def unregister_plugin(name: str) -> None:
     """Remove an in-process plugin and its components."""
-    plugin = pm.get_plugin(name)
-    if plugin is not None:
+    if (plugin := pm.get_plugin(name)) is not None:
         pm.unregister(plugin)
     _state.registry.unregister_plugin(name)
     _state.plugins.pop(name, None)
@@ -176,11 +195,10 @@ def _collect_one(impl, kind: str, hook_name: str, info: PluginInfo, only: str | 
         _state.registry.register(kind, cls, impl.plugin_name)
 
     try:
-        impl.function(register=register)
-    except KeyboardInterrupt:
-        raise
+        with guard() as pressed:
+            impl.function(register=register)
     except BaseException as exc:
-        if only is not None and isinstance(exc, SnnkitError):
+        if only is not None and isinstance(exc, SnnkitError) or isinstance(exc, KeyboardInterrupt) and pressed:
             raise
         clash = isinstance(exc, RegistrationError)
         info.error = f"{_CLASH}{exc}" if clash else f"{hook_name} failed: {short_error(exc)}"

@@ -20,29 +20,19 @@ DEFAULT_DATASET = "espeak-digits"
 
 def _tuple_int(v) -> tuple[int, ...]:
     try:
-        if isinstance(v, str):
-            out = tuple(int(p) for p in v.replace(" ", "").split(",") if p)
-        else:
-            out = tuple(_exact_int(p) for p in v)
+        out = tuple(int(p) for p in v.replace(" ", "").split(",") if p) if isinstance(v, str) else tuple(v)
     except (ValueError, TypeError):
         out = ()
-    if not out or any(n < 1 for n in out):
+    if not out or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in out):
         raise ConfigError(f"hidden sizes must be positive integers separated by commas, like 400,400,400; got {v!r}")
     return out
-
-
-def _exact_int(p) -> int:
-    if isinstance(p, bool) or not isinstance(p, int):
-        raise TypeError(p)
-    return p
 
 
 def _tuple_str(v) -> tuple[str, ...]:
     out = (v,) if isinstance(v, str) else tuple(v) if isinstance(v, (list, tuple)) else None
     if not out or not all(isinstance(x, str) and x for x in out):
         raise ConfigError(f"rules must be a rule name or a list of names, like [\"tssl-bp\", \"bip\"]; got {v!r}")
-    twice = sorted({x for x in out if out.count(x) > 1})
-    if twice:
+    if twice := sorted({x for x in out if out.count(x) > 1}):
         raise ConfigError(f"rule {', '.join(map(repr, twice))} is given more than once; give each rule once (--rule "
                           "tssl-bp --rule bip)")
     return out

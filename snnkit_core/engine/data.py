@@ -1,9 +1,6 @@
-"""The train/validation/test splits of a run, and its batches.
-
-A run chooses its best epoch on a validation split, never on the test split: the dataset's own ``val`` split, else
-a stratified, seeded carve of ``val_fraction`` of train (after ``--limit``), else none. ``snnkit eval`` recomputes
-the same carve from ``config.toml``. The rules, with examples: docs/protocol.md, "Validation split".
-"""
+"""The train/validation/test splits of a run (checked: time steps, channels, finite values, two classes), and its
+batches. The best epoch is chosen on the dataset's ``val`` split, else a stratified, seeded carve of ``val_fraction``
+of train, else none (docs/protocol.md, "Validation split")."""
 
 from __future__ import annotations
 
@@ -14,7 +11,7 @@ import torch
 from attrs import evolve
 
 from snnkit_core.contract.dataset import ArrayData, preprocessing_progress
-from snnkit_core.contract.errors import ConfigError
+from snnkit_core.contract.errors import ConfigError, DatasetError
 from snnkit_core.contract.rule import Batch
 from snnkit_core.engine import distributed
 
@@ -36,16 +33,10 @@ def stratified_split(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch
     for c in torch.unique(y).tolist():
         idx = torch.nonzero(y == c).flatten()
         idx = idx[torch.randperm(len(idx), generator=g)]
-        k = int(math.floor(fraction * len(idx) + 0.5)) if fraction > 0 else 0
-        if fraction > 0 and len(idx) >= 2:
-            k = min(max(k, 1), len(idx) - 1)
-        else:
-            k = 0
+        k = min(max(math.floor(fraction * len(idx) + 0.5), 1), len(idx) - 1) if fraction > 0 and len(idx) > 1 else 0
         val.append(idx[:k])
         keep.append(idx[k:])
-    keep_t = torch.cat(keep).sort().values if keep else torch.zeros(0, dtype=torch.int64)
-    val_t = torch.cat(val).sort().values if val else torch.zeros(0, dtype=torch.int64)
-    return keep_t, val_t
+    return tuple(torch.cat(p).sort().values if p else torch.zeros(0, dtype=torch.int64) for p in (keep, val))
 
 
 def take(data: ArrayData, idx: torch.Tensor) -> ArrayData:
@@ -57,10 +48,10 @@ def load_protocol_splits(built, progress=None) -> tuple[ArrayData, ArrayData | N
     """``(train, val, test, info)`` for ``built``'s config: the dataset's own ``val`` split when it has one,
     else a stratified carve of ``val_fraction`` of train (module docstring), else ``val = None``.
     ``info`` is what the manifest records under ``"validation"``."""
-    cfg, ds = built.config, built.dataset
-    fraction = cfg.val_fraction
+    cfg, ds, fraction = built.config, built.dataset, built.config.val_fraction
     with preprocessing_progress(progress):
         train = ds.load("train").subset(cfg.limit, cfg.seed)
+        check_split(cfg.dataset, "train", train)  # before a validation carve, so the numbers are the dataset's
         test_split = "test" if "test" in ds.splits else ds.splits[-1]
         test = ds.load(test_split).subset(cfg.limit, cfg.seed)
         if "val" in ds.splits:
@@ -78,11 +69,29 @@ def load_protocol_splits(built, progress=None) -> tuple[ArrayData, ArrayData | N
                     "seed_offset": VAL_SEED_OFFSET, "stratified": True}
         else:
             val, info = None, {"source": "none", "fraction": 0.0}
+    for split, d in [s for s in (("val", val), ("test", test)) if s[1] is not None]:
+        check_split(cfg.dataset, split, d)
+    if len(classes := torch.unique(train.y)) < 2:  # one class: every accuracy would be 100 %
+        raise DatasetError(f"dataset {cfg.dataset!r}: the training examples all have class {classes.tolist()}; a "
+                           "classifier needs at least two classes. Fix the labels (or use a larger --limit).")
     info["counts"] = {"train": len(train), "val": 0 if val is None else len(val), "test": len(test)}
     info["test_split"] = test_split
     if val is not None:
         info["val_per_class"] = torch.bincount(val.y, minlength=ds.num_classes).tolist()
     return train, val, test, info
+
+
+def check_split(dataset: str, split: str, data: ArrayData) -> None:
+    """Refuse a split a network cannot learn from: no time steps or channels, or a NaN or infinite sample."""
+    n, t, c = data.x.shape
+    if t < 1 or c < 1:
+        raise DatasetError(f"dataset {dataset!r}: the {split} examples have {t} time steps and {c} channels; both must "
+                           "be >= 1 (check dataset.steps, the channel count and the data)")
+    x = data.compact(data.x)
+    for i in range(0, len(x) if x.dtype.is_floating_point else 0, 1024):  # chunks: a memory map is read once
+        if not torch.isfinite(x[i : i + 1024]).all():
+            raise DatasetError(f"dataset {dataset!r}: the {split} examples hold NaN or infinite values (among examples "
+                               f"{i}..{min(i + 1024, n) - 1}); fix or drop them before training")
 
 
 # ------------------------------------------------------------------------------------ batches

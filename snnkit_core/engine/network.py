@@ -82,16 +82,13 @@ class Network(nn.Module):
                                      connectivity.input_delay(i), ff))
         self.skip_edges = connectivity.skip_edges(len(hidden))
         if connectivity.has_skip and not self.skip_edges:
-            raise IncompatibleError(
-                f"connectivity {connectivity.name!r} adds skip edges from hidden layer l to l+2, so it needs at least "
-                f"3 hidden layers; got --hidden {','.join(map(str, hidden))}"
-            )
+            raise IncompatibleError(f"connectivity {connectivity.name!r} adds skip edges from hidden layer l to l+2, "
+                                    f"so it needs at least 3 hidden layers; got --hidden {','.join(map(str, hidden))}")
         for src, dst in self.skip_edges:
             if not (0 <= src < dst < len(hidden)) or dst - src < 2:
-                raise IncompatibleError(
-                    f"connectivity {connectivity.name!r} asked for a skip edge {src}->{dst}, but the network has "
-                    f"{len(hidden)} hidden layers; skip edges need src < dst-1 (use at least 3 hidden layers)"
-                )
+                raise IncompatibleError(f"connectivity {connectivity.name!r} asked for a skip edge {src}->{dst}, but "
+                                        f"the network has {len(hidden)} hidden layers; skip edges need src < dst-1 "
+                                        "(use at least 3 hidden layers)")
             self.layers[dst].skip_in[str(src)] = nn.Linear(hidden[src], hidden[dst], bias=False)
         self.readout = readout
         if readout == "spiking":
@@ -205,9 +202,8 @@ class Network(nn.Module):
         return NetworkOutput(logits=out.sum(0), out=out, hidden=traces, input=x_enc)
 
     def on_epoch_end(self, epoch: int) -> None:
-        for layer in self.layers:
-            if layer.recurrence is not None:
-                layer.recurrence.on_epoch_end(epoch)
+        for rec in [layer.recurrence for layer in self.layers if layer.recurrence is not None]:
+            rec.on_epoch_end(epoch)
 
     def describe(self) -> dict:
         """``{"layerI": ...}``: what each hidden layer's recurrence and input map (``describe()``, if any) record."""

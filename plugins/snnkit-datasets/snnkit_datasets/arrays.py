@@ -269,6 +269,11 @@ class Arrays(Dataset):
         k = self.num_classes_from(out)
         if "class_names" not in self._read():  # classes are the training labels: a label only seen in test is an error
             seen = sorted({int(v) for v in out["train"][1].unique()})
+            if k > len(out["train"][1]):  # e.g. one label 10**9: a readout of 10**9 classes, most never seen
+                raise DatasetError(f"{p}: y_train holds label {k - 1}, which makes {k:,} classes, more than its "
+                                   f"{len(out['train'][1])} examples ({len(seen)} distinct labels); labels are class "
+                                   "indices 0..K-1: renumber them (numpy.unique(y, return_inverse=True)) or declare "
+                                   "the classes with class_names")
             for s, (_, y) in out.items():
                 extra = sorted({int(v) for v in y.unique()} - set(seen)) if len(y) else []
                 if s != "train" and extra and max(extra) >= k:

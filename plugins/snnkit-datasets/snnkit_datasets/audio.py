@@ -91,4 +91,6 @@ def read_audio(path: Path, expected_sr: int | None = None, min_samples: int = MI
             f"than one "
             f"{min_samples}-sample analysis frame, so it gives no features; remove or replace it (truncated?)"
         )
+    if not np.isfinite(data).all():  # a float WAV can hold NaN / inf: every feature of it would be NaN
+        raise DatasetError(f"audio file {path} holds NaN or infinite samples; remove or replace it")
     return data.mean(axis=1), sr
