@@ -52,7 +52,9 @@ def bench(workloads, device, repeats, warmup, as_json, steps, batch, threads, ra
     from snnkit_core.engine.training import resolve_device
 
     dev = resolve_device(device)
-    counts = list(threads) or ([1, 2] if dev.type == "cpu" else [set_threads(None)])
+    from snnkit_cli.resources import cores
+
+    counts = list(threads) or ([1, 2][:cores()] if dev.type == "cpu" else [set_threads(None)])  # 1 core: 1
     keep_freed_memory()
     if rounds > 1:
         _interleaved(workloads, dev, counts, rounds, repeats, warmup, steps, batch, as_json)
