@@ -49,11 +49,10 @@ def bench(workloads, device, repeats, warmup, as_json, steps, batch, threads, ra
         return
     from snnkit_cli.bench import run_benchmarks
     from snnkit_cli.host import keep_freed_memory, set_threads
+    from snnkit_cli.resources import cores
     from snnkit_core.engine.training import resolve_device
 
     dev = resolve_device(device)
-    from snnkit_cli.resources import cores
-
     counts = list(threads) or ([1, 2][:cores()] if dev.type == "cpu" else [set_threads(None)])  # 1 core: 1
     keep_freed_memory()
     if rounds > 1:
