@@ -9,7 +9,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 KERNELS = Path("snnkit_neurons") / "kernels"
-SOURCES = [KERNELS / "cpu_scan.c", KERNELS / "cpu_scan_body.h"]  # as cpu.SOURCES
+SOURCES = [KERNELS / "cpu_scan.c", KERNELS / "cpu_scan_body.h", KERNELS / "rsbp_scan_body.h"]  # as cpu.SOURCES
 SRC_HASH = hashlib.sha256(b"".join(p.read_bytes() for p in SOURCES)).hexdigest()[:16]
 CFLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-std=gnu99"]  # as cpu.CFLAGS
 
@@ -34,7 +34,7 @@ class BuildCScans(build_ext):
 setup(
     ext_modules=[
         Extension("snnkit_neurons.kernels._cpu_scan", [str(KERNELS / "cpu_scan.c")],
-                  depends=[str(KERNELS / "cpu_scan_body.h")], define_macros=[("SNNKIT_SRC_HASH", f'"{SRC_HASH}"')],
+                  depends=[str(p) for p in SOURCES[1:]], define_macros=[("SNNKIT_SRC_HASH", f'"{SRC_HASH}"')],
                   libraries=["m"], optional=True)
     ],
     cmdclass={"build_ext": BuildCScans},

@@ -12,6 +12,7 @@ lif-soft chunk                        cuda, cpu*       triton: one kernel per di
 lif-soft span (SRC; dense = k 1)      cpu              c-kernel, torch-loop: kernels/soft_cpu.SkipScan
 lif-soft mixed (ASRC in training)     cpu              c-kernel, torch-loop: kernels/soft_cpu.MixedScan
 lif      tssl-bp-forward / -backward  cpu              c-kernel: tssl-bp's layer scan (kernels/tssl_cpu.py)
+lif-rsbp st-rsbp-forward / -response  cpu              c-kernel: st-rsbp's forward and S-PSPs (kernels/rsbp_cpu.py)
 ======== ============================ ================ ====================================================
 
 ``cpu*``: Triton on the CPU only under its interpreter (tests). ``c-kernel`` is available when the C library
@@ -25,7 +26,7 @@ from functools import partial
 
 from snnkit_core.contract.implementations import Implementation, candidates
 
-from .kernels import cpu, surrogate_reason, triton_reason, tssl_cpu
+from .kernels import cpu, rsbp_cpu, surrogate_reason, triton_reason, tssl_cpu
 from .kernels.lif_cpu import lif_scan_cpu
 from .kernels.soft_cpu import MixedScan, SkipScan, SoftChunk
 from .lif_soft import SoftState
@@ -134,6 +135,9 @@ def register_all(register) -> None:
         register(host(neuron="lif-soft", kind="mixed", scan=partial(soft_mixed_cpu, use_c=use_c)))
     register(Implementation("c-kernel", "lif", "tssl-bp-forward", "cpu", tssl_cpu.forward, available=c_reason))
     register(Implementation("c-kernel", "lif", "tssl-bp-backward", "cpu", tssl_cpu.backward, available=c_reason))
+    register(Implementation("c-kernel", "lif-rsbp", "st-rsbp-forward", "cpu", rsbp_cpu.forward, available=c_reason))
+    register(Implementation("c-kernel", "lif-rsbp", "st-rsbp-response", "cpu", rsbp_cpu.spike_response,
+                            available=c_reason))
 
 
 def implementation(neuron: str, kind: str, name: str, device: str = "cpu") -> Implementation:

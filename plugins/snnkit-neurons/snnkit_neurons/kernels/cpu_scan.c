@@ -92,6 +92,7 @@ static inline float exp_f32(float x) {
 #define EXP exp
 #define FABS fabs
 #include "cpu_scan_body.h"
+#include "rsbp_scan_body.h"
 
 /* version of this interface, and the hash of the sources it was built from (passed by the build):
  * cpu.py refuses a library built from other sources (e.g. an install-time build older than a git pull) */
