@@ -50,23 +50,23 @@ EXPORT void NAME(rsbp_fwd)(int64_t T, int64_t B, int64_t N, int64_t K, const T_ 
     const int64_t BN = B * N;
     #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1) if(nthreads > 1)
     for (int64_t b = 0; b < B; b++) {
-        T_ *buf = (T_ *)malloc(sizeof(T_) * 5 * N);
-        T_ *v = buf, *ep = buf + N, *pend = buf + 2 * N, *inp = buf + 3 * N, *r = buf + 4 * N;
-        int *cnt = (int *)malloc(sizeof(int) * N);
+        T_ *buf = (T_ *)malloc(sizeof(T_) * 6 * N);
+        T_ *v = buf, *ep = buf + N, *pend = buf + 2 * N, *inp = buf + 3 * N, *r = buf + 4 * N, *cnt = buf + 5 * N;
         for (int64_t n = 0; n < N; n++) { v[n] = 0; ep[n] = 0; pend[n] = 0; cnt[n] = 0; }
         for (int64_t t = 0; t < T; t++) {
             const T_ *I;
             if (cur) {
                 I = cur + t * BN + b * N;
             } else {
-                for (int64_t n = 0; n < N; n++) inp[n] = 0;
+                T_ *R_ in = inp;
+                for (int64_t n = 0; n < N; n++) in[n] = 0;
                 const T_ *xr = x + (t * B + b) * K;
                 for (int64_t k = 0; k < K; k++) {
                     T_ xk = xr[k];
                     if (xk == 0) continue;
                     const T_ *R_ w = wffT + k * N;
-                    if (xk == 1) for (int64_t n = 0; n < N; n++) inp[n] += w[n];
-                    else for (int64_t n = 0; n < N; n++) inp[n] += xk * w[n];
+                    if (xk == 1) for (int64_t n = 0; n < N; n++) in[n] += w[n];
+                    else for (int64_t n = 0; n < N; n++) in[n] += xk * w[n];
                 }
                 I = inp;
             }
@@ -74,12 +74,12 @@ EXPORT void NAME(rsbp_fwd)(int64_t T, int64_t B, int64_t N, int64_t K, const T_ 
             int has_r = t > 0 && (wrecT || lateral != 0);
             if (has_r) {
                 const T_ *sp = s_out + (t - 1) * BN + b * N;
-                T_ total = 0;
-                for (int64_t n = 0; n < N; n++) r[n] = 0;
+                T_ total = 0, *R_ rs = r;
+                for (int64_t n = 0; n < N; n++) rs[n] = 0;
                 for (int64_t p = 0; p < N; p++) {
                     if (sp[p] == 0) continue;
                     total += 1;
-                    if (wrecT) { const T_ *R_ w = wrecT + p * N; for (int64_t n = 0; n < N; n++) r[n] += w[n]; }
+                    if (wrecT) { const T_ *R_ w = wrecT + p * N; for (int64_t n = 0; n < N; n++) rs[n] += w[n]; }
                 }
                 if (lateral != 0)
                     for (int64_t n = 0; n < N; n++) {
@@ -87,16 +87,20 @@ EXPORT void NAME(rsbp_fwd)(int64_t T, int64_t B, int64_t N, int64_t K, const T_ 
                         r[n] = wrecT ? r[n] + lat : lat;
                     }
             }
-            T_ *st = s_out + t * BN + b * N;
-            for (int64_t n = 0; n < N; n++) {
-                T_ e = ep[n] * ds + arr[n];
-                if (has_r) e = e + r[n];
-                ep[n] = e;
-                T_ u = v[n] * dm + e / tau_s;
-                if (cnt[n] > 0) { u = 0; cnt[n] -= 1; }
+            T_ *R_ st = s_out + t * BN + b * N;
+            T_ *R_ vv = v, *R_ ee = ep, *R_ cc = cnt;
+            const T_ *R_ aa = arr, *R_ rr = r;
+            for (int64_t n = 0; n < N; n++) {  /* branch-free, so it vectorises */
+                T_ e = ee[n] * ds + aa[n];
+                e = has_r ? e + rr[n] : e;
+                ee[n] = e;
+                T_ u = vv[n] * dm + e / tau_s;
+                T_ c = cc[n];
+                u = c > 0 ? (T_)0 : u;
+                c = c > 0 ? c - 1 : c;
                 T_ s = (T_)(u - thr > 0);
-                if (s != 0) { cnt[n] = t_ref; u = 0; }
-                v[n] = u;
+                cc[n] = s != 0 ? (T_)t_ref : c;
+                vv[n] = s != 0 ? (T_)0 : u;
                 st[n] = s;
             }
             if (delay) {  /* this step's current arrives at the next step */
@@ -104,7 +108,6 @@ EXPORT void NAME(rsbp_fwd)(int64_t T, int64_t B, int64_t N, int64_t K, const T_ 
                 else for (int64_t n = 0; n < N; n++) pend[n] = I[n];
             }
         }
-        free(cnt);
         free(buf);
     }
 }
