@@ -105,10 +105,15 @@ def solve_batched(a: torch.Tensor, rhs: torch.Tensor, fallback: str = "pinv", ma
     solved with the pseudo-inverse (rtol 1e-6) under ``fallback = "pinv"``, or raises NaNLossError under
     ``"error"``. Returns ``(x, n_fallback)``.
     """
-    try:
+    threads = torch.get_num_threads()
+    try:  # on one thread: torch 2.13's threaded batched CPU LU hands lu_solve invalid pivots on sound float32 systems
+        if a.device.type == "cpu":
+            torch.set_num_threads(1)
         x, info = torch.linalg.solve_ex(a, rhs.unsqueeze(-1))
-    except RuntimeError:  # torch 2.13's threaded batched CPU LU can hand lu_solve invalid pivots on a sound system
+    except RuntimeError:  # (and prints MKL errors) with 2 threads every time; if it still happens, one by one
         x, info = _solve_each(a, rhs.unsqueeze(-1))
+    finally:
+        torch.set_num_threads(threads)
     x = x.squeeze(-1)
     bad = (info != 0) | ~torch.isfinite(x).all(-1) | (x.norm(dim=-1) > max_gain * rhs.norm(dim=-1).clamp(min=1e-30))
     nbad = int(bad.sum())
