@@ -161,7 +161,8 @@ def propagation_matrix(a: torch.Tensor, phi: torch.Tensor, orientation: str = "p
 
 
 def layer_backward(delta, e, o_post, o_pre, w, nu_post, nu_pre, table, e_rec=None, w_rec=None, lam=None,
-                   orientation="paper", fallback="pinv", max_gain=1e6, need_delta=True, omega_min=OMEGA_MIN):
+                   orientation="paper", fallback="pinv", max_gain=1e6, need_delta=True, omega_min=OMEGA_MIN,
+                   omega_floor=0.0):
     """One layer of the backward for a batch: returns ``(grad_w, grad_w_rec, delta_pre, info)``.
 
     delta (B, N_l) (already /ν_l), e (B, N_l, N_k), o_post (B, N_l), o_pre (B, N_k), w (N_l, N_k), e_rec and
@@ -173,7 +174,7 @@ def layer_backward(delta, e, o_post, o_pre, w, nu_post, nu_pre, table, e_rec=Non
     if recurrent:
         s = s + weighted_dpoly(table, o_post, o_post, w_rec, clip_post=True)
     omega_raw = 1 - s / nu_post
-    omega = clamp_away_from_zero(omega_raw, omega_min)
+    omega = clamp_away_from_zero(omega_raw, omega_min) if omega_floor <= 0 else omega_raw.clamp(min=omega_floor)
     scale = delta / omega
     g = scale if lam is None else scale * lam
     grad_w = torch.einsum("bl,blj->lj", g, e)
@@ -285,6 +286,8 @@ class STRSBP(LearningRule):
               "error = stop with a clear error", choices=("pinv", "error")),
         Param("max_gain", 1e6, "a solve with ‖x‖ > max_gain·‖rhs‖ counts as ill-conditioned"),
         Param("omega_min", 1e-4, "|Ω_l| is clamped to at least this, sign kept (reference: 1e-4)"),
+        Param("omega_floor", 0.0, "Ω_l below this is raised to it (no sign flip, gain ≤ 1/floor); 0 = off, the "
+              "reference's omega_min clamp"),
         Param("init_w", 1.0, "initialise every feedforward and recurrent weight U(-init_w, init_w) (reference: 1); "
               "0 keeps the network's init"),
         Param("boost", False, "per-sample boosting weights on the output error, updated after each epoch"),
@@ -491,7 +494,8 @@ class STRSBP(LearningRule):
             nu_pre = float(layers[k - 1].neuron.v_th) if k > 0 else 1.0
             gw, grec, delta_pre, info = layer_backward(
                 delta, e, o_post, o_pre, w, float(n.v_th), nu_pre, table, e_rec, w_rec, lam,
-                hp["orientation"], hp["solve_fallback"], hp["max_gain"], need_delta=k > 0, omega_min=hp["omega_min"])
+                hp["orientation"], hp["solve_fallback"], hp["max_gain"], need_delta=k > 0, omega_min=hp["omega_min"],
+                omega_floor=hp["omega_floor"])
             gw = gw + self._regulariser(w) * B
             if hp["reduction"] == "mean":
                 gw = gw / B

@@ -171,3 +171,24 @@ def test_training_step_gradients_equal_the_reference(seed, monkeypatch, c_kernel
         assert _rel(a, b) <= 1e-12
     for a, r, b in zip(got[torch.float32][1], ref[torch.float32][1], truth, strict=True):
         assert _rel(a.double(), b) <= max(1e-6, 4 * _rel(r.double(), b))
+
+
+def test_omega_floor_keeps_the_sign_of_delta_and_bounds_its_gain():
+    """The continuation that diverged: as counts rose, Ω_l = 1 - (1/ν)Σ_j w_lj ∂e_lj/∂o_l crossed 0 in more
+    neurons, and δ/Ω flipped sign or grew up to 1e4x there. With ``omega_floor`` Ω is raised to the floor instead."""
+    o_post, o_pre, e, e_rec, w, w_rec, v = _system(torch.float64, B=4, N=9, K=11)
+    table = poly_table(torch.float64)
+    w = w.abs() * 3  # large positive weights: Σ_j w ∂e/∂o > ν, so Ω < 0 in many neurons
+    omega_raw = 1 - weighted_dpoly(table, o_pre, o_post, w, False) / 1.0
+    assert bool((omega_raw < 0).any()) and bool((omega_raw > 0.25).any())
+    fired = (o_post > 0).double()
+    grads = {}
+    for floor in (0.0, 0.25):
+        gw, _, _, _ = st.layer_backward(v, e, o_post, o_pre, w, 1.0, 1.0, table, omega_floor=floor)
+        grads[floor] = gw
+    # grad_w row l = Σ_b (δ_bl/Ω_bl) e_bl: with the floor it equals the same sum with Ω raised to 0.25
+    want = torch.einsum("bl,blj->lj", v / omega_raw.clamp(min=0.25), e)
+    torch.testing.assert_close(grads[0.25], want)
+    flipped = torch.einsum("bl,blj->lj", v / omega_raw, e)
+    assert float((grads[0.0] - flipped).abs().max()) < 1e-9 * float(flipped.abs().max())  # the reference flips
+    assert float((grads[0.25] - grads[0.0]).abs().max()) > 1e-3 and bool(fired.any())
