@@ -304,8 +304,9 @@ class STRSBP(LearningRule):
     # threshold that keeps Ω away from 0 and the lr of the reference's TI46 runs (both chosen on FSDD's validation
     # split), T = 150 so that 35 desired spikes fit, 200-neuron layers (val accuracy on espeak-digits as 400's, 3x
     # faster). docs/rules/st-rsbp.md#recipe
+    # omega_floor: the runaway of a continued run (Ω crossing 0 as counts rise, δ/Ω amplified ~1e4x) is cut
     recipe = {"neuron": "lif-rsbp", "conn": "reservoir", "hidden": (200, 200, 200), "neuron.v_th": 5.0,
-              "neuron.tau_m": 64.0, "dataset.steps": 150, "rule.st-rsbp.lr": 5e-3}
+              "neuron.tau_m": 64.0, "dataset.steps": 150, "rule.st-rsbp.lr": 5e-3, "rule.st-rsbp.omega_floor": 0.25}
     readout = "spiking"
     owns_scan = True
 

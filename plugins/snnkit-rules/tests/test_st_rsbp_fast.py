@@ -192,3 +192,8 @@ def test_omega_floor_keeps_the_sign_of_delta_and_bounds_its_gain():
     flipped = torch.einsum("bl,blj->lj", v / omega_raw, e)
     assert float((grads[0.0] - flipped).abs().max()) < 1e-9 * float(flipped.abs().max())  # the reference flips
     assert float((grads[0.25] - grads[0.0]).abs().max()) > 1e-3 and bool(fired.any())
+
+
+def test_the_recipe_raises_omega_to_a_floor_and_the_bare_rule_keeps_the_reference_clamp():
+    assert STRSBP.recipe["rule.st-rsbp.omega_floor"] == 0.25
+    assert STRSBP().hparams["omega_floor"] == 0.0
