@@ -24,7 +24,8 @@ neuron); a feedforward layer leaves o_l unclipped (0 where o_l = 0), a recurrent
 
 Backward of layer l, δ^l already divided by ν_l:
 
-    Ω_l  = 1 - (1/ν_l) [Σ_j W_lj ∂e_lj/∂o_l + Σ_p W^rec_lp ∂e^rec_lp/∂o_l]        |Ω_l| clamped to ≥ 1e-4 (sign kept)
+    Ω_l  = 1 - (1/ν_l) [Σ_j W_lj ∂e_lj/∂o_l + Σ_p W^rec_lp ∂e^rec_lp/∂o_l]        |Ω_l| clamped to ≥ 1e-4 (sign kept),
+                                                          or raised to ``omega_floor`` (> 0; the recipe's 0.25)
     Θ_lp = (1/ν_l) W^rec_lp ∂e^rec_lp/∂o_p   (p ≠ l)          Φ_li = W_li (1/ν_k) ∂e_li/∂o_i
     P    = (Ω - Θ)⁻¹ Φ  (paper, default);   P = Φ (Ω - Θ)⁻¹  (``orientation = "reference"``, N_k = N_l only)
     δ^k  = Pᵀ δ^l      computed as Φᵀ (Ω - Θ)⁻ᵀ δ^l (paper) or (Ω - Θ)⁻ᵀ Φᵀ δ^l (reference): one batched

@@ -2,7 +2,8 @@
 network (784-400-R400-10, T = 400, Poisson input, batch 16), the two models stepped on the same batches in
 interleaved rounds, medians (docs/methods/st-rsbp.md, "Speed").
 
-    OMP_NUM_THREADS=1 python scripts/st_rsbp_bench.py --data-dir ROOT [--dataset fmnist] [--threads 1] [--rounds 6]
+    OMP_NUM_THREADS=1 python plugins/snnkit-rules/scripts/st_rsbp_bench.py --data-dir ROOT [--dataset fmnist] \
+        [--threads 1] [--rounds 6]
 
 ROOT holds ``mnist/`` or ``fmnist/`` (the same shape; the work per step differs only with the spike density).
 The reference is the rule with the C library and the factored backward replaced by the torch loop and formulas.
