@@ -21,14 +21,12 @@ import torch
 
 from . import cpu
 
-_typed: set = set()
-
 
 def _fn(name: str, dtype: torch.dtype):
-    """The C function with its argument types set (once; they are not in ``cpu._load``'s list)."""
+    """The C function with its argument types set (they are not in ``cpu._load``'s list; set on each library
+    loaded, since ``cpu.forget`` loads it again)."""
     f = cpu.fn(name, dtype)
-    key = (name, dtype)
-    if key not in _typed:
+    if f.argtypes is None:
         i64, i32, p = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
         real = ctypes.c_float if dtype == torch.float32 else ctypes.c_double
         if name == "rsbp_fwd":
@@ -36,7 +34,6 @@ def _fn(name: str, dtype: torch.dtype):
         else:
             f.argtypes = [i64, i64, i64, i64, p, p, p, real, real, real, i32, i32, i32]
         f.restype = None
-        _typed.add(key)
     return f
 
 
