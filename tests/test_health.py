@@ -31,6 +31,16 @@ def test_the_warnings_need_the_whole_streak():
     assert health_warnings([_rec(1, 3.0), _rec(2, 2.0), _rec(3, 1.0)], chance=0.15) == {}  # no validation
 
 
+def test_a_climb_with_dips_between_is_flagged_as_diverging():
+    """A diverging run's loss climbs with dips (st-rsbp continued at too large a learning rate, 2,436 -> 12,833 over 9
+    epochs), so no three rises in a row: it is flagged once the loss stands above twice its lowest."""
+    climb = [_rec(1, 2436.0), _rec(2, 3100.0), _rec(3, 2900.0), _rec(4, 4200.0), _rec(5, 3900.0), _rec(6, 5100.0)]
+    assert health_warnings(climb[:5], chance=-1.0) == {}  # 3900 < 2 x 2436
+    got = health_warnings(climb, chance=-1.0)
+    assert set(got) == {"loss-diverging"} and "5100" in got["loss-diverging"] and "2436" in got["loss-diverging"]
+    assert health_warnings([_rec(1, 1.0), _rec(2, 3.0), _rec(3, 0.5)], chance=-1.0) == {}  # back down: not flagged
+
+
 def _cfg(**kw):
     base = dict(neuron="lif", conn="srsc", rules=("rising-loss",), dataset="tiny", hidden=(8, 8, 8), epochs=5,
                 batch_size=16, device="cpu", lr=1e-9)

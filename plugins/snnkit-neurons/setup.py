@@ -9,7 +9,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 KERNELS = Path("snnkit_neurons") / "kernels"
-SOURCES = [KERNELS / f for f in ("cpu_scan.c", "cpu_scan_body.h", "adaptive_scan.h", "adaptive_body.h")]  # cpu.SOURCES
+SOURCES = [KERNELS / f for f in ("cpu_scan.c", "cpu_scan_body.h", "adaptive_scan.h", "adaptive_body.h",
+                                      "rsbp_scan_body.h")]  # as cpu.SOURCES
 SRC_HASH = hashlib.sha256(b"".join(p.read_bytes() for p in SOURCES)).hexdigest()[:16]
 CFLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-std=gnu99"]  # as cpu.CFLAGS
 

@@ -46,31 +46,31 @@ def csv_text(records: Iterable[dict[str, Any]]) -> str:
 
 def best_from_metrics(records: list[dict]) -> dict | None:
     """The first epoch with the highest ``val_accuracy`` (ties keep the earlier epoch), or None."""
-    best = None
-    for r in records:
-        v = r.get("val_accuracy")
-        if isinstance(v, (int, float)) and (best is None or v > best["val_accuracy"]):
-            best = {"epoch": r["epoch"], "val_accuracy": v, "test_accuracy": r.get("test_accuracy")}
-    return best
+    scored = [r for r in records if isinstance(r.get("val_accuracy"), (int, float))]
+    r = max(scored, key=lambda r: r["val_accuracy"], default=None)  # max keeps the first of equal ones
+    return r and {"epoch": r["epoch"], "val_accuracy": r["val_accuracy"], "test_accuracy": r.get("test_accuracy")}
 
 
 def summary(records: list[dict]) -> dict[str, Any]:
     """``summary.json``: the best-on-validation epoch (1-based) with its validation and test accuracy (null without
     validation), the final test accuracy and the number of epochs done."""
-    best = best_from_metrics(records)
-    return {"best_epoch": best["epoch"] if best else None, "best_val_accuracy": best["val_accuracy"] if best else None,
-            "test_accuracy_at_best": best["test_accuracy"] if best else None,
-            "final_test_accuracy": records[-1]["test_accuracy"] if records else None, "epochs_done": len(records)}
+    best = best_from_metrics(records) or {"epoch": None, "val_accuracy": None, "test_accuracy": None}
+    return {"best_epoch": best["epoch"], "best_val_accuracy": best["val_accuracy"], "test_accuracy_at_best":
+            best["test_accuracy"], "final_test_accuracy": records[-1]["test_accuracy"] if records else None,
+            "epochs_done": len(records)}
 
 
 def health_warnings(records: list[dict], chance: float, k: int = 3) -> dict[str, str]:
     """``{kind: sentence}`` for what the last epochs of ``records`` say is going wrong: the training loss rose in
-    each of the last ``k`` epochs (``"loss-rising"``), or the validation accuracy stayed at most ``chance`` for ``k``
-    epochs (``"val-at-chance"``)."""
+    each of the last ``k`` epochs (``"loss-rising"``) or stands above twice its lowest (``"loss-diverging"``: a climb
+    with dips between), or the validation accuracy stayed at most ``chance`` for ``k`` epochs (``"val-at-chance"``)."""
     out, loss = {}, [r["train_loss"] for r in records[-k - 1:]]
     if len(loss) == k + 1 and all(b > a for a, b in zip(loss, loss[1:])):
         out["loss-rising"] = (f"the training loss has risen for {k} epochs in a row ({loss[0]:.4g} -> {loss[-1]:.4g}, "
                               f"epoch {records[-1]['epoch']}): the learning rate may be too large")
+    if loss and loss[-1] > 2 * (low := min(r["train_loss"] for r in records)) > 0:
+        out["loss-diverging"] = (f"the training loss ({loss[-1]:.4g}, epoch {records[-1]['epoch']}) is more than twice "
+                                 f"its lowest ({low:.4g}): training is diverging; lower the learning rate")
     val = [r.get("val_accuracy") for r in records[-k:]]
     if len(val) == k and all(isinstance(v, (int, float)) and v <= chance for v in val):
         out["val-at-chance"] = (f"the validation accuracy has stayed at chance (<= {chance:.1%}) for {k} epochs "

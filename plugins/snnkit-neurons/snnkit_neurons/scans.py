@@ -16,6 +16,7 @@ alif     none, diagonal (self term)   cpu              c-kernel, torch-loop: ker
 alif     span (dense, sparse, SRC)    cpu              c-kernel, torch-loop: the same node with V S[t-k]
 nrr      none, span (dense, sparse)   cpu              c-kernel, torch-loop: the same node (two channels)
 alif/nrr reward-prop (the rule's)     cpu              c-kernel, torch-loop: the same node, replaced gradients
+lif-rsbp st-rsbp-forward / -response  cpu              c-kernel: st-rsbp's forward and S-PSPs (kernels/rsbp_cpu.py)
 ======== ============================ ================ ====================================================
 
 ``cpu*``: Triton on the CPU only under its interpreter (tests). ``c-kernel`` is available when the C library
@@ -29,7 +30,7 @@ from functools import partial
 
 from snnkit_core.contract.implementations import Implementation, candidates
 
-from .kernels import cpu, surrogate_reason, triton_reason, tssl_cpu
+from .kernels import cpu, rsbp_cpu, surrogate_reason, triton_reason, tssl_cpu
 from .kernels.adaptive_cpu import AdaptiveScan, ALIFKernel, NRRKernel
 from .kernels.lif_cpu import lif_scan_cpu
 from .kernels.soft_cpu import MixedScan, SkipScan, SoftChunk
@@ -190,6 +191,9 @@ def register_all(register) -> None:
                       accepts=_lif_cpu_accepts))
     register(Implementation("c-kernel", "lif", "tssl-bp-forward", "cpu", tssl_cpu.forward, available=c_reason))
     register(Implementation("c-kernel", "lif", "tssl-bp-backward", "cpu", tssl_cpu.backward, available=c_reason))
+    register(Implementation("c-kernel", "lif-rsbp", "st-rsbp-forward", "cpu", rsbp_cpu.forward, available=c_reason))
+    register(Implementation("c-kernel", "lif-rsbp", "st-rsbp-response", "cpu", rsbp_cpu.spike_response,
+                            available=c_reason))
 
 
 def implementation(neuron: str, kind: str, name: str, device: str = "cpu") -> Implementation:

@@ -24,7 +24,8 @@ neuron); a feedforward layer leaves o_l unclipped (0 where o_l = 0), a recurrent
 
 Backward of layer l, δ^l already divided by ν_l:
 
-    Ω_l  = 1 - (1/ν_l) [Σ_j W_lj ∂e_lj/∂o_l + Σ_p W^rec_lp ∂e^rec_lp/∂o_l]        |Ω_l| clamped to ≥ 1e-4 (sign kept)
+    Ω_l  = 1 - (1/ν_l) [Σ_j W_lj ∂e_lj/∂o_l + Σ_p W^rec_lp ∂e^rec_lp/∂o_l]        |Ω_l| clamped to ≥ 1e-4 (sign kept),
+                                                          or raised to ``omega_floor`` (> 0; the recipe's 0.25)
     Θ_lp = (1/ν_l) W^rec_lp ∂e^rec_lp/∂o_p   (p ≠ l)          Φ_li = W_li (1/ν_k) ∂e_li/∂o_i
     P    = (Ω - Θ)⁻¹ Φ  (paper, default);   P = Φ (Ω - Θ)⁻¹  (``orientation = "reference"``, N_k = N_l only)
     δ^k  = Pᵀ δ^l      computed as Φᵀ (Ω - Θ)⁻ᵀ δ^l (paper) or (Ω - Θ)⁻ᵀ Φᵀ δ^l (reference): one batched
@@ -52,17 +53,21 @@ err_c = Σ_{i∈c} w_i [wrong_i] / Σ_{i∈c} w_i and w_i ← w_i exp(err_c/20 �
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
+from torch import nn
 
 from snnkit_core import Compatibility, LearningRule, Param
 from snnkit_core.contract.errors import ConfigError, IncompatibleError, NaNLossError
+from snnkit_core.contract.implementations import find
 from snnkit_rules.schedules import make_schedule, schedule_params
 
 from .st_rsbp_psp import psp_trace, reset_weights, spike_response, t_psp_ratio
 from .st_rsbp_table import COEFFS
 
 OMEGA_MIN = 1e-4  # the reference's clamp of |Ω_ll|
+SPARSE_INPUT = 0.25  # above this fraction of nonzero inputs the C forward leaves the product to the network
 PINV_RTOL = 1e-6
 
 
@@ -101,10 +106,15 @@ def solve_batched(a: torch.Tensor, rhs: torch.Tensor, fallback: str = "pinv", ma
     solved with the pseudo-inverse (rtol 1e-6) under ``fallback = "pinv"``, or raises NaNLossError under
     ``"error"``. Returns ``(x, n_fallback)``.
     """
-    try:
+    threads = torch.get_num_threads()
+    try:  # on one thread: torch 2.13's threaded batched CPU LU hands lu_solve invalid pivots on sound float32 systems
+        if a.device.type == "cpu":
+            torch.set_num_threads(1)
         x, info = torch.linalg.solve_ex(a, rhs.unsqueeze(-1))
-    except RuntimeError:  # torch 2.13's threaded batched CPU LU can hand lu_solve invalid pivots on a sound system
+    except RuntimeError:  # (and prints MKL errors) with 2 threads every time; if it still happens, one by one
         x, info = _solve_each(a, rhs.unsqueeze(-1))
+    finally:
+        torch.set_num_threads(threads)
     x = x.squeeze(-1)
     bad = (info != 0) | ~torch.isfinite(x).all(-1) | (x.norm(dim=-1) > max_gain * rhs.norm(dim=-1).clamp(min=1e-30))
     nbad = int(bad.sum())
@@ -152,7 +162,8 @@ def propagation_matrix(a: torch.Tensor, phi: torch.Tensor, orientation: str = "p
 
 
 def layer_backward(delta, e, o_post, o_pre, w, nu_post, nu_pre, table, e_rec=None, w_rec=None, lam=None,
-                   orientation="paper", fallback="pinv", max_gain=1e6, need_delta=True, omega_min=OMEGA_MIN):
+                   orientation="paper", fallback="pinv", max_gain=1e6, need_delta=True, omega_min=OMEGA_MIN,
+                   omega_floor=0.0):
     """One layer of the backward for a batch: returns ``(grad_w, grad_w_rec, delta_pre, info)``.
 
     delta (B, N_l) (already /ν_l), e (B, N_l, N_k), o_post (B, N_l), o_pre (B, N_k), w (N_l, N_k), e_rec and
@@ -160,14 +171,11 @@ def layer_backward(delta, e, o_post, o_pre, w, nu_post, nu_pre, table, e_rec=Non
     over the batch; delta_pre (B, N_k) is already divided by ν_k (None when ``need_delta`` is False).
     """
     recurrent = w_rec is not None
-    d_ff = dpoly(table, o_pre, o_post, clip_post=recurrent)
-    s = (w.unsqueeze(0) * d_ff).sum(-1)
-    ratio_rec = None
+    s = weighted_dpoly(table, o_pre, o_post, w, clip_post=recurrent)
     if recurrent:
-        d_rec = dpoly(table, o_post, o_post, clip_post=True)
-        s = s + (w_rec.unsqueeze(0) * d_rec).sum(-1)
+        s = s + weighted_dpoly(table, o_post, o_post, w_rec, clip_post=True)
     omega_raw = 1 - s / nu_post
-    omega = clamp_away_from_zero(omega_raw, omega_min)
+    omega = clamp_away_from_zero(omega_raw, omega_min) if omega_floor <= 0 else omega_raw.clamp(min=omega_floor)
     scale = delta / omega
     g = scale if lam is None else scale * lam
     grad_w = torch.einsum("bl,blj->lj", g, e)
@@ -177,25 +185,53 @@ def layer_backward(delta, e, o_post, o_pre, w, nu_post, nu_pre, table, e_rec=Non
             "omega_negative": float((omega_raw < 0).to(omega.dtype).mean())}
     if not need_delta:
         return grad_w, grad_rec, None, info
-    phi = w.unsqueeze(0) * t_psp_ratio(e, o_post, o_pre) / nu_pre  # (B, N_l, N_k)
     if recurrent:
-        ratio_rec = t_psp_ratio(e_rec, o_post, o_post)
-        a = system_matrix(omega, w_rec, ratio_rec, nu_post)
-        at = a.transpose(1, 2)
+        at = system_matrix_from_psp(omega, w_rec, e_rec, o_post, nu_post).transpose(1, 2)
         if orientation == "paper":
             z, nbad = solve_batched(at, delta, fallback, max_gain)
-            delta_pre = torch.einsum("blk,bl->bk", phi, z)
+            delta_pre = phi_t(e, w, o_post, o_pre, nu_pre, z)
         else:
-            if phi.shape[1] != phi.shape[2]:
+            if e.shape[1] != e.shape[2]:
                 raise IncompatibleError(
                     f"st-rsbp orientation 'reference' computes Φ(Ω-Θ)⁻¹, which needs a recurrent layer as wide as the "
-                    f"layer below it; got {phi.shape[1]} and {phi.shape[2]}. Use orientation 'paper'")
-            u = torch.einsum("blk,bl->bk", phi, delta)
-            delta_pre, nbad = solve_batched(at, u, fallback, max_gain)
+                    f"layer below it; got {e.shape[1]} and {e.shape[2]}. Use orientation 'paper'")
+            delta_pre, nbad = solve_batched(at, phi_t(e, w, o_post, o_pre, nu_pre, delta), fallback, max_gain)
         info["fallbacks"] = nbad
     else:
-        delta_pre = torch.einsum("blk,bl->bk", phi, scale)
+        delta_pre = phi_t(e, w, o_post, o_pre, nu_pre, scale)
     return grad_w, grad_rec, delta_pre, info
+
+
+def weighted_dpoly(table, o_pre, o_post, w, clip_post: bool) -> torch.Tensor:
+    """Σ_j w_lj ∂e_lj/∂o_l (B, N_l) = Σ_j w_lj :func:`dpoly` [b, l, j], as (Σ_j w_lj p_q(n_j)) times the powers of
+    o_l: one (N_l, N_j) x (N_j, 4) product per sample, no (B, N_l, N_j) tensor."""
+    rows = table.shape[0]
+    n = o_pre.round().clamp(1, rows).long() - 1  # (B, J)
+    m = torch.matmul(w.to(table.dtype), table[n][..., :4]).double()  # (B, L, 4)
+    o = (o_post.clamp(1, rows) if clip_post else o_post).double()
+    g = torch.stack([4 * o**3, 3 * o**2, 2 * o, torch.ones_like(o)], -1)  # (B, L, 4), the terms cancel: float64
+    d = (g * m).sum(-1).to(o_post.dtype)
+    return d if clip_post else d * (o_post > 0).to(d.dtype)
+
+
+def phi_t(e, w, o_post, o_pre, nu_pre: float, v) -> torch.Tensor:
+    """Φᵀv (B, N_k), Φ_lk = w_lk t_psp_ratio(e, o_post, o_pre)_lk / ν_k, without forming Φ: where o_k = 0 the
+    ratio is 0.5 in every row; where o_k > 0 it is e_lk/o_k, or 0.5 in the rows l with o_l = 0."""
+    fired = (o_post > 0).to(v.dtype)
+    own = torch.einsum("blk,bl->bk", e * w, v * fired)  # Σ_l w_lk v_l e_lk over the firing rows
+    half = 0.5 * ((v * (1 - fired)) @ w)
+    safe = torch.where(o_pre == 0, torch.ones_like(o_pre), o_pre)
+    return torch.where(o_pre == 0, 0.5 * (v @ w), own / safe + half) / nu_pre
+
+
+def system_matrix_from_psp(omega, w_rec, e_rec, o, nu: float) -> torch.Tensor:
+    """:func:`system_matrix` with ``ratio_rec = t_psp_ratio(e_rec, o, o)``, in place on one (B, N, N) tensor."""
+    silent = o == 0
+    a = e_rec / torch.where(silent, torch.ones_like(o), o).unsqueeze(1)
+    a.masked_fill_(silent.unsqueeze(2) | silent.unsqueeze(1), 0.5)
+    a.mul_(w_rec).div_(-nu)
+    a.diagonal(dim1=1, dim2=2).copy_(omega)
+    return a
 
 
 def lateral_factor(e_lat, o, is_target, nu, w0):
@@ -251,6 +287,8 @@ class STRSBP(LearningRule):
               "error = stop with a clear error", choices=("pinv", "error")),
         Param("max_gain", 1e6, "a solve with ‖x‖ > max_gain·‖rhs‖ counts as ill-conditioned"),
         Param("omega_min", 1e-4, "|Ω_l| is clamped to at least this, sign kept (reference: 1e-4)"),
+        Param("omega_floor", 0.0, "Ω_l below this is raised to it (no sign flip, gain ≤ 1/floor); 0 = off, the "
+              "reference's omega_min clamp"),
         Param("init_w", 1.0, "initialise every feedforward and recurrent weight U(-init_w, init_w) (reference: 1); "
               "0 keeps the network's init"),
         Param("boost", False, "per-sample boosting weights on the output error, updated after each epoch"),
@@ -267,8 +305,9 @@ class STRSBP(LearningRule):
     # threshold that keeps Ω away from 0 and the lr of the reference's TI46 runs (both chosen on FSDD's validation
     # split), T = 150 so that 35 desired spikes fit, 200-neuron layers (val accuracy on espeak-digits as 400's, 3x
     # faster). docs/rules/st-rsbp.md#recipe
+    # omega_floor: the runaway of a continued run (Ω crossing 0 as counts rise, δ/Ω amplified ~1e4x) is cut
     recipe = {"neuron": "lif-rsbp", "conn": "reservoir", "hidden": (200, 200, 200), "neuron.v_th": 5.0,
-              "neuron.tau_m": 64.0, "dataset.steps": 150, "rule.st-rsbp.lr": 5e-3}
+              "neuron.tau_m": 64.0, "dataset.steps": 150, "rule.st-rsbp.lr": 5e-3, "rule.st-rsbp.omega_floor": 0.25}
     readout = "spiking"
     owns_scan = True
 
@@ -345,11 +384,37 @@ class STRSBP(LearningRule):
     def _forward(self, network, batch):
         """``(output, counts, diff, active, loss)``: the forward and the margin loss of a batch, no autograd."""
         with torch.no_grad():
-            out = network(batch.x)
+            out = self._c_forward(network, batch.x)
+            if out is None:
+                out = network(batch.x)
             counts = out.out_spikes.sum(0)
             diff = counts - desired_counts(counts, batch.y, self.hparams["desired"], self.hparams["undesired"])
             active = (diff.abs() > self.hparams["margin"]).to(diff.dtype)
             return out, counts, diff, active, (active * diff**2).sum(1).mean()
+
+    def _c_forward(self, network, x):
+        """The network's forward as one C call per layer (``lif-rsbp``'s ``st-rsbp-forward``), each layer's
+        feedforward product summed over its nonzero inputs only; None where it does not apply (no C library, a
+        GPU, the reference backend, dropout, a feedforward map other than a plain Linear, dense input)."""
+        impl = find("lif-rsbp", "st-rsbp-forward", x.device.type)
+        layers = self._layers
+        if impl is None or network.backend == "reference" or any(
+                type(la.ff) is not nn.Linear or (la.training and la.dropout > 0) for la in layers):
+            return None
+        h = x_enc = network.input_neuron.encode_input(x)
+        if float((h != 0).sum()) > SPARSE_INPUT * h.numel():
+            return None  # dense input: the network's one matrix product is faster
+        traces = []
+        for layer in layers:
+            n = layer.neuron
+            w_rec, _ = recurrent_matrix(layer.recurrence)
+            lat = float(self.hparams["lateral_inhibition"]) if layer.index == len(layers) - 1 else 0.0
+            s = impl.scan(h, layer.ff.weight.detach(), None, w_rec, lat, n.tau_m, n.syn_tau, n.v_th, n.t_ref, n.delay)
+            if s is None:
+                return None
+            traces.append(SpikeTrace(s))
+            h = s
+        return Spikes(traces, x_enc, traces[-1].s)
 
     def eval_step(self, network, batch):
         _, counts, _, _, loss = self._forward(network, batch)
@@ -397,12 +462,11 @@ class STRSBP(LearningRule):
         """S-PSPs of layer ``k``: ``(e, e_rec or None, lam or None)`` from its spikes and its input trains."""
         hp, n = self.hparams, self._layers[k].neuron
         is_output = k == len(self._layers) - 1
-        A = reset_weights(s_post, n.tau_m, n.t_ref)
-        e = spike_response(A, psp_trace(x_pre, n.tau_m, n.syn_tau, 1 if n.delay else 0))
+        e = s_psp_fast(s_post, x_pre, n.tau_m, n.syn_tau, n.t_ref, 1 if n.delay else 0)
         lateral = is_output and hp["lateral_inhibition"]
         if self._layers[k].recurrence is None and not lateral:
             return e, None, None
-        e_own = spike_response(A, psp_trace(s_post, n.tau_m, n.syn_tau, 1))
+        e_own = s_psp_fast(s_post, s_post, n.tau_m, n.syn_tau, n.t_ref, 1)
         lam = None
         if lateral:
             o_post = s_post.sum(0)
@@ -432,7 +496,8 @@ class STRSBP(LearningRule):
             nu_pre = float(layers[k - 1].neuron.v_th) if k > 0 else 1.0
             gw, grec, delta_pre, info = layer_backward(
                 delta, e, o_post, o_pre, w, float(n.v_th), nu_pre, table, e_rec, w_rec, lam,
-                hp["orientation"], hp["solve_fallback"], hp["max_gain"], need_delta=k > 0, omega_min=hp["omega_min"])
+                hp["orientation"], hp["solve_fallback"], hp["max_gain"], need_delta=k > 0, omega_min=hp["omega_min"],
+                omega_floor=hp["omega_floor"])
             gw = gw + self._regulariser(w) * B
             if hp["reduction"] == "mean":
                 gw = gw / B
@@ -523,6 +588,18 @@ class STRSBP(LearningRule):
             self._seen = torch.zeros(n, dtype=torch.bool)
 
 
+class SpikeTrace(NamedTuple):
+    s: torch.Tensor  # (T, B, N)
+
+
+class Spikes(NamedTuple):
+    """What :meth:`STRSBP.gradients` reads of a forward (a ``NetworkOutput`` has the same fields)."""
+
+    traces: list  # SpikeTrace of every spiking layer, the output layer last
+    input: torch.Tensor  # (T, B, C)
+    out_spikes: torch.Tensor  # (T, B, K)
+
+
 def _fill_missing_target(s_out, y, desired):
     """The missing-target trick: a label neuron with no spike gets spikes at t = m·⌊T/35⌋, m ≥ 1."""
     T, B, K = s_out.shape
@@ -538,12 +615,28 @@ def _fill_missing_target(s_out, y, desired):
     return s
 
 
+def s_psp_fast(s_post, x_pre, tau_m, tau_s, t_ref, delay):
+    """e (B, N_post, N_pre) as :func:`~snnkit_rules.st_rsbp_psp.s_psp`, by the C library where it applies."""
+    impl = find("lif-rsbp", "st-rsbp-response", s_post.device.type)
+    e = impl.scan(s_post, x_pre, tau_m, tau_s, t_ref, delay) if impl is not None else None
+    if e is None:
+        e = spike_response(reset_weights(s_post, tau_m, t_ref), psp_trace(x_pre, tau_m, tau_s, delay))
+    return e
+
+
 @torch.no_grad()
-def rsbp_scan(neuron, current, recurrence=None, lateral: float = 0.0):
+def rsbp_scan(neuron, current, recurrence=None, lateral: float = 0.0, use_c: bool = True):
     """``(s, s)`` (T, B, N) of ``lif-rsbp`` over ``current`` (T, B, N) with recurrent input W^rec s[t-1]
-    (:func:`recurrent_matrix`) and lateral inhibition -lateral·Σ_{p≠i} s_p[t-1]; no autograd."""
+    (:func:`recurrent_matrix`) and lateral inhibition -lateral·Σ_{p≠i} s_p[t-1]; no autograd. One C call
+    (``st-rsbp-forward``) where it applies; the torch loop (``use_c=False``) is its oracle."""
     T, B, N = current.shape
     w_rec, _ = recurrent_matrix(recurrence)
+    impl = find("lif-rsbp", "st-rsbp-forward", current.device.type) if use_c else None
+    if impl is not None:
+        n = neuron
+        s = impl.scan(None, None, current, w_rec, lateral, n.tau_m, n.syn_tau, n.v_th, n.t_ref, n.delay)
+        if s is not None:
+            return s, s
     wt = None if w_rec is None else w_rec.t().to(current.dtype)
     state = neuron.initial_state(B, current.device, current.dtype)
     out = torch.empty_like(current)

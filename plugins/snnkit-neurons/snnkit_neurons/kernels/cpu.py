@@ -31,8 +31,8 @@ import torch
 
 HERE = Path(__file__).parent
 SOURCE = HERE / "cpu_scan.c"
-SOURCES = (SOURCE, HERE / "cpu_scan_body.h", HERE / "adaptive_scan.h", HERE / "adaptive_body.h")  # the .c includes
-# each body once per float type
+SOURCES = (SOURCE, HERE / "cpu_scan_body.h", HERE / "adaptive_scan.h", HERE / "adaptive_body.h",
+           HERE / "rsbp_scan_body.h")  # the .c includes each body once per float type
 ABI = 4  # 2: lif_bwd sums ∂L/∂λ and ∂L/∂w over the batch itself; 3: tssl_bwd (tssl-bp's backward), mix_add (ASRC);
 # 4: mixed_fwd / mixed_bwd (ASRC's whole layer in one call, products through torch's BLAS)
 #: exactness needs every a*b+c rounded twice (no FMA contraction) and IEEE semantics (no -ffast-math)

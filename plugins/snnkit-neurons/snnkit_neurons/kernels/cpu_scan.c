@@ -93,6 +93,7 @@ static inline float exp_f32(float x) {
 #define FABS fabs
 #include "cpu_scan_body.h"
 #include "adaptive_scan.h"  /* alif and nrr */
+#include "rsbp_scan_body.h"
 
 /* version of this interface, and the hash of the sources it was built from (passed by the build):
  * cpu.py refuses a library built from other sources (e.g. an install-time build older than a git pull) */
