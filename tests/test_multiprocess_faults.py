@@ -60,11 +60,11 @@ def _alive(pid: int) -> bool:
 
 
 def _start_and_wait_for_epoch(data: Path, run: Path, *extra) -> tuple[subprocess.Popen, list[int]]:
-    """Start a 2-process run and return once its first epoch is on disk, with the training processes' PIDs."""
+    """Start a 2-process run and return once its first checkpoint is on disk, with the training processes' PIDs."""
     proc = subprocess.Popen(_argv(data, run, "--devices", "2", *extra), env=_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     t0 = time.time()
-    while not ((run / "metrics.jsonl").exists() and (run / "metrics.jsonl").read_text().count("\n") >= 1):
+    while not (run / "checkpoint.pt").exists():
         assert proc.poll() is None and time.time() - t0 < 240, proc.communicate()[0] if proc.poll() else "slow"
         time.sleep(0.01)
     return proc, _children(proc.pid)

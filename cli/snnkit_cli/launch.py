@@ -79,9 +79,12 @@ def _end_run(run_dir: Path, devices: int, code: int, cause: str) -> None:
 
     run = RunDir(run_dir)
     hint = f"snnkit train --devices {devices} --resume {run_dir}"
-    done = len(run.metrics()) if (run / RunDir.METRICS).exists() else 0
+    try:
+        done = int(run.load_checkpoint()["epoch"]) + 1
+    except Exception:  # noqa: BLE001 - no (readable) checkpoint: no epoch to continue from
+        done = 0
     kept = f"{run_dir} keeps the {done} epoch(s) that finished; continue with: {hint}" if done else (
-        f"no epoch finished; start again with the same command (or {hint} once an epoch is done)")
+        f"no epoch finished, so there is nothing to resume: train again with another --out (or delete {run_dir})")
     status = run.read_json(RunDir.STATUS)
     if not isinstance(status, dict) and code not in (128 + signal.SIGINT, 128 + signal.SIGTERM, 128 + signal.SIGHUP):
         raise click.ClickException(cause)  # it failed before the run began (its message is above)
