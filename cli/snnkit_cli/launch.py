@@ -246,9 +246,9 @@ def lost_peer(exc: BaseException) -> bool:
     """Whether ``exc`` is a failed collective: another process exited, or stopped answering past the timeout."""
     import torch.distributed as dist
 
-    text = str(exc)
+    text = str(exc).lower()
     return isinstance(exc, getattr(dist, "DistError", ())) or (
-        isinstance(exc, RuntimeError) and any(w in text for w in ("gloo", "NCCL", "Connection", "Timed out")))
+        isinstance(exc, RuntimeError) and any(w in text for w in ("gloo", "nccl", "connection", "timed out")))
 
 
 @contextlib.contextmanager

@@ -184,15 +184,7 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, loggers: tu
 
     world = env_world()
     if devices is not None and devices.many:
-        from .launch import launch_train
-
-        if run_dir is None:
-            run_dir = make_unique_dir(Path("runs"), default_run_name(cfg))
-        if recipe:  # the processes get the filled config as a file, so they fill nothing themselves
-            console.print(describe_recipe(recipe), markup=False, highlight=False, soft_wrap=True)
-        launch_train(devices.n, cfg, run_dir, resume=resume, quiet=quiet, loggers=loggers, threads=threads,
-                     force=devices.force, change=devices.change)
-        return _record_recipe(run_dir, recipe) if recipe else None
+        return _launch(cfg, run_dir, resume, quiet, loggers, devices, threads, recipe)
     if world.active and run_dir is None:
         raise ConfigError("under torchrun every process must name the same run directory: give --out DIR")
     built = build(cfg)  # every component and parameter checked before anything is read or written
@@ -231,6 +223,23 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, loggers: tu
             for tracker in trackers:
                 tracker.close(finished)
     _render_result(run_dir, last, table)
+
+
+def _launch(cfg, run_dir: Path | None, resume: bool, quiet: bool, loggers: tuple, devices, threads, recipe) -> None:
+    """``--devices N``: start N training processes (snnkit_cli.launch) and wait for them."""
+    from snnkit.recipes import describe as describe_recipe
+    from snnkit.run import default_run_name, make_unique_dir
+
+    from .launch import launch_train
+
+    if run_dir is None:
+        run_dir = make_unique_dir(Path("runs"), default_run_name(cfg))
+    if recipe:  # the processes get the filled config as a file, so they fill nothing themselves
+        console.print(describe_recipe(recipe), markup=False, highlight=False, soft_wrap=True)
+    launch_train(devices.n, cfg, run_dir, resume=resume, quiet=quiet, loggers=loggers, threads=threads,
+                 force=devices.force, change=devices.change)
+    if recipe:
+        _record_recipe(run_dir, recipe)
 
 
 def _epochs(cfg, run_dir: Path, resume: bool, progress, built, data, val_info, trackers, recipe=None):
