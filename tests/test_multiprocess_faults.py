@@ -22,7 +22,7 @@ import torch
 from snnkit_cli import launch
 from snnkit_core.engine.rundir import RunDir
 
-N_EPOCHS = 5
+N_EPOCHS = 8
 TIMEOUT_S = 4
 
 

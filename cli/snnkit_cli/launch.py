@@ -5,9 +5,9 @@ What the launcher promises (docs/reliability.md, "Multi-process faults"):
 
 * Every collective waits at most ``--rank-timeout`` seconds (``SNNKIT_RANK_TIMEOUT``) for the other processes, so a
   frozen or stuck process ends the run instead of hanging it; the run keeps its last checkpoint.
-* SIGINT, SIGTERM and SIGHUP sent to the launcher are passed to every process (they run in their own process
-  group, so a terminal's Ctrl-C reaches them once, through here), which then write ``status.json`` and exit; a
-  process still there after a grace period is killed. A process whose launcher dies gets SIGTERM (Linux).
+* SIGINT, SIGTERM and SIGHUP sent to the launcher stop every process (they run in their own process group, so a
+  terminal's Ctrl-C reaches them through here, as SIGTERM); rank 0 writes ``status.json``, and a process still
+  there after a grace period is killed. A process whose launcher dies gets SIGTERM (Linux).
 * One line says what failed (which process, how) and how to continue, with ``--devices``; a process that only
   lost its peers stays silent (exit code :data:`PEER_LOST`) so the cause is not buried under their tracebacks.
 """
@@ -144,29 +144,28 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
 
 
-def _start(nprocs: int, argv: Sequence[str], env: dict[str, str] | None) -> list[subprocess.Popen]:
+def _start(procs: list[subprocess.Popen], nprocs: int, argv: Sequence[str], env: dict[str, str] | None) -> None:
     port = str(free_port())
     base = dict(os.environ if env is None else env)
     # N processes on one machine share its cores (torchrun sets 1 thread; here an even share, unless set)
     base.setdefault("OMP_NUM_THREADS", str(max(1, cpu_cores() // nprocs)))
     base[LAUNCHED] = "1"
-    procs = []
     for rank in range(nprocs):
         e = {**base, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(nprocs),
              "LOCAL_WORLD_SIZE": str(nprocs), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
         # their own process group: a terminal's Ctrl-C reaches them once, forwarded from here
         procs.append(subprocess.Popen([sys.executable, "-m", "snnkit_cli", *argv], env=e, process_group=0,
                                       preexec_fn=_die_with_parent))
-    return procs
 
 
 @contextlib.contextmanager
 def _forwarding(procs: list[subprocess.Popen], got: list[int]) -> Iterator[None]:
-    """While the block runs, SIGINT / SIGTERM / SIGHUP to this process go to every child too (and into ``got``)."""
+    """While the block runs, SIGINT / SIGTERM / SIGHUP to this process (recorded in ``got``) stop every child:
+    SIGTERM, which a training process takes as Ctrl-C (and which ends one still starting without a traceback)."""
 
     def forward(signum, _frame):
         got.append(signum)
-        _signal_all(procs, signum)
+        _signal_all(procs, signal.SIGTERM)
 
     old = {s: signal.signal(s, forward) for s in FORWARDED}
     try:
@@ -193,7 +192,7 @@ def launch(nprocs: int, argv: Sequence[str], env: dict[str, str] | None = None, 
     procs: list[subprocess.Popen] = []
     got: list[int] = []
     with _forwarding(procs, got):
-        procs += _start(nprocs, argv, env)
+        _start(procs, nprocs, argv, env)  # in place: a signal meanwhile reaches those already started
         codes: dict[int, int] = {}
         causes: dict[int, int] = {}
         alive: set[int] = set()
@@ -206,10 +205,12 @@ def launch(nprocs: int, argv: Sequence[str], env: dict[str, str] | None = None, 
                 causes = {r: rc for r, rc in new.items() if rc != 0}
                 alive = {r for r in range(nprocs) if r not in codes}
                 stop_at = time.monotonic() + grace
-                _signal_all(procs, signal.SIGTERM) if not got else None
+                if not got:  # (a signal was passed on already: a second one could cut rank 0's last writes)
+                    _signal_all(procs, signal.SIGTERM)
             if stop_at is not None and time.monotonic() > stop_at:
                 _kill_rest(procs)
-            time.sleep(poll) if len(codes) < nprocs else None
+            if len(codes) < nprocs:
+                time.sleep(poll)
     if got:
         return 128 + got[0], f"interrupted by {signal.Signals(got[0]).name}"
     return _cause(causes, alive)
@@ -283,6 +284,7 @@ def stop_on_sigterm() -> None:
     def interrupt(signum, _frame):
         if not main:
             os._exit(128 + signum)
+        signal.signal(signum, signal.SIG_IGN)  # once: a second one must not cut the status write short
         raise KeyboardInterrupt
 
     for s in (signal.SIGTERM, signal.SIGHUP):
