@@ -183,10 +183,7 @@ def test_resume_takes_the_world_size_of_the_run_or_refuses_another(tmp_path, mon
 
 
 def test_the_interrupted_hint_keeps_the_world_size(monkeypatch, capsys):
-    from snnkit_cli.render import err_console
-
-    monkeypatch.setattr(err_console, "file", sys.stderr)
-    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("WORLD_SIZE", "2")  # err_console writes to whatever sys.stderr is (capsys's here)
     monkeypatch.setenv("RANK", "0")
     monkeypatch.delenv(launch.LAUNCHED, raising=False)
     launch.interrupted_hint(Path("runs/x"), 5, 2)
