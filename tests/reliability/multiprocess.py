@@ -9,7 +9,7 @@ import signal
 import time
 from pathlib import Path
 
-from .kit import SMALL, case, wait_for
+from .kit import SMALL, case
 
 CLS = "multi-process"
 TWO = ["--devices", "2", "--conn", "self", "--hidden", "8,8"]
@@ -34,7 +34,10 @@ def _started(ctx, *extra, epochs=400):
     data = ctx.npz()
     p = ctx.popen("train", "--dataset", "arrays", "--data-dir", data, "--epochs", epochs, *SMALL, *TWO, "--out",
                   "run", *extra)
-    if not wait_for(ctx.dir / "run" / "checkpoint.pt", timeout=200):
+    t0 = time.time()
+    while not (ctx.dir / "run" / "checkpoint.pt").exists() and p.poll() is None and time.time() - t0 < 200:
+        time.sleep(0.02)
+    if not (ctx.dir / "run" / "checkpoint.pt").exists():
         p.kill()
         ctx.outputs.append(p.communicate()[0])
         raise RuntimeError("the run wrote no epoch")
@@ -64,15 +67,15 @@ def _(ctx):
     return ctx.train("--devices", 4096, "--out", "run", epochs=1)
 
 
-@case(CLS, "one rank frozen (SIGSTOP) with --rank-timeout 3", "error",
+@case(CLS, "one rank frozen (SIGSTOP) with --rank-timeout 10", "error",
       ["rank 1 stopped answering", "--devices 2 --resume"], ["Traceback"])
 def _(ctx):
-    p, kids = _started(ctx, "--rank-timeout", 3)
+    p, kids = _started(ctx, "--rank-timeout", 10)  # it also bounds the start: every process must join by then
     os.kill(kids[1], signal.SIGSTOP)
     t0 = time.time()
     code, out = _ended(ctx, p, kids)
     if time.time() - t0 > 30:
-        ctx.lost.append(f"the frozen run took {time.time() - t0:.0f} s to end (timeout 3 s)")
+        ctx.lost.append(f"the frozen run took {time.time() - t0:.0f} s to end (timeout 10 s)")
     return code, out
 
 
