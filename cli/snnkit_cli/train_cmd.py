@@ -79,10 +79,16 @@ def _shown(value) -> str:
 @option("--force-threads", is_flag=True, help="Allow --threads above the cores this process may use.")
 @option("--force-memory", is_flag=True, help="Train even when the run needs more memory than snnkit estimates is "
         "available (it refuses such a run, with the figures, before allocating).")
+@option("--force-devices", is_flag=True, help="Allow --devices above the CPU core count.")
+@option("--change-devices", is_flag=True, help="With --resume: continue with another --devices than the run was "
+        "trained with (the global batch changes).")
+@option("--rank-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="With --devices or "
+        "torchrun: how long a process waits for the others before the run ends (a frozen or stuck process).",
+        show_default="300")
 @expected_errors
 def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, patience, batch_size, lr, seed, seeds, val_fraction,
           device, data_on_device, backend, out, limit, config_file, preset, resume, init_from, sets, quiet, loggers,
-          tensorboard, devices, threads, force_threads, force_memory):
+          tensorboard, devices, threads, force_threads, force_memory, force_devices, change_devices, rank_timeout):
     """Train a network. With no options: a sensible default on the shipped dataset.
 
     The defaults shown apply when neither the option, --config, --preset nor a component's recipe (snnkit info
@@ -91,13 +97,12 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, patience, batc
     import contextlib
 
     from snnkit.run import default_run_name, make_unique_dir
-    from snnkit_cli.host import keep_freed_memory, set_threads
+    from snnkit_cli.launch import Devices, prepare_process, resume_devices
     from snnkit_cli.options import apply_recipes, chosen_keys, new_config
     from snnkit_core.engine import rundir
     from snnkit_core.engine.distributed import env_world
 
-    set_threads(threads, force_threads)
-    keep_freed_memory()
+    prepare_process(threads, rank_timeout, force_threads)
     loggers = tuple(loggers) + (("tensorboard",) if tensorboard else ())
 
     main_rank, recipe = env_world().main, {}
@@ -113,6 +118,7 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, patience, batc
             run = rundir.RunDir(resume)
             run_dir = run.path
             warn_damaged(run_dir)  # --resume then rewrites metrics.jsonl from the checkpoint
+            devices = resume_devices(run, devices, change_devices)  # the run's own world size unless changed
             if main_rank and not (devices and devices > 1):  # --devices: its rank-0 process takes the lock
                 run.check_resume_options(given)  # refuse options before taking the lock
                 stack.enter_context(run.locked())  # nobody else writes here from now until the run ends
@@ -134,12 +140,14 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, patience, batc
         if seeds is not None:
             if run_dir is None:
                 run_dir = make_unique_dir(Path("runs"), default_run_name(cfg, "-seeds"))
-            _train_seeds(cfg, run_dir, seeds, seed, quiet, loggers, devices, threads, recipe, force_memory)
+            _train_seeds(cfg, run_dir, seeds, seed, quiet, loggers, Devices(devices, force_devices), threads, recipe,
+                         force_memory)
             return
-        _train_one(cfg, run_dir, bool(resume), quiet, loggers, devices, threads, recipe, force_memory)
+        _train_one(cfg, run_dir, bool(resume), quiet, loggers, Devices(devices, force_devices, change_devices),
+                   threads, recipe, force_memory)
 
 
-def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, loggers: tuple = (), devices: int | None = None,
+def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, loggers: tuple = (), devices=None,
                  threads: int | None = None, recipe: dict | None = None, force_memory: bool = False) -> None:
     """The same config once per seed into ``base/seed-K``, then ``base/seeds.json`` (mean ± sd)."""
     from snnkit_core.contract.errors import ConfigError
@@ -166,11 +174,11 @@ def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, loggers: tuple 
 
 
 def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, loggers: tuple = (),
-               devices: int | None = None, threads: int | None = None, recipe: dict | None = None,
+               devices=None, threads: int | None = None, recipe: dict | None = None,
                force_memory: bool = False) -> None:
     """Check everything (components, --out, data) before a run directory is written, then train and render.
     ``run_dir`` None: a unique default name under runs/. ``recipe``: what the recipes filled in (printed, and
-    recorded in manifest.json)."""
+    recorded in manifest.json). ``devices``: a :class:`~snnkit_cli.launch.Devices` (--devices and its flags)."""
     from snnkit.recipes import describe as describe_recipe
     from snnkit.run import default_run_name, make_unique_dir
     from snnkit_core.contract.errors import ConfigError
@@ -178,16 +186,11 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, loggers: tu
     from snnkit_core.engine.distributed import env_world
     from snnkit_core.engine.training import build
 
-    world = env_world()
-    if devices and devices > 1:
-        from .launch import launch_train
+    from .launch import peer_errors
 
-        if run_dir is None:
-            run_dir = make_unique_dir(Path("runs"), default_run_name(cfg))
-        if recipe:  # the processes get the filled config as a file, so they fill nothing themselves
-            console.print(describe_recipe(recipe), markup=False, highlight=False, soft_wrap=True)
-        launch_train(devices, cfg, run_dir, resume=resume, quiet=quiet, loggers=loggers, threads=threads)
-        return _record_recipe(run_dir, recipe) if recipe else None
+    world = env_world()
+    if devices is not None and devices.many:
+        return _launch(cfg, run_dir, resume, quiet, loggers, devices, threads, recipe)
     if world.active and run_dir is None:
         raise ConfigError("under torchrun every process must name the same run directory: give --out DIR")
     built = build(cfg)  # every component and parameter checked before anything is read or written
@@ -217,7 +220,8 @@ def _train_one(cfg, run_dir: Path | None, resume: bool, quiet: bool, loggers: tu
             err_console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
         finished = False
         try:
-            last, table = _epochs(cfg, run_dir, resume, progress, built, data, val_info, trackers, recipe)
+            with peer_errors(world.size):  # a lost peer: one line (or the launcher's), never a traceback
+                last, table = _epochs(cfg, run_dir, resume, progress, built, data, val_info, trackers, recipe)
             finished = True
         finally:
             for tracker in trackers:
@@ -235,6 +239,23 @@ def _load_checked(built, progress, force_memory: bool) -> tuple[tuple, dict]:
     check_inputs(built, train_data, test_data, val_data)
     check_memory(built.config, force_memory, train_data.x.shape[1], built)
     return (train_data, val_data, test_data), val_info
+
+
+def _launch(cfg, run_dir: Path | None, resume: bool, quiet: bool, loggers: tuple, devices, threads, recipe) -> None:
+    """``--devices N``: start N training processes (snnkit_cli.launch) and wait for them."""
+    from snnkit.recipes import describe as describe_recipe
+    from snnkit.run import default_run_name, make_unique_dir
+
+    from .launch import launch_train
+
+    if run_dir is None:
+        run_dir = make_unique_dir(Path("runs"), default_run_name(cfg))
+    if recipe:  # the processes get the filled config as a file, so they fill nothing themselves
+        console.print(describe_recipe(recipe), markup=False, highlight=False, soft_wrap=True)
+    launch_train(devices.n, cfg, run_dir, resume=resume, quiet=quiet, loggers=loggers, threads=threads,
+                 force=devices.force, change=devices.change)
+    if recipe:
+        _record_recipe(run_dir, recipe)
 
 
 def _epochs(cfg, run_dir: Path, resume: bool, progress, built, data, val_info, trackers, recipe=None):
@@ -261,11 +282,9 @@ def _epochs(cfg, run_dir: Path, resume: bool, progress, built, data, val_info, t
             for warning in rec.warnings:  # also in status.json
                 err_console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     except KeyboardInterrupt:
-        done = f" after epoch {last.epoch} of {cfg.epochs}" if last is not None else ""
-        err_console.print(
-            f"interrupted{done}; {run_dir} keeps every epoch that finished. "
-            f"Continue with: snnkit train --resume {run_dir}", markup=False, highlight=False, soft_wrap=True,
-        )
+        from .launch import interrupted_hint
+
+        interrupted_hint(run_dir, cfg.epochs, last.epoch if last is not None else None)
         sys.exit(130)
     return last, table
 

@@ -1,8 +1,5 @@
 """Data-parallel training over several processes with ``torch.distributed`` (gloo on CPU, nccl on CUDA); without
-``WORLD_SIZE`` > 1 in the environment nothing here does anything. Gradients are all-reduced explicitly after the
-rule's step (:func:`sync_gradients`), not through DDP's hooks, since rules may write ``.grad`` themselves. Rank 0
-alone writes the run directory. docs/scale.md gives the full account, with what differs from one process.
-"""
+``WORLD_SIZE`` > 1 in the environment nothing here does anything. docs/scale.md gives the full account."""
 
 from __future__ import annotations
 
@@ -52,8 +49,7 @@ def current() -> World:
 
 
 def setup(device: torch.device) -> World:
-    """Join the process group the environment describes (gloo for a CPU ``device``, nccl for CUDA); a no-op
-    for a single process or when the group already exists. Returns :func:`current`."""
+    """Join the group the environment describes (gloo on CPU, nccl on CUDA) unless alone or joined; :func:`current`."""
     want = env_world()
     if not want.active or (dist.is_available() and dist.is_initialized()):
         return current()
@@ -64,17 +60,21 @@ def setup(device: torch.device) -> World:
     backend = os.environ.get("SNNKIT_DIST_BACKEND") or ("nccl" if device.type == "cuda" else "gloo")
     if device.type == "cuda" and device.index is not None:
         torch.cuda.set_device(device)
-    dist.init_process_group(backend=backend, init_method="env://")
+    dist.init_process_group(backend=backend, init_method="env://", timeout=rank_timeout())  # a frozen peer ends it
     # Left to interpreter shutdown, gloo's process group can abort the process ("terminate called without an
     # active exception", exit -6) after a successful run; tear it down while the interpreter is still whole.
     atexit.register(_teardown)
     return current()
 
 
+def rank_timeout() -> datetime.timedelta:
+    """How long a collective waits for the other processes: ``$SNNKIT_RANK_TIMEOUT`` seconds, 300 by default."""
+    return datetime.timedelta(seconds=float(os.environ.get("SNNKIT_RANK_TIMEOUT") or 300))
+
+
 def _teardown() -> None:
-    """Leave the group together: a rank that tears its connections down while a peer is still writing the
-    run directory can make that peer's gloo threads abort it. The barrier is bounded (gloo's monitored
-    barrier) so a peer that already died does not hang the exit."""
+    """Leave the group together (a rank that leaves while a peer still writes can make gloo abort that peer);
+    bounded, so a peer that already died does not hang the exit."""
     if not dist.is_initialized():
         return
     try:
@@ -92,26 +92,28 @@ def rank0_first(world: World) -> Iterator[None]:
     """Run the block on rank 0 first, then on the other ranks (a barrier before and after): rank 0 preprocesses
     into the feature cache once, the others then load from it instead of all computing the same files."""
     if world.active and not world.main:
-        dist.barrier()
+        _prepared()
     yield
     if world.active and world.main:
-        dist.barrier()
+        _prepared()
+
+
+def _prepared() -> None:  # preparing the data (a first binning of SSC) may take longer than a collective may wait
+    if dist.get_backend() != "gloo":
+        return dist.barrier()
+    dist.monitored_barrier(timeout=max(rank_timeout(), datetime.timedelta(hours=1)))
 
 
 def local_cuda_device(name: str) -> str:
     """``cuda`` -> ``cuda:LOCAL_RANK`` under a multi-process launch (one GPU per process); otherwise ``name``."""
     world = env_world()
-    if world.active and name == "cuda":
-        return f"cuda:{world.local_rank}"
-    return name
+    return f"cuda:{world.local_rank}" if world.active and name == "cuda" else name
 
 
 def broadcast_module(module: torch.nn.Module, world: World) -> None:
     """Copy rank 0's parameters and buffers to every rank."""
-    if not world.active:
-        return
     with torch.no_grad():
-        for t in [*module.parameters(), *module.buffers()]:
+        for t in [*module.parameters(), *module.buffers()] if world.active else []:
             dist.broadcast(t.data, src=0)
 
 
@@ -221,6 +223,4 @@ class SyncedOptimizer:
 
 
 def _comm_device(world: World) -> torch.device:
-    if dist.get_backend() == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
