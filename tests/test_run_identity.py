@@ -44,15 +44,18 @@ class Killed(BaseException):
     """A simulated kill: raised at a fault point; nothing is written after it, as after a real kill."""
 
 
-def _faults(monkeypatch, kill_at: tuple[str, int] | None = None) -> list[str]:
+def _faults(monkeypatch, kill_at: tuple[str, int] | None = None, error: Exception | None = None) -> list[str]:
     """Route every fault point of a run through this test: record the points reached, in order, and with
-    ``kill_at=(point, n)`` raise :class:`Killed` the n-th time ``point`` is reached and refuse every later write."""
+    ``kill_at=(point, n)`` raise :class:`Killed` the n-th time ``point`` is reached and refuse every later write
+    (or raise ``error`` there once, an I/O error the process lives through)."""
     seen: list[str] = []
     dead = []
 
     def fault_point(name):
         seen.append(name)
         if kill_at and (name, seen.count(name)) == kill_at:
+            if error is not None:
+                raise error
             dead.append(name)
             raise Killed(name)
 
@@ -211,3 +214,21 @@ def test_init_from_and_eval_of_folders_that_are_not_runs_say_so(fake, tmp_path):
         assert res.exit_code == 1 and "not a snnkit run" in res.output and "first epoch" not in res.output, \
             res.output
     assert sorted(p.name for p in user.iterdir() if p.name != ".lock") == ["config.toml", "notes.txt"]
+
+
+def test_an_io_error_after_the_last_checkpoint_is_repaired_by_resume(fake, tmp_path, monkeypatch):
+    """A full disk while the last epoch's summary.json is written: the run stops (status.json "interrupted")
+    with its last checkpoint in place; --resume says complete and repairs summary.json and status.json."""
+    import errno
+
+    list(train(_cfg(), tmp_path / "ref"))
+    run = tmp_path / "r"
+    seen = _faults(monkeypatch, kill_at=("summary-tmp", 4), error=OSError(errno.ENOSPC, "No space left on device"))
+    with pytest.raises(OSError, match="No space"):
+        list(train(_cfg(), run))
+    assert seen.count("checkpoint") == 3
+    _faults(monkeypatch)
+    assert json.loads((run / "status.json").read_text())["state"] == "interrupted"
+    res = _cli("train", "--resume", run)
+    assert res.exit_code == 0 and "Repaired summary.json, status.json" in res.output, res.output
+    assert _state(run) == _state(tmp_path / "ref")
