@@ -232,3 +232,20 @@ def test_an_io_error_after_the_last_checkpoint_is_repaired_by_resume(fake, tmp_p
     res = _cli("train", "--resume", run)
     assert res.exit_code == 0 and "Repaired summary.json, status.json" in res.output, res.output
     assert _state(run) == _state(tmp_path / "ref")
+
+
+def test_a_run_killed_as_patience_stopped_it_is_not_trained_further_by_resume(fake, tmp_path, monkeypatch):
+    """--patience stopped the run, and it was killed writing that final status.json: --resume must end it as the
+    uninterrupted run ended (stopped early, the same epochs), not train on."""
+    cfg = _cfg(epochs=8, patience=2)
+    seen = _faults(monkeypatch)
+    list(train(cfg, tmp_path / "ref"))
+    ref = _state(tmp_path / "ref")
+    assert ref["status"]["stopped_early"] and len(ref["metrics"]) < 8, ref["status"]  # the case this test needs
+    _faults(monkeypatch, kill_at=("status-tmp", seen.count("status")))
+    with pytest.raises(Killed):
+        list(train(cfg, tmp_path / "r"))
+    _faults(monkeypatch)
+    res = _cli("train", "--resume", tmp_path / "r", "--quiet")
+    assert res.exit_code == 0 and "stopped early" in res.output, res.output
+    assert _state(tmp_path / "r") == ref

@@ -326,8 +326,10 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, *, resume: bool =
             built, run, resume, opt, sched, {"world_size": world.size, "validation": val_info}, health)
     distributed.seed_rank(cfg.seed, start_epoch, world)
     health["chance"] = _chance(built, splits[1])  # status.json and the checkpoint keep the warnings
-    with _run_status(run, cfg, records, health):
-        for epoch in range(start_epoch, cfg.epochs):
+    with _run_status(run, cfg, records, health):  # a resume of a run that had met --patience trains no more
+        end = start_epoch if resume and distributed.any_rank(world.main and _stop_early(cfg, records, health), world) \
+            else cfg.epochs
+        for epoch in range(start_epoch, end):
             t0 = time.perf_counter()
             total_loss, correct, n, first_loss = _train_epoch(built, splits[0], opt, epoch, world, run, first_loss,
                                                               progress)
