@@ -154,6 +154,10 @@ def test_another_tools_folder_with_a_state_key_is_not_a_run(fake, tmp_path):
     res = _cli("train", "--dataset", "tiny", *TINY, "--epochs", "1", "--out", mine)
     assert res.exit_code == 1 and "not a snnkit run" in res.output, res.output
     assert {p.name: p.read_text() for p in mine.iterdir()} == files  # nothing touched, no lock left behind
+    from snnkit_cli.runs import find_runs
+
+    list(train(_cfg(epochs=1), tmp_path / "run"))
+    assert find_runs(tmp_path) == [tmp_path / "run"] and find_runs(mine) == []  # `snnkit runs` lists runs only
 
 
 def test_a_run_from_before_run_ids_still_resumes(fake, tmp_path):
