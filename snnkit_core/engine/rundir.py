@@ -226,7 +226,8 @@ class RunDir:
 
     @staticmethod
     def _held_text(done: int, files: list[str]) -> str:
-        return (f"{done} finished epoch(s)" if done > 0 else "a finished run") + f"; files {', '.join(files)}"
+        return (f"{done} finished epoch(s)" if done > 0 else "a finished run") + "; files " * bool(files) + ", ".join(
+            files)
 
     def remove_leftover_tmp(self) -> list[Path]:
         """Delete ``*.tmp<pid>`` files a killed writer left (only the lock holder may call this)."""
@@ -451,17 +452,15 @@ class RunDir:
 
     def checkpoint_records(self, ck: dict) -> list[dict]:
         """The epoch records a checkpoint counts (from metrics.jsonl for a checkpoint from before they were in it)."""
-        saved = ck.get("records")
-        return [r for r in (saved if isinstance(saved, list) else self.metrics()) if isinstance(r, dict)][
-            : int(ck["epoch"]) + 1]
+        saved = ck.get("records") if isinstance(ck.get("records"), list) else self.metrics()
+        return [r for r in saved if isinstance(r, dict)][: int(ck["epoch"]) + 1]
 
     def repair(self, epochs: int) -> list[str]:
         """A complete run's derived files rebuilt from its checkpoint (a kill or an I/O error after the last
         checkpoint landed leaves them an epoch behind, or status.json "running"); returns the names rewritten."""
         ck = self.load_checkpoint()
         fixed = self.write_records(self.checkpoint_records(ck))
-        st = self.read_json(STATUS)
-        if not (isinstance(st, dict) and st.get("state") == "finished"):
+        if not isinstance(st := self.read_json(STATUS), dict) or st.get("state") != "finished":
             self.write_status("finished", f"{epochs} of {epochs} epochs", warnings=(ck.get("health") or {}).get(
                 "warnings", []))
             fixed.append(STATUS)
