@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from snnkit.model import Model, config_from
-from snnkit_core.contract.errors import ConfigError, RunDirError
+from snnkit_core.contract.errors import CheckpointError, ConfigError, RunDirError
 from snnkit_core.engine.config import TrainConfig
 from snnkit_core.engine.data import load_protocol_splits
-from snnkit_core.engine.rundir import RunDir
+from snnkit_core.engine.rundir import RunDir, is_run
 from snnkit_core.engine.training import Built, build, load_weights
 from snnkit_core.engine.training import train as train_epochs
 
@@ -27,9 +27,19 @@ def weights_used(run_dir: str | Path, weights: str = "best") -> str:
     return "best" if weights == "best" and (RunDir(run_dir) / RunDir.BEST).exists() else "last"
 
 
+def require_run(path: str | Path) -> RunDir:
+    """``path`` as a :class:`RunDir`, or a :class:`CheckpointError` saying what the folder holds instead (not a run,
+    empty, missing) before anything is built from it."""
+    run = RunDir(path)
+    if not (run.path.is_dir() and is_run(run.path)):
+        raise CheckpointError(run.missing_checkpoint())
+    return run
+
+
 def open_for_eval(run: Path, cfg: TrainConfig, weights: str = "best"):
     """Build the network of a finished run from ``cfg`` (its config, possibly changed), load its ``weights`` and
     rebuild its splits exactly as training saw them. Returns ``(built, weights used, checkpoint, {split: data})``."""
+    require_run(run)
     used = weights_used(run, weights)
     built = build(cfg)
     ck = load_weights(built, run, used)
@@ -42,7 +52,7 @@ def open_network(run_dir: str | Path, weights: str = "best", data_dir: str | Non
     """``(built, network, weights used)`` of a run directory, in eval mode on ``device`` (a Triton run falls back to
     the torch scans off CUDA). ``data_dir`` overrides the run's data root."""
     used = weights_used(run_dir, weights)
-    cfg = RunDir(run_dir).config()
+    cfg = require_run(run_dir).config()
     cfg = cfg.evolve(device=device, backend="auto" if cfg.backend == "triton" and device == "cpu" else cfg.backend,
                      **({"data_dir": str(Path(data_dir).expanduser().absolute())} if data_dir else {}))
     built = build(cfg)

@@ -102,7 +102,7 @@ def test_metrics_csv_matches_jsonl_and_survives_resume(runner, tmp_path):
     )
     from snnkit_core.engine.rundir import RunDir
 
-    RunDir(run).write_derived(RunDir(run).metrics())
+    RunDir(run).write_records(RunDir(run).metrics())
     assert len((run / "metrics.csv").read_text().splitlines()) == 1 + 3
     # no validation split: an empty cell, the same columns
     run0 = _train(runner, tmp_path / "run0", "--val-fraction", "0")

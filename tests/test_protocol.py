@@ -206,9 +206,8 @@ def test_eval_over_a_folder_of_runs(fake, tmp_path, runner):
     assert res.exit_code == 1 and "no run directory" in res.output
     # a run that cannot be evaluated (it never finished an epoch) is listed; the others are still evaluated
     (tmp_path / "many" / "seed-9").mkdir()
-    (tmp_path / "many" / "seed-9" / "config.toml").write_text(
-        (tmp_path / "many" / "seed-0" / "config.toml").read_text()
-    )
+    for name in ("manifest.json", "config.toml"):  # what a run killed in its first epoch holds
+        (tmp_path / "many" / "seed-9" / name).write_text((tmp_path / "many" / "seed-0" / name).read_text())
     res = runner.invoke(cli, ["eval", str(tmp_path / "many"), "--no-write"])
     assert res.exit_code == 1 and "1 of 3 runs could not be evaluated" in res.output
     assert "seed-0: test" in res.output and "seed-1: test" in res.output
@@ -280,7 +279,8 @@ def test_runs_table_and_status(fake, tmp_path, runner):
     (root / "locked" / "status.json").unlink()  # an older run: no status.json, so the lock's holder decides
     rundir.RunDir(root / "locked").acquire()
     (root / "broken").mkdir()
-    (root / "broken" / "config.toml").write_text("this is [not toml")
+    (root / "broken" / "config.toml").write_text("this is [not toml")  # a run (its manifest) with a damaged config
+    (root / "broken" / "manifest.json").write_text((root / "done" / "manifest.json").read_text())
     rows = {r["run"].rsplit("/", 1)[-1]: r for r in list_runs(root)}
     status = {k: r["status"] for k, r in rows.items()}
     rundir.RunDir(root / "locked").release()

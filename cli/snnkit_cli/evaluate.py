@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from snnkit.run import open_for_eval
+from snnkit.run import open_for_eval, require_run
 from snnkit_core.contract.errors import ConfigError, SnnkitError
 from snnkit_core.engine.rundir import RunDir
 from snnkit_core.engine.training import predict
@@ -48,7 +48,7 @@ def evaluate_splits(run_dir: str | Path, splits: Iterable[str] | str = "all", *,
     Returns ``{"run", "checkpoint", "epoch", "splits": {name: eval_record}}`` and, with ``write``, writes
     each record to ``RUN_DIR/eval/<split>.json``.
     """
-    run = RunDir(run_dir)
+    run = require_run(run_dir)
     cfg = run.config()
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be a positive number of examples, not {limit}")

@@ -256,7 +256,8 @@ def _state(layers: list[dict], feeds: list, rec: dict, skip: dict, conn: str, bi
 
 def import_run(path: str | Path, out: str | Path, options: dict[str, Any], rules: tuple[str, ...] = (), sets=(),
                dt: float | None = None) -> dict[str, Any]:
-    """Write ``out`` as a run directory holding the NIR file's network (config.toml + checkpoint.pt, epoch 0).
+    """Write ``out`` as a run directory holding the NIR file's network (manifest.json with a run id, config.toml,
+    checkpoint.pt of epoch 0).
     ``options``: TrainConfig keys (dataset, data_dir, ...) over the defaults; returns a summary."""
     from snnkit_core.engine.rundir import RunDir
     from snnkit_core.engine.training import build
@@ -286,6 +287,12 @@ def import_run(path: str | Path, out: str | Path, options: dict[str, Any], rules
     network.load_state_dict(state)
     run = RunDir(out)
     run.check_new()
+    import uuid
+
+    import snnkit_core
+
+    run.write_json(RunDir.MANIFEST, {"run_id": uuid.uuid4().hex, "snnkit": snnkit_core.__version__,  # first: a run
+                                     "torch": torch.__version__, "imported_from": str(Path(path).absolute())})
     run.write_config(cfg)
     run.save_checkpoint({"epoch": 0, "model": network.state_dict(), "optimizer": {}, "rng": {}})
     return {"path": str(out), "conn": cfg.conn, "hidden": net["hidden"], "dt": net["dt"], "tau_s": net["tau_s"],

@@ -26,7 +26,8 @@ def noise_eval(run_dir, noise, seed, split, checkpoint, data_dir, batch_size, de
         raise SnnkitError("--noise evaluates one split at a time: use --split test (default), val or train")
     runs = find_runs(run_dir)
     if not runs:
-        raise SnnkitError(f"{run_dir} holds no run directory (a folder with config.toml) at any depth")
+        raise SnnkitError(f"{run_dir} holds no run directory at any depth (the manifest.json and "
+                          "config.toml that snnkit train writes)")
     data_dir = data_dir and str(Path(data_dir).expanduser().absolute())
     results = []
     for run in runs:

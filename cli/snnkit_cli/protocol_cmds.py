@@ -135,7 +135,8 @@ def _eval(run_dir, split, checkpoint, dataset, sets, data_dir, limit, batch_size
                           f"{', '.join(sorted(set(parsed) - {'dataset'}))}")
     runs = find_runs(run_dir)
     if not runs:
-        raise SnnkitError(f"{run_dir} holds no run directory (a folder with config.toml) at any depth")
+        raise SnnkitError(f"{run_dir} holds no run directory at any depth (the manifest.json and "
+                          "config.toml that snnkit train writes)")
     splits = "all" if split == "all" else [split]
     data_dir = data_dir and str(Path(data_dir).expanduser().absolute())
     results, failures = [], []

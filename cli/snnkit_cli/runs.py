@@ -9,19 +9,20 @@ from typing import Any
 
 from snnkit_core.contract.errors import ConfigError, SnnkitError
 from snnkit_core.engine.metrics import best_from_metrics
-from snnkit_core.engine.rundir import RunDir
+from snnkit_core.engine.rundir import RunDir, is_run
 
 from .resources import MAX_SEEDS, check_count
 
 
 def find_runs(root: str | Path) -> list[Path]:
-    """``root`` itself if it is a run directory (holds config.toml), else every run directory below it, sorted."""
+    """``root`` itself if it is a run directory (holds config.toml and is a run by ``rundir.is_run``: a folder of
+    your own with a config.toml is not one), else every run directory below it, sorted."""
     root = Path(root)
     if not root.is_dir():
         raise SnnkitError(f"{root} is not a folder")
-    if (root / RunDir.CONFIG).is_file():
+    if (root / RunDir.CONFIG).is_file() and is_run(root):
         return [root]
-    return sorted(p.parent for p in root.rglob(RunDir.CONFIG) if p.is_file())
+    return sorted(p.parent for p in root.rglob(RunDir.CONFIG) if p.is_file() and is_run(p.parent))
 
 
 def run_status(run: Path, epochs: int | None) -> str:

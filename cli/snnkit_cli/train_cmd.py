@@ -99,6 +99,7 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, patience, batc
     from snnkit.run import default_run_name, make_unique_dir
     from snnkit_cli.launch import Devices, prepare_process, resume_devices
     from snnkit_cli.options import apply_recipes, chosen_keys, new_config
+    from snnkit_core.contract.errors import CheckpointError
     from snnkit_core.engine import rundir
     from snnkit_core.engine.distributed import env_world
 
@@ -117,6 +118,8 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, patience, batc
                          init_from=init_from)
             run = rundir.RunDir(resume)
             run_dir = run.path
+            if not (run_dir.is_dir() and rundir.is_run(run_dir)):  # nothing written, not even a lock
+                raise CheckpointError(run.missing_checkpoint())
             warn_damaged(run_dir)  # --resume then rewrites metrics.jsonl from the checkpoint
             devices = resume_devices(run, devices, change_devices)  # the run's own world size unless changed
             if main_rank and not (devices and devices > 1):  # --devices: its rank-0 process takes the lock
@@ -126,7 +129,8 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, patience, batc
             cfg = run.resume_config(given, moved, write=main_rank)  # under torchrun rank 0 writes
             done = run.completed(cfg.epochs)
             if done:
-                console.print(done, markup=False, highlight=False, soft_wrap=True)
+                console.print(done + _repaired(run, cfg.epochs, main_rank), markup=False, highlight=False,
+                              soft_wrap=True)
                 return
         else:
             options = dict(neuron=neuron, conn=conn, dataset=dataset, data_dir=data_dir, hidden=hidden, epochs=epochs,
@@ -145,6 +149,16 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, patience, batc
             return
         _train_one(cfg, run_dir, bool(resume), quiet, loggers, Devices(devices, force_devices, change_devices),
                    threads, recipe, force_memory)
+
+
+def _repaired(run, epochs: int, main_rank: bool) -> str:
+    """The final-epoch window healed: a complete run's summary.json, metrics files and status.json rebuilt from its
+    checkpoint (a kill or an I/O error after the last checkpoint landed leaves them behind); what was rewritten."""
+    if not main_rank:
+        return ""
+    with run.locked():
+        fixed = run.repair(epochs)
+    return f" Repaired {', '.join(fixed)} from its checkpoint (the run had stopped before writing them)." * bool(fixed)
 
 
 def _train_seeds(cfg, base: Path, seeds: str, seed, quiet: bool, loggers: tuple = (), devices=None,

@@ -43,8 +43,8 @@ def atomic_write(path: Path, data: bytes, fault: str | None = None) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    if fault == "checkpoint":
-        fault_point("checkpoint-tmp")
+    if fault:  # e.g. checkpoint-tmp: the new file is written but not yet in place
+        fault_point(f"{fault}-tmp")
     os.replace(tmp, path)
     _fsync_dir(path.parent)
     if fault:

@@ -28,8 +28,6 @@ LOCK = ".lock"
 STATUS = "status.json"
 STATES = ("running", "finished", "diverged", "interrupted")
 
-# ------------------------------------------------------------------------------------------ ownership
-
 
 def _read_pid(fd: int) -> int | None:
     os.lseek(fd, 0, os.SEEK_SET)
@@ -37,21 +35,21 @@ def _read_pid(fd: int) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-# ------------------------------------------------------------------------------------------ what a run is
-
-
 def is_run(path: Path) -> bool:
-    """A folder snnkit wrote: a status.json (written first) or a manifest.json with snnkit's keys, or nothing but a
-    lock and temporary files (a process killed right after taking the lock)."""
+    """A folder snnkit wrote: its manifest.json holds a ``run_id`` (written first), or it has the layout of a run
+    from before run ids (a manifest.json with snnkit's and torch's versions beside a config.toml), or nothing but a
+    lock and temporary files (a process killed before its manifest landed)."""
     path = Path(path)
-    for name, key in (("manifest.json", "snnkit"), (STATUS, "state")):
-        try:
-            if key in json.loads((path / name).read_text()):
-                return True
-        except (OSError, ValueError, TypeError):
-            pass
+    man = RunDir(path).read_json(RunDir.MANIFEST)
+    if isinstance(man, dict) and (
+            "run_id" in man or {"snnkit", "torch"} <= set(man) and (path / RunDir.CONFIG).exists()):
+        return True
     names = {p.name for p in path.iterdir()}
     return bool(names) and all(n == LOCK or ".tmp" in n for n in names)
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 def check_writable(path: Path, what: str = "--out") -> None:
@@ -72,8 +70,6 @@ def check_writable(path: Path, what: str = "--out") -> None:
         ) from None
 
 
-# ------------------------------------------------------------------------------------------ the run directory
-
 #: locks this process holds: resolved path -> [fd, depth] (re-entrant, so the CLI and the core may both hold it)
 _held: dict[str, list[int]] = {}
 #: config keys that may differ on ``--resume`` (where the data is and what computes, never the maths). The CLI's
@@ -87,18 +83,8 @@ CHECKPOINT_KEYS = ("epoch", "model", "optimizer", "rng")
 
 
 class RunDir:
-    """One run directory, and the only code that reads or writes a file inside one.
-
-    Files: ``config.toml`` (enough to rerun), ``manifest.json``, ``metrics.jsonl`` (one JSON record per finished
-    epoch; the derived ``metrics.csv`` and ``summary.json`` are rebuilt from it), ``checkpoint.pt`` (every record
-    too, so ``--resume`` rewrites ``metrics.jsonl`` from it) and ``best.pt``, ``status.json`` (running, finished,
-    diverged or interrupted), ``eval/<split>.json``, ``noise/<split>.json``, ``seeds.json`` and ``.lock`` (one
-    owner: an OS lock, stale when its holder died).
-
-    Every write is :func:`atomic_write` (readers see the old or the new file, never a part) except
-    :meth:`append_metrics`, whose line is fsynced before the checkpoint that counts it. A damaged metrics line is
-    skipped by :meth:`metrics`, which records its number in :attr:`damaged` for the commands' one warning line.
-    """
+    """One run directory, and the only code that reads or writes a file inside one (every write an
+    :func:`atomic_write`); its files, their write order and what each guarantees are in docs/reliability.md."""
 
     CONFIG, MANIFEST, METRICS, CSV = "config.toml", "manifest.json", "metrics.jsonl", "metrics.csv"
     SUMMARY, STATUS, CHECKPOINT, BEST = "summary.json", STATUS, "checkpoint.pt", "best.pt"
@@ -115,8 +101,6 @@ class RunDir:
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name
-
-    # ---------------------------------------------------------------------------------- ownership
 
     def acquire(self) -> int | None:
         """Take ``.lock`` for this process (re-entrant). Returns the PID of a previous holder that died
@@ -207,8 +191,8 @@ class RunDir:
 
     def check_new(self, owned: bool = False) -> None:
         """Raise :class:`RunDirError` unless ``path`` may hold a new run: it does not exist yet, is empty, or is a
-        run that never finished an epoch (no checkpoint; a killed first epoch is started over). ``owned``: this
-        process holds the lock already (the check is repeated under it)."""
+        run that never finished an epoch (a killed first epoch is started over). ``owned``: this process holds the
+        lock already (the check is repeated under it)."""
         path = self.path
         check_writable(path)
         if not path.exists():
@@ -217,25 +201,34 @@ class RunDir:
         if not entries:
             return
         if not is_run(path):
-            shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
-            raise RunDirError(
-                f"--out {path} is a non-empty folder that is not a snnkit run (it holds {shown}); snnkit would "
-                f"overwrite or append to those files. Choose a new or empty folder."
-            )
-        pid = None if owned else self.holder()
-        if pid:
+            raise RunDirError(f"--out {path} is a non-empty folder that is not a snnkit run (it holds "
+                              f"{_shown(entries)}); snnkit would overwrite or append to those files. Choose a new or "
+                              f"empty folder.")
+        if not owned and (pid := self.holder()):
             raise RunDirError(self._in_use(pid))
-        done = len(self.metrics())
-        if done and not (path / "checkpoint.pt").exists():
-            raise CheckpointError(
-                f"{path} holds a run with {done} finished epoch(s) (metrics.jsonl) whose checkpoint.pt is gone; snnkit "
-                f"will not overwrite it. Choose another --out, or move that run away first."
-            )
-        if (path / "checkpoint.pt").exists():
-            raise CheckpointError(
-                f"{path} already holds a run; use --resume {path} to continue it, --init-from {path} to start a new "
-                f"run from its weights, or another --out"
-            )
+        done, files = self.holds()
+        if (path / self.CHECKPOINT).exists():
+            raise CheckpointError(f"{path} already holds a run ({self._held_text(done, files)}); snnkit will not "
+                                  f"overwrite it. Continue it with snnkit train --resume {path}, start a new run from "
+                                  f"its weights with --init-from {path}, or choose another --out")
+        if done:
+            raise CheckpointError(f"{path} holds a run ({self._held_text(done, files)}) whose checkpoint.pt is gone; "
+                                  f"snnkit will not overwrite it. Choose another --out, or move that run away first.")
+
+    def holds(self) -> tuple[int, list[str]]:
+        """What a new run here would overwrite: the finished epochs (by metrics.jsonl, summary.json or a "finished"
+        status.json; -1: finished, count unknown) and the names of the run's record and weight files."""
+        names = (self.METRICS, self.CHECKPOINT, self.BEST, self.SUMMARY, "eval", "noise", "seeds.json")
+        summ, st = self.read_json(self.SUMMARY), self.read_json(STATUS)
+        counted = summ.get("epochs_done") if isinstance(summ, dict) else 0
+        done = max(len(self.metrics()), counted if isinstance(counted, int) else 0)
+        finished = isinstance(st, dict) and st.get("state") == "finished"
+        return done or -int(finished), [n for n in names if (self.path / n).exists()]
+
+    @staticmethod
+    def _held_text(done: int, files: list[str]) -> str:
+        return (f"{done} finished epoch(s)" if done > 0 else "a finished run") + "; files " * bool(files) + ", ".join(
+            files)
 
     def remove_leftover_tmp(self) -> list[Path]:
         """Delete ``*.tmp<pid>`` files a killed writer left (only the lock holder may call this)."""
@@ -245,8 +238,6 @@ class RunDir:
                 p.unlink(missing_ok=True)
                 removed.append(p)
         return removed
-
-    # ---------------------------------------------------------------------------------- writes
 
     def write_bytes(self, name: str, data: bytes, fault: str | None = None) -> Path:
         """Write ``data`` to ``name`` (a path inside the run; folders are made) with :func:`atomic_write`."""
@@ -268,26 +259,25 @@ class RunDir:
 
         buf = io.BytesIO()
         torch.save(state, buf)
-        self.write_bytes(name, buf.getvalue(), fault="checkpoint" if name == self.CHECKPOINT else None)
+        self.write_bytes(name, buf.getvalue(), fault="checkpoint" if name == self.CHECKPOINT else "best")
 
-    def append_metrics(self, record: dict) -> None:
-        """Append one JSON line and fsync it (it must be on disk before the checkpoint that counts it)."""
-        with open(self.path / self.METRICS, "a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        fault_point("metrics")
-
-    def write_records(self, records: list[dict]) -> None:
-        """``metrics.jsonl`` replaced by ``records``, then the files derived from them: ``metrics.csv`` and
-        ``summary.json``. Idempotent: every start, resume and epoch end calls it with the checkpoint's records."""
-        self.write_text(self.METRICS, "".join(json.dumps(r) + "\n" for r in records))
-        self.write_derived(records)
-
-    def write_derived(self, records: list[dict]) -> None:
-        """``metrics.csv`` and ``summary.json`` from ``records``."""
-        self.write_text(self.CSV, csv_text(records))
-        self.write_json(self.SUMMARY, summary(records))
+    def write_records(self, records: list[dict]) -> list[str]:
+        """``metrics.jsonl`` (one JSON line per finished epoch) and the files derived from it, ``metrics.csv`` and
+        ``summary.json``, from ``records`` (the checkpoint's), each rewritten only when it differs. Idempotent: every
+        start, resume and epoch end calls it. Returns the names rewritten."""
+        texts = ((self.METRICS, "".join(json.dumps(r) + "\n" for r in records), "metrics"),
+                 (self.CSV, csv_text(records), "csv"), (self.SUMMARY, json.dumps(summary(records), indent=2) + "\n",
+                                                        "summary"))
+        changed = []
+        for name, text, fault in texts:
+            try:
+                same = (self.path / name).read_text() == text
+            except (OSError, UnicodeDecodeError):
+                same = False
+            if not same:
+                self.write_text(name, text, fault)
+                changed.append(name)
+        return changed
 
     def write_status(self, state: str, message: str = "", **extra: Any) -> None:
         """``status.json``; ``extra`` adds keys (the training loop's ``warnings``, ``stopped_early``)."""
@@ -296,8 +286,6 @@ class RunDir:
         record = {"state": state, "pid": os.getpid(), "message": message,
                   "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
         self.write_text(STATUS, json.dumps(record, indent=1) + "\n", fault="status")
-
-    # ---------------------------------------------------------------------------------- reads
 
     def read_json(self, name: str) -> Any:
         """The JSON file ``name``, or None when it is missing or not JSON."""
@@ -379,15 +367,22 @@ class RunDir:
 
     def missing_checkpoint(self, name: str = CHECKPOINT) -> str:
         """Why ``name`` is missing, saying what the folder holds and a safe next command."""
+        path = self.path
         if name == self.BEST:
-            return f"{self.path} has no {self.BEST} (only runs with a validation split write one); use --weights last"
-        done = len(self.metrics())
+            return f"{path} has no {self.BEST} (only runs with a validation split write one); use --weights last"
+        entries = sorted(p.name for p in path.iterdir() if p.name != LOCK) if path.is_dir() else []
+        if not entries or not is_run(path):
+            held = f"it holds {_shown(entries)}" if entries else "it is empty" if path.is_dir() else "no such folder"
+            return (f"{path} is not a snnkit run ({held}; no manifest.json written by snnkit train), so it has no "
+                    f"{name}; give the folder of a run that `snnkit train` wrote")
+        done, files = self.holds()
         if done:
-            return (f"{self.path} has {done} finished epoch(s) in {self.METRICS} but no {name} (deleted?); it cannot "
-                    f"be resumed. Its records stay; train a new run elsewhere: snnkit train --config "
-                    f"{self.path / self.CONFIG} --out NEW_DIR")
-        return (f"{self.path} has no {name} yet (the run stopped before its first epoch ended); start it again: "
-                f"snnkit train --config {self.path / self.CONFIG} --out {self.path}")
+            best = f"{self.BEST} remains: snnkit eval {path} --checkpoint best reads it. " if self.BEST in files else ""
+            return (f"{path} holds a run ({self._held_text(done, files)}) but no {name} (deleted?), so it cannot be "
+                    f"resumed or read with it. {best}Its records stay; to train it again, start a new run elsewhere: "
+                    f"snnkit train --config {path / self.CONFIG} --out NEW_DIR")
+        return (f"{path} has no {name} yet (the run stopped before its first epoch ended); start it again: "
+                f"snnkit train --config {path / self.CONFIG} --out {path}")
 
     def status(self, epochs: int | None = None) -> dict[str, Any]:
         """status.json, with "running" turned into "killed" when its process is gone. Without status.json (an older
@@ -403,8 +398,6 @@ class RunDir:
             if not (isinstance(pid, int) and pid == os.getpid()):
                 st = dict(st, state="killed")
         return st
-
-    # ---------------------------------------------------------------------------------- resume policy
 
     def check_resume_options(self, given: dict[str, Any]) -> None:
         """Refuse options given with ``--resume`` that are not in :data:`MAY_MOVE_ON_RESUME` (name -> value)."""
@@ -457,3 +450,19 @@ class RunDir:
         return (f"{self.path} is complete: all {epochs} epochs are done, nothing to resume. To train further, start "
                 f"a new run from its weights: snnkit train --config {self.path / self.CONFIG} --init-from {self.path} "
                 f"--epochs N --out NEW_DIR")
+
+    def checkpoint_records(self, ck: dict) -> list[dict]:
+        """The epoch records a checkpoint counts (from metrics.jsonl for a checkpoint from before they were in it)."""
+        saved = ck.get("records") if isinstance(ck.get("records"), list) else self.metrics()
+        return [r for r in saved if isinstance(r, dict)][: int(ck["epoch"]) + 1]
+
+    def repair(self, epochs: int) -> list[str]:
+        """A complete run's derived files rebuilt from its checkpoint (a kill or an I/O error after the last
+        checkpoint landed leaves them an epoch behind, or status.json "running"); returns the names rewritten."""
+        ck = self.load_checkpoint()
+        fixed = self.write_records(self.checkpoint_records(ck))
+        if not isinstance(st := self.read_json(STATUS), dict) or st.get("state") != "finished":
+            self.write_status("finished", f"{epochs} of {epochs} epochs", warnings=(ck.get("health") or {}).get(
+                "warnings", []))
+            fixed.append(STATUS)
+        return fixed

@@ -179,9 +179,12 @@ def evaluate(built: Built, data: ArrayData, batch_size: int, progress: Progress 
 
 
 def manifest(built: Built) -> dict[str, Any]:
+    import uuid
+
     import snnkit_core
 
     return {
+        "run_id": uuid.uuid4().hex,  # what marks a folder as a snnkit run (rundir.is_run); written first
         "snnkit": snnkit_core.__version__,
         "plugins": {
             p.name: {"version": p.version, "distribution": p.distribution, "error": p.error} for p in plugin_infos()
@@ -313,19 +316,20 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, *, resume: bool =
     sched = built.gradient_rule.make_scheduler(opt, cfg.epochs)
     splits, val_info = _splits(built, progress, data, val_info, world)
     check_inputs(built, splits[0], splits[2], splits[1])  # e.g. tssl-bp's T % 10 == 0: before a run directory
-    start_epoch, records, first_loss = 0, [], None
+    start_epoch, records, first_loss, health = 0, [], None, {"warnings": [], "kinds": set()}
     if resume and run_dir is not None and not world.main:  # every rank resumes the same weights and state
         ck = RunDir(run_dir).load_checkpoint()
         _restore(built, ck, RunDir(run_dir), opt, sched)
         start_epoch, first_loss = int(ck["epoch"]) + 1, ck.get("first_loss")
     if run is not None:
         start_epoch, records, first_loss = _open_run(
-            built, run, resume, opt, sched, {"world_size": world.size, "validation": val_info}
-        )
+            built, run, resume, opt, sched, {"world_size": world.size, "validation": val_info}, health)
     distributed.seed_rank(cfg.seed, start_epoch, world)
-    health = {"warnings": [], "kinds": set(), "chance": _chance(built, splits[1])}  # status.json keeps the warnings
-    with _run_status(run, cfg, records, health):
-        for epoch in range(start_epoch, cfg.epochs):
+    health["chance"] = _chance(built, splits[1])  # status.json and the checkpoint keep the warnings
+    with _run_status(run, cfg, records, health):  # a resume of a run that had met --patience trains no more
+        end = start_epoch if resume and distributed.any_rank(world.main and _stop_early(cfg, records, health), world) \
+            else cfg.epochs
+        for epoch in range(start_epoch, end):
             t0 = time.perf_counter()
             total_loss, correct, n, first_loss = _train_epoch(built, splits[0], opt, epoch, world, run, first_loss,
                                                               progress)
@@ -334,7 +338,7 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, *, resume: bool =
             rec = evolve(rec, warnings=_health(records, health))
             if run is not None:
                 improved = (best_from_metrics(records) or {}).get("epoch") == epoch + 1  # best.pt follows the records
-                _save_epoch(built, run, epoch, opt, sched, records, first_loss, improved)
+                _save_epoch(built, run, epoch, opt, sched, records, first_loss, improved, health)
                 if rec.warnings:
                     run.write_status("running", f"epoch {epoch + 1} of {cfg.epochs} done", warnings=health["warnings"])
             yield rec
@@ -430,24 +434,21 @@ def train_batches(built: Built, data: ArrayData, epoch: int, world: distributed.
     return indexed_batches(data, built.config.batch_size, True, gen, built.device, world)
 
 
-def _save_epoch(
-    built: Built, run: RunDir, epoch: int, opt, sched, records: list[dict], first_loss, improved: bool
-) -> None:
-    """best.pt (when validation improved), the metrics line, checkpoint.pt, metrics.csv and summary.json."""
+def _save_epoch(built: Built, run: RunDir, epoch: int, opt, sched, records: list[dict], first_loss, improved: bool,
+                health: dict) -> None:
+    """best.pt (when validation improved), checkpoint.pt (the records and health warnings too), then the files
+    derived from them."""
     net = built.network
     state = {"epoch": epoch, "model": net.state_dict(), "optimizer": opt.state_dict(),
              "scheduler": sched.state_dict() if sched is not None else {}, "rng": torch.get_rng_state(),
              "rules": [r.state_dict() for r in built.rules], "config": built.config.to_dict(), "records": records,
-             "first_loss": first_loss}
+             "first_loss": first_loss, "health": {"warnings": health["warnings"], "kinds": sorted(health["kinds"])}}
     if improved:  # before checkpoint.pt: a resumed run never misses the best weights of a done epoch
         run.save_checkpoint(
             {"epoch": epoch, "model": net.state_dict(), "val_accuracy": records[-1].get("val_accuracy")}, RunDir.BEST
         )
-    # the metrics line first: a crash before the rename leaves the previous checkpoint, and resume rewrites
-    # metrics.jsonl from that checkpoint's records
-    run.append_metrics(records[-1])
-    run.save_checkpoint(state)
-    run.write_derived(records)  # metrics.csv and summary.json, rebuilt from the records (a resume matches them)
+    run.save_checkpoint(state)  # the commit; then metrics.jsonl, metrics.csv and summary.json derived from it
+    run.write_records(records)
 
 
 @contextlib.contextmanager
@@ -476,11 +477,11 @@ def _run_status(run: RunDir | None, cfg: TrainConfig, records: list[dict], healt
         run.release()
 
 
-def _open_run(
-    built: Built, run: RunDir, resume: bool, opt, sched, manifest_extra: dict
-) -> tuple[int, list[dict], float | None]:
-    """Lock ``run`` and either restore its checkpoint (resume) or write a new run's status, config and manifest.
-    Returns the first epoch to train, the records so far and the first batch loss (for divergence)."""
+def _open_run(built: Built, run: RunDir, resume: bool, opt, sched, manifest_extra: dict,
+              health: dict) -> tuple[int, list[dict], float | None]:
+    """Lock ``run`` and either restore its checkpoint (resume; its derived files rebuilt, ``health`` restored) or
+    write a new run's manifest (first: its run id marks the folder), config, records and status. Returns the first
+    epoch to train, the records so far and the first batch loss (for divergence)."""
     cfg = built.config
     if not resume:
         run.path.mkdir(parents=True, exist_ok=True)
@@ -491,21 +492,17 @@ def _open_run(
         if resume:
             ck = run.load_checkpoint()
             _restore(built, ck, run, opt, sched)
-            start_epoch = int(ck["epoch"]) + 1
-            first_loss = ck.get("first_loss")
-            saved = ck.get("records")
-            if isinstance(saved, list):
-                records = [r for r in saved if isinstance(r, dict)][:start_epoch]
-            else:  # a checkpoint from before records were kept in it
-                records = [r for r in run.metrics() if r["epoch"] <= start_epoch]
+            start_epoch, first_loss, saved = int(ck["epoch"]) + 1, ck.get("first_loss"), ck.get("health") or {}
+            health.update(warnings=list(saved.get("warnings", [])), kinds=set(saved.get("kinds", [])))
+            records = run.checkpoint_records(ck)
             run.write_records(records)  # metrics.jsonl, metrics.csv and summary.json healed from the checkpoint
-            run.write_status("running", f"epoch {start_epoch + 1} of {cfg.epochs}")
+            run.write_status("running", f"epoch {start_epoch + 1} of {cfg.epochs}", warnings=health["warnings"])
         else:
             run.check_new(owned=True)  # again, now that no other process can write here
-            run.write_status("running", f"epoch 1 of {cfg.epochs}")  # first: it marks the folder a run
-            run.write_records([])  # a killed first epoch starts over
-            run.write_config(cfg)
             run.write_json(RunDir.MANIFEST, {**manifest(built), **manifest_extra}, fault="manifest")
+            run.write_config(cfg)
+            run.write_records([])  # a killed first epoch starts over
+            run.write_status("running", f"epoch 1 of {cfg.epochs}")
     except BaseException:
         run.release()
         raise
