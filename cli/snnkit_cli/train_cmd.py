@@ -97,10 +97,8 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, patience, batc
     import contextlib
 
     from snnkit.run import default_run_name, make_unique_dir
-    from snnkit_cli.launch import Devices, prepare_process, resume_devices
+    from snnkit_cli.launch import Devices, prepare_process
     from snnkit_cli.options import apply_recipes, chosen_keys, new_config
-    from snnkit_core.contract.errors import CheckpointError
-    from snnkit_core.engine import rundir
     from snnkit_core.engine.distributed import env_world
 
     prepare_process(threads, rank_timeout, force_threads)
@@ -116,22 +114,11 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, patience, batc
                          batch_size=batch_size, lr=lr, seed=seed, seeds=seeds, val_fraction=val_fraction,
                          out=out, limit=limit, config=config_file, preset=preset, set=sets,
                          init_from=init_from)
-            run = rundir.RunDir(resume)
-            run_dir = run.path
-            if not (run_dir.is_dir() and rundir.is_run(run_dir)):  # nothing written, not even a lock
-                raise CheckpointError(run.missing_checkpoint())
-            warn_damaged(run_dir)  # --resume then rewrites metrics.jsonl from the checkpoint
-            devices = resume_devices(run, devices, change_devices)  # the run's own world size unless changed
-            if main_rank and not (devices and devices > 1):  # --devices: its rank-0 process takes the lock
-                run.check_resume_options(given)  # refuse options before taking the lock
-                stack.enter_context(run.locked())  # nobody else writes here from now until the run ends
             moved = dict(data_dir=data_dir, device=device, backend=backend, data_on_device=data_on_device)
-            cfg = run.resume_config(given, moved, write=main_rank)  # under torchrun rank 0 writes
-            done = run.completed(cfg.epochs)
-            if done:
-                console.print(done + _repaired(run, cfg.epochs, main_rank), markup=False, highlight=False,
-                              soft_wrap=True)
+            opened = _open_resume(resume, given, moved, devices, change_devices, main_rank, stack)
+            if opened is None:
                 return
+            cfg, run_dir, devices = opened
         else:
             options = dict(neuron=neuron, conn=conn, dataset=dataset, data_dir=data_dir, hidden=hidden, epochs=epochs,
                            patience=patience,
@@ -149,6 +136,29 @@ def train(neuron, conn, rules, dataset, data_dir, hidden, epochs, patience, batc
             return
         _train_one(cfg, run_dir, bool(resume), quiet, loggers, Devices(devices, force_devices, change_devices),
                    threads, recipe, force_memory)
+
+
+def _open_resume(resume, given: dict, moved: dict, devices, change_devices: bool, main_rank: bool, stack):
+    """``--resume RUN``: the run checked (a run, options it accepts, locked by this process unless --devices'
+    rank 0 takes the lock) and its config; None when it is complete (said, and its derived files repaired)."""
+    from snnkit_cli.launch import resume_devices
+    from snnkit_core.contract.errors import CheckpointError
+    from snnkit_core.engine import rundir
+
+    run = rundir.RunDir(resume)
+    if not (run.path.is_dir() and rundir.is_run(run.path)):  # nothing written, not even a lock
+        raise CheckpointError(run.missing_checkpoint())
+    warn_damaged(run.path)  # --resume then rewrites metrics.jsonl from the checkpoint
+    devices = resume_devices(run, devices, change_devices)  # the run's own world size unless changed
+    if main_rank and not (devices and devices > 1):  # --devices: its rank-0 process takes the lock
+        run.check_resume_options(given)  # refuse options before taking the lock
+        stack.enter_context(run.locked())  # nobody else writes here from now until the run ends
+    cfg = run.resume_config(given, moved, write=main_rank)  # under torchrun rank 0 writes
+    done = run.completed(cfg.epochs)
+    if done:
+        console.print(done + _repaired(run, cfg.epochs, main_rank), markup=False, highlight=False, soft_wrap=True)
+        return None
+    return cfg, run.path, devices
 
 
 def _repaired(run, epochs: int, main_rank: bool) -> str:
