@@ -51,7 +51,7 @@ def _faults(monkeypatch, kill_at: tuple[str, int] | None = None, error: Exceptio
     seen: list[str] = []
     dead = []
 
-    def fault_point(name):
+    def fault_point(name, path=None):
         seen.append(name)
         if kill_at and (name, seen.count(name)) == kill_at:
             if error is not None:
