@@ -80,15 +80,22 @@ WORKLOADS: dict[str, list[Workload]] = {
     "tiny": [
         Workload("tiny/srsc", 16, 50, 8, (32, 32, 32), 4, "lif", "srsc", ("bptt",)),
     ],
-    # the nrr-fsdd preset's shape: 40 log-mel bands x 100 frames, 128 hidden, batch 32
+    # the nrr-fsdd preset's input (40 log-mel bands x 100 frames, batch 32) at 128-128-128, the smallest depth srsc
+    # takes. Each component group starts with its baseline at the same shape, so `--rounds` reports the component's
+    # step against it: lif + srsc + bptt here, and for st-rsbp the same network trained by bptt with lif
     "alif": [
-        Workload("alif/sparse", 40, 100, 32, (128,), 10, "alif", "sparse", ("bptt",)),
+        Workload("alif/lif-srsc-bptt", 40, 100, 32, (128, 128, 128), 10, "lif", "srsc", ("bptt",)),
+        Workload("alif/srsc", 40, 100, 32, (128, 128, 128), 10, "alif", "srsc", ("bptt",)),
+        Workload("alif/sparse", 40, 100, 32, (128, 128, 128), 10, "alif", "sparse", ("bptt",)),
     ],
     "nrr": [
-        Workload("nrr/reward-prop", 40, 100, 32, (128,), 10, "nrr", "sparse", ("reward-prop",), products=2),
+        Workload("nrr/lif-srsc-bptt", 40, 100, 32, (128, 128, 128), 10, "lif", "srsc", ("bptt",)),
+        Workload("nrr/reward-prop", 40, 100, 32, (128, 128, 128), 10, "nrr", "sparse", ("reward-prop",), products=2),
     ],
     # ST-RSBP's Fashion-MNIST "400-R400" (experiments/st-rsbp-fmnist): 784 Poisson inputs x 400 steps, batch 16
     "st-rsbp": [
+        Workload("st-rsbp/lif-bptt", 784, 400, 16, (400, 400), 10, "lif", "reservoir", ("bptt",),
+                 {"conn": {"topology": "dense"}}),
         Workload("st-rsbp/400-R400", 784, 400, 16, (400, 400), 10, "lif-rsbp", "reservoir", ("st-rsbp",),
                  {"conn": {"topology": "dense"}, "neuron": {"v_th": 15.0}}, products=2),
     ],

@@ -16,6 +16,8 @@
 INLINE void NAME(alif_fwd_block)(int64_t L, int64_t BN, int64_t N, int64_t e0, int64_t m, const T_ *I, const T_ *R,
                                  const T_ *w, T_ *R_ u, T_ *R_ a, T_ *R_ sp, T_ *s_out, T_ *h_out, T_ *a_out,
                                  T_ decay, T_ v_th, T_ beta, T_ rho, T_ omr) {
+    T_ wn[BLK];  /* the self weights of this block's elements, gathered once (no e % N in the step loop) */
+    for (int64_t j = 0; j < m; j++) wn[j] = w ? w[(e0 + j) % N] : (T_)0;
     for (int64_t t = 0; t < L; t++) {
         const T_ *R_ it = I + t * BN + e0;
         const T_ *R_ rt = R ? R + t * BN + e0 : it;
@@ -24,7 +26,7 @@ INLINE void NAME(alif_fwd_block)(int64_t L, int64_t BN, int64_t N, int64_t e0, i
             int64_t e = e0 + j;
             T_ av = rho * a[e] + omr * sp[e];
             T_ thr = v_th + beta * av;
-            T_ i = R ? it[j] + rt[j] : (w ? it[j] + w[e % N] * sp[e] : it[j]);
+            T_ i = R ? it[j] + rt[j] : (w ? it[j] + wn[j] * sp[e] : it[j]);
             T_ h = decay * u[e] + i;
             T_ s = (T_)(h - thr >= 0);
             u[e] = h - thr * s; a[e] = av; sp[e] = s;
@@ -76,6 +78,8 @@ INLINE void NAME(alif_bwd_block)(int64_t L, int64_t BN, int64_t N, int64_t e0, i
                                  const T_ *G, const T_ *h, const T_ *a, const T_ *w, T_ *R_ gu, T_ *R_ ga,
                                  T_ *ghn, T_ *gi, T_ decay, T_ v_th, T_ beta, T_ rho, T_ omr, T_ width, int kind,
                                  int mode) {
+    T_ wn[BLK];  /* as in the forward: the self weights gathered once per block */
+    for (int64_t j = 0; j < m; j++) wn[j] = w ? w[(e0 + j) % N] : (T_)0;
     for (int64_t t = L - 1; t >= 0; t--) {
         int64_t o = t * BN + e0;
         for (int64_t j = 0; j < m; j++) {
@@ -91,7 +95,7 @@ INLINE void NAME(alif_bwd_block)(int64_t L, int64_t BN, int64_t N, int64_t e0, i
                 g_s = omr * ga[e] - thr * g_u;
                 if (gs) g_s += gs[o + j];
                 if (G) g_s += G[o + j];
-                if (w) g_s += w[e % N] * ghn[e];
+                if (w) g_s += wn[j] * ghn[e];
                 ga[e] = rho * ga[e] + beta * (-(s * g_u) - sg * g_s);
             }
             T_ g_h = g_u + sg * g_s;
