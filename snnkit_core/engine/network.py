@@ -188,8 +188,8 @@ class Network(nn.Module):
         for layer in self.layers:
             # all T steps in one GEMM: (T*B, in) x (in, out)
             cur = layer.ff(h)
-            for src, lin in layer.skip_in.items():
-                cur = cur + lin(ys[int(src)])
+            for src, lin in layer.skip_in.items():  # summed inside the GEMM: no extra pass over (T, B, N)
+                cur = torch.addmm(cur.flatten(0, -2), ys[int(src)].flatten(0, -2), lin.weight.t()).view_as(cur)
             cur = layer.delayed(layer.drop(cur))
             tr = self._scan(layer, cur)
             ys.append(tr.y)
