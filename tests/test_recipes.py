@@ -101,6 +101,23 @@ def test_a_group_is_filled_whole_or_not_at_all(recipes):
     assert list(filled) == ["conn"] and cfg["batch_size"] == 32
 
 
+def test_st_rsbps_speech_network_stays_out_of_a_run_that_chose_its_own(fresh_plugins):
+    """The paper's Fashion-MNIST 400-R400 (hidden and V_th given) keeps the dataset's T = 400: the speech recipe's
+    T = 150 belongs to its 200x3 network and goes in only with it; the bare command still gets all of it."""
+    from snnkit_core.contract.plugins import get_registry
+
+    reg = get_registry()
+    fmnist = TrainConfig(dataset="fmnist", rules=("st-rsbp",), hidden=(400, 400),
+                         params={"neuron": {"v_th": 15}}).to_dict()
+    cfg, filled = fill_recipe(fmnist, {"rules", "dataset", "hidden", "neuron.v_th"}, reg)
+    assert "dataset.steps" not in filled and "steps" not in cfg["params"].get("dataset", {})
+    assert list(cfg["hidden"]) == [400, 400] and cfg["params"]["neuron"] == {"v_th": 15}
+    assert {"neuron", "conn", "rule.st-rsbp.omega_floor"} <= set(filled)
+    bare, filled = fill_recipe(TrainConfig(rules=("st-rsbp",)).to_dict(), {"rules"}, reg)
+    assert bare["params"]["dataset"]["steps"] == 150 and list(bare["hidden"]) == [200, 200, 200]
+    assert bare["params"]["neuron"]["v_th"] == 5.0
+
+
 def test_a_recipe_key_that_is_no_config_key_is_the_plugins_fault(recipes):
     with pytest.raises(ConfigError, match=r"recipe of rule bad-recipe names 'hiden'.*plugin"):
         fill_recipe(_cfg(rules=("bad-recipe",)), {"rules"}, recipes)
