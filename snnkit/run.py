@@ -113,13 +113,19 @@ def load_run(path: str | Path, weights: str = "best", device: str = "cpu", data_
 
 
 def train(config: TrainConfig | dict | None = None, out: str | Path | None = None, *, resume: bool = False,
-          recipes: bool = True, progress: Callable[..., Iterable] | None = None, **settings: Any) -> Run:
+          recipes: bool = True, progress: Callable[..., Iterable] | None = None, force_memory: bool = False,
+          **settings: Any) -> Run:
     """Train as ``snnkit train`` does, into the run directory ``out`` (default ``runs/<time>-<components>``), and
     return it loaded (:func:`load_run`). ``settings`` are :class:`TrainConfig`'s keys over ``config``; the
-    components' recipes fill in the rest unless ``recipes=False`` (as in :func:`snnkit.build`)."""
+    components' recipes fill in the rest unless ``recipes=False`` (as in :func:`snnkit.build`). A run that cannot
+    fit in memory is refused with the figures before anything is built, as by ``snnkit train``, unless
+    ``force_memory``."""
+    from snnkit_cli.resources import check_memory
+
     if resume and (config is not None or settings or out is None):
         raise ConfigError("resume=True continues the run exactly as its config.toml says; give only out")
     cfg = RunDir(out).config() if resume else config_from(config, recipes=recipes, **settings)
+    check_memory(cfg, force_memory)
     out = Path(out) if out is not None else make_unique_dir(Path("runs"), default_run_name(cfg))
     for _ in train_epochs(cfg, out, resume=resume, **({"progress": progress} if progress else {})):
         pass

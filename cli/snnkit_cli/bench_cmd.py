@@ -47,13 +47,15 @@ def bench(workloads, device, repeats, warmup, as_json, steps, batch, threads, ra
         set_threads(threads[0] if threads else None)
         _sparsity(rate_runs, products, repeats, as_json)
         return
-    from snnkit_cli.bench import run_benchmarks
+    from snnkit_cli.bench import WORKLOADS, resize, run_benchmarks
     from snnkit_cli.host import keep_freed_memory, set_threads
-    from snnkit_cli.resources import cores
+    from snnkit_cli.resources import check_bench_memory, cores
     from snnkit_core.engine.training import resolve_device
 
     dev = resolve_device(device)
     counts = list(threads) or ([1, 2][:cores()] if dev.type == "cpu" else [set_threads(None)])  # 1 core: 1
+    groups = list(workloads) or (list(WORKLOADS) if dev.type == "cuda" else ["tiny"])
+    check_bench_memory([resize(w, steps, batch) for g in groups if g in WORKLOADS for w in WORKLOADS[g]], str(dev))
     keep_freed_memory()
     if rounds > 1:
         _interleaved(workloads, dev, counts, rounds, repeats, warmup, steps, batch, as_json)

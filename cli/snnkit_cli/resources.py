@@ -105,6 +105,20 @@ def estimate(cfg, input_size: int, num_classes: int, steps: int | None, dense: b
             "activations": 4 * SAVED_PER_STEP * cfg.batch_size * (steps or 0) * neurons}
 
 
+def check_bench_memory(workloads, device: str) -> None:
+    """``snnkit bench``: each workload's input and the activations its backward keeps, at its (--steps, --batch),
+    against what this process can still get; refused with the figures before anything is allocated."""
+    from types import SimpleNamespace
+
+    available, where = available_bytes(device)
+    for w in workloads if available is not None else ():
+        parts = estimate(SimpleNamespace(hidden=w.hidden, batch_size=w.batch), w.input_size, w.classes, w.steps, False)
+        need = sum(parts.values()) + 4 * w.steps * w.batch * w.input_size
+        if need > available:
+            raise ConfigError(f"workload {w.name} at T {w.steps} x batch {w.batch} needs at least {need / GIB:.1f} GiB "
+                              f"but {where} {available / GIB:.1f} GiB available; use smaller --steps or --batch")
+
+
 def _refuse(parts: dict, available: int, where: str, sizes: str) -> None:
     need = sum(parts.values())
     if need <= available:

@@ -46,6 +46,11 @@ def _(ctx):
     return r
 
 
+@case("resources", "bench at an absurd step count (--steps 100000000)", "error", ["GiB", "--steps"])
+def _(ctx):
+    return ctx.snnkit("bench", "--device", "cpu", "--workload", "tiny", "--steps", "100000000")
+
+
 @case("resources", "--seeds 1000000000", "error", ["--seeds", "at most"])
 def _(ctx):
     r = ctx.train("--seeds", "1000000000", "--out", "run")
