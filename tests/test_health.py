@@ -84,3 +84,15 @@ def test_patience_needs_a_validation_split(fake, tmp_path):
     with pytest.raises(ConfigError, match="--patience 2 stops on the validation accuracy.*no validation split"):
         list(train(_cfg(patience=2, val_fraction=0.0), tmp_path / "n"))
     assert not (tmp_path / "n").exists()
+
+
+def test_a_validation_split_too_small_to_tell_chance_gives_no_warning():
+    """Two validation examples of two classes: chance + 2 sd is above 100 %, so every accuracy would be 'at
+    chance'; the bound is then off (-1), not a warning that cannot be right."""
+    from types import SimpleNamespace
+
+    from snnkit_core.engine.training import _chance
+
+    built = SimpleNamespace(dataset=SimpleNamespace(num_classes=2))
+    assert _chance(built, [0, 1]) == -1.0
+    assert 0.5 < _chance(built, list(range(400))) < 0.56  # 0.5 + 2 sqrt(0.25 / 400) = 0.55

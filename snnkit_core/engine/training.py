@@ -347,12 +347,13 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, *, resume: bool =
 
 
 def _chance(built: Built, val: ArrayData | None) -> float:
-    """The validation accuracy that is still chance: 1/K plus two binomial standard deviations (-1 without
-    validation, so no warning)."""
+    """The validation accuracy that is still chance: 1/K plus two binomial standard deviations (-1, so no warning,
+    without validation or with too few examples to tell: a bound of 100 % or more)."""
     if val is None or not len(val):
         return -1.0
     p = 1 / built.dataset.num_classes
-    return p + 2 * math.sqrt(p * (1 - p) / len(val))
+    bound = p + 2 * math.sqrt(p * (1 - p) / len(val))
+    return bound if bound < 1 else -1.0
 
 
 def _health(records: list[dict], health: dict) -> tuple[str, ...]:
