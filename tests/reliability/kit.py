@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import textwrap
@@ -25,19 +24,19 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
-BOOT = "from snnkit_cli.main import cli; cli(prog_name='snnkit')"
 SMALL = ["--hidden", "8,8,8", "--batch-size", "8", "--quiet"]
 MEMORY_CAP = 8 << 30  # bytes of address space per snnkit process: a blow-up fails inside it, not the machine
+# `python -c BOOT ARGS` is `snnkit ARGS` under the cap. The cap is set by the process itself, not by a preexec_fn:
+# the sweep runs cases in threads, and a preexec_fn runs Python in a forked copy of a multi-threaded process, which
+# the subprocess documentation warns can deadlock the child before it starts
+BOOT = (f"import resource; resource.setrlimit(resource.RLIMIT_AS, ({MEMORY_CAP}, {MEMORY_CAP})); "
+        "from snnkit_cli.main import cli; cli(prog_name='snnkit')")
 TIMEOUT = 240.0  # seconds one command may take before the case counts as a hang
 OUT_OF_MEMORY = ("MemoryError", "can't allocate memory", "std::bad_alloc", "Cannot allocate memory")
 
 
 class Hang(Exception):
     """A command ran past its timeout (it was killed)."""
-
-
-def _cap_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
 
 
 @dataclass
@@ -62,8 +61,7 @@ class Ctx:
     def snnkit(self, *args, env: dict | None = None, timeout: float = TIMEOUT) -> tuple[int, str]:
         try:
             res = subprocess.run([sys.executable, "-c", BOOT, *map(str, args)], cwd=self.dir,
-                                 env=self.env(**(env or {})), capture_output=True, text=True, timeout=timeout,
-                                 preexec_fn=_cap_memory)
+                                 env=self.env(**(env or {})), capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as exc:
             raise Hang(f"snnkit {' '.join(map(str, args))[:80]} ran past {timeout:.0f} s") from exc
         out = res.stdout + res.stderr
@@ -74,7 +72,7 @@ class Ctx:
     def popen(self, *args, env: dict | None = None) -> subprocess.Popen:
         self.procs.append(subprocess.Popen([sys.executable, "-c", BOOT, *map(str, args)], cwd=self.dir,
                                 env=self.env(**(env or {})), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, preexec_fn=_cap_memory))
+                                text=True))
         return self.procs[-1]
 
     def stop_background(self) -> list[str]:
