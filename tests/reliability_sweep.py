@@ -44,8 +44,6 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
     ap.add_argument("--only", help="run the cases whose class or name contains this")
-    ap.add_argument("--skip", action="append", default=[], help="leave out the cases whose name contains this "
-                    "(repeatable)")
     ap.add_argument("--jobs", type=int, default=1, help="cases run at once (each case runs its own processes)")
     ap.add_argument("--tree", help="another source tree to test (its packages come first on PYTHONPATH)")
     args = ap.parse_args()
@@ -54,8 +52,7 @@ def main() -> int:
     if args.tree:
         tree = Path(args.tree).resolve()
         pythonpath = [str(tree), str(tree / "cli")] + [str(p) for p in sorted((tree / "plugins").glob("snnkit-*"))]
-    chosen = [c for c in CASES if (not args.only or args.only in c.name or args.only == c.cls)
-              and not any(s in c.name for s in args.skip)]
+    chosen = [c for c in CASES if not args.only or args.only in c.name or args.only == c.cls]
     t_all = time.time()
 
     def one(c):

@@ -29,7 +29,10 @@ MEMORY_CAP = 8 << 30  # bytes of address space per snnkit process: a blow-up fai
 # `python -c BOOT ARGS` is `snnkit ARGS` under the cap. The cap is set by the process itself, not by a preexec_fn:
 # the sweep runs cases in threads, and a preexec_fn runs Python in a forked copy of a multi-threaded process, which
 # the subprocess documentation warns can deadlock the child before it starts
-BOOT = (f"import resource; resource.setrlimit(resource.RLIMIT_AS, ({MEMORY_CAP}, {MEMORY_CAP})); "
+# SIGINT is set to Python's default (KeyboardInterrupt), as in a terminal: a sweep started from a background job of
+# a non-interactive shell (`cmd &`) passes SIGINT on as ignored, and its Ctrl-C cases would then see no Ctrl-C
+BOOT = (f"import resource, signal; resource.setrlimit(resource.RLIMIT_AS, ({MEMORY_CAP}, {MEMORY_CAP})); "
+        "signal.signal(signal.SIGINT, signal.default_int_handler); "
         "from snnkit_cli.main import cli; cli(prog_name='snnkit')")
 TIMEOUT = 240.0  # seconds one command may take before the case counts as a hang
 OUT_OF_MEMORY = ("MemoryError", "can't allocate memory", "std::bad_alloc", "Cannot allocate memory")
