@@ -43,6 +43,23 @@ def test_bench_cpu_json_reports_one_and_two_threads_by_default(restore_threads):
     assert sorted(r[3] for r in rows) == ["1", "1", "2", "2"]  # the threads column, one row per path and count
 
 
+def test_interleaved_rounds_print_the_load_average_before_and_after(restore_threads, monkeypatch):
+    """--rounds reports the machine's load around the measurement (a busy machine slows a step more than its
+    bound), in the table's caption and in the JSON."""
+    loads = iter([(1.25, 0.0, 0.0), (3.5, 0.0, 0.0)])
+    monkeypatch.setattr(os, "getloadavg", lambda: next(loads))
+    args = ["bench", "--device", "cpu", "--workload", "tiny", "--steps", "4", "--batch", "2", "--repeats", "1",
+            "--warmup", "0", "--threads", "1", "--rounds", "2"]
+    res = CliRunner().invoke(cli, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["load_average"] == [1.25, 3.5] and data["interleaved"]
+    loads = iter([(0.5, 0.0, 0.0), (0.75, 0.0, 0.0)])
+    res = CliRunner(env=dict(os.environ, COLUMNS="200")).invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "1-minute load average: 0.50 before, 0.75 after" in res.output
+
+
 def test_bench_names_the_path_and_refuses_what_a_rules_own_scan_would_override():
     import torch
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 from rich.table import Table
@@ -141,6 +142,14 @@ def _sparsity(rate_runs, products: bool, rounds: int, as_json: bool) -> None:
         console.print(t)
 
 
+def _load_average() -> float | None:
+    """The 1-minute load average (None where the platform has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
 def _interleaved(groups, dev, counts, rounds, repeats, warmup, steps, batch, as_json) -> None:
     """``--rounds N``: the chosen workloads' torch path in interleaved rounds, per thread count."""
     from snnkit_cli.bench import WORKLOADS, resize
@@ -153,14 +162,17 @@ def _interleaved(groups, dev, counts, rounds, repeats, warmup, steps, batch, as_
             raise UnknownComponentError("workload", g, WORKLOADS)
     ws = [resize(w, steps, batch) for g in groups or ["tiny"] for w in WORKLOADS[g]]
     res = []
+    load = [_load_average()]  # other work on the machine slows a step more than its bound: say how much there was
     for n in counts:
         set_threads(n)
         res += interleaved(ws, dev, rounds=rounds, repeats=repeats, warmup=warmup)
+    load.append(_load_average())
     if as_json:
-        click.echo(json.dumps({"interleaved": res}, indent=2))
+        click.echo(json.dumps({"interleaved": res, "load_average": load}, indent=2))
         return
+    seen = "n/a" if None in load else f"{load[0]:.2f} before, {load[1]:.2f} after"
     t = Table(title=f"torch path, {rounds} interleaved rounds (medians; x first: the first row's step / this one's, "
-                    f"paired by round)")
+                    f"paired by round)", caption=f"1-minute load average: {seen}; {os.cpu_count()} CPUs")
     for col in ("workload", "threads", "median ms", "bound ms", "fraction of bound (range)", "x first (range)",
                 "input rates"):
         t.add_column(col, justify="left" if col == "workload" else "right")

@@ -24,6 +24,8 @@ from snnkit_core import Neuron, Param
 from snnkit_core.contract.errors import ConfigError
 from snnkit_core.contract.surrogate import spike
 
+from .kernels import cpu
+
 
 class LIFState(NamedTuple):
     u_reset: torch.Tensor  # ũ: membrane after reset, (B, N)
@@ -46,6 +48,12 @@ def psc_filter(x: torch.Tensor, tau_s: float) -> torch.Tensor:
     """Causal normalised synaptic filter over time: a[t] = (1-1/τs) a[t-1] + x[t]/τs, x (T, ...)."""
     decay = 1 - 1 / tau_s
     if not (x.requires_grad and torch.is_grad_enabled()):  # the network input: in place, the same roundings
+        if x.shape[0] and cpu.usable(x):  # one C call (kernels/cpu_scan_body.h, psc_fwd) instead of 2·T torch ops
+            xc = x.contiguous()
+            out = torch.empty_like(xc)
+            cpu.fn("psc_fwd", x.dtype)(x.shape[0], xc[0].numel(), cpu.ptr(xc), cpu.ptr(out), decay, tau_s,
+                                       cpu.threads(xc.numel()))
+            return out
         xs = x / tau_s
         out = torch.empty_like(xs)
         if x.shape[0]:

@@ -112,12 +112,15 @@ def test_lif_scan_equals_reference(impl, kind, detach, self_term, dtype):
     _assert_same(ref, fast, dtype)
 
 
-@pytest.mark.parametrize("shape", [(1, 2, 5), (9, 1, 1), (5, 3, 600)])  # T = 1, one element, > one C block
-def test_lif_scan_shapes(impl, shape):
-    neuron, rec, params = _lif(shape[2], "sigmoid", False, torch.float32, True)
-    cur = torch.randn(*shape) * 1.5
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(1, 2, 5), (9, 1, 1), (5, 3, 600), (7, 3, 343)])
+def test_lif_scan_shapes(impl, shape, dtype):
+    """T = 1, one element, more than one C block, and an odd B·N with T > 1: the rows of u and s start off the
+    16-byte boundary the forward's non-temporal stores need (the C kernel writes their heads and tails plainly)."""
+    neuron, rec, params = _lif(shape[2], "sigmoid", False, dtype, True)
+    cur = torch.randn(*shape, dtype=dtype) * 1.5
     _assert_same(_run(lambda c: reference_scan(neuron, c, rec), cur, params),
-                 _run(lambda c: scan_of("lif", "diagonal", impl)(neuron, c, rec), cur, params), torch.float32)
+                 _run(lambda c: scan_of("lif", "diagonal", impl)(neuron, c, rec), cur, params), dtype)
 
 
 def test_lif_scan_strided_input(impl):
@@ -315,6 +318,32 @@ def test_psc_filter_in_place_equals_the_autograd_loop(tau_s):
     assert slow.requires_grad and not fast.requires_grad
     assert torch.equal(fast, slow.detach())
     assert torch.equal(fast[0], x[0] / tau_s) and torch.equal(fast[1], (1 - 1 / tau_s) * fast[0] + x[1] / tau_s)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_psc_filter_runs_in_c_and_equals_the_torch_loop(monkeypatch, dtype):
+    """Without gradient the input filter is one C call (psc_fwd), bit for bit the torch loop it replaces (run
+    with SNNKIT_CPU_KERNELS=0), for an odd element count over more than one C block and a strided input."""
+    from snnkit_neurons.lif import psc_filter
+
+    _need_c()
+    x = torch.rand(3, 37, 31, dtype=dtype).permute(1, 0, 2)  # (T=37, B=3, C=31): not contiguous, B·C = 93
+    called = []
+    real_fn = cpu.fn
+    monkeypatch.setattr(cpu, "fn", lambda name, dt: called.append(name) or real_fn(name, dt))
+    fast = psc_filter(x, 3.3)
+    assert called == ["psc_fwd"]
+    big = torch.rand(4, 2, 700, dtype=dtype)  # 1,400 elements per step: three C blocks
+    fast_big = psc_filter(big, 5.0)
+    monkeypatch.setenv("SNNKIT_CPU_KERNELS", "0")
+    cpu.forget()
+    try:
+        assert not cpu.usable(x)
+        assert torch.equal(fast, psc_filter(x, 3.3)) and torch.equal(fast_big, psc_filter(big, 5.0))
+    finally:
+        monkeypatch.delenv("SNNKIT_CPU_KERNELS")
+        cpu.forget()
+    assert cpu.lib() is not None
 
 
 def test_threads_do_not_change_the_numbers():

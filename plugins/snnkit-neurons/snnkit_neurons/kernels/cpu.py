@@ -33,8 +33,9 @@ HERE = Path(__file__).parent
 SOURCE = HERE / "cpu_scan.c"
 SOURCES = (SOURCE, HERE / "cpu_scan_body.h", HERE / "adaptive_scan.h", HERE / "adaptive_body.h",
            HERE / "rsbp_scan_body.h")  # the .c includes each body once per float type
-ABI = 4  # 2: lif_bwd sums ∂L/∂λ and ∂L/∂w over the batch itself; 3: tssl_bwd (tssl-bp's backward), mix_add (ASRC);
-# 4: mixed_fwd / mixed_bwd (ASRC's whole layer in one call, products through torch's BLAS)
+ABI = 5  # 2: lif_bwd sums ∂L/∂λ and ∂L/∂w over the batch itself; 3: tssl_bwd (tssl-bp's backward), mix_add (ASRC);
+# 4: mixed_fwd / mixed_bwd (ASRC's whole layer in one call, products through torch's BLAS);
+# 5: psc_fwd (the network input's filter)
 #: exactness needs every a*b+c rounded twice (no FMA contraction) and IEEE semantics (no -ffast-math)
 CFLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-std=gnu99"]
 SURROGATE = {"sigmoid": 0, "triangle": 1, "fast-sigmoid": 2, "atan": 3, "rectangle": 4}
@@ -116,6 +117,7 @@ def _load(path: Path) -> ctypes.CDLL:
         getattr(lib, f"tssl_bwd_{sfx}").argtypes = [i64, i64, i64, p, p, p, p, p, p, p, p, real, real, real, real, i32,
                                                     real, real, i32, real, p, i32]
         getattr(lib, f"mix_add_{sfx}").argtypes = [i64, p, p, i64, p, i64, i32]
+        getattr(lib, f"psc_fwd_{sfx}").argtypes = [i64, i64, p, p, real, real, i32]
         getattr(lib, f"mixed_fwd_{sfx}").argtypes = [i64, i64, i64, i64, i64, p, p, p, p, p, p, p, p, p, real, real, p]
         getattr(lib, f"mixed_bwd_{sfx}").argtypes = [i64, i64, i64, i64, i64, p, p, p, p, p, p, p, p, p, real, real,
                                                      real, i32, i32, p]
@@ -131,9 +133,9 @@ def _load(path: Path) -> ctypes.CDLL:
         getattr(lib, f"nrr_span_fwd_{sfx}").argtypes = [i64] * 4 + [p] * 8 + [real] * 5 + [i32, p]
         getattr(lib, f"alif_span_bwd_{sfx}").argtypes = [i64] * 4 + [p] * 8 + [real] * 6 + [i32, p]
         getattr(lib, f"nrr_span_bwd_{sfx}").argtypes = [i64] * 4 + [p] * 10 + [real] * 5 + [i32, real, i32, p]
-        for name in ("lif_fwd", "lif_bwd", "soft_fwd", "soft_bwd", "tssl_bwd", "mix_add", "mixed_fwd", "mixed_bwd",
-                     "alif_fwd", "alif_bwd", "nrr_fwd", "nrr_bwd", "alif_span_fwd", "nrr_span_fwd", "alif_span_bwd",
-                     "nrr_span_bwd"):
+        for name in ("lif_fwd", "lif_bwd", "psc_fwd", "soft_fwd", "soft_bwd", "tssl_bwd", "mix_add", "mixed_fwd",
+                     "mixed_bwd", "alif_fwd", "alif_bwd", "nrr_fwd", "nrr_bwd", "alif_span_fwd", "nrr_span_fwd",
+                     "alif_span_bwd", "nrr_span_bwd"):
             getattr(lib, f"{name}_{sfx}").restype = None
     return lib
 

@@ -4,24 +4,38 @@
 #define CAT(a, b) CAT_(a, b)
 #define NAME(f) CAT(f, SFX)
 
+/* The reciprocals of the width are loop invariants, hoisted out of the element loops by the compiler: one division
+ * per element at most (a vector division costs 5-10 cycles per vector; the sigmoid had three) */
 INLINE T_ NAME(surrogate)(T_ x, T_ width, int kind) {
+    T_ iw = (T_)1 / width;
     switch (kind) {
     case SIGMOID: {  /* σ(z)(1-σ(z)) = e/(1+e)², e = exp(-|z|) <= 1: no overflow */
-        T_ e = EXP(-FABS(x) / width), d = (T_)1 + e;
-        return e / (d * d) / width;
+        T_ e = EXP(-FABS(x) * iw), d = (T_)1 + e;
+        return e * iw / (d * d);
     }
-    case TRIANGLE: { T_ r = width - FABS(x); return (r > 0 ? r : (T_)0) / (width * width); }
+    case TRIANGLE: { T_ r = width - FABS(x); return (r > 0 ? r : (T_)0) * (iw * iw); }
     case FAST_SIGMOID: { T_ d = width + FABS(x); return (T_)0.5 * width / (d * d); }
-    case ATAN: { T_ z = (T_)3.141592653589793 * x / width; return ((T_)1 / width) / ((T_)1 + z * z); }
-    default: return (T_)(FABS(x) < width * (T_)0.5) / width;
+    case ATAN: { T_ z = ((T_)3.141592653589793 * iw) * x; return iw / ((T_)1 + z * z); }
+    default: return (T_)(FABS(x) < width * (T_)0.5) * iw;
     }
+}
+
+/* dst[0..m) = src[0..m) with non-temporal stores where the CPU has them (SSE2): a (T, B, N) output that is read
+ * only much later would otherwise be read into the cache before it is written (as much traffic again) */
+INLINE void NAME(stream)(T_ *R_ dst, const T_ *R_ src, int64_t m) {
+    int64_t j = 0;
+#if STREAM_STORES
+    for (; j < m && ((uintptr_t)(dst + j) & 15); j++) dst[j] = src[j];
+    for (; j + STREAM_W <= m; j += STREAM_W) STREAM_STORE(dst + j, src + j);
+#endif
+    for (; j < m; j++) dst[j] = src[j];
 }
 
 /* one block of m <= BLK elements starting at e0, all T steps */
 INLINE void NAME(lif_fwd_block)(int64_t T, int64_t BN, int64_t N, int64_t e0, int64_t m, const T_ *R_ I,
                                 const T_ *R_ leak, const T_ *R_ w, T_ *R_ a_out, T_ *R_ u_out, T_ *R_ s_out,
                                 T_ decay, T_ inv_tau_s, T_ v_th, int has_w) {
-    T_ ur[BLK], a[BLK], lam[BLK], wn[BLK];
+    T_ ur[BLK], a[BLK], lam[BLK], wn[BLK], ub[BLK], sb[BLK];
     for (int64_t j = 0; j < m; j++) {
         ur[j] = 0; a[j] = 0; lam[j] = leak[(e0 + j) % N]; wn[j] = has_w ? w[(e0 + j) % N] : (T_)0;
     }
@@ -36,9 +50,12 @@ INLINE void NAME(lif_fwd_block)(int64_t T, int64_t BN, int64_t N, int64_t e0, in
             T_ s = (T_)(u > v_th);
             ur[j] = u * ((T_)1 - s);
             a[j] = decay * a[j] + s * inv_tau_s;
-            at[j] = a[j]; ut[j] = u; st[j] = s;
+            at[j] = a[j]; ub[j] = u; sb[j] = s;
         }
+        /* u and s are read only by the backward, long after: written around the cache (a is read next) */
+        NAME(stream)(ut, ub, m); NAME(stream)(st, sb, m);
     }
+    STREAM_FENCE();
 }
 
 EXPORT void NAME(lif_fwd)(int64_t T, int64_t BN, int64_t N, const T_ *I, const T_ *leak, const T_ *w, T_ *a_out,
@@ -127,6 +144,23 @@ EXPORT void NAME(lif_bwd)(int64_t T, int64_t BN, int64_t N, const T_ *ga, const 
     }
 }
 
+/* the network input's PSC filter (lif.psc_filter without gradient), E = B·C elements per step:
+ * out[0] = x[0]/τs,  out[t] = d·out[t-1] + x[t]/τs, rounded as psc_filter's torch loop (two roundings per step) */
+EXPORT void NAME(psc_fwd)(int64_t T, int64_t E, const T_ *x, T_ *out, T_ decay, T_ tau_s, int nthreads) {
+    int64_t nblk = (E + BLK - 1) / BLK;
+    #pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
+    for (int64_t blk = 0; blk < nblk; blk++) {
+        int64_t e0 = blk * BLK, m = E - e0 < BLK ? E - e0 : BLK;
+        for (int64_t t = 0; t < T; t++) {
+            const T_ *R_ xt = x + t * E + e0;
+            const T_ *R_ op = out + (t > 0 ? t - 1 : 0) * E + e0;
+            T_ *R_ ot = out + t * E + e0;
+            if (t == 0) for (int64_t j = 0; j < m; j++) ot[j] = xt[j] / tau_s;
+            else for (int64_t j = 0; j < m; j++) ot[j] = op[j] * decay + xt[j] / tau_s;
+        }
+    }
+}
+
 INLINE void NAME(soft_fwd_block)(int64_t L, int64_t BN, int64_t e0, int64_t m, const T_ *R_ I, const T_ *R_ R,
                                  T_ *R_ u, T_ *R_ s_out, T_ *R_ h_out, T_ decay, T_ v_th, int has_r) {
     T_ ub[BLK];
@@ -210,10 +244,11 @@ EXPORT void NAME(soft_bwd)(int64_t L, int64_t BN, const T_ *gs, const T_ *G, con
  * (the symmetric form of e^z/(w(1+e^z)²)). ∂L/∂w_n, ∂L/∂θ_n summed over b into row 0 as in lif_bwd; cnt[0..2]:
  * entries on the exact branch at a spike, between spikes, and at the derivative bound (the rule's diagnostics). */
 INLINE T_ NAME(tssl_f)(T_ u, T_ v_th, T_ width) {
-    T_ z = (v_th - u) / width;
+    T_ iw = (T_)1 / width;  /* hoisted: one division per element */
+    T_ z = (v_th - u) * iw;
     z = z > (T_)8 ? (T_)8 : (z < (T_)-8 ? (T_)-8 : z);
     T_ e = EXP(-FABS(z)), d = (T_)1 + e;
-    return e / (width * (d * d));
+    return e * iw / (d * d);
 }
 
 INLINE void NAME(tssl_bwd_block)(int64_t T, int64_t BN, int64_t N, int64_t e0_, int64_t m, const T_ *R_ gx,
