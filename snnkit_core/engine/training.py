@@ -16,13 +16,7 @@ import torch
 from attrs import asdict, evolve, field, frozen
 
 from snnkit_core.contract.compat import check_compatible
-from snnkit_core.contract.errors import (
-    CheckpointError,
-    ConfigError,
-    DivergedError,
-    NaNLossError,
-    SnnkitError,
-)
+from snnkit_core.contract.errors import CheckpointError, ConfigError, DivergedError, NaNLossError, SnnkitError
 from snnkit_core.contract.errors import torch_error_reason as _torch_reason
 from snnkit_core.contract.interfaces import ArrayData, Dataset, LearningRule
 from snnkit_core.contract.plugins import get_registry, plugin_infos
@@ -514,7 +508,8 @@ def _train_epoch(built: Built, data: ArrayData, opt, epoch: int, world, run: Run
                  progress: Progress) -> tuple[float, int, int, float | None]:
     """One pass over ``data`` (this rank's part of every global batch) through the gradient rule's ``train_step``:
     loss, correct and count summed over the ranks, and the run's first batch loss. Stops on a non-finite or
-    diverging loss on any rank (right after that step; the last checkpoint stays good)."""
+    diverging loss on any rank (right after that step), or non-finite weights at the end: the last checkpoint
+    stays good."""
     cfg, net, rule = built.config, built.network, built.gradient_rule
     total_loss, correct, n = 0.0, 0, 0
     nb = math.ceil(len(data) / (cfg.batch_size * world.size))
@@ -536,6 +531,11 @@ def _train_epoch(built: Built, data: ArrayData, opt, epoch: int, world, run: Run
         total_loss += loss_value * len(y)
         correct += int((logits.argmax(1) == batch.y).sum())
         n += len(y)
+    # no loss has seen the last step's update: weights it made non-finite (e.g. a fused Adam's overflow) must not
+    # reach the epoch's checkpoint
+    if distributed.any_rank(not all(bool(torch.isfinite(p).all()) for p in net.parameters()), world):
+        raise DivergedError(f"the optimizer step made the weights non-finite in epoch {epoch + 1}: the learning "
+                            f"rate {opt.param_groups[0]['lr']:.3g} is far too large. " + _stop_advice(run, epoch))
     total_loss, correct, n = distributed.sum_scalars(world, total_loss, correct, n)
     return total_loss, int(correct), int(n), first_loss
 

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from snnkit_core import Compatibility, LearningRule, Param
 from snnkit_core.contract.surrogate import KINDS
+from snnkit_rules.optim import adam
 from snnkit_rules.schedules import make_schedule, schedule_params
 
 
@@ -50,8 +51,7 @@ class BPTT(LearningRule):
             torch.nn.utils.clip_grad_norm_(network.parameters(), self.hparams["grad_clip"])
 
     def make_optimizer(self, groups, lr, weight_decay):
-        cls = torch.optim.AdamW if self.hparams["optimizer"] == "adamw" else torch.optim.Adam
-        return cls(groups, lr=lr, weight_decay=weight_decay)
+        return adam(groups, adamw=self.hparams["optimizer"] == "adamw", lr=lr, weight_decay=weight_decay)
 
     def make_scheduler(self, optimizer, epochs):
         return make_schedule(self.hparams, optimizer, epochs)

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from snnkit_core import Compatibility, LearningRule, Param
 from snnkit_core.contract.implementations import find
+from snnkit_rules.optim import adam
 from snnkit_rules.schedules import make_schedule, schedule_params
 
 
@@ -158,7 +159,7 @@ class RewardProp(LearningRule):
         (loss + extra).backward()
 
     def make_optimizer(self, groups, lr, weight_decay):
-        return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
+        return adam(groups, lr=lr, weight_decay=weight_decay)
 
     def make_scheduler(self, optimizer, epochs):
         return make_schedule(self.hparams, optimizer, epochs)

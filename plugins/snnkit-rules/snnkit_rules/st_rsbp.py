@@ -61,6 +61,7 @@ from torch import nn
 from snnkit_core import Compatibility, LearningRule, Param
 from snnkit_core.contract.errors import ConfigError, IncompatibleError, NaNLossError
 from snnkit_core.contract.implementations import find
+from snnkit_rules.optim import adam
 from snnkit_rules.schedules import make_schedule, schedule_params
 
 from .st_rsbp_psp import psp_trace, reset_weights, spike_response, t_psp_ratio
@@ -545,7 +546,7 @@ class STRSBP(LearningRule):
         return output.out_spikes.sum(0)
 
     def make_optimizer(self, groups, lr, weight_decay):
-        return torch.optim.Adam(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay)
+        return adam(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay)
 
     def make_scheduler(self, optimizer, epochs):
         if self.hparams["lr_decay"] == "none":

@@ -79,6 +79,7 @@ from snnkit_core import Compatibility, LearningRule, Param
 from snnkit_core.contract.compat import Reason
 from snnkit_core.contract.errors import IncompatibleError
 from snnkit_core.contract.implementations import find
+from snnkit_rules.optim import adam
 from snnkit_rules.schedules import make_schedule, schedule_params
 
 # ----------------------------------------------------------------------------------------- layer scan
@@ -543,9 +544,8 @@ class TSSLBP(LearningRule):
             torch.nn.utils.clip_grad_norm_(params, self.hparams["grad_clip"])
 
     def make_optimizer(self, groups, lr, weight_decay):
-        if self.hparams["optimizer"] == "adamw":
-            return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay)
-        return torch.optim.Adam(groups, lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay)
+        return adam(groups, adamw=self.hparams["optimizer"] == "adamw", lr=lr, betas=(0.9, 0.999),
+                    weight_decay=weight_decay)
 
     def make_scheduler(self, optimizer, epochs):
         return make_schedule(self.hparams, optimizer, epochs)
