@@ -73,11 +73,12 @@ EXPORT void NAME(alif_span_fwd)(int64_t T, int64_t B, int64_t N, int64_t k, cons
 /* alif backward of elements [e0, e0+m) over one chunk, reverse time; carries gu = dL/dU[t], ga = dL/da[t+1],
  * ghn = dL/dH[t+1] (diagonal). mode 0: BPTT, g_S = gs + G + (1-rho)·ga + w·ghn - thr·gu; mode 1: reward-prop,
  * g_S = G (the replaced gradient; the spikes feed nothing differentiable); mode 2: reward-prop with '- h',
- * g_S = G - S. G is indexed from the chunk's first step. */
-INLINE void NAME(alif_bwd_block)(int64_t L, int64_t BN, int64_t N, int64_t e0, int64_t m, const T_ *gs,
-                                 const T_ *G, const T_ *h, const T_ *a, const T_ *w, T_ *R_ gu, T_ *R_ ga,
-                                 T_ *ghn, T_ *gi, T_ decay, T_ v_th, T_ beta, T_ rho, T_ omr, T_ width, int kind,
-                                 int mode) {
+ * g_S = G - S. G is indexed from the chunk's first step. hs, hg, hw: gs, G, w are given (constants at every
+ * call, so each combination is its own loop, without branches, and vectorises). */
+INLINE void NAME(alif_bwd_block)(int64_t L, int64_t BN, int64_t N, int64_t e0, int64_t m, const T_ *R_ gs,
+                                 const T_ *R_ G, const T_ *R_ h, const T_ *R_ a, const T_ *w, T_ *R_ gu, T_ *R_ ga,
+                                 T_ *R_ ghn, T_ *R_ gi, T_ decay, T_ v_th, T_ beta, T_ rho, T_ omr, T_ width, int kind,
+                                 int mode, int hs, int hg, int hw) {
     T_ wn[BLK];  /* as in the forward: the self weights gathered once per block */
     for (int64_t j = 0; j < m; j++) wn[j] = w ? w[(e0 + j) % N] : (T_)0;
     for (int64_t t = L - 1; t >= 0; t--) {
@@ -93,14 +94,14 @@ INLINE void NAME(alif_bwd_block)(int64_t L, int64_t BN, int64_t N, int64_t e0, i
                 g_s = mode == 2 ? G[o + j] - s : G[o + j];
             } else {
                 g_s = omr * ga[e] - thr * g_u;
-                if (gs) g_s += gs[o + j];
-                if (G) g_s += G[o + j];
-                if (w) g_s += wn[j] * ghn[e];
+                if (hs) g_s += gs[o + j];
+                if (hg) g_s += G[o + j];
+                if (hw) g_s += wn[j] * ghn[e];
                 ga[e] = rho * ga[e] + beta * (-(s * g_u) - sg * g_s);
             }
             T_ g_h = g_u + sg * g_s;
             gi[o + j] = g_h; gu[e] = decay * g_h;
-            if (w) ghn[e] = g_h;
+            if (hw) ghn[e] = g_h;
         }
     }
 }
@@ -113,10 +114,19 @@ INLINE void NAME(alif_bwd_block)(int64_t L, int64_t BN, int64_t N, int64_t e0, i
 EXPORT void NAME(alif_bwd)(int64_t L, int64_t BN, int64_t N, const T_ *gs, const T_ *G, const T_ *h, const T_ *a,
                            const T_ *w, T_ *gu, T_ *ga, T_ *ghn, T_ *gi, T_ decay, T_ v_th, T_ beta, T_ rho, T_ omr,
                            T_ width, int kind, int mode, int nthreads) {
-#define ALIF_BWD(K) NAME(alif_bwd_block)(L, BN, N, e0, m, gs, G, h, a, w, gu, ga, ghn, gi, decay, v_th, beta, rho, \
-                                         omr, width, K, mode)
+#define ALIF_BWD_(K, MODE, HS, HG, HW) NAME(alif_bwd_block)(L, BN, N, e0, m, gs, G, h, a, w, gu, ga, ghn, gi, decay, \
+                                                        v_th, beta, rho, omr, width, K, MODE, HS, HG, HW)
+    /* the combinations the layers use, each its own loop; mode 0 without gs and the others through the last */
+#define ALIF_BWD(K) \
+    if (mode == 0 && gs && !G && w) ALIF_BWD_(K, 0, 1, 0, 1); \
+    else if (mode == 0 && gs && G && !w) ALIF_BWD_(K, 0, 1, 1, 0); \
+    else if (mode == 0 && gs && !G && !w) ALIF_BWD_(K, 0, 1, 0, 0); \
+    else if (mode == 1 && !w) ALIF_BWD_(K, 1, 0, 1, 0); \
+    else if (mode == 2 && !w) ALIF_BWD_(K, 2, 0, 1, 0); \
+    else ALIF_BWD_(K, mode, gs != 0, G != 0, w != 0)
     BLOCKS(FTZ_BEGIN BY_KIND(ALIF_BWD) FTZ_END)
 #undef ALIF_BWD
+#undef ALIF_BWD_
 }
 
 /* G[0 : n·B] = gr[t0+k : t0+k+n] V (row-major (rows, N) @ (N, N)): ∂L/∂S of a chunk's steps through the later
@@ -140,8 +150,11 @@ EXPORT void NAME(alif_span_bwd)(int64_t T, int64_t B, int64_t N, int64_t k, cons
         NAME(span_back)(t0, t1, k, T, B, N, W, gi, G, gemm_);
         for (int64_t e0 = 0; e0 < BN; e0 += BLK) {
             int64_t m = BN - e0 < BLK ? BN - e0 : BLK;
-#define ALIF_BWD(K) NAME(alif_bwd_block)(t1 - t0, BN, N, e0, m, gs ? gs + o : 0, G, h + o, a + o, 0, gu, ga, gi, \
-                                         gi + o, decay, v_th, beta, rho, omr, width, K, 0)
+#define ALIF_BWD(K) \
+            if (gs) NAME(alif_bwd_block)(t1 - t0, BN, N, e0, m, gs + o, G, h + o, a + o, 0, gu, ga, 0, gi + o, decay, \
+                                         v_th, beta, rho, omr, width, K, 0, 1, 1, 0); \
+            else NAME(alif_bwd_block)(t1 - t0, BN, N, e0, m, 0, G, h + o, a + o, 0, gu, ga, 0, gi + o, decay, v_th, \
+                                      beta, rho, omr, width, K, 0, 0, 1, 0)
             BY_KIND(ALIF_BWD)
 #undef ALIF_BWD
         }
@@ -193,16 +206,17 @@ EXPORT void NAME(nrr_span_fwd)(int64_t T, int64_t B, int64_t N, int64_t k, const
 
 /* nrr backward of elements [e0, e0+m) over one chunk, reverse time; carries gvf = dL/dV_f[t+1], ga = dL/da[t+1].
  * Writes dL/dI (gi) and dL/dR (gr, with R). mode 0: BPTT, g_S = gs + G + beta·ga - (dL/dr(S))·r'(S); 1, 2:
- * reward-prop as alif's (G is the replaced gradient of each channel's spikes; 2: minus that channel's spikes). */
-INLINE void NAME(nrr_bwd_block)(int64_t L, int64_t BN, int64_t e0, int64_t m, const T_ *gs, const T_ *G,
-                                const T_ *s, const T_ *vf, const T_ *R, T_ *R_ gvf, T_ *R_ ga, T_ *gi, T_ *gr,
-                                T_ decay, T_ v_th, T_ alpha, T_ beta, T_ gamma, int quirk, T_ width, int kind,
-                                int mode) {
+ * reward-prop as alif's (G is the replaced gradient of each channel's spikes; 2: minus that channel's spikes).
+ * hs, hg, hr: gs, G, R are given (constants at every call: one branch-free loop per combination, as alif's). */
+INLINE void NAME(nrr_bwd_block)(int64_t L, int64_t BN, int64_t e0, int64_t m, const T_ *R_ gs, const T_ *R_ G,
+                                const T_ *R_ s, const T_ *R_ vf, const T_ *R_ R, T_ *R_ gvf, T_ *R_ ga, T_ *R_ gi,
+                                T_ *R_ gr, T_ decay, T_ v_th, T_ alpha, T_ beta, T_ gamma, int quirk, T_ width,
+                                int kind, int mode, int hs, int hg, int hr) {
     for (int64_t t = L - 1; t >= 0; t--) {
         int64_t o = t * BN + e0;
         for (int64_t j = 0; j < m; j++) {
             int64_t e = e0 + j;
-            T_ S = s[o + j], f = vf[o + j], r = R ? R[o + j] : (T_)0;
+            T_ S = s[o + j], f = vf[o + j], r = hr ? R[o + j] : (T_)0;
             T_ keep = quirk ? (T_)1 - S : (T_)1 - (S < (T_)1 ? S : (T_)1);
             T_ g_n = gvf[e];
             T_ g_v = decay * (keep * g_n);
@@ -211,15 +225,15 @@ INLINE void NAME(nrr_bwd_block)(int64_t L, int64_t BN, int64_t e0, int64_t m, co
                 g_f = G[o + j]; g_r = g_f;
                 if (mode == 2) { g_f -= (T_)(f - v_th > 0); g_r -= (T_)(r - v_th > 0); }
             } else {
-                T_ V = R ? f + r : f;
+                T_ V = hr ? f + r : f;
                 T_ g_keep = g_n * (decay * V);
                 g_f = beta * ga[e] - ((quirk || S <= (T_)1) ? g_keep : (T_)0);
-                if (gs) g_f += gs[o + j];
-                if (G) g_f += G[o + j];
+                if (hs) g_f += gs[o + j];
+                if (hg) g_f += G[o + j];
                 g_r = g_f;
             }
             T_ g_vf = g_v + NAME(surrogate)(f - v_th, width, kind) * g_f;
-            if (R) gr[o + j] = g_v + NAME(surrogate)(r - v_th, width, kind) * g_r;
+            if (hr) gr[o + j] = g_v + NAME(surrogate)(r - v_th, width, kind) * g_r;
             if (!mode) ga[e] = alpha * ga[e] - gamma * g_vf;
             gi[o + j] = g_vf; gvf[e] = g_vf;
         }
@@ -229,10 +243,19 @@ INLINE void NAME(nrr_bwd_block)(int64_t L, int64_t BN, int64_t e0, int64_t m, co
 EXPORT void NAME(nrr_bwd)(int64_t L, int64_t BN, const T_ *gs, const T_ *G, const T_ *s, const T_ *vf, const T_ *R,
                           T_ *gvf, T_ *ga, T_ *gi, T_ *gr, T_ decay, T_ v_th, T_ alpha, T_ beta, T_ gamma, int quirk,
                           T_ width, int kind, int mode, int nthreads) {
-#define NRR_BWD(K) NAME(nrr_bwd_block)(L, BN, e0, m, gs, G, s, vf, R, gvf, ga, gi, gr, decay, v_th, alpha, beta, \
-                                       gamma, quirk, width, K, mode)
+#define NRR_BWD_(K, MODE, HS, HG, HR) NAME(nrr_bwd_block)(L, BN, e0, m, gs, G, s, vf, R, gvf, ga, gi, gr, decay, \
+                                                      v_th, alpha, beta, gamma, quirk, width, K, MODE, HS, HG, HR)
+#define NRR_BWD(K) \
+    if (mode == 1 && G && R) NRR_BWD_(K, 1, 0, 1, 1); \
+    else if (mode == 1 && G && !R) NRR_BWD_(K, 1, 0, 1, 0); \
+    else if (mode == 2 && G && R) NRR_BWD_(K, 2, 0, 1, 1); \
+    else if (mode == 2 && G && !R) NRR_BWD_(K, 2, 0, 1, 0); \
+    else if (mode == 0 && gs && !G && !R) NRR_BWD_(K, 0, 1, 0, 0); \
+    else if (mode == 0 && gs && G && R) NRR_BWD_(K, 0, 1, 1, 1); \
+    else NRR_BWD_(K, mode, gs != 0, G != 0, R != 0)
     BLOCKS(FTZ_BEGIN BY_KIND(NRR_BWD) FTZ_END)
 #undef NRR_BWD
+#undef NRR_BWD_
 }
 
 /* the whole BPTT backward of nrr with R[t] = V S[t-k] (as alif_span_bwd; ∂L/∂R into gr) */
@@ -246,8 +269,11 @@ EXPORT void NAME(nrr_span_bwd)(int64_t T, int64_t B, int64_t N, int64_t k, const
         NAME(span_back)(t0, t1, k, T, B, N, W, gr, G, gemm_);
         for (int64_t e0 = 0; e0 < BN; e0 += BLK) {
             int64_t m = BN - e0 < BLK ? BN - e0 : BLK;
-#define NRR_BWD(K) NAME(nrr_bwd_block)(t1 - t0, BN, e0, m, gs ? gs + o : 0, G, s + o, vf + o, R + o, gvf, ga, \
-                                       gi + o, gr + o, decay, v_th, alpha, beta, gamma, quirk, width, K, 0)
+#define NRR_BWD(K) \
+            if (gs) NAME(nrr_bwd_block)(t1 - t0, BN, e0, m, gs + o, G, s + o, vf + o, R + o, gvf, ga, gi + o, gr + o, \
+                                        decay, v_th, alpha, beta, gamma, quirk, width, K, 0, 1, 1, 1); \
+            else NAME(nrr_bwd_block)(t1 - t0, BN, e0, m, 0, G, s + o, vf + o, R + o, gvf, ga, gi + o, gr + o, decay, \
+                                     v_th, alpha, beta, gamma, quirk, width, K, 0, 0, 1, 1)
             BY_KIND(NRR_BWD)
 #undef NRR_BWD
         }
