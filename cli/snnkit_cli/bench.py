@@ -129,6 +129,17 @@ def resize(w: Workload, steps: int | None = None, batch: int | None = None) -> W
     return evolve(w, steps=steps or w.steps, batch=batch or w.batch)
 
 
+def chosen(names, device: torch.device, steps: int | None = None, batch: int | None = None) -> list[Workload]:
+    """The workloads of the groups ``names`` (all on CUDA, ``tiny`` on the CPU when empty) at ``steps`` / ``batch``
+    (:func:`resize`); an unknown group is an :class:`UnknownComponentError`."""
+    from snnkit_core.contract.errors import UnknownComponentError
+
+    names = list(names) or (list(WORKLOADS) if device.type == "cuda" else ["tiny"])
+    if unknown := [n for n in names if n not in WORKLOADS]:
+        raise UnknownComponentError("workload", unknown[0], WORKLOADS)
+    return [resize(w, steps, batch) for name in names for w in WORKLOADS[name]]
+
+
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -322,14 +333,10 @@ def run_benchmarks(names: list[str], device: torch.device, repeats: int = 20, wa
     from snnkit_core.contract.errors import UnknownComponentError
     from snnkit_core.contract.scan import triton_available
 
-    names = list(names) or (list(WORKLOADS) if device.type == "cuda" else ["tiny"])
-    unknown = [n for n in names if n not in WORKLOADS]
-    if unknown:
-        raise UnknownComponentError("workload", unknown[0], WORKLOADS)
     bws: dict[int, float] = {}
     paths = ["reference", "torch"] + (["triton"] if triton_available(device.type) else [])
     results = []
-    for w in [resize(w, steps, batch) for name in names for w in WORKLOADS[name]]:  # --steps / --batch
+    for w in chosen(names, device, steps, batch):  # --steps / --batch
         for n in threads:
             n = set_threads(n)  # stays in effect after the run, like --threads of train
             bws.setdefault(n, copy_bandwidth(device))

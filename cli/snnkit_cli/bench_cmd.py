@@ -48,15 +48,14 @@ def bench(workloads, device, repeats, warmup, as_json, steps, batch, threads, ra
         set_threads(threads[0] if threads else None)
         _sparsity(rate_runs, products, repeats, as_json)
         return
-    from snnkit_cli.bench import WORKLOADS, resize, run_benchmarks
+    from snnkit_cli.bench import chosen, run_benchmarks
     from snnkit_cli.host import keep_freed_memory, set_threads
     from snnkit_cli.resources import check_bench_memory, cores
     from snnkit_core.engine.training import resolve_device
 
     dev = resolve_device(device)
     counts = list(threads) or ([1, 2][:cores()] if dev.type == "cpu" else [set_threads(None)])  # 1 core: 1
-    groups = list(workloads) or (list(WORKLOADS) if dev.type == "cuda" else ["tiny"])
-    check_bench_memory([resize(w, steps, batch) for g in groups if g in WORKLOADS for w in WORKLOADS[g]], str(dev))
+    check_bench_memory(chosen(workloads, dev, steps, batch), str(dev))
     keep_freed_memory()
     if rounds > 1:
         _interleaved(workloads, dev, counts, rounds, repeats, warmup, steps, batch, as_json)
@@ -152,15 +151,11 @@ def _load_average() -> float | None:
 
 def _interleaved(groups, dev, counts, rounds, repeats, warmup, steps, batch, as_json) -> None:
     """``--rounds N``: the chosen workloads' torch path in interleaved rounds, per thread count."""
-    from snnkit_cli.bench import WORKLOADS, resize
+    from snnkit_cli.bench import chosen
     from snnkit_cli.bench_sparse import interleaved
     from snnkit_cli.host import set_threads
-    from snnkit_core.contract.errors import UnknownComponentError
 
-    for g in groups or ["tiny"]:
-        if g not in WORKLOADS:
-            raise UnknownComponentError("workload", g, WORKLOADS)
-    ws = [resize(w, steps, batch) for g in groups or ["tiny"] for w in WORKLOADS[g]]
+    ws = chosen(groups or ["tiny"], dev, steps, batch)
     res = []
     load = [_load_average()]  # other work on the machine slows a step more than its bound: say how much there was
     for n in counts:
