@@ -42,7 +42,10 @@ lateral inhibition: the output layer also receives -w0·Σ_{p≠l} s_p[t-1] (w0 
 Λ is not applied to the δ sent down. Singular or ill-conditioned systems (``solve_fallback``): a sample whose
 solve fails, is not finite, or amplifies ‖δ‖ by more than ``max_gain`` (1e6) is solved again with the
 pseudo-inverse (singular values below 1e-6·σ_max dropped) under ``pinv`` (default, counted in the epoch's
-``st_rsbp.fallbacks``), or stops training with a :class:`~snnkit_core.contract.errors.NaNLossError` under ``error``.
+``st_rsbp.fallbacks``), loses its recurrent coupling (δ^l / diag(Ω - Θ), the feedforward case) under ``diagonal``,
+is scaled down to ‖δ‖·``max_gain`` (direction kept) under ``clip``, or stops training with a
+:class:`~snnkit_core.contract.errors.NaNLossError` under ``error``. The epoch's records give each recurrent layer's
+largest gain ‖x‖/‖rhs‖ (``gain_max``) and the mean over batches of the batch's largest (``gain_batch_max``).
 
 Options: ``boost``: per-sample weights w (start 1) multiply δ^out; after each epoch, per class c,
 err_c = Σ_{i∈c} w_i [wrong_i] / Σ_{i∈c} w_i and w_i ← w_i exp(err_c/20 · [wrong_i]). ``reg_lambda``/``reg_beta``:
@@ -104,8 +107,10 @@ def solve_batched(a: torch.Tensor, rhs: torch.Tensor, fallback: str = "pinv", ma
     """x with a x = rhs per sample, a (B, N, N), rhs (B, N), by one batched ``torch.linalg.solve_ex``.
 
     A sample whose solve fails (singular), gives a non-finite x, or has ‖x‖ > max_gain·‖rhs‖ (ill-conditioned) is
-    solved with the pseudo-inverse (rtol 1e-6) under ``fallback = "pinv"``, or raises NaNLossError under
-    ``"error"``. Returns ``(x, n_fallback)``.
+    solved with the pseudo-inverse (rtol 1e-6) under ``fallback = "pinv"``; under ``"diagonal"`` its recurrent
+    coupling is dropped (x = rhs / diag(a), the feedforward case); under ``"clip"`` x keeps its direction and is
+    scaled to ‖x‖ = max_gain·‖rhs‖ (a singular or non-finite sample takes ``"diagonal"``); under ``"error"``
+    NaNLossError is raised. Returns ``(x, n_fallback, gains)``, gains (B,) = ‖x‖/‖rhs‖ of the direct solve.
     """
     threads = torch.get_num_threads()
     try:  # on one thread: torch 2.13's threaded batched CPU LU hands lu_solve invalid pivots on sound float32 systems
@@ -117,8 +122,19 @@ def solve_batched(a: torch.Tensor, rhs: torch.Tensor, fallback: str = "pinv", ma
     finally:
         torch.set_num_threads(threads)
     x = x.squeeze(-1)
-    bad = (info != 0) | ~torch.isfinite(x).all(-1) | (x.norm(dim=-1) > max_gain * rhs.norm(dim=-1).clamp(min=1e-30))
+    rhs_norm = rhs.norm(dim=-1).clamp(min=1e-30)
+    gains = x.norm(dim=-1) / rhs_norm
+    broken = (info != 0) | ~torch.isfinite(x).all(-1)
+    bad = broken | (gains > max_gain)
     nbad = int(bad.sum())
+    if nbad and fallback in ("diagonal", "clip"):
+        x = x.clone()
+        if fallback == "clip":
+            x = torch.where(bad[:, None], x * (max_gain / gains.clamp(min=1e-30))[:, None], x)
+        take = broken if fallback == "clip" else bad
+        diag = a.diagonal(dim1=1, dim2=2)
+        x = torch.where(take[:, None], rhs / torch.where(diag == 0, torch.ones_like(diag), diag), x)
+        return x, nbad, gains
     if nbad:
         if fallback == "error":
             raise NaNLossError(
@@ -131,7 +147,7 @@ def solve_batched(a: torch.Tensor, rhs: torch.Tensor, fallback: str = "pinv", ma
         sub = torch.where(finite[:, None, None], sub, torch.zeros_like(sub))
         x = x.clone()
         x[idx] = (torch.linalg.pinv(sub, rtol=PINV_RTOL) @ rhs[idx].unsqueeze(-1)).squeeze(-1)
-    return x, nbad
+    return x, nbad, gains
 
 
 def _solve_each(a: torch.Tensor, rhs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -189,15 +205,17 @@ def layer_backward(delta, e, o_post, o_pre, w, nu_post, nu_pre, table, e_rec=Non
     if recurrent:
         at = system_matrix_from_psp(omega, w_rec, e_rec, o_post, nu_post).transpose(1, 2)
         if orientation == "paper":
-            z, nbad = solve_batched(at, delta, fallback, max_gain)
+            z, nbad, gains = solve_batched(at, delta, fallback, max_gain)
             delta_pre = phi_t(e, w, o_post, o_pre, nu_pre, z)
         else:
             if e.shape[1] != e.shape[2]:
                 raise IncompatibleError(
                     f"st-rsbp orientation 'reference' computes Φ(Ω-Θ)⁻¹, which needs a recurrent layer as wide as the "
                     f"layer below it; got {e.shape[1]} and {e.shape[2]}. Use orientation 'paper'")
-            delta_pre, nbad = solve_batched(at, phi_t(e, w, o_post, o_pre, nu_pre, delta), fallback, max_gain)
+            delta_pre, nbad, gains = solve_batched(at, phi_t(e, w, o_post, o_pre, nu_pre, delta), fallback, max_gain)
         info["fallbacks"] = nbad
+        finite = gains[torch.isfinite(gains)]
+        info["gain_max"] = float(finite.max()) if finite.numel() else math.inf
     else:
         delta_pre = phi_t(e, w, o_post, o_pre, nu_pre, scale)
     return grad_w, grad_rec, delta_pre, info
@@ -284,8 +302,9 @@ class STRSBP(LearningRule):
         Param("lateral_inhibition", 1.0, "w0: output neuron l receives -w0·Σ_{p≠l} s_p[t-1]; 0 = off"),
         Param("orientation", "paper", "paper: P = (Ω-Θ)⁻¹Φ; reference: P = Φ(Ω-Θ)⁻¹ as the reference code computes it",
               choices=("paper", "reference")),
-        Param("solve_fallback", "pinv", "singular/ill-conditioned system: pinv = pseudo-inverse for that sample; "
-              "error = stop with a clear error", choices=("pinv", "error")),
+        Param("solve_fallback", "pinv", "singular/ill-conditioned system (gain > max_gain): pinv = pseudo-inverse "
+              "for that sample; diagonal = drop its recurrent coupling (Θ = 0); clip = scale δ down to max_gain·‖δ‖; "
+              "error = stop with a clear error", choices=("pinv", "diagonal", "clip", "error")),
         Param("max_gain", 1e6, "a solve with ‖x‖ > max_gain·‖rhs‖ counts as ill-conditioned"),
         Param("omega_min", 1e-4, "|Ω_l| is clamped to at least this, sign kept (reference: 1e-4)"),
         Param("omega_floor", 0.0, "Ω_l below this is raised to it (no sign flip, gain ≤ 1/floor); 0 = off, the "
@@ -523,11 +542,14 @@ class STRSBP(LearningRule):
     def _record(self, k, o_post, gw, info):
         st = self._stats.setdefault("layers", {}).setdefault(self._names[k], {
             "count": 0.0, "grad_norm": 0.0, "omega_clamped": 0.0, "fallbacks": 0, "omega_small": 0.0,
-            "omega_negative": 0.0, "n": 0})
+            "omega_negative": 0.0, "n": 0, "gain_max": 0.0, "gain_batch_max": 0.0})
         st["count"] += float(o_post.mean())
         st["grad_norm"] += float(gw.norm())
         for key in ("omega_small", "omega_negative", "omega_clamped", "fallbacks"):
             st[key] += info[key]
+        if "gain_max" in info:  # recurrent layers: the largest ‖δ_out‖/‖δ_in‖ of the solve in this batch
+            st["gain_max"] = max(st["gain_max"], info["gain_max"])
+            st["gain_batch_max"] += info["gain_max"]
         st["n"] += 1
 
     def grad_reduction(self):
@@ -574,6 +596,8 @@ class STRSBP(LearningRule):
                          "omega_clamped": round(st["omega_clamped"] / n, 6), "fallbacks": st["fallbacks"],
                          "omega_small": round(st["omega_small"] / n, 6),
                          "omega_negative": round(st["omega_negative"] / n, 6)}
+            if st["gain_max"]:
+                out[name].update(gain_max=round(st["gain_max"], 3), gain_batch_max=round(st["gain_batch_max"] / n, 3))
         oc = self._stats.get("output_counts")
         if oc and oc["n"]:
             out["output_counts"] = {k: round(oc[k] / oc["n"], 4) for k in ("target", "other", "target_silent")}

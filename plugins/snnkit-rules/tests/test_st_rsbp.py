@@ -100,7 +100,7 @@ def test_batched_solve_residual_and_paper_orientation():
     a, phi = _parts(d)
     P = propagation_matrix(a, phi, "paper")
     assert float((a @ P - phi).abs().max()) < 1e-10  # residual of the batched solve (Ω - Θ) P = Φ
-    x, nbad = solve_batched(a, d["delta"])
+    x, nbad, _ = solve_batched(a, d["delta"])
     assert nbad == 0 and float((a @ x.unsqueeze(-1)).squeeze(-1).sub(d["delta"]).abs().max()) < 1e-10
     _, _, delta_pre, _ = layer_backward(**d)
     torch.testing.assert_close(delta_pre, torch.einsum("blk,bl->bk", P, d["delta"]))
@@ -124,7 +124,7 @@ def test_singular_system_falls_back_to_pinv_and_never_gives_nan():
     a[1] = torch.ones(4, 4, dtype=torch.float64)  # rank 1
     a[2, 3] = float("nan")
     rhs = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    x, nbad = solve_batched(a, rhs)
+    x, nbad, _ = solve_batched(a, rhs)
     assert nbad == 2 and bool(torch.isfinite(x).all())
     torch.testing.assert_close(x[0], rhs[0])
     torch.testing.assert_close(x[1], torch.linalg.pinv(a[1], rtol=1e-6) @ rhs[1])
@@ -132,12 +132,41 @@ def test_singular_system_falls_back_to_pinv_and_never_gives_nan():
         solve_batched(a, rhs, fallback="error")
 
 
+def test_bounded_fallbacks_leave_sound_samples_and_bound_the_gain():
+    """``clip`` scales an ill-conditioned sample's x down to max_gain·‖rhs‖ along the same direction, ``diagonal``
+    replaces it by rhs / diag(a) (the recurrent coupling dropped); a sound sample is solved exactly by both, and a
+    singular one takes the diagonal under clip too. The returned gains are those of the direct solve."""
+    g = torch.Generator().manual_seed(1)
+    a = torch.eye(3, dtype=torch.float64).repeat(3, 1, 1) * 2.0
+    a[0, 0, 1] = 0.5                                                          # sound: gain about 0.5
+    a[1] = torch.tensor([[1.0, 0.999, 0], [1.0, 1.0, 0], [0, 0, 1.0]], dtype=torch.float64)  # det 1e-3: gain ~1e3
+    a[2] = torch.ones(3, 3, dtype=torch.float64)                              # singular
+    rhs = torch.randn(3, 3, dtype=torch.float64, generator=g)
+    exact = torch.linalg.solve(a[:2], rhs[:2])
+    x, nbad, gains = solve_batched(a, rhs, fallback="clip", max_gain=10.0)
+    assert nbad == 2
+    torch.testing.assert_close(x[0], exact[0])
+    torch.testing.assert_close(gains[:2], exact.norm(dim=-1) / rhs[:2].norm(dim=-1))
+    assert float(gains[1]) > 100
+    torch.testing.assert_close(x[1].norm(), 10.0 * rhs[1].norm())
+    torch.testing.assert_close(x[1] / x[1].norm(), exact[1] / exact[1].norm())
+    torch.testing.assert_close(x[2], rhs[2])                                  # diag(a[2]) = 1
+    y, nbad, _ = solve_batched(a, rhs, fallback="diagonal", max_gain=10.0)
+    assert nbad == 2
+    torch.testing.assert_close(y[0], exact[0])
+    torch.testing.assert_close(y[1], rhs[1] / a[1].diagonal())
+    torch.testing.assert_close(y[2], rhs[2])
+    z, nbad, _ = solve_batched(a, rhs, fallback="clip", max_gain=1e6)       # below the cap: the exact solve
+    assert nbad == 1
+    torch.testing.assert_close(z[1], exact[1])
+
+
 def test_a_batched_solve_that_raises_is_done_per_sample(monkeypatch):
     """torch's threaded batched CPU LU can raise 'Pivots given to lu_solve ...' on a sound batch (seen with torch
     2.13 and 2 threads); the solve then goes sample by sample, and a sample that still raises takes the fallback."""
     d = _system()
     a = _parts(d)[0]
-    want, _ = solve_batched(a, d["delta"])
+    want, _, _ = solve_batched(a, d["delta"])
     solve_ex = torch.linalg.solve_ex
 
     def flaky(m, b):  # the batch raises, and so does sample 0 alone
@@ -146,7 +175,7 @@ def test_a_batched_solve_that_raises_is_done_per_sample(monkeypatch):
         return solve_ex(m, b)
 
     monkeypatch.setattr(torch.linalg, "solve_ex", flaky)
-    x, nbad = solve_batched(a, d["delta"])
+    x, nbad, _ = solve_batched(a, d["delta"])
     assert nbad == 1 and bool(torch.isfinite(x).all())
     torch.testing.assert_close(x[1:], want[1:])
     torch.testing.assert_close(x[0], torch.linalg.pinv(a[0], rtol=1e-6) @ d["delta"][0])
@@ -234,6 +263,34 @@ def test_training_steps_lower_the_loss_and_write_grad_themselves():
     )
     losses = [float(rule.train_step(net, batch, opt)[0]) for _ in range(15)]
     assert min(losses) < 0.75 * first, (first, losses)
+
+
+def test_records_give_each_recurrent_layers_largest_solve_gain(monkeypatch):
+    """describe(): per recurrent layer, gain_max = the largest ‖x‖/‖rhs‖ any sample's solve had in the epoch and
+    gain_batch_max = the mean over batches of each batch's largest; layers without a solve report neither."""
+    import snnkit_rules.st_rsbp as mod
+
+    seen = []
+    real = mod.solve_batched
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        seen.append(float(out[2].max()))
+        return out
+
+    monkeypatch.setattr(mod, "solve_batched", spy)
+    net, rule = _net()
+    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-3)
+    for seed in (1, 2):
+        rule.train_step(net, _batch(B=6, seed=seed), opt)
+    d = rule.describe(net)["st_rsbp"]
+    solved = {k: v for k, v in d.items() if k.startswith("layer") and "gain_max" in v}
+    assert len(seen) == 2 * len(solved) and len(solved) >= 1
+    per_layer = [seen[i::len(solved)] for i in range(len(solved))]
+    for (name, rec), gains in zip(sorted(solved.items(), reverse=True), per_layer):
+        assert rec["gain_max"] == pytest.approx(max(gains), rel=1e-3), name
+        assert rec["gain_batch_max"] == pytest.approx(sum(gains) / 2, rel=1e-3), name
+    assert "gain_max" not in d["output"]
 
 
 def test_masked_recurrence_trains_only_existing_synapses():
