@@ -220,3 +220,37 @@ def test_base_may_start_from_a_shipped_preset_with_its_own_keys_over_it(tmp_path
     res = CliRunner().invoke(cli, ["sweep", str(_write(tmp_path, text.replace("scsr-fsdd", "scsr-fsd"))),
                                    "--dry-run"])
     assert res.exit_code == 1 and "unknown preset 'scsr-fsd'" in res.output and "scsr-fsdd" in res.output
+
+
+def test_sigterm_to_a_background_sweep_stops_its_runs_and_they_keep_their_epochs(tmp_path):
+    """A batch scheduler's time limit sends SIGTERM; a sweep started in the background has Ctrl-C ignored, which
+    its runs inherit. The sweep must still stop every run (each keeps its finished epochs, as after Ctrl-C) and
+    exit 130 with the command that continues it, leaving no run behind it."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    text = doc_toml(0).replace("epochs = 1", "epochs = 500").replace("seeds = [0, 1]", "seeds = [0]")
+    spec_file, out = _write(tmp_path, text), tmp_path / "sweep"
+    proc = subprocess.Popen([sys.executable, "-m", "snnkit_cli", "sweep", str(spec_file), "--out", str(out),
+                             "--jobs", "2", "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN), text=True)
+    runs = [out / f"surrogate={s}" / "seed-0" for s in ("sigmoid", "triangle")]
+    deadline = time.monotonic() + 120
+    while not all((r / RunDir.METRICS).is_file() and (r / RunDir.METRICS).read_text().count("\n") >= 1
+                  for r in runs):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+        time.sleep(0.2)
+    pids = [RunDir(r).status(500)["pid"] for r in runs]
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130, output
+    assert "Continue with: snnkit sweep" in output
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    for r in runs:
+        epochs = [rec["epoch"] for rec in RunDir(r).metrics()]
+        assert epochs and epochs == list(range(1, len(epochs) + 1)) and len(epochs) < 500
+        assert RunDir(r).status(500)["state"] != "running"

@@ -138,7 +138,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child, before exec: SIGTERM when the launcher dies, even by SIGKILL (Linux; elsewhere nothing)."""
     with contextlib.suppress(Exception):
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
@@ -155,7 +155,7 @@ def _start(procs: list[subprocess.Popen], nprocs: int, argv: Sequence[str], env:
              "LOCAL_WORLD_SIZE": str(nprocs), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
         # their own process group: a terminal's Ctrl-C reaches them once, forwarded from here
         procs.append(subprocess.Popen([sys.executable, "-m", "snnkit_cli", *argv], env=e, process_group=0,
-                                      preexec_fn=_die_with_parent))
+                                      preexec_fn=die_with_parent))
 
 
 @contextlib.contextmanager

@@ -6,10 +6,13 @@ docs/sweeps.md; the Optuna search mode is in ``search.py``."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from collections.abc import Callable
@@ -23,6 +26,7 @@ from snnkit_core.contract.errors import ConfigError, RunDirError, SnnkitError, d
 from snnkit_core.engine.config import TrainConfig, absolute, dump_toml
 from snnkit_core.engine.rundir import RunDir
 
+from .launch import die_with_parent
 from .resources import MAX_RUNS, MAX_SEEDS, check_count
 from .runs import fmt_value, mean_sd, pm_text, run_settings, seeds_report
 
@@ -420,31 +424,57 @@ def run_tasks(tasks: list[Task], out: Path, jobs: int, threads: int | None,
     codes: dict[Path, int] = {}
     (out / "logs").mkdir(parents=True, exist_ok=True)
     try:
-        while todo or running:
-            while todo and len(running) < jobs:
-                task = todo.pop(0)
-                log = open(log_path(out, task), "ab")  # noqa: SIM115 - closed when the process ends
-                proc = subprocess.Popen(train_command(task, out, n_threads), stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL)
-                running.append((task, proc, time.monotonic(), log))
-                report("start", task, {"pid": proc.pid})
-            time.sleep(0.1)
-            for item in [r for r in running if r[1].poll() is not None]:
-                task, proc, t0, log = item
-                log.close()
-                running.remove(item)
-                codes[task.run] = proc.returncode
-                report("end", task, {"rc": proc.returncode, "seconds": time.monotonic() - t0,
-                                     "log": str(log_path(out, task))})
+        with _terminate_as_interrupt():
+            while todo or running:
+                while todo and len(running) < jobs:
+                    task = todo.pop(0)
+                    log = open(log_path(out, task), "ab")  # noqa: SIM115 - closed when the process ends
+                    proc = subprocess.Popen(train_command(task, out, n_threads), stdout=log,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            preexec_fn=_run_setup)
+                    running.append((task, proc, time.monotonic(), log))
+                    report("start", task, {"pid": proc.pid})
+                time.sleep(0.1)
+                for item in [r for r in running if r[1].poll() is not None]:
+                    task, proc, t0, log = item
+                    log.close()
+                    running.remove(item)
+                    codes[task.run] = proc.returncode
+                    report("end", task, {"rc": proc.returncode, "seconds": time.monotonic() - t0,
+                                         "log": str(log_path(out, task))})
     except KeyboardInterrupt:
         _stop(running)
         raise
     return codes
 
 
-def _stop(running) -> None:
-    import signal
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM and SIGHUP (a batch scheduler's time limit, a closed terminal) stop the sweep as Ctrl-C does: the
+    runs are asked to stop and keep their finished epochs, instead of the sweep dying and leaving them running."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    old = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def _run_setup() -> None:
+    """In each run's process, before exec: Ctrl-C on (a sweep started in the background inherits it ignored, and
+    its runs must still stop when the sweep asks), and SIGTERM when the sweep itself dies, even by SIGKILL."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    die_with_parent()
+
+
+def _stop(running) -> None:
     for _, proc, _, _ in running:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)  # the run writes "interrupted" and keeps its finished epochs
