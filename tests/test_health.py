@@ -41,6 +41,24 @@ def test_a_climb_with_dips_between_is_flagged_as_diverging():
     assert health_warnings([_rec(1, 1.0), _rec(2, 3.0), _rec(3, 0.5)], chance=-1.0) == {}  # back down: not flagged
 
 
+def test_a_collapsing_training_accuracy_is_flagged_though_the_loss_does_not_rise():
+    """st-rsbp with desired 20 on FSDD (experiments/st-rsbp-fsdd-stable): the training accuracy went 48.7 -> 41.9 ->
+    25.1 % over epochs 3-5 while the loss never rose three epochs in a row nor doubled: flagged at 25.1 %, below
+    chance + half of (best - chance)."""
+    recs = [{"epoch": e, "train_loss": loss, "train_accuracy": a}
+            for e, (loss, a) in enumerate([(241, .281), (181, .455), (159, .487), (163, .419), (185, .251)], 1)]
+    assert health_warnings(recs[:4], chance=0.1) == {}  # 41.9 % keeps more than half of 48.7 - 10
+    got = health_warnings(recs, chance=0.1)
+    assert set(got) == {"accuracy-collapsing"} and "25.1%" in got["accuracy-collapsing"] and "48.7%" in got[
+        "accuracy-collapsing"]
+    assert health_warnings(recs, chance=-1.0) == {}  # without validation against 0: 25.1 % keeps half of 48.7 %
+    sixth = {"epoch": 6, "train_loss": 178, "train_accuracy": .181}
+    assert health_warnings([*recs, sixth], chance=-1.0).keys() == {"accuracy-collapsing"}
+    small = [{"epoch": 1, "train_loss": 1.0, "train_accuracy": 0.18}, {"epoch": 2, "train_loss": 1.0,
+                                                                      "train_accuracy": 0.11}]
+    assert health_warnings(small, chance=0.1) == {}  # never more than 10 points above chance: nothing to lose
+
+
 def _cfg(**kw):
     base = dict(neuron="lif", conn="srsc", rules=("rising-loss",), dataset="tiny", hidden=(8, 8, 8), epochs=5,
                 batch_size=16, device="cpu", lr=1e-9)

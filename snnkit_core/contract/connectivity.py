@@ -68,8 +68,7 @@ class Connectivity(Component, ABC):
 
     Registered as a class; instantiated with its parameters. Capabilities:
     ``recurrence`` is ``"none"``, ``"diagonal"`` or ``"dense"``; ``has_skip`` says whether it adds edges;
-    ``output_recurrence`` says what the (spiking) output layer feeds back to itself.
-    """
+    ``output_recurrence`` says what the (spiking) output layer feeds back to itself."""
 
     recurrence: ClassVar[str] = "none"
     has_skip: ClassVar[bool] = False

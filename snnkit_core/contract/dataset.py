@@ -82,8 +82,7 @@ class Dataset(Component, ABC):
     """A dataset with named splits, loaded to memory as :class:`ArrayData`.
 
     ``data_dir`` is the data root (one folder per corpus) or a direct path to the corpus folder. Loaders
-    raise :class:`snnkit_core.contract.errors.DatasetError` naming the expected layout when files are missing.
-    """
+    raise :class:`snnkit_core.contract.errors.DatasetError` naming the expected layout when files are missing."""
 
     source: ClassVar[str] = ""
     licence: ClassVar[str] = ""

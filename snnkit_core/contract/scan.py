@@ -25,8 +25,7 @@ def reference_scan(neuron, current: torch.Tensor, recurrence=None, record: tuple
 
     Step t calls ``neuron.step(I[t], state, R[t])`` with the feedforward current I[t] and, where there is a
     recurrence, its input ``R[t] = recurrence.recurrent_input(past)``, ``past[j-1] = y[t-j]`` (zeros before
-    t = 0). With ``record`` (state field names) it returns ``(y, s, {name: (T, B, N)})`` as well.
-    """
+    t = 0). With ``record`` (state field names) it returns ``(y, s, {name: (T, B, N)})`` as well."""
     T, B, _ = current.shape
     state = neuron.initial_state(B, current.device, current.dtype)
     missing = [f for f in record if f not in getattr(state, "_fields", ())]

@@ -167,8 +167,7 @@ def sync_gradients(params: Iterable[torch.nn.Parameter], n_local: int, reduction
 
     ``reduction="mean"``: ``g = sum_r (n_r / n) g_r`` (the gradient of the mean loss over all ``n`` examples);
     ``"sum"``: ``g = sum_r g_r``. A parameter with no gradient on every rank keeps ``grad = None`` (the
-    optimizer skips it, as in one process); one with a gradient on some ranks gets zeros on the others.
-    """
+    optimizer skips it, as in one process); one with a gradient on some ranks gets zeros on the others."""
     if not world.active:
         return
     params = [p for p in params if p.requires_grad]

@@ -63,7 +63,8 @@ def summary(records: list[dict]) -> dict[str, Any]:
 def health_warnings(records: list[dict], chance: float, k: int = 3) -> dict[str, str]:
     """``{kind: sentence}`` for what the last epochs of ``records`` say is going wrong: the training loss rose in
     each of the last ``k`` epochs (``"loss-rising"``) or stands above twice its lowest (``"loss-diverging"``: a climb
-    with dips between), or the validation accuracy stayed at most ``chance`` for ``k`` epochs (``"val-at-chance"``)."""
+    with dips between), the training accuracy lost over half its best gain on chance (``"accuracy-collapsing"``: the
+    loss need not rise), or the validation accuracy stayed at most ``chance`` for ``k`` epochs (``"val-at-chance"``)."""
     out, loss = {}, [r["train_loss"] for r in records[-k - 1:]]
     if len(loss) == k + 1 and all(b > a for a, b in zip(loss, loss[1:])):
         out["loss-rising"] = (f"the training loss has risen for {k} epochs in a row ({loss[0]:.4g} -> {loss[-1]:.4g}, "
@@ -71,6 +72,10 @@ def health_warnings(records: list[dict], chance: float, k: int = 3) -> dict[str,
     if loss and loss[-1] > 2 * (low := min(r["train_loss"] for r in records)) > 0:
         out["loss-diverging"] = (f"the training loss ({loss[-1]:.4g}, epoch {records[-1]['epoch']}) is more than twice "
                                  f"its lowest ({low:.4g}): training is diverging; lower the learning rate")
+    acc, c = [r.get("train_accuracy") or 0.0 for r in records], max(chance, 0.0)
+    if acc and (top := max(acc)) - c > 0.1 and acc[-1] - c < (top - c) / 2:
+        out["accuracy-collapsing"] = (f"the training accuracy ({acc[-1]:.1%}, epoch {records[-1]['epoch']}) lost "
+                                      f"over half its gain on chance (best {top:.1%}): training diverges; lower --lr")
     val = [r.get("val_accuracy") for r in records[-k:]]
     if len(val) == k and all(isinstance(v, (int, float)) and v <= chance for v in val):
         out["val-at-chance"] = (f"the validation accuracy has stayed at chance (<= {chance:.1%}) for {k} epochs "

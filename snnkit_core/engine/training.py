@@ -295,8 +295,7 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, *, resume: bool =
     epoch with the best validation accuracy go to ``best.pt`` (docs/protocol.md). ``data`` given as ``(train, test)``
     or ``(train, val, test)`` is used as it is, ``val_info`` describing its validation split for the manifest. A
     non-finite batch loss, or one above ``DIVERGENCE_FACTOR`` x the first, stops the run (:class:`NaNLossError` /
-    :class:`DivergedError`) with the last good checkpoint kept. Several processes: rank 0 alone writes.
-    """
+    :class:`DivergedError`) with the last good checkpoint kept. Several processes: rank 0 alone writes."""
     built = built or build(cfg)
     cfg = built.config
     world = distributed.setup(built.device)  # WORLD_SIZE > 1 (torchrun, --devices): join the process group
