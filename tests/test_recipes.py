@@ -112,10 +112,15 @@ def test_st_rsbps_speech_network_stays_out_of_a_run_that_chose_its_own(fresh_plu
     cfg, filled = fill_recipe(fmnist, {"rules", "dataset", "hidden", "neuron.v_th"}, reg)
     assert "dataset.steps" not in filled and "steps" not in cfg["params"].get("dataset", {})
     assert list(cfg["hidden"]) == [400, 400] and cfg["params"]["neuron"] == {"v_th": 15}
-    assert {"neuron", "conn", "rule.st-rsbp.omega_floor"} <= set(filled)
+    assert {"neuron", "conn", "rule.st-rsbp.omega_floor", "rule.st-rsbp.lateral_inhibition"} <= set(filled)
+    assert cfg["params"]["rule.st-rsbp"]["lateral_inhibition"] == 0.0
     bare, filled = fill_recipe(TrainConfig(rules=("st-rsbp",)).to_dict(), {"rules"}, reg)
     assert bare["params"]["dataset"]["steps"] == 150 and list(bare["hidden"]) == [200, 200, 200]
     assert bare["params"]["neuron"]["v_th"] == 5.0
+    paper, filled = fill_recipe(TrainConfig(rules=("st-rsbp",), params={"rule.st-rsbp": {"lateral_inhibition": 1.0}})
+                                .to_dict(), {"rules", "rule.st-rsbp.lateral_inhibition"}, reg)
+    assert "rule.st-rsbp.lateral_inhibition" not in filled and list(paper["hidden"]) == [200, 200, 200]
+    assert paper["params"]["rule.st-rsbp"]["lateral_inhibition"] == 1.0  # the paper's inhibition, asked for, is kept
 
 
 def test_a_recipe_key_that_is_no_config_key_is_the_plugins_fault(recipes):
