@@ -241,10 +241,14 @@ class AdaptiveSkipRecurrence(Recurrence):
     structure = "dense"
     kinds = ("mixed", "span", "chunk")
 
-    def __init__(self, size: int, max_span: int, lr_scale: float = 100.0, tau_decay: float = 0.96):
+    def __init__(self, size: int, max_span: int, lr_scale: float = 100.0, tau_decay: float = 0.96,
+                 eval_kernel: str = "hardmax"):
         if max_span < 1:
             raise ConfigError(f"asrc needs max_span >= 1; got {max_span}")
+        if eval_kernel not in ("hardmax", "soft"):
+            raise ConfigError(f"asrc's eval_kernel is hardmax or soft; got {eval_kernel!r}")
         super().__init__(size, span=max_span)
+        self.eval_kernel = eval_kernel  # hardmax: the paper's test-time span; soft: the kernel training uses
         self.weight = _orthogonal(size)
         self.kernel = nn.Parameter(torch.zeros(max_span))  # p, shared by the layer's neurons
         self.register_buffer("tau", torch.ones(()))  # τ: in state_dict, never trained
@@ -258,15 +262,18 @@ class AdaptiveSkipRecurrence(Recurrence):
         """argmax p + 1: the span used in eval mode."""
         return int(self.kernel.detach().argmax()) + 1
 
+    def _hard(self) -> bool:
+        return not self.training and self.eval_kernel == "hardmax"
+
     def recurrent_input(self, past):
-        if not self.training:
+        if self._hard():
             return past[self.hard_span() - 1] @ self.weight.t()
         alpha = self.alpha()
         m = sum(alpha[j] * past[j] for j in range(self.span))
         return m @ self.weight.t()
 
     def scan(self, neuron, current, kernels=None):
-        if not self.training:
+        if self._hard():
             k = self.hard_span()
             if k == 1:
                 return dense_scan(neuron, current, self.weight, kernels)
@@ -336,11 +343,14 @@ class ASRC(_SpikeInput):
     params = (Param("max_span", 51, "K: the largest span the kernel can choose", unit="steps"),
               Param("lr_scale", 100.0, "learning rate of the kernel p relative to --lr (its weight decay is 0)"),
               Param("tau_decay", 0.96, "temperature factor applied after every epoch (τ_e = tau_decay^e)"),
+              Param("eval_kernel", "hardmax", "evaluation's recurrent input: hardmax = the span argmax p + 1 (the "
+                    "paper's test-time form); soft = softmax(p/τ) as in training (before τ has annealed the two "
+                    "differ)", choices=("hardmax", "soft")),
               SPIKE_PRODUCT)
 
     def make_recurrence(self, layer, size):
         hp = self.hparams
-        return AdaptiveSkipRecurrence(size, hp["max_span"], hp["lr_scale"], hp["tau_decay"])
+        return AdaptiveSkipRecurrence(size, hp["max_span"], hp["lr_scale"], hp["tau_decay"], hp["eval_kernel"])
 
 
 def register(register):

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from snnkit_connectivity.asrc import ASRC, SRC, Dense
+from snnkit_core.contract.errors import ConfigError
 from snnkit_core.contract.interfaces import Neuron
 from snnkit_core.engine.config import TrainConfig
 from snnkit_core.engine.network import Network
@@ -179,6 +180,27 @@ def test_asrc_eval_uses_hardmax_span():
     with torch.no_grad():
         soft = asrc(x)
     assert not torch.allclose(soft.logits, fast.logits)
+
+
+def test_asrc_eval_kernel_soft_evaluates_the_training_kernel():
+    """``eval_kernel = soft``: eval mode runs softmax(p/τ) over all spans, exactly the training-mode forward (this
+    network has no dropout), on both scan backends; the default stays the paper's hardmax; a bad value is refused."""
+    soft_net = make_net(ASRC(max_span=5, eval_kernel="soft"))
+    _random_kernel(soft_net, tau=1.0)
+    x = inputs()
+    with torch.no_grad():
+        soft_net.train()
+        trained = soft_net(x)
+        soft_net.eval()
+        for backend in ("torch", "reference"):
+            soft_net.backend = backend
+            torch.testing.assert_close(soft_net(x).logits, trained.logits, rtol=1e-10, atol=1e-10)
+        for layer in soft_net.layers:
+            layer.recurrence.eval_kernel = "hardmax"
+        assert not torch.allclose(soft_net(x).logits, trained.logits)
+    assert ASRC().hparams["eval_kernel"] == "hardmax"
+    with pytest.raises(ConfigError, match="eval_kernel"):
+        ASRC(eval_kernel="argmax")
 
 
 # ---------------------------------------------------------------------------------- schedule and records
