@@ -122,13 +122,11 @@ def solve_batched(a: torch.Tensor, rhs: torch.Tensor, fallback: str = "pinv", ma
     finally:
         torch.set_num_threads(threads)
     x = x.squeeze(-1)
-    rhs_norm = rhs.norm(dim=-1).clamp(min=1e-30)
-    gains = x.norm(dim=-1) / rhs_norm
+    gains = x.norm(dim=-1) / rhs.norm(dim=-1).clamp(min=1e-30)
     broken = (info != 0) | ~torch.isfinite(x).all(-1)
     bad = broken | (gains > max_gain)
     nbad = int(bad.sum())
-    if nbad and fallback in ("diagonal", "clip"):
-        x = x.clone()
+    if nbad and fallback in ("diagonal", "clip"):  # torch.where builds new tensors: the solve's x is not written
         if fallback == "clip":
             x = torch.where(bad[:, None], x * (max_gain / gains.clamp(min=1e-30))[:, None], x)
         take = broken if fallback == "clip" else bad
